@@ -1,0 +1,45 @@
+//! The queue library's errors.
+
+/// Why a task name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    #[error("task name is empty")]
+    Empty,
+    /// The name is longer than the limit.
+    #[error("task name is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// The name's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The name holds a control character.
+    #[error("task name holds the control character {0:?}")]
+    ControlCharacter(char),
+}
+
+/// An error of a queue operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Redis could not be reached or answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A script answered something this version does not understand.
+    #[error("unexpected reply from redis: {0}")]
+    UnexpectedReply(String),
+    /// The queue name cannot be used in a key.
+    #[error("invalid queue name {0:?}: use 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'")]
+    InvalidQueueName(String),
+    /// A task name was refused.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// The Redis URL could not be parsed.
+    #[error("invalid redis url: {0}")]
+    InvalidUrl(String),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

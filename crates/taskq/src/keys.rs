@@ -1,0 +1,111 @@
+//! Every Redis key name of a queue, and nowhere else.
+//!
+//! All keys of one queue share the hash tag `{taskq:<queue>}`, so on Redis Cluster they live in one
+//! slot and every script may touch all of them. A task's record is `{taskq:<queue>}:task:<name>`:
+//! the name comes after the tag, so no name (not even one holding `{` or `}`) can move a key to
+//! another slot or name a key outside its own record.
+
+use crate::error::Error;
+use crate::name::TaskName;
+
+/// The longest queue name accepted, in bytes.
+pub const MAX_QUEUE_NAME_LEN: usize = 128;
+
+/// The key names of one queue.
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    queue: String,
+    /// The prefix of every task record: `{taskq:<queue>}:task:`.
+    task_prefix: String,
+    /// Due tasks, scored by the time (ms) they may run.
+    pub(crate) due: String,
+    /// Leased tasks, scored by their lease deadline (ms).
+    pub(crate) leased: String,
+    /// Dead tasks, scored by the time (ms) they died.
+    pub(crate) dead: String,
+    /// The counter that issues claim tokens.
+    pub(crate) seq: String,
+    /// Queue-wide counters written by the scripts (enqueued, done, dead, ...).
+    pub(crate) stats: String,
+}
+
+impl QueueKeys {
+    /// Builds the key names for `queue`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`] unless the name is 1 to 128 bytes of ASCII letters, digits,
+    /// `-`, `_`, `.` or `:`.
+    pub fn new(queue: &str) -> Result<Self, Error> {
+        let valid = !queue.is_empty()
+            && queue.len() <= MAX_QUEUE_NAME_LEN
+            && queue
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if !valid {
+            return Err(Error::InvalidQueueName(queue.to_owned()));
+        }
+        let tag = format!("{{taskq:{queue}}}");
+        Ok(Self {
+            queue: queue.to_owned(),
+            task_prefix: format!("{tag}:task:"),
+            due: format!("{tag}:due"),
+            leased: format!("{tag}:leased"),
+            dead: format!("{tag}:dead"),
+            seq: format!("{tag}:seq"),
+            stats: format!("{tag}:stats"),
+        })
+    }
+
+    /// The queue's name.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The prefix of every task record.
+    pub fn task_prefix(&self) -> &str {
+        &self.task_prefix
+    }
+
+    /// The record of one task.
+    pub fn task(&self, name: &TaskName) -> String {
+        self.task_raw(name.as_str())
+    }
+
+    /// The record of a task whose name came from Redis itself (already valid).
+    pub(crate) fn task_raw(&self, name: &str) -> String {
+        let mut key = String::with_capacity(self.task_prefix.len() + name.len());
+        key.push_str(&self.task_prefix);
+        key.push_str(name);
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_the_queue_hash_tag() {
+        let keys = QueueKeys::new("example").unwrap();
+        let name = TaskName::parse("a}b{c").unwrap();
+        for key in [
+            keys.task(&name),
+            keys.due.clone(),
+            keys.leased.clone(),
+            keys.dead.clone(),
+            keys.seq.clone(),
+            keys.stats.clone(),
+        ] {
+            assert!(key.starts_with("{taskq:example}:"), "{key}");
+        }
+        assert_eq!(keys.task(&name), "{taskq:example}:task:a}b{c");
+    }
+
+    #[test]
+    fn queue_names_that_could_break_the_tag_are_refused() {
+        for bad in ["", "a}b", "a{b", "a b", "x\n", &"q".repeat(129)] {
+            assert!(QueueKeys::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(QueueKeys::new("api-1.v2:prod_x").is_ok());
+    }
+}

@@ -1,0 +1,470 @@
+//! The queue: every operation on tasks, each one Lua script (one round trip, atomic).
+//!
+//! Key schema (see [`crate::keys`]): `due` and `leased` are sorted sets scored by time in ms, the
+//! seed design's sorted set split in two so that a claimed task is never mistaken for a due one;
+//! `dead` keeps failed tasks; each task has a HASH record. Clients send delays, never timestamps:
+//! scripts read the server's clock.
+//!
+//! Ownership: a claim hands each task a fresh token. Complete, snooze, fail, release and extend
+//! check it, so a worker whose lease was reaped gets [`Ack::Stale`] and its answer is dropped.
+//! Delivery is therefore at-least-once: a task whose worker vanished mid-call is called again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tracing::instrument;
+
+use crate::connect::{ConnectOptions, RedisUrl, connect};
+use crate::error::{Error, Result};
+use crate::keys::QueueKeys;
+use crate::name::TaskName;
+use crate::scripts;
+use crate::task::{ClaimedTask, TaskView};
+
+/// The rules a queue's scripts apply; the same for every process of one queue.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// How long a done task's result is kept (and answers requests) before the name may be
+    /// enqueued again.
+    pub result_ttl: Duration,
+    /// How long a claim is valid without renewal. Workers renew held leases well before they end.
+    pub lease: Duration,
+    /// Failed attempts (errors and expired leases) after which a task is dead.
+    pub max_attempts: u32,
+    /// How long after its creation a task may keep answering "processing" before it is dead.
+    pub max_poll: Option<Duration>,
+    /// How long dead records are kept.
+    pub dead_ttl: Duration,
+    /// How many dead records are kept at most; the oldest go first.
+    pub dead_max: u64,
+    /// Expired leases and dead records handled per script call, so no call blocks Redis long.
+    pub sweep_limit: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            result_ttl: Duration::from_secs(3600),
+            lease: Duration::from_secs(30),
+            max_attempts: 5,
+            max_poll: Some(Duration::from_secs(24 * 3600)),
+            dead_ttl: Duration::from_secs(7 * 24 * 3600),
+            dead_max: 10_000,
+            sweep_limit: 100,
+        }
+    }
+}
+
+/// The answer to an enqueue.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    /// Whether this call created the task (false: a task of that name was already there).
+    pub created: bool,
+    /// The task as it is now.
+    pub view: TaskView,
+}
+
+/// The result of a claim.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// The leased tasks.
+    pub tasks: Vec<ClaimedTask>,
+    /// How long until the earliest task still in the due set is due (`None`: the set is empty).
+    pub next_due_in: Option<Duration>,
+}
+
+/// What a finishing call (complete, snooze, fail, release) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Recorded as asked.
+    Applied,
+    /// Recorded, and the task is now dead (attempt limit, permanent error or poll deadline).
+    Dead,
+    /// Refused: the token no longer owns the task (its lease was reaped). Counted as `stale`.
+    Stale,
+}
+
+impl Ack {
+    fn from_code(code: i64) -> Result<Self> {
+        match code {
+            0 => Ok(Self::Stale),
+            1 => Ok(Self::Applied),
+            2 => Ok(Self::Dead),
+            other => Err(Error::UnexpectedReply(format!("ack code {other}"))),
+        }
+    }
+}
+
+/// What one sweep of the reaper did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sweep {
+    /// Expired leases taken back.
+    pub reaped: u64,
+    /// Dead records pruned by age or count.
+    pub pruned: u64,
+}
+
+/// Task counts by where the tasks are, plus the queue-wide counters the scripts keep.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    /// Tasks waiting to be called (queued or processing).
+    pub due: u64,
+    /// Tasks leased to a consumer.
+    pub running: u64,
+    /// Dead tasks kept.
+    pub dead: u64,
+    /// Counters: enqueued, duplicates, claimed, done, snoozed, retried, dead, stale, reaped, ...
+    pub totals: BTreeMap<String, u64>,
+}
+
+/// A handle on one queue; cheap to clone (all clones share one connection).
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    keys: Arc<QueueKeys>,
+    policy: Arc<Policy>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("queue", &self.keys.queue())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// A queue on `conn`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`] when `queue` cannot be used in a key.
+    pub fn new(conn: ConnectionManager, queue: &str, policy: Policy) -> Result<Self> {
+        Ok(Self {
+            conn,
+            keys: Arc::new(QueueKeys::new(queue)?),
+            policy: Arc::new(policy),
+        })
+    }
+
+    /// Connects lazily to `url` (see [`connect`]) and opens `queue` there.
+    ///
+    /// # Errors
+    /// As [`Queue::new`] and [`connect`].
+    pub fn open(
+        url: &RedisUrl,
+        options: ConnectOptions,
+        queue: &str,
+        policy: Policy,
+    ) -> Result<Self> {
+        Self::new(connect(url, options)?, queue, policy)
+    }
+
+    /// The queue's key names.
+    pub fn keys(&self) -> &QueueKeys {
+        &self.keys
+    }
+
+    /// The queue's policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Checks that Redis answers.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when it does not within the response timeout.
+    pub async fn ping(&self) -> Result<()> {
+        let () = redis::cmd("PING")
+            .query_async(&mut self.conn())
+            .await
+            .map(|_: String| ())?;
+        Ok(())
+    }
+
+    /// Adds the task `name` unless a task of that name is live (queued, running, processing, dead)
+    /// or done with its result still kept; either way answers the task as it now is.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; nothing is written then.
+    #[instrument(level = "debug", skip(self), fields(task = %name))]
+    pub async fn enqueue(&self, name: &TaskName) -> Result<Enqueued> {
+        let (created, fields): (i64, Vec<(String, String)>) = scripts::ENQUEUE
+            .key(self.keys.task(name))
+            .key(&self.keys.due)
+            .key(&self.keys.stats)
+            .arg(name.as_str())
+            .arg(millis(self.policy.result_ttl))
+            .arg(0)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(Enqueued {
+            created: created == 1,
+            view: TaskView::from_fields(name.as_str(), fields)?,
+        })
+    }
+
+    /// Adds many tasks in one round trip; answers, per name, whether it was created.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; the batch is then either wholly written or not at all.
+    pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
+        let mut invocation = scripts::ENQUEUE_MANY.key(&self.keys.due);
+        invocation
+            .key(&self.keys.stats)
+            .arg(millis(self.policy.result_ttl))
+            .arg(0);
+        for name in names {
+            invocation.key(self.keys.task(name)).arg(name.as_str());
+        }
+        let flags: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Reads a task's record; `None` for a name never seen (or whose result expired).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails, [`Error::UnexpectedReply`] for a corrupt record.
+    pub async fn get(&self, name: &TaskName) -> Result<Option<TaskView>> {
+        let fields: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(self.keys.task(name))
+            .query_async(&mut self.conn())
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        TaskView::from_fields(name.as_str(), fields).map(Some)
+    }
+
+    /// Leases up to `limit` due tasks, after taking back a bounded number of expired leases.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails. The script is atomic, so a failed call leased nothing,
+    /// unless only its reply was lost: those tasks come back when their lease expires.
+    pub async fn claim(&self, limit: usize) -> Result<Claim> {
+        let reply: Vec<redis::Value> = scripts::CLAIM
+            .key(&self.keys.due)
+            .key(&self.keys.leased)
+            .key(&self.keys.dead)
+            .key(&self.keys.seq)
+            .key(&self.keys.stats)
+            .arg(self.keys.task_prefix())
+            .arg(limit)
+            .arg(millis(self.policy.lease))
+            .arg(self.policy.sweep_limit)
+            .arg(self.policy.max_attempts)
+            .arg(millis(self.policy.dead_ttl))
+            .invoke_async(&mut self.conn())
+            .await?;
+        parse_claim(reply)
+    }
+
+    /// Stores the final result: the task is done and leaves the queue.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
+    #[instrument(level = "debug", skip(self, task, data), fields(task = %task.name))]
+    pub async fn complete(&self, task: &ClaimedTask, data: &str) -> Result<Ack> {
+        let code: i64 = scripts::COMPLETE
+            .key(self.keys.task_raw(&task.name))
+            .key(&self.keys.leased)
+            .key(&self.keys.stats)
+            .arg(&task.name)
+            .arg(&task.token)
+            .arg(data)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ack::from_code(code)
+    }
+
+    /// Stores partial data and makes the task due again after `delay`; not a failed attempt.
+    /// Past the poll deadline the task is dead instead ([`Ack::Dead`]).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
+    #[instrument(level = "debug", skip(self, task, data), fields(task = %task.name))]
+    pub async fn snooze(&self, task: &ClaimedTask, data: &str, delay: Duration) -> Result<Ack> {
+        let code: i64 = scripts::SNOOZE
+            .key(self.keys.task_raw(&task.name))
+            .key(&self.keys.leased)
+            .key(&self.keys.due)
+            .key(&self.keys.dead)
+            .key(&self.keys.stats)
+            .arg(&task.name)
+            .arg(&task.token)
+            .arg(data)
+            .arg(millis(delay))
+            .arg(self.policy.max_poll.map_or(0, millis))
+            .arg(millis(self.policy.dead_ttl))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ack::from_code(code)
+    }
+
+    /// Records a failed attempt: due again after `delay`, or dead when the attempt limit is
+    /// reached or `permanent` is set.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
+    #[instrument(level = "debug", skip(self, task), fields(task = %task.name))]
+    pub async fn fail(
+        &self,
+        task: &ClaimedTask,
+        error: &str,
+        delay: Duration,
+        permanent: bool,
+    ) -> Result<Ack> {
+        let code: i64 = scripts::FAIL
+            .key(self.keys.task_raw(&task.name))
+            .key(&self.keys.leased)
+            .key(&self.keys.due)
+            .key(&self.keys.dead)
+            .key(&self.keys.stats)
+            .arg(&task.name)
+            .arg(&task.token)
+            .arg(error)
+            .arg(millis(delay))
+            .arg(u8::from(permanent))
+            .arg(self.policy.max_attempts)
+            .arg(millis(self.policy.dead_ttl))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ack::from_code(code)
+    }
+
+    /// Hands a task back unrun: due at once, no attempt counted.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again.
+    pub async fn release(&self, task: &ClaimedTask) -> Result<Ack> {
+        let code: i64 = scripts::RELEASE
+            .key(self.keys.task_raw(&task.name))
+            .key(&self.keys.leased)
+            .key(&self.keys.due)
+            .key(&self.keys.stats)
+            .arg(&task.name)
+            .arg(&task.token)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ack::from_code(code)
+    }
+
+    /// Renews the leases of `tasks` for another lease period; answers the positions (in
+    /// `tasks`) of those whose lease was lost.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn extend(&self, tasks: &[ClaimedTask]) -> Result<Vec<usize>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::EXTEND.key(&self.keys.leased);
+        invocation.arg(millis(self.policy.lease));
+        for task in tasks {
+            invocation
+                .key(self.keys.task_raw(&task.name))
+                .arg(&task.name)
+                .arg(&task.token);
+        }
+        let lost: Vec<usize> = invocation.invoke_async(&mut self.conn()).await?;
+        Ok(lost.into_iter().map(|position| position - 1).collect())
+    }
+
+    /// One sweep: takes back expired leases and prunes old dead records (each bounded by the
+    /// policy's sweep limit). Any process may run it at any time.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn sweep(&self) -> Result<Sweep> {
+        let (reaped, pruned): (u64, u64) = scripts::REAP
+            .key(&self.keys.leased)
+            .key(&self.keys.due)
+            .key(&self.keys.dead)
+            .key(&self.keys.stats)
+            .arg(self.keys.task_prefix())
+            .arg(self.policy.sweep_limit)
+            .arg(self.policy.max_attempts)
+            .arg(millis(self.policy.dead_ttl))
+            .arg(self.policy.dead_max)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(Sweep { reaped, pruned })
+    }
+
+    /// Brings a dead task back: due at once with a fresh attempt budget. Answers false when the
+    /// task is not dead.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn retry_dead(&self, name: &TaskName) -> Result<bool> {
+        let code: i64 = scripts::RETRY
+            .key(self.keys.task(name))
+            .key(&self.keys.dead)
+            .key(&self.keys.due)
+            .key(&self.keys.stats)
+            .arg(name.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(code == 1)
+    }
+
+    /// Counts tasks per set and reads the queue-wide counters, in one round trip.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn counts(&self) -> Result<Counts> {
+        let (due, running, dead, totals): (u64, u64, u64, BTreeMap<String, u64>) = redis::pipe()
+            .zcard(&self.keys.due)
+            .zcard(&self.keys.leased)
+            .zcard(&self.keys.dead)
+            .hgetall(&self.keys.stats)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(Counts {
+            due,
+            running,
+            dead,
+            totals,
+        })
+    }
+}
+
+/// A duration in whole milliseconds, as the scripts take it.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
+    let bad = |what: &str| Error::UnexpectedReply(format!("claim reply: {what}"));
+    let mut items = reply.into_iter();
+    let next_due: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("empty"))?)
+        .map_err(|_| bad("next due"))?;
+    let rest: Vec<String> =
+        redis::from_redis_value(redis::Value::Array(items.collect())).map_err(|_| bad("tasks"))?;
+    if rest.len() % 4 != 0 {
+        return Err(bad("task fields"));
+    }
+    let number = |s: &str| s.parse::<u32>().map_err(|_| bad("counter"));
+    let mut tasks = Vec::with_capacity(rest.len() / 4);
+    let mut fields = rest.into_iter();
+    while let (Some(name), Some(token), Some(attempts), Some(polls)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    {
+        tasks.push(ClaimedTask {
+            name,
+            token,
+            attempts: number(&attempts)?,
+            polls: number(&polls)?,
+        });
+    }
+    Ok(Claim {
+        tasks,
+        next_due_in: u64::try_from(next_due).ok().map(Duration::from_millis),
+    })
+}

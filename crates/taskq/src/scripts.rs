@@ -1,0 +1,43 @@
+//! The Lua scripts, one file each under `lua/`, loaded once.
+//!
+//! Every state change of a task is one of these scripts, so it is atomic on the server. Each
+//! script is the shared `prelude.lua` (time, ownership check, bury, reschedule, reap) followed by
+//! its own body; each body opens with its `KEYS`/`ARGV` contract. `redis::Script` sends `EVALSHA`
+//! and falls back to loading the script when the server does not know it (after a restart or a
+//! `SCRIPT FLUSH`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/prelude.lua"),
+                include_str!(concat!("lua/", $file))
+            ))
+        })
+    };
+}
+
+/// Adds a task unless it is live or done.
+pub(crate) static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
+/// Adds many tasks in one call.
+pub(crate) static ENQUEUE_MANY: LazyLock<Script> = script!("enqueue_many.lua");
+/// Leases due tasks to a worker.
+pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
+/// Stores a final result.
+pub(crate) static COMPLETE: LazyLock<Script> = script!("complete.lua");
+/// Stores partial data and reschedules.
+pub(crate) static SNOOZE: LazyLock<Script> = script!("snooze.lua");
+/// Records a failure: retry later or bury.
+pub(crate) static FAIL: LazyLock<Script> = script!("fail.lua");
+/// Hands a task back unrun.
+pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
+/// Renews held leases.
+pub(crate) static EXTEND: LazyLock<Script> = script!("extend.lua");
+/// Takes back expired leases and prunes the dead set.
+pub(crate) static REAP: LazyLock<Script> = script!("reap.lua");
+/// Brings a dead task back.
+pub(crate) static RETRY: LazyLock<Script> = script!("retry.lua");

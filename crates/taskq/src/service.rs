@@ -1,0 +1,76 @@
+//! What every binary shares: the Redis flags, logging and the shutdown signal.
+
+use std::time::Duration;
+
+use crate::connect::{ConnectOptions, RedisUrl};
+
+/// The Redis settings every binary takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis to use: redis://[user:password@]host:port[/db], rediss:// for TLS.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: RedisUrl,
+    /// The queue's name (1 to 128 of A-Z a-z 0-9 - _ . :); every key lives under {taskq:NAME}.
+    #[arg(long, env = "QUEUE_NAME", default_value = "example")]
+    pub queue_name: String,
+    /// How long one Redis command may take before it counts as failed (ms).
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_timeout_ms: u64,
+}
+
+impl RedisArgs {
+    /// The connection settings these flags ask for.
+    pub fn connect_options(&self) -> ConnectOptions {
+        let timeout = Duration::from_millis(self.redis_timeout_ms.max(1));
+        ConnectOptions {
+            response_timeout: timeout,
+            connect_timeout: timeout,
+        }
+    }
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Resolves on the first SIGINT (ctrl-c) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

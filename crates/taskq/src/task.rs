@@ -1,0 +1,221 @@
+//! What a task looks like from outside: its state and its record.
+//!
+//! The life of a task (every arrow is one Lua script, see `lua/`):
+//!
+//! ```text
+//! enqueue ──► queued ──claim──► running ──"done"─────────► done (kept for its result ttl)
+//!               ▲                  │ ──"processing"───► processing (due after the poll interval)
+//!               │                  │ ──error──────────► queued/processing after a backoff, or dead
+//!               └──lease expired───┘   (crashed or stuck consumer; counts as a failed attempt)
+//! dead ──retry──► queued
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting for its first call, or for a retry after an error.
+    Queued,
+    /// A consumer holds its lease and is calling the API.
+    Running,
+    /// The API answered "processing"; waiting for the next poll.
+    Processing,
+    /// The API answered "done"; the final result is stored.
+    Done,
+    /// Failed for good (attempt limit, permanent error, poll deadline); kept and retryable.
+    Dead,
+}
+
+impl State {
+    /// The state's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Processing => "processing",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Whether the task still occupies its name in the queue (anything but done).
+    pub fn is_live(self) -> bool {
+        self != Self::Done
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "processing" => Self::Processing,
+            "done" => Self::Done,
+            "dead" => Self::Dead,
+            other => return Err(Error::UnexpectedReply(format!("unknown state {other:?}"))),
+        })
+    }
+}
+
+/// A task's record as stored in Redis, ready to serialise for clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    /// The task's name.
+    pub task: String,
+    /// Where the task is in its life.
+    pub state: State,
+    /// The final result when done, else the latest partial data, else `null` (JSON as stored).
+    pub data: Option<Box<RawValue>>,
+    /// Failed attempts since the last successful poll.
+    pub attempts: u32,
+    /// "processing" answers received so far.
+    pub polls: u32,
+    /// Times the task was handed to a consumer.
+    pub claims: u32,
+    /// The last error, kept after recovery for the record.
+    pub last_error: Option<String>,
+    /// When the task was enqueued (ms since the Unix epoch, Redis server time).
+    pub created_at_ms: u64,
+    /// When the record last changed.
+    pub updated_at_ms: u64,
+    /// When the task is next due, while it waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at_ms: Option<u64>,
+    /// When the task finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_at_ms: Option<u64>,
+    /// When the task died.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub died_at_ms: Option<u64>,
+}
+
+impl TaskView {
+    /// Builds the view from a record's `HGETALL` reply (field, value, field, value, ...).
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedReply`] when a field does not parse.
+    pub fn from_fields(task: &str, fields: Vec<(String, String)>) -> Result<Self> {
+        let mut view = Self {
+            task: task.to_owned(),
+            state: State::Queued,
+            data: None,
+            attempts: 0,
+            polls: 0,
+            claims: 0,
+            last_error: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            run_at_ms: None,
+            done_at_ms: None,
+            died_at_ms: None,
+        };
+        for (field, value) in fields {
+            match field.as_str() {
+                "state" => view.state = value.parse()?,
+                "data" => {
+                    view.data = Some(RawValue::from_string(value).map_err(|e| {
+                        Error::UnexpectedReply(format!("stored data is not JSON: {e}"))
+                    })?)
+                }
+                "attempts" => view.attempts = number(&field, &value)?,
+                "polls" => view.polls = number(&field, &value)?,
+                "claims" => view.claims = number(&field, &value)?,
+                "error" => view.last_error = Some(value),
+                "created" => view.created_at_ms = number(&field, &value)?,
+                "updated" => view.updated_at_ms = number(&field, &value)?,
+                "run_at" => view.run_at_ms = Some(number(&field, &value)?),
+                "done_at" => view.done_at_ms = Some(number(&field, &value)?),
+                "died_at" => view.died_at_ms = Some(number(&field, &value)?),
+                _ => {}
+            }
+        }
+        if matches!(view.state, State::Running | State::Done | State::Dead) {
+            view.run_at_ms = None;
+        }
+        Ok(view)
+    }
+}
+
+fn number<T: FromStr>(field: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| Error::UnexpectedReply(format!("field {field} is not a number: {value:?}")))
+}
+
+/// A task leased to a worker: the lease is valid while `token` owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTask {
+    /// The task's name.
+    pub name: String,
+    /// The claim token: proof of ownership for complete, snooze, fail, extend and release.
+    pub token: String,
+    /// Failed attempts before this one (since the last successful poll).
+    pub attempts: u32,
+    /// "processing" answers received before this call.
+    pub polls: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_record_becomes_a_view_with_raw_data() {
+        let view = TaskView::from_fields(
+            "t",
+            fields(&[
+                ("state", "processing"),
+                ("data", r#"{"progress":1}"#),
+                ("polls", "1"),
+                ("created", "10"),
+                ("updated", "20"),
+                ("run_at", "30"),
+                ("ttl", "1000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(view.state, State::Processing);
+        assert_eq!(view.data.unwrap().get(), r#"{"progress":1}"#);
+        assert_eq!((view.polls, view.run_at_ms), (1, Some(30)));
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_error_not_a_panic() {
+        assert!(TaskView::from_fields("t", fields(&[("state", "weird")])).is_err());
+        assert!(TaskView::from_fields("t", fields(&[("polls", "x")])).is_err());
+        assert!(TaskView::from_fields("t", fields(&[("data", "{")])).is_err());
+    }
+
+    #[test]
+    fn the_view_serialises_with_state_names() {
+        let view =
+            TaskView::from_fields("t", fields(&[("state", "dead"), ("run_at", "5")])).unwrap();
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["state"], "dead");
+        assert_eq!(json["data"], serde_json::Value::Null);
+        assert!(json.get("run_at_ms").is_none());
+    }
+}

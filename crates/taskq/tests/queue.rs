@@ -1,0 +1,370 @@
+//! The queue's scripts against a real redis-server: dedup, ownership, leases, retries, death.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use redis::Commands;
+use taskq::{Ack, ConnectOptions, Policy, Queue, State, TaskName};
+use testkit::{RedisServer, eventually, unique_queue};
+
+fn open(redis: &RedisServer, policy: Policy) -> Queue {
+    let url = redis.url().parse().unwrap();
+    Queue::open(&url, ConnectOptions::default(), &unique_queue("q"), policy).unwrap()
+}
+
+fn name(s: &str) -> TaskName {
+    TaskName::parse(s).unwrap()
+}
+
+fn short_lease() -> Policy {
+    Policy {
+        lease: Duration::from_millis(200),
+        max_attempts: 3,
+        ..Policy::default()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_duplicate_enqueues_give_one_task() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, Policy::default());
+
+    let attempts: Vec<_> = (0..50)
+        .map(|_| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.enqueue(&name("same")).await.unwrap().created })
+        })
+        .collect();
+    let mut created = 0;
+    for attempt in attempts {
+        created += usize::from(attempt.await.unwrap());
+    }
+
+    assert_eq!(created, 1);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.due, 1);
+    assert_eq!(counts.totals["enqueued"], 1);
+    assert_eq!(counts.totals["duplicates"], 49);
+}
+
+#[tokio::test]
+async fn a_running_or_dead_task_is_not_enqueued_again() {
+    let redis = RedisServer::start();
+    let queue = open(
+        &redis,
+        Policy {
+            max_attempts: 1,
+            ..Policy::default()
+        },
+    );
+    queue.enqueue(&name("t")).await.unwrap();
+
+    let claimed = queue.claim(10).await.unwrap().tasks;
+    let again = queue.enqueue(&name("t")).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.view.state, State::Running);
+
+    queue
+        .fail(&claimed[0], "boom", Duration::ZERO, false)
+        .await
+        .unwrap();
+    let again = queue.enqueue(&name("t")).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.view.state, State::Dead);
+    assert_eq!(queue.counts().await.unwrap().due, 0);
+}
+
+#[tokio::test]
+async fn racing_claimers_never_share_a_task() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, Policy::default());
+    let names: Vec<TaskName> = (0..2000).map(|i| name(&format!("t{i}"))).collect();
+    for chunk in names.chunks(500) {
+        queue.enqueue_many(chunk).await.unwrap();
+    }
+
+    let claimers: Vec<_> = (0..8)
+        .map(|_| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let tasks = queue.claim(37).await.unwrap().tasks;
+                    if tasks.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(tasks.into_iter().map(|t| t.name));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for claimer in claimers {
+        for task in claimer.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(task.clone()), "{task} claimed twice");
+        }
+    }
+
+    assert_eq!(total, 2000);
+    assert_eq!(queue.counts().await.unwrap().running, 2000);
+}
+
+#[tokio::test]
+async fn an_expired_lease_comes_back_with_a_new_token_and_the_old_one_is_refused() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, short_lease());
+    queue.enqueue(&name("slow")).await.unwrap();
+    let first = queue.claim(1).await.unwrap().tasks.remove(0);
+
+    let second = eventually(Duration::from_secs(5), "the lease to expire", || async {
+        queue.claim(1).await.unwrap().tasks.pop()
+    })
+    .await;
+
+    assert_eq!(second.name, "slow");
+    assert_ne!(second.token, first.token);
+    assert_eq!(second.attempts, 1, "an expired lease counts as an attempt");
+    assert_eq!(queue.complete(&first, "1").await.unwrap(), Ack::Stale);
+    assert_eq!(queue.complete(&second, "2").await.unwrap(), Ack::Applied);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.totals["stale"], 1);
+    assert_eq!(counts.totals["reaped"], 1);
+    let view = queue.get(&name("slow")).await.unwrap().unwrap();
+    assert_eq!(view.data.unwrap().get(), "2");
+}
+
+#[tokio::test]
+async fn extended_leases_are_not_reaped_and_lost_ones_are_reported() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, short_lease());
+    queue
+        .enqueue_many(&[name("kept"), name("lost")])
+        .await
+        .unwrap();
+    let tasks = queue.claim(2).await.unwrap().tasks;
+    let kept = tasks.iter().find(|t| t.name == "kept").unwrap().clone();
+    let mut lost = tasks.iter().find(|t| t.name == "lost").unwrap().clone();
+    lost.token = "not-the-token".into();
+
+    for _ in 0..5 {
+        assert_eq!(
+            queue.extend(&[kept.clone(), lost.clone()]).await.unwrap(),
+            vec![1]
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+
+    // 400 ms have passed, twice the lease: only the renewed one is still held.
+    let reclaimed = queue.claim(10).await.unwrap().tasks;
+    assert_eq!(
+        reclaimed
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["lost"]
+    );
+    assert_eq!(queue.complete(&kept, "{}").await.unwrap(), Ack::Applied);
+}
+
+#[tokio::test]
+async fn processing_reschedules_without_using_an_attempt_and_done_stores_the_result() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, Policy::default());
+    queue.enqueue(&name("t")).await.unwrap();
+
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+    let ack = queue
+        .snooze(&task, r#"{"p":1}"#, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(ack, Ack::Applied);
+    let view = queue.get(&name("t")).await.unwrap().unwrap();
+    assert_eq!(
+        (view.state, view.polls, view.attempts),
+        (State::Processing, 1, 0)
+    );
+    assert_eq!(view.data.unwrap().get(), r#"{"p":1}"#);
+    let claim = queue.claim(1).await.unwrap();
+    assert!(claim.tasks.is_empty(), "not due before the poll interval");
+    assert!(claim.next_due_in.unwrap() <= Duration::from_millis(50));
+
+    let task = eventually(Duration::from_secs(2), "the re-poll", || async {
+        queue.claim(1).await.unwrap().tasks.pop()
+    })
+    .await;
+    assert_eq!(task.polls, 1);
+    assert_eq!(
+        queue.complete(&task, r#"{"full":true}"#).await.unwrap(),
+        Ack::Applied
+    );
+
+    let view = queue.get(&name("t")).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Done);
+    assert_eq!(view.data.unwrap().get(), r#"{"full":true}"#);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.due, counts.running), (0, 0));
+    let mut conn = redis.connection();
+    let ttl: i64 = conn.pttl(queue.keys().task(&name("t"))).unwrap();
+    assert!(
+        ttl > 3_500_000 && ttl <= 3_600_000,
+        "result kept for its ttl: {ttl}"
+    );
+    assert!(
+        !queue.enqueue(&name("t")).await.unwrap().created,
+        "a stored result dedups"
+    );
+}
+
+#[tokio::test]
+async fn failures_back_off_then_the_task_dies_with_its_last_error() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, short_lease());
+    queue.enqueue(&name("t")).await.unwrap();
+
+    for attempt in 1..=3 {
+        let task = eventually(Duration::from_secs(2), "the retry", || async {
+            queue.claim(1).await.unwrap().tasks.pop()
+        })
+        .await;
+        assert_eq!(task.attempts, attempt - 1);
+        let ack = queue
+            .fail(
+                &task,
+                &format!("error {attempt}"),
+                Duration::from_millis(30),
+                false,
+            )
+            .await
+            .unwrap();
+        if attempt < 3 {
+            assert_eq!(ack, Ack::Applied);
+            let claim = queue.claim(1).await.unwrap();
+            assert!(
+                claim.tasks.is_empty(),
+                "retried at once instead of after the backoff"
+            );
+        } else {
+            assert_eq!(ack, Ack::Dead);
+        }
+    }
+
+    let view = queue.get(&name("t")).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Dead);
+    assert_eq!(view.attempts, 3);
+    assert_eq!(view.last_error.as_deref(), Some("error 3"));
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 1));
+    assert_eq!(counts.totals["retried"], 2);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_dies_at_once_and_a_dead_task_can_be_retried() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, Policy::default());
+    queue.enqueue(&name("t")).await.unwrap();
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+
+    assert_eq!(
+        queue
+            .fail(&task, "404", Duration::ZERO, true)
+            .await
+            .unwrap(),
+        Ack::Dead
+    );
+    assert!(!queue.retry_dead(&name("never-seen")).await.unwrap());
+    assert!(queue.retry_dead(&name("t")).await.unwrap());
+
+    let view = queue.get(&name("t")).await.unwrap().unwrap();
+    assert_eq!((view.state, view.attempts), (State::Queued, 0));
+    let again = queue.claim(1).await.unwrap().tasks.remove(0);
+    assert_eq!(again.name, "t");
+    assert_eq!(queue.counts().await.unwrap().dead, 0);
+}
+
+#[tokio::test]
+async fn answers_are_safe_to_repeat_after_a_lost_reply() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, Policy::default());
+    queue.enqueue(&name("t")).await.unwrap();
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+
+    assert_eq!(queue.complete(&task, "1").await.unwrap(), Ack::Applied);
+    assert_eq!(queue.complete(&task, "1").await.unwrap(), Ack::Applied);
+
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.totals["done"], 1);
+    assert!(!counts.totals.contains_key("stale"));
+}
+
+#[tokio::test]
+async fn a_released_task_is_due_at_once_without_an_attempt() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, Policy::default());
+    queue.enqueue(&name("t")).await.unwrap();
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+
+    assert_eq!(queue.release(&task).await.unwrap(), Ack::Applied);
+
+    let again = queue.claim(1).await.unwrap().tasks.remove(0);
+    assert_eq!((again.name.as_str(), again.attempts), ("t", 0));
+    assert_eq!(queue.complete(&task, "1").await.unwrap(), Ack::Stale);
+}
+
+#[tokio::test]
+async fn the_poll_deadline_ends_a_task_that_never_finishes() {
+    let redis = RedisServer::start();
+    let queue = open(
+        &redis,
+        Policy {
+            max_poll: Some(Duration::from_millis(100)),
+            ..Policy::default()
+        },
+    );
+    queue.enqueue(&name("t")).await.unwrap();
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+    assert_eq!(
+        queue.snooze(&task, "{}", Duration::ZERO).await.unwrap(),
+        Ack::Applied
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+    assert_eq!(
+        queue.snooze(&task, "{}", Duration::ZERO).await.unwrap(),
+        Ack::Dead
+    );
+
+    let view = queue.get(&name("t")).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Dead);
+    assert!(view.last_error.unwrap().contains("poll deadline"));
+}
+
+#[tokio::test]
+async fn the_sweep_prunes_the_dead_set_by_count() {
+    let redis = RedisServer::start();
+    let queue = open(
+        &redis,
+        Policy {
+            dead_max: 3,
+            ..Policy::default()
+        },
+    );
+    let names: Vec<TaskName> = (0..5).map(|i| name(&format!("d{i}"))).collect();
+    queue.enqueue_many(&names).await.unwrap();
+    for task in queue.claim(5).await.unwrap().tasks {
+        queue.fail(&task, "x", Duration::ZERO, true).await.unwrap();
+    }
+
+    let sweep = queue.sweep().await.unwrap();
+
+    assert_eq!(sweep.pruned, 2);
+    assert_eq!(queue.counts().await.unwrap().dead, 3);
+    let mut conn = redis.connection();
+    let records: usize = conn
+        .keys::<_, Vec<String>>(format!("{}*", queue.keys().task_prefix()))
+        .unwrap()
+        .len();
+    assert_eq!(records, 3, "pruned records are deleted too");
+}

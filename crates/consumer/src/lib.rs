@@ -1,1 +1,73 @@
-//! stub
+//! consumer: claims due tasks, calls the third-party API for each, concurrently, and records
+//! each answer: "done" stores the result, "processing" the partial data and a later poll, an
+//! error a retry with backoff or, at the limit, a dead task.
+//!
+//! # Layout
+//! - [`config`]: settings from flags and environment.
+//! - [`poller`]: the HTTP call, bounded in time and size ([`taskq::Handler`]).
+//! - [`answer`]: what an answer means (done, processing, retryable or permanent failure).
+//! - [`tick`]: the cron tick that wakes the claim loop and sweeps expired leases.
+//!
+//! The claim loop, leases and shutdown drain are the library's [`taskq::Worker`].
+
+pub mod answer;
+pub mod config;
+pub mod poller;
+pub mod tick;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use config::Config;
+use poller::Poller;
+use taskq::Worker;
+
+/// Why the consumer could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The queue could not be opened.
+    #[error("opening the queue: {0}")]
+    Queue(#[from] taskq::Error),
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The cron tick could not be scheduled.
+    #[error("scheduling the tick {schedule:?}: {source}")]
+    Tick {
+        /// The schedule given.
+        schedule: String,
+        /// What the scheduler said.
+        source: tokio_cron_scheduler::JobSchedulerError,
+    },
+}
+
+/// Runs the consumer until `shutdown` resolves, then drains (see [`taskq::Worker::run`]).
+///
+/// # Errors
+/// [`StartError`] when it cannot start; once running it survives Redis and API failures.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let queue = config.queue()?;
+    let poller = Poller::new(
+        config.api_url.clone(),
+        Duration::from_millis(config.api_timeout_ms),
+        config.api_max_body_bytes,
+        config.backoff().max,
+        config.concurrency as usize,
+    )?;
+    let worker = Worker::new(queue.clone(), poller, config.worker());
+    let mut scheduler = tick::start(&config.tick, queue, worker.wake_handle())
+        .await
+        .map_err(|source| StartError::Tick {
+            schedule: config.tick.clone(),
+            source,
+        })?;
+    worker.run(shutdown).await;
+    if let Err(err) = scheduler.shutdown().await {
+        tracing::warn!(error = %err, "stopping the tick");
+    }
+    Ok(())
+}

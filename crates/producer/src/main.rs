@@ -1,1 +1,32 @@
-fn main() {}
+//! The producer binary: parses its settings and serves until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use taskq::service::{LogFormat, init_tracing, shutdown_signal};
+
+/// HTTP front door of taskq: GET /?task-name=NAME enqueues a task and answers at once.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: producer::Config,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let queue = cli.config.queue().context("opening the queue")?;
+    let listener = tokio::net::TcpListener::bind(cli.config.addr)
+        .await
+        .with_context(|| format!("binding {}", cli.config.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, config = ?cli.config, "producer listening");
+    producer::serve(listener, queue, shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("producer stopped");
+    Ok(())
+}

@@ -4,12 +4,16 @@
 //! Each test starts its own Redis in its own temporary folder, so tests never share state and a
 //! failing test leaves nothing behind for the next; the server is killed when its handle drops.
 
+mod process;
+
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+pub use process::{Process, binary};
 
 /// A `redis-server` started for one test.
 pub struct RedisServer {
@@ -123,9 +127,13 @@ impl Drop for RedisServer {
 
 /// A loopback port free at the time of asking.
 pub fn free_port() -> u16 {
+    free_addr().port()
+}
+
+/// A loopback address with a port free at the time of asking.
+pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map(|a| a.port())
         .expect("find a free port")
 }
 

@@ -447,7 +447,7 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         .map_err(|_| bad("next due"))?;
     let rest: Vec<String> =
         redis::from_redis_value(redis::Value::Array(items.collect())).map_err(|_| bad("tasks"))?;
-    if rest.len() % 4 != 0 {
+    if !rest.len().is_multiple_of(4) {
         return Err(bad("task fields"));
     }
     let number = |s: &str| s.parse::<u32>().map_err(|_| bad("counter"));

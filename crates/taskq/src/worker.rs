@@ -24,7 +24,7 @@ use futures_util::FutureExt;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, error_span, info, warn};
 
 use crate::backoff::Backoff;
 use crate::error::Result;
@@ -314,7 +314,8 @@ impl<H: Handler> Shared<H> {
     }
 
     async fn run_task(self: Arc<Self>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
-        let span = info_span!("task", task = %task.name, attempt = task.attempts + 1, poll = task.polls + 1);
+        // At error level so that every line about a task names it, whatever the log filter.
+        let span = error_span!("task", task = %task.name, attempt = task.attempts + 1, poll = task.polls + 1);
         async {
             let outcome = AssertUnwindSafe(self.handler.handle(&task))
                 .catch_unwind()

@@ -7,6 +7,10 @@
 //! every call after it. The data is a pure function of the name and the call number. A share of
 //! calls (`failure_rate`, drawn from a seeded generator) answer HTTP 500 instead and do not
 //! advance the name's progress. `GET /stats` counts calls; `POST /reset` forgets everything.
+//!
+//! For fault-injection tests the failing calls can use another status (`failure_status`: 429,
+//! 503, 404, ...) with a `Retry-After` header, and every successful call can be made to answer a
+//! broken body instead (`body`: not JSON, an unknown status, empty, or a huge one).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -41,6 +45,33 @@ pub struct Config {
     /// Seed of the generator that picks the failing calls (same seed, same sequence).
     #[arg(long, env = "MOCK_SEED", default_value_t = 42)]
     pub seed: u64,
+    /// The HTTP status of a failing call (500, 503, 429, 404, ...).
+    #[arg(long, env = "MOCK_FAILURE_STATUS", default_value_t = 500, value_parser = clap::value_parser!(u16).range(100..=599))]
+    pub failure_status: u16,
+    /// A Retry-After header (seconds) on failing calls; none when unset.
+    #[arg(long, env = "MOCK_RETRY_AFTER_SECS")]
+    pub retry_after_secs: Option<u64>,
+    /// What successful calls answer: the normal JSON, or a broken body.
+    #[arg(long, env = "MOCK_BODY", value_enum, default_value = "normal")]
+    pub body: BodyKind,
+    /// The size of a `huge` body (bytes).
+    #[arg(long, env = "MOCK_HUGE_BODY_BYTES", default_value_t = 16 << 20)]
+    pub huge_body_bytes: usize,
+}
+
+/// What a successful call answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BodyKind {
+    /// `{"status": "processing" | "done", "data": ...}`.
+    Normal,
+    /// Text that is not JSON.
+    NotJson,
+    /// JSON with a status nobody knows.
+    UnknownStatus,
+    /// Nothing at all.
+    Empty,
+    /// A JSON string of `huge_body_bytes` bytes.
+    Huge,
 }
 
 impl Default for Config {
@@ -51,6 +82,10 @@ impl Default for Config {
             polls_until_done: 2,
             failure_rate: 0.0,
             seed: 42,
+            failure_status: 500,
+            retry_after_secs: None,
+            body: BodyKind::Normal,
+            huge_body_bytes: 16 << 20,
         }
     }
 }
@@ -129,13 +164,22 @@ async fn call(State(mock): State<Arc<Mock>>, RawQuery(query): RawQuery) -> Respo
     };
     tokio::time::sleep(Duration::from_millis(mock.config.delay_ms)).await;
     let Some(call_number) = call_number else {
-        mock.failures.fetch_add(1, Ordering::Relaxed);
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": "simulated failure"})),
-        )
-            .into_response();
+        return failure(&mock);
     };
+    match mock.config.body {
+        BodyKind::Normal => {}
+        BodyKind::NotJson => return "<html>not json</html>".into_response(),
+        BodyKind::UnknownStatus => {
+            return Json(json!({"status": "pending", "data": 1})).into_response();
+        }
+        BodyKind::Empty => return StatusCode::OK.into_response(),
+        BodyKind::Huge => {
+            let mut body = vec![b'x'; mock.config.huge_body_bytes.max(2)];
+            let last = body.len() - 1;
+            (body[0], body[last]) = (b'"', b'"');
+            return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+        }
+    }
     let target = mock.config.polls_until_done.max(1);
     let body = if call_number >= target {
         if call_number == target {
@@ -146,6 +190,20 @@ async fn call(State(mock): State<Arc<Mock>>, RawQuery(query): RawQuery) -> Respo
         json!({"status": "processing", "data": partial(name.as_str(), call_number, target)})
     };
     Json(body).into_response()
+}
+
+/// A simulated failure, with the configured status and Retry-After.
+fn failure(mock: &Mock) -> Response {
+    mock.failures.fetch_add(1, Ordering::Relaxed);
+    let status = StatusCode::from_u16(mock.config.failure_status)
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(json!({"error": "simulated failure"}))).into_response();
+    if let Some(secs) = mock.config.retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 /// The partial data of a name after `call` of `of` calls.

@@ -1,0 +1,159 @@
+//! The system under test: a real redis-server, the real mock-api and producer binaries, and as
+//! many real consumer processes as a test asks for.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use taskq::{ConnectOptions, Counts, Policy, Queue};
+use testkit::{Process, RedisServer, eventually, free_addr, unique_queue};
+use tokio::task::JoinSet;
+
+/// Redis, mock-api and producer, running; consumers are started with [`Stack::consumer`].
+pub struct Stack {
+    pub redis: RedisServer,
+    pub queue_name: String,
+    pub mock: SocketAddr,
+    pub producer: SocketAddr,
+    pub mock_process: Process,
+    pub producer_process: Process,
+    pub client: reqwest::Client,
+}
+
+impl Stack {
+    /// Starts a fresh Redis, the mock-api with `mock_env` and a producer.
+    pub fn start(mock_env: &[(&str, &str)]) -> Self {
+        Self::start_on(RedisServer::start(), mock_env)
+    }
+
+    /// Starts the mock-api with `mock_env` and a producer on `redis`.
+    pub fn start_on(redis: RedisServer, mock_env: &[(&str, &str)]) -> Self {
+        let queue_name = unique_queue("e2e");
+        let (mock, producer) = (free_addr(), free_addr());
+        let base = vec![
+            ("REDIS_URL", redis.url()),
+            ("QUEUE_NAME", queue_name.clone()),
+        ];
+        let mut mock_vars = with(base.clone(), mock_env);
+        mock_vars.push(("MOCK_API_ADDR", mock.to_string()));
+        let mut producer_vars = base;
+        producer_vars.push(("PRODUCER_ADDR", producer.to_string()));
+        Self {
+            mock_process: Process::serve("mock-api", mock, &mock_vars),
+            producer_process: Process::serve("producer", producer, &producer_vars),
+            redis,
+            queue_name,
+            mock,
+            producer,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts a consumer process on this stack with `env` on top of the defaults.
+    pub fn consumer(&self, env: &[(&str, &str)]) -> Process {
+        let base = vec![
+            ("REDIS_URL", self.redis.url()),
+            ("QUEUE_NAME", self.queue_name.clone()),
+            ("API_URL", format!("http://{}/", self.mock)),
+        ];
+        Process::spawn("consumer", &with(base, env))
+    }
+
+    /// A handle on the stack's queue, for checks.
+    pub fn queue(&self) -> Queue {
+        Queue::open(
+            &self.redis.url().parse().unwrap(),
+            ConnectOptions::default(),
+            &self.queue_name,
+            Policy::default(),
+        )
+        .unwrap()
+    }
+
+    /// The mock's `/stats`.
+    pub async fn mock_stats(&self) -> Value {
+        get_json(&self.client, format!("http://{}/stats", self.mock))
+            .await
+            .1
+    }
+
+    /// The mock's call count.
+    pub async fn mock_calls(&self) -> u64 {
+        self.mock_stats().await["calls"].as_u64().unwrap()
+    }
+
+    /// `GET /?task-name=NAME` on the producer.
+    pub async fn enqueue(&self, name: &str) -> (StatusCode, Value) {
+        get_json(&self.client, enqueue_url(self.producer, name)).await
+    }
+
+    /// `GET /tasks/NAME` on the producer.
+    pub async fn task(&self, name: &str) -> (StatusCode, Value) {
+        let mut url = reqwest::Url::parse(&format!("http://{}/tasks/", self.producer)).unwrap();
+        url.path_segments_mut().unwrap().pop().push(name);
+        get_json(&self.client, url.to_string()).await
+    }
+
+    /// Enqueues every name over HTTP, 64 requests in flight; panics on any answer but 202/200.
+    pub async fn enqueue_all(&self, names: &[String]) {
+        let names: Arc<Vec<String>> = Arc::new(names.to_vec());
+        let mut lanes = JoinSet::new();
+        for lane in 0..64 {
+            let (client, names, producer) =
+                (self.client.clone(), Arc::clone(&names), self.producer);
+            lanes.spawn(async move {
+                for name in names.iter().skip(lane).step_by(64) {
+                    let (status, _) = get_json(&client, enqueue_url(producer, name)).await;
+                    assert!(status.is_success(), "{name}: {status}");
+                }
+            });
+        }
+        while let Some(lane) = lanes.join_next().await {
+            lane.unwrap();
+        }
+    }
+
+    /// Waits until the queue counts `n` done tasks, then answers the counts.
+    pub async fn wait_done(&self, n: u64, within: Duration) -> Counts {
+        let queue = self.queue();
+        eventually(within, &format!("{n} tasks done"), || async {
+            let counts = queue.counts().await.ok()?;
+            (counts.totals.get("done").copied().unwrap_or(0) >= n).then_some(counts)
+        })
+        .await
+    }
+}
+
+/// `names(prefix, n)`: `prefix-0` .. `prefix-(n-1)`.
+pub fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// The producer's enqueue URL for `name`, percent-encoded.
+pub fn enqueue_url(producer: SocketAddr, name: &str) -> String {
+    reqwest::Url::parse_with_params(&format!("http://{producer}/"), [("task-name", name)])
+        .unwrap()
+        .to_string()
+}
+
+/// GET `url` and parse the body as JSON.
+pub async fn get_json(client: &reqwest::Client, url: String) -> (StatusCode, Value) {
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    let json = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body:?}"));
+    (status, json)
+}
+
+fn with<'a>(mut vars: Vec<(&'a str, String)>, extra: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
+    vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    vars
+}

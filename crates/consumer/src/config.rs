@@ -43,9 +43,12 @@ pub struct Config {
     /// The first retry delay after a failure (ms); it doubles per failure.
     #[arg(long, env = "RETRY_BASE_MS", default_value_t = 1000)]
     pub retry_base_ms: u64,
-    /// The longest retry delay (ms); also caps a Retry-After.
+    /// The longest retry delay (ms).
     #[arg(long, env = "RETRY_MAX_MS", default_value_t = 300_000)]
     pub retry_max_ms: u64,
+    /// The longest Retry-After (s) honoured from the API; a longer one is cut to this.
+    #[arg(long, env = "RETRY_AFTER_MAX_SECS", default_value_t = 3600)]
+    pub retry_after_max_secs: u64,
     /// How long after enqueue a task may keep answering "processing" before it is dead (s; 0 = forever).
     #[arg(long, env = "MAX_POLL_SECS", default_value_t = 86_400)]
     pub max_poll_secs: u64,

@@ -55,7 +55,7 @@ pub async fn run(
         config.api_url.clone(),
         Duration::from_millis(config.api_timeout_ms),
         config.api_max_body_bytes,
-        config.backoff().max,
+        Duration::from_secs(config.retry_after_max_secs),
         config.concurrency as usize,
     )?;
     let worker = Worker::new(queue.clone(), poller, config.worker());

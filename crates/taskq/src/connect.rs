@@ -90,8 +90,9 @@ pub fn connect(url: &RedisUrl, options: ConnectOptions) -> Result<ConnectionMana
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(options.response_timeout))
         .set_connection_timeout(Some(options.connect_timeout))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
+        // One connection attempt per failure: while Redis is down each command fails within the
+        // connect timeout instead of waiting out a retry schedule; the next command tries again.
+        .set_number_of_retries(0);
     Ok(ConnectionManager::new_lazy_with_config(client, config)?)
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tracing::instrument;
 
@@ -202,7 +203,7 @@ impl Queue {
             .arg(name.as_str())
             .arg(millis(self.policy.result_ttl))
             .arg(0)
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         Ok(Enqueued {
             created: created == 1,
@@ -223,7 +224,7 @@ impl Queue {
         for name in names {
             invocation.key(self.keys.task(name)).arg(name.as_str());
         }
-        let flags: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
+        let flags: Vec<i64> = invocation.run(&self.conn).await?;
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 
@@ -232,10 +233,13 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`] when Redis fails, [`Error::UnexpectedReply`] for a corrupt record.
     pub async fn get(&self, name: &TaskName) -> Result<Option<TaskView>> {
-        let fields: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(self.keys.task(name))
-            .query_async(&mut self.conn())
-            .await?;
+        let key = self.keys.task(name);
+        let fields: Vec<(String, String)> = once_more_if_dropped(|| {
+            let mut conn = self.conn();
+            let key = &key;
+            async move { conn.hgetall(key).await }
+        })
+        .await?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -260,7 +264,7 @@ impl Queue {
             .arg(self.policy.sweep_limit)
             .arg(self.policy.max_attempts)
             .arg(millis(self.policy.dead_ttl))
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         parse_claim(reply)
     }
@@ -278,7 +282,7 @@ impl Queue {
             .arg(&task.name)
             .arg(&task.token)
             .arg(data)
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         Ack::from_code(code)
     }
@@ -302,7 +306,7 @@ impl Queue {
             .arg(millis(delay))
             .arg(self.policy.max_poll.map_or(0, millis))
             .arg(millis(self.policy.dead_ttl))
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         Ack::from_code(code)
     }
@@ -333,7 +337,7 @@ impl Queue {
             .arg(u8::from(permanent))
             .arg(self.policy.max_attempts)
             .arg(millis(self.policy.dead_ttl))
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         Ack::from_code(code)
     }
@@ -350,7 +354,7 @@ impl Queue {
             .key(&self.keys.stats)
             .arg(&task.name)
             .arg(&task.token)
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         Ack::from_code(code)
     }
@@ -372,7 +376,7 @@ impl Queue {
                 .arg(&task.name)
                 .arg(&task.token);
         }
-        let lost: Vec<usize> = invocation.invoke_async(&mut self.conn()).await?;
+        let lost: Vec<usize> = invocation.run(&self.conn).await?;
         Ok(lost.into_iter().map(|position| position - 1).collect())
     }
 
@@ -392,7 +396,7 @@ impl Queue {
             .arg(self.policy.max_attempts)
             .arg(millis(self.policy.dead_ttl))
             .arg(self.policy.dead_max)
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         Ok(Sweep { reaped, pruned })
     }
@@ -409,7 +413,7 @@ impl Queue {
             .key(&self.keys.due)
             .key(&self.keys.stats)
             .arg(name.as_str())
-            .invoke_async(&mut self.conn())
+            .run(&self.conn)
             .await?;
         Ok(code == 1)
     }
@@ -432,6 +436,46 @@ impl Queue {
             dead,
             totals,
         })
+    }
+}
+
+/// Runs a Redis call once more if the connection had dropped (a killed client connection, a
+/// Redis restart): every script is safe to repeat, and the connection manager has reconnected by
+/// then. Refusals and timeouts are not repeated: Redis is down or hung, and a second try would
+/// only double the caller's wait.
+async fn once_more_if_dropped<T, F>(call: impl Fn() -> F) -> redis::RedisResult<T>
+where
+    F: Future<Output = redis::RedisResult<T>>,
+{
+    match call().await {
+        Err(err)
+            if err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout() =>
+        {
+            tracing::debug!(error = %err, "connection dropped; calling once more");
+            call().await
+        }
+        result => result,
+    }
+}
+
+/// Runs a script through [`once_more_if_dropped`].
+trait RunScript {
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &ConnectionManager,
+    ) -> redis::RedisResult<T>;
+}
+
+impl RunScript for redis::ScriptInvocation<'_> {
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &ConnectionManager,
+    ) -> redis::RedisResult<T> {
+        once_more_if_dropped(|| {
+            let mut conn = conn.clone();
+            async move { self.invoke_async(&mut conn).await }
+        })
+        .await
     }
 }
 

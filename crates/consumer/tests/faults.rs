@@ -1,0 +1,459 @@
+//! Fault injection against real processes: consumers killed, stopped and outnumbered, Redis
+//! killed, hung and cutting connections, and a third-party API that misbehaves in every way.
+//! Each test prints its figures (`FIGURES ...`) for the record.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Stack, names};
+use reqwest::StatusCode;
+use testkit::{RedisServer, eventually, free_addr};
+
+const DURABLE: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_mid_call_loses_nothing_and_only_its_tasks_are_called_twice() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "2000"), ("MOCK_POLLS_UNTIL_DONE", "1")]);
+    let fast_lease = [
+        ("CONCURRENCY", "300"),
+        ("BATCH_SIZE", "100"),
+        ("LEASE_MS", "1000"),
+    ];
+    let mut first = stack.consumer(&fast_lease);
+    stack.enqueue_all(&names("crash", 300)).await;
+    eventually(Duration::from_secs(15), "300 calls in flight", || async {
+        (stack.mock_calls().await >= 300).then_some(())
+    })
+    .await;
+
+    first.kill();
+    let killed = Instant::now();
+    let _second = stack.consumer(&fast_lease);
+    let counts = stack.wait_done(300, Duration::from_secs(30)).await;
+
+    let recovery = killed.elapsed();
+    let calls = stack.mock_calls().await;
+    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 0));
+    assert_eq!(counts.totals["done"], 300, "no task lost");
+    assert!(
+        calls <= 600,
+        "only tasks in flight at the kill may be called twice: {calls}"
+    );
+    assert_eq!(counts.totals["reaped"], 300);
+    eprintln!(
+        "FIGURES crash: tasks=300 calls={calls} lost=0 duplicated={} recovery={recovery:?}",
+        calls - 300
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_slower_than_the_lease_is_never_handed_to_a_second_consumer() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "1200"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
+    let env = [
+        ("LEASE_MS", "300"),
+        ("POLL_INTERVAL_MS", "10"),
+        ("CONCURRENCY", "100"),
+    ];
+    let _consumers = [stack.consumer(&env), stack.consumer(&env)];
+    stack.enqueue_all(&names("slow", 100)).await;
+
+    let counts = stack.wait_done(100, Duration::from_secs(30)).await;
+
+    let calls = stack.mock_calls().await;
+    assert_eq!(calls, 200, "exactly one call per poll");
+    assert!(!counts.totals.contains_key("reaped"), "{:?}", counts.totals);
+    assert!(!counts.totals.contains_key("stale"), "{:?}", counts.totals);
+    eprintln!("FIGURES slow-calls: tasks=100 polls=2 calls={calls} lease=300ms call=1200ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_consumers_share_five_thousand_tasks_with_exactly_one_call_per_poll() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "5"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
+    let env = [("POLL_INTERVAL_MS", "20"), ("CONCURRENCY", "50")];
+    let _consumers: Vec<_> = (0..4).map(|_| stack.consumer(&env)).collect();
+    let started = Instant::now();
+    stack.enqueue_all(&names("many", 5000)).await;
+
+    let counts = stack.wait_done(5000, Duration::from_secs(60)).await;
+
+    let calls = stack.mock_calls().await;
+    assert_eq!(calls, 10_000);
+    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 0));
+    assert!(!counts.totals.contains_key("stale"));
+    eprintln!(
+        "FIGURES many-consumers: consumers=4 tasks=5000 calls={calls} wall={:?}",
+        started.elapsed()
+    );
+}
+
+/// Enqueues through the producer until stopped, checking every answer: 2xx, or a 503 with a JSON
+/// error within a second, never anything else. Answers the names acknowledged with 2xx.
+fn keep_enqueueing(
+    stack: &Stack,
+    prefix: &str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(Vec<String>, usize)> {
+    let (client, producer, prefix) = (stack.client.clone(), stack.producer, prefix.to_owned());
+    tokio::spawn(async move {
+        let (mut acknowledged, mut refused) = (Vec::new(), 0);
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let name = format!("{prefix}-{i}");
+            i += 1;
+            let started = Instant::now();
+            let (status, body) =
+                common::get_json(&client, common::enqueue_url(producer, &name)).await;
+            let took = started.elapsed();
+            if status.is_success() {
+                acknowledged.push(name);
+            } else {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+                assert!(body["error"].is_string());
+                assert!(took < Duration::from_secs(1), "a refusal took {took:?}");
+                refused += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (acknowledged, refused)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_for_five_seconds_loses_no_acknowledged_task_and_work_resumes() {
+    let mut stack = Stack::start_on(
+        RedisServer::start_with(DURABLE),
+        &[("MOCK_DELAY_MS", "100"), ("MOCK_POLLS_UNTIL_DONE", "2")],
+    );
+    let mut consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50"), ("LEASE_MS", "2000")]);
+    stack.enqueue_all(&names("before", 200)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = keep_enqueueing(&stack, "during", Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stack.redis.kill();
+    tokio::time::sleep(Duration::from_secs(5)).await; // the outage itself
+    stack.redis.restart();
+    let back = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, refused) = writer.await.unwrap();
+
+    assert!(refused > 0, "the outage refused nothing: was Redis down?");
+    let total = 200 + acknowledged.len() as u64;
+    stack.wait_done(total, Duration::from_secs(60)).await;
+    let recovery = back.elapsed();
+    for name in &acknowledged {
+        let (status, body) = stack.task(name).await;
+        assert_eq!(status, StatusCode::OK, "{name} was acknowledged, then lost");
+        assert_eq!(body["state"], "done");
+    }
+    assert!(
+        consumer.running(),
+        "the consumer gave up instead of resuming"
+    );
+    eprintln!(
+        "FIGURES redis-kill: tasks={total} acknowledged-during-outage-window={} refused-503={refused} lost=0 all-done-after-restart={recovery:?}",
+        acknowledged.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_gets_fast_503s_and_work_resumes_when_it_wakes() {
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let stack = Stack::start_on(
+        redis,
+        &[("MOCK_DELAY_MS", "50"), ("MOCK_POLLS_UNTIL_DONE", "2")],
+    );
+    // A claim whose reply is lost to the hang leaves its tasks leased until the lease ends.
+    let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50"), ("LEASE_MS", "2000")]);
+    stack.enqueue_all(&names("hung", 100)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = keep_enqueueing(&stack, "during", Arc::clone(&stop));
+
+    let url = stack.redis.url();
+    let sleeper = tokio::task::spawn_blocking(move || {
+        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(5)
+            .query::<()>(&mut conn)
+    });
+    sleeper.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, refused) = writer.await.unwrap();
+
+    assert!(refused > 0, "nothing was refused while Redis slept");
+    stack
+        .wait_done(100 + acknowledged.len() as u64, Duration::from_secs(30))
+        .await;
+    eprintln!(
+        "FIGURES redis-hang: refused-503={refused} acknowledged={} lost=0",
+        acknowledged.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_client_connections_are_reopened() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "50"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
+    let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50")]);
+    stack.enqueue_all(&names("first", 100)).await;
+    let mut conn = stack.redis.connection();
+
+    for _ in 0..3 {
+        let _: redis::Value = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .query(&mut conn)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.enqueue_all(&names("after", 100)).await;
+
+    stack.wait_done(200, Duration::from_secs(30)).await;
+}
+
+/// Runs one task against a misbehaving API and answers its final view once dead.
+async fn dies_with(
+    mock_env: &[(&str, &str)],
+    consumer_env: &[(&str, &str)],
+    error: &str,
+) -> (serde_json::Value, u64) {
+    let stack = Stack::start(mock_env);
+    let mut env = vec![
+        ("MAX_ATTEMPTS", "2"),
+        ("RETRY_BASE_MS", "10"),
+        ("RETRY_MAX_MS", "20"),
+    ];
+    env.extend_from_slice(consumer_env);
+    let _consumer = stack.consumer(&env);
+    stack.enqueue("victim").await;
+    let body = eventually(Duration::from_secs(20), "the task to die", || async {
+        let (_, body) = stack.task("victim").await;
+        (body["state"] == "dead").then_some(body)
+    })
+    .await;
+    let last_error = body["last_error"].as_str().unwrap();
+    assert!(
+        last_error.contains(error),
+        "{last_error:?} should mention {error:?}"
+    );
+    (body, stack.mock_calls().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_answers_are_retried_then_kept_as_dead_with_the_reason() {
+    let cases: [(&[(&str, &str)], &[(&str, &str)], &str); 5] = [
+        (&[("MOCK_BODY", "not-json")], &[], "not the expected JSON"),
+        (&[("MOCK_BODY", "unknown-status")], &[], "unknown status"),
+        (&[("MOCK_BODY", "empty")], &[], "not the expected JSON"),
+        (
+            &[("MOCK_DELAY_MS", "400")],
+            &[("API_TIMEOUT_MS", "100")],
+            "did not answer in time",
+        ),
+        (
+            &[("MOCK_FAILURE_RATE", "1"), ("MOCK_FAILURE_STATUS", "502")],
+            &[],
+            "HTTP 502",
+        ),
+    ];
+    for (mock_env, consumer_env, error) in cases {
+        let mut mock = vec![("MOCK_DELAY_MS", "0")];
+        mock.extend_from_slice(mock_env);
+        let (body, calls) = dies_with(&mock, consumer_env, error).await;
+        assert_eq!(body["attempts"], 2, "{error}");
+        assert_eq!(calls, 2, "{error}: retried up to MAX_ATTEMPTS");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_error_is_permanent_and_uses_no_retries() {
+    let (body, calls) = dies_with(
+        &[
+            ("MOCK_DELAY_MS", "0"),
+            ("MOCK_FAILURE_RATE", "1"),
+            ("MOCK_FAILURE_STATUS", "404"),
+        ],
+        &[],
+        "HTTP 404",
+    )
+    .await;
+    assert_eq!((body["attempts"].as_u64(), calls), (Some(1), 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_answer_is_refused_without_reading_it_whole() {
+    let stack = Stack::start(&[
+        ("MOCK_DELAY_MS", "0"),
+        ("MOCK_BODY", "huge"),
+        ("MOCK_HUGE_BODY_BYTES", "67108864"),
+    ]);
+    let consumer = stack.consumer(&[
+        ("MAX_ATTEMPTS", "3"),
+        ("RETRY_BASE_MS", "10"),
+        ("API_MAX_BODY_BYTES", "65536"),
+    ]);
+    stack.enqueue("huge").await;
+
+    let body = eventually(Duration::from_secs(20), "the task to die", || async {
+        let (_, body) = stack.task("huge").await;
+        (body["state"] == "dead").then_some(body)
+    })
+    .await;
+
+    assert!(
+        body["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("over 65536 bytes"),
+        "{body}"
+    );
+    let peak = consumer.peak_rss_kib().unwrap();
+    assert!(
+        peak < 48 * 1024,
+        "a 64 MiB answer grew the consumer to {peak} KiB"
+    );
+    eprintln!("FIGURES huge-body: body=64MiB limit=64KiB consumer-peak-rss={peak}KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_with_retry_after_is_honoured() {
+    for status in ["429", "503"] {
+        let stack = Stack::start(&[
+            ("MOCK_DELAY_MS", "0"),
+            ("MOCK_FAILURE_RATE", "1"),
+            ("MOCK_FAILURE_STATUS", status),
+            ("MOCK_RETRY_AFTER_SECS", "1"),
+        ]);
+        let _consumer = stack.consumer(&[
+            ("MAX_ATTEMPTS", "3"),
+            ("RETRY_BASE_MS", "10"),
+            ("RETRY_MAX_MS", "20"),
+        ]);
+        stack.enqueue("throttled").await;
+
+        let view = eventually(Duration::from_secs(10), "the first failure", || async {
+            let (_, body) = stack.task("throttled").await;
+            (body["attempts"] == 1 && body["state"] != "running").then_some(body)
+        })
+        .await;
+
+        let wait = view["run_at_ms"].as_u64().unwrap() - view["updated_at_ms"].as_u64().unwrap();
+        assert_eq!(
+            wait, 1000,
+            "HTTP {status}: Retry-After 1 s, not the 10 ms backoff"
+        );
+        assert_eq!(stack.mock_calls().await, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_is_retried_then_dead() {
+    let stack = Stack::start(&[]);
+    let closed = free_addr();
+    let api_url = format!("http://{closed}/");
+    let _consumer = stack.consumer(&[
+        ("API_URL", api_url.as_str()),
+        ("MAX_ATTEMPTS", "2"),
+        ("RETRY_BASE_MS", "10"),
+    ]);
+    stack.enqueue("nobody-home").await;
+
+    let body = eventually(Duration::from_secs(10), "the task to die", || async {
+        let (_, body) = stack.task("nobody-home").await;
+        (body["state"] == "dead").then_some(body)
+    })
+    .await;
+
+    assert_eq!(body["last_error"], "could not connect to the API");
+    assert_eq!(body["attempts"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_never_finishes_dies_at_the_poll_deadline() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "0"), ("MOCK_POLLS_UNTIL_DONE", "1000000")]);
+    let _consumer = stack.consumer(&[("MAX_POLL_SECS", "2"), ("POLL_INTERVAL_MS", "100")]);
+    stack.enqueue("forever").await;
+
+    let body = eventually(Duration::from_secs(10), "the task to die", || async {
+        let (_, body) = stack.task("forever").await;
+        (body["state"] == "dead").then_some(body)
+    })
+    .await;
+
+    assert!(
+        body["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("poll deadline passed"),
+        "{body}"
+    );
+    // Picked up within a tick (1 s), then polled every 100 ms until 2 s after the enqueue.
+    let calls = stack.mock_calls().await;
+    assert!(
+        (5..=25).contains(&calls),
+        "polled about every 100 ms for 1 to 2 s: {calls}"
+    );
+    assert_eq!(body["polls"], calls, "{body}");
+    assert_eq!(
+        body["data"]["progress"], calls,
+        "the latest partial data is kept: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_back_unfinished_tasks_due_at_once_and_exits_zero() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "30000")]);
+    let mut consumer = stack.consumer(&[
+        ("CONCURRENCY", "300"),
+        ("BATCH_SIZE", "100"),
+        ("SHUTDOWN_GRACE_MS", "500"),
+    ]);
+    stack.enqueue_all(&names("inflight", 300)).await;
+    eventually(Duration::from_secs(15), "300 calls in flight", || async {
+        (stack.mock_calls().await >= 300).then_some(())
+    })
+    .await;
+
+    let asked = Instant::now();
+    let status = consumer.terminate(Duration::from_secs(10));
+    let took = asked.elapsed();
+
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    let counts = stack.queue().counts().await.unwrap();
+    assert_eq!((counts.due, counts.running), (300, 0));
+    assert_eq!(counts.totals["released"], 300);
+    let claim = stack.queue().claim(300).await.unwrap();
+    assert_eq!(claim.tasks.len(), 300, "handed-back tasks are due at once");
+    assert!(
+        claim.tasks.iter().all(|t| t.attempts == 0),
+        "a hand-back is not a failed attempt"
+    );
+    eprintln!("FIGURES shutdown: in-flight=300 exit=0 took={took:?} handed-back=300");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_calls_in_flight_finish_within_the_grace_period() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "500"), ("MOCK_POLLS_UNTIL_DONE", "1")]);
+    let mut consumer = stack.consumer(&[("CONCURRENCY", "200"), ("SHUTDOWN_GRACE_MS", "10000")]);
+    stack.enqueue_all(&names("finish", 200)).await;
+    eventually(Duration::from_secs(15), "200 calls in flight", || async {
+        (stack.mock_calls().await >= 200).then_some(())
+    })
+    .await;
+
+    let status = consumer.terminate(Duration::from_secs(10));
+
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let counts = stack.queue().counts().await.unwrap();
+    assert_eq!(counts.totals["done"], 200);
+    assert!(!counts.totals.contains_key("released"));
+}

@@ -457,3 +457,35 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_grace_period() {
     assert_eq!(counts.totals["done"], 200);
     assert!(!counts.totals.contains_key("released"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs() {
+    let password = "s3cret-pass-word";
+    let stack = Stack::start_on(
+        RedisServer::start_with_password(password),
+        &[("MOCK_DELAY_MS", "0")],
+    );
+    let log = std::env::temp_dir().join(format!("taskq-consumer-{}.log", std::process::id()));
+    let env = [
+        ("REDIS_URL", stack.redis.url()),
+        ("QUEUE_NAME", stack.queue_name.clone()),
+        ("API_URL", format!("http://{}/", stack.mock)),
+        ("RUST_LOG", "debug".to_owned()),
+    ];
+    let mut consumer = testkit::Process::spawn_logged("consumer", &env, &log);
+    stack.enqueue("guarded").await;
+
+    stack.wait_done(1, Duration::from_secs(10)).await;
+    consumer.terminate(Duration::from_secs(10));
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert!(
+        logged.contains("redis://:***@127.0.0.1"),
+        "the config is logged, redacted"
+    );
+    assert!(
+        !logged.contains(password),
+        "the password leaked into the log"
+    );
+}

@@ -102,6 +102,7 @@ async fn bad_input_gets_a_4xx_json_error_and_writes_nothing() {
         (format!("/?task-name={long}"), StatusCode::BAD_REQUEST),
         ("/?task-name=a%0Ab".to_owned(), StatusCode::BAD_REQUEST),
         ("/?task-name=%00".to_owned(), StatusCode::BAD_REQUEST),
+        ("/?task-name=..".to_owned(), StatusCode::BAD_REQUEST),
         ("/?task-name=%FF".to_owned(), StatusCode::BAD_REQUEST),
         ("/?task-name=%G1".to_owned(), StatusCode::BAD_REQUEST),
         (
@@ -163,4 +164,149 @@ async fn healthz_follows_redis_and_a_dead_redis_is_a_fast_503() {
     )
     .await;
     assert_eq!(get(addr, "/?task-name=x").await.0, StatusCode::ACCEPTED);
+}
+
+/// Characters that break naive key builders, URL handling or JSON.
+const AWKWARD: &[&str] = &[
+    " ",
+    "/",
+    "%",
+    "%2F",
+    "{",
+    "}",
+    "{taskq:other}",
+    "\"",
+    "'",
+    "\\",
+    "+",
+    "&",
+    "=",
+    "?",
+    "#",
+    ":",
+    "*",
+    "..",
+    "é",
+    "日本",
+    "🙂",
+    "\u{301}",
+    "\u{200b}",
+    "a",
+    "Z",
+    "0",
+    "-",
+    "_",
+    "~",
+    "<b>",
+];
+
+#[tokio::test]
+async fn generated_hostile_names_round_trip_to_their_own_key_and_nowhere_else() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut names = std::collections::HashSet::new();
+    while names.len() < 300 {
+        let parts = rng.usize(1..12);
+        let name: String = (0..parts)
+            .map(|_| AWKWARD[rng.usize(..AWKWARD.len())])
+            .collect();
+        if name.len() <= taskq::MAX_TASK_NAME_LEN {
+            names.insert(name);
+        }
+    }
+
+    for name in &names {
+        let url =
+            reqwest::Url::parse_with_params(&format!("http://{addr}/"), [("task-name", name)])
+                .unwrap();
+        let path_and_query = format!("/?{}", url.query().unwrap());
+        let (status, headers, body) = get(addr, &path_and_query).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "seed {seed}: {name:?}");
+        assert_eq!(body["task"], name.as_str(), "seed {seed}");
+        let location = headers["location"].to_str().unwrap();
+        let (status, _, shown) = get(addr, location).await;
+        assert_eq!(
+            (status, &shown["task"]),
+            (StatusCode::OK, &body["task"]),
+            "seed {seed}: {location}"
+        );
+    }
+
+    let mut conn = redis.connection();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    let prefix = queue.keys().task_prefix();
+    let records: std::collections::HashSet<&str> =
+        keys.iter().filter_map(|k| k.strip_prefix(prefix)).collect();
+    assert_eq!(
+        records.len(),
+        names.len(),
+        "seed {seed}: one record per name"
+    );
+    assert!(
+        names.iter().all(|n| records.contains(n.as_str())),
+        "seed {seed}"
+    );
+    assert_eq!(
+        keys.len(),
+        names.len() + 2,
+        "seed {seed}: only the records, due and stats: {keys:?}"
+    );
+}
+
+/// Sends raw bytes as one HTTP/1.1 request and answers the status code of the reply.
+async fn raw_status(addr: SocketAddr, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before it has read everything: a write error is fine.
+    let _ = stream.write_all(request).await;
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    let head = String::from_utf8_lossy(&reply[..reply.len().min(64)]).into_owned();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"))
+}
+
+#[tokio::test]
+async fn a_megabyte_query_string_gets_a_4xx_not_a_5xx() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer(&redis).await;
+    let huge = format!(
+        "GET /?task-name={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let long = format!(
+        "GET /?task-name={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "b".repeat(60_000)
+    );
+
+    let huge_status = raw_status(addr, huge.as_bytes()).await;
+    let long_status = raw_status(addr, long.as_bytes()).await;
+
+    assert!((400..500).contains(&huge_status), "{huge_status}");
+    assert_eq!(long_status, 400);
+}
+
+#[tokio::test]
+async fn thousands_of_idle_connections_do_not_stop_service() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer(&redis).await;
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+
+    let started = std::time::Instant::now();
+    let (status, _, _) = get(addr, "/?task-name=still-served").await;
+
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
 }

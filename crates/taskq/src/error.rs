@@ -27,6 +27,9 @@ pub enum NameError {
         /// The limit in bytes.
         max: usize,
     },
+    /// The name is `.` or `..`, which URL paths cannot carry.
+    #[error("task names . and .. are reserved (a URL path cannot carry them)")]
+    DotSegment,
     /// The name holds a control character.
     #[error("task name holds the control character {0:?}")]
     ControlCharacter(char),

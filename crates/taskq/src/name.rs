@@ -2,7 +2,8 @@
 //!
 //! A name is any UTF-8 text of 1 to [`MAX_TASK_NAME_LEN`] bytes without control characters. It
 //! becomes the suffix of a Redis key and a query parameter of the third-party call, both of which
-//! take any such text safely, so nothing else is forbidden.
+//! take any such text safely. Only `.` and `..` are refused besides: as a URL path segment
+//! (`/tasks/..`) clients resolve them away, even percent-encoded, so the task could not be read.
 
 use std::fmt;
 
@@ -20,7 +21,7 @@ impl TaskName {
     ///
     /// # Errors
     /// [`NameError`] when the name is empty, longer than [`MAX_TASK_NAME_LEN`] bytes, or holds a
-    /// control character.
+    /// control character, or is `.` or `..`.
     pub fn parse(name: impl Into<String>) -> Result<Self, NameError> {
         let name = name.into();
         if name.is_empty() {
@@ -31,6 +32,9 @@ impl TaskName {
                 len: name.len(),
                 max: MAX_TASK_NAME_LEN,
             });
+        }
+        if name == "." || name == ".." {
+            return Err(NameError::DotSegment);
         }
         if let Some(c) = name.chars().find(|c| c.is_control()) {
             return Err(NameError::ControlCharacter(c));
@@ -144,6 +148,9 @@ mod tests {
             TaskName::parse("a\nb"),
             Err(NameError::ControlCharacter('\n'))
         );
+        assert_eq!(TaskName::parse(".."), Err(NameError::DotSegment));
+        assert_eq!(TaskName::parse("."), Err(NameError::DotSegment));
+        assert!(TaskName::parse("...").is_ok());
         assert_eq!(
             TaskName::parse("a\u{7f}"),
             Err(NameError::ControlCharacter('\u{7f}'))

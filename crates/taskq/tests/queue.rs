@@ -368,3 +368,186 @@ async fn the_sweep_prunes_the_dead_set_by_count() {
         .len();
     assert_eq!(records, 3, "pruned records are deleted too");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_racing_the_reaper_either_wins_whole_or_is_refused_and_counted() {
+    let redis = RedisServer::start();
+    let queue = open(
+        &redis,
+        Policy {
+            lease: Duration::from_millis(50),
+            ..Policy::default()
+        },
+    );
+    let (mut won, mut refused) = (0, 0);
+    for round in 0..10 {
+        let names: Vec<TaskName> = (0..100).map(|i| name(&format!("r{round}-{i}"))).collect();
+        queue.enqueue_many(&names).await.unwrap();
+        let tasks = queue.claim(100).await.unwrap().tasks;
+        tokio::time::sleep(Duration::from_millis(60)).await; // every lease has now expired
+
+        let completions: Vec<_> = tasks
+            .iter()
+            .map(|task| {
+                let (queue, task) = (queue.clone(), task.clone());
+                tokio::spawn(async move { (queue.complete(&task, "1").await.unwrap(), task) })
+            })
+            .collect();
+        let reaper = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    queue.sweep().await.unwrap();
+                }
+            })
+        };
+        reaper.await.unwrap();
+
+        for completion in completions {
+            let (ack, task) = completion.await.unwrap();
+            let view = queue.get(&name(&task.name)).await.unwrap().unwrap();
+            match ack {
+                Ack::Applied => {
+                    won += 1;
+                    assert_eq!(view.state, State::Done, "{}", task.name);
+                }
+                Ack::Stale => {
+                    refused += 1;
+                    assert_eq!(
+                        (view.state, view.attempts),
+                        (State::Queued, 1),
+                        "{}",
+                        task.name
+                    );
+                }
+                Ack::Dead => panic!("a completion never kills a task"),
+            }
+        }
+        // Reaped tasks are due again; take them out of the way for the next round.
+        for task in queue.claim(100).await.unwrap().tasks {
+            queue.complete(&task, "2").await.unwrap();
+        }
+    }
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.totals["done"], 1000);
+    assert_eq!(counts.totals.get("stale").copied().unwrap_or(0), refused);
+    assert_eq!(counts.totals.get("reaped").copied().unwrap_or(0), refused);
+    eprintln!("FIGURES reaper-race: completions won={won} refused-as-stale={refused}");
+}
+
+#[tokio::test]
+async fn dead_records_expire_and_the_sweep_prunes_them_by_age() {
+    let redis = RedisServer::start();
+    let queue = open(
+        &redis,
+        Policy {
+            dead_ttl: Duration::from_millis(100),
+            ..Policy::default()
+        },
+    );
+    let names: Vec<TaskName> = (0..5).map(|i| name(&format!("old{i}"))).collect();
+    queue.enqueue_many(&names).await.unwrap();
+    for task in queue.claim(5).await.unwrap().tasks {
+        queue.fail(&task, "x", Duration::ZERO, true).await.unwrap();
+    }
+
+    let pruned = eventually(
+        Duration::from_secs(5),
+        "the dead set to be pruned",
+        || async {
+            let sweep = queue.sweep().await.unwrap();
+            (sweep.pruned > 0).then_some(sweep.pruned)
+        },
+    )
+    .await;
+
+    assert_eq!(pruned, 5);
+    assert_eq!(queue.counts().await.unwrap().dead, 0);
+    assert!(queue.get(&names[0]).await.unwrap().is_none());
+}
+
+/// No-op work, as fast as the queue allows.
+struct Instant;
+
+impl taskq::Handler for Instant {
+    async fn handle(&self, _: &taskq::ClaimedTask) -> taskq::Outcome {
+        taskq::Outcome::Done(r#"{"ok":true}"#.into())
+    }
+}
+
+fn used_memory(conn: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(conn).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_results_expire_and_redis_memory_returns_near_its_start() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connection();
+    let queue = open(
+        &redis,
+        Policy {
+            result_ttl: Duration::from_secs(2),
+            ..Policy::default()
+        },
+    );
+    let start = used_memory(&mut conn);
+    let names: Vec<TaskName> = (0..100_000).map(|i| name(&format!("m{i}"))).collect();
+    for chunk in names.chunks(1000) {
+        queue.enqueue_many(chunk).await.unwrap();
+    }
+    let worker = taskq::Worker::new(
+        queue.clone(),
+        Instant,
+        taskq::WorkerConfig {
+            concurrency: 200,
+            batch_size: 200,
+            ..taskq::WorkerConfig::default()
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    eventually(Duration::from_secs(120), "100,000 tasks done", || async {
+        (queue.counts().await.unwrap().totals.get("done") == Some(&100_000)).then_some(())
+    })
+    .await;
+    let peak = used_memory(&mut conn);
+    let prefix = queue.keys().task_prefix().to_owned();
+    let keys: Vec<String> = conn
+        .scan_match(format!("{prefix}*"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let without_expiry = keys
+        .iter()
+        .filter(|key| conn.pttl::<_, i64>(key.as_str()).unwrap() == -1)
+        .count();
+    assert_eq!(without_expiry, 0, "done records without an expiry");
+    drop(stop);
+    running.await.unwrap();
+
+    let end = eventually(Duration::from_secs(30), "the results to expire", || {
+        let mut conn = redis.connection();
+        async move {
+            let keys: u64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+            (keys <= 2).then(|| used_memory(&mut conn))
+        }
+    })
+    .await;
+    let stats: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(&mut conn).unwrap();
+    assert!(
+        end < start + 1024 * 1024 && end - start < (peak - start) / 10,
+        "memory went from {start} to {peak} and back to {end} bytes: {stats:?}"
+    );
+
+    eprintln!(
+        "FIGURES bounded-memory: tasks=100000 redis used_memory start={start} peak={peak} after-expiry={end}"
+    );
+}

@@ -21,6 +21,7 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -31,6 +32,15 @@ impl RedisServer {
 
     /// Starts a Redis with extra `redis-server` arguments (`["--appendonly", "yes"]`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_inner(extra, None)
+    }
+
+    /// Starts a Redis that requires `password`; [`RedisServer::url`] carries it.
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_inner(&["--requirepass", password], Some(password.to_owned()))
+    }
+
+    fn start_inner(extra: &[&str], password: Option<String>) -> Self {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "taskq-test-redis-{}-{}",
@@ -43,6 +53,7 @@ impl RedisServer {
             port: free_port(),
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            password,
         };
         server.spawn();
         server
@@ -83,7 +94,10 @@ impl RedisServer {
 
     /// The server's URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// The server's port.

@@ -35,6 +35,16 @@ impl Process {
     /// Starts binary `name` with `env` added to a clean-ish environment (`RUST_LOG` defaults to
     /// `warn` so test output stays readable).
     pub fn spawn(name: &str, env: &[(&str, String)]) -> Self {
+        Self::spawn_to(name, env, Stdio::inherit())
+    }
+
+    /// Starts binary `name` with its log (stderr) written to the file `log`.
+    pub fn spawn_logged(name: &str, env: &[(&str, String)], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Self::spawn_to(name, env, Stdio::from(file))
+    }
+
+    fn spawn_to(name: &str, env: &[(&str, String)], stderr: Stdio) -> Self {
         let mut command = Command::new(binary(name));
         command
             .env(
@@ -43,7 +53,7 @@ impl Process {
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (key, value) in env {
             command.env(key, value);
         }

@@ -1,0 +1,31 @@
+//! bench: the benchmark command of issue 4. It starts a `redis-server` of its own, runs each
+//! workload several times, and writes the median, min and max of every metric to
+//! `bench/results.json` and `bench/results.md`.
+//!
+//! Two kinds of workload, because the question is twofold. The library ones (W1b, W2, W4) measure
+//! the queue apart from HTTP: is `taskq` bound by Redis or by its own code? The process ones (W1,
+//! W2h, W3d) run the release binaries exactly as a user does, with their environment contract, so
+//! the figures are comparable with the anchors in `shared/anchors`, which time the same things the
+//! same way. Peak memory is `VmHWM` of the process that does the work; that is why the library
+//! worker of W2 and W4 runs in a child process (bench's hidden `drain` subcommand): the parent's
+//! enqueue buffers never count against it.
+//!
+//! `testkit` is for tests only (it panics on purpose), so this crate starts Redis and the binaries
+//! itself, with errors instead of panics.
+//!
+//! # Layout
+//! - [`redis_server`]: a private `redis-server` on a free port, in a temporary folder.
+//! - [`process`]: the release binaries as child processes; free ports; peak RSS from `/proc`.
+//! - [`probe`]: Redis' own counters (commands by name, CPU time) read around a workload.
+//! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
+//! - [`workloads`]: one module per workload; each run answers named metrics.
+//! - [`summary`]: median, min and max over runs.
+//! - [`report`]: the machine's facts and the two result files.
+
+pub mod drain;
+pub mod probe;
+pub mod process;
+pub mod redis_server;
+pub mod report;
+pub mod summary;
+pub mod workloads;

@@ -1,0 +1,305 @@
+//! The results: `results.json` (every run's value, for machines) and `results.md` (medians with
+//! min and max, for people), both headed by what they were measured on: machine, date, commit and
+//! Redis version. Figures from a noisy shared machine mean little without those.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::summary::Summary;
+
+/// Everything one benchmark invocation measured.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    /// What it ran on.
+    pub machine: Machine,
+    /// When it started (UTC, ISO 8601).
+    pub date: String,
+    /// The commit measured (`-dirty` when the work tree had changes).
+    pub git_commit: String,
+    /// `redis_version` of the private server.
+    pub redis_version: String,
+    /// Runs per workload asked for.
+    pub runs: u32,
+    /// The whole invocation's duration.
+    pub duration_s: f64,
+    /// `/proc/loadavg` (1, 5, 15 min) when the run started: other work on the machine skews
+    /// every figure.
+    pub load_avg_at_start: String,
+    /// One entry per workload run.
+    pub workloads: Vec<WorkloadResult>,
+    /// Figures computed across workloads (ratios of medians).
+    pub derived: Vec<Derived>,
+}
+
+/// The machine's facts.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// Host name.
+    pub hostname: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Cores this process may use.
+    pub cores: usize,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// Kernel release.
+    pub kernel: String,
+}
+
+/// One workload's figures.
+#[derive(Debug, Serialize)]
+pub struct WorkloadResult {
+    /// The issue's id (W1, W1b, ...).
+    pub id: String,
+    /// What was measured, with the sizes used.
+    pub description: String,
+    /// Each metric over the runs that succeeded.
+    pub metrics: Vec<MetricResult>,
+    /// Why the other runs failed (a failed run counts no figure).
+    pub failures: Vec<String>,
+}
+
+/// One metric over runs.
+#[derive(Debug, Serialize)]
+pub struct MetricResult {
+    /// Its name.
+    pub name: String,
+    /// Its unit.
+    pub unit: String,
+    /// Median, min, max and every run.
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// A figure computed from two workloads' medians.
+#[derive(Debug, Serialize)]
+pub struct Derived {
+    /// Its name.
+    pub name: String,
+    /// How it is computed.
+    pub formula: String,
+    /// Its value.
+    pub value: f64,
+}
+
+impl Machine {
+    /// Reads `/proc` (fields it cannot read say "unknown").
+    pub fn detect() -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+            .map_or("unknown", |(_, model)| model.trim())
+            .to_owned();
+        let memory_mib = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib / 1024);
+        let known = |s: String| {
+            let s = s.trim().to_owned();
+            if s.is_empty() { "unknown".into() } else { s }
+        };
+        Self {
+            hostname: known(read("/proc/sys/kernel/hostname")),
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            memory_mib,
+            kernel: known(read("/proc/sys/kernel/osrelease")),
+        }
+    }
+}
+
+/// The commit of the work tree in the current folder, `-dirty` when it has changes to tracked
+/// files; "unknown" outside git.
+pub fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_utc() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    iso8601(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (days to civil date: H. Hinnant's algorithm).
+fn iso8601(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Results {
+    /// The median of `metric` of workload `id`, when it was measured.
+    pub fn median(&self, id: &str, metric: &str) -> Option<f64> {
+        self.workloads
+            .iter()
+            .find(|w| w.id == id)?
+            .metrics
+            .iter()
+            .find(|m| m.name == metric)
+            .map(|m| m.summary.median)
+    }
+
+    /// Writes `json_path` and the markdown table beside it (`.md`).
+    ///
+    /// # Errors
+    /// When a file cannot be written.
+    pub fn write(&self, json_path: &Path) -> Result<()> {
+        if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(json_path, json + "\n")
+            .with_context(|| format!("writing {}", json_path.display()))?;
+        let md_path = json_path.with_extension("md");
+        std::fs::write(&md_path, self.markdown())
+            .with_context(|| format!("writing {}", md_path.display()))?;
+        Ok(())
+    }
+
+    /// The markdown report.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut out = format!(
+            "# taskq benchmark\n\n\
+             {date} · commit `{commit}` · Redis {redis} · {cores} cores ({cpu}), {mem} MiB, \
+             Linux {kernel} · load average at start {load} · {runs} run(s) per workload · whole run \
+             {secs:.0} s\n\n\
+             | workload | metric | median | min | max | unit |\n|---|---|---:|---:|---:|---|\n",
+            date = self.date,
+            commit = self.git_commit,
+            redis = self.redis_version,
+            cores = m.cores,
+            cpu = m.cpu,
+            mem = m.memory_mib,
+            kernel = m.kernel,
+            runs = self.runs,
+            secs = self.duration_s,
+            load = self.load_avg_at_start,
+        );
+        for w in &self.workloads {
+            for metric in &w.metrics {
+                let s = &metric.summary;
+                out += &format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    w.id,
+                    metric.name,
+                    number(s.median),
+                    number(s.min),
+                    number(s.max),
+                    metric.unit
+                );
+            }
+            for failure in &w.failures {
+                out += &format!("| {} | FAILED RUN | | | | {failure} |\n", w.id);
+            }
+        }
+        if !self.derived.is_empty() {
+            out += "\n| derived | value | formula |\n|---|---:|---|\n";
+            for d in &self.derived {
+                out += &format!("| {} | {} | {} |\n", d.name, number(d.value), d.formula);
+            }
+        }
+        out += "\n## Workloads\n\n";
+        for w in &self.workloads {
+            out += &format!("- **{}**: {}\n", w.id, w.description);
+        }
+        out
+    }
+}
+
+/// A figure with as many digits as it deserves: thousands grouped, small values with decimals.
+fn number(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if x.abs() >= 1000.0 {
+        let digits = format!("{:.0}", x.abs());
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if x < 0.0 {
+            format!("-{grouped}")
+        } else {
+            grouped
+        }
+    } else if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_seconds_become_utc_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_795_764_508), "2026-11-27T07:28:28Z");
+    }
+
+    #[test]
+    fn numbers_keep_the_digits_that_matter() {
+        assert_eq!(number(18_728.4), "18,728");
+        assert_eq!(number(1_000_000.0), "1,000,000");
+        assert_eq!(number(123.4), "123");
+        assert_eq!(number(13.63), "13.6");
+        assert_eq!(number(1.234), "1.23");
+    }
+}

@@ -1,0 +1,118 @@
+//! W1: HTTP enqueue. A fresh release `producer` per run; `wrk -t2 -c64` for 2 s to warm it up
+//! (discarded), `FLUSHALL`, then the measured `wrk` run, as the anchors do. wrk's Lua `done()`
+//! hook prints its own figures as JSON, so nothing is scraped from its human summary.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use tokio::process::Command;
+use tokio::time::timeout;
+
+use super::{Bench, Metric, metric, mib};
+use crate::process::{Service, free_addr};
+
+/// The request generator: unique names, a `BENCHJSON` line at the end.
+const SCRIPT: &str = include_str!("../../wrk/unique.lua");
+const QUEUE: &str = "bench-w1";
+
+/// What `wrk/unique.lua` prints.
+#[derive(Debug, Deserialize)]
+struct WrkResult {
+    requests: u64,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    non_2xx: u64,
+}
+
+/// One run of W1.
+///
+/// # Errors
+/// When a process fails, wrk is missing, or the producer did not enqueue what it answered.
+pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
+    bench.redis.flush().await?;
+    let script = bench.raw.join("unique.lua");
+    std::fs::write(&script, SCRIPT)?;
+    let addr = free_addr()?;
+    let producer = Service::serve(
+        &bench.bins.path("producer"),
+        &[
+            ("REDIS_URL", bench.redis.url()),
+            ("QUEUE_NAME", QUEUE.into()),
+            ("PRODUCER_ADDR", addr.to_string()),
+        ],
+        addr,
+        &bench.raw.join(format!("w1-r{run}-producer.log")),
+    )
+    .await?;
+    let url = format!("http://{addr}/");
+    let health = bench.get_json(&format!("{url}healthz")).await?;
+    if health["status"] != "ok" {
+        bail!("producer /healthz answered {health}");
+    }
+    wrk(&script, &url, 2, &format!("warm{run}")).await?;
+    bench.redis.flush().await?;
+    let result = wrk(
+        &script,
+        &url,
+        bench.settings.wrk_duration_s,
+        &format!("r{run}"),
+    )
+    .await?;
+    let rss = producer.peak_rss_kib()?;
+    let enqueued = bench
+        .queue(QUEUE)?
+        .counts()
+        .await?
+        .totals
+        .get("enqueued")
+        .copied()
+        .unwrap_or(0);
+    producer.stop().await?;
+    // wrk counts answers received; requests cut off at its end may still have been enqueued.
+    if enqueued < result.requests {
+        bail!(
+            "wrk got {} answers but only {enqueued} tasks were enqueued",
+            result.requests
+        );
+    }
+    Ok(vec![
+        metric("req_per_s", "req/s", result.rps),
+        metric("p50_ms", "ms", result.p50_ms),
+        metric("p99_ms", "ms", result.p99_ms),
+        metric(
+            "errors",
+            "requests",
+            (result.errors + result.non_2xx) as f64,
+        ),
+        metric("producer_peak_rss_mib", "MiB", mib(rss)),
+    ])
+}
+
+async fn wrk(script: &std::path::Path, url: &str, secs: u64, prefix: &str) -> Result<WrkResult> {
+    let run = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{secs}s"), "-s"])
+        .arg(script)
+        .args([url, "--", prefix])
+        .kill_on_drop(true)
+        .output();
+    let output = timeout(Duration::from_secs(secs + 30), run)
+        .await
+        .context("wrk did not finish")?
+        .context("running wrk (Debian's package `wrk`; scripts/bench installs it)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "wrk failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCHJSON "))
+        .with_context(|| format!("no BENCHJSON line in wrk's output:\n{stdout}"))?;
+    Ok(serde_json::from_str(line)?)
+}

@@ -1,0 +1,102 @@
+//! W2 and W4: the library worker with a no-op handler, in a child process (see
+//! [`crate::drain`]), after the queue was filled with `enqueue_many` (untimed for W2).
+//!
+//! W4 asks whether depth costs speed: the claim takes the earliest due tasks from a sorted set,
+//! O(log N) per claim, so a million queued tasks should drain about as fast as twenty thousand.
+//! Filling a million takes a while, so only the first run fills the queue (timed, reported as
+//! `fill_s`); later runs top it back up to the same depth, untimed, with new names.
+
+use anyhow::{Result, bail};
+use tokio::time::Instant;
+
+use super::{Bench, Metric, Workload, fill, metric, mib, redis_metrics, write_profile};
+use crate::drain::{DrainArgs, DrainReport, in_child};
+use crate::probe::Snapshot;
+
+const W4_QUEUE: &str = "bench-w4";
+
+/// One run of W2.
+///
+/// # Errors
+/// When Redis or the child fails.
+pub async fn w2(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
+    let n = bench.settings.tasks(Workload::W2);
+    bench.redis.flush().await?;
+    let queue = bench.queue("bench-w2")?;
+    fill(&queue, &format!("w2-r{run}"), 0..n).await?;
+    drain(bench, "bench-w2", n, &format!("w2-r{run}")).await
+}
+
+/// One run of W4.
+///
+/// # Errors
+/// When Redis or the child fails.
+pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
+    let (depth, measure) = (bench.settings.w4_depth, bench.settings.w4_measure);
+    if measure > depth {
+        bail!("W4 cannot time {measure} completions of {depth} queued tasks");
+    }
+    let queue = bench.queue(W4_QUEUE)?;
+    let mut fill_metric = Vec::new();
+    if run == 1 {
+        bench.redis.flush().await?;
+        let took = fill(&queue, "w4-fill", 0..depth).await?;
+        fill_metric.push(metric("fill_s", "s", took.as_secs_f64()));
+        fill_metric.push(metric(
+            "fill_tasks_per_s",
+            "tasks/s",
+            depth as f64 / took.as_secs_f64(),
+        ));
+    } else {
+        let due = queue.counts().await?.due;
+        fill(
+            &queue,
+            &format!("w4-top-r{run}"),
+            0..depth.saturating_sub(due),
+        )
+        .await?;
+    }
+    let counts = queue.counts().await?;
+    if counts.due != depth {
+        bail!("{} tasks queued instead of {depth}", counts.due);
+    }
+    let mut metrics = drain(bench, W4_QUEUE, measure, &format!("w4-r{run}")).await?;
+    metrics.extend(fill_metric);
+    Ok(metrics)
+}
+
+/// Drains `tasks` of `queue` in the child; Redis' per-command profile of the drain goes to
+/// `<raw>/<label>-redis-profile.json`.
+async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Result<Vec<Metric>> {
+    let mut conn = bench.redis.connect().await?;
+    let before = Snapshot::take(&mut conn).await?;
+    let window = Instant::now();
+    let report: DrainReport = in_child(
+        &bench.exe,
+        &DrainArgs {
+            redis_url: bench.redis.url(),
+            queue: queue.into(),
+            tasks,
+            concurrency: bench.settings.w2_concurrency,
+            batch_size: bench.settings.w2_batch_size,
+            timeout_s: 120,
+        },
+    )
+    .await?;
+    let window = window.elapsed();
+    let usage = before.until(&Snapshot::take(&mut conn).await?);
+    write_profile(bench, label, &usage, tasks)?;
+    if report.stale > 0 || report.redis_errors > 0 {
+        bail!(
+            "the worker saw {} stale answers and {} Redis errors",
+            report.stale,
+            report.redis_errors
+        );
+    }
+    let mut metrics = vec![
+        metric("tasks_per_s", "tasks/s", tasks as f64 / report.elapsed_s),
+        metric("worker_peak_rss_mib", "MiB", mib(report.peak_rss_kib)),
+    ];
+    metrics.extend(redis_metrics(&usage, tasks, window));
+    Ok(metrics)
+}

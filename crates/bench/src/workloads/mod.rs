@@ -1,0 +1,328 @@
+//! The workloads of issue 4, one function per run of each; a run answers named metrics.
+//!
+//! Every run starts from an empty Redis (`FLUSHALL`) and fresh processes, except W4's later runs,
+//! which top the deep queue back up instead of enqueueing a million tasks again (see
+//! [`library_drain`]).
+
+pub mod enqueue;
+pub mod full_stack;
+pub mod http_enqueue;
+pub mod library_drain;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use taskq::{ConnectOptions, Policy, Queue, RedisUrl, TaskName};
+use tokio::time::{Instant, sleep};
+
+use crate::probe::Usage;
+use crate::process::Binaries;
+use crate::redis_server::RedisServer;
+
+/// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the issue's chunk size).
+pub const CHUNK: u64 = 1000;
+
+/// One measured figure of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// What it is (`tasks_per_s`, `p99_ms`, ...).
+    pub name: &'static str,
+    /// Its unit, for the tables.
+    pub unit: &'static str,
+    /// The value.
+    pub value: f64,
+}
+
+/// A metric of one run.
+pub fn metric(name: &'static str, unit: &'static str, value: f64) -> Metric {
+    Metric { name, unit, value }
+}
+
+/// The workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// HTTP enqueue through the `producer` binary under `wrk`.
+    W1,
+    /// In-process enqueue through the library: one at a time (64 in flight), and in batches.
+    W1b,
+    /// Drain with the library worker and a no-op handler.
+    W2,
+    /// Drain through the whole stack: `consumer` against `mock-api`.
+    W2h,
+    /// Polling: every task answers processing twice, then done.
+    W3d,
+    /// W2 with a deep queue.
+    W4,
+}
+
+impl Workload {
+    /// Every workload, in the order they run.
+    pub const ALL: [Self; 6] = [
+        Self::W1,
+        Self::W1b,
+        Self::W2,
+        Self::W2h,
+        Self::W3d,
+        Self::W4,
+    ];
+
+    /// The issue's id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::W1 => "W1",
+            Self::W1b => "W1b",
+            Self::W2 => "W2",
+            Self::W2h => "W2h",
+            Self::W3d => "W3d",
+            Self::W4 => "W4",
+        }
+    }
+
+    /// The release binaries it starts.
+    pub fn binaries(self) -> &'static [&'static str] {
+        match self {
+            Self::W1 => &["producer"],
+            Self::W2h | Self::W3d => &["consumer", "mock-api"],
+            Self::W1b | Self::W2 | Self::W4 => &[],
+        }
+    }
+
+    /// What it does, with the sizes actually used.
+    pub fn describe(self, s: &Settings) -> String {
+        match self {
+            Self::W1 => format!(
+                "HTTP enqueue: release producer, wrk -t2 -c64 -d{}s, unique task names, after a 2 s \
+                 warm-up and FLUSHALL; producer peak RSS (VmHWM)",
+                s.wrk_duration_s
+            ),
+            Self::W1b => format!(
+                "library enqueue of {n} unique tasks: Queue::enqueue with 64 in flight (64 tokio \
+                 tasks, one shared connection), and Queue::enqueue_many in sequential chunks of {CHUNK}",
+                n = s.tasks(Self::W1b)
+            ),
+            Self::W2 => format!(
+                "drain {n} pre-enqueued tasks with the library Worker and a no-op handler, \
+                 concurrency {c}, batch size {b}, in a child process; timed from worker start until \
+                 the queue's done counter reached {n} (read every 5 ms); peak RSS of that child",
+                n = s.tasks(Self::W2),
+                c = s.w2_concurrency,
+                b = s.w2_batch_size
+            ),
+            Self::W2h => format!(
+                "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
+                 POLL_INTERVAL_MS=100) against the release mock-api (MOCK_DELAY_MS=0, \
+                 MOCK_POLLS_UNTIL_DONE=1); timed from consumer spawn until done = {n}; API calls \
+                 must be {n}",
+                n = s.tasks(Self::W2h)
+            ),
+            Self::W3d => format!(
+                "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
+                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all done \
+                 against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be {calls}",
+                n = s.tasks(Self::W3d),
+                calls = 3 * s.tasks(Self::W3d)
+            ),
+            Self::W4 => format!(
+                "depth: W2 (same worker settings) timing the first {m} completions while {d} tasks \
+                 are queued (enqueue_many, chunks of {CHUNK}; later runs top the queue back up to \
+                 {d} untimed); fill time of the first run",
+                m = s.w4_measure,
+                d = s.w4_depth
+            ),
+        }
+    }
+}
+
+impl FromStr for Workload {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|w| w.id().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| anyhow::anyhow!("unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W4)"))
+    }
+}
+
+/// Sizes and knobs of a benchmark run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Overrides every workload's task count except W4's (for quick runs).
+    pub tasks: Option<u64>,
+    /// W4: tasks queued.
+    pub w4_depth: u64,
+    /// W4: completions timed.
+    pub w4_measure: u64,
+    /// W1: seconds of each measured `wrk` run.
+    pub wrk_duration_s: u64,
+    /// W2 and W4: worker concurrency.
+    pub w2_concurrency: usize,
+    /// W2 and W4: worker batch size.
+    pub w2_batch_size: usize,
+}
+
+impl Settings {
+    /// The task count of workload `w`.
+    pub fn tasks(&self, w: Workload) -> u64 {
+        self.tasks.unwrap_or(match w {
+            Workload::W3d => 2_000,
+            _ => 20_000,
+        })
+    }
+}
+
+/// What every workload uses.
+pub struct Bench<'a> {
+    /// The private Redis.
+    pub redis: &'a RedisServer,
+    /// The release binaries.
+    pub bins: &'a Binaries,
+    /// This executable, for the `drain` child.
+    pub exe: PathBuf,
+    /// Where child logs and wrk's script go (git-ignored).
+    pub raw: PathBuf,
+    /// Sizes and knobs.
+    pub settings: Settings,
+    /// For the services' HTTP endpoints (`/healthz`, `/stats`).
+    pub http: reqwest::Client,
+}
+
+impl Bench<'_> {
+    /// A handle on queue `name` of the private Redis, with a patient response timeout: the
+    /// benchmark's own bulk calls must not fail because the machine is busy.
+    ///
+    /// # Errors
+    /// When the name or URL is unusable.
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        let url: RedisUrl = self.redis.url().parse()?;
+        let options = ConnectOptions {
+            response_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+        };
+        Ok(Queue::open(&url, options, name, Policy::default())?)
+    }
+
+    /// A GET answering JSON.
+    ///
+    /// # Errors
+    /// When the request fails or the answer is not JSON.
+    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value> {
+        let response = self.http.get(url).send().await?.error_for_status()?;
+        Ok(serde_json::from_slice(&response.bytes().await?)?)
+    }
+}
+
+/// Task names `<prefix>-<i>` for `i` in `range`.
+///
+/// # Errors
+/// When a name is invalid (never for the prefixes used here).
+pub fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>> {
+    range
+        .map(|i| TaskName::parse(format!("{prefix}-{i}")).map_err(Into::into))
+        .collect()
+}
+
+/// Enqueues `<prefix>-<i>` for `i` in `range` in sequential `enqueue_many` chunks of [`CHUNK`];
+/// answers how long it took. Every name must be new.
+///
+/// # Errors
+/// When Redis fails or a name was already there.
+pub async fn fill(queue: &Queue, prefix: &str, range: std::ops::Range<u64>) -> Result<Duration> {
+    let started = Instant::now();
+    let mut from = range.start;
+    while from < range.end {
+        let to = (from + CHUNK).min(range.end);
+        let batch = names(prefix, from..to)?;
+        let created = queue.enqueue_many(&batch).await?;
+        if created.iter().any(|c| !c) {
+            bail!("{prefix}: some of {from}..{to} were already queued");
+        }
+        from = to;
+    }
+    Ok(started.elapsed())
+}
+
+/// Waits until the queue's `done` counter reaches `target` (read every 5 ms); answers the time
+/// since `since`.
+///
+/// # Errors
+/// When Redis fails or `within` passes first.
+pub async fn wait_done(
+    queue: &Queue,
+    target: u64,
+    since: Instant,
+    within: Duration,
+) -> Result<Duration> {
+    loop {
+        let done = crate::drain::done(queue).await?;
+        if done >= target {
+            return Ok(since.elapsed());
+        }
+        if since.elapsed() > within {
+            bail!("only {done} of {target} tasks done after {within:?}");
+        }
+        sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Redis' cost of `tasks` tasks, as metrics: script calls (round trips of the worker) and claims
+/// per task, and Redis CPU per task and as a share of one core over `window`.
+pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
+    let per_task = |x: f64| x / tasks.max(1) as f64;
+    vec![
+        metric(
+            "script_calls_per_task",
+            "calls",
+            per_task(usage.evalsha as f64),
+        ),
+        metric(
+            "tasks_per_claim",
+            "tasks",
+            tasks as f64 / usage.claims.max(1) as f64,
+        ),
+        metric("redis_cpu_us_per_task", "µs", per_task(usage.cpu_s * 1e6)),
+        metric(
+            "redis_cpu_share",
+            "cores",
+            usage.cpu_s / window.as_secs_f64().max(1e-9),
+        ),
+    ]
+}
+
+/// Writes Redis' per-command profile of `tasks` tasks to `<raw>/<label>-redis-profile.json`.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_profile(bench: &Bench<'_>, label: &str, usage: &Usage, tasks: u64) -> Result<()> {
+    let path = bench.raw.join(format!("{label}-redis-profile.json"));
+    let json = serde_json::to_string_pretty(&usage.profile_per_task(tasks))?;
+    std::fs::write(&path, json + "\n")?;
+    Ok(())
+}
+
+/// KiB to MiB.
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_ids_parse_in_any_case() {
+        assert_eq!("w2h".parse::<Workload>().ok(), Some(Workload::W2h));
+        assert_eq!(" W1b ".parse::<Workload>().ok(), Some(Workload::W1b));
+        assert!("W5".parse::<Workload>().is_err());
+    }
+
+    #[test]
+    fn names_are_numbered_within_the_range() -> Result<()> {
+        let names = names("w2", 3..5)?;
+        let names: Vec<&str> = names.iter().map(TaskName::as_str).collect();
+        assert_eq!(names, ["w2-3", "w2-4"]);
+        Ok(())
+    }
+}

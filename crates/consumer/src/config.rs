@@ -104,7 +104,7 @@ impl Config {
     pub fn queue(&self) -> taskq::Result<Queue> {
         Queue::open(
             &self.redis.redis_url,
-            self.redis.connect_options(),
+            &self.redis.connect_options()?,
             &self.redis.queue_name,
             self.policy(),
         )

@@ -12,6 +12,9 @@ use common::{Stack, names};
 use reqwest::StatusCode;
 use testkit::{RedisServer, eventually, free_addr};
 
+/// Environment variables for one process.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 const DURABLE: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +252,7 @@ async fn dies_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_answers_are_retried_then_kept_as_dead_with_the_reason() {
-    let cases: [(&[(&str, &str)], &[(&str, &str)], &str); 5] = [
+    let cases: [(Env, Env, &str); 5] = [
         (&[("MOCK_BODY", "not-json")], &[], "not the expected JSON"),
         (&[("MOCK_BODY", "unknown-status")], &[], "unknown status"),
         (&[("MOCK_BODY", "empty")], &[], "not the expected JSON"),
@@ -466,12 +469,9 @@ async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs()
         &[("MOCK_DELAY_MS", "0")],
     );
     let log = std::env::temp_dir().join(format!("taskq-consumer-{}.log", std::process::id()));
-    let env = [
-        ("REDIS_URL", stack.redis.url()),
-        ("QUEUE_NAME", stack.queue_name.clone()),
-        ("API_URL", format!("http://{}/", stack.mock)),
-        ("RUST_LOG", "debug".to_owned()),
-    ];
+    let mut env = common::redis_env(&stack.redis, &stack.queue_name);
+    env.push(("API_URL", format!("http://{}/", stack.mock)));
+    env.push(("RUST_LOG", "debug".to_owned()));
     let mut consumer = testkit::Process::spawn_logged("consumer", &env, &log);
     stack.enqueue("guarded").await;
 
@@ -488,4 +488,19 @@ async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs()
         !logged.contains(password),
         "the password leaked into the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_only_redis_works_over_rediss() {
+    let stack = Stack::start_on(
+        RedisServer::start_tls(),
+        &[("MOCK_DELAY_MS", "0"), ("MOCK_POLLS_UNTIL_DONE", "2")],
+    );
+    assert!(stack.redis.url().starts_with("rediss://"));
+    let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "10")]);
+
+    stack.enqueue_all(&names("tls", 20)).await;
+
+    stack.wait_done(20, Duration::from_secs(20)).await;
+    assert_eq!(stack.mock_calls().await, 40);
 }

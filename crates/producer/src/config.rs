@@ -33,7 +33,7 @@ impl Config {
         };
         Queue::open(
             &self.redis.redis_url,
-            self.redis.connect_options(),
+            &self.redis.connect_options()?,
             &self.redis.queue_name,
             policy,
         )

@@ -19,6 +19,7 @@ async fn spawn_producer(
             redis_url: redis.url().parse().unwrap(),
             queue_name: unique_queue("http"),
             redis_timeout_ms: 300,
+            redis_tls_ca_file: None,
         },
         addr: "127.0.0.1:0".parse().unwrap(),
         result_ttl_secs: 60,

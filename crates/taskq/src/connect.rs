@@ -61,14 +61,17 @@ impl fmt::Display for RedisUrl {
     }
 }
 
-/// How patiently to talk to Redis.
-#[derive(Debug, Clone, Copy)]
+/// How to talk to Redis: patience, and whom to trust over TLS.
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// How long one command may take before it fails: bounds how long a caller waits on a hung
     /// or unreachable Redis.
     pub response_timeout: Duration,
     /// How long one connection attempt may take.
     pub connect_timeout: Duration,
+    /// For `rediss://`: the PEM certificate(s) of the authority that signed the server's
+    /// certificate, when it is not one the system trusts.
+    pub tls_root_cert: Option<Vec<u8>>,
 }
 
 impl Default for ConnectOptions {
@@ -76,6 +79,7 @@ impl Default for ConnectOptions {
         Self {
             response_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_millis(500),
+            tls_root_cert: None,
         }
     }
 }
@@ -85,8 +89,17 @@ impl Default for ConnectOptions {
 ///
 /// # Errors
 /// [`Error::Redis`] when the URL is unusable.
-pub fn connect(url: &RedisUrl, options: ConnectOptions) -> Result<ConnectionManager> {
-    let client = redis::Client::open(url.expose())?;
+pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<ConnectionManager> {
+    let client = match &options.tls_root_cert {
+        Some(root_cert) => redis::Client::build_with_tls(
+            url.expose(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert.clone()),
+            },
+        )?,
+        None => redis::Client::open(url.expose())?,
+    };
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(options.response_timeout))
         .set_connection_timeout(Some(options.connect_timeout))

@@ -51,6 +51,14 @@ pub enum Error {
     /// A task name was refused.
     #[error(transparent)]
     InvalidName(#[from] NameError),
+    /// The TLS certificate authority file could not be read.
+    #[error("reading the Redis TLS CA file {}: {source}", path.display())]
+    TlsCaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
     /// The Redis URL could not be parsed.
     #[error("invalid redis url: {0}")]
     InvalidUrl(String),

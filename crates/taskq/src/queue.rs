@@ -156,7 +156,7 @@ impl Queue {
     /// As [`Queue::new`] and [`connect`].
     pub fn open(
         url: &RedisUrl,
-        options: ConnectOptions,
+        options: &ConnectOptions,
         queue: &str,
         policy: Policy,
     ) -> Result<Self> {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::connect::{ConnectOptions, RedisUrl};
+use crate::error::{Error, Result};
 
 /// The Redis settings every binary takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,16 +17,31 @@ pub struct RedisArgs {
     /// How long one Redis command may take before it counts as failed (ms).
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
+    /// For rediss://: a PEM file with the certificate authority that signed Redis' certificate,
+    /// when the system does not already trust it.
+    #[arg(long, env = "REDIS_TLS_CA_FILE")]
+    pub redis_tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisArgs {
     /// The connection settings these flags ask for.
-    pub fn connect_options(&self) -> ConnectOptions {
+    ///
+    /// # Errors
+    /// [`Error::TlsCaFile`] when the CA file cannot be read.
+    pub fn connect_options(&self) -> Result<ConnectOptions> {
         let timeout = Duration::from_millis(self.redis_timeout_ms.max(1));
-        ConnectOptions {
+        let tls_root_cert = match &self.redis_tls_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|source| Error::TlsCaFile {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(ConnectOptions {
             response_timeout: timeout,
             connect_timeout: timeout,
-        }
+            tls_root_cert,
+        })
     }
 }
 

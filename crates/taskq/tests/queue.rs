@@ -9,7 +9,7 @@ use testkit::{RedisServer, eventually, unique_queue};
 
 fn open(redis: &RedisServer, policy: Policy) -> Queue {
     let url = redis.url().parse().unwrap();
-    Queue::open(&url, ConnectOptions::default(), &unique_queue("q"), policy).unwrap()
+    Queue::open(&url, &ConnectOptions::default(), &unique_queue("q"), policy).unwrap()
 }
 
 fn name(s: &str) -> TaskName {

@@ -22,6 +22,8 @@ pub struct RedisServer {
     dir: PathBuf,
     extra: Vec<String>,
     password: Option<String>,
+    /// The certificate authority that signed the server's certificate, when it speaks TLS.
+    tls_ca: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -40,18 +42,117 @@ impl RedisServer {
         Self::start_inner(&["--requirepass", password], Some(password.to_owned()))
     }
 
-    fn start_inner(extra: &[&str], password: Option<String>) -> Self {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "taskq-test-redis-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create a folder for redis");
+    /// Starts a Redis that speaks only TLS, with a certificate for 127.0.0.1 signed by a
+    /// throw-away authority ([`RedisServer::tls_ca_file`]); [`RedisServer::url`] is `rediss://`.
+    pub fn start_tls() -> Self {
+        let dir = fresh_dir();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run openssl");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=taskq-test-ca",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "redis.key",
+                    "-out",
+                    "redis.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
+            .expect("write san.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "redis.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "redis.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        let file = |name: &str| dir.join(name).display().to_string();
+        let port = free_port().to_string();
+        let extra = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--tls-cert-file",
+            &file("redis.crt"),
+            "--tls-key-file",
+            &file("redis.key"),
+            "--tls-ca-cert-file",
+            &file("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ];
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: port.parse().expect("a port"),
+            tls_ca: Some(dir.join("ca.crt")),
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            password: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// The certificate authority file of a TLS server.
+    pub fn tls_ca_file(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
+    }
+
+    fn start_inner(extra: &[&str], password: Option<String>) -> Self {
+        let mut server = Self {
+            dir: fresh_dir(),
+            tls_ca: None,
+            child: None,
+            port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             password,
         };
@@ -85,8 +186,21 @@ impl RedisServer {
         }
     }
 
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(ca).expect("read the CA file")),
+                },
+            ),
+            None => redis::Client::open(self.url()),
+        }
+    }
+
     fn answers_ping(&self) -> bool {
-        redis::Client::open(self.url())
+        self.client()
             .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
             .is_ok()
@@ -94,9 +208,14 @@ impl RedisServer {
 
     /// The server's URL.
     pub fn url(&self) -> String {
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
         }
     }
 
@@ -112,7 +231,7 @@ impl RedisServer {
 
     /// A blocking connection for checks from the test.
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
+        self.client()
             .and_then(|c| c.get_connection())
             .expect("connect to the test redis")
     }
@@ -137,6 +256,18 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A new, empty folder for one server's files.
+fn fresh_dir() -> PathBuf {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "taskq-test-redis-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create a folder for redis");
+    dir
 }
 
 /// A loopback port free at the time of asking.

@@ -34,10 +34,7 @@ impl Stack {
     pub fn start_on(redis: RedisServer, mock_env: &[(&str, &str)]) -> Self {
         let queue_name = unique_queue("e2e");
         let (mock, producer) = (free_addr(), free_addr());
-        let base = vec![
-            ("REDIS_URL", redis.url()),
-            ("QUEUE_NAME", queue_name.clone()),
-        ];
+        let base = redis_env(&redis, &queue_name);
         let mut mock_vars = with(base.clone(), mock_env);
         mock_vars.push(("MOCK_API_ADDR", mock.to_string()));
         let mut producer_vars = base;
@@ -55,19 +52,23 @@ impl Stack {
 
     /// Starts a consumer process on this stack with `env` on top of the defaults.
     pub fn consumer(&self, env: &[(&str, &str)]) -> Process {
-        let base = vec![
-            ("REDIS_URL", self.redis.url()),
-            ("QUEUE_NAME", self.queue_name.clone()),
-            ("API_URL", format!("http://{}/", self.mock)),
-        ];
+        let mut base = redis_env(&self.redis, &self.queue_name);
+        base.push(("API_URL", format!("http://{}/", self.mock)));
         Process::spawn("consumer", &with(base, env))
     }
 
     /// A handle on the stack's queue, for checks.
     pub fn queue(&self) -> Queue {
+        let options = ConnectOptions {
+            tls_root_cert: self
+                .redis
+                .tls_ca_file()
+                .map(|ca| std::fs::read(ca).unwrap()),
+            ..ConnectOptions::default()
+        };
         Queue::open(
             &self.redis.url().parse().unwrap(),
-            ConnectOptions::default(),
+            &options,
             &self.queue_name,
             Policy::default(),
         )
@@ -151,6 +152,18 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> (StatusCode, Val
     let body = response.bytes().await.unwrap();
     let json = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body:?}"));
     (status, json)
+}
+
+/// The variables that point a binary at `redis` and the queue.
+pub fn redis_env(redis: &RedisServer, queue_name: &str) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
+        ("REDIS_URL", redis.url()),
+        ("QUEUE_NAME", queue_name.to_owned()),
+    ];
+    if let Some(ca) = redis.tls_ca_file() {
+        vars.push(("REDIS_TLS_CA_FILE", ca.display().to_string()));
+    }
+    vars
 }
 
 fn with<'a>(mut vars: Vec<(&'a str, String)>, extra: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {

@@ -110,7 +110,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let open = || {
         Queue::open(
             &url,
-            ConnectOptions::default(),
+            &ConnectOptions::default(),
             &args.queue,
             Policy::default(),
         )

@@ -200,8 +200,9 @@ impl Bench<'_> {
         let options = ConnectOptions {
             response_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
+            tls_root_cert: None,
         };
-        Ok(Queue::open(&url, options, name, Policy::default())?)
+        Ok(Queue::open(&url, &options, name, Policy::default())?)
     }
 
     /// A GET answering JSON.

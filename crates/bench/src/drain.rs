@@ -87,6 +87,8 @@ pub struct DrainReport {
     pub elapsed_s: f64,
     /// The child's peak RSS (KiB) at the end, the worker having run.
     pub peak_rss_kib: u64,
+    /// CPU seconds the child used while timed (worker and counter polling).
+    pub cpu_s: f64,
     /// Answers the queue refused as stale (must be 0: one worker, no lease expiry).
     pub stale: u64,
     /// Redis calls of the worker that failed.
@@ -130,6 +132,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let stats = worker.stats();
     let (stop, stopped) = oneshot::channel::<()>();
     let give_up = Duration::from_secs(args.timeout_s);
+    let cpu_before = crate::process::cpu_s("self")?;
     let started = Instant::now();
     let running = tokio::spawn(worker.run(async {
         let _ = stopped.await;
@@ -138,15 +141,15 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
         loop {
             sleep(POLL).await;
             if done(&watch).await? >= target {
-                return anyhow::Ok(started.elapsed());
+                return anyhow::Ok((started.elapsed(), crate::process::cpu_s("self")?));
             }
         }
     };
     let elapsed = timeout(give_up, reached).await;
     let _ = stop.send(());
     running.await.context("the worker task failed")?;
-    let elapsed = match elapsed {
-        Ok(elapsed) => elapsed?,
+    let (elapsed, cpu_after) = match elapsed {
+        Ok(reached) => reached?,
         Err(_) => bail!(
             "{} tasks not done within {give_up:?} (done so far by this worker: {})",
             args.tasks,
@@ -157,6 +160,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
         tasks: args.tasks,
         elapsed_s: elapsed.as_secs_f64(),
         peak_rss_kib: crate::process::peak_rss_kib("self")?,
+        cpu_s: cpu_after - cpu_before,
         stale: stats.stale.load(Ordering::Relaxed),
         redis_errors: stats.redis_errors.load(Ordering::Relaxed),
     })

@@ -1,6 +1,6 @@
-//! Redis' own view of a workload: commands by name (`INFO commandstats`), commands received
-//! from clients (`total_commands_processed`) and the server's CPU time (`INFO cpu`), read before
-//! and after, so a workload's cost per task can be stated in round trips and CPU.
+//! Redis' own view of a workload: commands by name (`INFO commandstats`), all commands run
+//! (`total_commands_processed`) and the server's CPU time (`INFO cpu`), read before and after,
+//! so a workload's cost per task can be stated in round trips, commands and CPU.
 //!
 //! `commandstats` also counts the commands a script runs, which tells the scripts apart without
 //! instrumenting the library: in a drain only `claim.lua` calls `ZRANGE` (once per claim) and
@@ -18,8 +18,8 @@ use crate::redis_server::info_field;
 pub struct Snapshot {
     /// Calls and microseconds per command name, including those made by scripts.
     pub calls: BTreeMap<String, Command>,
-    /// Commands received from clients (a script call is one, whatever it runs).
-    pub client_commands: u64,
+    /// Commands run, those run by scripts included.
+    pub commands: u64,
     /// Server CPU seconds, system plus user, all threads.
     pub cpu_s: f64,
 }
@@ -60,7 +60,7 @@ impl Snapshot {
         let number = |field| info_field(info, field).and_then(|v| v.parse::<f64>().ok());
         Self {
             calls,
-            client_commands: info_field(info, "total_commands_processed")
+            commands: info_field(info, "total_commands_processed")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             cpu_s: number("used_cpu_sys").unwrap_or(0.0) + number("used_cpu_user").unwrap_or(0.0),
@@ -87,7 +87,7 @@ impl Snapshot {
             evalsha: delta("evalsha") + delta("eval"),
             claims: delta("zrange"),
             completes: delta("pexpire"),
-            client_commands: after.client_commands.saturating_sub(self.client_commands),
+            commands: after.commands.saturating_sub(self.commands),
             cpu_s: (after.cpu_s - self.cpu_s).max(0.0),
             per_command,
         }
@@ -112,8 +112,8 @@ pub struct Usage {
     pub claims: u64,
     /// Complete script calls (each runs one `PEXPIRE`).
     pub completes: u64,
-    /// Commands received from clients: round trips, pipelined or not.
-    pub client_commands: u64,
+    /// Commands run, those run by scripts included.
+    pub commands: u64,
     /// Server CPU seconds.
     pub cpu_s: f64,
     /// Every command that ran, with its calls and time.
@@ -139,7 +139,7 @@ impl Usage {
             .collect();
         serde_json::json!({
             "tasks": tasks,
-            "client_commands_per_task": self.client_commands as f64 / n,
+            "commands_per_task": self.commands as f64 / n,
             "redis_cpu_us_per_task": self.cpu_s * 1e6 / n,
             "commands": commands,
         })
@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(usage.evalsha, 20);
         assert_eq!(usage.claims, 4);
         assert_eq!(usage.completes, 0);
-        assert_eq!(usage.client_commands, 50);
+        assert_eq!(usage.commands, 50);
         assert!((usage.cpu_s - 1.0).abs() < 1e-9);
     }
 }

@@ -40,6 +40,29 @@ pub fn peak_rss_kib(pid: &str) -> Result<u64> {
     status_field_kib(&status, "VmHWM").context("no VmHWM in /proc/<pid>/status")
 }
 
+/// CPU time (user plus system, all threads) process `pid` has used, in seconds.
+///
+/// # Errors
+/// When the process is gone or `/proc` is unreadable.
+pub fn cpu_s(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    stat_cpu_s(&stat).context("unreadable /proc/<pid>/stat")
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line, in seconds. They are fields 14 and 15, counted
+/// in USER_HZ, which Linux fixes at 100 for `/proc` whatever the kernel's tick.
+fn stat_cpu_s(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces: count from its closing parenthesis.
+    let mut fields = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 fn status_field_kib(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
@@ -190,6 +213,12 @@ mod tests {
         let status = "Name:\tbench\nVmPeak:\t  20000 kB\nVmHWM:\t    6612 kB\nVmRSS:\t 6000 kB\n";
         assert_eq!(status_field_kib(status, "VmHWM"), Some(6612));
         assert_eq!(status_field_kib(status, "VmSwap"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(stat_cpu_s(stat), Some(3.0));
     }
 
     #[test]

@@ -96,6 +96,12 @@ async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Resul
     let mut metrics = vec![
         metric("tasks_per_s", "tasks/s", tasks as f64 / report.elapsed_s),
         metric("worker_peak_rss_mib", "MiB", mib(report.peak_rss_kib)),
+        metric(
+            "worker_cpu_us_per_task",
+            "µs",
+            report.cpu_s * 1e6 / tasks as f64,
+        ),
+        metric("worker_cpu_share", "cores", report.cpu_s / report.elapsed_s),
     ];
     metrics.extend(redis_metrics(&usage, tasks, window));
     Ok(metrics)

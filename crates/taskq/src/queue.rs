@@ -173,7 +173,7 @@ impl Queue {
         &self.policy
     }
 
-    fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
@@ -443,7 +443,7 @@ impl Queue {
 /// Redis restart): every script is safe to repeat, and the connection manager has reconnected by
 /// then. Refusals and timeouts are not repeated: Redis is down or hung, and a second try would
 /// only double the caller's wait.
-async fn once_more_if_dropped<T, F>(call: impl Fn() -> F) -> redis::RedisResult<T>
+pub(crate) async fn once_more_if_dropped<T, F>(call: impl Fn() -> F) -> redis::RedisResult<T>
 where
     F: Future<Output = redis::RedisResult<T>>,
 {
@@ -459,7 +459,7 @@ where
 }
 
 /// Runs a script through [`once_more_if_dropped`].
-trait RunScript {
+pub(crate) trait RunScript {
     async fn run<T: redis::FromRedisValue>(
         &self,
         conn: &ConnectionManager,

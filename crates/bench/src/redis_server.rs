@@ -100,6 +100,21 @@ impl RedisServer {
             .to_owned())
     }
 
+    /// Memory Redis holds for data (`used_memory` of `INFO memory`), in bytes.
+    ///
+    /// # Errors
+    /// When Redis fails or does not say.
+    pub async fn used_memory(&self) -> Result<u64> {
+        let mut conn = self.connect().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await?;
+        info_field(&info, "used_memory")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no used_memory in INFO memory"))
+    }
+
     /// Stops the server and removes its folder.
     pub async fn stop(mut self) {
         // Errors here mean it is already gone, which is the goal.

@@ -47,6 +47,12 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
             "tasks/s",
             depth as f64 / took.as_secs_f64(),
         ));
+        let memory = bench.redis.used_memory().await?;
+        fill_metric.push(metric(
+            "redis_memory_mib",
+            "MiB",
+            memory as f64 / (1024.0 * 1024.0),
+        ));
     } else {
         let due = queue.counts().await?.due;
         fill(

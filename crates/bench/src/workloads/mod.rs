@@ -127,7 +127,8 @@ impl Workload {
             Self::W4 => format!(
                 "depth: W2 (same worker settings) timing the first {m} completions while {d} tasks \
                  are queued (enqueue_many, chunks of {CHUNK}; later runs top the queue back up to \
-                 {d} untimed); fill time of the first run",
+                 {d} untimed); the first run also reports the fill time and Redis' used_memory once \
+                 {d} are queued",
                 m = s.w4_measure,
                 d = s.w4_depth
             ),

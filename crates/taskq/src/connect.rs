@@ -1,5 +1,10 @@
 //! Connecting to Redis: the URL (with its secret kept out of logs) and the connection settings.
 //!
+//! One URL is a single Redis; a comma-separated list of URLs is the seed nodes of a Redis
+//! Cluster, served by redis-rs' async cluster connection, which follows MOVED and ASK
+//! redirections (a slot migration) by itself. Every key of a queue shares one hash tag, so every
+//! script and pipeline of a queue lands on one node. [`RedisConnection`] hides the difference.
+//!
 //! One `ConnectionManager` is shared by every task of a process: it multiplexes concurrent
 //! commands over one socket (pipelining them for free) and reconnects in the background after a
 //! failure. Every command has a response timeout, so a hung or unreachable Redis shows up as an
@@ -9,7 +14,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::error::{Error, Result};
 
@@ -26,16 +36,30 @@ impl RedisUrl {
 
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return self.0.clone();
-        };
-        match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split_once(':').map_or("", |(user, _)| user);
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => self.0.clone(),
+        self.nodes().map(redact).collect::<Vec<_>>().join(",")
+    }
+
+    /// The node URLs: one for a single Redis, several for a cluster's seed nodes.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> {
+        self.0.split(',').map(str::trim).filter(|n| !n.is_empty())
+    }
+
+    /// Whether the URL names a Redis Cluster (several comma-separated nodes).
+    pub fn is_cluster(&self) -> bool {
+        self.nodes().count() > 1
+    }
+}
+
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
         }
+        None => url.to_owned(),
     }
 }
 
@@ -43,9 +67,15 @@ impl FromStr for RedisUrl {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        redis::Client::open(s)
-            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", Self(s.into()).redacted())))?;
-        Ok(Self(s.to_owned()))
+        let url = Self(s.to_owned());
+        if url.nodes().next().is_none() {
+            return Err(Error::InvalidUrl("empty".into()));
+        }
+        for node in url.nodes() {
+            redis::Client::open(node)
+                .map_err(|e| Error::InvalidUrl(format!("{}: {e}", redact(node))))?;
+        }
+        Ok(url)
     }
 }
 
@@ -84,20 +114,94 @@ impl Default for ConnectOptions {
     }
 }
 
-/// Opens a connection manager without waiting for Redis: the first command connects, so a
-/// service can start (and report itself unhealthy) while Redis is still down.
+/// A connection to a single Redis or to a Redis Cluster; cheap to clone (clones share the
+/// underlying connections).
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One Redis, multiplexed, reconnecting in the background.
+    Single(ConnectionManager),
+    /// A Redis Cluster, connected on first use.
+    Cluster(Arc<LazyCluster>),
+}
+
+/// A cluster connection made on first use, so a service starts (and reports itself unhealthy)
+/// while the cluster is still down, as it does with a single Redis.
+pub struct LazyCluster {
+    client: ClusterClient,
+    connection: tokio::sync::OnceCell<ClusterConnection>,
+}
+
+impl LazyCluster {
+    async fn get(&self) -> RedisResult<ClusterConnection> {
+        self.connection
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(cluster) => Box::pin(async move {
+                let mut conn = cluster.get().await?;
+                conn.req_packed_command(cmd).await
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(cluster) => Box::pin(async move {
+                let mut conn = cluster.get().await?;
+                conn.req_packed_commands(pipeline, offset, count).await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(_) => 0,
+        }
+    }
+}
+
+/// Opens a connection to `url` without waiting for Redis: the first command connects.
 ///
 /// # Errors
 /// [`Error::Redis`] when the URL is unusable.
-pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<ConnectionManager> {
-    let client = match &options.tls_root_cert {
-        Some(root_cert) => redis::Client::build_with_tls(
-            url.expose(),
-            redis::TlsCertificates {
+pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<RedisConnection> {
+    let certificates = || {
+        options
+            .tls_root_cert
+            .as_ref()
+            .map(|root_cert| redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(root_cert.clone()),
-            },
-        )?,
+            })
+    };
+    if url.is_cluster() {
+        let mut builder = ClusterClient::builder(url.nodes())
+            .response_timeout(options.response_timeout)
+            .connection_timeout(options.connect_timeout);
+        if let Some(certificates) = certificates() {
+            builder = builder.certs(certificates);
+        }
+        return Ok(RedisConnection::Cluster(Arc::new(LazyCluster {
+            client: builder.build()?,
+            connection: tokio::sync::OnceCell::new(),
+        })));
+    }
+    let client = match certificates() {
+        Some(certificates) => redis::Client::build_with_tls(url.expose(), certificates)?,
         None => redis::Client::open(url.expose())?,
     };
     let config = ConnectionManagerConfig::new()
@@ -106,7 +210,9 @@ pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<ConnectionMan
         // One connection attempt per failure: while Redis is down each command fails within the
         // connect timeout instead of waiting out a retry schedule; the next command tries again.
         .set_number_of_retries(0);
-    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+    Ok(RedisConnection::Single(
+        ConnectionManager::new_lazy_with_config(client, config)?,
+    ))
 }
 
 #[cfg(test)]
@@ -121,6 +227,21 @@ mod tests {
         let bare: RedisUrl = "redis://:s3cret@host".parse().unwrap();
         assert!(!format!("{bare:?}").contains("s3cret"));
         assert_eq!(url.expose(), "redis://user:s3cret@host:6379/0");
+    }
+
+    #[test]
+    fn a_list_of_urls_is_a_cluster_and_every_password_is_hidden() {
+        let url: RedisUrl = "redis://:pw1@a:7000, redis://:pw2@b:7001,redis://c:7002"
+            .parse()
+            .unwrap();
+        assert!(url.is_cluster());
+        assert_eq!(url.nodes().count(), 3);
+        assert_eq!(
+            url.to_string(),
+            "redis://:***@a:7000,redis://:***@b:7001,redis://c:7002"
+        );
+        assert!(!"redis://a:1".parse::<RedisUrl>().unwrap().is_cluster());
+        assert!(",".parse::<RedisUrl>().is_err());
     }
 
     #[test]

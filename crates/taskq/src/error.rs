@@ -62,6 +62,17 @@ pub enum Error {
     /// The Redis URL could not be parsed.
     #[error("invalid redis url: {0}")]
     InvalidUrl(String),
+    /// A list cursor that this list did not hand out.
+    #[error("invalid cursor {0:?}: pass back a next_cursor of the same state's list")]
+    InvalidCursor(String),
+    /// A task's payload is over the limit.
+    #[error("the payload is {len} bytes of JSON; the limit is {max}")]
+    PayloadTooLarge {
+        /// The payload's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
 }
 
 /// The library's result type.

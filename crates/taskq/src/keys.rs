@@ -23,6 +23,8 @@ pub struct QueueKeys {
     pub(crate) leased: String,
     /// Dead tasks, scored by the time (ms) they died.
     pub(crate) dead: String,
+    /// Cancelled tasks, scored by the time (ms) they were cancelled.
+    pub(crate) cancelled: String,
     /// The counter that issues claim tokens.
     pub(crate) seq: String,
     /// Queue-wide counters written by the scripts (enqueued, done, dead, ...).
@@ -51,6 +53,7 @@ impl QueueKeys {
             due: format!("{tag}:due"),
             leased: format!("{tag}:leased"),
             dead: format!("{tag}:dead"),
+            cancelled: format!("{tag}:cancelled"),
             seq: format!("{tag}:seq"),
             stats: format!("{tag}:stats"),
         })
@@ -59,6 +62,11 @@ impl QueueKeys {
     /// The queue's name.
     pub fn queue(&self) -> &str {
         &self.queue
+    }
+
+    /// The due set's key (every key of the queue lives in its hash slot).
+    pub fn due_key(&self) -> &str {
+        &self.due
     }
 
     /// The prefix of every task record.
@@ -93,6 +101,7 @@ mod tests {
             keys.due.clone(),
             keys.leased.clone(),
             keys.dead.clone(),
+            keys.cancelled.clone(),
             keys.seq.clone(),
             keys.stats.clone(),
         ] {

@@ -9,6 +9,9 @@
 //! - [`name`]: task names, validated at the edge.
 //! - [`task`]: a task's states and its record as clients see it.
 //! - [`queue`]: the operations, each one Lua script (`scripts`, `lua/*.lua`).
+//! - [`admin`]: submit with a payload, cancel, and what operators need: list by state, stats,
+//!   retry dead tasks, purge finished records.
+//! - [`metrics`]: the Prometheus text format, and the queue-wide series every `/metrics` shows.
 //! - [`worker`]: the claim loop that runs any async [`Handler`] on due tasks.
 //! - [`backoff`]: retry delays.
 //! - [`connect`]: the Redis URL and connection.
@@ -19,10 +22,12 @@
 //! a lease; only the token's holder can record an answer. A worker that dies leaves its tasks to
 //! come back when their leases end. Delivery is at-least-once; one live task per name.
 
+pub mod admin;
 pub mod backoff;
 pub mod connect;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod name;
 pub mod queue;
 mod scripts;
@@ -32,7 +37,7 @@ pub mod task;
 pub mod worker;
 
 pub use backoff::Backoff;
-pub use connect::{ConnectOptions, RedisUrl};
+pub use connect::{ConnectOptions, RedisConnection, RedisUrl};
 pub use error::{Error, NameError, Result};
 pub use name::{MAX_TASK_NAME_LEN, TaskName};
 pub use queue::{Ack, Claim, Counts, Enqueued, Policy, Queue, Sweep};

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use tracing::instrument;
 
-use crate::connect::{ConnectOptions, RedisUrl, connect};
+use crate::connect::{ConnectOptions, RedisConnection, RedisUrl, connect};
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::name::TaskName;
@@ -72,7 +71,8 @@ pub struct Enqueued {
 pub struct Claim {
     /// The leased tasks.
     pub tasks: Vec<ClaimedTask>,
-    /// How long until the earliest task still in the due set is due (`None`: the set is empty).
+    /// How long until the earliest task still in the due set is due (`None`: the set is empty;
+    /// zero: more are due now, for instance after losing candidates to another worker).
     pub next_due_in: Option<Duration>,
 }
 
@@ -123,7 +123,7 @@ pub struct Counts {
 /// A handle on one queue; cheap to clone (all clones share one connection).
 #[derive(Clone)]
 pub struct Queue {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: Arc<QueueKeys>,
     policy: Arc<Policy>,
 }
@@ -142,7 +142,7 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`] when `queue` cannot be used in a key.
-    pub fn new(conn: ConnectionManager, queue: &str, policy: Policy) -> Result<Self> {
+    pub fn new(conn: RedisConnection, queue: &str, policy: Policy) -> Result<Self> {
         Ok(Self {
             conn,
             keys: Arc::new(QueueKeys::new(queue)?),
@@ -173,7 +173,7 @@ impl Queue {
         &self.policy
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> RedisConnection {
         self.conn.clone()
     }
 
@@ -189,26 +189,14 @@ impl Queue {
         Ok(())
     }
 
-    /// Adds the task `name` unless a task of that name is live (queued, running, processing, dead)
-    /// or done with its result still kept; either way answers the task as it now is.
+    /// Adds the task `name` unless a task of that name is live (queued, running, processing,
+    /// dead, cancelled) or done with its result still kept; either way answers the task as it now
+    /// is. [`Queue::submit`] adds a payload.
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis fails; nothing is written then.
-    #[instrument(level = "debug", skip(self), fields(task = %name))]
     pub async fn enqueue(&self, name: &TaskName) -> Result<Enqueued> {
-        let (created, fields): (i64, Vec<(String, String)>) = scripts::ENQUEUE
-            .key(self.keys.task(name))
-            .key(&self.keys.due)
-            .key(&self.keys.stats)
-            .arg(name.as_str())
-            .arg(millis(self.policy.result_ttl))
-            .arg(0)
-            .run(&self.conn)
-            .await?;
-        Ok(Enqueued {
-            created: created == 1,
-            view: TaskView::from_fields(name.as_str(), fields)?,
-        })
+        self.submit(name, None).await
     }
 
     /// Adds many tasks in one round trip; answers, per name, whether it was created.
@@ -246,27 +234,53 @@ impl Queue {
         TaskView::from_fields(name.as_str(), fields).map(Some)
     }
 
-    /// Leases up to `limit` due tasks, after taking back a bounded number of expired leases.
+    /// Leases up to `limit` due tasks, after taking back the expired leases among the earliest
+    /// few. Two round trips: a pipelined read of candidates, then the script that re-checks and
+    /// claims them (every key it touches is declared, as Redis Cluster requires).
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis fails. The script is atomic, so a failed call leased nothing,
     /// unless only its reply was lost: those tasks come back when their lease expires.
     pub async fn claim(&self, limit: usize) -> Result<Claim> {
-        let reply: Vec<redis::Value> = scripts::CLAIM
-            .key(&self.keys.due)
+        let lease_candidates = self.policy.sweep_limit.min(CLAIM_REAP_CANDIDATES);
+        let (due, leased): (Vec<String>, Vec<String>) = self
+            .earliest(&[
+                (&self.keys.due, limit),
+                (&self.keys.leased, lease_candidates),
+            ])
+            .await?;
+        let mut invocation = scripts::CLAIM.key(&self.keys.due);
+        invocation
             .key(&self.keys.leased)
             .key(&self.keys.dead)
             .key(&self.keys.seq)
-            .key(&self.keys.stats)
+            .key(&self.keys.stats);
+        for name in due.iter().chain(&leased) {
+            invocation.key(self.keys.task_raw(name));
+        }
+        let reply: Vec<redis::Value> = invocation
             .arg(self.keys.task_prefix())
-            .arg(limit)
+            .arg(due.len())
             .arg(millis(self.policy.lease))
-            .arg(self.policy.sweep_limit)
             .arg(self.policy.max_attempts)
             .arg(millis(self.policy.dead_ttl))
+            .arg(limit)
             .run(&self.conn)
             .await?;
         parse_claim(reply)
+    }
+
+    /// The members with the lowest scores of each sorted set, in one pipelined round trip.
+    async fn earliest<T: redis::FromRedisValue>(&self, sets: &[(&str, usize)]) -> Result<T> {
+        let mut pipe = redis::pipe();
+        for (key, count) in sets {
+            pipe.zrange(*key, 0, (*count as isize) - 1);
+        }
+        Ok(once_more_if_dropped(|| {
+            let (mut conn, pipe) = (self.conn(), &pipe);
+            async move { pipe.query_async(&mut conn).await }
+        })
+        .await?)
     }
 
     /// Stores the final result: the task is done and leaves the queue.
@@ -386,13 +400,21 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`] when Redis fails.
     pub async fn sweep(&self) -> Result<Sweep> {
-        let (reaped, pruned): (u64, u64) = scripts::REAP
-            .key(&self.keys.leased)
+        let limit = self.policy.sweep_limit;
+        let (leased, dead): (Vec<String>, Vec<String>) = self
+            .earliest(&[(&self.keys.leased, limit), (&self.keys.dead, limit)])
+            .await?;
+        let mut invocation = scripts::REAP.key(&self.keys.leased);
+        invocation
             .key(&self.keys.due)
             .key(&self.keys.dead)
-            .key(&self.keys.stats)
+            .key(&self.keys.stats);
+        for name in leased.iter().chain(&dead) {
+            invocation.key(self.keys.task_raw(name));
+        }
+        let (reaped, pruned): (u64, u64) = invocation
             .arg(self.keys.task_prefix())
-            .arg(self.policy.sweep_limit)
+            .arg(leased.len())
             .arg(self.policy.max_attempts)
             .arg(millis(self.policy.dead_ttl))
             .arg(self.policy.dead_max)
@@ -460,17 +482,11 @@ where
 
 /// Runs a script through [`once_more_if_dropped`].
 pub(crate) trait RunScript {
-    async fn run<T: redis::FromRedisValue>(
-        &self,
-        conn: &ConnectionManager,
-    ) -> redis::RedisResult<T>;
+    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> redis::RedisResult<T>;
 }
 
 impl RunScript for redis::ScriptInvocation<'_> {
-    async fn run<T: redis::FromRedisValue>(
-        &self,
-        conn: &ConnectionManager,
-    ) -> redis::RedisResult<T> {
+    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> redis::RedisResult<T> {
         once_more_if_dropped(|| {
             let mut conn = conn.clone();
             async move { self.invoke_async(&mut conn).await }
@@ -479,8 +495,12 @@ impl RunScript for redis::ScriptInvocation<'_> {
     }
 }
 
+/// How many of the earliest lease deadlines a claim checks for expiry on its way (the tick's
+/// sweep takes the rest).
+const CLAIM_REAP_CANDIDATES: usize = 8;
+
 /// A duration in whole milliseconds, as the scripts take it.
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -41,3 +41,13 @@ pub(crate) static EXTEND: LazyLock<Script> = script!("extend.lua");
 pub(crate) static REAP: LazyLock<Script> = script!("reap.lua");
 /// Brings a dead task back.
 pub(crate) static RETRY: LazyLock<Script> = script!("retry.lua");
+/// Brings back the dead set, a batch per call.
+pub(crate) static RETRY_ALL: LazyLock<Script> = script!("retry_all.lua");
+/// Cancels a task: out of every set, token revoked, record kept.
+pub(crate) static CANCEL: LazyLock<Script> = script!("cancel.lua");
+/// One page of the tasks in one state.
+pub(crate) static LIST: LazyLock<Script> = script!("list.lua");
+/// Counts per state, oldest due task and counters, in one round trip.
+pub(crate) static STATS: LazyLock<Script> = script!("stats.lua");
+/// Deletes finished records, a batch per call.
+pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");

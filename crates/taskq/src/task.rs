@@ -8,18 +8,20 @@
 //!               │                  │ ──error──────────► queued/processing after a backoff, or dead
 //!               └──lease expired───┘   (crashed or stuck consumer; counts as a failed attempt)
 //! dead ──retry──► queued
+//! queued, processing, running, dead ──cancel──► cancelled (never called again; kept like dead)
 //! ```
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 
 /// Where a task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Waiting for its first call, or for a retry after an error.
@@ -32,6 +34,9 @@ pub enum State {
     Done,
     /// Failed for good (attempt limit, permanent error, poll deadline); kept and retryable.
     Dead,
+    /// Cancelled by a client or an operator: never called again. Kept, like a dead task, for
+    /// the dead ttl, and while kept its name dedups.
+    Cancelled,
 }
 
 impl State {
@@ -43,6 +48,7 @@ impl State {
             Self::Processing => "processing",
             Self::Done => "done",
             Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -68,6 +74,7 @@ impl FromStr for State {
             "processing" => Self::Processing,
             "done" => Self::Done,
             "dead" => Self::Dead,
+            "cancelled" => Self::Cancelled,
             other => return Err(Error::UnexpectedReply(format!("unknown state {other:?}"))),
         })
     }
@@ -75,13 +82,19 @@ impl FromStr for State {
 
 /// A task's record as stored in Redis, ready to serialise for clients.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskView {
     /// The task's name.
     pub task: String,
     /// Where the task is in its life.
     pub state: State,
     /// The final result when done, else the latest partial data, else `null` (JSON as stored).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub data: Option<Box<RawValue>>,
+    /// The JSON the task was submitted with (`POST /tasks`), when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
+    pub payload: Option<Box<RawValue>>,
     /// Failed attempts since the last successful poll.
     pub attempts: u32,
     /// "processing" answers received so far.
@@ -103,6 +116,9 @@ pub struct TaskView {
     /// When the task died.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub died_at_ms: Option<u64>,
+    /// When the task was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at_ms: Option<u64>,
 }
 
 impl TaskView {
@@ -115,6 +131,7 @@ impl TaskView {
             task: task.to_owned(),
             state: State::Queued,
             data: None,
+            payload: None,
             attempts: 0,
             polls: 0,
             claims: 0,
@@ -124,15 +141,13 @@ impl TaskView {
             run_at_ms: None,
             done_at_ms: None,
             died_at_ms: None,
+            cancelled_at_ms: None,
         };
         for (field, value) in fields {
             match field.as_str() {
                 "state" => view.state = value.parse()?,
-                "data" => {
-                    view.data = Some(RawValue::from_string(value).map_err(|e| {
-                        Error::UnexpectedReply(format!("stored data is not JSON: {e}"))
-                    })?)
-                }
+                "data" => view.data = Some(json(&field, value)?),
+                "payload" => view.payload = Some(json(&field, value)?),
                 "attempts" => view.attempts = number(&field, &value)?,
                 "polls" => view.polls = number(&field, &value)?,
                 "claims" => view.claims = number(&field, &value)?,
@@ -142,14 +157,23 @@ impl TaskView {
                 "run_at" => view.run_at_ms = Some(number(&field, &value)?),
                 "done_at" => view.done_at_ms = Some(number(&field, &value)?),
                 "died_at" => view.died_at_ms = Some(number(&field, &value)?),
+                "cancelled_at" => view.cancelled_at_ms = Some(number(&field, &value)?),
                 _ => {}
             }
         }
-        if matches!(view.state, State::Running | State::Done | State::Dead) {
+        if matches!(
+            view.state,
+            State::Running | State::Done | State::Dead | State::Cancelled
+        ) {
             view.run_at_ms = None;
         }
         Ok(view)
     }
+}
+
+fn json(field: &str, value: String) -> Result<Box<RawValue>> {
+    RawValue::from_string(value)
+        .map_err(|e| Error::UnexpectedReply(format!("stored {field} is not JSON: {e}")))
 }
 
 fn number<T: FromStr>(field: &str, value: &str) -> Result<T> {

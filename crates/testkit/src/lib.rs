@@ -4,6 +4,7 @@
 //! Each test starts its own Redis in its own temporary folder, so tests never share state and a
 //! failing test leaves nothing behind for the next; the server is killed when its handle drops.
 
+mod cluster;
 mod process;
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub use cluster::RedisCluster;
 pub use process::{Process, binary};
 
 /// A `redis-server` started for one test.
@@ -147,12 +149,21 @@ impl RedisServer {
         self.tls_ca.as_deref()
     }
 
+    /// Starts a Redis on `port` with extra arguments (a cluster node needs `port + 10000` free too).
+    pub fn start_on_port(port: u16, extra: &[&str]) -> Self {
+        Self::start_inner_on(port, extra, None)
+    }
+
     fn start_inner(extra: &[&str], password: Option<String>) -> Self {
+        Self::start_inner_on(free_port(), extra, password)
+    }
+
+    fn start_inner_on(port: u16, extra: &[&str], password: Option<String>) -> Self {
         let mut server = Self {
             dir: fresh_dir(),
             tls_ca: None,
             child: None,
-            port: free_port(),
+            port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             password,
         };

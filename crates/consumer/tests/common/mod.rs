@@ -13,9 +13,34 @@ use taskq::{ConnectOptions, Counts, Policy, Queue};
 use testkit::{Process, RedisServer, eventually, free_addr, unique_queue};
 use tokio::task::JoinSet;
 
+/// Where the queue lives: one Redis or a cluster.
+pub trait Backend {
+    /// The `REDIS_URL` the binaries get.
+    fn url(&self) -> String;
+    /// The CA file for TLS, when the backend speaks TLS.
+    fn tls_ca_file(&self) -> Option<&std::path::Path> {
+        None
+    }
+}
+
+impl Backend for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+    fn tls_ca_file(&self) -> Option<&std::path::Path> {
+        RedisServer::tls_ca_file(self)
+    }
+}
+
+impl Backend for testkit::RedisCluster {
+    fn url(&self) -> String {
+        testkit::RedisCluster::url(self)
+    }
+}
+
 /// Redis, mock-api and producer, running; consumers are started with [`Stack::consumer`].
-pub struct Stack {
-    pub redis: RedisServer,
+pub struct Stack<R: Backend = RedisServer> {
+    pub redis: R,
     pub queue_name: String,
     pub mock: SocketAddr,
     pub producer: SocketAddr,
@@ -29,9 +54,11 @@ impl Stack {
     pub fn start(mock_env: &[(&str, &str)]) -> Self {
         Self::start_on(RedisServer::start(), mock_env)
     }
+}
 
+impl<R: Backend> Stack<R> {
     /// Starts the mock-api with `mock_env` and a producer on `redis`.
-    pub fn start_on(redis: RedisServer, mock_env: &[(&str, &str)]) -> Self {
+    pub fn start_on(redis: R, mock_env: &[(&str, &str)]) -> Self {
         let queue_name = unique_queue("e2e");
         let (mock, producer) = (free_addr(), free_addr());
         let base = redis_env(&redis, &queue_name);
@@ -155,7 +182,7 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> (StatusCode, Val
 }
 
 /// The variables that point a binary at `redis` and the queue.
-pub fn redis_env(redis: &RedisServer, queue_name: &str) -> Vec<(&'static str, String)> {
+pub fn redis_env(redis: &impl Backend, queue_name: &str) -> Vec<(&'static str, String)> {
     let mut vars = vec![
         ("REDIS_URL", redis.url()),
         ("QUEUE_NAME", queue_name.to_owned()),

@@ -1,23 +1,41 @@
--- claim.lua: lease up to N due tasks to one worker, each with a fresh token.
--- Task records are found from the queue's key prefix: their names are only known once read from
--- the due set. They share the queue's hash tag, so on a cluster they live in the same slot.
+-- claim.lua: lease due tasks to one worker, each with a fresh token, after taking back expired
+-- leases among the given candidates.
+-- The client reads candidates first (the earliest entries of `due` and of `leased`) and declares
+-- their records as keys; this script re-checks each against the server clock, so a candidate
+-- that another worker took meanwhile, or that is not due yet, is skipped.
 -- KEYS[1] due   KEYS[2] leased   KEYS[3] dead   KEYS[4] token sequence   KEYS[5] stats
--- ARGV[1] task key prefix   ARGV[2] N   ARGV[3] lease (ms)   ARGV[4] expired leases to reap first
--- ARGV[5] max attempts   ARGV[6] dead record ttl (ms)
--- Returns {ms until the earliest remaining due task (-1: none), then per task: name, token, attempts, polls}.
-local prefix, n, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+-- KEYS[6 .. 5+D] records of the due candidates   KEYS[6+D ..] records of the lease candidates
+-- ARGV[1] task key prefix   ARGV[2] D   ARGV[3] lease (ms)   ARGV[4] max attempts
+-- ARGV[5] dead record ttl (ms)   ARGV[6] how many tasks to claim at most
+-- A lease taken back here is due at once, so it may be claimed in the same call.
+-- Returns {ms until the earliest remaining due task (-1: none; 0: more are due now), then per
+-- claimed task: name, token, attempts, polls}.
+local prefix, d, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_attempts, dead_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
-reap_expired(KEYS[2], KEYS[1], KEYS[3], KEYS[5], prefix, now, tonumber(ARGV[4]), tonumber(ARGV[5]),
-  tonumber(ARGV[6]))
-local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n)
+for i = 6 + d, #KEYS do
+  reap_if_expired(KEYS[i], string.sub(KEYS[i], #prefix + 1), KEYS[2], KEYS[1], KEYS[3], KEYS[5], now,
+    max_attempts, dead_ttl)
+end
+-- The two candidate lists are read without a transaction, so a name can be in both: claim once.
+local names, keys, seen = {}, {}, {}
+for i = 6, #KEYS do
+  if #names >= limit then break end
+  local name = string.sub(KEYS[i], #prefix + 1)
+  local run_at = redis.call('ZSCORE', KEYS[1], name)
+  if run_at and tonumber(run_at) <= now and not seen[name] then
+    seen[name] = true
+    names[#names + 1] = name
+    keys[#keys + 1] = KEYS[i]
+  end
+end
 local out = {-1}
 if #names > 0 then
-  local last = redis.call('INCRBY', KEYS[4], #names)
-  local first = last - #names
+  local first = redis.call('INCRBY', KEYS[4], #names) - #names
   local deadline = now + lease
   redis.call('ZREM', KEYS[1], unpack(names))
   for i, name in ipairs(names) do
-    local key = prefix .. name
+    local key = keys[i]
     local token = tostring(first + i)
     local f = redis.call('HMGET', key, 'attempts', 'polls')
     redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', now)

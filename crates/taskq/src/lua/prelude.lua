@@ -1,13 +1,17 @@
 -- prelude.lua: prepended to every script (see scripts.rs), so the helpers below are written once.
+-- Every key a script touches is declared in KEYS (Redis Cluster requires it to route and to
+-- migrate slots safely): scripts that work on tasks they cannot name in advance (claim, reap)
+-- receive candidate records read by the client just before, and re-check each one here.
 -- A task's record is the HASH `<prefix><name>`; its fields:
---   state     queued | running | processing | done | dead
+--   state     queued | running | processing | done | dead | cancelled
 --   token     the current owner's claim token ('' or absent when nobody owns it)
 --   attempts  failed attempts since the last successful poll (errors and expired leases)
 --   polls     "processing" answers received
 --   claims    times the task was handed to a worker
 --   data      JSON text: the latest partial data, or the final result once done
+--   payload   JSON text the task was submitted with (optional)
 --   error     the last error, kept for the record
---   created, updated, run_at, done_at, died_at   server time in ms
+--   created, updated, run_at, done_at, died_at, cancelled_at   server time in ms
 --   ttl       how long (ms) a done record is kept, chosen by whoever enqueued the task
 
 -- Server time in milliseconds: clients never send timestamps, so hosts cannot disagree.
@@ -55,25 +59,40 @@ local function schedule(key, name, run_at, now, k_due)
   redis.call('ZADD', k_due, run_at, name)
 end
 
--- Takes back at most `limit` leases that expired before `now`: the token is revoked (a late answer
--- from the old owner is refused as stale) and the expiry counts as a failed attempt.
-local function reap_expired(k_leased, k_due, k_dead, k_stats, prefix, now, limit, max_attempts, dead_ttl_ms)
-  local expired = redis.call('ZRANGEBYSCORE', k_leased, '-inf', now, 'LIMIT', 0, limit)
-  for _, name in ipairs(expired) do
-    local key = prefix .. name
-    redis.call('ZREM', k_leased, name)
-    if redis.call('EXISTS', key) == 1 then
-      local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-      redis.call('HSET', key, 'token', '')
-      redis.call('HINCRBY', k_stats, 'reaped', 1)
-      local reason = 'lease expired: the consumer holding the task stopped answering'
-      if attempts >= max_attempts then
-        bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
-      else
-        redis.call('HSET', key, 'error', reason)
-        schedule(key, name, now, now, k_due)
-      end
-    end
+-- Takes back the lease of `name` (record `key`) if it expired before `now`: the token is revoked
+-- (a late answer from the old owner is refused as stale) and the expiry counts as a failed
+-- attempt. Returns 1 when it did.
+local function reap_if_expired(key, name, k_leased, k_due, k_dead, k_stats, now, max_attempts, dead_ttl_ms)
+  local deadline = redis.call('ZSCORE', k_leased, name)
+  if not deadline or tonumber(deadline) > now then
+    return 0
   end
-  return #expired
+  redis.call('ZREM', k_leased, name)
+  if redis.call('EXISTS', key) == 0 then
+    return 0
+  end
+  local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+  redis.call('HSET', key, 'token', '')
+  redis.call('HINCRBY', k_stats, 'reaped', 1)
+  local reason = 'lease expired: the consumer holding the task stopped answering'
+  if attempts >= max_attempts then
+    bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
+  else
+    redis.call('HSET', key, 'error', reason)
+    schedule(key, name, now, now, k_due)
+  end
+  return 1
+end
+
+-- Brings a dead task back: due at once with a fresh attempt budget. Returns false when the task
+-- is not dead. Shared by retry.lua (one task) and retry_all.lua (the dead set, in batches).
+local function revive(key, name, now, k_dead, k_due, k_stats)
+  if redis.call('HGET', key, 'state') ~= 'dead' then return false end
+  redis.call('ZREM', k_dead, name)
+  redis.call('PERSIST', key)
+  redis.call('HSET', key, 'attempts', 0)
+  redis.call('HDEL', key, 'died_at')
+  schedule(key, name, now, now, k_due)
+  redis.call('HINCRBY', k_stats, 'revived', 1)
+  return true
 end

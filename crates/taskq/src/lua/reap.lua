@@ -1,25 +1,31 @@
 -- reap.lua: the periodic sweep any consumer may run; idempotent.
--- Takes back expired leases, then prunes dead tasks older than the dead ttl or beyond the dead cap.
+-- Takes back expired leases, then prunes dead tasks older than the dead ttl or beyond the dead
+-- cap. As in claim.lua, the client passes candidates (the earliest entries of `leased` and of
+-- `dead`) whose records are declared as keys, and every candidate is re-checked here.
 -- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats
--- ARGV[1] task key prefix   ARGV[2] limit per sweep   ARGV[3] max attempts   ARGV[4] dead ttl (ms)
+-- KEYS[5 .. 4+L] records of the lease candidates   KEYS[5+L ..] records of the dead candidates,
+-- oldest first
+-- ARGV[1] task key prefix   ARGV[2] L   ARGV[3] max attempts   ARGV[4] dead ttl (ms)
 -- ARGV[5] dead cap (count kept)
 -- Returns {leases reaped, dead records pruned}.
-local prefix, limit = ARGV[1], tonumber(ARGV[2])
-local dead_ttl, dead_cap = tonumber(ARGV[4]), tonumber(ARGV[5])
+local prefix, l = ARGV[1], tonumber(ARGV[2])
+local max_attempts, dead_ttl, dead_cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
-local reaped = reap_expired(KEYS[1], KEYS[2], KEYS[3], KEYS[4], prefix, now, limit, tonumber(ARGV[3]), dead_ttl)
-local prune = {}
-if dead_ttl > 0 then
-  prune = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - dead_ttl, 'LIMIT', 0, limit)
+local reaped = 0
+for i = 5, 4 + l do
+  reaped = reaped + reap_if_expired(KEYS[i], string.sub(KEYS[i], #prefix + 1), KEYS[1], KEYS[2],
+    KEYS[3], KEYS[4], now, max_attempts, dead_ttl)
 end
-local excess = redis.call('ZCARD', KEYS[3]) - #prune - dead_cap
-if excess > 0 then
-  local oldest = redis.call('ZRANGE', KEYS[3], #prune, #prune + math.min(excess, limit) - 1)
-  for _, name in ipairs(oldest) do prune[#prune + 1] = name end
+local pruned = 0
+local kept = redis.call('ZCARD', KEYS[3])
+for i = 5 + l, #KEYS do
+  local name = string.sub(KEYS[i], #prefix + 1)
+  local died = redis.call('ZSCORE', KEYS[3], name)
+  if died and ((dead_ttl > 0 and tonumber(died) <= now - dead_ttl) or kept > dead_cap) then
+    redis.call('ZREM', KEYS[3], name)
+    if redis.call('HGET', KEYS[i], 'state') == 'dead' then redis.call('DEL', KEYS[i]) end
+    kept = kept - 1
+    pruned = pruned + 1
+  end
 end
-for _, name in ipairs(prune) do
-  redis.call('ZREM', KEYS[3], name)
-  local key = prefix .. name
-  if redis.call('HGET', key, 'state') == 'dead' then redis.call('DEL', key) end
-end
-return {reaped, #prune}
+return {reaped, pruned}

@@ -1,0 +1,25 @@
+-- cancel.lua: a client or an operator cancels a task: it is never called again.
+-- The task leaves the due, leased and dead sets and its claim token is revoked, so a worker
+-- still calling the API for it has its answer refused as stale (and its lease renewal refused).
+-- The record stays, state cancelled, for `keep` ms: while it does, its name dedups, as a dead
+-- task's does. Cancelled entries older than `keep` (their records have expired) are pruned here,
+-- a bounded number per call, so the cancelled set stays as small as the window it covers.
+-- KEYS[1] task record   KEYS[2] due   KEYS[3] leased   KEYS[4] dead   KEYS[5] cancelled
+-- KEYS[6] stats
+-- ARGV[1] task name   ARGV[2] keep (ms)   ARGV[3] expired cancelled entries to prune at most
+-- Returns {code, HGETALL of the record}: 1 cancelled now, 2 already cancelled, 3 done (left
+-- alone), 0 no such task.
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0, {}} end
+if state == 'cancelled' then return {2, redis.call('HGETALL', KEYS[1])} end
+if state == 'done' then return {3, redis.call('HGETALL', KEYS[1])} end
+local now, keep = now_ms(), tonumber(ARGV[2])
+for i = 2, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'token', '', 'updated', now, 'cancelled_at', now)
+redis.call('HDEL', KEYS[1], 'run_at')
+redis.call('PEXPIRE', KEYS[1], keep)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - keep, 'LIMIT', 0, tonumber(ARGV[3]))
+if #expired > 0 then redis.call('ZREM', KEYS[5], unpack(expired)) end
+redis.call('ZADD', KEYS[5], now, ARGV[1])
+redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
+return {1, redis.call('HGETALL', KEYS[1])}

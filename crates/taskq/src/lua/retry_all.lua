@@ -1,0 +1,16 @@
+-- retry_all.lua: an operator brings back a batch of dead tasks (the client names them, oldest
+-- first, with list.lua). A candidate whose record is no longer dead (it expired, or the name was
+-- enqueued anew since) is only dropped from the dead set, so repeated calls always make progress.
+-- KEYS[1] dead   KEYS[2] due   KEYS[3] stats   KEYS[4..] candidate records
+-- ARGV[1..] candidate names, aligned with KEYS[4..]
+-- Returns the number of tasks requeued.
+local now = now_ms()
+local revived = 0
+for i = 4, #KEYS do
+  if revive(KEYS[i], ARGV[i - 3], now, KEYS[1], KEYS[2], KEYS[3]) then
+    revived = revived + 1
+  else
+    redis.call('ZREM', KEYS[1], ARGV[i - 3])
+  end
+end
+return revived

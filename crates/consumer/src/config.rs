@@ -58,12 +58,111 @@ pub struct Config {
     /// How long dead tasks are kept (s).
     #[arg(long, env = "DEAD_TTL_SECS", default_value_t = 7 * 86_400)]
     pub dead_ttl_secs: u64,
+    /// A JSON file of per-queue settings, for a consumer serving several queues:
+    /// `{"queue-a": {"api_url": "http://a/", "concurrency": 20, "poll_interval_ms": 500}, ...}`.
+    /// Keys: api_url, concurrency, batch_size, poll_interval_ms, api_timeout_ms, max_attempts,
+    /// lease_ms. The queues it names are served unless QUEUES lists them.
+    #[arg(long, env = "QUEUES_FILE")]
+    pub queues_file: Option<std::path::PathBuf>,
     /// How many dead tasks are kept at most; the oldest are pruned first.
     #[arg(long, env = "DEAD_MAX", default_value_t = 10_000)]
     pub dead_max: u64,
 }
 
+/// One queue's settings in `QUEUES_FILE`; what is left out comes from the flags.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueOverrides {
+    api_url: Option<String>,
+    concurrency: Option<u32>,
+    batch_size: Option<u32>,
+    poll_interval_ms: Option<u64>,
+    api_timeout_ms: Option<u64>,
+    max_attempts: Option<u32>,
+    lease_ms: Option<u64>,
+}
+
+/// Why the per-queue settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum QueuesFileError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A queue's api_url is not a URL.
+    #[error("queue {queue}: api_url: {message}")]
+    BadUrl {
+        /// The queue.
+        queue: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file is not the expected JSON.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
 impl Config {
+    /// One configuration per queue served (QUEUES, else the queues of QUEUES_FILE, else
+    /// QUEUE_NAME), each with its overrides from QUEUES_FILE applied.
+    ///
+    /// # Errors
+    /// [`QueuesFileError`] when QUEUES_FILE cannot be read or parsed.
+    pub fn per_queue(&self) -> Result<Vec<Config>, QueuesFileError> {
+        let overrides: std::collections::BTreeMap<String, QueueOverrides> = match &self.queues_file
+        {
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| QueuesFileError::Read {
+                        path: shown.clone(),
+                        source,
+                    })?;
+                serde_json::from_str(&text).map_err(|source| QueuesFileError::Parse {
+                    path: shown,
+                    source,
+                })?
+            }
+            None => Default::default(),
+        };
+        let names = if self.redis.queues.is_empty() && !overrides.is_empty() {
+            overrides.keys().cloned().collect()
+        } else {
+            self.redis.queue_names()
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let o = overrides.get(&name).cloned().unwrap_or_default();
+                let mut config = self.clone();
+                if let Some(url) = o.api_url {
+                    config.api_url = Url::parse(&url).map_err(|e| QueuesFileError::BadUrl {
+                        queue: name.clone(),
+                        message: e.to_string(),
+                    })?;
+                }
+                config.redis.queue_name = name;
+                config.redis.queues.clear();
+                config.concurrency = o.concurrency.unwrap_or(config.concurrency).max(1);
+                config.batch_size = o.batch_size.unwrap_or(config.batch_size).clamp(1, 1000);
+                config.poll_interval_ms = o.poll_interval_ms.unwrap_or(config.poll_interval_ms);
+                config.api_timeout_ms = o.api_timeout_ms.unwrap_or(config.api_timeout_ms).max(1);
+                config.max_attempts = o.max_attempts.unwrap_or(config.max_attempts).max(1);
+                config.lease_ms = o.lease_ms.unwrap_or(config.lease_ms).max(100);
+                Ok(config)
+            })
+            .collect()
+    }
+
     /// The queue's rules as this consumer applies them.
     pub fn policy(&self) -> Policy {
         Policy {
@@ -108,5 +207,93 @@ impl Config {
             &self.redis.queue_name,
             self.policy(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("consumer").chain(args.iter().copied()))
+            .unwrap()
+            .config
+    }
+
+    /// Runs `check` with the path of a temporary file holding `json`.
+    fn with_file(json: &str, check: impl FnOnce(&str)) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "taskq-queues-{}-{}.json",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, json).unwrap();
+        check(path.to_str().unwrap());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn one_queue_by_default_and_the_listed_ones_with_queues() {
+        let names = |c: &Config| {
+            c.per_queue()
+                .unwrap()
+                .into_iter()
+                .map(|c| c.redis.queue_name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&parse(&[])), ["example"]);
+        assert_eq!(names(&parse(&["--queues", "a,b, c"])), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn the_queues_file_names_queues_and_overrides_their_settings() {
+        let json = r#"{"slow": {"api_url": "http://slow.example/", "concurrency": 5, "poll_interval_ms": 9000}, "fast": {}}"#;
+        let mut queues = Vec::new();
+        with_file(json, |path| {
+            queues = parse(&["--queues-file", path, "--concurrency", "64"])
+                .per_queue()
+                .unwrap();
+        });
+
+        let slow = queues
+            .iter()
+            .find(|c| c.redis.queue_name == "slow")
+            .unwrap();
+        let fast = queues
+            .iter()
+            .find(|c| c.redis.queue_name == "fast")
+            .unwrap();
+        assert_eq!((slow.concurrency, slow.poll_interval_ms), (5, 9000));
+        assert_eq!(slow.api_url.as_str(), "http://slow.example/");
+        assert_eq!(
+            (fast.concurrency, fast.api_url.as_str()),
+            (64, "http://127.0.0.1:9001/")
+        );
+    }
+
+    #[test]
+    fn a_broken_queues_file_is_a_clear_error() {
+        for json in [
+            r#"{"q": {"api_url": "not a url"}}"#,
+            r#"{"q": {"concurency": 5}}"#,
+            "[1]",
+        ] {
+            with_file(json, |path| {
+                assert!(
+                    parse(&["--queues-file", path]).per_queue().is_err(),
+                    "{json}"
+                );
+            });
+        }
     }
 }

@@ -29,6 +29,9 @@ pub enum StartError {
     /// The queue could not be opened.
     #[error("opening the queue: {0}")]
     Queue(#[from] taskq::Error),
+    /// The per-queue settings file could not be used.
+    #[error(transparent)]
+    QueuesFile(#[from] config::QueuesFileError),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -50,22 +53,40 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let queue = config.queue()?;
-    let poller = Poller::new(
-        config.api_url.clone(),
-        Duration::from_millis(config.api_timeout_ms),
-        config.api_max_body_bytes,
-        Duration::from_secs(config.retry_after_max_secs),
-        config.concurrency as usize,
-    )?;
-    let worker = Worker::new(queue.clone(), poller, config.worker());
-    let mut scheduler = tick::start(&config.tick, queue, worker.wake_handle())
-        .await
-        .map_err(|source| StartError::Tick {
-            schedule: config.tick.clone(),
-            source,
-        })?;
-    worker.run(shutdown).await;
+    let mut workers = Vec::new();
+    let mut ticked = Vec::new();
+    for config in config.per_queue()? {
+        let queue = config.queue()?;
+        let poller = Poller::new(
+            config.api_url.clone(),
+            Duration::from_millis(config.api_timeout_ms),
+            config.api_max_body_bytes,
+            Duration::from_secs(config.retry_after_max_secs),
+            config.concurrency as usize,
+        )?;
+        let worker = Worker::new(queue.clone(), poller, config.worker());
+        ticked.push((queue, worker.wake_handle()));
+        workers.push(worker);
+    }
+    let mut scheduler =
+        tick::start(&config.tick, ticked)
+            .await
+            .map_err(|source| StartError::Tick {
+                schedule: config.tick.clone(),
+                source,
+            })?;
+    // Every worker drains on the one shutdown signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut running = tokio::task::JoinSet::new();
+    for worker in workers {
+        let mut stopped = stopped.clone();
+        running.spawn(worker.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    while running.join_next().await.is_some() {}
     if let Err(err) = scheduler.shutdown().await {
         tracing::warn!(error = %err, "stopping the tick");
     }

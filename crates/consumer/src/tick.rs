@@ -11,30 +11,42 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use taskq::{Queue, WakeHandle};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
-/// Starts a scheduler that runs one tick per `schedule` (6-field cron with seconds).
+/// Starts a scheduler that runs one tick per `schedule` (6-field cron with seconds) for every
+/// queue served: wake its worker, sweep its expired leases.
 ///
 /// # Errors
 /// When the schedule does not parse or the scheduler cannot start.
 pub async fn start(
     schedule: &str,
-    queue: Queue,
-    wake: WakeHandle,
+    queues: Vec<(Queue, WakeHandle)>,
 ) -> Result<JobScheduler, JobSchedulerError> {
+    let queues = Arc::new(queues);
     let sweeping = Arc::new(AtomicBool::new(false));
     let job = Job::new_async(schedule, move |_, _| {
-        wake.wake();
-        let queue = queue.clone();
+        for (_, wake) in queues.iter() {
+            wake.wake();
+        }
+        let queues = Arc::clone(&queues);
         let sweeping = Arc::clone(&sweeping);
         Box::pin(async move {
             if sweeping.swap(true, Ordering::AcqRel) {
                 return;
             }
-            match queue.sweep().await {
-                Ok(sweep) if sweep.reaped > 0 || sweep.pruned > 0 => {
-                    tracing::info!(reaped = sweep.reaped, pruned = sweep.pruned, "swept");
+            for (queue, _) in queues.iter() {
+                match queue.sweep().await {
+                    Ok(sweep) if sweep.reaped > 0 || sweep.pruned > 0 => {
+                        tracing::info!(
+                            queue = queue.keys().queue(),
+                            reaped = sweep.reaped,
+                            pruned = sweep.pruned,
+                            "swept"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(queue = queue.keys().queue(), error = %err, "sweep failed")
+                    }
                 }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "sweep failed"),
             }
             sweeping.store(false, Ordering::Release);
         })

@@ -98,3 +98,56 @@ async fn moving_the_busy_queues_slot_to_another_master_loses_nothing_and_runs_no
         "FIGURES cluster-migration: tasks=3000 keys-moved={moved} migration={migration:?} calls=6000 lost=0 duplicated=0"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_consumer_serves_three_queues_on_three_shards() {
+    let stack = Stack::start_on(
+        RedisCluster::start(),
+        &[("MOCK_DELAY_MS", "5"), ("MOCK_POLLS_UNTIL_DONE", "2")],
+    );
+    // Three queue names whose hash tags land on three different masters.
+    let mut owners = std::collections::HashMap::new();
+    for i in 0.. {
+        let name = format!("shard-{i}");
+        let owner = stack
+            .redis
+            .node_for(&format!("{{taskq:{name}}}:due"))
+            .port();
+        owners.entry(owner).or_insert(name);
+        if owners.len() == 3 {
+            break;
+        }
+    }
+    let queue_names: Vec<String> = owners.into_values().collect();
+    let url = stack.redis.url().parse().unwrap();
+    let queues: Vec<taskq::Queue> = queue_names
+        .iter()
+        .map(|q| {
+            taskq::Queue::open(
+                &url,
+                &taskq::ConnectOptions::default(),
+                q,
+                taskq::Policy::default(),
+            )
+            .unwrap()
+        })
+        .collect();
+    // Distinct names per queue: the mock counts polls per name.
+    for (queue, name) in queues.iter().zip(&queue_names) {
+        let tasks: Vec<taskq::TaskName> = (0..300)
+            .map(|i| taskq::TaskName::parse(format!("{name}-t{i}")).unwrap())
+            .collect();
+        queue.enqueue_many(&tasks).await.unwrap();
+    }
+
+    let list = queue_names.join(",");
+    let _consumer = stack.consumer(&[("QUEUES", list.as_str()), ("POLL_INTERVAL_MS", "20")]);
+
+    for queue in &queues {
+        eventually(Duration::from_secs(30), "every queue drained", || async {
+            (queue.counts().await.ok()?.totals.get("done") == Some(&300)).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(stack.mock_calls().await, 3 * 300 * 2);
+}

@@ -14,6 +14,10 @@ pub struct RedisArgs {
     /// The queue's name (1 to 128 of A-Z a-z 0-9 - _ . :); every key lives under {taskq:NAME}.
     #[arg(long, env = "QUEUE_NAME", default_value = "example")]
     pub queue_name: String,
+    /// Several queues served by one process (comma-separated names); overrides QUEUE_NAME.
+    /// Each queue has its own hash tag, so on a cluster the queues spread over the shards.
+    #[arg(long, env = "QUEUES", value_delimiter = ',')]
+    pub queues: Vec<String>,
     /// How long one Redis command may take before it counts as failed (ms).
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
@@ -24,6 +28,21 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
+    /// The queues to serve: QUEUES when given, else QUEUE_NAME.
+    pub fn queue_names(&self) -> Vec<String> {
+        let listed: Vec<String> = self
+            .queues
+            .iter()
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty())
+            .collect();
+        if listed.is_empty() {
+            vec![self.queue_name.clone()]
+        } else {
+            listed
+        }
+    }
+
     /// The connection settings these flags ask for.
     ///
     /// # Errors

@@ -40,6 +40,6 @@ pub use backoff::Backoff;
 pub use connect::{ConnectOptions, RedisConnection, RedisUrl};
 pub use error::{Error, NameError, Result};
 pub use name::{MAX_TASK_NAME_LEN, TaskName};
-pub use queue::{Ack, Claim, Counts, Enqueued, Policy, Queue, Sweep};
+pub use queue::{Ack, Claim, Counts, Enqueued, Finish, Policy, Queue, Sweep};
 pub use task::{ClaimedTask, State, TaskView};
 pub use worker::{Failure, Handler, Outcome, WakeHandle, Worker, WorkerConfig, WorkerStats};

@@ -98,6 +98,29 @@ impl Ack {
     }
 }
 
+/// The outcome of one call, as recorded by [`Queue::finish_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish<'a> {
+    /// Done: store the final data (JSON text).
+    Done(&'a str),
+    /// Still processing: store the partial data (JSON text), due again after `delay`.
+    Processing {
+        /// Partial data, JSON text.
+        data: &'a str,
+        /// When to poll again.
+        delay: Duration,
+    },
+    /// Failed: retry after `delay`, or bury at the attempt limit or when `permanent`.
+    Failed {
+        /// What went wrong.
+        error: &'a str,
+        /// When to retry.
+        delay: Duration,
+        /// Whether retrying cannot help.
+        permanent: bool,
+    },
+}
+
 /// What one sweep of the reaper did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sweep {
@@ -289,16 +312,7 @@ impl Queue {
     /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
     #[instrument(level = "debug", skip(self, task, data), fields(task = %task.name))]
     pub async fn complete(&self, task: &ClaimedTask, data: &str) -> Result<Ack> {
-        let code: i64 = scripts::COMPLETE
-            .key(self.keys.task_raw(&task.name))
-            .key(&self.keys.leased)
-            .key(&self.keys.stats)
-            .arg(&task.name)
-            .arg(&task.token)
-            .arg(data)
-            .run(&self.conn)
-            .await?;
-        Ack::from_code(code)
+        self.finish_one(task, Finish::Done(data)).await
     }
 
     /// Stores partial data and makes the task due again after `delay`; not a failed attempt.
@@ -308,21 +322,8 @@ impl Queue {
     /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
     #[instrument(level = "debug", skip(self, task, data), fields(task = %task.name))]
     pub async fn snooze(&self, task: &ClaimedTask, data: &str, delay: Duration) -> Result<Ack> {
-        let code: i64 = scripts::SNOOZE
-            .key(self.keys.task_raw(&task.name))
-            .key(&self.keys.leased)
-            .key(&self.keys.due)
-            .key(&self.keys.dead)
-            .key(&self.keys.stats)
-            .arg(&task.name)
-            .arg(&task.token)
-            .arg(data)
-            .arg(millis(delay))
-            .arg(self.policy.max_poll.map_or(0, millis))
-            .arg(millis(self.policy.dead_ttl))
-            .run(&self.conn)
-            .await?;
-        Ack::from_code(code)
+        self.finish_one(task, Finish::Processing { data, delay })
+            .await
     }
 
     /// Records a failed attempt: due again after `delay`, or dead when the attempt limit is
@@ -338,22 +339,69 @@ impl Queue {
         delay: Duration,
         permanent: bool,
     ) -> Result<Ack> {
-        let code: i64 = scripts::FAIL
-            .key(self.keys.task_raw(&task.name))
-            .key(&self.keys.leased)
+        self.finish_one(
+            task,
+            Finish::Failed {
+                error,
+                delay,
+                permanent,
+            },
+        )
+        .await
+    }
+
+    async fn finish_one(&self, task: &ClaimedTask, finish: Finish<'_>) -> Result<Ack> {
+        let mut acks = self.finish_many(&[(task, finish)]).await?;
+        acks.pop()
+            .ok_or_else(|| Error::UnexpectedReply("finish: no ack".into()))
+    }
+
+    /// Records the outcomes of many calls in one round trip (the worker's path: one script call
+    /// costs Redis more than the work inside it). Answers one ack per task, in order.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; the batch is then either wholly recorded or not at
+    /// all, and safe to send again.
+    pub async fn finish_many(&self, batch: &[(&ClaimedTask, Finish<'_>)]) -> Result<Vec<Ack>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::FINISH.key(&self.keys.leased);
+        invocation
             .key(&self.keys.due)
             .key(&self.keys.dead)
             .key(&self.keys.stats)
-            .arg(&task.name)
-            .arg(&task.token)
-            .arg(error)
-            .arg(millis(delay))
-            .arg(u8::from(permanent))
+            .arg(self.keys.task_prefix())
+            .arg(self.policy.max_poll.map_or(0, millis))
             .arg(self.policy.max_attempts)
-            .arg(millis(self.policy.dead_ttl))
-            .run(&self.conn)
-            .await?;
-        Ack::from_code(code)
+            .arg(millis(self.policy.dead_ttl));
+        for (task, finish) in batch {
+            invocation.key(self.keys.task_raw(&task.name));
+            let (kind, text, delay, permanent) = match *finish {
+                Finish::Done(data) => ("done", data, Duration::ZERO, false),
+                Finish::Processing { data, delay } => ("processing", data, delay, false),
+                Finish::Failed {
+                    error,
+                    delay,
+                    permanent,
+                } => ("failed", error, delay, permanent),
+            };
+            invocation
+                .arg(kind)
+                .arg(&task.token)
+                .arg(text)
+                .arg(millis(delay))
+                .arg(u8::from(permanent));
+        }
+        let codes: Vec<i64> = invocation.run(&self.conn).await?;
+        if codes.len() != batch.len() {
+            return Err(Error::UnexpectedReply(format!(
+                "finish: {} acks for {} tasks",
+                codes.len(),
+                batch.len()
+            )));
+        }
+        codes.into_iter().map(Ack::from_code).collect()
     }
 
     /// Hands a task back unrun: due at once, no attempt counted.

@@ -27,12 +27,8 @@ pub(crate) static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
 pub(crate) static ENQUEUE_MANY: LazyLock<Script> = script!("enqueue_many.lua");
 /// Leases due tasks to a worker.
 pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
-/// Stores a final result.
-pub(crate) static COMPLETE: LazyLock<Script> = script!("complete.lua");
-/// Stores partial data and reschedules.
-pub(crate) static SNOOZE: LazyLock<Script> = script!("snooze.lua");
-/// Records a failure: retry later or bury.
-pub(crate) static FAIL: LazyLock<Script> = script!("fail.lua");
+/// Records the outcomes of calls: done, processing (reschedule) or failed (retry or bury).
+pub(crate) static FINISH: LazyLock<Script> = script!("finish.lua");
 /// Hands a task back unrun.
 pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
 /// Renews held leases.

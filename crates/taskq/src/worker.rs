@@ -21,14 +21,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
-use tracing::{Instrument, debug, error, error_span, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::error::Result;
-use crate::queue::{Ack, Queue};
+use crate::queue::{Ack, Finish, Queue};
 use crate::task::ClaimedTask;
 
 /// What a handler concluded about one call for a task.
@@ -145,6 +144,12 @@ impl WorkerStats {
     }
 }
 
+/// How long a claim waits for more slots to free once one has.
+const CLAIM_GATHER: Duration = Duration::from_millis(1);
+
+/// Answers recorded per Redis call at most.
+const RECORD_BATCH: usize = 256;
+
 /// Wakes an idle worker so it looks for due tasks now (the consumer's cron tick uses it).
 #[derive(Debug, Clone)]
 pub struct WakeHandle(Arc<Notify>);
@@ -208,12 +213,14 @@ impl<H: Handler> Worker<H> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let shared = self.shared;
         let renewer = tokio::spawn(Arc::clone(&shared).renew_leases());
+        let (answers, to_record) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(Arc::clone(&shared).record_answers(to_record));
         let slots = Arc::new(Semaphore::new(shared.config.concurrency.max(1)));
         let mut in_flight = JoinSet::new();
         tokio::pin!(shutdown);
         tokio::select! {
             () = &mut shutdown => {}
-            () = Arc::clone(&shared).claim_loop(&slots, &mut in_flight) => {}
+            () = Arc::clone(&shared).claim_loop(&slots, &mut in_flight, &answers) => {}
         }
         info!(in_flight = in_flight.len(), "stopping: no more claims");
         let drained = timeout(shared.config.shutdown_grace, async {
@@ -227,20 +234,48 @@ impl<H: Handler> Worker<H> {
             );
             in_flight.shutdown().await;
         }
+        // Every answer given is recorded before anything is handed back: the recorder ends once
+        // the last sender is gone and the channel is empty.
+        drop(answers);
+        if timeout(RECORD_ON_SHUTDOWN, recorder).await.is_err() {
+            warn!(
+                "could not record every answer before stopping; those tasks return when their leases end"
+            );
+        }
         shared.hand_back_held().await;
         renewer.abort();
     }
 }
 
+/// How long shutdown waits for the answers already given to be recorded.
+const RECORD_ON_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// A call's outcome on its way to Redis, with the slot it still occupies.
+struct Answer {
+    task: ClaimedTask,
+    outcome: Outcome,
+    /// Freed once the outcome is recorded, so the claim loop never runs ahead of Redis.
+    _slot: OwnedSemaphorePermit,
+}
+
 impl<H: Handler> Shared<H> {
     /// Claims and starts tasks forever; the caller stops it by dropping it.
-    async fn claim_loop(self: Arc<Self>, slots: &Arc<Semaphore>, in_flight: &mut JoinSet<()>) {
+    async fn claim_loop(
+        self: Arc<Self>,
+        slots: &Arc<Semaphore>,
+        in_flight: &mut JoinSet<()>,
+        answers: &mpsc::UnboundedSender<Answer>,
+    ) {
         let mut redis_backoff = Duration::ZERO;
         loop {
             while in_flight.try_join_next().is_some() {}
             if slots.available_permits() == 0 {
-                // All slots busy: a free one is the next moment anything can start.
+                // All slots busy: a free one is the next moment anything can start. Then give
+                // the calls finishing at about the same time a moment, so that one claim (two
+                // round trips) fills several slots rather than one.
                 drop(slots.acquire().await);
+                let gather = (self.config.batch_size / 4).clamp(1, self.config.concurrency.max(1));
+                drop(timeout(CLAIM_GATHER, slots.acquire_many(gather as u32)).await);
                 continue;
             }
             let want = slots.available_permits().min(self.config.batch_size.max(1));
@@ -269,7 +304,7 @@ impl<H: Handler> Shared<H> {
                 };
                 self.held_map().insert(task.token.clone(), task.clone());
                 WorkerStats::bump(&self.stats.claimed);
-                in_flight.spawn(Arc::clone(&self).run_task(task, permit));
+                in_flight.spawn(Arc::clone(&self).run_task(task, permit, answers.clone()));
             }
             if claimed < want {
                 let due_in = claim.next_due_in;
@@ -313,97 +348,137 @@ impl<H: Handler> Shared<H> {
             .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    async fn run_task(self: Arc<Self>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
-        // At error level so that every line about a task names it, whatever the log filter.
-        let span = error_span!("task", task = %task.name, attempt = task.attempts + 1, poll = task.polls + 1);
-        async {
-            let outcome = AssertUnwindSafe(self.handler.handle(&task))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
-            debug!(?outcome, "called");
-            self.record(&task, outcome).await;
-            self.held_map().remove(&task.token);
-            drop(permit);
-        }
-        .instrument(span)
-        .await;
+    async fn run_task(
+        self: Arc<Self>,
+        task: ClaimedTask,
+        slot: OwnedSemaphorePermit,
+        answers: mpsc::UnboundedSender<Answer>,
+    ) {
+        let outcome = AssertUnwindSafe(self.handler.handle(&task))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
+        debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
+        // The recorder only stops after the last sender is dropped, so this cannot fail.
+        let _ = answers.send(Answer {
+            task,
+            outcome,
+            _slot: slot,
+        });
     }
 
-    /// Records an outcome, retrying while Redis fails (every script is safe to repeat) for up to
-    /// one lease period; after that the lease ends and the task comes back by itself.
-    async fn record(&self, task: &ClaimedTask, outcome: Outcome) {
+    /// Records answers in batches: whatever arrived while the previous batch was on its way
+    /// goes in the next call, so batches grow with the load and cost nothing when it is low.
+    async fn record_answers(self: Arc<Self>, mut to_record: mpsc::UnboundedReceiver<Answer>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while to_record.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            self.record(&batch).await;
+            batch.clear();
+        }
+    }
+
+    /// Records a batch of answers, retrying while Redis fails (the script is safe to repeat)
+    /// for up to one lease period; after that the leases end and the tasks come back by
+    /// themselves.
+    async fn record(&self, batch: &[Answer]) {
+        let delays: Vec<Option<Duration>> = batch
+            .iter()
+            .map(|answer| match &answer.outcome {
+                Outcome::Done(_) => None,
+                Outcome::Processing { poll_in, .. } => {
+                    Some(poll_in.unwrap_or(self.config.poll_interval))
+                }
+                Outcome::Failed(failure) => Some(
+                    failure
+                        .retry_after
+                        .unwrap_or_else(|| self.config.backoff.delay(answer.task.attempts + 1)),
+                ),
+            })
+            .collect();
+        let finishes: Vec<(&ClaimedTask, Finish<'_>)> = batch
+            .iter()
+            .zip(&delays)
+            .map(|(answer, delay)| {
+                let delay = delay.unwrap_or_default();
+                let finish = match &answer.outcome {
+                    Outcome::Done(data) => Finish::Done(data),
+                    Outcome::Processing { data, .. } => Finish::Processing { data, delay },
+                    Outcome::Failed(failure) => Finish::Failed {
+                        error: &failure.message,
+                        delay,
+                        permanent: failure.permanent,
+                    },
+                };
+                (&answer.task, finish)
+            })
+            .collect();
         let give_up = Instant::now() + self.queue.policy().lease;
         let mut pause = Duration::from_millis(50);
-        let (reschedule_in, result) = loop {
-            let (delay, result) = self.record_once(task, &outcome).await;
-            match result {
-                Ok(ack) => break (delay, ack),
+        let acks = loop {
+            match self.queue.finish_many(&finishes).await {
+                Ok(acks) => break acks,
                 Err(err) => {
                     WorkerStats::bump(&self.stats.redis_errors);
                     if Instant::now() + pause > give_up {
-                        error!(error = %err, "could not record the outcome; the lease will expire and the task come back");
+                        error!(error = %err, tasks = batch.len(), "could not record outcomes; the leases will expire and the tasks come back");
+                        self.forget(batch);
                         return;
                     }
-                    warn!(error = %err, retry_in = ?pause, "recording the outcome failed");
+                    warn!(error = %err, retry_in = ?pause, tasks = batch.len(), "recording outcomes failed");
                     sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
             }
         };
-        let counter = match (&outcome, result) {
-            (_, Ack::Stale) => {
-                warn!("lease lost before the answer was recorded; answer dropped");
-                &self.stats.stale
+        let mut earliest: Option<Instant> = None;
+        for ((answer, ack), delay) in batch.iter().zip(acks).zip(&delays) {
+            self.count(answer, ack);
+            if let (Some(delay), Ack::Applied) = (delay, ack) {
+                let at = Instant::now() + *delay;
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
             }
-            (_, Ack::Dead) => {
-                warn!(outcome = ?outcome, "task is dead");
-                &self.stats.dead
-            }
-            (Outcome::Done(_), Ack::Applied) => &self.stats.done,
-            (Outcome::Processing { .. }, Ack::Applied) => &self.stats.snoozed,
-            (Outcome::Failed(failure), Ack::Applied) => {
-                info!(error = %failure.message, "call failed; will retry");
-                &self.stats.retried
-            }
-        };
-        WorkerStats::bump(counter);
-        if let (Some(delay), Ack::Applied) = (reschedule_in, result) {
-            let at = Instant::now() + delay;
-            let mut earliest = self
+        }
+        self.forget(batch);
+        if let Some(at) = earliest {
+            let mut retry = self
                 .earliest_retry
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if earliest.is_none_or(|e| at < e) {
-                *earliest = Some(at);
-                drop(earliest);
+            if retry.is_none_or(|e| at < e) {
+                *retry = Some(at);
+                drop(retry);
                 self.rescheduled.notify_one();
             }
         }
     }
 
-    /// One attempt at recording; also answers after how long the task is due again, if it is.
-    async fn record_once(
-        &self,
-        task: &ClaimedTask,
-        outcome: &Outcome,
-    ) -> (Option<Duration>, Result<Ack>) {
-        match outcome {
-            Outcome::Done(data) => (None, self.queue.complete(task, data).await),
-            Outcome::Processing { data, poll_in } => {
-                let delay = poll_in.unwrap_or(self.config.poll_interval);
-                (Some(delay), self.queue.snooze(task, data, delay).await)
+    /// Counts and logs one recorded answer; every line names the task and its attempt.
+    fn count(&self, answer: &Answer, ack: Ack) {
+        let (task, attempt) = (&answer.task.name, answer.task.attempts + 1);
+        let counter = match (&answer.outcome, ack) {
+            (_, Ack::Stale) => {
+                warn!(%task, attempt, "lease lost before the answer was recorded; answer dropped");
+                &self.stats.stale
             }
-            Outcome::Failed(failure) => {
-                let delay = failure
-                    .retry_after
-                    .unwrap_or_else(|| self.config.backoff.delay(task.attempts + 1));
-                let result = self
-                    .queue
-                    .fail(task, &failure.message, delay, failure.permanent)
-                    .await;
-                (Some(delay), result)
+            (outcome, Ack::Dead) => {
+                warn!(%task, attempt, ?outcome, "task is dead");
+                &self.stats.dead
             }
+            (Outcome::Done(_), Ack::Applied) => &self.stats.done,
+            (Outcome::Processing { .. }, Ack::Applied) => &self.stats.snoozed,
+            (Outcome::Failed(failure), Ack::Applied) => {
+                info!(%task, attempt, error = %failure.message, "call failed; will retry");
+                &self.stats.retried
+            }
+        };
+        WorkerStats::bump(counter);
+    }
+
+    /// Drops recorded (or abandoned) tasks from the held leases.
+    fn forget(&self, batch: &[Answer]) {
+        let mut held = self.held_map();
+        for answer in batch {
+            held.remove(&answer.task.token);
         }
     }
 

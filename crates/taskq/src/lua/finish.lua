@@ -1,0 +1,62 @@
+-- finish.lua: record the outcomes of calls (one or many) in one round trip: "done" stores the
+-- result, "processing" the partial data and the next poll (past the poll deadline: dead),
+-- "failed" a retry after the given delay (at the attempt limit, or when permanent: dead).
+-- Batching matters: the per-call cost of a script dominates the work inside it.
+-- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats   KEYS[4+i] record of task i
+-- ARGV[1] task key prefix   ARGV[2] poll deadline, ms after creation (0 = none)
+-- ARGV[3] max attempts   ARGV[4] dead record ttl (ms)
+-- then five ARGV per task i, from ARGV[5*i]: kind (done|processing|failed), claim token,
+-- data (JSON text) or error, delay (ms), permanent (1|0)
+-- Returns one code per task: 1 recorded (or already recorded by this token), 2 recorded and the
+-- task is now dead, 0 stale token (the lease was lost; counted).
+local prefix, max_poll = ARGV[1], tonumber(ARGV[2])
+local max_attempts, dead_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_ms()
+local codes, finished = {}, {}
+local done, snoozed, retried = 0, 0, 0
+for i = 5, #KEYS do
+  local key, name = KEYS[i], string.sub(KEYS[i], #prefix + 1)
+  local a = 5 * (i - 4)
+  local kind, token, text, delay = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local own = ownership(key, token, KEYS[4])
+  local code = 1
+  if own == 'stale' then
+    code = 0
+  elseif own == 'own' then
+    finished[#finished + 1] = name
+    if kind == 'done' then
+      redis.call('HSET', key, 'state', 'done', 'data', text, 'updated', now, 'done_at', now)
+      redis.call('PEXPIRE', key, tonumber(redis.call('HGET', key, 'ttl') or '3600000'))
+      done = done + 1
+    elseif kind == 'processing' then
+      local polls = redis.call('HINCRBY', key, 'polls', 1)
+      redis.call('HSET', key, 'data', text, 'attempts', 0)
+      if max_poll > 0 and now - tonumber(redis.call('HGET', key, 'created')) >= max_poll then
+        bury(key, name, now, 'poll deadline passed: still processing after ' .. polls .. ' polls',
+          KEYS[3], KEYS[4], dead_ttl)
+        code = 2
+      else
+        schedule(key, name, now + delay, now, KEYS[2])
+        snoozed = snoozed + 1
+      end
+    else
+      local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+      if ARGV[a + 4] == '1' or attempts >= max_attempts then
+        bury(key, name, now, text, KEYS[3], KEYS[4], dead_ttl)
+        code = 2
+      else
+        redis.call('HSET', key, 'error', text)
+        schedule(key, name, now + delay, now, KEYS[2])
+        retried = retried + 1
+      end
+    end
+  end
+  codes[#codes + 1] = code
+end
+for first = 1, #finished, 500 do
+  redis.call('ZREM', KEYS[1], unpack(finished, first, math.min(first + 499, #finished)))
+end
+if done > 0 then redis.call('HINCRBY', KEYS[4], 'done', done) end
+if snoozed > 0 then redis.call('HINCRBY', KEYS[4], 'snoozed', snoozed) end
+if retried > 0 then redis.call('HINCRBY', KEYS[4], 'retried', retried) end
+return codes

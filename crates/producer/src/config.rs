@@ -1,10 +1,15 @@
 //! The producer's settings.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use taskq::service::RedisArgs;
 use taskq::{Policy, Queue};
+
+use crate::routes::AppState;
 
 /// The producer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,9 +24,62 @@ pub struct Config {
     /// name enqueues it again.
     #[arg(long, env = "RESULT_TTL_SECS", default_value_t = 3600)]
     pub result_ttl_secs: u64,
+    /// How long cancelled tasks are kept (s); while kept, their names dedup, like dead tasks'
+    /// (the consumer's setting of the same name keeps dead tasks).
+    #[arg(long, env = "DEAD_TTL_SECS", default_value_t = 7 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub dead_ttl_secs: u64,
+    /// The consumer's wait between two polls of a task (ms): the `Retry-After` hint of 202 answers.
+    #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 2000)]
+    pub poll_interval_ms: u64,
+    /// The bearer token the admin routes require (list, stats, retry, purge); when unset they
+    /// are open. Set it in production.
+    #[arg(long, env = "ADMIN_TOKEN")]
+    pub admin_token: Option<AdminToken>,
+}
+
+/// The admin routes' bearer token; never shown in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(Arc<str>);
+
+impl AdminToken {
+    /// Whether `presented` is the token, in time that does not depend on where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+    }
+}
+
+impl FromStr for AdminToken {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err("the admin token must not be empty");
+        }
+        Ok(Self(s.into()))
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
 }
 
 impl Config {
+    /// The handlers' state: the queue (connected on first use), the admin token, the
+    /// `Retry-After` hint.
+    ///
+    /// # Errors
+    /// As [`Config::queue`].
+    pub fn state(&self) -> taskq::Result<AppState> {
+        Ok(AppState {
+            admin_token: self.admin_token.clone(),
+            retry_after: Duration::from_millis(self.poll_interval_ms),
+            ..AppState::new(self.queue()?)
+        })
+    }
+
     /// Opens the queue these settings name (the connection is made on first use).
     ///
     /// # Errors
@@ -29,6 +87,7 @@ impl Config {
     pub fn queue(&self) -> taskq::Result<Queue> {
         let policy = Policy {
             result_ttl: Duration::from_secs(self.result_ttl_secs.max(1)),
+            dead_ttl: Duration::from_secs(self.dead_ttl_secs),
             ..Policy::default()
         };
         Queue::open(
@@ -37,5 +96,21 @@ impl Config {
             &self.redis.queue_name,
             policy,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_matches_only_itself_and_never_shows() {
+        let token: AdminToken = "s3cret".parse().unwrap();
+        assert!(token.matches("s3cret"));
+        for other in ["", "s3cre", "s3cret!", "S3cret"] {
+            assert!(!token.matches(other), "{other}");
+        }
+        assert_eq!(format!("{token:?}"), "AdminToken(***)");
+        assert!("".parse::<AdminToken>().is_err());
     }
 }

@@ -4,9 +4,17 @@
 //! (Redis is unavailable: try again) and log the cause once; internals never reach the body.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+}
 
 /// A request that could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +25,16 @@ pub enum AppError {
     /// Nothing is known under that name (404).
     #[error("{0}")]
     NotFound(String),
+    /// The task is not in a state that allows this (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// An admin route without the admin token (401).
+    #[error("this route requires the admin token: Authorization: Bearer <ADMIN_TOKEN>")]
+    Unauthorized,
+    /// A request an extractor refused, with the status it chose (413 body too large, 415 not
+    /// JSON, 422 JSON of the wrong shape, ...).
+    #[error("{1}")]
+    Rejected(StatusCode, String),
     /// The queue failed underneath (503 when Redis is unreachable, 500 otherwise).
     #[error(transparent)]
     Queue(#[from] taskq::Error),
@@ -28,13 +46,42 @@ impl From<taskq::NameError> for AppError {
     }
 }
 
+/// Extractor rejections become JSON errors with the status the extractor chose.
+macro_rules! from_rejections {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for AppError {
+            fn from(rejection: $rejection) -> Self {
+                Self::Rejected(rejection.status(), rejection.body_text())
+            }
+        }
+    )*};
+}
+
+from_rejections!(JsonRejection, QueryRejection, PathRejection);
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, message),
-            Self::Queue(taskq::Error::InvalidName(err)) => {
+            Self::Conflict(message) => (StatusCode::CONFLICT, message),
+            Self::Unauthorized => {
+                let body = ErrorBody {
+                    error: Self::Unauthorized.to_string(),
+                };
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            Self::Rejected(status, message) => (status, message),
+            Self::Queue(err @ (taskq::Error::InvalidName(_) | taskq::Error::InvalidCursor(_))) => {
                 (StatusCode::BAD_REQUEST, err.to_string())
+            }
+            Self::Queue(err @ taskq::Error::PayloadTooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, err.to_string())
             }
             Self::Queue(err @ taskq::Error::Redis(_)) => {
                 tracing::warn!(error = %err, "redis unavailable");
@@ -51,6 +98,6 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        (status, Json(ErrorBody { error: message })).into_response()
     }
 }

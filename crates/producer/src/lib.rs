@@ -1,32 +1,44 @@
-//! producer: the HTTP front door. `GET /?task-name=NAME` enqueues the task (one live task per
-//! name) and answers at once with what is known: the stored result when done, else the latest
-//! partial data, and the task's state. Nobody waits for the third-party API.
+//! producer: the HTTP front door. `GET /?task-name=NAME` (or `POST /tasks` with a payload)
+//! enqueues the task (one live task per name) and answers at once with what is known: the stored
+//! result when done, else the latest partial data, and the task's state. Nobody waits for the
+//! third-party API. Operators get an admin API, Prometheus metrics and an OpenAPI document.
 //!
 //! # Layout
 //! - [`config`]: settings from flags and environment.
-//! - [`routes`]: the handlers and the router ([`routes::app`]).
+//! - [`routes`]: the handlers and the router ([`routes::app`]): the client's side
+//!   ([`routes::tasks`]), the operator's ([`routes::admin`]), health and metrics ([`routes::ops`]).
 //! - [`error`]: [`error::AppError`], every failure as a JSON `{"error": ...}` answer.
+//! - [`throughput`]: the last minute's rate, sampled from the queue's counters.
+//! - [`openapi`]: the OpenAPI document, generated from the handlers.
 
 pub mod config;
 pub mod error;
+pub mod openapi;
 pub mod routes;
+pub mod throughput;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use config::Config;
-pub use routes::app;
-use taskq::Queue;
+pub use routes::{AppState, app};
 
 /// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish.
+/// Samples the queue's throughput meanwhile.
 ///
 /// # Errors
 /// When the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    queue: Queue,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(queue))
+    let throughput = Arc::clone(&state.throughput);
+    let queue = state.queue.clone();
+    let sampler = tokio::spawn(async move { throughput.sample(queue).await });
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sampler.abort();
+    served
 }

@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::Parser;
 use taskq::service::{LogFormat, init_tracing, shutdown_signal};
 
-/// HTTP front door of taskq: GET /?task-name=NAME enqueues a task and answers at once.
+/// HTTP front door of taskq: GET /?task-name=NAME (or POST /tasks) enqueues a task and answers
+/// at once; an admin API, /metrics and /openapi.json besides.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -19,12 +20,17 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let queue = cli.config.queue().context("opening the queue")?;
+    let state = cli.config.state().context("opening the queue")?;
     let listener = tokio::net::TcpListener::bind(cli.config.addr)
         .await
         .with_context(|| format!("binding {}", cli.config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, config = ?cli.config, "producer listening");
-    producer::serve(listener, queue, shutdown_signal())
+    if state.admin_token.is_none() {
+        tracing::warn!(
+            "ADMIN_TOKEN is not set: the admin routes are open to anyone who can reach this address"
+        );
+    }
+    producer::serve(listener, state, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("producer stopped");

@@ -6,29 +6,51 @@ use std::time::Duration;
 use producer::Config;
 use reqwest::StatusCode;
 use serde_json::Value;
-use taskq::service::RedisArgs;
 use testkit::{RedisServer, eventually, unique_queue};
+
+/// The producer's flags, parsed as the binary parses them.
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
 
 /// A producer served in-process on a free port, and its queue; it stops when the returned sender
 /// drops.
 async fn spawn_producer(
     redis: &RedisServer,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
-    let config = Config {
-        redis: RedisArgs {
-            redis_url: redis.url().parse().unwrap(),
-            queue_name: unique_queue("http"),
-            redis_timeout_ms: 300,
-            redis_tls_ca_file: None,
-        },
-        addr: "127.0.0.1:0".parse().unwrap(),
-        result_ttl_secs: 60,
-    };
+    spawn_producer_with(redis, &[]).await
+}
+
+/// As [`spawn_producer`], with extra flags.
+async fn spawn_producer_with(
+    redis: &RedisServer,
+    flags: &[&str],
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
+    let url = redis.url();
+    let queue_name = unique_queue("http");
+    let mut args = vec![
+        "producer",
+        "--redis-url",
+        &url,
+        "--queue-name",
+        &queue_name,
+        "--redis-timeout-ms",
+        "300",
+        "--addr",
+        "127.0.0.1:0",
+        "--result-ttl-secs",
+        "60",
+    ];
+    args.extend_from_slice(flags);
+    let config = <Cli as clap::Parser>::parse_from(args).config;
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let queue = config.queue().unwrap();
-    tokio::spawn(producer::serve(listener, queue.clone(), async {
+    let state = config.state().unwrap();
+    let queue = state.queue.clone();
+    tokio::spawn(producer::serve(listener, state, async {
         let _ = stopped.await;
     }));
     (addr, stop, queue)
@@ -311,4 +333,309 @@ async fn thousands_of_idle_connections_do_not_stop_service() {
         started.elapsed()
     );
     drop(idle);
+}
+
+/// Sends `method path` with an optional JSON body and bearer token; answers status, headers and
+/// the JSON body.
+async fn call(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("http://{addr}{path}"));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = response.bytes().await.unwrap();
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{path}: body is not JSON ({e}): {body:?}"));
+    (status, headers, json)
+}
+
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn post_tasks_enqueues_with_a_payload_and_answers_202_with_location_and_retry_after() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer_with(&redis, &["--poll-interval-ms", "2500"]).await;
+    let body = json!({"name": "report 7/a", "payload": {"region": "eu", "ids": [1, 2]}});
+
+    let (status, headers, created) = call(addr, Method::POST, "/tasks", Some(body), None).await;
+
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(headers["location"], "/tasks/report%207%2Fa");
+    assert_eq!(headers["retry-after"], "3");
+    assert_eq!(created["enqueued"], true);
+    assert_eq!(created["payload"]["ids"][1], 2);
+    let again = json!({"name": "report 7/a", "payload": "other"});
+    let (_, _, duplicate) = call(addr, Method::POST, "/tasks", Some(again), None).await;
+    assert_eq!(duplicate["enqueued"], false);
+    assert_eq!(
+        duplicate["payload"]["region"], "eu",
+        "the first payload stays"
+    );
+    let (status, _, shown) = get(addr, "/tasks/report%207%2Fa").await;
+    assert_eq!(
+        (status, &shown["payload"]["region"]),
+        (StatusCode::OK, &json!("eu"))
+    );
+}
+
+#[tokio::test]
+async fn bad_submissions_and_admin_queries_get_a_4xx_json_error() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer(&redis).await;
+    let huge = json!({"name": "h", "payload": "x".repeat(70_000)});
+    let cases = [
+        (Method::POST, "/tasks", Some(json!({"payload": 1})), 422),
+        (Method::POST, "/tasks", Some(json!({"name": 5})), 422),
+        (Method::POST, "/tasks", Some(json!({"name": ""})), 400),
+        (Method::POST, "/tasks", Some(json!({"name": "a\nb"})), 400),
+        (Method::POST, "/tasks", Some(huge), 413),
+        (Method::GET, "/tasks?state=nope", None, 400),
+        (Method::GET, "/tasks", None, 400),
+        (Method::GET, "/tasks?state=dead&limit=0", None, 400),
+        (Method::GET, "/tasks?state=dead&limit=501", None, 400),
+        (Method::GET, "/tasks?state=dead&cursor=zzz", None, 400),
+        (Method::POST, "/purge?state=queued", None, 400),
+        (Method::DELETE, "/tasks/never-seen", None, 404),
+        (Method::POST, "/tasks/never-seen/retry", None, 404),
+    ];
+    for (method, path, body, expected) in cases {
+        let (status, _, answer) = call(addr, method.clone(), path, body, None).await;
+        assert_eq!(status.as_u16(), expected, "{method} {path}: {answer}");
+        assert!(answer["error"].is_string(), "{method} {path}: {answer}");
+    }
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/tasks"))
+        .body("{\"name\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert!(answer["error"].is_string());
+}
+
+#[tokio::test]
+async fn delete_cancels_a_running_task_so_its_worker_is_refused_and_it_is_never_called_again() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    get(addr, "/?task-name=c").await;
+    let running = queue.claim(1).await.unwrap().tasks.remove(0);
+
+    let (status, _, cancelled) = call(addr, Method::DELETE, "/tasks/c", None, None).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cancelled["state"], "cancelled");
+    assert!(cancelled["cancelled_at_ms"].is_u64());
+    assert_eq!(
+        queue.complete(&running, "1").await.unwrap(),
+        taskq::Ack::Stale
+    );
+    assert!(queue.claim(10).await.unwrap().tasks.is_empty());
+    let (status, _, again) = get(addr, "/?task-name=c").await;
+    assert_eq!(
+        (status, &again["state"]),
+        (StatusCode::ACCEPTED, &json!("cancelled"))
+    );
+    let (status, _, repeated) = call(addr, Method::DELETE, "/tasks/c", None, None).await;
+    assert_eq!(
+        (status, &repeated["state"]),
+        (StatusCode::OK, &json!("cancelled"))
+    );
+
+    get(addr, "/?task-name=finished").await;
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+    queue.complete(&task, "1").await.unwrap();
+    let (status, _, _) = call(addr, Method::DELETE, "/tasks/finished", None, None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn admin_routes_refuse_requests_without_the_token_when_one_is_set() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer_with(&redis, &["--admin-token", "s3cret"]).await;
+    let admin = [
+        (Method::GET, "/tasks?state=dead"),
+        (Method::GET, "/stats"),
+        (Method::POST, "/tasks/x/retry"),
+        (Method::POST, "/dead/retry"),
+        (Method::POST, "/purge?state=done"),
+    ];
+
+    for (method, path) in &admin {
+        for token in [None, Some("wrong"), Some("s3cre"), Some("s3cret2")] {
+            let (status, headers, body) = call(addr, method.clone(), path, None, token).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {token:?}"
+            );
+            assert_eq!(headers["www-authenticate"], "Bearer");
+            assert!(body["error"].is_string());
+        }
+        let (status, _, _) = call(addr, method.clone(), path, None, Some("s3cret")).await;
+        assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+    // The client's routes stay open.
+    assert_eq!(get(addr, "/?task-name=x").await.0, StatusCode::ACCEPTED);
+    let (status, _, _) = call(
+        addr,
+        Method::POST,
+        "/tasks",
+        Some(json!({"name": "y"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(get(addr, "/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dead_tasks_are_listed_page_by_page_retried_and_purged() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    for i in 0..25 {
+        get(addr, &format!("/?task-name=d{i:02}")).await;
+    }
+    for task in queue.claim(25).await.unwrap().tasks {
+        queue
+            .fail(&task, "refused", Duration::ZERO, true)
+            .await
+            .unwrap();
+    }
+
+    let mut listed = Vec::new();
+    let mut path = "/tasks?state=dead&limit=10".to_owned();
+    loop {
+        let (status, _, page) = get(addr, &path).await;
+        assert_eq!(status, StatusCode::OK);
+        for task in page["tasks"].as_array().unwrap() {
+            assert_eq!(task["state"], "dead");
+            assert_eq!(task["last_error"], "refused");
+            listed.push(task["task"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                let url = reqwest::Url::parse_with_params(
+                    "http://x/tasks?state=dead&limit=10",
+                    [("cursor", cursor)],
+                )
+                .unwrap();
+                path = format!("/tasks?{}", url.query().unwrap());
+            }
+            None => break,
+        }
+    }
+    listed.sort();
+    assert_eq!(
+        listed,
+        (0..25).map(|i| format!("d{i:02}")).collect::<Vec<_>>()
+    );
+
+    let (status, _, one) = call(addr, Method::POST, "/tasks/d00/retry", None, None).await;
+    assert_eq!((status, &one["state"]), (StatusCode::OK, &json!("queued")));
+    let (status, _, _) = call(addr, Method::POST, "/tasks/d00/retry", None, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no longer dead");
+    let (status, _, all) = call(addr, Method::POST, "/dead/retry", None, None).await;
+    assert_eq!((status, &all["count"]), (StatusCode::OK, &json!(24)));
+    for task in queue.claim(25).await.unwrap().tasks {
+        queue.complete(&task, "{}").await.unwrap();
+    }
+    let (status, _, purged) = call(addr, Method::POST, "/purge?state=done", None, None).await;
+    assert_eq!((status, &purged["count"]), (StatusCode::OK, &json!(25)));
+    assert_eq!(get(addr, "/tasks/d07").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn stats_and_metrics_show_the_queue_wide_counters() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    for name in ["a", "b", "c", "a"] {
+        get(addr, &format!("/?task-name={name}")).await;
+    }
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+    queue.complete(&task, "1").await.unwrap();
+
+    let (status, _, stats) = get(addr, "/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["counts"]["due"], 2);
+    assert_eq!(stats["totals"]["enqueued"], 3);
+    assert_eq!(stats["totals"]["duplicates"], 1);
+    assert_eq!(stats["totals"]["done"], 1);
+    assert!(stats["oldest_due_age_ms"].is_u64());
+    assert!(stats["queue"].as_str().unwrap().starts_with("http"));
+    // The sampler takes one sample a second: a rate follows within about two.
+    eventually(Duration::from_secs(5), "a throughput", || async {
+        let (_, _, stats) = get(addr, "/stats").await;
+        stats["throughput"]["window_secs"].as_f64()
+    })
+    .await;
+
+    let response = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let queue_label = format!("queue=\"{}\"", queue.keys().queue());
+    for (sample, value) in [
+        ("taskq_redis_up", 1),
+        ("taskq_enqueued_total", 3),
+        ("taskq_duplicates_total", 1),
+        ("taskq_claimed_total", 1),
+        ("taskq_done_total", 1),
+    ] {
+        let line = format!("{sample}{{{queue_label}}} {value}");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    let due = format!("taskq_tasks{{{queue_label},state=\"due\"}} 2");
+    assert!(text.lines().any(|l| l == due), "{due}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer(&redis).await;
+
+    let (status, _, document) = get(addr, "/openapi.json").await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/", "get"),
+        ("/tasks", "post"),
+        ("/tasks", "get"),
+        ("/tasks/{name}", "get"),
+        ("/tasks/{name}", "delete"),
+        ("/tasks/{name}/retry", "post"),
+        ("/dead/retry", "post"),
+        ("/purge", "post"),
+        ("/stats", "get"),
+        ("/metrics", "get"),
+        ("/healthz", "get"),
+    ] {
+        assert!(paths[path].get(method).is_some(), "{method} {path}");
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["admin_token"]["scheme"],
+        "bearer"
+    );
 }

@@ -82,7 +82,7 @@ pub struct Page {
     /// The tasks, oldest first (by run-at, lease deadline, death or cancel time); without their
     /// data and payload (`GET /tasks/NAME` has them).
     pub tasks: Vec<TaskView>,
-    /// Where the next page starts; `None` at the end. Pass it back as is.
+    /// Where the next page starts (`null` at the end); pass it back as `cursor`.
     pub next_cursor: Option<String>,
 }
 
@@ -147,7 +147,10 @@ pub struct StateCounts {
 enum Cursor {
     Start,
     /// Just after this entry of a sorted set.
-    After { score: u64, name: String },
+    After {
+        score: u64,
+        name: String,
+    },
     /// A `SCAN` cursor.
     Scan(u64),
 }
@@ -164,7 +167,10 @@ impl Cursor {
         let (score, name) = text.split_once(':').ok_or_else(bad)?;
         Ok(Self::After {
             score: score.parse().map_err(|_| bad())?,
-            name: TaskName::parse(name).map_err(|_| bad())?.as_str().to_owned(),
+            name: TaskName::parse(name)
+                .map_err(|_| bad())?
+                .as_str()
+                .to_owned(),
         })
     }
 }
@@ -388,7 +394,11 @@ impl Queue {
             State::Cancelled => &keys.cancelled,
             State::Done => &keys.stats,
         };
-        let mode = if state == State::Done { "scan" } else { "index" };
+        let mode = if state == State::Done {
+            "scan"
+        } else {
+            "index"
+        };
         let (position, name) = match cursor {
             Cursor::Start => (String::new(), ""),
             Cursor::After { score, name } => (score.to_string(), name.as_str()),
@@ -491,9 +501,15 @@ mod tests {
             }
         );
         assert_eq!(after.to_string(), "1700000000000:a:b c");
-        assert_eq!(Cursor::parse(Some("42"), State::Done).unwrap(), Cursor::Scan(42));
+        assert_eq!(
+            Cursor::parse(Some("42"), State::Done).unwrap(),
+            Cursor::Scan(42)
+        );
         assert_eq!(Cursor::parse(None, State::Done).unwrap(), Cursor::Start);
-        assert_eq!(Cursor::parse(Some(""), State::Queued).unwrap(), Cursor::Start);
+        assert_eq!(
+            Cursor::parse(Some(""), State::Queued).unwrap(),
+            Cursor::Start
+        );
         for (bad, state) in [
             ("42", State::Dead),
             ("x:name", State::Queued),

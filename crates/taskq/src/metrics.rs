@@ -24,9 +24,15 @@ const COUNTERS: [(&str, &str); 13] = [
         "duplicates",
         "Enqueues of a name already live or done: nothing written.",
     ),
-    ("claimed", "Tasks handed to a consumer (one per call started)."),
+    (
+        "claimed",
+        "Tasks handed to a consumer (one per call started).",
+    ),
     ("done", "Tasks finished: the API answered done."),
-    ("snoozed", "Processing answers recorded: the task is polled again later."),
+    (
+        "snoozed",
+        "Processing answers recorded: the task is polled again later.",
+    ),
     ("retried", "Failed calls rescheduled after a backoff."),
     (
         "dead",
@@ -36,8 +42,14 @@ const COUNTERS: [(&str, &str); 13] = [
         "stale",
         "Answers refused because the worker had lost the task (lease reaped, or cancelled).",
     ),
-    ("reaped", "Expired leases taken back from a vanished consumer."),
-    ("released", "Tasks handed back unrun at a consumer's shutdown."),
+    (
+        "reaped",
+        "Expired leases taken back from a vanished consumer.",
+    ),
+    (
+        "released",
+        "Tasks handed back unrun at a consumer's shutdown.",
+    ),
     ("revived", "Dead tasks retried by an operator."),
     ("cancelled", "Tasks cancelled."),
     ("purged", "Finished records deleted by an operator."),
@@ -89,7 +101,12 @@ impl Exposition {
     }
 
     /// One sample of the current family.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) -> &mut Self {
+    pub fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: impl Display,
+    ) -> &mut Self {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');

@@ -16,7 +16,13 @@ fn open(redis: &RedisServer) -> Queue {
         dead_ttl: Duration::from_secs(600),
         ..Policy::default()
     };
-    Queue::open(&url, &ConnectOptions::default(), &unique_queue("admin"), policy).unwrap()
+    Queue::open(
+        &url,
+        &ConnectOptions::default(),
+        &unique_queue("admin"),
+        policy,
+    )
+    .unwrap()
 }
 
 fn name(s: &str) -> TaskName {
@@ -39,7 +45,10 @@ async fn finish_all(queue: &Queue, done: usize) {
             if finished < done {
                 queue.complete(task, "1").await.unwrap();
             } else {
-                queue.fail(task, "boom", Duration::ZERO, true).await.unwrap();
+                queue
+                    .fail(task, "boom", Duration::ZERO, true)
+                    .await
+                    .unwrap();
             }
             finished += 1;
         }
@@ -88,14 +97,21 @@ async fn cancelling_a_running_task_revokes_its_lease_and_the_workers_answers_are
         Ack::Stale
     );
     assert_eq!(queue.release(&task).await.unwrap(), Ack::Stale);
-    assert_eq!(queue.extend(std::slice::from_ref(&task)).await.unwrap(), [0]);
+    assert_eq!(
+        queue.extend(std::slice::from_ref(&task)).await.unwrap(),
+        [0]
+    );
     assert!(queue.claim(10).await.unwrap().tasks.is_empty());
     let again = queue.enqueue(&name("t")).await.unwrap();
     assert!(!again.created, "a cancelled name dedups like a dead one");
     assert_eq!(again.view.state, State::Cancelled);
     let stats = queue.stats().await.unwrap();
     assert_eq!(
-        (stats.counts.due, stats.counts.running, stats.counts.cancelled),
+        (
+            stats.counts.due,
+            stats.counts.running,
+            stats.counts.cancelled
+        ),
         (0, 0, 1)
     );
     assert_eq!(stats.totals["stale"], 4);
@@ -104,7 +120,10 @@ async fn cancelling_a_running_task_revokes_its_lease_and_the_workers_answers_are
         .connection()
         .pttl(queue.keys().task(&name("t")))
         .unwrap();
-    assert!((590_000..=600_000).contains(&ttl), "kept for the dead ttl: {ttl}");
+    assert!(
+        (590_000..=600_000).contains(&ttl),
+        "kept for the dead ttl: {ttl}"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +204,10 @@ async fn paging_never_skips_or_repeats_a_task_even_with_equal_scores_and_tasks_l
     let mut cursor: Option<String> = None;
 
     loop {
-        let page = queue.list(State::Queued, cursor.as_deref(), 70).await.unwrap();
+        let page = queue
+            .list(State::Queued, cursor.as_deref(), 70)
+            .await
+            .unwrap();
         assert!(page.tasks.len() <= 70);
         for task in &page.tasks {
             assert!(seen.insert(task.task.clone()), "{} repeated", task.task);
@@ -266,7 +288,11 @@ async fn stats_count_each_set_and_the_age_of_the_oldest_due_task() {
     let stats = queue.stats().await.unwrap();
 
     assert_eq!((stats.counts.due, stats.counts.due_now), (3, 3));
-    assert!(stats.oldest_due_age_ms >= 300, "{}", stats.oldest_due_age_ms);
+    assert!(
+        stats.oldest_due_age_ms >= 300,
+        "{}",
+        stats.oldest_due_age_ms
+    );
     assert!(stats.server_time_ms >= before.server_time_ms + 300);
     assert_eq!(stats.totals["enqueued"], 3);
     let task = queue.claim(1).await.unwrap().tasks.remove(0);
@@ -319,7 +345,11 @@ async fn purge_deletes_only_the_records_in_that_state_and_frees_their_names() {
         .iter()
         .filter(|k| k.starts_with(queue.keys().task_prefix()))
         .collect();
-    assert_eq!(records.len(), 5, "only the live tasks are left: {records:?}");
+    assert_eq!(
+        records.len(),
+        5,
+        "only the live tasks are left: {records:?}"
+    );
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.counts.dead, stats.counts.cancelled), (0, 0));
     assert_eq!(stats.totals["purged"], 1302);

@@ -2,119 +2,100 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /?task-name=NAME` | enqueue unless live or done; 202 + `Location` while not done, 200 with the result when done |
+//! | `GET /?task-name=NAME` | enqueue unless live or done; 202 + `Location` + `Retry-After` while not done, 200 with the result when done |
+//! | `POST /tasks` `{"name", "payload"}` | the same, with a JSON payload kept in the record |
 //! | `GET /tasks/{name}` | the task's view; 404 for a name never seen |
+//! | `DELETE /tasks/{name}` | cancel: the task is never called again |
+//! | `GET /tasks?state=&cursor=&limit=` | admin: one page of the tasks in a state |
+//! | `GET /stats` | admin: counts per set, oldest due age, throughput, counters |
+//! | `POST /tasks/{name}/retry`, `POST /dead/retry` | admin: bring back one or every dead task |
+//! | `POST /purge?state=` | admin: delete the done, dead or cancelled records |
+//! | `GET /metrics` | Prometheus metrics |
+//! | `GET /openapi.json` | the OpenAPI document of all of the above |
 //! | `GET /healthz` | 200 when Redis answers, 503 when it does not |
+//!
+//! Admin routes require `Authorization: Bearer <ADMIN_TOKEN>` when the token is set.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::json;
-use taskq::{Queue, State as TaskState, TaskName, TaskView};
+pub mod admin;
+pub mod ops;
+pub mod tasks;
 
-use crate::error::AppError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use taskq::Queue;
+use taskq::admin::MAX_PAYLOAD_BYTES;
+
+use crate::config::AdminToken;
+use crate::error::{AppError, ErrorBody};
+use crate::throughput::Throughput;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    /// The queue served.
+    pub queue: Queue,
+    /// The admin routes' token; `None` leaves them open.
+    pub admin_token: Option<AdminToken>,
+    /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
+    /// interval).
+    pub retry_after: Duration,
+    /// A minute of samples of the queue's totals, for `/stats`.
+    pub throughput: Arc<Throughput>,
+}
+
+impl AppState {
+    /// A state for `queue` with no admin token and a 2 s `Retry-After`.
+    pub fn new(queue: Queue) -> Self {
+        Self {
+            queue,
+            admin_token: None,
+            retry_after: Duration::from_secs(2),
+            throughput: Arc::default(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Queue {
+    fn from_ref(state: &AppState) -> Self {
+        state.queue.clone()
+    }
+}
 
 /// The producer's router.
-pub fn app(queue: Queue) -> Router {
+pub fn app(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/tasks", get(admin::list))
+        .route("/stats", get(admin::stats))
+        .route("/tasks/{name}/retry", post(admin::retry))
+        .route("/dead/retry", post(admin::retry_dead))
+        .route("/purge", post(admin::purge))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_token,
+        ));
     Router::new()
-        .route("/", get(enqueue))
-        .route("/tasks/{name}", get(show))
-        .route("/healthz", get(health))
+        .route("/", get(tasks::enqueue))
+        .route("/tasks", post(tasks::submit))
+        .route("/tasks/{name}", get(tasks::show).delete(tasks::cancel))
+        .route("/healthz", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .merge(admin)
+        // Room for the largest payload and a name, percent-encoded or escaped.
+        .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES + 4096))
         .fallback(|| async { AppError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
-                Json(json!({"error": "method not allowed"})),
+                Json(ErrorBody {
+                    error: "method not allowed".into(),
+                }),
             )
         })
-        .with_state(queue)
-}
-
-/// A task's view as answered to clients.
-#[derive(Serialize)]
-struct Answer<'a> {
-    #[serde(flatten)]
-    view: &'a TaskView,
-    /// Whether this request created the task (only on enqueue).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    enqueued: Option<bool>,
-}
-
-async fn enqueue(
-    State(queue): State<Queue>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, AppError> {
-    let name = TaskName::from_query(query.as_deref())?;
-    let enqueued = queue.enqueue(&name).await?;
-    if enqueued.created {
-        tracing::debug!(task = %name, "enqueued");
-    }
-    let answer = Answer {
-        view: &enqueued.view,
-        enqueued: Some(enqueued.created),
-    };
-    if enqueued.view.state == TaskState::Done {
-        return Ok(Json(answer).into_response());
-    }
-    let location = HeaderValue::from_str(&format!("/tasks/{}", path_segment(name.as_str())))
-        .map_err(|_| AppError::BadRequest("task name cannot be used in a URL".into()))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(answer),
-    )
-        .into_response())
-}
-
-async fn show(
-    State(queue): State<Queue>,
-    name: Result<Path<String>, PathRejection>,
-) -> Result<Response, AppError> {
-    let Path(name) = name.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let name = TaskName::parse(name)?;
-    match queue.get(&name).await? {
-        Some(view) => Ok(Json(Answer {
-            view: &view,
-            enqueued: None,
-        })
-        .into_response()),
-        None => Err(AppError::NotFound(format!(
-            "no task named {:?}",
-            name.as_str()
-        ))),
-    }
-}
-
-async fn health(State(queue): State<Queue>) -> Result<Json<serde_json::Value>, AppError> {
-    queue.ping().await?;
-    Ok(Json(json!({"status": "ok"})))
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, for one path segment.
-fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_segments_escape_everything_but_unreserved_characters() {
-        assert_eq!(path_segment("a-b_c.d~e"), "a-b_c.d~e");
-        assert_eq!(path_segment("a/b c%"), "a%2Fb%20c%25");
-        assert_eq!(path_segment("é"), "%C3%A9");
-    }
+        .with_state(state)
 }

@@ -1,0 +1,60 @@
+//! The OpenAPI document, generated from the handlers' annotations and the answer types
+//! (utoipa), so that it cannot drift from the code. CI runs schemathesis against a running
+//! producer with it (`scripts/test`): any 5xx or any answer that does not match fails the build.
+
+use std::sync::LazyLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{admin, ops, tasks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "taskq producer",
+        description = "Enqueue tasks that poll a slow third-party API, read their state and results, and administer the queue."
+    ),
+    paths(
+        tasks::enqueue,
+        tasks::submit,
+        tasks::show,
+        tasks::cancel,
+        admin::list,
+        admin::stats,
+        admin::retry,
+        admin::retry_dead,
+        admin::purge,
+        ops::health,
+        ops::metrics,
+    ),
+    // Types used only as query parameters are not collected from the paths.
+    components(schemas(taskq::admin::Finished, taskq::State)),
+    modifiers(&AdminTokenScheme),
+    tags(
+        (name = "tasks", description = "Asynchronous request-reply: enqueue, read, cancel."),
+        (name = "admin", description = "Requires Authorization: Bearer <ADMIN_TOKEN> when the token is set."),
+        (name = "ops", description = "Health and metrics."),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the admin routes' bearer token.
+struct AdminTokenScheme;
+
+impl Modify for AdminTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// The document (built once).
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    &DOCUMENT
+}

@@ -1,0 +1,198 @@
+//! The operator's side: list tasks by state, statistics, retry dead tasks, purge finished
+//! records. Every route here requires `Authorization: Bearer <ADMIN_TOKEN>` when the token is set.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use taskq::admin::{Finished, MAX_PAGE_SIZE, Page, QueueStats};
+use taskq::{Queue, State as TaskState};
+
+use super::AppState;
+use super::tasks::{Answer, not_found, path_name};
+use crate::error::{AppError, ErrorBody};
+use crate::throughput::Rate;
+
+/// Refuses admin requests without the token, when one is set.
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    if let Some(token) = &state.admin_token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !presented.is_some_and(|presented| token.matches(presented)) {
+            return Err(AppError::Unauthorized);
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// The query of `GET /tasks`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The state to list.
+    pub state: TaskState,
+    /// Where to resume: a `next_cursor` of the previous page of the same state.
+    pub cursor: Option<String>,
+    /// Tasks per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+}
+
+/// Lists the tasks in one state, oldest first, a page at a time.
+#[utoipa::path(
+    get, path = "/tasks", tag = "admin",
+    params(ListQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "One page; a short page may still have a next_cursor", body = Page),
+        (status = 400, description = "Unknown state, bad cursor or limit", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(queue): State<Queue>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Page>, AppError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(AppError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE_SIZE}"
+        )));
+    }
+    let page = queue
+        .list(query.state, query.cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(page))
+}
+
+/// The answer of `GET /stats`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    /// The queue's name.
+    pub queue: String,
+    /// Counts per set, oldest due age and counters, read at one moment.
+    #[serde(flatten)]
+    pub stats: QueueStats,
+    /// Tasks enqueued and done over the last minute; `null` in the producer's first second.
+    pub throughput: Option<Rate>,
+}
+
+/// The queue's statistics.
+#[utoipa::path(
+    get, path = "/stats", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Statistics", body = Stats),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, AppError> {
+    let stats = state.queue.stats().await?;
+    Ok(Json(Stats {
+        queue: state.queue.keys().queue().to_owned(),
+        stats,
+        throughput: state.throughput.rate(),
+    }))
+}
+
+/// Brings a dead task back: due at once with a fresh attempt budget.
+#[utoipa::path(
+    post, path = "/tasks/{name}/retry", tag = "admin",
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Requeued", body = Answer),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No task of that name", body = ErrorBody),
+        (status = 409, description = "The task is not dead", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn retry(
+    State(queue): State<Queue>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<Answer>, AppError> {
+    let name = path_name(name)?;
+    let revived = queue.retry_dead(&name).await?;
+    let view = queue.get(&name).await?.ok_or_else(|| not_found(&name))?;
+    if !revived {
+        return Err(AppError::Conflict(format!(
+            "task {:?} is {}, not dead",
+            name.as_str(),
+            view.state
+        )));
+    }
+    tracing::info!(task = %name, "retried by an operator");
+    Ok(Json(Answer {
+        view,
+        enqueued: None,
+    }))
+}
+
+/// How many tasks an admin action changed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Changed {
+    /// Tasks requeued (retry) or records deleted (purge).
+    pub count: u64,
+}
+
+/// Brings every dead task back.
+#[utoipa::path(
+    post, path = "/dead/retry", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "How many dead tasks were requeued", body = Changed),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable (the batches before stay applied)", body = ErrorBody),
+    )
+)]
+pub async fn retry_dead(State(queue): State<Queue>) -> Result<Json<Changed>, AppError> {
+    let count = queue.retry_all_dead().await?;
+    tracing::info!(count, "dead tasks retried by an operator");
+    Ok(Json(Changed { count }))
+}
+
+/// The query of `POST /purge`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PurgeQuery {
+    /// The finished state whose records go.
+    pub state: Finished,
+}
+
+/// Deletes the records of every done, dead or cancelled task; their names may then be enqueued
+/// anew.
+#[utoipa::path(
+    post, path = "/purge", tag = "admin",
+    params(PurgeQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "How many records were deleted", body = Changed),
+        (status = 400, description = "Not a finished state", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable (the batches before stay applied)", body = ErrorBody),
+    )
+)]
+pub async fn purge(
+    State(queue): State<Queue>,
+    query: Result<Query<PurgeQuery>, QueryRejection>,
+) -> Result<Json<Changed>, AppError> {
+    let Query(PurgeQuery { state }) = query?;
+    let count = queue.purge(state).await?;
+    tracing::info!(count, ?state, "records purged by an operator");
+    Ok(Json(Changed { count }))
+}

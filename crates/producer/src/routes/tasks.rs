@@ -1,0 +1,220 @@
+//! The client's side: enqueue by name (with a payload or not), read a task, cancel it.
+//!
+//! This is the asynchronous request-reply pattern: an enqueue answers at once, 202 with
+//! `Location` (where the task can be read) and `Retry-After` (when reading it again may show
+//! news), or 200 with the result when the task is already done.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use taskq::admin::Cancel;
+use taskq::{Enqueued, Queue, State as TaskState, TaskName, TaskView};
+
+use super::AppState;
+use crate::error::{AppError, ErrorBody};
+
+/// A task's view as answered to clients.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Answer {
+    /// The task.
+    #[serde(flatten)]
+    pub view: TaskView,
+    /// Whether this request created the task (only on enqueue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enqueued: Option<bool>,
+}
+
+impl Answer {
+    fn of(view: TaskView) -> Json<Self> {
+        Json(Self {
+            view,
+            enqueued: None,
+        })
+    }
+}
+
+/// The body of `POST /tasks`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Submit {
+    /// The task's name: the dedup key, 1 to 256 bytes of UTF-8 without control characters
+    /// (not `.` or `..`).
+    #[schema(min_length = 1, max_length = 256)]
+    pub name: String,
+    /// Optional JSON of any kind, up to 64 KiB, kept in the task's record and shown with it.
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub payload: Option<Box<RawValue>>,
+}
+
+/// Enqueues the task named by the `task-name` query parameter.
+#[utoipa::path(
+    get, path = "/", tag = "tasks",
+    params(("task-name" = String, Query, description = "the task's name (percent-encoded)")),
+    responses(
+        (status = 202, description = "Enqueued now, or already queued, running, processing, dead or cancelled", body = Answer, headers(
+            ("Location" = String, description = "where to read the task"),
+            ("Retry-After" = u64, description = "seconds until reading it again may show news"),
+        )),
+        (status = 200, description = "Done: data holds the result", body = Answer),
+        (status = 400, description = "Missing, repeated or invalid task-name", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn enqueue(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let name = TaskName::from_query(query.as_deref())?;
+    let enqueued = state.queue.enqueue(&name).await?;
+    accepted(&state, &name, enqueued)
+}
+
+/// Enqueues a task with a JSON payload.
+#[utoipa::path(
+    post, path = "/tasks", tag = "tasks",
+    request_body = Submit,
+    responses(
+        (status = 202, description = "Enqueued now, or already queued, running, processing, dead or cancelled (a duplicate keeps the first payload)", body = Answer, headers(
+            ("Location" = String, description = "where to read the task"),
+            ("Retry-After" = u64, description = "seconds until reading it again may show news"),
+        )),
+        (status = 200, description = "Done: data holds the result", body = Answer),
+        (status = 400, description = "Invalid name or malformed JSON", body = ErrorBody),
+        (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    body: Result<Json<Submit>, JsonRejection>,
+) -> Result<Response, AppError> {
+    let Json(submit) = body?;
+    let name = TaskName::parse(submit.name)?;
+    let enqueued = state.queue.submit(&name, submit.payload.as_deref()).await?;
+    accepted(&state, &name, enqueued)
+}
+
+/// 200 with the result when done, else 202 with where to look and when.
+fn accepted(state: &AppState, name: &TaskName, enqueued: Enqueued) -> Result<Response, AppError> {
+    if enqueued.created {
+        tracing::debug!(task = %name, "enqueued");
+    }
+    let done = enqueued.view.state == TaskState::Done;
+    let answer = Json(Answer {
+        view: enqueued.view,
+        enqueued: Some(enqueued.created),
+    });
+    if done {
+        return Ok(answer.into_response());
+    }
+    let location = HeaderValue::from_str(&format!("/tasks/{}", path_segment(name.as_str())))
+        .map_err(|_| AppError::BadRequest("task name cannot be used in a URL".into()))?;
+    let retry_after = state.retry_after.as_secs_f64().ceil().max(1.0).to_string();
+    Ok((
+        StatusCode::ACCEPTED,
+        [
+            (header::LOCATION, location),
+            (
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&retry_after).expect("digits"),
+            ),
+        ],
+        answer,
+    )
+        .into_response())
+}
+
+/// Reads a task.
+#[utoipa::path(
+    get, path = "/tasks/{name}", tag = "tasks",
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment")),
+    responses(
+        (status = 200, description = "The task as it is now", body = Answer),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 404, description = "No task of that name (or its result expired)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn show(
+    State(queue): State<Queue>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<Answer>, AppError> {
+    let name = path_name(name)?;
+    match queue.get(&name).await? {
+        Some(view) => Ok(Answer::of(view)),
+        None => Err(not_found(&name)),
+    }
+}
+
+/// Cancels a task: it leaves the queue, a worker still calling the API for it has its answer
+/// refused, and the record stays, state `cancelled`, for `DEAD_TTL_SECS` (its name dedups
+/// meanwhile).
+#[utoipa::path(
+    delete, path = "/tasks/{name}", tag = "tasks",
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment")),
+    responses(
+        (status = 200, description = "Cancelled (now or before)", body = Answer),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 404, description = "No task of that name", body = ErrorBody),
+        (status = 409, description = "The task is done: nothing left to cancel", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn cancel(
+    State(queue): State<Queue>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<Answer>, AppError> {
+    let name = path_name(name)?;
+    match queue.cancel(&name).await? {
+        Cancel::Cancelled(view) => {
+            tracing::info!(task = %name, "cancelled");
+            Ok(Answer::of(view))
+        }
+        Cancel::AlreadyCancelled(view) => Ok(Answer::of(view)),
+        Cancel::Done(_) => Err(AppError::Conflict(format!(
+            "task {:?} is done: nothing left to cancel",
+            name.as_str()
+        ))),
+        Cancel::NotFound => Err(not_found(&name)),
+    }
+}
+
+/// The task name of a `/tasks/{name}` path.
+pub(super) fn path_name(name: Result<Path<String>, PathRejection>) -> Result<TaskName, AppError> {
+    let Path(name) = name?;
+    Ok(TaskName::parse(name)?)
+}
+
+pub(super) fn not_found(name: &TaskName) -> AppError {
+    AppError::NotFound(format!("no task named {:?}", name.as_str()))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for one path segment.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_escape_everything_but_unreserved_characters() {
+        assert_eq!(path_segment("a-b_c.d~e"), "a-b_c.d~e");
+        assert_eq!(path_segment("a/b c%"), "a%2Fb%20c%25");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
+}

@@ -1,5 +1,6 @@
 //! The consumer's settings.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -12,6 +13,9 @@ pub struct Config {
     /// Redis and queue.
     #[command(flatten)]
     pub redis: RedisArgs,
+    /// Where the consumer serves /metrics and /healthz (port 0: any free port).
+    #[arg(long, env = "CONSUMER_ADDR", default_value = "127.0.0.1:9003")]
+    pub addr: SocketAddr,
     /// The third-party API; each call is GET {API_URL}?task-name=NAME.
     #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:9001/")]
     pub api_url: Url,

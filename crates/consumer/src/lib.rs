@@ -7,19 +7,25 @@
 //! - [`poller`]: the HTTP call, bounded in time and size ([`taskq::Handler`]).
 //! - [`answer`]: what an answer means (done, processing, retryable or permanent failure).
 //! - [`tick`]: the cron tick that wakes the claim loop and sweeps expired leases.
+//! - [`metrics`]: what this process measures of its calls (latency, status codes, in flight).
+//! - [`server`]: `/metrics` and `/healthz` on `CONSUMER_ADDR`.
 //!
 //! The claim loop, leases and shutdown drain are the library's [`taskq::Worker`].
 
 pub mod answer;
 pub mod config;
+pub mod metrics;
 pub mod poller;
+pub mod server;
 pub mod tick;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::Config;
 use poller::Poller;
+use server::Served;
 use taskq::Worker;
 
 /// Why the consumer could not start.
@@ -35,6 +41,14 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The metrics server's address could not be bound.
+    #[error("binding CONSUMER_ADDR {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The cron tick could not be scheduled.
     #[error("scheduling the tick {schedule:?}: {source}")]
     Tick {
@@ -53,19 +67,33 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
     let mut workers = Vec::new();
     let mut ticked = Vec::new();
+    let mut served = Vec::new();
     for config in config.per_queue()? {
         let queue = config.queue()?;
+        let calls = Arc::default();
         let poller = Poller::new(
             config.api_url.clone(),
             Duration::from_millis(config.api_timeout_ms),
             config.api_max_body_bytes,
             Duration::from_secs(config.retry_after_max_secs),
             config.concurrency as usize,
+            Arc::clone(&calls),
         )?;
         let worker = Worker::new(queue.clone(), poller, config.worker());
-        ticked.push((queue, worker.wake_handle()));
+        ticked.push((queue.clone(), worker.wake_handle()));
+        served.push(Served {
+            queue,
+            calls,
+            worker: worker.stats(),
+        });
         workers.push(worker);
     }
     let mut scheduler =
@@ -75,8 +103,17 @@ pub async fn run(
                 schedule: config.tick.clone(),
                 source,
             })?;
-    // Every worker drains on the one shutdown signal.
+    // Every worker drains on the one shutdown signal; the server stays up until they are done.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    tracing::info!(addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: config.addr, source })?, "serving /metrics and /healthz");
+    let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, server::app(served))
+            .with_graceful_shutdown(async {
+                let _ = server_stopped.await;
+            })
+            .into_future(),
+    );
     let mut running = tokio::task::JoinSet::new();
     for worker in workers {
         let mut stopped = stopped.clone();
@@ -87,6 +124,10 @@ pub async fn run(
     shutdown.await;
     let _ = stop.send(true);
     while running.join_next().await.is_some() {}
+    let _ = server_stop.send(());
+    if let Ok(Err(err)) = server.await {
+        tracing::warn!(error = %err, "the metrics server failed");
+    }
     if let Err(err) = scheduler.shutdown().await {
         tracing::warn!(error = %err, "stopping the tick");
     }

@@ -1,11 +1,13 @@
 //! The consumer's handler: one GET to the third-party API per call, bounded in time and size.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, Url, header};
 use taskq::{ClaimedTask, Failure, Handler, Outcome};
 
 use crate::answer;
+use crate::metrics::CallMetrics;
 
 /// Calls `GET {api_url}?task-name=NAME` for each task.
 #[derive(Debug, Clone)]
@@ -17,10 +19,12 @@ pub struct Poller {
     max_body_bytes: usize,
     /// The longest `Retry-After` honoured.
     max_retry_after: Duration,
+    /// Latency, status codes and calls in flight, for `/metrics`.
+    metrics: Arc<CallMetrics>,
 }
 
 impl Poller {
-    /// A poller for `api_url`; every call ends after `timeout`.
+    /// A poller for `api_url`; every call ends after `timeout` and is measured in `metrics`.
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
@@ -30,6 +34,7 @@ impl Poller {
         max_body_bytes: usize,
         max_retry_after: Duration,
         connections: usize,
+        metrics: Arc<CallMetrics>,
     ) -> reqwest::Result<Self> {
         let client = Client::builder()
             .timeout(timeout)
@@ -42,14 +47,26 @@ impl Poller {
             api_url,
             max_body_bytes,
             max_retry_after,
+            metrics,
         })
     }
 
     async fn call(&self, task: &ClaimedTask) -> Result<Outcome, String> {
         let mut url = self.api_url.clone();
         url.query_pairs_mut().append_pair("task-name", &task.name);
-        let mut response = self.client.get(url).send().await.map_err(describe)?;
+        let mut call = self.metrics.start();
+        let mut response = self.client.get(url).send().await.map_err(|err| {
+            call.outcome(if err.is_timeout() {
+                "timeout"
+            } else if err.is_connect() {
+                "connect_error"
+            } else {
+                "error"
+            });
+            describe(err)
+        })?;
         let status = response.status();
+        call.outcome(status.as_u16());
         let retry_after = answer::retry_after(
             response
                 .headers()

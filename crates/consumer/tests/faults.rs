@@ -472,6 +472,7 @@ async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs()
     let mut env = common::redis_env(&stack.redis, &stack.queue_name);
     env.push(("API_URL", format!("http://{}/", stack.mock)));
     env.push(("RUST_LOG", "debug".to_owned()));
+    env.push(("CONSUMER_ADDR", "127.0.0.1:0".to_owned()));
     let mut consumer = testkit::Process::spawn_logged("consumer", &env, &log);
     stack.enqueue("guarded").await;
 

@@ -122,15 +122,13 @@ impl Exposition {
         self
     }
 
-    /// A whole histogram family with one series.
+    /// One series of the current histogram family: its buckets, sum and count.
     pub fn histogram(
         &mut self,
         name: &str,
-        help: &str,
         labels: &[(&str, &str)],
         histogram: &Histogram,
     ) -> &mut Self {
-        self.family(name, Kind::Histogram, help);
         let bucket = format!("{name}_bucket");
         let mut cumulative = 0;
         for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {
@@ -216,61 +214,79 @@ impl Histogram {
     }
 }
 
-/// Writes the queue-wide series of `queue`: whether Redis answered, the scripts' counters, and
-/// the tasks per set. When Redis did not answer (`None`), only `taskq_redis_up 0`.
-pub fn write_queue(page: &mut Exposition, queue: &str, stats: Option<&QueueStats>) {
-    let labels = [("queue", queue)];
+/// Writes the queue-wide series of each queue: whether Redis answered, the scripts' counters,
+/// and the tasks per set; a queue whose Redis did not answer (`None`) has only
+/// `taskq_redis_up 0`. Each family comes once, with a series per queue, as the format requires.
+pub fn write_queues(page: &mut Exposition, queues: &[(&str, Option<&QueueStats>)]) {
     page.family(
         "taskq_redis_up",
         Kind::Gauge,
         "Whether Redis answered this scrape (the queue-wide series are missing when not).",
-    )
-    .sample("taskq_redis_up", &labels, u8::from(stats.is_some()));
-    let Some(stats) = stats else {
+    );
+    for (queue, stats) in queues {
+        page.sample(
+            "taskq_redis_up",
+            &[("queue", queue)],
+            u8::from(stats.is_some()),
+        );
+    }
+    let answered: Vec<(&str, &QueueStats)> = queues
+        .iter()
+        .filter_map(|(queue, stats)| Some((*queue, (*stats)?)))
+        .collect();
+    if answered.is_empty() {
         return;
-    };
-    let extra = stats
-        .totals
-        .keys()
-        .filter(|name| !COUNTERS.iter().any(|(known, _)| known == name))
-        .filter(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-        .map(|name| (name.as_str(), "A counter kept by the queue's scripts."));
-    for (counter, help) in COUNTERS.into_iter().chain(extra) {
+    }
+    let mut counters: Vec<(&str, &str)> = COUNTERS.to_vec();
+    for (_, stats) in &answered {
+        for name in stats.totals.keys() {
+            let valid = name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            if valid && !counters.iter().any(|(known, _)| known == name) {
+                counters.push((name, "A counter kept by the queue's scripts."));
+            }
+        }
+    }
+    for (counter, help) in counters {
         let name = format!("taskq_{counter}_total");
-        let value = stats.totals.get(counter).copied().unwrap_or(0);
-        page.family(&name, Kind::Counter, &format!("{help} Queue-wide, exact."))
-            .sample(&name, &labels, value);
+        page.family(&name, Kind::Counter, &format!("{help} Queue-wide, exact."));
+        for (queue, stats) in &answered {
+            let value = stats.totals.get(counter).copied().unwrap_or(0);
+            page.sample(&name, &[("queue", queue)], value);
+        }
     }
     page.family(
         "taskq_tasks",
         Kind::Gauge,
         "Tasks per set: due (queued or processing), running, dead, cancelled.",
     );
-    let counts = &stats.counts;
-    for (state, value) in [
-        ("due", counts.due),
-        ("running", counts.running),
-        ("dead", counts.dead),
-        ("cancelled", counts.cancelled),
-    ] {
-        page.sample("taskq_tasks", &[("queue", queue), ("state", state)], value);
+    for (queue, stats) in &answered {
+        let counts = &stats.counts;
+        for (state, value) in [
+            ("due", counts.due),
+            ("running", counts.running),
+            ("dead", counts.dead),
+            ("cancelled", counts.cancelled),
+        ] {
+            page.sample("taskq_tasks", &[("queue", queue), ("state", state)], value);
+        }
     }
     page.family(
         "taskq_due_now",
         Kind::Gauge,
         "Due tasks whose time has come (the rest wait for a retry or the next poll).",
-    )
-    .sample("taskq_due_now", &labels, counts.due_now);
+    );
+    for (queue, stats) in &answered {
+        page.sample("taskq_due_now", &[("queue", queue)], stats.counts.due_now);
+    }
     page.family(
         "taskq_oldest_due_age_seconds",
         Kind::Gauge,
         "How long the earliest due task has been due: grows when consumers do not keep up.",
-    )
-    .sample(
-        "taskq_oldest_due_age_seconds",
-        &labels,
-        stats.oldest_due_age_ms as f64 / 1000.0,
     );
+    for (queue, stats) in &answered {
+        let age = stats.oldest_due_age_ms as f64 / 1000.0;
+        page.sample("taskq_oldest_due_age_seconds", &[("queue", queue)], age);
+    }
 }
 
 #[cfg(test)]
@@ -296,7 +312,8 @@ mod tests {
             histogram.observe(value);
         }
         let mut page = Exposition::new();
-        page.histogram("lat_seconds", "Latency.", &[("q", "x")], &histogram);
+        page.family("lat_seconds", Kind::Histogram, "Latency.")
+            .histogram("lat_seconds", &[("q", "x")], &histogram);
         let text = page.finish();
         for line in [
             "lat_seconds_bucket{q=\"x\",le=\"0.1\"} 1",
@@ -310,21 +327,36 @@ mod tests {
     }
 
     #[test]
-    fn queue_series_show_every_known_counter_and_say_when_redis_is_down() {
+    fn queue_series_show_every_known_counter_once_per_family_and_say_when_redis_is_down() {
         let mut stats = QueueStats::default();
         stats.totals.insert("done".into(), 7);
         stats.totals.insert("new_thing".into(), 2);
         let mut page = Exposition::new();
-        write_queue(&mut page, "q", Some(&stats));
+        write_queues(
+            &mut page,
+            &[
+                ("q", Some(&stats)),
+                ("r", Some(&QueueStats::default())),
+                ("down", None),
+            ],
+        );
         let text = page.finish();
-        assert!(text.contains("taskq_redis_up{queue=\"q\"} 1\n"));
-        assert!(text.contains("taskq_done_total{queue=\"q\"} 7\n"));
-        assert!(text.contains("taskq_purged_total{queue=\"q\"} 0\n"));
-        assert!(text.contains("taskq_new_thing_total{queue=\"q\"} 2\n"));
-        assert!(text.contains("taskq_tasks{queue=\"q\",state=\"dead\"} 0\n"));
+        for line in [
+            "taskq_redis_up{queue=\"q\"} 1",
+            "taskq_redis_up{queue=\"down\"} 0",
+            "taskq_done_total{queue=\"q\"} 7",
+            "taskq_done_total{queue=\"r\"} 0",
+            "taskq_purged_total{queue=\"q\"} 0",
+            "taskq_new_thing_total{queue=\"q\"} 2",
+            "taskq_tasks{queue=\"q\",state=\"dead\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("queue=\"down\",state"));
+        assert_eq!(text.matches("# TYPE taskq_done_total ").count(), 1);
 
         let mut down = Exposition::new();
-        write_queue(&mut down, "q", None);
+        write_queues(&mut down, &[("q", None)]);
         assert_eq!(
             down.finish().lines().last(),
             Some("taskq_redis_up{queue=\"q\"} 0")

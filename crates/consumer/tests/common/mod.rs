@@ -81,6 +81,8 @@ impl<R: Backend> Stack<R> {
     pub fn consumer(&self, env: &[(&str, &str)]) -> Process {
         let mut base = redis_env(&self.redis, &self.queue_name);
         base.push(("API_URL", format!("http://{}/", self.mock)));
+        // Any free port for /metrics, so that consumers run side by side (a test may set one).
+        base.push(("CONSUMER_ADDR", "127.0.0.1:0".to_owned()));
         Process::spawn("consumer", &with(base, env))
     }
 

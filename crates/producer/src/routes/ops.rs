@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use taskq::Queue;
-use taskq::metrics::{Exposition, write_queue};
+use taskq::metrics::{Exposition, write_queues};
 
 use crate::error::{AppError, ErrorBody};
 
@@ -45,7 +45,7 @@ pub async fn metrics(State(queue): State<Queue>) -> impl IntoResponse {
         tracing::warn!(error = %err, "metrics: redis unavailable");
     }
     let mut page = Exposition::new();
-    write_queue(&mut page, queue.keys().queue(), stats.as_ref().ok());
+    write_queues(&mut page, &[(queue.keys().queue(), stats.as_ref().ok())]);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),

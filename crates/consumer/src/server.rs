@@ -1,0 +1,84 @@
+//! The consumer's own small HTTP server on `CONSUMER_ADDR`: `/metrics` for Prometheus and
+//! `/healthz` for orchestrators. A consumer has no other HTTP surface; this one lets it be
+//! watched and restarted like the producer.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use taskq::metrics::{Exposition, write_queues};
+use taskq::{Queue, WorkerStats};
+
+use crate::metrics::{CallMetrics, write_calls};
+
+/// One queue this consumer serves, as the server shows it.
+#[derive(Clone)]
+pub struct Served {
+    /// The queue (for its counters and health).
+    pub queue: Queue,
+    /// Its third-party calls.
+    pub calls: Arc<CallMetrics>,
+    /// Its worker's running totals.
+    pub worker: Arc<WorkerStats>,
+}
+
+/// The server's routes.
+pub fn app(served: Vec<Served>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(health))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such route: /metrics and /healthz only"})),
+            )
+        })
+        .with_state(Arc::new(served))
+}
+
+async fn metrics(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
+    let mut stats = Vec::with_capacity(served.len());
+    for queue in served.iter() {
+        let read = queue.queue.stats().await;
+        if let Err(err) = &read {
+            tracing::warn!(queue = queue.queue.keys().queue(), error = %err, "metrics: redis unavailable");
+        }
+        stats.push(read.ok());
+    }
+    let queues: Vec<_> = served
+        .iter()
+        .zip(&stats)
+        .map(|(queue, stats)| (queue.queue.keys().queue(), stats.as_ref()))
+        .collect();
+    let calls: Vec<_> = served
+        .iter()
+        .map(|queue| (queue.queue.keys().queue(), &*queue.calls, &*queue.worker))
+        .collect();
+    let mut page = Exposition::new();
+    write_queues(&mut page, &queues);
+    write_calls(&mut page, &calls);
+    (
+        [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
+        page.finish(),
+    )
+}
+
+/// 200 when Redis answers for every queue served, 503 naming the first that does not.
+async fn health(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
+    for queue in served.iter() {
+        if let Err(err) = queue.queue.ping().await {
+            tracing::warn!(queue = queue.queue.keys().queue(), error = %err, "healthz: redis unavailable");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({"error": format!("redis does not answer for queue {}", queue.queue.keys().queue())}),
+                ),
+            );
+        }
+    }
+    (StatusCode::OK, Json(json!({"status": "ok"})))
+}

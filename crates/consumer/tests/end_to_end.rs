@@ -131,3 +131,71 @@ async fn every_binary_exits_zero_on_sigterm_and_sigint() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled_task_is_never_called()
+ {
+    use std::sync::{Arc, Mutex};
+    // A stand-in for the API that keeps every query string it gets and answers done.
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = api.local_addr().unwrap();
+    let recorder = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(
+            move |axum::extract::RawQuery(query): axum::extract::RawQuery| {
+                let recorder = Arc::clone(&recorder);
+                async move {
+                    recorder.lock().unwrap().push(query.unwrap_or_default());
+                    axum::Json(serde_json::json!({"status": "done", "data": {"ok": true}}))
+                }
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(api, app).await });
+    let stack = Stack::start(&[]);
+    // The cancelled task is cancelled before any consumer runs.
+    let submit = |body: serde_json::Value| {
+        stack
+            .client
+            .post(format!("http://{}/tasks", stack.producer))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let accepted = submit(
+        serde_json::json!({"name": "with payload", "payload": {"region": "eu west", "n": 3}}),
+    );
+    assert_eq!(accepted.await.unwrap().status(), StatusCode::ACCEPTED);
+    submit(serde_json::json!({"name": "cancelled"}))
+        .await
+        .unwrap();
+    let cancelled = stack
+        .client
+        .delete(format!("http://{}/tasks/cancelled", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let api_url = format!("http://{api_addr}/");
+    let _consumer = stack.consumer(&[("API_URL", &api_url)]);
+
+    stack.wait_done(1, Duration::from_secs(10)).await;
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "only the live task is called: {seen:?}");
+    let called = reqwest::Url::parse(&format!("http://api/?{}", seen[0])).unwrap();
+    let mut parameters: Vec<(String, String)> = called.query_pairs().into_owned().collect();
+    parameters.sort();
+    assert_eq!(
+        parameters,
+        [
+            ("n".to_owned(), "3".to_owned()),
+            ("region".to_owned(), "eu west".to_owned()),
+            ("task-name".to_owned(), "with payload".to_owned()),
+        ]
+    );
+    let (_, cancelled) = stack.task("cancelled").await;
+    assert_eq!(cancelled["state"], "cancelled");
+}

@@ -559,20 +559,26 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         .map_err(|_| bad("next due"))?;
     let rest: Vec<String> =
         redis::from_redis_value(redis::Value::Array(items.collect())).map_err(|_| bad("tasks"))?;
-    if !rest.len().is_multiple_of(4) {
+    if !rest.len().is_multiple_of(5) {
         return Err(bad("task fields"));
     }
     let number = |s: &str| s.parse::<u32>().map_err(|_| bad("counter"));
-    let mut tasks = Vec::with_capacity(rest.len() / 4);
+    let mut tasks = Vec::with_capacity(rest.len() / 5);
     let mut fields = rest.into_iter();
-    while let (Some(name), Some(token), Some(attempts), Some(polls)) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    {
+    while let (Some(name), Some(token), Some(attempts), Some(polls), Some(payload)) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) {
         tasks.push(ClaimedTask {
             name,
             token,
             attempts: number(&attempts)?,
             polls: number(&polls)?,
+            // JSON text is never empty: empty means none.
+            payload: (!payload.is_empty()).then_some(payload),
         });
     }
     Ok(Claim {

@@ -193,6 +193,8 @@ pub struct ClaimedTask {
     pub attempts: u32,
     /// "processing" answers received before this call.
     pub polls: u32,
+    /// The JSON the task was submitted with, for the handler to pass on.
+    pub payload: Option<String>,
 }
 
 #[cfg(test)]

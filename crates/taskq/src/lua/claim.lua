@@ -9,7 +9,7 @@
 -- ARGV[5] dead record ttl (ms)   ARGV[6] how many tasks to claim at most
 -- A lease taken back here is due at once, so it may be claimed in the same call.
 -- Returns {ms until the earliest remaining due task (-1: none; 0: more are due now), then per
--- claimed task: name, token, attempts, polls}.
+-- claimed task: name, token, attempts, polls, payload ('' when none)}.
 local prefix, d, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_attempts, dead_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
@@ -37,7 +37,7 @@ if #names > 0 then
   for i, name in ipairs(names) do
     local key = keys[i]
     local token = tostring(first + i)
-    local f = redis.call('HMGET', key, 'attempts', 'polls')
+    local f = redis.call('HMGET', key, 'attempts', 'polls', 'payload')
     redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', now)
     redis.call('HINCRBY', key, 'claims', 1)
     redis.call('ZADD', KEYS[2], deadline, name)
@@ -45,6 +45,7 @@ if #names > 0 then
     out[#out + 1] = token
     out[#out + 1] = f[1] or '0'
     out[#out + 1] = f[2] or '0'
+    out[#out + 1] = f[3] or ''
   end
   redis.call('HINCRBY', KEYS[5], 'claimed', #names)
 end

@@ -270,7 +270,8 @@ impl Queue {
         loop {
             let want = limit - tasks.len();
             let batch = self.batch(state, &cursor, want).await?;
-            examined += batch.names.len().max(1);
+            // Counted as asked, not as found: a scan step that matched nothing still did work.
+            examined += want;
             for view in self.summaries(&batch.names).await? {
                 if view.state == state {
                     tasks.push(view);

@@ -12,6 +12,7 @@
 //! | `POST /purge?state=` | admin: delete the done, dead or cancelled records |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
+//! | `GET /ui` | the dashboard (embedded; uses the routes above) |
 //! | `GET /healthz` | 200 when Redis answers, 503 when it does not |
 //!
 //! Admin routes require `Authorization: Bearer <ADMIN_TOKEN>` when the token is set.
@@ -85,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .route("/ui", get(ops::dashboard))
         .merge(admin)
         // Room for the largest payload and a name, percent-encoded or escaped.
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES + 4096))

@@ -1,4 +1,5 @@
-//! For operators' tools: health, Prometheus metrics, the OpenAPI document.
+//! For operators and their tools: the dashboard, health, Prometheus metrics, the OpenAPI
+//! document.
 
 use axum::Json;
 use axum::extract::State;
@@ -49,6 +50,21 @@ pub async fn metrics(State(queue): State<Queue>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),
+    )
+}
+
+/// The dashboard: one HTML file (inline style and script, no build step) embedded in the binary.
+/// It reads and acts only through the API above, with the admin token the user enters.
+pub async fn dashboard() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            ),
+        ],
+        include_str!("../ui/index.html"),
     )
 }
 

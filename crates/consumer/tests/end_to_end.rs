@@ -95,11 +95,7 @@ async fn a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_err
     ]);
     stack.enqueue("doomed").await;
 
-    let body = testkit::eventually(Duration::from_secs(10), "the task to die", || async {
-        let (_, body) = stack.task("doomed").await;
-        (body["state"] == "dead").then_some(body)
-    })
-    .await;
+    let body = stack.wait_dead("doomed", Duration::from_secs(10)).await;
 
     assert_eq!(body["attempts"], 3);
     assert_eq!(body["last_error"], "the API answered HTTP 500");

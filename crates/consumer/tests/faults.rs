@@ -237,11 +237,7 @@ async fn dies_with(
     env.extend_from_slice(consumer_env);
     let _consumer = stack.consumer(&env);
     stack.enqueue("victim").await;
-    let body = eventually(Duration::from_secs(20), "the task to die", || async {
-        let (_, body) = stack.task("victim").await;
-        (body["state"] == "dead").then_some(body)
-    })
-    .await;
+    let body = stack.wait_dead("victim", Duration::from_secs(20)).await;
     let last_error = body["last_error"].as_str().unwrap();
     assert!(
         last_error.contains(error),
@@ -305,11 +301,7 @@ async fn a_huge_answer_is_refused_without_reading_it_whole() {
     ]);
     stack.enqueue("huge").await;
 
-    let body = eventually(Duration::from_secs(20), "the task to die", || async {
-        let (_, body) = stack.task("huge").await;
-        (body["state"] == "dead").then_some(body)
-    })
-    .await;
+    let body = stack.wait_dead("huge", Duration::from_secs(20)).await;
 
     assert!(
         body["last_error"]
@@ -369,11 +361,9 @@ async fn an_unreachable_api_is_retried_then_dead() {
     ]);
     stack.enqueue("nobody-home").await;
 
-    let body = eventually(Duration::from_secs(10), "the task to die", || async {
-        let (_, body) = stack.task("nobody-home").await;
-        (body["state"] == "dead").then_some(body)
-    })
-    .await;
+    let body = stack
+        .wait_dead("nobody-home", Duration::from_secs(10))
+        .await;
 
     assert_eq!(body["last_error"], "could not connect to the API");
     assert_eq!(body["attempts"], 2);
@@ -385,11 +375,7 @@ async fn a_task_that_never_finishes_dies_at_the_poll_deadline() {
     let _consumer = stack.consumer(&[("MAX_POLL_SECS", "2"), ("POLL_INTERVAL_MS", "100")]);
     stack.enqueue("forever").await;
 
-    let body = eventually(Duration::from_secs(10), "the task to die", || async {
-        let (_, body) = stack.task("forever").await;
-        (body["state"] == "dead").then_some(body)
-    })
-    .await;
+    let body = stack.wait_dead("forever", Duration::from_secs(10)).await;
 
     assert!(
         body["last_error"]

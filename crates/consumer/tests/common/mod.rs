@@ -128,6 +128,15 @@ impl<R: Backend> Stack<R> {
         get_json(&self.client, url.to_string()).await
     }
 
+    /// Waits until the task `name` is dead, then answers its view.
+    pub async fn wait_dead(&self, name: &str, within: Duration) -> Value {
+        eventually(within, &format!("{name} to die"), || async {
+            let (_, body) = self.task(name).await;
+            (body["state"] == "dead").then_some(body)
+        })
+        .await
+    }
+
     /// Enqueues every name over HTTP, 64 requests in flight; panics on any answer but 202/200.
     pub async fn enqueue_all(&self, names: &[String]) {
         let names: Arc<Vec<String>> = Arc::new(names.to_vec());

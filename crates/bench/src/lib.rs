@@ -1,6 +1,6 @@
-//! bench: the benchmark command of issue 4. It starts a `redis-server` of its own, runs each
-//! workload several times, and writes the median, min and max of every metric to
-//! `bench/results.json` and `bench/results.md`.
+//! bench: the benchmark command of issues 4 and 5. It starts a `redis-server` of its own (and a
+//! three-master Redis Cluster for S2), runs each workload several times, and writes the median,
+//! min and max of every metric to `bench/results.json` and `bench/results.md`.
 //!
 //! Two kinds of workload, because the question is twofold. The library ones (W1b, W2, W4) measure
 //! the queue apart from HTTP: is `taskq` bound by Redis or by its own code? The process ones (W1,
@@ -10,11 +10,17 @@
 //! worker of W2 and W4 runs in a child process (bench's hidden `drain` subcommand): the parent's
 //! enqueue buffers never count against it.
 //!
+//! Issue 5's workloads are process ones too: S1 runs 1, 2 and 4 `consumer` processes against a
+//! slow API (does throughput grow with consumers?), S2 the same three queues on one Redis and on
+//! a three-master cluster. The capacity maths (shards and consumers for a given load) is derived
+//! from W2h's and W3d's Redis and consumer CPU per task and per poll (see `main.rs`).
+//!
 //! `testkit` is for tests only (it panics on purpose), so this crate starts Redis and the binaries
 //! itself, with errors instead of panics.
 //!
 //! # Layout
 //! - [`redis_server`]: a private `redis-server` on a free port, in a temporary folder.
+//! - [`redis_cluster`]: three of them in cluster mode, joined by `redis-cli --cluster create`.
 //! - [`process`]: the release binaries as child processes; free ports; peak RSS from `/proc`.
 //! - [`probe`]: Redis' own counters (commands by name, CPU time) read around a workload.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
@@ -25,6 +31,7 @@
 pub mod drain;
 pub mod probe;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod report;
 pub mod summary;

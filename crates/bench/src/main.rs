@@ -13,15 +13,17 @@ use bench::report::{
 };
 use bench::summary::summarize;
 use bench::workloads::{
-    Bench, Metric, Settings, Workload, enqueue, full_stack, http_enqueue, library_drain,
+    Bench, Metric, S_CONCURRENCY, S1_DELAY_MS, Settings, Workload, cluster, enqueue, full_stack,
+    http_enqueue, library_drain, scaling,
 };
 use clap::{Parser, Subcommand};
 use taskq::service::{LogFormat, init_tracing};
 use tracing::{info, warn};
 
-/// Benchmarks taskq (issue 4): starts its own redis-server, runs each workload several times,
-/// writes median/min/max to bench/results.json and bench/results.md. Needs the release binaries
-/// (`cargo build --release`; scripts/bench builds them) and wrk for W1.
+/// Benchmarks taskq (issues 4 and 5): starts its own redis-server (and, for S2, a 3-master Redis
+/// Cluster), runs each workload several times, writes median/min/max to bench/results.json and
+/// bench/results.md. Needs the release binaries (`cargo build --release`; scripts/bench builds
+/// them), wrk for W1 and redis-cli for S2.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -30,7 +32,7 @@ struct Cli {
     /// Runs per workload.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     runs: u32,
-    /// Workloads to run, comma-separated (W1, W1b, W2, W2h, W3d, W4); default all.
+    /// Workloads to run, comma-separated (W1, W1b, W2, W2h, W3d, W4, S1, S2); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Workload>,
     /// The JSON results; the markdown table goes beside it (.md).
@@ -54,12 +56,24 @@ struct Cli {
     /// W2 and W4: worker batch size (tasks per claim at most).
     #[arg(long, default_value_t = 50)]
     w2_batch_size: usize,
+    /// S1: tasks pre-enqueued per consumer process (each N runs about tasks/250 s).
+    #[arg(long, default_value_t = 2_000)]
+    s1_tasks: u64,
+    /// S2: tasks pre-enqueued per queue (three queues).
+    #[arg(long, default_value_t = 20_000)]
+    s2_tasks: u64,
+    /// Load the capacity figures are worked out for (API polls per second).
+    #[arg(long, default_value_t = 50_000.0)]
+    capacity_load: f64,
     /// Where producer, consumer and mock-api are (default: beside this executable).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// The redis-server to start.
     #[arg(long, default_value = "redis-server")]
     redis_server: String,
+    /// The redis-cli that joins S2's cluster (`--cluster create`).
+    #[arg(long, default_value = "redis-cli")]
+    redis_cli: String,
     /// Child logs and scratch files (git-ignored).
     #[arg(long, default_value = "bench/raw")]
     raw_dir: PathBuf,
@@ -121,6 +135,10 @@ async fn run(cli: Cli) -> Result<()> {
             wrk_duration_s: cli.wrk_duration_s,
             w2_concurrency: cli.w2_concurrency,
             w2_batch_size: cli.w2_batch_size,
+            s1_tasks_per_consumer: cli.s1_tasks,
+            s2_tasks_per_queue: cli.s2_tasks,
+            redis_server: cli.redis_server.clone(),
+            redis_cli: cli.redis_cli.clone(),
         },
         http: reqwest::Client::new(),
     };
@@ -144,7 +162,7 @@ async fn run(cli: Cli) -> Result<()> {
         workloads: results,
         derived: Vec::new(),
     };
-    results.derived = derived(&results);
+    results.derived = derived(&results, cli.capacity_load);
     results.write(&cli.out)?;
     println!("{}", results.markdown());
     info!(json = %cli.out.display(), "results written");
@@ -168,6 +186,8 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
             Workload::W2h => full_stack::w2h(bench, run).await,
             Workload::W3d => full_stack::w3d(bench, run).await,
             Workload::W4 => library_drain::w4(bench, run).await,
+            Workload::S1 => scaling::run(bench, run).await,
+            Workload::S2 => cluster::run(bench, run).await,
         };
         match outcome {
             Ok(metrics) => {
@@ -224,32 +244,107 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
     }
 }
 
-/// Ratios of medians the issue asks for: W4 against W2, and M (peak RSS of the services).
-fn derived(results: &Results) -> Vec<Derived> {
+/// Share of one core a shard is planned to use at most: Redis runs commands on one thread, and
+/// latency grows fast as that thread nears saturation.
+const SHARD_HEADROOM: f64 = 0.7;
+
+/// Figures computed from several workloads' medians: the ratios issue 4 asks for, and the
+/// capacity maths of issue 5 for `load` API polls per second.
+fn derived(results: &Results, load: f64) -> Vec<Derived> {
     let mut out = Vec::new();
+    let mut push = |name: String, formula: String, value: f64| {
+        out.push(Derived {
+            name,
+            formula,
+            value,
+        });
+    };
     if let (Some(w4), Some(w2)) = (
         results.median("W4", "tasks_per_s"),
         results.median("W2", "tasks_per_s"),
     ) {
-        out.push(Derived {
-            name: "W4 / W2".into(),
-            formula: "median tasks/s of W4 over median tasks/s of W2".into(),
-            value: w4 / w2,
-        });
+        push(
+            "W4 / W2".into(),
+            "median tasks/s of W4 over median tasks/s of W2".into(),
+            w4 / w2,
+        );
     }
     if let Some(rss) = results.median("W1", "producer_peak_rss_mib") {
-        out.push(Derived {
-            name: "M producer (MiB)".into(),
-            formula: "W1 producer peak RSS, median".into(),
-            value: rss,
-        });
+        push(
+            "M producer (MiB)".into(),
+            "W1 producer peak RSS, median".into(),
+            rss,
+        );
     }
     if let Some(rss) = results.median("W3d", "consumer_peak_rss_mib") {
-        out.push(Derived {
-            name: "M consumer (MiB)".into(),
-            formula: "W3d consumer peak RSS, median".into(),
-            value: rss,
-        });
+        push(
+            "M consumer (MiB)".into(),
+            "W3d consumer peak RSS, median".into(),
+            rss,
+        );
+    }
+
+    // Capacity: what one Redis core does, from the CPU Redis spent per task (W2, W2h) and per
+    // API call (W3d: two "processing" answers and one "done" per task).
+    let mut redis_us: Vec<(&str, f64)> = Vec::new();
+    for (id, metric, what) in [
+        ("W2", "redis_cpu_us_per_task", "task"),
+        ("W2h", "redis_cpu_us_per_task", "task"),
+        ("W3d", "redis_cpu_us_per_poll", "poll"),
+    ] {
+        if let Some(us) = results.median(id, metric) {
+            push(
+                format!("one shard, {what}s/s at 100 % of a core ({id})"),
+                format!("1e6 / {id} {metric} ({us:.1} µs)"),
+                1e6 / us,
+            );
+            redis_us.push((id, us));
+        }
+    }
+    let l = load;
+    if let Some(&(id, us)) = redis_us
+        .iter()
+        .filter(|(id, _)| *id != "W2")
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+    {
+        let cores = l * us / 1e6;
+        push(
+            format!("Redis cores for {l:.0} polls/s"),
+            format!("{l:.0} × {us:.1} µs ({id}, the costlier full-stack figure) / 1e6"),
+            cores,
+        );
+        push(
+            format!("shards for {l:.0} polls/s"),
+            format!(
+                "ceil(Redis cores / {SHARD_HEADROOM}): each shard at most {:.0} % of its core",
+                SHARD_HEADROOM * 100.0
+            ),
+            (cores / SHARD_HEADROOM).ceil(),
+        );
+    }
+    for (id, metric) in [
+        ("W2h", "consumer_cpu_us_per_task"),
+        ("W3d", "consumer_cpu_us_per_poll"),
+        ("S1", "consumer_cpu_us_per_task"),
+    ] {
+        if let Some(us) = results.median(id, metric) {
+            push(
+                format!("consumer cores for {l:.0} polls/s ({id})"),
+                format!("{l:.0} × {us:.1} µs ({id} {metric}) / 1e6"),
+                l * us / 1e6,
+            );
+        }
+    }
+    if let Some(one) = results.median("S1", "n1_tasks_per_s") {
+        push(
+            format!(
+                "consumers for {l:.0} polls/s at {S1_DELAY_MS} ms, CONCURRENCY={S_CONCURRENCY} (S1)"
+            ),
+            format!(
+                "ceil({l:.0} / {one:.0} tasks/s, one consumer's rate in S1; S1 shows it adds up)"
+            ),
+            (l / one).ceil(),
+        );
     }
     out
 }

@@ -3,8 +3,16 @@
 //! so a workload's cost per task can be stated in round trips, commands and CPU.
 //!
 //! `commandstats` also counts the commands a script runs, which tells the scripts apart without
-//! instrumenting the library: in a drain only `claim.lua` calls `ZRANGE` (once per claim) and
-//! `INCRBY` (once per claim that leased something), and only `complete.lua` calls `PEXPIRE`.
+//! instrumenting the library: in a drain only `claim.lua` calls `INCRBY` (once per claim that
+//! leased something), and only `finish.lua` calls `PEXPIRE` (once per task done). (`ZRANGE` no
+//! longer tells claims apart: the claim's pipelined candidate read, the claim script and the
+//! tick's sweep all call it.)
+//!
+//! Round trips are what a client waits for: every script call, plus the pipelined read of
+//! candidates that precedes each claim (two `ZRANGE`s in one round trip), counted here as one per
+//! claim that leased something (an empty claim's read is missed: a few per drain). Redis' own
+//! count of socket reads (`total_reads_processed`) is beside it: several commands that arrive
+//! together on the multiplexed connection cost one read.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +30,8 @@ pub struct Snapshot {
     pub commands: u64,
     /// Server CPU seconds, system plus user, all threads.
     pub cpu_s: f64,
+    /// Read events on client sockets (`total_reads_processed`).
+    pub reads: u64,
 }
 
 impl Snapshot {
@@ -64,6 +74,9 @@ impl Snapshot {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             cpu_s: number("used_cpu_sys").unwrap_or(0.0) + number("used_cpu_user").unwrap_or(0.0),
+            reads: info_field(info, "total_reads_processed")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         }
     }
 
@@ -85,9 +98,10 @@ impl Snapshot {
         let delta = |name: &str| per_command.get(name).map_or(0, |d| d.calls);
         Usage {
             evalsha: delta("evalsha") + delta("eval"),
-            claims: delta("zrange"),
+            claims: delta("incrby"),
             completes: delta("pexpire"),
             commands: after.commands.saturating_sub(self.commands),
+            reads: after.reads.saturating_sub(self.reads),
             cpu_s: (after.cpu_s - self.cpu_s).max(0.0),
             per_command,
         }
@@ -108,12 +122,14 @@ pub struct Command {
 pub struct Usage {
     /// Script calls (`EVALSHA`, and `EVAL` when a script had to be loaded).
     pub evalsha: u64,
-    /// Claim script calls (each runs one `ZRANGE`).
+    /// Claims that leased something (each runs one `INCRBY`).
     pub claims: u64,
-    /// Complete script calls (each runs one `PEXPIRE`).
+    /// Tasks done (each runs one `PEXPIRE`).
     pub completes: u64,
     /// Commands run, those run by scripts included.
     pub commands: u64,
+    /// Read events on client sockets.
+    pub reads: u64,
     /// Server CPU seconds.
     pub cpu_s: f64,
     /// Every command that ran, with its calls and time.
@@ -121,6 +137,30 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Client round trips: script calls plus one pipelined candidate read per claim.
+    pub fn round_trips(&self) -> u64 {
+        self.evalsha + self.claims
+    }
+
+    /// The sum of several servers' usage (the masters of a cluster).
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a Self>) -> Self {
+        let mut total = Self::default();
+        for u in all {
+            total.evalsha += u.evalsha;
+            total.claims += u.claims;
+            total.completes += u.completes;
+            total.commands += u.commands;
+            total.reads += u.reads;
+            total.cpu_s += u.cpu_s;
+            for (name, c) in &u.per_command {
+                let entry = total.per_command.entry(name.clone()).or_default();
+                entry.calls += c.calls;
+                entry.usec += c.usec;
+            }
+        }
+        total
+    }
+
     /// The per-command profile divided by `tasks`, as JSON: what one task costs Redis.
     pub fn profile_per_task(&self, tasks: u64) -> serde_json::Value {
         let n = tasks.max(1) as f64;
@@ -140,6 +180,8 @@ impl Usage {
         serde_json::json!({
             "tasks": tasks,
             "commands_per_task": self.commands as f64 / n,
+            "round_trips_per_task": self.round_trips() as f64 / n,
+            "socket_reads_per_task": self.reads as f64 / n,
             "redis_cpu_us_per_task": self.cpu_s * 1e6 / n,
             "commands": commands,
         })
@@ -154,17 +196,44 @@ mod tests {
     fn counters_are_parsed_and_subtracted() {
         let before = Snapshot::parse(
             "# Commandstats\r\ncmdstat_evalsha:calls=10,usec=5,usec_per_call=0.5,rejected_calls=0,failed_calls=0\r\n\
-             # Stats\r\ntotal_commands_processed:100\r\n# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.0\r\n",
+             # Stats\r\ntotal_commands_processed:100\r\ntotal_reads_processed:40\r\n# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.0\r\n",
         );
         let after = Snapshot::parse(
-            "cmdstat_evalsha:calls=30,usec=5\r\ncmdstat_zrange:calls=4,usec=1\r\n\
-             total_commands_processed:150\r\nused_cpu_sys:2.0\r\nused_cpu_user:2.5\r\n",
+            "cmdstat_evalsha:calls=30,usec=5\r\ncmdstat_incrby:calls=4,usec=1\r\n\
+             total_commands_processed:150\r\ntotal_reads_processed:64\r\n\
+             used_cpu_sys:2.0\r\nused_cpu_user:2.5\r\n",
         );
         let usage = before.until(&after);
         assert_eq!(usage.evalsha, 20);
         assert_eq!(usage.claims, 4);
         assert_eq!(usage.completes, 0);
         assert_eq!(usage.commands, 50);
+        assert_eq!(usage.reads, 24);
+        assert_eq!(usage.round_trips(), 24);
         assert!((usage.cpu_s - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_usage_of_several_servers_adds_up() {
+        let one = Usage {
+            evalsha: 10,
+            claims: 2,
+            cpu_s: 0.5,
+            per_command: BTreeMap::from([("evalsha".into(), Command { calls: 10, usec: 7 })]),
+            ..Usage::default()
+        };
+        let total = Usage::sum([&one, &one, &one]);
+        assert_eq!(
+            (total.evalsha, total.claims, total.round_trips()),
+            (30, 6, 36)
+        );
+        assert!((total.cpu_s - 1.5).abs() < 1e-9);
+        assert_eq!(
+            total.per_command["evalsha"],
+            Command {
+                calls: 30,
+                usec: 21
+            }
+        );
     }
 }

@@ -106,6 +106,7 @@ impl Binaries {
 pub struct Service {
     name: String,
     child: Child,
+    log: PathBuf,
 }
 
 impl Service {
@@ -133,7 +134,11 @@ impl Service {
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
-        Ok(Self { name, child })
+        Ok(Self {
+            name,
+            child,
+            log: log.to_owned(),
+        })
     }
 
     /// Starts `program` and waits (10 s at most) until it accepts connections on `addr`.
@@ -162,6 +167,22 @@ impl Service {
             sleep(Duration::from_millis(10)).await;
         }
         Ok(service)
+    }
+
+    /// Fails when the process has exited: a consumer that could not start (a port in use, say)
+    /// must fail the run, not leave the others to do its share unnoticed.
+    ///
+    /// # Errors
+    /// When it has exited, or its state cannot be read.
+    pub fn check_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited early ({status}); see {}",
+                self.name,
+                self.log.display()
+            );
+        }
+        Ok(())
     }
 
     /// The process id.

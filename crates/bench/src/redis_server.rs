@@ -1,5 +1,6 @@
 //! A private `redis-server`: a free loopback port, a temporary folder, no persistence (`--save ''
 //! --appendonly no`, so no fork or disk write ever disturbs a timing), killed when dropped.
+//! [`crate::redis_cluster`] starts three of them in cluster mode.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -26,12 +27,22 @@ impl RedisServer {
     /// # Errors
     /// When it cannot be started or does not answer within 10 s.
     pub async fn start(program: &str) -> Result<Self> {
-        let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("taskq-bench-redis-{}", std::process::id()));
+        Self::start_with(program, free_port()?, &[]).await
+    }
+
+    /// Starts `program` on `port` with `extra` arguments (cluster mode, for instance), in a
+    /// folder of its own, and waits until it answers `PING`.
+    ///
+    /// # Errors
+    /// When it cannot be started or does not answer within 10 s.
+    pub async fn start_with(program: &str, port: u16, extra: &[&str]) -> Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("taskq-bench-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let child = Command::new(program)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(&dir)
             .arg("--logfile")
@@ -64,6 +75,11 @@ impl RedisServer {
     /// The server's URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A fresh connection for the benchmark's own commands (`FLUSHALL`, `INFO`).

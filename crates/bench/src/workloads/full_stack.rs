@@ -3,6 +3,10 @@
 //! count, as a real deployment's would) until the queue's `done` counter reaches the task count.
 //! The mock's own call counter then proves every task was called exactly as often as it should
 //! be, read again 300 ms later so a late duplicate call would show.
+//!
+//! Both report Redis' cost (round trips, CPU) and the consumer's CPU: W2h per task (one call
+//! each, answered "done"), W3d per API call ("poll": two answered "processing", then "done"), the
+//! two figures the capacity maths of issue 5 rests on.
 
 use std::time::Duration;
 
@@ -10,8 +14,8 @@ use anyhow::{Result, bail};
 use tokio::time::{Instant, sleep};
 
 use super::{Bench, Metric, Workload, fill, metric, mib, redis_metrics, wait_done, write_profile};
-use crate::probe::Snapshot;
-use crate::process::{Service, free_addr};
+use crate::probe::{Snapshot, Usage};
+use crate::process::{Service, cpu_s, free_addr};
 
 /// One full-stack drain.
 struct Spec {
@@ -26,7 +30,10 @@ struct Spec {
 struct Outcome {
     elapsed: Duration,
     consumer_rss_kib: u64,
-    metrics: Vec<Metric>,
+    /// The consumer's CPU seconds from its spawn until the tasks were done.
+    consumer_cpu_s: f64,
+    usage: Usage,
+    window: Duration,
 }
 
 /// One run of W2h.
@@ -43,15 +50,18 @@ pub async fn w2h(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         poll_interval_ms: 100,
     };
     let out = drain(bench, &spec, run).await?;
+    let secs = out.elapsed.as_secs_f64();
     let mut metrics = vec![
-        metric(
-            "tasks_per_s",
-            "tasks/s",
-            spec.tasks as f64 / out.elapsed.as_secs_f64(),
-        ),
+        metric("tasks_per_s", "tasks/s", spec.tasks as f64 / secs),
         metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
+        metric(
+            "consumer_cpu_us_per_task",
+            "µs",
+            out.consumer_cpu_s * 1e6 / spec.tasks as f64,
+        ),
+        metric("consumer_cpu_share", "cores", out.consumer_cpu_s / secs),
     ];
-    metrics.extend(out.metrics);
+    metrics.extend(redis_metrics(&out.usage, spec.tasks, out.window));
     Ok(metrics)
 }
 
@@ -71,11 +81,23 @@ pub async fn w3d(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let out = drain(bench, &spec, run).await?;
     let wall = out.elapsed.as_secs_f64();
     let ideal = ideal_s(&spec);
+    let polls = (spec.tasks * spec.polls) as f64;
     Ok(vec![
         metric("wall_s", "s", wall),
         metric("ideal_s", "s", ideal),
         metric("x_ideal", "×", wall / ideal),
         metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
+        metric(
+            "round_trips_per_poll",
+            "round trips",
+            out.usage.round_trips() as f64 / polls,
+        ),
+        metric("redis_cpu_us_per_poll", "µs", out.usage.cpu_s * 1e6 / polls),
+        metric(
+            "consumer_cpu_us_per_poll",
+            "µs",
+            out.consumer_cpu_s * 1e6 / polls,
+        ),
     ])
 }
 
@@ -110,10 +132,11 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let mut conn = bench.redis.connect().await?;
     let before = Snapshot::take(&mut conn).await?;
     let started = Instant::now();
-    let consumer = Service::spawn(
+    let mut consumer = Service::spawn(
         &bench.bins.path("consumer"),
         &[
             ("REDIS_URL", bench.redis.url()),
+            ("CONSUMER_ADDR", free_addr()?.to_string()),
             ("QUEUE_NAME", queue_name.clone()),
             ("API_URL", format!("http://{api}/")),
             ("CONCURRENCY", spec.concurrency.to_string()),
@@ -122,6 +145,8 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
         &bench.raw.join(format!("{label}-r{run}-consumer.log")),
     )?;
     let elapsed = wait_done(&queue, tasks, started, Duration::from_secs(120)).await?;
+    consumer.check_running()?;
+    let consumer_cpu_s = cpu_s(&consumer.pid()?.to_string())?;
     let window = started.elapsed();
     let usage = before.until(&Snapshot::take(&mut conn).await?);
     write_profile(bench, &format!("{label}-r{run}"), &usage, tasks)?;
@@ -141,7 +166,9 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     Ok(Outcome {
         elapsed,
         consumer_rss_kib,
-        metrics: redis_metrics(&usage, tasks, window),
+        consumer_cpu_s,
+        usage,
+        window,
     })
 }
 

@@ -1,13 +1,16 @@
-//! The workloads of issue 4, one function per run of each; a run answers named metrics.
+//! The workloads of issues 4 (W*) and 5 (S*), one function per run of each; a run answers named
+//! metrics.
 //!
 //! Every run starts from an empty Redis (`FLUSHALL`) and fresh processes, except W4's later runs,
 //! which top the deep queue back up instead of enqueueing a million tasks again (see
-//! [`library_drain`]).
+//! [`library_drain`]). S2 starts a three-master cluster of its own in every run.
 
+pub mod cluster;
 pub mod enqueue;
 pub mod full_stack;
 pub mod http_enqueue;
 pub mod library_drain;
+pub mod scaling;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -20,6 +23,16 @@ use tokio::time::{Instant, sleep};
 use crate::probe::Usage;
 use crate::process::Binaries;
 use crate::redis_server::RedisServer;
+
+/// Consumer counts of S1.
+pub const S1_CONSUMERS: [u64; 3] = [1, 2, 4];
+/// S1: the mock API's delay (ms).
+pub const S1_DELAY_MS: u64 = 200;
+/// S1 and S2: each consumer's `CONCURRENCY` (per queue).
+pub const S_CONCURRENCY: u64 = 50;
+/// S2: the queues, in the order the consumer is given them. On the cluster each lands on its own
+/// master (checked in every run: see [`cluster`]).
+pub const S2_QUEUES: [&str; 3] = ["q-a", "q-b", "q-c"];
 
 /// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the issue's chunk size).
 pub const CHUNK: u64 = 1000;
@@ -55,17 +68,23 @@ pub enum Workload {
     W3d,
     /// W2 with a deep queue.
     W4,
+    /// Scaling out: 1, 2 and 4 `consumer` processes on a slow API.
+    S1,
+    /// Three queues on a three-master Redis Cluster against the same three on one Redis.
+    S2,
 }
 
 impl Workload {
     /// Every workload, in the order they run.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::W1,
         Self::W1b,
         Self::W2,
         Self::W2h,
         Self::W3d,
         Self::W4,
+        Self::S1,
+        Self::S2,
     ];
 
     /// The issue's id.
@@ -77,6 +96,8 @@ impl Workload {
             Self::W2h => "W2h",
             Self::W3d => "W3d",
             Self::W4 => "W4",
+            Self::S1 => "S1",
+            Self::S2 => "S2",
         }
     }
 
@@ -84,7 +105,7 @@ impl Workload {
     pub fn binaries(self) -> &'static [&'static str] {
         match self {
             Self::W1 => &["producer"],
-            Self::W2h | Self::W3d => &["consumer", "mock-api"],
+            Self::W2h | Self::W3d | Self::S1 | Self::S2 => &["consumer", "mock-api"],
             Self::W1b | Self::W2 | Self::W4 => &[],
         }
     }
@@ -114,13 +135,14 @@ impl Workload {
                 "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
                  POLL_INTERVAL_MS=100) against the release mock-api (MOCK_DELAY_MS=0, \
                  MOCK_POLLS_UNTIL_DONE=1); timed from consumer spawn until done = {n}; API calls \
-                 must be {n}",
+                 must be {n}; consumer CPU and Redis round trips and CPU per task",
                 n = s.tasks(Self::W2h)
             ),
             Self::W3d => format!(
                 "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
                  CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all done \
-                 against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be {calls}",
+                 against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
+                 {calls}; Redis round trips and CPU and consumer CPU per API call (poll)",
                 n = s.tasks(Self::W3d),
                 calls = 3 * s.tasks(Self::W3d)
             ),
@@ -131,6 +153,33 @@ impl Workload {
                  {d} are queued",
                 m = s.w4_measure,
                 d = s.w4_depth
+            ),
+            Self::S1 => format!(
+                "scaling out: N = 1, 2, 4 release consumer processes (CONCURRENCY={S_CONCURRENCY} \
+                 each, POLL_INTERVAL_MS=100) on one queue against one release mock-api \
+                 (MOCK_DELAY_MS={S1_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1), so one consumer is bound \
+                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {bound:.0} tasks/s; {n} tasks per consumer \
+                 pre-enqueued (enqueue_many), timed from the first consumer's spawn until all are \
+                 done; API calls must equal the tasks. nK_over_n1 is N=K's tasks/s over N=1's in \
+                 the same run (target >= 0.8*K), nK_efficiency that ratio over K; \
+                 consumer_cpu_us_per_task is the consumers' CPU (all N) per task",
+                bound = bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS),
+                n = s.s1_tasks_per_consumer
+            ),
+            Self::S2 => format!(
+                "cluster against single Redis: 3 queues ({queues}), {n} tasks each pre-enqueued \
+                 (enqueue_many), drained by ONE release consumer serving all three \
+                 (QUEUES={queues}, CONCURRENCY={S_CONCURRENCY} per queue, so 150 in flight) \
+                 against the release mock-api (MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); once on \
+                 one redis-server, once on a 3-master local cluster (redis-server \
+                 --cluster-enabled yes, redis-cli --cluster create, no replicas; REDIS_URL = the 3 \
+                 node URLs) where each queue's hash tag lands on its own master (checked); the \
+                 order alternates by run; timed from consumer spawn until all {total} are done; \
+                 Redis CPU summed over the masters; busiest_master_cpu_share is the most loaded \
+                 master's share of a core",
+                queues = S2_QUEUES.join(","),
+                n = s.s2_tasks_per_queue,
+                total = s.s2_tasks_per_queue * S2_QUEUES.len() as u64
             ),
         }
     }
@@ -143,7 +192,9 @@ impl FromStr for Workload {
         Self::ALL
             .into_iter()
             .find(|w| w.id().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| anyhow::anyhow!("unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W4)"))
+            .ok_or_else(|| {
+                anyhow::anyhow!("unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W4, S1, S2)")
+            })
     }
 }
 
@@ -162,6 +213,14 @@ pub struct Settings {
     pub w2_concurrency: usize,
     /// W2 and W4: worker batch size.
     pub w2_batch_size: usize,
+    /// S1: tasks pre-enqueued per consumer process.
+    pub s1_tasks_per_consumer: u64,
+    /// S2: tasks pre-enqueued per queue.
+    pub s2_tasks_per_queue: u64,
+    /// S2: the `redis-server` to start in cluster mode.
+    pub redis_server: String,
+    /// S2: the `redis-cli` that joins the cluster.
+    pub redis_cli: String,
 }
 
 impl Settings {
@@ -197,13 +256,7 @@ impl Bench<'_> {
     /// # Errors
     /// When the name or URL is unusable.
     pub fn queue(&self, name: &str) -> Result<Queue> {
-        let url: RedisUrl = self.redis.url().parse()?;
-        let options = ConnectOptions {
-            response_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(2),
-            tls_root_cert: None,
-        };
-        Ok(Queue::open(&url, &options, name, Policy::default())?)
+        queue_on(&self.redis.url(), name)
     }
 
     /// A GET answering JSON.
@@ -214,6 +267,28 @@ impl Bench<'_> {
         let response = self.http.get(url).send().await?.error_for_status()?;
         Ok(serde_json::from_slice(&response.bytes().await?)?)
     }
+}
+
+/// A handle on queue `name` of the Redis (or cluster: comma-separated node URLs) at `url`, with
+/// a patient response timeout: the benchmark's own bulk calls must not fail because the machine
+/// is busy.
+///
+/// # Errors
+/// When the name or URL is unusable.
+pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
+    let url: RedisUrl = url.parse()?;
+    let options = ConnectOptions {
+        response_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        tls_root_cert: None,
+    };
+    Ok(Queue::open(&url, &options, name, Policy::default())?)
+}
+
+/// The most tasks per second `concurrency` calls in flight can finish when each takes
+/// `delay_ms`: Little's law.
+pub fn bound_tasks_per_s(concurrency: u64, delay_ms: u64) -> f64 {
+    concurrency as f64 * 1000.0 / delay_ms.max(1) as f64
 }
 
 /// Task names `<prefix>-<i>` for `i` in `range`.
@@ -269,15 +344,26 @@ pub async fn wait_done(
     }
 }
 
-/// Redis' cost of `tasks` tasks, as metrics: script calls (round trips of the worker) and claims
-/// per task, and Redis CPU per task and as a share of one core over `window`.
+/// Redis' cost of `tasks` tasks, as metrics: round trips (script calls plus one candidate read
+/// per claim), script calls, socket reads and tasks per claim, and Redis CPU per task and as a
+/// share of one core over `window`.
 pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
     let per_task = |x: f64| x / tasks.max(1) as f64;
     vec![
         metric(
+            "round_trips_per_task",
+            "round trips",
+            per_task(usage.round_trips() as f64),
+        ),
+        metric(
             "script_calls_per_task",
             "calls",
             per_task(usage.evalsha as f64),
+        ),
+        metric(
+            "socket_reads_per_task",
+            "reads",
+            per_task(usage.reads as f64),
         ),
         metric(
             "tasks_per_claim",
@@ -317,7 +403,13 @@ mod tests {
     fn workload_ids_parse_in_any_case() {
         assert_eq!("w2h".parse::<Workload>().ok(), Some(Workload::W2h));
         assert_eq!(" W1b ".parse::<Workload>().ok(), Some(Workload::W1b));
+        assert_eq!("s2".parse::<Workload>().ok(), Some(Workload::S2));
         assert!("W5".parse::<Workload>().is_err());
+    }
+
+    #[test]
+    fn one_consumer_on_a_slow_api_is_bound_by_its_concurrency() {
+        assert!((bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS) - 250.0).abs() < 1e-9);
     }
 
     #[test]

@@ -195,3 +195,38 @@ async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled
     let (_, cancelled) = stack.task("cancelled").await;
     assert_eq!(cancelled["state"], "cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_the_task_and_attempt_on_every_line_about_a_task() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "0"), ("MOCK_FAILURE_RATE", "1")]);
+    let log = std::env::temp_dir().join(format!("taskq-json-{}.log", std::process::id()));
+    let mut env = common::redis_env(&stack.redis, &stack.queue_name);
+    env.extend([
+        ("API_URL", format!("http://{}/", stack.mock)),
+        ("CONSUMER_ADDR", "127.0.0.1:0".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+        ("MAX_ATTEMPTS", "2".to_owned()),
+        ("RETRY_BASE_MS", "10".to_owned()),
+    ]);
+    let mut consumer = testkit::Process::spawn_logged("consumer", &env, &log);
+    stack.enqueue("logged").await;
+    stack.wait_dead("logged", Duration::from_secs(10)).await;
+    consumer.terminate(Duration::from_secs(10));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let about_the_task: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["task"] == "logged").collect();
+    assert!(
+        about_the_task.len() >= 2,
+        "a retry and a death are logged: {text}"
+    );
+    for line in about_the_task {
+        assert!(line["attempt"].as_u64().is_some(), "no attempt on {line}");
+    }
+}

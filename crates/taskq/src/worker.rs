@@ -493,7 +493,7 @@ impl<H: Handler> Shared<H> {
                     Ok(lost) => {
                         for position in lost {
                             let task = &chunk[position];
-                            warn!(task = %task.name, "lease lost; another worker may run the task");
+                            warn!(task = %task.name, attempt = task.attempts + 1, "lease lost; another worker may run the task");
                             self.held_map().remove(&task.token);
                         }
                     }

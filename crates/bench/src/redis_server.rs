@@ -12,6 +12,9 @@ use tokio::time::{Instant, sleep};
 
 use crate::process::free_port;
 
+/// How long the benchmark's own commands (`FLUSHALL`, `INFO`) may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A running `redis-server` owned by the benchmark.
 pub struct RedisServer {
     /// The process; `kill_on_drop` so an early return or a panic never leaves it behind.
@@ -82,13 +85,20 @@ impl RedisServer {
         self.port
     }
 
-    /// A fresh connection for the benchmark's own commands (`FLUSHALL`, `INFO`).
+    /// A fresh connection for the benchmark's own commands (`FLUSHALL`, `INFO`), with a patient
+    /// response timeout: emptying a million-task queue (W4's) takes well over redis-rs' default
+    /// 500 ms, and a busy machine must not fail a run for the benchmark's own bookkeeping.
     ///
     /// # Errors
     /// When the server does not accept it.
     pub async fn connect(&self) -> Result<redis::aio::MultiplexedConnection> {
         let client = redis::Client::open(self.url())?;
-        Ok(client.get_multiplexed_async_connection().await?)
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(ADMIN_TIMEOUT));
+        Ok(client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
     }
 
     /// Empties the server: every run starts from nothing.

@@ -257,6 +257,7 @@ mod tests {
         };
         assert_eq!(names(&parse(&[])), ["example"]);
         assert_eq!(names(&parse(&["--queues", "a,b, c"])), ["a", "b", "c"]);
+        assert_eq!(names(&parse(&["--queues", "a,b,a,,"])), ["a", "b"]);
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use taskq::connect::connect;
 use taskq::service::RedisArgs;
 use taskq::{Policy, Queue};
 
 use crate::routes::AppState;
+use crate::routes::served::Queues;
 
 /// The producer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,35 +69,29 @@ impl fmt::Debug for AdminToken {
 }
 
 impl Config {
-    /// The handlers' state: the queue (connected on first use), the admin token, the
-    /// `Retry-After` hint.
+    /// The handlers' state: the queues (QUEUES, else QUEUE_NAME) on one connection made on
+    /// first use, the admin token, the `Retry-After` hint.
     ///
     /// # Errors
-    /// As [`Config::queue`].
+    /// When a queue name or the Redis URL is unusable.
     pub fn state(&self) -> taskq::Result<AppState> {
-        Ok(AppState {
-            admin_token: self.admin_token.clone(),
-            retry_after: Duration::from_millis(self.poll_interval_ms),
-            ..AppState::new(self.queue()?)
-        })
-    }
-
-    /// Opens the queue these settings name (the connection is made on first use).
-    ///
-    /// # Errors
-    /// When the queue name or the Redis URL is unusable.
-    pub fn queue(&self) -> taskq::Result<Queue> {
+        let conn = connect(&self.redis.redis_url, &self.redis.connect_options()?)?;
         let policy = Policy {
             result_ttl: Duration::from_secs(self.result_ttl_secs.max(1)),
             dead_ttl: Duration::from_secs(self.dead_ttl_secs),
             ..Policy::default()
         };
-        Queue::open(
-            &self.redis.redis_url,
-            &self.redis.connect_options()?,
-            &self.redis.queue_name,
-            policy,
-        )
+        let mut queues = self
+            .redis
+            .queue_names()
+            .into_iter()
+            .map(|name| Queue::new(conn.clone(), &name, policy.clone()));
+        let default = queues.next().expect("queue_names is never empty")?;
+        Ok(AppState {
+            admin_token: self.admin_token.clone(),
+            retry_after: Duration::from_millis(self.poll_interval_ms),
+            ..AppState::new(Queues::new(default, queues.collect::<Result<Vec<_>, _>>()?))
+        })
     }
 }
 

@@ -24,7 +24,7 @@ pub use config::Config;
 pub use routes::{AppState, app};
 
 /// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish.
-/// Samples the queue's throughput meanwhile.
+/// Samples every queue's throughput meanwhile.
 ///
 /// # Errors
 /// When the server fails.
@@ -33,12 +33,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let throughput = Arc::clone(&state.throughput);
-    let queue = state.queue.clone();
-    let sampler = tokio::spawn(async move { throughput.sample(queue).await });
+    let mut samplers = tokio::task::JoinSet::new();
+    for served in state.queues.iter() {
+        let (throughput, queue) = (Arc::clone(&served.throughput), served.queue.clone());
+        samplers.spawn(async move { throughput.sample(queue).await });
+    }
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
-    sampler.abort();
+    samplers.abort_all();
     served
 }

@@ -25,6 +25,7 @@ use crate::routes::{admin, ops, tasks};
         admin::retry,
         admin::retry_dead,
         admin::purge,
+        ops::queues,
         ops::health,
         ops::metrics,
     ),

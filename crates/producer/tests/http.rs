@@ -49,7 +49,7 @@ async fn spawn_producer_with(
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = config.state().unwrap();
-    let queue = state.queue.clone();
+    let queue = state.queues.default().queue.clone();
     tokio::spawn(producer::serve(listener, state, async {
         let _ = stopped.await;
     }));
@@ -630,6 +630,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/purge", "post"),
         ("/stats", "get"),
         ("/metrics", "get"),
+        ("/queues", "get"),
         ("/healthz", "get"),
     ] {
         assert!(paths[path].get(method).is_some(), "{method} {path}");
@@ -638,4 +639,86 @@ async fn the_openapi_document_describes_every_route() {
         document["components"]["securitySchemes"]["admin_token"]["scheme"],
         "bearer"
     );
+}
+
+#[tokio::test]
+async fn one_producer_serves_several_queues_picked_by_the_queue_parameter() {
+    let redis = RedisServer::start();
+    let (first, second) = (unique_queue("first"), unique_queue("second"));
+    let queues = format!("{first},{second}");
+    let (addr, _stop, default) = spawn_producer_with(&redis, &["--queues", &queues]).await;
+    assert_eq!(default.keys().queue(), first);
+
+    let (_, _, listed) = get(addr, "/queues").await;
+    assert_eq!(listed["queues"], serde_json::json!([first, second]));
+
+    // One name in each queue: two tasks, each deduplicated within its own queue.
+    let (status, headers, plain) = get(addr, "/?task-name=t").await;
+    assert_eq!(
+        (status, plain["enqueued"].clone()),
+        (StatusCode::ACCEPTED, true.into())
+    );
+    assert_eq!(headers["location"], "/tasks/t");
+    let (status, headers, other) = get(addr, &format!("/?task-name=t&queue={second}")).await;
+    assert_eq!(
+        (status, other["enqueued"].clone()),
+        (StatusCode::ACCEPTED, true.into())
+    );
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/tasks/t?queue={second}"));
+    let (_, _, again) = get(addr, &format!("/?queue={second}&task-name=t")).await;
+    assert_eq!(again["enqueued"], false);
+    // Naming the default queue is the same as naming none.
+    let (_, headers, named) = get(addr, &format!("/?task-name=t&queue={first}")).await;
+    assert_eq!(named["enqueued"], false);
+    assert_eq!(headers["location"], "/tasks/t");
+
+    let (status, _, shown) = get(addr, &location).await;
+    assert_eq!(
+        (status, shown["task"].clone()),
+        (StatusCode::OK, "t".into())
+    );
+    let (_, _, stats) = get(addr, &format!("/stats?queue={second}")).await;
+    assert_eq!(stats["queue"], second.as_str());
+    assert_eq!(
+        (
+            stats["totals"]["enqueued"].clone(),
+            stats["totals"]["duplicates"].clone()
+        ),
+        (1.into(), 1.into())
+    );
+    let (_, _, stats) = get(addr, "/stats").await;
+    assert_eq!(stats["queue"], first.as_str());
+    assert_eq!(stats["totals"]["duplicates"], 1);
+
+    // The task of the second queue is that queue's: claimed there, absent from the first.
+    let other_queue = taskq::Queue::new(
+        taskq::connect::connect(&redis.url().parse().unwrap(), &Default::default()).unwrap(),
+        &second,
+        taskq::Policy::default(),
+    )
+    .unwrap();
+    let claimed = other_queue.claim(10).await.unwrap().tasks;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(default.claim(10).await.unwrap().tasks.len(), 1);
+
+    for path in [
+        "/?task-name=t&queue=elsewhere".to_owned(),
+        "/tasks/t?queue=elsewhere".to_owned(),
+        "/stats?queue=elsewhere".to_owned(),
+    ] {
+        let (status, _, body) = get(addr, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["error"], "no queue named \"elsewhere\" is served here");
+    }
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for queue in [&first, &second] {
+        let line = format!("taskq_enqueued_total{{queue=\"{queue}\"}} 1");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
 }

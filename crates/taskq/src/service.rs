@@ -28,14 +28,14 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
-    /// The queues to serve: QUEUES when given, else QUEUE_NAME.
+    /// The queues to serve: QUEUES when given (each once, in order), else QUEUE_NAME.
     pub fn queue_names(&self) -> Vec<String> {
-        let listed: Vec<String> = self
-            .queues
-            .iter()
-            .map(|q| q.trim().to_owned())
-            .filter(|q| !q.is_empty())
-            .collect();
+        let mut listed: Vec<String> = Vec::new();
+        for name in self.queues.iter().map(|q| q.trim()) {
+            if !name.is_empty() && !listed.iter().any(|seen| seen == name) {
+                listed.push(name.to_owned());
+            }
+        }
         if listed.is_empty() {
             vec![self.queue_name.clone()]
         } else {

@@ -8,10 +8,11 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use taskq::State as TaskState;
 use taskq::admin::{Finished, MAX_PAGE_SIZE, Page, QueueStats};
-use taskq::{Queue, State as TaskState};
 
 use super::AppState;
+use super::served::{QueueParam, Target};
 use super::tasks::{Answer, not_found, path_name};
 use crate::error::{AppError, ErrorBody};
 use crate::throughput::Rate;
@@ -51,17 +52,18 @@ pub struct ListQuery {
 /// Lists the tasks in one state, oldest first, a page at a time.
 #[utoipa::path(
     get, path = "/tasks", tag = "admin",
-    params(ListQuery),
+    params(ListQuery, QueueParam),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "One page; a short page may still have a next_cursor", body = Page),
         (status = 400, description = "Unknown state, bad cursor or limit", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
 )]
 pub async fn list(
-    State(queue): State<Queue>,
+    target: Target,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page>, AppError> {
     let Query(query) = query?;
@@ -71,7 +73,8 @@ pub async fn list(
             "limit must be 1 to {MAX_PAGE_SIZE}"
         )));
     }
-    let page = queue
+    let page = target
+        .queue()
         .list(query.state, query.cursor.as_deref(), limit)
         .await?;
     Ok(Json(page))
@@ -92,41 +95,44 @@ pub struct Stats {
 /// The queue's statistics.
 #[utoipa::path(
     get, path = "/stats", tag = "admin",
+    params(QueueParam),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Statistics", body = Stats),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
 )]
-pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, AppError> {
-    let stats = state.queue.stats().await?;
+pub async fn stats(target: Target) -> Result<Json<Stats>, AppError> {
+    let stats = target.queue().stats().await?;
     Ok(Json(Stats {
-        queue: state.queue.keys().queue().to_owned(),
+        queue: target.served.name().to_owned(),
         stats,
-        throughput: state.throughput.rate(),
+        throughput: target.served.throughput.rate(),
     }))
 }
 
 /// Brings a dead task back: due at once with a fresh attempt budget.
 #[utoipa::path(
     post, path = "/tasks/{name}/retry", tag = "admin",
-    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment")),
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Requeued", body = Answer),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 404, description = "No task of that name", body = ErrorBody),
+        (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
         (status = 409, description = "The task is not dead", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
 )]
 pub async fn retry(
-    State(queue): State<Queue>,
+    target: Target,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Answer>, AppError> {
     let name = path_name(name)?;
+    let queue = target.queue();
     let revived = queue.retry_dead(&name).await?;
     let view = queue.get(&name).await?.ok_or_else(|| not_found(&name))?;
     if !revived {
@@ -153,15 +159,17 @@ pub struct Changed {
 /// Brings every dead task back.
 #[utoipa::path(
     post, path = "/dead/retry", tag = "admin",
+    params(QueueParam),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "How many dead tasks were requeued", body = Changed),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable (the batches before stay applied)", body = ErrorBody),
     )
 )]
-pub async fn retry_dead(State(queue): State<Queue>) -> Result<Json<Changed>, AppError> {
-    let count = queue.retry_all_dead().await?;
+pub async fn retry_dead(target: Target) -> Result<Json<Changed>, AppError> {
+    let count = target.queue().retry_all_dead().await?;
     tracing::info!(count, "dead tasks retried by an operator");
     Ok(Json(Changed { count }))
 }
@@ -178,21 +186,22 @@ pub struct PurgeQuery {
 /// anew.
 #[utoipa::path(
     post, path = "/purge", tag = "admin",
-    params(PurgeQuery),
+    params(PurgeQuery, QueueParam),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "How many records were deleted", body = Changed),
         (status = 400, description = "Not a finished state", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable (the batches before stay applied)", body = ErrorBody),
     )
 )]
 pub async fn purge(
-    State(queue): State<Queue>,
+    target: Target,
     query: Result<Query<PurgeQuery>, QueryRejection>,
 ) -> Result<Json<Changed>, AppError> {
     let Query(PurgeQuery { state }) = query?;
-    let count = queue.purge(state).await?;
+    let count = target.queue().purge(state).await?;
     tracing::info!(count, ?state, "records purged by an operator");
     Ok(Json(Changed { count }))
 }

@@ -13,57 +13,49 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
 //! | `GET /ui` | the dashboard (embedded; uses the routes above) |
+//! | `GET /queues` | the queues served, the default first |
 //! | `GET /healthz` | 200 when Redis answers, 503 when it does not |
 //!
-//! Admin routes require `Authorization: Bearer <ADMIN_TOKEN>` when the token is set.
+//! Every route about tasks takes `?queue=NAME` to pick one of the queues served (`QUEUES`); without
+//! it, the first. Admin routes require `Authorization: Bearer <ADMIN_TOKEN>` when the token is set.
 
 pub mod admin;
 pub mod ops;
+pub mod served;
 pub mod tasks;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use taskq::Queue;
 use taskq::admin::MAX_PAYLOAD_BYTES;
 
 use crate::config::AdminToken;
 use crate::error::{AppError, ErrorBody};
-use crate::throughput::Throughput;
+use served::Queues;
 
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
-    /// The queue served.
-    pub queue: Queue,
+    /// The queues served; a request picks one with `?queue=` (see [`served`]).
+    pub queues: Queues,
     /// The admin routes' token; `None` leaves them open.
     pub admin_token: Option<AdminToken>,
     /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
     /// interval).
     pub retry_after: Duration,
-    /// A minute of samples of the queue's totals, for `/stats`.
-    pub throughput: Arc<Throughput>,
 }
 
 impl AppState {
-    /// A state for `queue` with no admin token and a 2 s `Retry-After`.
-    pub fn new(queue: Queue) -> Self {
+    /// A state for `queues` with no admin token and a 2 s `Retry-After`.
+    pub fn new(queues: Queues) -> Self {
         Self {
-            queue,
+            queues,
             admin_token: None,
             retry_after: Duration::from_secs(2),
-            throughput: Arc::default(),
         }
-    }
-}
-
-impl FromRef<AppState> for Queue {
-    fn from_ref(state: &AppState) -> Self {
-        state.queue.clone()
     }
 }
 
@@ -83,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(tasks::enqueue))
         .route("/tasks", post(tasks::submit))
         .route("/tasks/{name}", get(tasks::show).delete(tasks::cancel))
+        .route("/queues", get(ops::queues))
         .route("/healthz", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))

@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
-use taskq::Queue;
 use taskq::metrics::{Exposition, write_queues};
 
+use super::AppState;
 use crate::error::{AppError, ErrorBody};
 
 /// The answer of a healthy `/healthz`.
@@ -26,27 +26,55 @@ pub struct Health {
         (status = 503, description = "Redis does not answer", body = ErrorBody),
     )
 )]
-pub async fn health(State(queue): State<Queue>) -> Result<Json<Health>, AppError> {
-    queue.ping().await?;
+pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
+    // Every queue shares one connection: one ping answers for all.
+    state.queues.default().queue.ping().await?;
     Ok(Json(Health {
         status: "ok".into(),
     }))
 }
 
-/// Prometheus metrics: the queue-wide counters and set sizes, read from Redis at each scrape.
+/// The answer of `GET /queues`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QueueList {
+    /// The queues this producer serves (`?queue=` takes one of them); the first is the default.
+    pub queues: Vec<String>,
+}
+
+/// The queues served.
+#[utoipa::path(
+    get, path = "/queues", tag = "tasks",
+    responses((status = 200, description = "The queues served, the default first", body = QueueList))
+)]
+pub async fn queues(State(state): State<AppState>) -> Json<QueueList> {
+    Json(QueueList {
+        queues: state.queues.iter().map(|s| s.name().to_owned()).collect(),
+    })
+}
+
+/// Prometheus metrics: every served queue's counters and set sizes, read from Redis at each
+/// scrape.
 #[utoipa::path(
     get, path = "/metrics", tag = "ops",
     responses(
-        (status = 200, description = "Prometheus text format; taskq_redis_up is 0 (and the queue's series are missing) when Redis did not answer", body = String, content_type = "text/plain"),
+        (status = 200, description = "Prometheus text format; taskq_redis_up is 0 (and the queues' series are missing) when Redis did not answer", body = String, content_type = "text/plain"),
     )
 )]
-pub async fn metrics(State(queue): State<Queue>) -> impl IntoResponse {
-    let stats = queue.stats().await;
-    if let Err(err) = &stats {
-        tracing::warn!(error = %err, "metrics: redis unavailable");
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut read = Vec::new();
+    for served in state.queues.iter() {
+        let stats = served.queue.stats().await;
+        if let Err(err) = &stats {
+            tracing::warn!(queue = served.name(), error = %err, "metrics: redis unavailable");
+        }
+        read.push((served.name(), stats.ok()));
     }
+    let read: Vec<_> = read
+        .iter()
+        .map(|(name, stats)| (*name, stats.as_ref()))
+        .collect();
     let mut page = Exposition::new();
-    write_queues(&mut page, &[(queue.keys().queue(), stats.as_ref().ok())]);
+    write_queues(&mut page, &read);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),

@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use taskq::admin::Cancel;
-use taskq::{Enqueued, Queue, State as TaskState, TaskName, TaskView};
+use taskq::{Enqueued, State as TaskState, TaskName, TaskView};
 
 use super::AppState;
+use super::served::{QueueParam, Target};
 use crate::error::{AppError, ErrorBody};
 
 /// A task's view as answered to clients.
@@ -52,7 +53,7 @@ pub struct Submit {
 /// Enqueues the task named by the `task-name` query parameter.
 #[utoipa::path(
     get, path = "/", tag = "tasks",
-    params(("task-name" = String, Query, description = "the task's name (percent-encoded)")),
+    params(("task-name" = String, Query, description = "the task's name (percent-encoded)"), QueueParam),
     responses(
         (status = 202, description = "Enqueued now, or already queued, running, processing, dead or cancelled", body = Answer, headers(
             ("Location" = String, description = "where to read the task"),
@@ -60,21 +61,24 @@ pub struct Submit {
         )),
         (status = 200, description = "Done: data holds the result", body = Answer),
         (status = 400, description = "Missing, repeated or invalid task-name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
 )]
 pub async fn enqueue(
     State(state): State<AppState>,
+    target: Target,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let name = TaskName::from_query(query.as_deref())?;
-    let enqueued = state.queue.enqueue(&name).await?;
-    accepted(&state, &name, enqueued)
+    let enqueued = target.queue().enqueue(&name).await?;
+    accepted(&state, &target, &name, enqueued)
 }
 
 /// Enqueues a task with a JSON payload.
 #[utoipa::path(
     post, path = "/tasks", tag = "tasks",
+    params(QueueParam),
     request_body = Submit,
     responses(
         (status = 202, description = "Enqueued now, or already queued, running, processing, dead or cancelled (a duplicate keeps the first payload)", body = Answer, headers(
@@ -83,6 +87,7 @@ pub async fn enqueue(
         )),
         (status = 200, description = "Done: data holds the result", body = Answer),
         (status = 400, description = "Invalid name or malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
         (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
@@ -91,16 +96,25 @@ pub async fn enqueue(
 )]
 pub async fn submit(
     State(state): State<AppState>,
+    target: Target,
     body: Result<Json<Submit>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(submit) = body?;
     let name = TaskName::parse(submit.name)?;
-    let enqueued = state.queue.submit(&name, submit.payload.as_deref()).await?;
-    accepted(&state, &name, enqueued)
+    let enqueued = target
+        .queue()
+        .submit(&name, submit.payload.as_deref())
+        .await?;
+    accepted(&state, &target, &name, enqueued)
 }
 
 /// 200 with the result when done, else 202 with where to look and when.
-fn accepted(state: &AppState, name: &TaskName, enqueued: Enqueued) -> Result<Response, AppError> {
+fn accepted(
+    state: &AppState,
+    target: &Target,
+    name: &TaskName,
+    enqueued: Enqueued,
+) -> Result<Response, AppError> {
     if enqueued.created {
         tracing::debug!(task = %name, "enqueued");
     }
@@ -112,7 +126,12 @@ fn accepted(state: &AppState, name: &TaskName, enqueued: Enqueued) -> Result<Res
     if done {
         return Ok(answer.into_response());
     }
-    let location = HeaderValue::from_str(&format!("/tasks/{}", path_segment(name.as_str())))
+    let location = format!(
+        "/tasks/{}{}",
+        path_segment(name.as_str()),
+        target.link_query()
+    );
+    let location = HeaderValue::from_str(&location)
         .map_err(|_| AppError::BadRequest("task name cannot be used in a URL".into()))?;
     let retry_after = state.retry_after.as_secs_f64().ceil().max(1.0).to_string();
     Ok((
@@ -132,20 +151,20 @@ fn accepted(state: &AppState, name: &TaskName, enqueued: Enqueued) -> Result<Res
 /// Reads a task.
 #[utoipa::path(
     get, path = "/tasks/{name}", tag = "tasks",
-    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment")),
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     responses(
         (status = 200, description = "The task as it is now", body = Answer),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 404, description = "No task of that name (or its result expired)", body = ErrorBody),
+        (status = 404, description = "No task of that name (or its result expired), or no such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
 )]
 pub async fn show(
-    State(queue): State<Queue>,
+    target: Target,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Answer>, AppError> {
     let name = path_name(name)?;
-    match queue.get(&name).await? {
+    match target.queue().get(&name).await? {
         Some(view) => Ok(Answer::of(view)),
         None => Err(not_found(&name)),
     }
@@ -156,21 +175,21 @@ pub async fn show(
 /// meanwhile).
 #[utoipa::path(
     delete, path = "/tasks/{name}", tag = "tasks",
-    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment")),
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     responses(
         (status = 200, description = "Cancelled (now or before)", body = Answer),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 404, description = "No task of that name", body = ErrorBody),
+        (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
         (status = 409, description = "The task is done: nothing left to cancel", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
 )]
 pub async fn cancel(
-    State(queue): State<Queue>,
+    target: Target,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Answer>, AppError> {
     let name = path_name(name)?;
-    match queue.cancel(&name).await? {
+    match target.queue().cancel(&name).await? {
         Cancel::Cancelled(view) => {
             tracing::info!(task = %name, "cancelled");
             Ok(Answer::of(view))

@@ -185,6 +185,34 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// Reads enqueue.lua's reply: `{1, created, run_at}` for a new task, `{0, record}` for one that
+/// was already there.
+fn parse_enqueue(
+    name: &TaskName,
+    payload: Option<&RawValue>,
+    reply: Vec<redis::Value>,
+) -> Result<Enqueued> {
+    let bad = |what: &str| Error::UnexpectedReply(format!("enqueue reply: {what}"));
+    let mut items = reply.into_iter();
+    let mut next = || items.next().ok_or_else(|| bad("too short"));
+    let created: i64 = redis::from_redis_value(next()?).map_err(|_| bad("flag"))?;
+    if created == 1 {
+        let created_at: u64 = redis::from_redis_value(next()?).map_err(|_| bad("time"))?;
+        let run_at: u64 = redis::from_redis_value(next()?).map_err(|_| bad("time"))?;
+        let payload = payload.map(ToOwned::to_owned);
+        return Ok(Enqueued {
+            created: true,
+            view: TaskView::enqueued(name.as_str(), created_at, run_at, payload),
+        });
+    }
+    let fields: Vec<(String, String)> =
+        redis::from_redis_value(next()?).map_err(|_| bad("record"))?;
+    Ok(Enqueued {
+        created: false,
+        view: TaskView::from_fields(name.as_str(), fields)?,
+    })
+}
+
 /// A batch of names from [`scripts::LIST`], and where the next batch starts.
 struct Batch {
     names: Vec<String>,
@@ -218,11 +246,8 @@ impl Queue {
             }
             invocation.arg(payload.get());
         }
-        let (created, fields): (i64, Vec<(String, String)>) = invocation.run(&self.conn()).await?;
-        Ok(Enqueued {
-            created: created == 1,
-            view: TaskView::from_fields(name.as_str(), fields)?,
-        })
+        let reply: Vec<redis::Value> = invocation.run(&self.conn()).await?;
+        parse_enqueue(name, payload, reply)
     }
 
     /// Cancels the task `name` unless it is done: it leaves every set, its claim token is revoked

@@ -122,6 +122,31 @@ pub struct TaskView {
 }
 
 impl TaskView {
+    /// The view of a task just enqueued: queued, never called.
+    pub(crate) fn enqueued(
+        task: &str,
+        created_at_ms: u64,
+        run_at_ms: u64,
+        payload: Option<Box<RawValue>>,
+    ) -> Self {
+        Self {
+            task: task.to_owned(),
+            state: State::Queued,
+            data: None,
+            payload,
+            attempts: 0,
+            polls: 0,
+            claims: 0,
+            last_error: None,
+            created_at_ms,
+            updated_at_ms: created_at_ms,
+            run_at_ms: Some(run_at_ms),
+            done_at_ms: None,
+            died_at_ms: None,
+            cancelled_at_ms: None,
+        }
+    }
+
     /// Builds the view from a record's `HGETALL` reply (field, value, field, value, ...).
     ///
     /// # Errors

@@ -144,9 +144,6 @@ impl WorkerStats {
     }
 }
 
-/// How long a claim waits for more slots to free once one has.
-const CLAIM_GATHER: Duration = Duration::from_millis(1);
-
 /// Answers recorded per Redis call at most.
 const RECORD_BATCH: usize = 256;
 
@@ -213,7 +210,10 @@ impl<H: Handler> Worker<H> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let shared = self.shared;
         let renewer = tokio::spawn(Arc::clone(&shared).renew_leases());
-        let (answers, to_record) = mpsc::unbounded_channel();
+        // As many answers may wait to be recorded as there are slots; a call whose answer finds
+        // the queue full keeps its slot until there is room, so claims never run more than one
+        // round of answers ahead of Redis.
+        let (answers, to_record) = mpsc::channel(shared.config.concurrency.max(1));
         let recorder = tokio::spawn(Arc::clone(&shared).record_answers(to_record));
         let slots = Arc::new(Semaphore::new(shared.config.concurrency.max(1)));
         let mut in_flight = JoinSet::new();
@@ -250,12 +250,10 @@ impl<H: Handler> Worker<H> {
 /// How long shutdown waits for the answers already given to be recorded.
 const RECORD_ON_SHUTDOWN: Duration = Duration::from_secs(5);
 
-/// A call's outcome on its way to Redis, with the slot it still occupies.
+/// A call's outcome on its way to Redis.
 struct Answer {
     task: ClaimedTask,
     outcome: Outcome,
-    /// Freed once the outcome is recorded, so the claim loop never runs ahead of Redis.
-    _slot: OwnedSemaphorePermit,
 }
 
 impl<H: Handler> Shared<H> {
@@ -264,18 +262,17 @@ impl<H: Handler> Shared<H> {
         self: Arc<Self>,
         slots: &Arc<Semaphore>,
         in_flight: &mut JoinSet<()>,
-        answers: &mpsc::UnboundedSender<Answer>,
+        answers: &mpsc::Sender<Answer>,
     ) {
         let mut redis_backoff = Duration::ZERO;
         loop {
             while in_flight.try_join_next().is_some() {}
             if slots.available_permits() == 0 {
-                // All slots busy: a free one is the next moment anything can start. Then give
-                // the calls finishing at about the same time a moment, so that one claim (two
-                // round trips) fills several slots rather than one.
+                // All slots busy: a free one is the next moment anything can start. Calls that
+                // finished meanwhile free theirs while a claim is on its way, so claims grow
+                // with the load without waiting on a clock.
                 drop(slots.acquire().await);
-                let gather = (self.config.batch_size / 4).clamp(1, self.config.concurrency.max(1));
-                drop(timeout(CLAIM_GATHER, slots.acquire_many(gather as u32)).await);
+                tokio::task::yield_now().await;
                 continue;
             }
             let want = slots.available_permits().min(self.config.batch_size.max(1));
@@ -352,24 +349,23 @@ impl<H: Handler> Shared<H> {
         self: Arc<Self>,
         task: ClaimedTask,
         slot: OwnedSemaphorePermit,
-        answers: mpsc::UnboundedSender<Answer>,
+        answers: mpsc::Sender<Answer>,
     ) {
         let outcome = AssertUnwindSafe(self.handler.handle(&task))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
         debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
-        // The recorder only stops after the last sender is dropped, so this cannot fail.
-        let _ = answers.send(Answer {
-            task,
-            outcome,
-            _slot: slot,
-        });
+        // The slot frees once the answer is queued for recording, so the next claim need not
+        // wait for Redis to record this one. The recorder only stops after the last sender is
+        // dropped, so this cannot fail.
+        let _ = answers.send(Answer { task, outcome }).await;
+        drop(slot);
     }
 
     /// Records answers in batches: whatever arrived while the previous batch was on its way
     /// goes in the next call, so batches grow with the load and cost nothing when it is low.
-    async fn record_answers(self: Arc<Self>, mut to_record: mpsc::UnboundedReceiver<Answer>) {
+    async fn record_answers(self: Arc<Self>, mut to_record: mpsc::Receiver<Answer>) {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while to_record.recv_many(&mut batch, RECORD_BATCH).await > 0 {
             self.record(&batch).await;

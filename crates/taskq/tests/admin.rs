@@ -183,6 +183,16 @@ async fn submit_keeps_the_payload_and_a_duplicate_keeps_the_first() {
 
     assert!(created.created && !duplicate.created);
     let shown = queue.get(&name("p")).await.unwrap().unwrap();
+    // The view a new task's enqueue answers is built without reading the record back: it must
+    // be the record as stored, as a duplicate's (read back) is.
+    let json = |view: &taskq::TaskView| serde_json::to_value(view).unwrap();
+    assert_eq!(json(&created.view), json(&shown));
+    assert_eq!(json(&duplicate.view), json(&shown));
+    let plain = queue.enqueue(&name("plain")).await.unwrap();
+    assert_eq!(
+        json(&plain.view),
+        json(&queue.get(&name("plain")).await.unwrap().unwrap())
+    );
     assert_eq!(shown.payload.unwrap().get(), first.get());
     let huge = RawValue::from_string(format!("\"{}\"", "x".repeat(MAX_PAYLOAD_BYTES))).unwrap();
     assert!(matches!(

@@ -31,15 +31,15 @@ for i = 6, #KEYS do
 end
 local out = {-1}
 if #names > 0 then
-  local first = redis.call('INCRBY', KEYS[4], #names) - #names
-  local deadline = now + lease
+  local first = redis.call('INCRBY', KEYS[4], int(#names)) - #names
+  local deadline, updated = int(now + lease), int(now)
   redis.call('ZREM', KEYS[1], unpack(names))
   for i, name in ipairs(names) do
     local key = keys[i]
-    local token = tostring(first + i)
+    local token = int(first + i)
     local f = redis.call('HMGET', key, 'attempts', 'polls', 'payload')
-    redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', now)
-    redis.call('HINCRBY', key, 'claims', 1)
+    redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', updated)
+    redis.call('HINCRBY', key, 'claims', '1')
     redis.call('ZADD', KEYS[2], deadline, name)
     out[#out + 1] = name
     out[#out + 1] = token
@@ -47,7 +47,7 @@ if #names > 0 then
     out[#out + 1] = f[2] or '0'
     out[#out + 1] = f[3] or ''
   end
-  redis.call('HINCRBY', KEYS[5], 'claimed', #names)
+  redis.call('HINCRBY', KEYS[5], 'claimed', int(#names))
 end
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if next_due[2] then

@@ -3,19 +3,19 @@
 -- ARGV[1] result ttl (ms)   ARGV[2] delay (ms)   ARGV[3..] task names, aligned with KEYS[3..]
 -- Returns one flag per task: 1 created, 0 already there.
 local now = now_ms()
-local run_at = now + tonumber(ARGV[2])
+local created_at, run_at = int(now), int(now + tonumber(ARGV[2]))
 local flags, created = {}, 0
 for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     flags[i - 2] = 0
   else
-    redis.call('HSET', KEYS[i], 'state', 'queued', 'attempts', 0, 'polls', 0, 'claims', 0,
-      'created', now, 'updated', now, 'run_at', run_at, 'ttl', ARGV[1])
+    redis.call('HSET', KEYS[i], 'state', 'queued', 'attempts', '0', 'polls', '0', 'claims', '0',
+      'created', created_at, 'updated', created_at, 'run_at', run_at, 'ttl', ARGV[1])
     redis.call('ZADD', KEYS[1], run_at, ARGV[i])
     flags[i - 2] = 1
     created = created + 1
   end
 end
-redis.call('HINCRBY', KEYS[2], 'enqueued', created)
-redis.call('HINCRBY', KEYS[2], 'duplicates', #KEYS - 2 - created)
+redis.call('HINCRBY', KEYS[2], 'enqueued', int(created))
+redis.call('HINCRBY', KEYS[2], 'duplicates', int(#KEYS - 2 - created))
 return flags

@@ -2,7 +2,7 @@
 -- KEYS[1] leased   KEYS[2..] task records
 -- ARGV[1] lease (ms)   ARGV[2*i], ARGV[2*i+1]: name and token of the task in KEYS[i+1]
 -- Returns the 1-based positions of the tasks whose lease was lost.
-local deadline = now_ms() + tonumber(ARGV[1])
+local deadline = int(now_ms() + tonumber(ARGV[1]))
 local lost = {}
 for i = 2, #KEYS do
   local name, token = ARGV[2 * (i - 1)], ARGV[2 * (i - 1) + 1]

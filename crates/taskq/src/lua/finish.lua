@@ -25,12 +25,13 @@ for i = 5, #KEYS do
   elseif own == 'own' then
     finished[#finished + 1] = name
     if kind == 'done' then
-      redis.call('HSET', key, 'state', 'done', 'data', text, 'updated', now, 'done_at', now)
-      redis.call('PEXPIRE', key, tonumber(redis.call('HGET', key, 'ttl') or '3600000'))
+      local at = int(now)
+      redis.call('HSET', key, 'state', 'done', 'data', text, 'updated', at, 'done_at', at)
+      redis.call('PEXPIRE', key, redis.call('HGET', key, 'ttl') or '3600000')
       done = done + 1
     elseif kind == 'processing' then
-      local polls = redis.call('HINCRBY', key, 'polls', 1)
-      redis.call('HSET', key, 'data', text, 'attempts', 0)
+      local polls = redis.call('HINCRBY', key, 'polls', '1')
+      redis.call('HSET', key, 'data', text, 'attempts', '0')
       if max_poll > 0 and now - tonumber(redis.call('HGET', key, 'created')) >= max_poll then
         bury(key, name, now, 'poll deadline passed: still processing after ' .. polls .. ' polls',
           KEYS[3], KEYS[4], dead_ttl)
@@ -40,7 +41,7 @@ for i = 5, #KEYS do
         snoozed = snoozed + 1
       end
     else
-      local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+      local attempts = redis.call('HINCRBY', key, 'attempts', '1')
       if ARGV[a + 4] == '1' or attempts >= max_attempts then
         bury(key, name, now, text, KEYS[3], KEYS[4], dead_ttl)
         code = 2
@@ -56,7 +57,7 @@ end
 for first = 1, #finished, 500 do
   redis.call('ZREM', KEYS[1], unpack(finished, first, math.min(first + 499, #finished)))
 end
-if done > 0 then redis.call('HINCRBY', KEYS[4], 'done', done) end
-if snoozed > 0 then redis.call('HINCRBY', KEYS[4], 'snoozed', snoozed) end
-if retried > 0 then redis.call('HINCRBY', KEYS[4], 'retried', retried) end
+if done > 0 then redis.call('HINCRBY', KEYS[4], 'done', int(done)) end
+if snoozed > 0 then redis.call('HINCRBY', KEYS[4], 'snoozed', int(snoozed)) end
+if retried > 0 then redis.call('HINCRBY', KEYS[4], 'retried', int(retried)) end
 return codes

@@ -14,6 +14,14 @@
 --   created, updated, run_at, done_at, died_at, cancelled_at   server time in ms
 --   ttl       how long (ms) a done record is kept, chosen by whoever enqueued the task
 
+-- An integer as a Redis argument. Redis 7.0 turns a Lua number argument into text with
+-- printf("%.17g"), which profiles showed taking a tenth of Redis' time in these scripts; '%d'
+-- costs a fraction of that. Every number a script hands to redis.call goes through here (or is a
+-- string literal).
+local function int(n)
+  return string.format('%d', n)
+end
+
 -- Server time in milliseconds: clients never send timestamps, so hosts cannot disagree.
 local function now_ms()
   local t = redis.call('TIME')
@@ -34,7 +42,7 @@ end
 local function ownership(key, token, k_stats)
   local cur = redis.call('HMGET', key, 'token', 'state')
   if cur[1] ~= token then
-    redis.call('HINCRBY', k_stats, 'stale', 1)
+    redis.call('HINCRBY', k_stats, 'stale', '1')
     return 'stale'
   end
   if cur[2] ~= 'running' then
@@ -45,18 +53,20 @@ end
 
 -- Moves a task to the dead set with a reason. Dead records expire after dead_ttl_ms (0 = never).
 local function bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
-  redis.call('HSET', key, 'state', 'dead', 'error', reason, 'updated', now, 'died_at', now)
-  redis.call('ZADD', k_dead, now, name)
-  redis.call('HINCRBY', k_stats, 'dead', 1)
+  local at = int(now)
+  redis.call('HSET', key, 'state', 'dead', 'error', reason, 'updated', at, 'died_at', at)
+  redis.call('ZADD', k_dead, at, name)
+  redis.call('HINCRBY', k_stats, 'dead', '1')
   if dead_ttl_ms > 0 then
-    redis.call('PEXPIRE', key, dead_ttl_ms)
+    redis.call('PEXPIRE', key, int(dead_ttl_ms))
   end
 end
 
 -- Puts a task back in the due set at `run_at`.
 local function schedule(key, name, run_at, now, k_due)
-  redis.call('HSET', key, 'state', waiting_state(key), 'run_at', run_at, 'updated', now)
-  redis.call('ZADD', k_due, run_at, name)
+  local at = int(run_at)
+  redis.call('HSET', key, 'state', waiting_state(key), 'run_at', at, 'updated', int(now))
+  redis.call('ZADD', k_due, at, name)
 end
 
 -- Takes back the lease of `name` (record `key`) if it expired before `now`: the token is revoked
@@ -71,9 +81,9 @@ local function reap_if_expired(key, name, k_leased, k_due, k_dead, k_stats, now,
   if redis.call('EXISTS', key) == 0 then
     return 0
   end
-  local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+  local attempts = redis.call('HINCRBY', key, 'attempts', '1')
   redis.call('HSET', key, 'token', '')
-  redis.call('HINCRBY', k_stats, 'reaped', 1)
+  redis.call('HINCRBY', k_stats, 'reaped', '1')
   local reason = 'lease expired: the consumer holding the task stopped answering'
   if attempts >= max_attempts then
     bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
@@ -90,9 +100,9 @@ local function revive(key, name, now, k_dead, k_due, k_stats)
   if redis.call('HGET', key, 'state') ~= 'dead' then return false end
   redis.call('ZREM', k_dead, name)
   redis.call('PERSIST', key)
-  redis.call('HSET', key, 'attempts', 0)
+  redis.call('HSET', key, 'attempts', '0')
   redis.call('HDEL', key, 'died_at')
   schedule(key, name, now, now, k_due)
-  redis.call('HINCRBY', k_stats, 'revived', 1)
+  redis.call('HINCRBY', k_stats, 'revived', '1')
   return true
 end

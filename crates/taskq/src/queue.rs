@@ -294,16 +294,34 @@ impl Queue {
     }
 
     /// The members with the lowest scores of each sorted set, in one pipelined round trip.
+    ///
+    /// While the queue's slot moves between cluster nodes, the pipeline may be answered `ASK`
+    /// (or `TRYAGAIN`), which redis-rs follows for single commands but not inside a pipeline: the
+    /// sets are then read one command each.
     async fn earliest<T: redis::FromRedisValue>(&self, sets: &[(&str, usize)]) -> Result<T> {
         let mut pipe = redis::pipe();
         for (key, count) in sets {
             pipe.zrange(*key, 0, (*count as isize) - 1);
         }
-        Ok(once_more_if_dropped(|| {
+        let piped = once_more_if_dropped(|| {
             let (mut conn, pipe) = (self.conn(), &pipe);
             async move { pipe.query_async(&mut conn).await }
         })
-        .await?)
+        .await;
+        match piped {
+            Err(err) if err.is_cluster_error() => {
+                tracing::debug!(error = %err, "slot on the move: reading candidates one set at a time");
+                let mut replies = Vec::with_capacity(sets.len());
+                for (key, count) in sets {
+                    let reply: redis::Value =
+                        self.conn().zrange(*key, 0, (*count as isize) - 1).await?;
+                    replies.push(reply);
+                }
+                redis::from_redis_value(redis::Value::Array(replies))
+                    .map_err(|err| Error::UnexpectedReply(format!("candidates: {err}")))
+            }
+            piped => Ok(piped?),
+        }
     }
 
     /// Stores the final result: the task is done and leaves the queue.

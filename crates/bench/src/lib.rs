@@ -23,16 +23,24 @@
 //! - [`redis_cluster`]: three of them in cluster mode, joined by `redis-cli --cluster create`.
 //! - [`process`]: the release binaries as child processes; free ports; peak RSS from `/proc`.
 //! - [`probe`]: Redis' own counters (commands by name, CPU time) read around a workload.
+//! - [`machine_cpu`]: the whole machine's busy cores (`/proc/stat`) around a workload.
+//! - [`window`]: a measured window: wall time, Redis', the machine's and chosen processes' CPU.
+//! - [`redis_limit`]: `redis-benchmark` running the library's enqueue script: Redis' own limit.
+//! - [`api_latency`]: the mock API's latency alone, at W3d's concurrency.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
 //! - [`workloads`]: one module per workload; each run answers named metrics.
 //! - [`summary`]: median, min and max over runs.
 //! - [`report`]: the machine's facts and the two result files.
 
+pub mod api_latency;
 pub mod drain;
+pub mod machine_cpu;
 pub mod probe;
 pub mod process;
 pub mod redis_cluster;
+pub mod redis_limit;
 pub mod redis_server;
 pub mod report;
 pub mod summary;
+pub mod window;
 pub mod workloads;

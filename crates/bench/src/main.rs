@@ -23,7 +23,7 @@ use tracing::{info, warn};
 /// Benchmarks taskq (issues 4 and 5): starts its own redis-server (and, for S2, a 3-master Redis
 /// Cluster), runs each workload several times, writes median/min/max to bench/results.json and
 /// bench/results.md. Needs the release binaries (`cargo build --release`; scripts/bench builds
-/// them), wrk for W1 and redis-cli for S2.
+/// them), wrk for W1, redis-benchmark for W1b and redis-cli for S2.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -74,6 +74,9 @@ struct Cli {
     /// The redis-cli that joins S2's cluster (`--cluster create`).
     #[arg(long, default_value = "redis-cli")]
     redis_cli: String,
+    /// The redis-benchmark that measures Redis' own enqueue limit (W1b).
+    #[arg(long, default_value = "redis-benchmark")]
+    redis_benchmark: String,
     /// Child logs and scratch files (git-ignored).
     #[arg(long, default_value = "bench/raw")]
     raw_dir: PathBuf,
@@ -139,6 +142,7 @@ async fn run(cli: Cli) -> Result<()> {
             s2_tasks_per_queue: cli.s2_tasks,
             redis_server: cli.redis_server.clone(),
             redis_cli: cli.redis_cli.clone(),
+            redis_benchmark: cli.redis_benchmark.clone(),
         },
         http: reqwest::Client::new(),
     };

@@ -2,31 +2,39 @@
 //! tasks sharing one queue handle, so one multiplexed connection, as the anchors' 64 lanes do),
 //! then `enqueue_many` in sequential chunks (the anchors' `addBulk`). Connection set-up is
 //! outside the timing, as it is for the anchors.
+//!
+//! Each phase reports where the CPU went (Redis, this process, the machine), and the run ends
+//! with Redis' own limit for the same script, measured by `redis-benchmark` (see
+//! [`crate::redis_limit`]): together they say whether the library, Redis or the machine bounds
+//! the figure.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use super::{Bench, Metric, Workload, fill, metric, names};
+use crate::redis_limit::{self, REQUESTS};
+use crate::window::{Spent, Window};
 
 const LANES: usize = 64;
 
 /// One run of W1b.
 ///
 /// # Errors
-/// When Redis fails or a task was not created.
+/// When Redis fails, a task was not created, or `redis-benchmark` fails.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W1b);
+    let mut conn = bench.redis.connect().await?;
+    let me = [std::process::id()];
 
     bench.redis.flush().await?;
     let queue = bench.queue("bench-w1b")?;
     queue.ping().await?;
     let all = Arc::new(names(&format!("w1b-r{run}"), 0..n)?);
     let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
+    let window = Window::open(&mut conn, &me).await?;
     let mut lanes: JoinSet<taskq::Result<u64>> = JoinSet::new();
     for _ in 0..LANES {
         let (queue, all, next) = (queue.clone(), Arc::clone(&all), Arc::clone(&next));
@@ -42,7 +50,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     while let Some(lane) = lanes.join_next().await {
         created += lane.context("an enqueue lane failed")??;
     }
-    let one_by_one = started.elapsed();
+    let one_by_one = window.close(&mut conn).await?;
     if created != n {
         bail!("{created} of {n} tasks created");
     }
@@ -50,22 +58,101 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     bench.redis.flush().await?;
     let queue = bench.queue("bench-w1b-many")?;
     queue.ping().await?;
-    let batched = fill(&queue, &format!("w1b-many-r{run}"), 0..n).await?;
+    let window = Window::open(&mut conn, &me).await?;
+    fill(&queue, &format!("w1b-many-r{run}"), 0..n).await?;
+    let batched = window.close(&mut conn).await?;
     let due = queue.counts().await?.due;
     if due != n {
         bail!("{due} of {n} tasks due after enqueue_many");
     }
 
-    Ok(vec![
-        metric(
-            "enqueue_tasks_per_s",
-            "tasks/s",
-            n as f64 / one_by_one.as_secs_f64(),
-        ),
+    let queue = bench.queue("bench-w1b-limit")?;
+    let sha = redis_limit::enqueue_sha(&mut conn, &queue).await?;
+    let program = &bench.settings.redis_benchmark;
+    let limit = redis_limit::run(bench.redis, program, &queue, &sha, 1).await?;
+    let pipelined = redis_limit::run(bench.redis, program, &queue, &sha, 16).await?;
+
+    let enqueue_per_s = n as f64 / one_by_one.elapsed.as_secs_f64();
+    let mut metrics = vec![
+        metric("enqueue_tasks_per_s", "tasks/s", enqueue_per_s),
         metric(
             "enqueue_many_tasks_per_s",
             "tasks/s",
-            n as f64 / batched.as_secs_f64(),
+            n as f64 / batched.elapsed.as_secs_f64(),
         ),
-    ])
+    ];
+    metrics.extend(cpu_metrics(
+        [
+            "enqueue_redis_cpu_us_per_task",
+            "enqueue_redis_cpu_share",
+            "enqueue_machine_busy_cores",
+        ],
+        &one_by_one,
+        n,
+    ));
+    metrics.push(bench_share("enqueue_bench_cpu_share", &one_by_one));
+    metrics.extend(cpu_metrics(
+        [
+            "enqueue_many_redis_cpu_us_per_task",
+            "enqueue_many_redis_cpu_share",
+            "enqueue_many_machine_busy_cores",
+        ],
+        &batched,
+        n,
+    ));
+    metrics.push(bench_share("enqueue_many_bench_cpu_share", &batched));
+    metrics.push(metric(
+        "redis_limit_enqueue_per_s",
+        "tasks/s",
+        limit.requests_per_s,
+    ));
+    metrics.extend(cpu_metrics(
+        [
+            "redis_limit_redis_cpu_us_per_task",
+            "redis_limit_redis_cpu_share",
+            "redis_limit_machine_busy_cores",
+        ],
+        &limit.spent,
+        REQUESTS,
+    ));
+    metrics.push(metric(
+        "enqueue_of_redis_limit",
+        "×",
+        enqueue_per_s / limit.requests_per_s,
+    ));
+    metrics.push(metric(
+        "redis_limit_enqueue_pipelined_per_s",
+        "tasks/s",
+        pipelined.requests_per_s,
+    ));
+    metrics.push(metric(
+        "redis_limit_pipelined_redis_cpu_us_per_task",
+        "µs",
+        pipelined.spent.redis.cpu_s * 1e6 / REQUESTS as f64,
+    ));
+    metrics.push(metric(
+        "enqueue_of_pipelined_redis_limit",
+        "×",
+        enqueue_per_s / pipelined.requests_per_s,
+    ));
+    Ok(metrics)
+}
+
+/// Redis' CPU per task and share of a core, and the machine's busy cores, named by `names`.
+fn cpu_metrics(names: [&'static str; 3], spent: &Spent, tasks: u64) -> [Metric; 3] {
+    let [per_task, share, machine] = names;
+    [
+        metric(
+            per_task,
+            "µs",
+            spent.redis.cpu_s * 1e6 / tasks.max(1) as f64,
+        ),
+        metric(share, "cores", spent.redis_share()),
+        metric(machine, "cores", spent.machine_busy_cores),
+    ]
+}
+
+/// This process' share of a core (the window watched it alone).
+fn bench_share(name: &'static str, spent: &Spent) -> Metric {
+    metric(name, "cores", spent.share(spent.process_cpu_s(0)))
 }

@@ -6,16 +6,24 @@
 //!
 //! Both report Redis' cost (round trips, CPU) and the consumer's CPU: W2h per task (one call
 //! each, answered "done"), W3d per API call ("poll": two answered "processing", then "done"), the
-//! two figures the capacity maths of issue 5 rests on.
+//! two figures the capacity maths of issue 5 rests on. Both report the machine's busy cores over
+//! the drain too.
+//!
+//! W3d's ideal time assumes each call takes the mock's configured 20 ms. Before its drain, the
+//! mock (an instance of its own, so the drain's call count stays exact) is therefore measured
+//! alone at the same concurrency (see [`crate::api_latency`]), and the ideal is given again with
+//! the latency this machine actually delivers.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use tokio::time::{Instant, sleep};
 
 use super::{Bench, Metric, Workload, fill, metric, mib, redis_metrics, wait_done, write_profile};
-use crate::probe::{Snapshot, Usage};
+use crate::api_latency::{self, Latency};
 use crate::process::{Service, cpu_s, free_addr};
+use crate::window::{Spent, Window};
 
 /// One full-stack drain.
 struct Spec {
@@ -32,8 +40,8 @@ struct Outcome {
     consumer_rss_kib: u64,
     /// The consumer's CPU seconds from its spawn until the tasks were done.
     consumer_cpu_s: f64,
-    usage: Usage,
-    window: Duration,
+    /// Redis' and the machine's CPU over the same time.
+    spent: Spent,
 }
 
 /// One run of W2h.
@@ -60,8 +68,13 @@ pub async fn w2h(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
             out.consumer_cpu_s * 1e6 / spec.tasks as f64,
         ),
         metric("consumer_cpu_share", "cores", out.consumer_cpu_s / secs),
+        metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
     ];
-    metrics.extend(redis_metrics(&out.usage, spec.tasks, out.window));
+    metrics.extend(redis_metrics(
+        &out.spent.redis,
+        spec.tasks,
+        out.spent.elapsed,
+    ));
     Ok(metrics)
 }
 
@@ -78,35 +91,76 @@ pub async fn w3d(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         concurrency: 100,
         poll_interval_ms: 100,
     };
+    let api = api_alone(bench, &spec, run).await?;
     let out = drain(bench, &spec, run).await?;
     let wall = out.elapsed.as_secs_f64();
-    let ideal = ideal_s(&spec);
+    let ideal = ideal_s(&spec, spec.delay_ms as f64);
+    let ideal_measured = ideal_s(&spec, api.mean_ms);
     let polls = (spec.tasks * spec.polls) as f64;
+    let usage = &out.spent.redis;
     Ok(vec![
         metric("wall_s", "s", wall),
         metric("ideal_s", "s", ideal),
         metric("x_ideal", "×", wall / ideal),
+        metric("api_mean_ms", "ms", api.mean_ms),
+        metric("api_p99_ms", "ms", api.p99_ms),
+        metric("ideal_with_measured_api_s", "s", ideal_measured),
+        metric("x_ideal_measured_api", "×", wall / ideal_measured),
         metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
         metric(
             "round_trips_per_poll",
             "round trips",
-            out.usage.round_trips() as f64 / polls,
+            usage.round_trips() as f64 / polls,
         ),
-        metric("redis_cpu_us_per_poll", "µs", out.usage.cpu_s * 1e6 / polls),
+        metric("redis_cpu_us_per_poll", "µs", usage.cpu_s * 1e6 / polls),
         metric(
             "consumer_cpu_us_per_poll",
             "µs",
             out.consumer_cpu_s * 1e6 / polls,
         ),
+        metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
     ])
 }
 
-/// The lower bound of a polling drain: one task's own path (every call's delay plus the waits
-/// between polls), or the API's latency spread over the consumer's concurrency.
-fn ideal_s(spec: &Spec) -> f64 {
-    let one_task = spec.polls * spec.delay_ms + (spec.polls - 1) * spec.poll_interval_ms;
-    let throughput = (spec.tasks * spec.polls * spec.delay_ms) as f64 / spec.concurrency as f64;
-    (one_task as f64).max(throughput) / 1000.0
+/// The lower bound of a polling drain when each call takes `call_ms`: one task's own path
+/// (every call plus the waits between polls), or all calls spread over the consumer's
+/// concurrency.
+fn ideal_s(spec: &Spec, call_ms: f64) -> f64 {
+    let polls = spec.polls as f64;
+    let one_task = polls * call_ms + (polls - 1.0) * spec.poll_interval_ms as f64;
+    let throughput = spec.tasks as f64 * polls * call_ms / spec.concurrency as f64;
+    one_task.max(throughput) / 1000.0
+}
+
+/// Starts the release mock-api with `spec`'s delay and polls; `name` labels its log.
+async fn start_mock(bench: &Bench<'_>, spec: &Spec, name: &str) -> Result<(Service, SocketAddr)> {
+    let addr = free_addr()?;
+    let mock = Service::serve(
+        &bench.bins.path("mock-api"),
+        &[
+            ("MOCK_API_ADDR", addr.to_string()),
+            ("MOCK_DELAY_MS", spec.delay_ms.to_string()),
+            ("MOCK_POLLS_UNTIL_DONE", spec.polls.to_string()),
+        ],
+        addr,
+        &bench.raw.join(format!("{name}-mock-api.log")),
+    )
+    .await?;
+    Ok((mock, addr))
+}
+
+/// The mock's latency alone for about a second at `spec`'s concurrency, on an instance of its
+/// own, so the drain's mock counts the consumer's calls only.
+async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
+    let (mock, addr) = start_mock(bench, spec, &format!("{}-r{run}-alone", spec.label)).await?;
+    let latency = api_latency::measure(
+        &format!("http://{addr}/"),
+        usize::try_from(spec.concurrency)?,
+        Duration::from_secs(1),
+    )
+    .await;
+    mock.stop().await?;
+    latency
 }
 
 async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
@@ -116,21 +170,10 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let queue = bench.queue(&queue_name)?;
     fill(&queue, &format!("{label}-r{run}"), 0..tasks).await?;
 
-    let api = free_addr()?;
-    let mock = Service::serve(
-        &bench.bins.path("mock-api"),
-        &[
-            ("MOCK_API_ADDR", api.to_string()),
-            ("MOCK_DELAY_MS", spec.delay_ms.to_string()),
-            ("MOCK_POLLS_UNTIL_DONE", spec.polls.to_string()),
-        ],
-        api,
-        &bench.raw.join(format!("{label}-r{run}-mock-api.log")),
-    )
-    .await?;
+    let (mock, api) = start_mock(bench, spec, &format!("{label}-r{run}")).await?;
 
     let mut conn = bench.redis.connect().await?;
-    let before = Snapshot::take(&mut conn).await?;
+    let window = Window::open(&mut conn, &[]).await?;
     let started = Instant::now();
     let mut consumer = Service::spawn(
         &bench.bins.path("consumer"),
@@ -147,9 +190,8 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let elapsed = wait_done(&queue, tasks, started, Duration::from_secs(120)).await?;
     consumer.check_running()?;
     let consumer_cpu_s = cpu_s(&consumer.pid()?.to_string())?;
-    let window = started.elapsed();
-    let usage = before.until(&Snapshot::take(&mut conn).await?);
-    write_profile(bench, &format!("{label}-r{run}"), &usage, tasks)?;
+    let spent = window.close(&mut conn).await?;
+    write_profile(bench, &format!("{label}-r{run}"), &spent.redis, tasks)?;
 
     sleep(Duration::from_millis(300)).await;
     let stats = bench.get_json(&format!("http://{api}/stats")).await?;
@@ -167,8 +209,7 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
         elapsed,
         consumer_rss_kib,
         consumer_cpu_s,
-        usage,
-        window,
+        spent,
     })
 }
 
@@ -186,8 +227,9 @@ mod tests {
             concurrency: 100,
             poll_interval_ms: 100,
         };
-        assert!((ideal_s(&spec) - 1.2).abs() < 1e-9);
+        assert!((ideal_s(&spec, 20.0) - 1.2).abs() < 1e-9);
+        assert!((ideal_s(&spec, 25.0) - 1.5).abs() < 1e-9);
         let few = Spec { tasks: 10, ..spec };
-        assert!((ideal_s(&few) - 0.26).abs() < 1e-9);
+        assert!((ideal_s(&few, 20.0) - 0.26).abs() < 1e-9);
     }
 }

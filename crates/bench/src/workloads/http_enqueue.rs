@@ -1,16 +1,20 @@
 //! W1: HTTP enqueue. A fresh release `producer` per run; `wrk -t2 -c64` for 2 s to warm it up
 //! (discarded), `FLUSHALL`, then the measured `wrk` run, as the anchors do. wrk's Lua `done()`
 //! hook prints its own figures as JSON, so nothing is scraped from its human summary.
+//!
+//! Over the measured run the CPU is split three ways: Redis (its `INFO` counters), the producer
+//! (its `/proc` CPU time) and the rest of the machine, which is mostly wrk itself: on two cores
+//! the load generator competes with what it measures, and the split says how much.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tokio::process::Command;
-use tokio::time::timeout;
 
 use super::{Bench, Metric, metric, mib};
-use crate::process::{Service, free_addr};
+use crate::process::{Service, free_addr, output_of};
+use crate::window::Window;
 
 /// The request generator: unique names, a `BENCHJSON` line at the end.
 const SCRIPT: &str = include_str!("../../wrk/unique.lua");
@@ -54,6 +58,8 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     }
     wrk(&script, &url, 2, &format!("warm{run}")).await?;
     bench.redis.flush().await?;
+    let mut conn = bench.redis.connect().await?;
+    let window = Window::open(&mut conn, &[producer.pid()?]).await?;
     let result = wrk(
         &script,
         &url,
@@ -61,6 +67,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         &format!("r{run}"),
     )
     .await?;
+    let spent = window.close(&mut conn).await?;
     let rss = producer.peak_rss_kib()?;
     let enqueued = bench
         .queue(QUEUE)?
@@ -78,6 +85,9 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
             result.requests
         );
     }
+    let per_req = |cpu_s: f64| cpu_s * 1e6 / result.requests.max(1) as f64;
+    let producer_cpu_s = spent.process_cpu_s(0);
+    let (redis_share, producer_share) = (spent.redis_share(), spent.share(producer_cpu_s));
     Ok(vec![
         metric("req_per_s", "req/s", result.rps),
         metric("p50_ms", "ms", result.p50_ms),
@@ -88,28 +98,29 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
             (result.errors + result.non_2xx) as f64,
         ),
         metric("producer_peak_rss_mib", "MiB", mib(rss)),
+        metric("redis_cpu_us_per_req", "µs", per_req(spent.redis.cpu_s)),
+        metric("redis_cpu_share", "cores", redis_share),
+        metric("producer_cpu_us_per_req", "µs", per_req(producer_cpu_s)),
+        metric("producer_cpu_share", "cores", producer_share),
+        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
+        metric(
+            "wrk_and_rest_cores",
+            "cores",
+            spent.machine_busy_cores - redis_share - producer_share,
+        ),
     ])
 }
 
 async fn wrk(script: &std::path::Path, url: &str, secs: u64, prefix: &str) -> Result<WrkResult> {
-    let run = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{secs}s"), "-s"])
-        .arg(script)
-        .args([url, "--", prefix])
-        .kill_on_drop(true)
-        .output();
-    let output = timeout(Duration::from_secs(secs + 30), run)
-        .await
-        .context("wrk did not finish")?
-        .context("running wrk (Debian's package `wrk`; scripts/bench installs it)")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "wrk failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let stdout = output_of(
+        Command::new("wrk")
+            .args(["-t2", "-c64", &format!("-d{secs}s"), "-s"])
+            .arg(script)
+            .args([url, "--", prefix]),
+        Duration::from_secs(secs + 30),
+        "Debian's package `wrk`; scripts/bench installs it",
+    )
+    .await?;
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("BENCHJSON "))

@@ -7,11 +7,10 @@
 //! `fill_s`); later runs top it back up to the same depth, untimed, with new names.
 
 use anyhow::{Result, bail};
-use tokio::time::Instant;
 
 use super::{Bench, Metric, Workload, fill, metric, mib, redis_metrics, write_profile};
 use crate::drain::{DrainArgs, DrainReport, in_child};
-use crate::probe::Snapshot;
+use crate::window::Window;
 
 const W4_QUEUE: &str = "bench-w4";
 
@@ -75,8 +74,7 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// `<raw>/<label>-redis-profile.json`.
 async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Result<Vec<Metric>> {
     let mut conn = bench.redis.connect().await?;
-    let before = Snapshot::take(&mut conn).await?;
-    let window = Instant::now();
+    let window = Window::open(&mut conn, &[]).await?;
     let report: DrainReport = in_child(
         &bench.exe,
         &DrainArgs {
@@ -89,9 +87,8 @@ async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Resul
         },
     )
     .await?;
-    let window = window.elapsed();
-    let usage = before.until(&Snapshot::take(&mut conn).await?);
-    write_profile(bench, label, &usage, tasks)?;
+    let spent = window.close(&mut conn).await?;
+    write_profile(bench, label, &spent.redis, tasks)?;
     if report.stale > 0 || report.redis_errors > 0 {
         bail!(
             "the worker saw {} stale answers and {} Redis errors",
@@ -108,7 +105,8 @@ async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Resul
             report.cpu_s * 1e6 / tasks as f64,
         ),
         metric("worker_cpu_share", "cores", report.cpu_s / report.elapsed_s),
+        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ];
-    metrics.extend(redis_metrics(&usage, tasks, window));
+    metrics.extend(redis_metrics(&spent.redis, tasks, spent.elapsed));
     Ok(metrics)
 }

@@ -115,18 +115,33 @@ impl Workload {
         match self {
             Self::W1 => format!(
                 "HTTP enqueue: release producer, wrk -t2 -c64 -d{}s, unique task names, after a 2 s \
-                 warm-up and FLUSHALL; producer peak RSS (VmHWM)",
+                 warm-up and FLUSHALL; producer peak RSS (VmHWM). Over the measured wrk run: Redis' \
+                 and the producer's CPU per request (INFO cpu; /proc/<pid>/stat) and as shares of \
+                 a core, machine_busy_cores (/proc/stat: cores busy on average, of all), and \
+                 wrk_and_rest_cores = machine - Redis - producer (mostly wrk itself)",
                 s.wrk_duration_s
             ),
             Self::W1b => format!(
                 "library enqueue of {n} unique tasks: Queue::enqueue with 64 in flight (64 tokio \
-                 tasks, one shared connection), and Queue::enqueue_many in sequential chunks of {CHUNK}",
-                n = s.tasks(Self::W1b)
+                 tasks, one shared connection), and Queue::enqueue_many in sequential chunks of \
+                 {CHUNK}; for each phase Redis' CPU per task and share of a core, this (bench) \
+                 process' share, and machine_busy_cores. redis_limit_*: Redis' own limit for the \
+                 same script, redis-benchmark -c {clients} -n {requests} -r 1e8 EVALSHA of the \
+                 library's enqueue script (SHA checked) on the queue's real keys with new names, \
+                 unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined \
+                 (-P 16, as the multiplexed connection pipelines concurrent calls); \
+                 enqueue_of_redis_limit = enqueue_tasks_per_s / redis_limit_enqueue_per_s, \
+                 enqueue_of_pipelined_redis_limit the same over the pipelined figure",
+                n = s.tasks(Self::W1b),
+                clients = crate::redis_limit::CLIENTS,
+                requests = crate::redis_limit::REQUESTS
             ),
             Self::W2 => format!(
                 "drain {n} pre-enqueued tasks with the library Worker and a no-op handler, \
                  concurrency {c}, batch size {b}, in a child process; timed from worker start until \
-                 the queue's done counter reached {n} (read every 5 ms); peak RSS of that child",
+                 the queue's done counter reached {n} (read every 5 ms); peak RSS of that child; \
+                 Redis' CPU per task and share of a core, and machine_busy_cores, over the child's \
+                 run",
                 n = s.tasks(Self::W2),
                 c = s.w2_concurrency,
                 b = s.w2_batch_size
@@ -135,19 +150,25 @@ impl Workload {
                 "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
                  POLL_INTERVAL_MS=100) against the release mock-api (MOCK_DELAY_MS=0, \
                  MOCK_POLLS_UNTIL_DONE=1); timed from consumer spawn until done = {n}; API calls \
-                 must be {n}; consumer CPU and Redis round trips and CPU per task",
+                 must be {n}; consumer CPU and Redis round trips and CPU per task; \
+                 machine_busy_cores over the drain",
                 n = s.tasks(Self::W2h)
             ),
             Self::W3d => format!(
                 "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
                  CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all done \
                  against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
-                 {calls}; Redis round trips and CPU and consumer CPU per API call (poll)",
+                 {calls}; Redis round trips and CPU and consumer CPU per API call (poll); \
+                 machine_busy_cores over the drain. Before it, a mock-api of its own is timed alone \
+                 for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, api_p99_ms, \
+                 and ideal_with_measured_api_s = the same ideal with that mean instead of 20 ms, \
+                 x_ideal_measured_api = wall / it",
                 n = s.tasks(Self::W3d),
                 calls = 3 * s.tasks(Self::W3d)
             ),
             Self::W4 => format!(
-                "depth: W2 (same worker settings) timing the first {m} completions while {d} tasks \
+                "depth: W2 (same worker settings and metrics) timing the first {m} completions \
+                 while {d} tasks \
                  are queued (enqueue_many, chunks of {CHUNK}; later runs top the queue back up to \
                  {d} untimed); the first run also reports the fill time and Redis' used_memory once \
                  {d} are queued",
@@ -221,6 +242,8 @@ pub struct Settings {
     pub redis_server: String,
     /// S2: the `redis-cli` that joins the cluster.
     pub redis_cli: String,
+    /// W1b: the `redis-benchmark` that measures Redis' own enqueue limit.
+    pub redis_benchmark: String,
 }
 
 impl Settings {

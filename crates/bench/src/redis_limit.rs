@@ -1,0 +1,196 @@
+//! The Redis limit of enqueueing, measured the same way as W1b: Debian's `redis-benchmark`
+//! against the bench's own `redis-server`, running the queue's real enqueue script by `EVALSHA`
+//! on new task names, 64 clients.
+//!
+//! A library figure below what Redis itself can do is the library's (or the machine's) doing;
+//! one close to it is Redis' limit, and no client change will pass it. `redis-benchmark` is a
+//! small C client, so its figure is about as much as Redis serves on this machine for this
+//! script. The script is the library's own text (`prelude.lua` + `enqueue.lua`, as
+//! `taskq::scripts` builds it), proven identical by its SHA: Redis knows it after one
+//! `Queue::enqueue` and not before. The keys are the queue's own (`Queue::keys`); the run is
+//! checked through the library afterwards (its counters and due set count the tasks, and a
+//! sample of records is read back).
+//!
+//! `redis-benchmark` draws every `__rand_int__` apart, so a task's record key and the name it
+//! queues carry different numbers; both are new, of the same length, so the script does the same
+//! work as for a real new task. About one draw in a thousand repeats (200,000 among 10^8) and
+//! takes the duplicate path.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use redis::aio::MultiplexedConnection;
+use taskq::{Queue, TaskName};
+use tokio::process::Command;
+use tracing::info;
+
+use crate::process::output_of;
+use crate::redis_server::RedisServer;
+use crate::window::{Spent, Window};
+
+/// Script calls per run.
+pub const REQUESTS: u64 = 200_000;
+/// Connections, as W1b's 64 enqueues in flight.
+pub const CLIENTS: u32 = 64;
+/// Range of the random numbers in names: wide enough that few repeat.
+const RANDOM_RANGE: u64 = 100_000_000;
+
+/// The library's enqueue script, as `taskq::scripts` concatenates it.
+const ENQUEUE_SCRIPT: &str = concat!(
+    include_str!("../../taskq/src/lua/prelude.lua"),
+    include_str!("../../taskq/src/lua/enqueue.lua")
+);
+
+/// One `redis-benchmark` run.
+#[derive(Debug, Clone)]
+pub struct LimitRun {
+    /// Script calls per second, as `redis-benchmark` measured them.
+    pub requests_per_s: f64,
+    /// What the run cost Redis and the machine.
+    pub spent: Spent,
+}
+
+/// Checks that the library's enqueue script is [`ENQUEUE_SCRIPT`] and answers its SHA: after a
+/// `SCRIPT FLUSH` Redis does not know that SHA, and after one `Queue::enqueue` it does. Leaves
+/// one task in `queue` ([`run`] empties Redis first).
+///
+/// # Errors
+/// When Redis fails, or the library runs another script.
+pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Result<String> {
+    let sha = redis::Script::new(ENQUEUE_SCRIPT).get_hash().to_owned();
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(conn).await?;
+    if script_exists(conn, &sha).await? {
+        bail!("Redis knows the enqueue script after SCRIPT FLUSH");
+    }
+    queue.enqueue(&TaskName::parse("limit-probe")?).await?;
+    if !script_exists(conn, &sha).await? {
+        bail!(
+            "after Queue::enqueue Redis does not know {sha}: the library's enqueue script is no \
+             longer prelude.lua + enqueue.lua"
+        );
+    }
+    Ok(sha)
+}
+
+async fn script_exists(conn: &mut MultiplexedConnection, sha: &str) -> Result<bool> {
+    let known: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(sha)
+        .query_async(conn)
+        .await?;
+    Ok(known.first().copied().unwrap_or(false))
+}
+
+/// Empties Redis, then runs `program` (`redis-benchmark`) once with `pipeline` calls per client
+/// in flight, each an `EVALSHA` of `sha` enqueueing a new task into `queue`; then checks through
+/// the library that the tasks are there.
+///
+/// # Errors
+/// When `redis-benchmark` is missing or fails, or the tasks are not where the library looks.
+pub async fn run(
+    redis: &RedisServer,
+    program: &str,
+    queue: &Queue,
+    sha: &str,
+    pipeline: u32,
+) -> Result<LimitRun> {
+    let keys = queue.keys();
+    let prefix = keys.task_prefix();
+    let stats = prefix
+        .strip_suffix("task:")
+        .map(|tag| format!("{tag}stats"))
+        .with_context(|| format!("task records no longer end in task: ({prefix})"))?;
+    let ttl_ms = queue.policy().result_ttl.as_millis().to_string();
+    redis.flush().await?;
+    let mut conn = redis.connect().await?;
+    let window = Window::open(&mut conn, &[]).await?;
+    let stdout = output_of(
+        Command::new(program)
+            .args(["-h", "127.0.0.1", "-p", &redis.port().to_string()])
+            .args(["-c", &CLIENTS.to_string(), "-n", &REQUESTS.to_string()])
+            .args(["-r", &RANDOM_RANGE.to_string(), "-P", &pipeline.to_string()])
+            .args(["--csv", "EVALSHA", sha, "3"])
+            .arg(format!("{prefix}rb-__rand_int__"))
+            .args([keys.due_key(), &stats, "rb-__rand_int__", &ttl_ms, "0"]),
+        Duration::from_secs(300),
+        "Debian's redis-tools; scripts/setup installs it",
+    )
+    .await?;
+    let spent = window.close(&mut conn).await?;
+    let requests_per_s = csv_rps(&stdout)
+        .with_context(|| format!("no requests/s in redis-benchmark's output:\n{stdout}"))?;
+    check_written(&mut conn, queue, pipeline).await?;
+    Ok(LimitRun {
+        requests_per_s,
+        spent,
+    })
+}
+
+/// Fails unless nearly every call created a task that the library sees, and logs a sample of
+/// the records written.
+async fn check_written(
+    conn: &mut MultiplexedConnection,
+    queue: &Queue,
+    pipeline: u32,
+) -> Result<()> {
+    let counts = queue.counts().await?;
+    let enqueued = counts.totals.get("enqueued").copied().unwrap_or(0);
+    let least = REQUESTS * 99 / 100;
+    if enqueued < least || counts.due < least {
+        bail!(
+            "redis-benchmark made {REQUESTS} calls but the library counts {enqueued} enqueued and \
+             {} due: the keys are not the queue's",
+            counts.due
+        );
+    }
+    let (_, sample): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg(format!("{}*", queue.keys().task_prefix()))
+        .arg("COUNT")
+        .arg(100)
+        .query_async(conn)
+        .await?;
+    let first = sample.first().context("SCAN found no task record")?;
+    let state: Option<String> = redis::cmd("HGET")
+        .arg(first)
+        .arg("state")
+        .query_async(conn)
+        .await?;
+    if state.as_deref() != Some("queued") {
+        bail!("{first} holds state {state:?}, not queued");
+    }
+    info!(
+        pipeline,
+        enqueued,
+        due = counts.due,
+        sample = ?sample.iter().take(3).collect::<Vec<_>>(),
+        "redis-benchmark wrote task records where the library reads them"
+    );
+    Ok(())
+}
+
+/// The `rps` column of `redis-benchmark --csv`'s one result row.
+fn csv_rps(csv: &str) -> Option<f64> {
+    let mut rows = csv.lines().map(|l| {
+        l.split("\",\"")
+            .map(|f| f.trim_matches('"'))
+            .collect::<Vec<_>>()
+    });
+    let header = rows.next()?;
+    let column = header.iter().position(|&f| f == "rps")?;
+    rows.find_map(|row| row.get(column)?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_per_second_are_read_from_the_csv() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\",\"p99_latency_ms\"\n\
+                   \"EVALSHA abc 3 {taskq:q}:task:rb-__rand_int__ x,y\",\"14084.51\",\"0.190\",\"3.8\"\n";
+        assert_eq!(csv_rps(csv), Some(14_084.51));
+        assert_eq!(csv_rps("\"test\",\"avg\"\n\"x\",\"1\"\n"), None);
+    }
+}

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use taskq::service::{LogFormat, init_tracing, shutdown_signal};
+use taskq::service::{LogArgs, shutdown_signal};
 
 /// Claims due tasks, polls the third-party API for each, and records the answers.
 #[derive(Debug, Parser)]
@@ -10,9 +10,8 @@ use taskq::service::{LogFormat, init_tracing, shutdown_signal};
 struct Cli {
     #[command(flatten)]
     config: consumer::Config,
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
     /// Threads running the consumer (0: one per core). Waiting on the API costs no thread, so
     /// one thread keeps thousands of calls a second in flight, with the least memory; more help
     /// only when parsing the API's answers is the limit.
@@ -22,7 +21,7 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    cli.log.init();
     let runtime = match cli.runtime_threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {

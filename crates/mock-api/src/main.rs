@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use taskq::service::{LogFormat, init_tracing, shutdown_signal};
+use taskq::service::{LogArgs, shutdown_signal};
 
 /// A simulated slow third-party API: answers "processing", then "done".
 #[derive(Debug, Parser)]
@@ -10,15 +10,14 @@ use taskq::service::{LogFormat, init_tracing, shutdown_signal};
 struct Cli {
     #[command(flatten)]
     config: mock_api::Config,
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    cli.log.init();
     let listener = tokio::net::TcpListener::bind(cli.config.addr)
         .await
         .with_context(|| format!("binding {}", cli.config.addr))?;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use taskq::service::{LogFormat, init_tracing, shutdown_signal};
+use taskq::service::{LogArgs, shutdown_signal};
 
 /// HTTP front door of taskq: GET /?task-name=NAME (or POST /tasks) enqueues a task and answers
 /// at once; an admin API, /metrics and /openapi.json besides.
@@ -11,15 +11,14 @@ use taskq::service::{LogFormat, init_tracing, shutdown_signal};
 struct Cli {
     #[command(flatten)]
     config: producer::Config,
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    cli.log.init();
     let state = cli.config.state().context("opening the queue")?;
     let listener = tokio::net::TcpListener::bind(cli.config.addr)
         .await

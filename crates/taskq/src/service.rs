@@ -64,6 +64,21 @@ impl RedisArgs {
     }
 }
 
+/// The logging flag every binary takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl LogArgs {
+    /// Starts logging to stderr in the chosen format (see [`init_tracing`]).
+    pub fn init(&self) {
+        init_tracing(self.log_format);
+    }
+}
+
 /// The log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

@@ -42,6 +42,8 @@ struct Outcome {
     consumer_cpu_s: f64,
     /// Redis' and the machine's CPU over the same time.
     spent: Spent,
+    /// The mean API call latency the consumer itself measured (its `/metrics` histogram), ms.
+    api_seen_mean_ms: f64,
 }
 
 /// One run of W2h.
@@ -106,6 +108,12 @@ pub async fn w3d(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         metric("api_p99_ms", "ms", api.p99_ms),
         metric("ideal_with_measured_api_s", "s", ideal_measured),
         metric("x_ideal_measured_api", "×", wall / ideal_measured),
+        metric("consumer_seen_api_mean_ms", "ms", out.api_seen_mean_ms),
+        metric(
+            "x_ideal_consumer_seen_api",
+            "×",
+            wall / ideal_s(&spec, out.api_seen_mean_ms),
+        ),
         metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
         metric(
             "round_trips_per_poll",
@@ -175,11 +183,12 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let mut conn = bench.redis.connect().await?;
     let window = Window::open(&mut conn, &[]).await?;
     let started = Instant::now();
+    let consumer_addr = free_addr()?;
     let mut consumer = Service::spawn(
         &bench.bins.path("consumer"),
         &[
             ("REDIS_URL", bench.redis.url()),
-            ("CONSUMER_ADDR", free_addr()?.to_string()),
+            ("CONSUMER_ADDR", consumer_addr.to_string()),
             ("QUEUE_NAME", queue_name.clone()),
             ("API_URL", format!("http://{api}/")),
             ("CONCURRENCY", spec.concurrency.to_string()),
@@ -195,6 +204,7 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
 
     sleep(Duration::from_millis(300)).await;
     let stats = bench.get_json(&format!("http://{api}/stats")).await?;
+    let api_seen_mean_ms = api_seen_mean_ms(bench, consumer_addr).await?;
     let consumer_rss_kib = consumer.peak_rss_kib()?;
     consumer.stop().await?;
     mock.stop().await?;
@@ -210,7 +220,31 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
         consumer_rss_kib,
         consumer_cpu_s,
         spent,
+        api_seen_mean_ms,
     })
+}
+
+/// The mean of the consumer's API call latency histogram (`/metrics`), in ms.
+async fn api_seen_mean_ms(bench: &Bench<'_>, consumer: SocketAddr) -> Result<f64> {
+    let page = bench
+        .http
+        .get(format!("http://{consumer}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let total = |series: &str| {
+        page.lines()
+            .filter(|line| line.starts_with(series))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let count = total("taskq_api_call_duration_seconds_count");
+    if count == 0.0 {
+        bail!("the consumer's /metrics shows no API call");
+    }
+    Ok(total("taskq_api_call_duration_seconds_sum") / count * 1000.0)
 }
 
 #[cfg(test)]

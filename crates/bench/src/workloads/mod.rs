@@ -162,7 +162,7 @@ impl Workload {
                  machine_busy_cores over the drain. Before it, a mock-api of its own is timed alone \
                  for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, api_p99_ms, \
                  and ideal_with_measured_api_s = the same ideal with that mean instead of 20 ms, \
-                 x_ideal_measured_api = wall / it",
+                 x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean call                  latency the consumer's own /metrics histogram recorded during the drain, and                  x_ideal_consumer_seen_api the wall time against the ideal with that mean",
                 n = s.tasks(Self::W3d),
                 calls = 3 * s.tasks(Self::W3d)
             ),

@@ -10,8 +10,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local now = now_ms()
 local created, run_at = int(now), int(now + tonumber(ARGV[3]))
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', '0', 'polls', '0', 'claims', '0',
-  'created', created, 'updated', created, 'run_at', run_at, 'ttl', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'created', created, 'updated', created,
+  'run_at', run_at, 'ttl', ARGV[2])
 if ARGV[4] then redis.call('HSET', KEYS[1], 'payload', ARGV[4]) end
 redis.call('ZADD', KEYS[2], run_at, ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'enqueued', '1')

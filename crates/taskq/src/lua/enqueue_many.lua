@@ -4,17 +4,22 @@
 -- Returns one flag per task: 1 created, 0 already there.
 local now = now_ms()
 local created_at, run_at = int(now), int(now + tonumber(ARGV[2]))
-local flags, created = {}, 0
+local flags, created, due = {}, 0, {}
 for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     flags[i - 2] = 0
   else
-    redis.call('HSET', KEYS[i], 'state', 'queued', 'attempts', '0', 'polls', '0', 'claims', '0',
-      'created', created_at, 'updated', created_at, 'run_at', run_at, 'ttl', ARGV[1])
-    redis.call('ZADD', KEYS[1], run_at, ARGV[i])
+    redis.call('HSET', KEYS[i], 'state', 'queued', 'created', created_at, 'updated', created_at,
+      'run_at', run_at, 'ttl', ARGV[1])
+    due[#due + 1] = run_at
+    due[#due + 1] = ARGV[i]
     flags[i - 2] = 1
     created = created + 1
   end
+end
+-- One ZADD for the batch (in slices, within Lua's stack limit for unpack).
+for first = 1, #due, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(due, first, math.min(first + 999, #due)))
 end
 redis.call('HINCRBY', KEYS[2], 'enqueued', int(created))
 redis.call('HINCRBY', KEYS[2], 'duplicates', int(#KEYS - 2 - created))

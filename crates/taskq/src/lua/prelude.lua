@@ -8,6 +8,7 @@
 --   attempts  failed attempts since the last successful poll (errors and expired leases)
 --   polls     "processing" answers received
 --   claims    times the task was handed to a worker
+--             (these three counters are absent until they first count: absent means 0)
 --   data      JSON text: the latest partial data, or the final result once done
 --   payload   JSON text the task was submitted with (optional)
 --   error     the last error, kept for the record

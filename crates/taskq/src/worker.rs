@@ -2,8 +2,9 @@
 //! and records each outcome.
 //!
 //! Speed comes from never waiting on a clock while work is due: the claim loop keeps up to
-//! `concurrency` tasks in flight, claims `min(free slots, batch)` at once and claims again as soon
-//! as a batch came back full or a slot frees. Only when nothing is due does it sleep: until the
+//! `concurrency` tasks in flight and a few more claimed ahead (a slot that frees starts its next
+//! task without a round trip), claims up to a batch at once, and claims again as soon as a batch
+//! came back full or a slot frees. Only when nothing is due does it sleep: until the
 //! earliest due time Redis reported, the earliest retry it scheduled itself, a
 //! [`WakeHandle::wake`] (the consumer's cron tick), or `idle_poll`.
 //!
@@ -13,7 +14,7 @@
 //! leases end. On shutdown the worker stops claiming, lets calls in flight finish within the
 //! grace period, and hands back (due at once) whatever is left.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,6 +148,13 @@ impl WorkerStats {
 /// Answers recorded per Redis call at most.
 const RECORD_BATCH: usize = 256;
 
+/// How many claimed tasks may wait for a slot: a quarter of the slots (at least one, at most a
+/// batch), enough to cover a claim round trip while a wave of calls ends, few enough that one
+/// consumer does not sit on tasks another could start.
+fn claim_ahead(config: &WorkerConfig) -> usize {
+    (config.concurrency / 4).clamp(1, config.batch_size.max(1))
+}
+
 /// Wakes an idle worker so it looks for due tasks now (the consumer's cron tick uses it).
 #[derive(Debug, Clone)]
 pub struct WakeHandle(Arc<Notify>);
@@ -258,28 +266,45 @@ struct Answer {
 
 impl<H: Handler> Shared<H> {
     /// Claims and starts tasks forever; the caller stops it by dropping it.
+    ///
+    /// Up to [`claim_ahead`] claimed tasks wait here for a free slot, so a slot that frees starts
+    /// its next task at once, and the claim that refills the buffer runs while calls are in
+    /// flight instead of while slots stand empty. (Without it, calls started together end
+    /// together, and every slot of such a wave waited out a whole claim round trip: a tenth of
+    /// the slots' time on a 20 ms API.) Waiting tasks are held leases like running ones: renewed,
+    /// and handed back at shutdown.
     async fn claim_loop(
         self: Arc<Self>,
         slots: &Arc<Semaphore>,
         in_flight: &mut JoinSet<()>,
         answers: &mpsc::Sender<Answer>,
     ) {
+        let ahead = claim_ahead(&self.config);
+        let mut ready: VecDeque<ClaimedTask> = VecDeque::new();
         let mut redis_backoff = Duration::ZERO;
         loop {
             while in_flight.try_join_next().is_some() {}
-            if slots.available_permits() == 0 {
-                // All slots busy: a free one is the next moment anything can start. Calls that
-                // finished meanwhile free theirs while a claim is on its way, so claims grow
-                // with the load without waiting on a clock.
+            self.start_ready(&mut ready, slots, in_flight, answers);
+            let want = (slots.available_permits() + ahead)
+                .saturating_sub(ready.len())
+                .min(self.config.batch_size.max(1));
+            if want == 0 {
+                // Slots and buffer are full: the next free slot is the next thing to do.
                 drop(slots.acquire().await);
-                tokio::task::yield_now().await;
                 continue;
             }
-            let want = slots.available_permits().min(self.config.batch_size.max(1));
-            let Ok(mut permits) = Arc::clone(slots).acquire_many_owned(want as u32).await else {
-                return;
+            let claim = self.queue.claim(want);
+            tokio::pin!(claim);
+            // Keep starting buffered tasks while the claim is on its way.
+            let claim = loop {
+                tokio::select! {
+                    claim = &mut claim => break claim,
+                    Ok(permit) = Arc::clone(slots).acquire_owned(), if !ready.is_empty() => {
+                        self.start(ready.pop_front().expect("not empty"), permit, in_flight, answers);
+                    }
+                }
             };
-            let claim = match self.queue.claim(want).await {
+            let claim = match claim {
                 Ok(claim) => {
                     redis_backoff = Duration::ZERO;
                     claim
@@ -295,30 +320,71 @@ impl<H: Handler> Shared<H> {
             };
             let claimed = claim.tasks.len();
             for task in claim.tasks {
-                // A claim returns at most `want` tasks, so a permit is always there.
-                let Some(permit) = permits.split(1) else {
-                    break;
-                };
                 self.held_map().insert(task.token.clone(), task.clone());
                 WorkerStats::bump(&self.stats.claimed);
-                in_flight.spawn(Arc::clone(&self).run_task(task, permit, answers.clone()));
+                ready.push_back(task);
             }
             if claimed < want {
-                let due_in = claim.next_due_in;
-                self.idle(due_in).await;
+                // Fewer tasks are due than there is room for: start what was claimed, then wait
+                // until more may be due.
+                let due_at = claim.next_due_in.map(|due_in| Instant::now() + due_in);
+                while !ready.is_empty() {
+                    let Ok(permit) = Arc::clone(slots).acquire_owned().await else {
+                        return;
+                    };
+                    self.start(
+                        ready.pop_front().expect("not empty"),
+                        permit,
+                        in_flight,
+                        answers,
+                    );
+                }
+                self.idle(due_at).await;
             }
         }
     }
 
+    /// Starts buffered tasks while slots are free.
+    fn start_ready(
+        self: &Arc<Self>,
+        ready: &mut VecDeque<ClaimedTask>,
+        slots: &Arc<Semaphore>,
+        in_flight: &mut JoinSet<()>,
+        answers: &mpsc::Sender<Answer>,
+    ) {
+        while !ready.is_empty() {
+            let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+                return;
+            };
+            self.start(
+                ready.pop_front().expect("not empty"),
+                permit,
+                in_flight,
+                answers,
+            );
+        }
+    }
+
+    /// Runs `task` in the slot `permit` holds.
+    fn start(
+        self: &Arc<Self>,
+        task: ClaimedTask,
+        permit: OwnedSemaphorePermit,
+        in_flight: &mut JoinSet<()>,
+        answers: &mpsc::Sender<Answer>,
+    ) {
+        in_flight.spawn(Arc::clone(self).run_task(task, permit, answers.clone()));
+    }
+
     /// Waits until something may be due: Redis' earliest due time, this worker's earliest
     /// retry, a wake-up, or the idle poll.
-    async fn idle(&self, due_in: Option<Duration>) {
+    async fn idle(&self, due_at: Option<Instant>) {
         let started = Instant::now();
         loop {
             let mut deadline = self.config.idle_poll.map(|d| started + d);
             let mut sooner = |at: Instant| deadline = Some(deadline.map_or(at, |d| d.min(at)));
-            if let Some(due_in) = due_in {
-                sooner(started + due_in);
+            if let Some(due_at) = due_at {
+                sooner(due_at);
             }
             if let Some(retry_at) = *self
                 .earliest_retry

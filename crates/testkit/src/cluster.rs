@@ -1,11 +1,16 @@
 //! A local Redis Cluster of three masters for tests: `redis-server --cluster-enabled yes` on free
-//! ports, joined with `redis-cli --cluster create`.
+//! ports, given a third of the slots each and introduced with `CLUSTER MEET`, as
+//! `redis-cli --cluster create` does. The nodes start as [`RedisServer`]s do, so a cluster has the
+//! same abilities: persistence arguments, a password, TLS only, kill and restart of one node.
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::RedisServer;
+use crate::{RedisServer, Setup};
+
+/// Redis Cluster's number of hash slots.
+const SLOTS: usize = 16_384;
 
 /// Three cluster masters, all slots assigned; the processes stop when this drops.
 pub struct RedisCluster {
@@ -15,50 +20,91 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts three masters and waits until the cluster answers `cluster_state:ok` on each.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                RedisServer::start_on_port(
-                    cluster_port(),
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "2000",
-                    ],
-                )
-            })
-            .collect();
-        let mut create = Command::new("redis-cli");
-        create.args(["--cluster", "create"]);
-        for node in &nodes {
-            create.arg(format!("127.0.0.1:{}", node.port()));
+        Self::start_with(&[])
+    }
+
+    /// Starts three masters, each with extra `redis-server` arguments (`["--appendonly", "yes"]`).
+    pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_setup(Setup::with(extra))
+    }
+
+    /// Starts three masters that require `password` (from clients and from each other);
+    /// [`RedisCluster::url`] carries it on every node's URL.
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_setup(Setup::password(password))
+    }
+
+    /// Starts three masters that speak only TLS, to clients and on the cluster bus, with one
+    /// certificate for 127.0.0.1 ([`RedisCluster::tls_ca_file`]); the URLs are `rediss://`.
+    pub fn start_tls() -> Self {
+        let mut setup = Setup::tls();
+        setup.extra = ["--tls-cluster", "yes", "--tls-replication", "yes"]
+            .map(str::to_owned)
+            .to_vec();
+        Self::start_setup(setup)
+    }
+
+    fn start_setup(mut setup: Setup) -> Self {
+        setup.extra.extend(
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ]
+            .map(str::to_owned),
+        );
+        let nodes: Vec<RedisServer> = (0..3).map(|_| start_node(&setup)).collect();
+        let share = SLOTS / nodes.len();
+        for (i, node) in nodes.iter().enumerate() {
+            let last = if i + 1 == nodes.len() {
+                SLOTS - 1
+            } else {
+                (i + 1) * share - 1
+            };
+            let slots: Vec<usize> = (i * share..=last).collect();
+            let mut connection = node.connection();
+            cluster(&mut connection, "ADDSLOTS", &slots);
+            // Distinct epochs up front, so that the nodes need not resolve a collision.
+            cluster(&mut connection, "SET-CONFIG-EPOCH", i + 1);
         }
-        let status = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .status()
-            .expect("run redis-cli --cluster create");
-        assert!(status.success(), "redis-cli --cluster create failed");
+        let mut first = nodes[0].connection();
+        for node in &nodes[1..] {
+            cluster(&mut first, "MEET", ("127.0.0.1", node.port()));
+        }
         let cluster = Self { nodes };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cluster.is_ok() {
-            assert!(Instant::now() < deadline, "the cluster did not become ok");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        cluster.wait_ok(Duration::from_secs(20));
         cluster
     }
 
-    fn is_ok(&self) -> bool {
+    /// Waits until [`RedisCluster::is_ok`], or panics after `within`. A master that was just
+    /// (re)started takes about two seconds: Redis keeps a new master's state at `fail` that long.
+    pub fn wait_ok(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster was not ok within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether every master answers and says `cluster_state:ok` (all slots served, no master
+    /// failing in its view).
+    pub fn is_ok(&self) -> bool {
         self.nodes.iter().all(|node| {
-            let info: String = redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query(&mut node.connection())
-                .unwrap_or_default();
-            info.contains("cluster_state:ok")
+            node.try_connection(Duration::from_millis(500))
+                .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+                .is_ok_and(|info| info.contains("cluster_state:ok"))
         })
+    }
+
+    /// The certificate authority file of a TLS cluster.
+    pub fn tls_ca_file(&self) -> Option<&Path> {
+        self.nodes[0].tls_ca_file()
     }
 
     /// The seed-node URL list taskq takes for a cluster: `redis://a,redis://b,redis://c`.
@@ -77,15 +123,25 @@ impl RedisCluster {
 
     /// The master serving `key` (the only one that answers for it without a MOVED).
     pub fn node_for(&self, key: &str) -> &RedisServer {
+        &self.nodes[self.index_for(key)]
+    }
+
+    /// The master serving `key`, to kill and restart it. Keep the reference across the outage:
+    /// a killed master answers for no key, so it cannot be found again until it is back.
+    pub fn node_for_mut(&mut self, key: &str) -> &mut RedisServer {
+        let index = self.index_for(key);
+        &mut self.nodes[index]
+    }
+
+    fn index_for(&self, key: &str) -> usize {
         self.nodes
             .iter()
-            .find(|node| {
-                redis::cmd("EXISTS")
-                    .arg(key)
-                    .query::<i64>(&mut node.connection())
+            .position(|node| {
+                node.try_connection(Duration::from_secs(1))
+                    .and_then(|mut c| redis::cmd("EXISTS").arg(key).query::<i64>(&mut c))
                     .is_ok()
             })
-            .expect("a node serves every slot")
+            .expect("a live node serves every slot")
     }
 
     /// Moves the slot of `key` from its master to `to`, keys and all, with the protocol
@@ -148,10 +204,34 @@ impl RedisCluster {
     }
 }
 
-/// A port `p` free together with its cluster bus port `p + 10000`.
+/// Runs `CLUSTER subcommand args...` on `connection`, panicking on an error.
+fn cluster(connection: &mut redis::Connection, subcommand: &str, args: impl redis::ToRedisArgs) {
+    redis::cmd("CLUSTER")
+        .arg(subcommand)
+        .arg(args)
+        .query::<()>(connection)
+        .unwrap_or_else(|e| panic!("CLUSTER {subcommand}: {e}"));
+}
+
+/// Starts one node on a port from [`cluster_port`]; another test may take the same free port
+/// first, so a node that cannot bind is tried again on another.
+fn start_node(setup: &Setup) -> RedisServer {
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        match RedisServer::try_start_setup(cluster_port(), setup.clone()) {
+            Ok(node) => return node,
+            Err(e) => failures.push(e),
+        }
+    }
+    panic!("no cluster node started: {failures:?}");
+}
+
+/// A port `p` free together with its cluster bus port `p + 10000`: `p` in 10000..16000, so both
+/// lie below [`free_addr`](crate::free_addr)'s ports and Linux' ephemeral range (32768 and up),
+/// where an outgoing connection or a `:0` listener could take one before Redis listens on it.
 fn cluster_port() -> u16 {
     loop {
-        let port = 20_000 + fastrand_u16() % 25_000;
+        let port = 10_000 + fastrand_u16() % 6_000;
         let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
         if free(port) && free(port + 10_000) {
             return port;
@@ -168,4 +248,50 @@ fn fastrand_u16() -> u16 {
         .map_or(0, |d| d.subsec_nanos());
     let mixed = nanos ^ (std::process::id() << 16) ^ SEQ.fetch_add(7919, Ordering::Relaxed);
     (mixed % 65_521) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_master_comes_back_from_its_folder_with_its_keys_and_the_cluster_heals() {
+        let mut cluster =
+            RedisCluster::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+        let owner = cluster.node_for("{q}:k").port();
+        redis::cmd("SET")
+            .arg("{q}:k")
+            .arg("kept")
+            .query::<()>(&mut cluster.node_for("{q}:k").connection())
+            .unwrap();
+
+        // Found while it serves: a dead master answers for no key.
+        let node = cluster.node_for_mut("{q}:k");
+        node.kill();
+        assert!(!node.answers_ping());
+        node.restart();
+
+        cluster.wait_ok(Duration::from_secs(30));
+        let node = cluster.node_for("{q}:k");
+        assert_eq!(node.port(), owner, "the same master serves the slot");
+        let value: String = redis::cmd("GET")
+            .arg("{q}:k")
+            .query(&mut node.connection())
+            .unwrap();
+        assert_eq!(value, "kept");
+    }
+
+    #[test]
+    fn a_password_cluster_refuses_clients_without_the_password() {
+        let cluster = RedisCluster::start_with_password("pw-for-test");
+
+        let urls = cluster.url();
+        assert_eq!(urls.matches(":pw-for-test@127.0.0.1:").count(), 3, "{urls}");
+        for node in cluster.nodes() {
+            let bare = format!("redis://127.0.0.1:{}", node.port());
+            let mut anonymous = redis::Client::open(bare).unwrap().get_connection().unwrap();
+            let refused = redis::cmd("PING").query::<String>(&mut anonymous);
+            assert!(refused.is_err(), "{refused:?}");
+        }
+    }
 }

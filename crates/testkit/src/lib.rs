@@ -6,26 +6,64 @@
 
 mod cluster;
 mod process;
+mod tls;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use cluster::RedisCluster;
 pub use process::{Process, binary};
+use tls::Certificates;
 
 /// A `redis-server` started for one test.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
-    extra: Vec<String>,
-    password: Option<String>,
-    /// The certificate authority that signed the server's certificate, when it speaks TLS.
-    tls_ca: Option<PathBuf>,
+    /// How it was started, so that [`RedisServer::restart`] starts it the same way.
+    setup: Setup,
+}
+
+/// How a server is started, beyond its port and folder: what a single Redis and every node of a
+/// cluster share.
+#[derive(Clone, Default)]
+pub(crate) struct Setup {
+    /// Extra `redis-server` arguments.
+    pub(crate) extra: Vec<String>,
+    /// The password clients must give (`requirepass`; `masterauth` too, for replication).
+    pub(crate) password: Option<String>,
+    /// Present when the server speaks only TLS; shared so that a cluster's nodes trust each other.
+    pub(crate) tls: Option<Arc<Certificates>>,
+}
+
+impl Setup {
+    /// No password, no TLS, `extra` arguments.
+    pub(crate) fn with(extra: &[&str]) -> Self {
+        Self {
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Requires `password`.
+    pub(crate) fn password(password: &str) -> Self {
+        let mut setup = Self::with(&["--requirepass", password, "--masterauth", password]);
+        setup.password = Some(password.to_owned());
+        setup
+    }
+
+    /// Speaks only TLS, with freshly made certificates.
+    pub(crate) fn tls() -> Self {
+        Self {
+            tls: Some(Arc::new(Certificates::generate())),
+            ..Self::default()
+        }
+    }
 }
 
 impl RedisServer {
@@ -36,150 +74,62 @@ impl RedisServer {
 
     /// Starts a Redis with extra `redis-server` arguments (`["--appendonly", "yes"]`).
     pub fn start_with(extra: &[&str]) -> Self {
-        Self::start_inner(extra, None)
+        Self::start_setup(free_port(), Setup::with(extra))
     }
 
     /// Starts a Redis that requires `password`; [`RedisServer::url`] carries it.
     pub fn start_with_password(password: &str) -> Self {
-        Self::start_inner(&["--requirepass", password], Some(password.to_owned()))
+        Self::start_setup(free_port(), Setup::password(password))
     }
 
     /// Starts a Redis that speaks only TLS, with a certificate for 127.0.0.1 signed by a
     /// throw-away authority ([`RedisServer::tls_ca_file`]); [`RedisServer::url`] is `rediss://`.
     pub fn start_tls() -> Self {
-        let dir = fresh_dir();
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run openssl");
-            assert!(status.success(), "openssl {args:?}");
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        openssl(
-            &[
-                &["req", "-x509"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.crt",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=taskq-test-ca",
-                ],
-            ]
-            .concat(),
-        );
-        openssl(
-            &[
-                &["req"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "redis.key",
-                    "-out",
-                    "redis.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ],
-            ]
-            .concat(),
-        );
-        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
-            .expect("write san.ext");
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "redis.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "redis.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ]);
-        let file = |name: &str| dir.join(name).display().to_string();
-        let port = free_port().to_string();
-        let extra = [
-            "--port",
-            "0",
-            "--tls-port",
-            &port,
-            "--tls-cert-file",
-            &file("redis.crt"),
-            "--tls-key-file",
-            &file("redis.key"),
-            "--tls-ca-cert-file",
-            &file("ca.crt"),
-            "--tls-auth-clients",
-            "no",
-        ];
-        let mut server = Self {
-            child: None,
-            port: port.parse().expect("a port"),
-            tls_ca: Some(dir.join("ca.crt")),
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            password: None,
-        };
-        server.spawn();
-        server
+        Self::start_setup(free_port(), Setup::tls())
     }
 
     /// The certificate authority file of a TLS server.
     pub fn tls_ca_file(&self) -> Option<&Path> {
-        self.tls_ca.as_deref()
+        self.setup.tls.as_deref().map(Certificates::ca_file)
     }
 
     /// Starts a Redis on `port` with extra arguments (a cluster node needs `port + 10000` free too).
     pub fn start_on_port(port: u16, extra: &[&str]) -> Self {
-        Self::start_inner_on(port, extra, None)
+        Self::start_setup(port, Setup::with(extra))
     }
 
-    fn start_inner(extra: &[&str], password: Option<String>) -> Self {
-        Self::start_inner_on(free_port(), extra, password)
+    pub(crate) fn start_setup(port: u16, setup: Setup) -> Self {
+        Self::try_start_setup(port, setup).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn start_inner_on(port: u16, extra: &[&str], password: Option<String>) -> Self {
+    /// Starts a server, or answers why it did not start (its port taken, most likely).
+    pub(crate) fn try_start_setup(port: u16, setup: Setup) -> Result<Self, String> {
         let mut server = Self {
             dir: fresh_dir(),
-            tls_ca: None,
             child: None,
             port,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            password,
+            setup,
         };
-        server.spawn();
-        server
+        server.spawn()?;
+        Ok(server)
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process and waits until it answers; an early exit is reported with the end of
+    /// its log.
+    fn spawn(&mut self) -> Result<(), String> {
+        let listen = match &self.setup.tls {
+            Some(tls) => tls.server_args(self.port),
+            None => vec!["--port".to_owned(), self.port.to_string()],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(listen)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
             .arg(self.dir.join("redis.log"))
-            .args(&self.extra)
+            .args(&self.setup.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -188,17 +138,25 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.answers_ping() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {} did not start",
-                self.port
-            );
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                return Err(format!(
+                    "redis-server on {} exited ({status}): {}",
+                    self.port,
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("redis-server on {} did not start", self.port));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
+        Ok(())
     }
 
     fn client(&self) -> redis::RedisResult<redis::Client> {
-        match &self.tls_ca {
+        match self.tls_ca_file() {
             Some(ca) => redis::Client::build_with_tls(
                 self.url(),
                 redis::TlsCertificates {
@@ -210,21 +168,30 @@ impl RedisServer {
         }
     }
 
-    fn answers_ping(&self) -> bool {
-        self.client()
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+    /// A blocking connection whose connect, reads and writes each give up after `within`, for
+    /// checks on a server that may be down or hung.
+    pub(crate) fn try_connection(&self, within: Duration) -> redis::RedisResult<redis::Connection> {
+        let connection = self.client()?.get_connection_with_timeout(within)?;
+        connection.set_read_timeout(Some(within))?;
+        connection.set_write_timeout(Some(within))?;
+        Ok(connection)
+    }
+
+    /// Whether the server answers `PING` within 200 ms.
+    pub fn answers_ping(&self) -> bool {
+        self.try_connection(Duration::from_millis(200))
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
             .is_ok()
     }
 
-    /// The server's URL.
+    /// The server's URL (`rediss://` for TLS, with the password when there is one).
     pub fn url(&self) -> String {
-        let scheme = if self.tls_ca.is_some() {
+        let scheme = if self.setup.tls.is_some() {
             "rediss"
         } else {
             "redis"
         };
-        match &self.password {
+        match &self.setup.password {
             Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}", self.port),
             None => format!("{scheme}://127.0.0.1:{}", self.port),
         }
@@ -255,10 +222,11 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port and folder (after [`RedisServer::kill`]).
+    /// Starts the server again on the same port and folder, with the same arguments (after
+    /// [`RedisServer::kill`]); a cluster node comes back from its `nodes.conf`.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -281,16 +249,33 @@ fn fresh_dir() -> PathBuf {
     dir
 }
 
-/// A loopback port free at the time of asking.
+/// A loopback port free at the time of asking; see [`free_addr`].
 pub fn free_port() -> u16 {
     free_addr().port()
 }
 
-/// A loopback address with a port free at the time of asking.
+/// Where [`free_addr`] hands out ports: above the cluster nodes' ports and their bus ports (see
+/// `cluster.rs`), below Linux' ephemeral range (32768 and up).
+const SERVICE_PORTS: std::ops::Range<u32> = 26_000..32_768;
+
+/// A loopback address with a port free at the time of asking, for a server a test starts.
+///
+/// Not a port the system picks (`127.0.0.1:0`): the system hands the same ephemeral ports to
+/// outgoing connections and to every `:0` listener (a consumer's `/metrics`), so one could take
+/// the port before the test's server binds it, and the test would talk to a stranger. Ports come
+/// from below the ephemeral range instead, in turn, so one process never hands out a port twice
+/// while others are in use; each process starts at its own place in the range.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = SERVICE_PORTS.end - SERVICE_PORTS.start;
+    let start = std::process::id().wrapping_mul(7919);
+    loop {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(SERVICE_PORTS.start + offset).expect("a port");
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("a bound address");
+        }
+    }
 }
 
 /// Whether something listens on `addr`.

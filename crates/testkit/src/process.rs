@@ -78,6 +78,8 @@ impl Process {
             assert!(Instant::now() < deadline, "{name} did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(10));
         }
+        // Something else may have been listening there (then this one exits, unable to bind).
+        assert!(process.running(), "{name} exited: is {addr} taken?");
         process
     }
 

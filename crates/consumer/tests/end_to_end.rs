@@ -1,16 +1,29 @@
-//! The three real binaries and a real redis-server, working together over real sockets.
+//! The three real binaries and real redis-server processes, working together over real sockets.
+//! Every scenario runs twice: on one Redis (`single::`) and on a three-master cluster
+//! (`cluster::`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Stack, enqueue_url, get_json, names};
+use common::{Backend, Stack, enqueue_url, get_json, names};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_tasks_enqueued_twice_all_finish_with_exactly_three_calls_each() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "20"), ("MOCK_POLLS_UNTIL_DONE", "3")]);
+common::on_both_backends! {
+    a_thousand_tasks_enqueued_twice_all_finish_with_exactly_three_calls_each,
+    failures_are_retried_until_every_task_finishes,
+    a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_error,
+    every_binary_exits_zero_on_sigterm_and_sigint,
+    a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled_task_is_never_called,
+    json_logs_name_the_task_and_attempt_on_every_line_about_a_task,
+}
+
+async fn a_thousand_tasks_enqueued_twice_all_finish_with_exactly_three_calls_each<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "20"), ("MOCK_POLLS_UNTIL_DONE", "3")],
+    );
     let _consumer = stack.consumer(&[("CONCURRENCY", "100"), ("POLL_INTERVAL_MS", "100")]);
     let names: Vec<String> = (0..1000).map(|i| format!("task {i}/é")).collect();
 
@@ -61,13 +74,15 @@ async fn a_thousand_tasks_enqueued_twice_all_finish_with_exactly_three_calls_eac
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_are_retried_until_every_task_finishes() {
-    let stack = Stack::start(&[
-        ("MOCK_DELAY_MS", "0"),
-        ("MOCK_POLLS_UNTIL_DONE", "2"),
-        ("MOCK_FAILURE_RATE", "0.3"),
-    ]);
+async fn failures_are_retried_until_every_task_finishes<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[
+            ("MOCK_DELAY_MS", "0"),
+            ("MOCK_POLLS_UNTIL_DONE", "2"),
+            ("MOCK_FAILURE_RATE", "0.3"),
+        ],
+    );
     let _consumer = stack.consumer(&[
         ("RETRY_BASE_MS", "10"),
         ("RETRY_MAX_MS", "50"),
@@ -85,9 +100,11 @@ async fn failures_are_retried_until_every_task_finishes() {
     assert_eq!(counts.totals["retried"], failures);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_error() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "0"), ("MOCK_FAILURE_RATE", "1")]);
+async fn a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_error<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "0"), ("MOCK_FAILURE_RATE", "1")],
+    );
     let _consumer = stack.consumer(&[
         ("RETRY_BASE_MS", "10"),
         ("RETRY_MAX_MS", "20"),
@@ -105,10 +122,10 @@ async fn a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_err
     assert_eq!(again["enqueued"], false, "a dead task keeps its name");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_binary_exits_zero_on_sigterm_and_sigint() {
+async fn every_binary_exits_zero_on_sigterm_and_sigint<R: Backend>() {
+    let redis = std::sync::Arc::new(R::start());
     for signal in ["TERM", "INT"] {
-        let mut stack = Stack::start(&[("MOCK_DELAY_MS", "0")]);
+        let mut stack = Stack::start_on(std::sync::Arc::clone(&redis), &[("MOCK_DELAY_MS", "0")]);
         let mut consumer = stack.consumer(&[]);
         stack.enqueue("s").await;
         stack.wait_done(1, Duration::from_secs(10)).await;
@@ -128,9 +145,9 @@ async fn every_binary_exits_zero_on_sigterm_and_sigint() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled_task_is_never_called()
- {
+async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled_task_is_never_called<
+    R: Backend,
+>() {
     use std::sync::{Arc, Mutex};
     // A stand-in for the API that keeps every query string it gets and answers done.
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -150,7 +167,7 @@ async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled
         ),
     );
     tokio::spawn(async move { axum::serve(api, app).await });
-    let stack = Stack::start(&[]);
+    let stack = Stack::start_on(R::start(), &[]);
     // The cancelled task is cancelled before any consumer runs.
     let submit = |body: serde_json::Value| {
         stack
@@ -196,10 +213,12 @@ async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled
     assert_eq!(cancelled["state"], "cancelled");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_logs_name_the_task_and_attempt_on_every_line_about_a_task() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "0"), ("MOCK_FAILURE_RATE", "1")]);
-    let log = std::env::temp_dir().join(format!("taskq-json-{}.log", std::process::id()));
+async fn json_logs_name_the_task_and_attempt_on_every_line_about_a_task<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "0"), ("MOCK_FAILURE_RATE", "1")],
+    );
+    let log = std::env::temp_dir().join(format!("taskq-json-{}.log", stack.queue_name));
     let mut env = common::redis_env(&stack.redis, &stack.queue_name);
     env.extend([
         ("API_URL", format!("http://{}/", stack.mock)),

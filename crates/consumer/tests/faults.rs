@@ -1,25 +1,52 @@
 //! Fault injection against real processes: consumers killed, stopped and outnumbered, Redis
 //! killed, hung and cutting connections, and a third-party API that misbehaves in every way.
 //! Each test prints its figures (`FIGURES ...`) for the record.
+//!
+//! Every scenario runs twice: on one Redis (`single::`) and on a three-master cluster
+//! (`cluster::`), where a fault to "Redis" hits the master that owns the queue's hash slot, or
+//! every master.
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Stack, names};
+use common::{Backend, Stack, names};
 use reqwest::StatusCode;
-use testkit::{RedisServer, eventually, free_addr};
+use testkit::{eventually, free_addr};
+
+common::on_both_backends! {
+    a_consumer_killed_mid_call_loses_nothing_and_only_its_tasks_are_called_twice,
+    a_call_slower_than_the_lease_is_never_handed_to_a_second_consumer,
+    four_consumers_share_five_thousand_tasks_with_exactly_one_call_per_poll,
+    redis_killed_for_five_seconds_loses_no_acknowledged_task_and_work_resumes,
+    a_hung_redis_gets_fast_503s_and_work_resumes_when_it_wakes,
+    killed_client_connections_are_reopened,
+    broken_answers_are_retried_then_kept_as_dead_with_the_reason,
+    a_client_error_is_permanent_and_uses_no_retries,
+    a_huge_answer_is_refused_without_reading_it_whole,
+    throttling_with_retry_after_is_honoured,
+    an_unreachable_api_is_retried_then_dead,
+    a_task_that_never_finishes_dies_at_the_poll_deadline,
+    sigterm_hands_back_unfinished_tasks_due_at_once_and_exits_zero,
+    sigterm_lets_calls_in_flight_finish_within_the_grace_period,
+    a_password_protected_redis_works_and_the_password_never_shows_in_logs,
+    a_tls_only_redis_works_over_rediss,
+}
 
 /// Environment variables for one process.
 type Env<'a> = &'a [(&'a str, &'a str)];
 
 const DURABLE: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_killed_mid_call_loses_nothing_and_only_its_tasks_are_called_twice() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "2000"), ("MOCK_POLLS_UNTIL_DONE", "1")]);
+async fn a_consumer_killed_mid_call_loses_nothing_and_only_its_tasks_are_called_twice<
+    R: Backend,
+>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "2000"), ("MOCK_POLLS_UNTIL_DONE", "1")],
+    );
     let fast_lease = [
         ("CONCURRENCY", "300"),
         ("BATCH_SIZE", "100"),
@@ -52,9 +79,11 @@ async fn a_consumer_killed_mid_call_loses_nothing_and_only_its_tasks_are_called_
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_slower_than_the_lease_is_never_handed_to_a_second_consumer() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "1200"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
+async fn a_call_slower_than_the_lease_is_never_handed_to_a_second_consumer<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "1200"), ("MOCK_POLLS_UNTIL_DONE", "2")],
+    );
     let env = [
         ("LEASE_MS", "300"),
         ("POLL_INTERVAL_MS", "10"),
@@ -72,9 +101,11 @@ async fn a_call_slower_than_the_lease_is_never_handed_to_a_second_consumer() {
     eprintln!("FIGURES slow-calls: tasks=100 polls=2 calls={calls} lease=300ms call=1200ms");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_consumers_share_five_thousand_tasks_with_exactly_one_call_per_poll() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "5"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
+async fn four_consumers_share_five_thousand_tasks_with_exactly_one_call_per_poll<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "5"), ("MOCK_POLLS_UNTIL_DONE", "2")],
+    );
     let env = [("POLL_INTERVAL_MS", "20"), ("CONCURRENCY", "50")];
     let _consumers: Vec<_> = (0..4).map(|_| stack.consumer(&env)).collect();
     let started = Instant::now();
@@ -93,56 +124,106 @@ async fn four_consumers_share_five_thousand_tasks_with_exactly_one_call_per_poll
 }
 
 /// Enqueues through the producer until stopped, checking every answer: 2xx, or a 503 with a JSON
-/// error within a second, never anything else. Answers the names acknowledged with 2xx.
-fn keep_enqueueing(
-    stack: &Stack,
-    prefix: &str,
+/// error within a second, never anything else.
+struct Writer {
     stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(Vec<String>, usize)> {
-    let (client, producer, prefix) = (stack.client.clone(), stack.producer, prefix.to_owned());
-    tokio::spawn(async move {
-        let (mut acknowledged, mut refused) = (Vec::new(), 0);
-        let mut i = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let name = format!("{prefix}-{i}");
-            i += 1;
-            let started = Instant::now();
-            let (status, body) =
-                common::get_json(&client, common::enqueue_url(producer, &name)).await;
-            let took = started.elapsed();
-            if status.is_success() {
-                acknowledged.push(name);
-            } else {
-                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-                assert!(body["error"].is_string());
-                assert!(took < Duration::from_secs(1), "a refusal took {took:?}");
-                refused += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        (acknowledged, refused)
-    })
+    /// How many enqueues were answered 2xx so far, to wait on.
+    acknowledged: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Written>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_killed_for_five_seconds_loses_no_acknowledged_task_and_work_resumes() {
+/// What a [`Writer`] saw.
+struct Written {
+    /// The names acknowledged with 2xx.
+    acknowledged: Vec<String>,
+    /// How many enqueues were refused with a 503.
+    refused: usize,
+    /// The longest a refusal took.
+    slowest_refusal: Duration,
+}
+
+impl Writer {
+    fn start<R: Backend>(stack: &Stack<R>, prefix: &str) -> Self {
+        let (client, producer, prefix) = (stack.client.clone(), stack.producer, prefix.to_owned());
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(AtomicUsize::new(0));
+        let (stopped, counter) = (Arc::clone(&stop), Arc::clone(&acknowledged));
+        let task = tokio::spawn(async move {
+            let mut written = Written {
+                acknowledged: Vec::new(),
+                refused: 0,
+                slowest_refusal: Duration::ZERO,
+            };
+            let mut i = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                let name = format!("{prefix}-{i}");
+                i += 1;
+                let started = Instant::now();
+                let (status, body) =
+                    common::get_json(&client, common::enqueue_url(producer, &name)).await;
+                let took = started.elapsed();
+                if status.is_success() {
+                    written.acknowledged.push(name);
+                    counter.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+                    assert!(body["error"].is_string());
+                    assert!(took < Duration::from_secs(1), "a refusal took {took:?}");
+                    written.refused += 1;
+                    written.slowest_refusal = written.slowest_refusal.max(took);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            written
+        });
+        Self {
+            stop,
+            acknowledged,
+            task,
+        }
+    }
+
+    /// Waits until `n` more enqueues than now are acknowledged, or the writer failed (its panic
+    /// surfaces when it is stopped).
+    async fn wait_acknowledged(&self, n: usize, within: Duration) {
+        let target = self.acknowledged.load(Ordering::Relaxed) + n;
+        eventually(within, &format!("{n} more acknowledged enqueues"), || {
+            let done = self.acknowledged.load(Ordering::Relaxed) >= target;
+            std::future::ready((done || self.task.is_finished()).then_some(()))
+        })
+        .await;
+    }
+
+    /// Waits until the backend serves every key again and enqueues are acknowledged again, then
+    /// stops; answers what it saw.
+    async fn stop_once_served<R: Backend>(self, stack: &Stack<R>) -> Written {
+        stack.wait_serving(Duration::from_secs(30)).await;
+        self.wait_acknowledged(20, Duration::from_secs(20)).await;
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+async fn redis_killed_for_five_seconds_loses_no_acknowledged_task_and_work_resumes<R: Backend>() {
     let mut stack = Stack::start_on(
-        RedisServer::start_with(DURABLE),
+        R::start_with(DURABLE),
         &[("MOCK_DELAY_MS", "100"), ("MOCK_POLLS_UNTIL_DONE", "2")],
     );
     let mut consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50"), ("LEASE_MS", "2000")]);
     stack.enqueue_all(&names("before", 200)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = keep_enqueueing(&stack, "during", Arc::clone(&stop));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writer = Writer::start(&stack, "during");
+    writer.wait_acknowledged(20, Duration::from_secs(10)).await;
 
-    stack.redis.kill();
+    let redis = stack.queue_server_mut();
+    redis.kill();
     tokio::time::sleep(Duration::from_secs(5)).await; // the outage itself
-    stack.redis.restart();
+    redis.restart();
     let back = Instant::now();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (acknowledged, refused) = writer.await.unwrap();
+    let Written {
+        acknowledged,
+        refused,
+        slowest_refusal,
+    } = writer.stop_once_served(&stack).await;
 
     assert!(refused > 0, "the outage refused nothing: was Redis down?");
     let total = 200 + acknowledged.len() as u64;
@@ -158,77 +239,117 @@ async fn redis_killed_for_five_seconds_loses_no_acknowledged_task_and_work_resum
         "the consumer gave up instead of resuming"
     );
     eprintln!(
-        "FIGURES redis-kill: tasks={total} acknowledged-during-outage-window={} refused-503={refused} lost=0 all-done-after-restart={recovery:?}",
+        "FIGURES redis-kill: tasks={total} acknowledged-during-outage-window={} refused-503={refused} slowest-503={slowest_refusal:?} lost=0 all-done-after-restart={recovery:?}",
         acknowledged.len()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_redis_gets_fast_503s_and_work_resumes_when_it_wakes() {
-    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+async fn a_hung_redis_gets_fast_503s_and_work_resumes_when_it_wakes<R: Backend>() {
     let stack = Stack::start_on(
-        redis,
+        R::start_with(&["--enable-debug-command", "yes"]),
         &[("MOCK_DELAY_MS", "50"), ("MOCK_POLLS_UNTIL_DONE", "2")],
     );
     // A claim whose reply is lost to the hang leaves its tasks leased until the lease ends.
     let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50"), ("LEASE_MS", "2000")]);
     stack.enqueue_all(&names("hung", 100)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = keep_enqueueing(&stack, "during", Arc::clone(&stop));
+    let writer = Writer::start(&stack, "during");
+    writer.wait_acknowledged(20, Duration::from_secs(10)).await;
 
-    let url = stack.redis.url();
+    let mut connection = stack.queue_server().connection();
     let sleeper = tokio::task::spawn_blocking(move || {
-        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
         redis::cmd("DEBUG")
             .arg("SLEEP")
             .arg(5)
-            .query::<()>(&mut conn)
+            .query::<()>(&mut connection)
     });
     sleeper.await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (acknowledged, refused) = writer.await.unwrap();
+    let Written {
+        acknowledged,
+        refused,
+        slowest_refusal,
+    } = writer.stop_once_served(&stack).await;
 
     assert!(refused > 0, "nothing was refused while Redis slept");
     stack
         .wait_done(100 + acknowledged.len() as u64, Duration::from_secs(30))
         .await;
     eprintln!(
-        "FIGURES redis-hang: refused-503={refused} acknowledged={} lost=0",
+        "FIGURES redis-hang: refused-503={refused} slowest-503={slowest_refusal:?} acknowledged={} lost=0",
         acknowledged.len()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_client_connections_are_reopened() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "50"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
-    let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50")]);
+async fn killed_client_connections_are_reopened<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "50"), ("MOCK_POLLS_UNTIL_DONE", "2")],
+    );
+    // A claim whose reply is lost to a cut leaves its tasks leased until the lease ends.
+    let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50"), ("LEASE_MS", "2000")]);
     stack.enqueue_all(&names("first", 100)).await;
-    let mut conn = stack.redis.connection();
+    let writer = Writer::start(&stack, "during");
+    let servers = stack.redis.servers();
+    let mut connections: Vec<redis::Connection> = servers
+        .iter()
+        .map(testkit::RedisServer::connection)
+        .collect();
+    let queue_port = stack.queue_server().port();
+    let holder = servers.iter().position(|s| s.port() == queue_port).unwrap();
 
-    for _ in 0..3 {
-        let _: redis::Value = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("normal")
-            .arg("SKIPME")
-            .arg("yes")
-            .query(&mut conn)
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut killed = 0;
+    for round in 1..=3 {
+        // The consumer and the producer keep working, so they connect again before each round.
+        eventually(Duration::from_secs(10), "a client connected", || {
+            let others = other_clients(&mut connections[holder]);
+            std::future::ready((others > 0).then_some(()))
+        })
+        .await;
+        let before = killed;
+        for connection in &mut connections {
+            killed += redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("normal")
+                .arg("SKIPME")
+                .arg("yes")
+                .query::<u64>(connection)
+                .unwrap();
+        }
+        assert!(killed > before, "round {round}: no connection to kill");
     }
+    let Written {
+        acknowledged,
+        refused,
+        slowest_refusal,
+    } = writer.stop_once_served(&stack).await;
     stack.enqueue_all(&names("after", 100)).await;
 
-    stack.wait_done(200, Duration::from_secs(30)).await;
+    let total = 200 + acknowledged.len() as u64;
+    stack.wait_done(total, Duration::from_secs(30)).await;
+    eprintln!(
+        "FIGURES client-kill: rounds=3 connections-killed={killed} tasks={total} refused-503={refused} slowest-503={slowest_refusal:?}"
+    );
+}
+
+/// How many normal clients besides `connection` itself are connected to its server.
+fn other_clients(connection: &mut redis::Connection) -> usize {
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query(connection)
+        .unwrap();
+    clients.lines().count() - 1
 }
 
 /// Runs one task against a misbehaving API and answers its final view once dead.
-async fn dies_with(
+async fn dies_with<R: Backend>(
+    redis: R,
     mock_env: &[(&str, &str)],
     consumer_env: &[(&str, &str)],
     error: &str,
 ) -> (serde_json::Value, u64) {
-    let stack = Stack::start(mock_env);
+    let stack = Stack::start_on(redis, mock_env);
     let mut env = vec![
         ("MAX_ATTEMPTS", "2"),
         ("RETRY_BASE_MS", "10"),
@@ -246,8 +367,7 @@ async fn dies_with(
     (body, stack.mock_calls().await)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broken_answers_are_retried_then_kept_as_dead_with_the_reason() {
+async fn broken_answers_are_retried_then_kept_as_dead_with_the_reason<R: Backend>() {
     let cases: [(Env, Env, &str); 5] = [
         (&[("MOCK_BODY", "not-json")], &[], "not the expected JSON"),
         (&[("MOCK_BODY", "unknown-status")], &[], "unknown status"),
@@ -263,18 +383,19 @@ async fn broken_answers_are_retried_then_kept_as_dead_with_the_reason() {
             "HTTP 502",
         ),
     ];
+    let redis = Arc::new(R::start());
     for (mock_env, consumer_env, error) in cases {
         let mut mock = vec![("MOCK_DELAY_MS", "0")];
         mock.extend_from_slice(mock_env);
-        let (body, calls) = dies_with(&mock, consumer_env, error).await;
+        let (body, calls) = dies_with(Arc::clone(&redis), &mock, consumer_env, error).await;
         assert_eq!(body["attempts"], 2, "{error}");
         assert_eq!(calls, 2, "{error}: retried up to MAX_ATTEMPTS");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_error_is_permanent_and_uses_no_retries() {
+async fn a_client_error_is_permanent_and_uses_no_retries<R: Backend>() {
     let (body, calls) = dies_with(
+        R::start(),
         &[
             ("MOCK_DELAY_MS", "0"),
             ("MOCK_FAILURE_RATE", "1"),
@@ -287,13 +408,15 @@ async fn a_client_error_is_permanent_and_uses_no_retries() {
     assert_eq!((body["attempts"].as_u64(), calls), (Some(1), 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_huge_answer_is_refused_without_reading_it_whole() {
-    let stack = Stack::start(&[
-        ("MOCK_DELAY_MS", "0"),
-        ("MOCK_BODY", "huge"),
-        ("MOCK_HUGE_BODY_BYTES", "67108864"),
-    ]);
+async fn a_huge_answer_is_refused_without_reading_it_whole<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[
+            ("MOCK_DELAY_MS", "0"),
+            ("MOCK_BODY", "huge"),
+            ("MOCK_HUGE_BODY_BYTES", "67108864"),
+        ],
+    );
     let consumer = stack.consumer(&[
         ("MAX_ATTEMPTS", "3"),
         ("RETRY_BASE_MS", "10"),
@@ -318,15 +441,18 @@ async fn a_huge_answer_is_refused_without_reading_it_whole() {
     eprintln!("FIGURES huge-body: body=64MiB limit=64KiB consumer-peak-rss={peak}KiB");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttling_with_retry_after_is_honoured() {
+async fn throttling_with_retry_after_is_honoured<R: Backend>() {
+    let redis = Arc::new(R::start());
     for status in ["429", "503"] {
-        let stack = Stack::start(&[
-            ("MOCK_DELAY_MS", "0"),
-            ("MOCK_FAILURE_RATE", "1"),
-            ("MOCK_FAILURE_STATUS", status),
-            ("MOCK_RETRY_AFTER_SECS", "1"),
-        ]);
+        let stack = Stack::start_on(
+            Arc::clone(&redis),
+            &[
+                ("MOCK_DELAY_MS", "0"),
+                ("MOCK_FAILURE_RATE", "1"),
+                ("MOCK_FAILURE_STATUS", status),
+                ("MOCK_RETRY_AFTER_SECS", "1"),
+            ],
+        );
         let _consumer = stack.consumer(&[
             ("MAX_ATTEMPTS", "3"),
             ("RETRY_BASE_MS", "10"),
@@ -349,9 +475,8 @@ async fn throttling_with_retry_after_is_honoured() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_api_is_retried_then_dead() {
-    let stack = Stack::start(&[]);
+async fn an_unreachable_api_is_retried_then_dead<R: Backend>() {
+    let stack = Stack::start_on(R::start(), &[]);
     let closed = free_addr();
     let api_url = format!("http://{closed}/");
     let _consumer = stack.consumer(&[
@@ -369,9 +494,11 @@ async fn an_unreachable_api_is_retried_then_dead() {
     assert_eq!(body["attempts"], 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_that_never_finishes_dies_at_the_poll_deadline() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "0"), ("MOCK_POLLS_UNTIL_DONE", "1000000")]);
+async fn a_task_that_never_finishes_dies_at_the_poll_deadline<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "0"), ("MOCK_POLLS_UNTIL_DONE", "1000000")],
+    );
     let _consumer = stack.consumer(&[("MAX_POLL_SECS", "2"), ("POLL_INTERVAL_MS", "100")]);
     stack.enqueue("forever").await;
 
@@ -397,9 +524,8 @@ async fn a_task_that_never_finishes_dies_at_the_poll_deadline() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_hands_back_unfinished_tasks_due_at_once_and_exits_zero() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "30000")]);
+async fn sigterm_hands_back_unfinished_tasks_due_at_once_and_exits_zero<R: Backend>() {
+    let stack = Stack::start_on(R::start(), &[("MOCK_DELAY_MS", "30000")]);
     let mut consumer = stack.consumer(&[
         ("CONCURRENCY", "300"),
         ("BATCH_SIZE", "100"),
@@ -429,9 +555,11 @@ async fn sigterm_hands_back_unfinished_tasks_due_at_once_and_exits_zero() {
     eprintln!("FIGURES shutdown: in-flight=300 exit=0 took={took:?} handed-back=300");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_lets_calls_in_flight_finish_within_the_grace_period() {
-    let stack = Stack::start(&[("MOCK_DELAY_MS", "500"), ("MOCK_POLLS_UNTIL_DONE", "1")]);
+async fn sigterm_lets_calls_in_flight_finish_within_the_grace_period<R: Backend>() {
+    let stack = Stack::start_on(
+        R::start(),
+        &[("MOCK_DELAY_MS", "500"), ("MOCK_POLLS_UNTIL_DONE", "1")],
+    );
     let mut consumer = stack.consumer(&[("CONCURRENCY", "200"), ("SHUTDOWN_GRACE_MS", "10000")]);
     stack.enqueue_all(&names("finish", 200)).await;
     eventually(Duration::from_secs(15), "200 calls in flight", || async {
@@ -447,14 +575,10 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_grace_period() {
     assert!(!counts.totals.contains_key("released"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs() {
+async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs<R: Backend>() {
     let password = "s3cret-pass-word";
-    let stack = Stack::start_on(
-        RedisServer::start_with_password(password),
-        &[("MOCK_DELAY_MS", "0")],
-    );
-    let log = std::env::temp_dir().join(format!("taskq-consumer-{}.log", std::process::id()));
+    let stack = Stack::start_on(R::start_with_password(password), &[("MOCK_DELAY_MS", "0")]);
+    let log = std::env::temp_dir().join(format!("taskq-consumer-{}.log", stack.queue_name));
     let mut env = common::redis_env(&stack.redis, &stack.queue_name);
     env.push(("API_URL", format!("http://{}/", stack.mock)));
     env.push(("RUST_LOG", "debug".to_owned()));
@@ -477,10 +601,9 @@ async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_only_redis_works_over_rediss() {
+async fn a_tls_only_redis_works_over_rediss<R: Backend>() {
     let stack = Stack::start_on(
-        RedisServer::start_tls(),
+        R::start_tls(),
         &[("MOCK_DELAY_MS", "0"), ("MOCK_POLLS_UNTIL_DONE", "2")],
     );
     assert!(stack.redis.url().starts_with("rediss://"));

@@ -1,42 +1,176 @@
-//! The system under test: a real redis-server, the real mock-api and producer binaries, and as
-//! many real consumer processes as a test asks for.
+//! The system under test: real redis-server processes (one, or a three-master cluster), the real
+//! mock-api and producer binaries, and as many real consumer processes as a test asks for.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use taskq::{ConnectOptions, Counts, Policy, Queue};
-use testkit::{Process, RedisServer, eventually, free_addr, unique_queue};
+use testkit::{Process, RedisCluster, RedisServer, eventually, free_addr, unique_queue};
 use tokio::task::JoinSet;
 
-/// Where the queue lives: one Redis or a cluster.
-pub trait Backend {
+/// Where the queue lives: one Redis or a three-master cluster. A scenario written once against
+/// this trait runs on both (see [`on_both_backends!`]); what a fault does to "Redis" is done to
+/// the server that holds the queue, or to every server.
+pub trait Backend: Sized {
+    /// Starts one without persistence.
+    fn start() -> Self;
+    /// Starts one whose every server gets extra `redis-server` arguments.
+    fn start_with(extra: &[&str]) -> Self;
+    /// Starts one that requires `password`; the URL carries it (on every node's URL).
+    fn start_with_password(password: &str) -> Self;
+    /// Starts one that speaks only TLS; the URL is `rediss://`.
+    fn start_tls() -> Self;
     /// The `REDIS_URL` the binaries get.
     fn url(&self) -> String;
     /// The CA file for TLS, when the backend speaks TLS.
-    fn tls_ca_file(&self) -> Option<&std::path::Path> {
-        None
-    }
+    fn tls_ca_file(&self) -> Option<&Path>;
+    /// Every `redis-server` process.
+    fn servers(&self) -> &[RedisServer];
+    /// The server that holds `key`: the one Redis, or the master that owns its hash slot.
+    fn server_for(&self, key: &str) -> &RedisServer;
+    /// The server that holds `key`, to kill and restart it.
+    fn server_for_mut(&mut self, key: &str) -> &mut RedisServer;
+    /// Whether every key is served: the Redis answers; on a cluster, every master says
+    /// `cluster_state:ok`.
+    fn serves(&self) -> bool;
 }
 
 impl Backend for RedisServer {
+    fn start() -> Self {
+        RedisServer::start()
+    }
+    fn start_with(extra: &[&str]) -> Self {
+        RedisServer::start_with(extra)
+    }
+    fn start_with_password(password: &str) -> Self {
+        RedisServer::start_with_password(password)
+    }
+    fn start_tls() -> Self {
+        RedisServer::start_tls()
+    }
     fn url(&self) -> String {
         RedisServer::url(self)
     }
-    fn tls_ca_file(&self) -> Option<&std::path::Path> {
+    fn tls_ca_file(&self) -> Option<&Path> {
         RedisServer::tls_ca_file(self)
+    }
+    fn servers(&self) -> &[RedisServer] {
+        std::slice::from_ref(self)
+    }
+    fn server_for(&self, _key: &str) -> &RedisServer {
+        self
+    }
+    fn server_for_mut(&mut self, _key: &str) -> &mut RedisServer {
+        self
+    }
+    fn serves(&self) -> bool {
+        self.answers_ping()
     }
 }
 
-impl Backend for testkit::RedisCluster {
+impl Backend for RedisCluster {
+    fn start() -> Self {
+        RedisCluster::start()
+    }
+    fn start_with(extra: &[&str]) -> Self {
+        RedisCluster::start_with(extra)
+    }
+    fn start_with_password(password: &str) -> Self {
+        RedisCluster::start_with_password(password)
+    }
+    fn start_tls() -> Self {
+        RedisCluster::start_tls()
+    }
     fn url(&self) -> String {
-        testkit::RedisCluster::url(self)
+        RedisCluster::url(self)
+    }
+    fn tls_ca_file(&self) -> Option<&Path> {
+        RedisCluster::tls_ca_file(self)
+    }
+    fn servers(&self) -> &[RedisServer] {
+        self.nodes()
+    }
+    fn server_for(&self, key: &str) -> &RedisServer {
+        self.node_for(key)
+    }
+    fn server_for_mut(&mut self, key: &str) -> &mut RedisServer {
+        self.node_for_mut(key)
+    }
+    fn serves(&self) -> bool {
+        self.is_ok()
     }
 }
+
+/// One backend shared by several stacks in turn (a scenario that loops over cases starts one
+/// cluster, not one per case); a shared one cannot be killed.
+impl<B: Backend> Backend for Arc<B> {
+    fn start() -> Self {
+        Arc::new(B::start())
+    }
+    fn start_with(extra: &[&str]) -> Self {
+        Arc::new(B::start_with(extra))
+    }
+    fn start_with_password(password: &str) -> Self {
+        Arc::new(B::start_with_password(password))
+    }
+    fn start_tls() -> Self {
+        Arc::new(B::start_tls())
+    }
+    fn url(&self) -> String {
+        B::url(self)
+    }
+    fn tls_ca_file(&self) -> Option<&Path> {
+        B::tls_ca_file(self)
+    }
+    fn servers(&self) -> &[RedisServer] {
+        B::servers(self)
+    }
+    fn server_for(&self, key: &str) -> &RedisServer {
+        B::server_for(self, key)
+    }
+    fn server_for_mut(&mut self, key: &str) -> &mut RedisServer {
+        Arc::get_mut(self)
+            .expect("a shared backend is not killed")
+            .server_for_mut(key)
+    }
+    fn serves(&self) -> bool {
+        B::serves(self)
+    }
+}
+
+/// For each scenario `name<R: Backend>()` named, two tests: `single::name` on one Redis and
+/// `cluster::name` on a three-master cluster. `#[on_cluster(ignore = "why")]` before a name puts
+/// that attribute on the cluster test only.
+#[allow(unused_macros)] // the suites that run on one Redis only do not use it
+macro_rules! on_both_backends {
+    ($( $(#[on_cluster($cluster:meta)])* $name:ident ),* $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<testkit::RedisServer>().await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                $(#[$cluster])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<testkit::RedisCluster>().await
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
 
 /// Redis, mock-api and producer, running; consumers are started with [`Stack::consumer`].
 pub struct Stack<R: Backend = RedisServer> {
@@ -102,6 +236,30 @@ impl<R: Backend> Stack<R> {
             Policy::default(),
         )
         .unwrap()
+    }
+
+    /// The key every record of the queue shares a hash slot with.
+    pub fn queue_key(&self) -> String {
+        self.queue().keys().due_key().to_owned()
+    }
+
+    /// The server that holds the queue: the one Redis, or the master that owns its hash slot.
+    pub fn queue_server(&self) -> &RedisServer {
+        self.redis.server_for(&self.queue_key())
+    }
+
+    /// The server that holds the queue, to kill and restart it.
+    pub fn queue_server_mut(&mut self) -> &mut RedisServer {
+        let key = self.queue_key();
+        self.redis.server_for_mut(&key)
+    }
+
+    /// Waits until the backend serves every key again (after a restart or a hang).
+    pub async fn wait_serving(&self, within: Duration) {
+        eventually(within, "Redis to serve every key", || async {
+            self.redis.serves().then_some(())
+        })
+        .await;
     }
 
     /// The mock's `/stats`.

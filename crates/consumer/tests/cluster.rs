@@ -1,5 +1,6 @@
-//! The same system on a local three-master Redis Cluster: the queue's keys share one hash tag,
-//! every script declares its keys, and the client follows MOVED and ASK when a slot moves.
+//! What only a Redis Cluster has: a slot that moves between masters while tasks flow, and queues
+//! on different shards. (Every end-to-end and fault scenario also runs on a cluster: see
+//! `end_to_end.rs` and `faults.rs`.)
 
 mod common;
 
@@ -7,46 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::{Stack, names};
 use testkit::{RedisCluster, eventually};
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_tasks_finish_on_a_cluster_with_exactly_three_calls_each() {
-    let stack = Stack::start_on(
-        RedisCluster::start(),
-        &[("MOCK_DELAY_MS", "20"), ("MOCK_POLLS_UNTIL_DONE", "3")],
-    );
-    let _consumer = stack.consumer(&[("CONCURRENCY", "100"), ("POLL_INTERVAL_MS", "100")]);
-    let all = names("cluster", 1000);
-    stack.enqueue_all(&all).await;
-    stack.enqueue_all(&all).await;
-
-    let counts = stack.wait_done(1000, Duration::from_secs(30)).await;
-
-    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 0));
-    assert_eq!(counts.totals["duplicates"], 1000);
-    assert_eq!(stack.mock_calls().await, 3000);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_killed_on_a_cluster_loses_nothing() {
-    let stack = Stack::start_on(
-        RedisCluster::start(),
-        &[("MOCK_DELAY_MS", "1500"), ("MOCK_POLLS_UNTIL_DONE", "1")],
-    );
-    let env = [("CONCURRENCY", "200"), ("LEASE_MS", "1000")];
-    let mut first = stack.consumer(&env);
-    stack.enqueue_all(&names("crash", 200)).await;
-    eventually(Duration::from_secs(15), "200 calls in flight", || async {
-        (stack.mock_calls().await >= 200).then_some(())
-    })
-    .await;
-
-    first.kill();
-    let _second = stack.consumer(&env);
-
-    let counts = stack.wait_done(200, Duration::from_secs(30)).await;
-    assert_eq!(counts.totals["reaped"], 200);
-    assert!(stack.mock_calls().await <= 400);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_the_busy_queues_slot_to_another_master_loses_nothing_and_runs_nothing_twice() {

@@ -251,3 +251,44 @@ fn base64_decodes_what_webdriver_sends() {
     assert_eq!(base64_decode("aGVsbG8h"), b"hello!");
     assert_eq!(base64_decode("aGk="), b"hi");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_queue_picked_among_those_a_producer_serves() {
+    let stack = Stack::start(&[]);
+    // A second producer in front of the stack's queue and another one.
+    let other = testkit::unique_queue("other");
+    let addr = free_addr();
+    let mut env = common::redis_env(&stack.redis, &stack.queue_name);
+    env.push(("QUEUES", format!("{},{other}", stack.queue_name)));
+    env.push(("PRODUCER_ADDR", addr.to_string()));
+    let _producer = testkit::Process::serve("producer", addr, &env);
+    for name in ["a", "b", "c"] {
+        let url = format!("http://{addr}/?task-name={name}&queue={other}");
+        let (status, _) = common::get_json(&stack.client, url).await;
+        assert!(status.is_success());
+    }
+    let browser = Browser::start().await;
+
+    browser
+        .open(&format!("http://{addr}/ui#queue={other}&list=queued"))
+        .await;
+
+    browser
+        .wait_text("#count-due", "the other queue's 3 tasks", |t| t == "3")
+        .await;
+    let picker = browser
+        .eval("const s = document.querySelector('#queue'); return [s.value, [...s.options].map(o => o.value)];")
+        .await;
+    assert_eq!(picker, json!([other, [stack.queue_name, other]]));
+    browser
+        .eval("const s = document.querySelector('#queue'); s.value = s.options[0].value; s.dispatchEvent(new Event('change')); return null;")
+        .await;
+    browser
+        .wait_text("#count-due", "the default queue's empty count", |t| {
+            t == "0"
+        })
+        .await;
+    let hash = browser.eval("return location.hash;").await;
+    assert!(hash.as_str().unwrap().contains(&stack.queue_name), "{hash}");
+    browser.call("DELETE", "", Value::Null).await;
+}

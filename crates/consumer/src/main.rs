@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use taskq::service::{LogArgs, shutdown_signal};
+use taskq::service::{LogArgs, runtime, shutdown_signal};
 
 /// Claims due tasks, polls the third-party API for each, and records the answers.
 #[derive(Debug, Parser)]
@@ -22,19 +22,7 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli.log.init();
-    let runtime = match cli.runtime_threads {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            if n > 1 {
-                builder.worker_threads(n);
-            }
-            builder
-        }
-    }
-    .enable_all()
-    .build()
-    .context("starting the runtime")?;
+    let runtime = runtime(cli.runtime_threads).context("starting the runtime")?;
     tracing::info!(config = ?cli.config, threads = cli.runtime_threads, "consumer starting");
     runtime
         .block_on(consumer::run(cli.config, shutdown_signal()))

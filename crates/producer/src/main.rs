@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use taskq::service::{LogArgs, shutdown_signal};
+use taskq::service::{LogArgs, runtime, shutdown_signal};
 
 /// HTTP front door of taskq: GET /?task-name=NAME (or POST /tasks) enqueues a task and answers
 /// at once; an admin API, /metrics and /openapi.json besides.
@@ -13,12 +13,20 @@ struct Cli {
     config: producer::Config,
     #[command(flatten)]
     log: LogArgs,
+    /// Threads serving requests (0: one per core, 1: all on one thread).
+    #[arg(long, env = "RUNTIME_THREADS", default_value_t = 0)]
+    runtime_threads: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli.log.init();
+    runtime(cli.runtime_threads)
+        .context("starting the runtime")?
+        .block_on(serve(cli))
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     let state = cli.config.state().context("opening the queue")?;
     let listener = tokio::net::TcpListener::bind(cli.config.addr)
         .await

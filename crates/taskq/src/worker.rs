@@ -328,16 +328,13 @@ impl<H: Handler> Shared<H> {
                 // Fewer tasks are due than there is room for: start what was claimed, then wait
                 // until more may be due.
                 let due_at = claim.next_due_in.map(|due_in| Instant::now() + due_in);
-                while !ready.is_empty() {
+                while let Some(task) = ready.pop_front() {
+                    // The semaphore is never closed; were it, the held lease would be handed
+                    // back at shutdown.
                     let Ok(permit) = Arc::clone(slots).acquire_owned().await else {
                         return;
                     };
-                    self.start(
-                        ready.pop_front().expect("not empty"),
-                        permit,
-                        in_flight,
-                        answers,
-                    );
+                    self.start(task, permit, in_flight, answers);
                 }
                 self.idle(due_at).await;
             }

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use taskq::metrics::{Exposition, write_queues};
+use taskq::metrics::{Exposition, write_queue_stats};
 use taskq::{Queue, WorkerStats};
 
 use crate::metrics::{CallMetrics, write_calls};
@@ -41,25 +41,13 @@ pub fn app(served: Vec<Served>) -> Router {
 }
 
 async fn metrics(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
-    let mut stats = Vec::with_capacity(served.len());
-    for queue in served.iter() {
-        let read = queue.queue.stats().await;
-        if let Err(err) = &read {
-            tracing::warn!(queue = queue.queue.keys().queue(), error = %err, "metrics: redis unavailable");
-        }
-        stats.push(read.ok());
-    }
-    let queues: Vec<_> = served
-        .iter()
-        .zip(&stats)
-        .map(|(queue, stats)| (queue.queue.keys().queue(), stats.as_ref()))
-        .collect();
+    let queues: Vec<&Queue> = served.iter().map(|served| &served.queue).collect();
     let calls: Vec<_> = served
         .iter()
         .map(|queue| (queue.queue.keys().queue(), &*queue.calls, &*queue.worker))
         .collect();
     let mut page = Exposition::new();
-    write_queues(&mut page, &queues);
+    write_queue_stats(&mut page, &queues).await;
     write_calls(&mut page, &calls);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],

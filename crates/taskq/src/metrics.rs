@@ -15,6 +15,7 @@ use std::fmt::{self, Display, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::admin::QueueStats;
+use crate::queue::Queue;
 
 /// The queue-wide counters the scripts keep, with their help text. A counter that has not
 /// happened yet is shown as 0, so that its series exists from the start.
@@ -212,6 +213,26 @@ impl Histogram {
                 Some((f64::from_bits(bits) + value).to_bits())
             });
     }
+}
+
+/// Reads every queue's statistics from Redis (one after another) and writes them with
+/// [`write_queues`]: the `/metrics` of the producer and of the consumer. A queue whose Redis did
+/// not answer is logged, and shows `taskq_redis_up 0` without its other series.
+pub async fn write_queue_stats(page: &mut Exposition, queues: &[&Queue]) {
+    let mut read = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let stats = queue.stats().await;
+        if let Err(err) = &stats {
+            tracing::warn!(queue = queue.keys().queue(), error = %err, "metrics: redis unavailable");
+        }
+        read.push(stats.ok());
+    }
+    let named: Vec<(&str, Option<&QueueStats>)> = queues
+        .iter()
+        .zip(&read)
+        .map(|(queue, stats)| (queue.keys().queue(), stats.as_ref()))
+        .collect();
+    write_queues(page, &named);
 }
 
 /// Writes the queue-wide series of each queue: whether Redis answered, the scripts' counters,

@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
-use taskq::metrics::{Exposition, write_queues};
+use taskq::Queue;
+use taskq::metrics::{Exposition, write_queue_stats};
 
 use super::AppState;
 use crate::error::{AppError, ErrorBody};
@@ -61,20 +62,9 @@ pub async fn queues(State(state): State<AppState>) -> Json<QueueList> {
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut read = Vec::new();
-    for served in state.queues.iter() {
-        let stats = served.queue.stats().await;
-        if let Err(err) = &stats {
-            tracing::warn!(queue = served.name(), error = %err, "metrics: redis unavailable");
-        }
-        read.push((served.name(), stats.ok()));
-    }
-    let read: Vec<_> = read
-        .iter()
-        .map(|(name, stats)| (*name, stats.as_ref()))
-        .collect();
+    let queues: Vec<&Queue> = state.queues.iter().map(|served| &served.queue).collect();
     let mut page = Exposition::new();
-    write_queues(&mut page, &read);
+    write_queue_stats(&mut page, &queues).await;
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),

@@ -130,29 +130,17 @@ impl TaskView {
         payload: Option<Box<RawValue>>,
     ) -> Self {
         Self {
-            task: task.to_owned(),
-            state: State::Queued,
-            data: None,
             payload,
-            attempts: 0,
-            polls: 0,
-            claims: 0,
-            last_error: None,
             created_at_ms,
             updated_at_ms: created_at_ms,
             run_at_ms: Some(run_at_ms),
-            done_at_ms: None,
-            died_at_ms: None,
-            cancelled_at_ms: None,
+            ..Self::blank(task)
         }
     }
 
-    /// Builds the view from a record's `HGETALL` reply (field, value, field, value, ...).
-    ///
-    /// # Errors
-    /// [`Error::UnexpectedReply`] when a field does not parse.
-    pub fn from_fields(task: &str, fields: Vec<(String, String)>) -> Result<Self> {
-        let mut view = Self {
+    /// A record with no field set: what an absent field reads as (counters 0, times unset).
+    fn blank(task: &str) -> Self {
+        Self {
             task: task.to_owned(),
             state: State::Queued,
             data: None,
@@ -167,7 +155,15 @@ impl TaskView {
             done_at_ms: None,
             died_at_ms: None,
             cancelled_at_ms: None,
-        };
+        }
+    }
+
+    /// Builds the view from a record's `HGETALL` reply (field, value, field, value, ...).
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedReply`] when a field does not parse.
+    pub fn from_fields(task: &str, fields: Vec<(String, String)>) -> Result<Self> {
+        let mut view = Self::blank(task);
         for (field, value) in fields {
             match field.as_str() {
                 "state" => view.state = value.parse()?,

@@ -14,12 +14,13 @@ if not state then return {0, {}} end
 if state == 'cancelled' then return {2, redis.call('HGETALL', KEYS[1])} end
 if state == 'done' then return {3, redis.call('HGETALL', KEYS[1])} end
 local now, keep = now_ms(), tonumber(ARGV[2])
+local at = int(now)
 for i = 2, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'token', '', 'updated', now, 'cancelled_at', now)
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'token', '', 'updated', at, 'cancelled_at', at)
 redis.call('HDEL', KEYS[1], 'run_at')
-redis.call('PEXPIRE', KEYS[1], keep)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - keep, 'LIMIT', 0, tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', int(now - keep), 'LIMIT', 0, ARGV[3])
 if #expired > 0 then redis.call('ZREM', KEYS[5], unpack(expired)) end
-redis.call('ZADD', KEYS[5], now, ARGV[1])
-redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
+redis.call('ZADD', KEYS[5], at, ARGV[1])
+redis.call('HINCRBY', KEYS[6], 'cancelled', '1')
 return {1, redis.call('HGETALL', KEYS[1])}

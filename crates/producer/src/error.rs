@@ -83,7 +83,7 @@ impl IntoResponse for AppError {
             Self::Queue(err @ taskq::Error::PayloadTooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, err.to_string())
             }
-            Self::Queue(err @ taskq::Error::Redis(_)) => {
+            Self::Queue(err @ (taskq::Error::Redis(_) | taskq::Error::Interrupted)) => {
                 tracing::warn!(error = %err, "redis unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -185,34 +185,6 @@ impl fmt::Display for Cursor {
     }
 }
 
-/// Reads enqueue.lua's reply: `{1, created, run_at}` for a new task, `{0, record}` for one that
-/// was already there.
-fn parse_enqueue(
-    name: &TaskName,
-    payload: Option<&RawValue>,
-    reply: Vec<redis::Value>,
-) -> Result<Enqueued> {
-    let bad = |what: &str| Error::UnexpectedReply(format!("enqueue reply: {what}"));
-    let mut items = reply.into_iter();
-    let mut next = || items.next().ok_or_else(|| bad("too short"));
-    let created: i64 = redis::from_redis_value(next()?).map_err(|_| bad("flag"))?;
-    if created == 1 {
-        let created_at: u64 = redis::from_redis_value(next()?).map_err(|_| bad("time"))?;
-        let run_at: u64 = redis::from_redis_value(next()?).map_err(|_| bad("time"))?;
-        let payload = payload.map(ToOwned::to_owned);
-        return Ok(Enqueued {
-            created: true,
-            view: TaskView::enqueued(name.as_str(), created_at, run_at, payload),
-        });
-    }
-    let fields: Vec<(String, String)> =
-        redis::from_redis_value(next()?).map_err(|_| bad("record"))?;
-    Ok(Enqueued {
-        created: false,
-        view: TaskView::from_fields(name.as_str(), fields)?,
-    })
-}
-
 /// A batch of names from [`scripts::LIST`], and where the next batch starts.
 struct Batch {
     names: Vec<String>,
@@ -229,13 +201,6 @@ impl Queue {
     /// and nothing is written then.
     #[instrument(level = "debug", skip(self, payload), fields(task = %name))]
     pub async fn submit(&self, name: &TaskName, payload: Option<&RawValue>) -> Result<Enqueued> {
-        let mut invocation = scripts::ENQUEUE.key(self.keys().task(name));
-        invocation
-            .key(&self.keys().due)
-            .key(&self.keys().stats)
-            .arg(name.as_str())
-            .arg(millis(self.policy().result_ttl))
-            .arg(0);
         if let Some(payload) = payload {
             let len = payload.get().len();
             if len > MAX_PAYLOAD_BYTES {
@@ -244,10 +209,8 @@ impl Queue {
                     max: MAX_PAYLOAD_BYTES,
                 });
             }
-            invocation.arg(payload.get());
         }
-        let reply: Vec<redis::Value> = invocation.run(&self.conn()).await?;
-        parse_enqueue(name, payload, reply)
+        self.enqueue_one(name, payload.map(ToOwned::to_owned)).await
     }
 
     /// Cancels the task `name` unless it is done: it leaves every set, its claim token is revoked

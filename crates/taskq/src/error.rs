@@ -65,6 +65,9 @@ pub enum Error {
     /// A list cursor that this list did not hand out.
     #[error("invalid cursor {0:?}: pass back a next_cursor of the same state's list")]
     InvalidCursor(String),
+    /// The runtime stopped before an enqueue was answered (the enqueue may have been written).
+    #[error("the enqueue was not answered: the runtime is shutting down")]
+    Interrupted,
     /// A task's payload is over the limit.
     #[error("the payload is {len} bytes of JSON; the limit is {max}")]
     PayloadTooLarge {

@@ -8,7 +8,8 @@
 //! - [`keys`]: every Redis key name of a queue, all under one hash tag.
 //! - [`name`]: task names, validated at the edge.
 //! - [`task`]: a task's states and its record as clients see it.
-//! - [`queue`]: the operations, each one Lua script (`scripts`, `lua/*.lua`).
+//! - [`queue`]: the operations, each one Lua script (`scripts`, `lua/*.lua`); concurrent
+//!   enqueues share script calls (`enqueue`).
 //! - [`admin`]: submit with a payload, cancel, and what operators need: list by state, stats,
 //!   retry dead tasks, purge finished records.
 //! - [`metrics`]: the Prometheus text format, and the queue-wide series every `/metrics` shows.
@@ -25,6 +26,7 @@
 pub mod admin;
 pub mod backoff;
 pub mod connect;
+mod enqueue;
 pub mod error;
 pub mod keys;
 pub mod metrics;

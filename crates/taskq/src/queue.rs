@@ -17,6 +17,7 @@ use redis::AsyncCommands;
 use tracing::instrument;
 
 use crate::connect::{ConnectOptions, RedisConnection, RedisUrl, connect};
+use crate::enqueue::{self, Enqueuer};
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::name::TaskName;
@@ -149,6 +150,7 @@ pub struct Queue {
     conn: RedisConnection,
     keys: Arc<QueueKeys>,
     policy: Arc<Policy>,
+    enqueuer: Arc<Enqueuer>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -170,6 +172,7 @@ impl Queue {
             conn,
             keys: Arc::new(QueueKeys::new(queue)?),
             policy: Arc::new(policy),
+            enqueuer: Arc::default(),
         })
     }
 
@@ -227,16 +230,31 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`] when Redis fails; the batch is then either wholly written or not at all.
     pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
-        let mut invocation = scripts::ENQUEUE_MANY.key(&self.keys.due);
-        invocation
-            .key(&self.keys.stats)
-            .arg(millis(self.policy.result_ttl))
-            .arg(0);
-        for name in names {
-            invocation.key(self.keys.task(name)).arg(name.as_str());
-        }
-        let flags: Vec<i64> = invocation.run(&self.conn).await?;
-        Ok(flags.into_iter().map(|f| f == 1).collect())
+        let tasks = names.iter().map(|name| (name, None));
+        let reply: Vec<redis::Value> =
+            enqueue::invocation(&self.keys, millis(self.policy.result_ttl), false, tasks)
+                .run(&self.conn)
+                .await?;
+        let (_, flags) = enqueue::split(reply, names.len())?;
+        Ok(flags
+            .into_iter()
+            .map(|flag| flag == redis::Value::Int(1))
+            .collect())
+    }
+
+    /// Enqueues one task in the next call shared with other enqueues (see [`crate::enqueue`]).
+    pub(crate) async fn enqueue_one(
+        &self,
+        name: &TaskName,
+        payload: Option<Box<serde_json::value::RawValue>>,
+    ) -> Result<Enqueued> {
+        self.enqueuer
+            .enqueue(name, payload, || enqueue::Target {
+                conn: self.conn.clone(),
+                keys: Arc::clone(&self.keys),
+                result_ttl_ms: millis(self.policy.result_ttl),
+            })
+            .await
     }
 
     /// Reads a task's record; `None` for a name never seen (or whose result expired).

@@ -21,10 +21,8 @@ macro_rules! script {
     };
 }
 
-/// Adds a task unless it is live or done.
+/// Adds tasks (one or many per call) unless they are live or done.
 pub(crate) static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
-/// Adds many tasks in one call.
-pub(crate) static ENQUEUE_MANY: LazyLock<Script> = script!("enqueue_many.lua");
 /// Leases due tasks to a worker.
 pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
 /// Records the outcomes of calls: done, processing (reschedule) or failed (retry or bury).

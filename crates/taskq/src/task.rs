@@ -123,17 +123,12 @@ pub struct TaskView {
 
 impl TaskView {
     /// The view of a task just enqueued: queued, never called.
-    pub(crate) fn enqueued(
-        task: &str,
-        created_at_ms: u64,
-        run_at_ms: u64,
-        payload: Option<Box<RawValue>>,
-    ) -> Self {
+    pub(crate) fn enqueued(task: &str, created_at_ms: u64, payload: Option<Box<RawValue>>) -> Self {
         Self {
             payload,
             created_at_ms,
             updated_at_ms: created_at_ms,
-            run_at_ms: Some(run_at_ms),
+            run_at_ms: Some(created_at_ms),
             ..Self::blank(task)
         }
     }

@@ -7,7 +7,7 @@ use redis::Commands;
 use serde_json::value::RawValue;
 use taskq::admin::{Cancel, Finished, MAX_PAYLOAD_BYTES};
 use taskq::{Ack, ConnectOptions, Error, Policy, Queue, State, TaskName};
-use testkit::{RedisServer, unique_queue};
+use testkit::{RedisServer, eventually, unique_queue};
 
 fn open(redis: &RedisServer) -> Queue {
     let url = redis.url().parse().unwrap();
@@ -169,6 +169,101 @@ async fn a_dead_task_can_be_cancelled_and_then_is_not_retried() {
     assert_eq!(queue.retry_all_dead().await.unwrap(), 0);
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.counts.dead, stats.counts.cancelled), (0, 1));
+}
+
+/// Script calls Redis has run since it started (INFO commandstats).
+fn script_calls(redis: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis.connection())
+        .unwrap();
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_share_script_calls_and_each_gets_its_own_answer() {
+    let redis = RedisServer::start();
+    let queue = open(&redis);
+    let before = script_calls(&redis);
+
+    // 400 enqueues at once: 100 names, each submitted 4 times with a payload naming its caller.
+    let submits: Vec<_> = (0..400)
+        .map(|i| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let payload = RawValue::from_string(format!(r#"{{"by":{i}}}"#)).unwrap();
+                let task = name(&format!("t-{}", i % 100));
+                (i, queue.submit(&task, Some(&payload)).await.unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for submit in submits {
+        answers.push(submit.await.unwrap());
+    }
+
+    let calls = script_calls(&redis) - before;
+    assert!(
+        calls < 100,
+        "400 concurrent enqueues took {calls} script calls"
+    );
+    let creators: Vec<_> = answers.iter().filter(|(_, a)| a.created).collect();
+    assert_eq!(creators.len(), 100, "one task per name");
+    let json = |view: &taskq::TaskView| serde_json::to_value(view).unwrap();
+    for (i, answer) in &answers {
+        let task = name(&answer.view.task);
+        assert_eq!(
+            task.as_str(),
+            format!("t-{}", i % 100),
+            "each caller gets its own task"
+        );
+        let stored = queue.get(&task).await.unwrap().unwrap();
+        assert_eq!(json(&answer.view), json(&stored), "{task}");
+        let creator = creators
+            .iter()
+            .find(|(_, a)| a.view.task == answer.view.task);
+        let by = creator.unwrap().0;
+        assert_eq!(stored.payload.unwrap().get(), format!(r#"{{"by":{by}}}"#));
+    }
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.due,
+            counts.totals["enqueued"],
+            counts.totals["duplicates"]
+        ),
+        (100, 100, 300)
+    );
+    eprintln!("FIGURES shared-enqueue: enqueues=400 script_calls={calls}");
+}
+
+#[test]
+fn a_queue_handle_enqueues_again_after_its_first_runtime_is_gone() {
+    let redis = RedisServer::start();
+    let runtime = || tokio::runtime::Runtime::new().unwrap();
+    let queue = runtime().block_on(async { open(&redis) });
+    for task in ["first", "second"] {
+        // Each runtime is dropped after its turn, with the connection's and the enqueuer's tasks
+        // in it: the next runtime's enqueues start new ones (the first call may meet the dead
+        // connection and fail while it is replaced).
+        runtime().block_on(eventually(Duration::from_secs(5), task, || async {
+            queue
+                .enqueue(&name(task))
+                .await
+                .ok()
+                .filter(|answer| answer.created)
+        }));
+    }
 }
 
 #[tokio::test]

@@ -1,18 +1,40 @@
--- enqueue.lua: add a task unless one of that name is live or has a stored result.
--- KEYS[1] task record   KEYS[2] due zset   KEYS[3] stats hash
--- ARGV[1] task name     ARGV[2] result ttl (ms)   ARGV[3] delay before the first call (ms)
--- ARGV[4] payload (JSON text; optional)
--- Returns {0, HGETALL of the record} for a task already there, {1, created, run_at} for a new
--- one (the client knows the rest of a new record: reading it back would cost a command).
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HINCRBY', KEYS[3], 'duplicates', '1')
-  return {0, redis.call('HGETALL', KEYS[1])}
+-- enqueue.lua: add tasks unless one of the same name is live or has a stored result.
+-- One call carries one task or many: concurrent enqueues share calls (see enqueue.rs) and
+-- enqueue_many sends its chunks here. Within a call tasks are added in order, so a name given
+-- twice is created once (the second sees the first).
+-- KEYS[1] due zset   KEYS[2] stats hash   KEYS[2+i] record of task i
+-- ARGV[1] result ttl (ms)   ARGV[2] '1': answer the record of a task already there, '0': answer 0
+-- ARGV[1+2i], ARGV[2+2i]: name and payload (JSON text; '' for none) of task i
+-- Returns {created, r1, r2, ...}: `created` is the server time (ms) at which the new tasks were
+-- created (and are due); r_i is 1 for a task created now, else 0 or the record's HGETALL (the
+-- client knows the rest of a new record: reading it back would cost Redis time).
+local now = int(now_ms())
+local ttl, records = ARGV[1], ARGV[2] == '1'
+local replies, due = {now}, {}
+for i = 3, #KEYS do
+  local name, payload = ARGV[2 * i - 3], ARGV[2 * i - 2]
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    replies[i - 1] = records and redis.call('HGETALL', KEYS[i]) or 0
+  else
+    if payload == '' then
+      redis.call('HSET', KEYS[i], 'state', 'queued', 'created', now, 'updated', now,
+        'run_at', now, 'ttl', ttl)
+    else
+      redis.call('HSET', KEYS[i], 'state', 'queued', 'created', now, 'updated', now,
+        'run_at', now, 'ttl', ttl, 'payload', payload)
+    end
+    due[#due + 1] = now
+    due[#due + 1] = name
+    replies[i - 1] = 1
+  end
 end
-local now = now_ms()
-local created, run_at = int(now), int(now + tonumber(ARGV[3]))
-redis.call('HSET', KEYS[1], 'state', 'queued', 'created', created, 'updated', created,
-  'run_at', run_at, 'ttl', ARGV[2])
-if ARGV[4] then redis.call('HSET', KEYS[1], 'payload', ARGV[4]) end
-redis.call('ZADD', KEYS[2], run_at, ARGV[1])
-redis.call('HINCRBY', KEYS[3], 'enqueued', '1')
-return {1, created, run_at}
+-- One ZADD per call (in slices, within Lua's stack limit for unpack).
+for first = 1, #due, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(due, first, math.min(first + 999, #due)))
+end
+local created = #due / 2
+if created > 0 then redis.call('HINCRBY', KEYS[2], 'enqueued', int(created)) end
+if created < #KEYS - 2 then
+  redis.call('HINCRBY', KEYS[2], 'duplicates', int(#KEYS - 2 - created))
+end
+return replies

@@ -138,7 +138,15 @@ async fn an_expired_lease_comes_back_with_a_new_token_and_the_old_one_is_refused
 #[tokio::test]
 async fn extended_leases_are_not_reaped_and_lost_ones_are_reported() {
     let redis = RedisServer::start();
-    let queue = open(&redis, short_lease());
+    // Renewed every 150 ms, a 600 ms lease has 450 ms of slack for a loaded machine.
+    let lease = Duration::from_millis(600);
+    let queue = open(
+        &redis,
+        Policy {
+            lease,
+            ..short_lease()
+        },
+    );
     queue
         .enqueue_many(&[name("kept"), name("lost")])
         .await
@@ -148,15 +156,16 @@ async fn extended_leases_are_not_reaped_and_lost_ones_are_reported() {
     let mut lost = tasks.iter().find(|t| t.name == "lost").unwrap().clone();
     lost.token = "not-the-token".into();
 
-    for _ in 0..5 {
+    let claimed = std::time::Instant::now();
+    while claimed.elapsed() < 2 * lease {
         assert_eq!(
             queue.extend(&[kept.clone(), lost.clone()]).await.unwrap(),
             vec![1]
         );
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        tokio::time::sleep(lease / 4).await;
     }
 
-    // 400 ms have passed, twice the lease: only the renewed one is still held.
+    // Twice the lease has passed: only the renewed one is still held.
     let reclaimed = queue.claim(10).await.unwrap().tasks;
     assert_eq!(
         reclaimed
@@ -178,7 +187,8 @@ async fn processing_reschedules_without_using_an_attempt_and_done_stores_the_res
 
     let task = queue.claim(1).await.unwrap().tasks.remove(0);
     let ack = queue
-        .snooze(&task, r#"{"p":1}"#, Duration::from_millis(50))
+        // Long enough that no stall of a loaded machine makes the next claim see it due.
+        .snooze(&task, r#"{"p":1}"#, Duration::from_millis(300))
         .await
         .unwrap();
     assert_eq!(ack, Ack::Applied);
@@ -190,7 +200,7 @@ async fn processing_reschedules_without_using_an_attempt_and_done_stores_the_res
     assert_eq!(view.data.unwrap().get(), r#"{"p":1}"#);
     let claim = queue.claim(1).await.unwrap();
     assert!(claim.tasks.is_empty(), "not due before the poll interval");
-    assert!(claim.next_due_in.unwrap() <= Duration::from_millis(50));
+    assert!(claim.next_due_in.unwrap() <= Duration::from_millis(300));
 
     let task = eventually(Duration::from_secs(2), "the re-poll", || async {
         queue.claim(1).await.unwrap().tasks.pop()
@@ -235,7 +245,8 @@ async fn failures_back_off_then_the_task_dies_with_its_last_error() {
             .fail(
                 &task,
                 &format!("error {attempt}"),
-                Duration::from_millis(30),
+                // Long enough that no stall of a loaded machine makes the next claim see it due.
+                Duration::from_millis(300),
                 false,
             )
             .await

@@ -5,11 +5,11 @@
 //! This is the limit of one enqueue per script call: `redis-benchmark` is a small C client, so
 //! its figure is about as much as Redis serves on this machine for such calls. The library's
 //! concurrent enqueues share calls (`taskq`'s `enqueue` module), which is how W1b passes it; the
-//! ratio of the two shows what sharing is worth. The script is the library's own text (`prelude.lua` + `enqueue.lua`, as
-//! `taskq::scripts` builds it), proven identical by its SHA: Redis knows it after one
-//! `Queue::enqueue` and not before. The keys are the queue's own (`Queue::keys`); the run is
-//! checked through the library afterwards (its counters and due set count the tasks, and a
-//! sample of records is read back).
+//! ratio of the two shows what sharing is worth. The script is the library's own text
+//! (`prelude.lua` + `enqueue.lua`, as `taskq::scripts` builds it), proven identical by its SHA:
+//! Redis knows it after one `Queue::enqueue` and not before. The keys are the queue's own
+//! (`Queue::keys`); the run is checked through the library afterwards (its counters and due set
+//! count the tasks, and a sample of records is read back).
 //!
 //! `redis-benchmark` draws every `__rand_int__` apart, so a task's record key and the name it
 //! queues carry different numbers; both are new, of the same length, so the script does the same

@@ -16,13 +16,12 @@ for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     replies[i - 1] = records and redis.call('HGETALL', KEYS[i]) or 0
   else
-    if payload == '' then
-      redis.call('HSET', KEYS[i], 'state', 'queued', 'created', now, 'updated', now,
-        'run_at', now, 'ttl', ttl)
-    else
-      redis.call('HSET', KEYS[i], 'state', 'queued', 'created', now, 'updated', now,
-        'run_at', now, 'ttl', ttl, 'payload', payload)
+    local record = {'state', 'queued', 'created', now, 'updated', now, 'run_at', now, 'ttl', ttl}
+    if payload ~= '' then
+      record[#record + 1] = 'payload'
+      record[#record + 1] = payload
     end
+    redis.call('HSET', KEYS[i], unpack(record))
     due[#due + 1] = now
     due[#due + 1] = name
     replies[i - 1] = 1

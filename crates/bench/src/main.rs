@@ -144,7 +144,12 @@ async fn run(cli: Cli) -> Result<()> {
             redis_cli: cli.redis_cli.clone(),
             redis_benchmark: cli.redis_benchmark.clone(),
         },
-        http: reqwest::Client::new(),
+        http: {
+            // reqwest is built with rustls and no crypto provider of its own: use ring, as the
+            // rest of the workspace does.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::new()
+        },
     };
     let date = now_utc();
     let load_avg_at_start = load_avg();

@@ -1,11 +1,15 @@
 //! The consumer's settings.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
 use taskq::service::RedisArgs;
 use taskq::{Backoff, Policy, Queue, WorkerConfig};
+
+use crate::api::{Api, ApiSpec, Profile, ProfileError};
 
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,9 +20,14 @@ pub struct Config {
     /// Where the consumer serves /metrics and /healthz (port 0: any free port).
     #[arg(long, env = "CONSUMER_ADDR", default_value = "127.0.0.1:9003")]
     pub addr: SocketAddr,
-    /// The third-party API; each call is GET {API_URL}?task-name=NAME.
+    /// The third-party API of the original shape (queues without a profile); each call is
+    /// GET {API_URL}?task-name=NAME. https:// works.
     #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:9001/")]
     pub api_url: Url,
+    /// A PEM file of certificate authorities trusted for every queue's API, beside the
+    /// system's (a profile adds its own with ca_file).
+    #[arg(long, env = "API_CA_FILE")]
+    pub api_ca_file: Option<PathBuf>,
     /// Tasks in flight at most.
     #[arg(long, env = "CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
@@ -62,15 +71,19 @@ pub struct Config {
     /// How long dead tasks are kept (s).
     #[arg(long, env = "DEAD_TTL_SECS", default_value_t = 7 * 86_400)]
     pub dead_ttl_secs: u64,
-    /// A JSON file of per-queue settings, for a consumer serving several queues:
+    /// A JSON (or, named *.toml, TOML) file of per-queue settings:
     /// `{"queue-a": {"api_url": "http://a/", "concurrency": 20, "poll_interval_ms": 500}, ...}`.
     /// Keys: api_url, concurrency, batch_size, poll_interval_ms, api_timeout_ms, max_attempts,
-    /// lease_ms. The queues it names are served unless QUEUES lists them.
+    /// lease_ms, and api (an API profile: see README, "Calling real APIs"). The queues it names
+    /// are served unless QUEUES lists them.
     #[arg(long, env = "QUEUES_FILE")]
-    pub queues_file: Option<std::path::PathBuf>,
+    pub queues_file: Option<PathBuf>,
     /// How many dead tasks are kept at most; the oldest are pruned first.
     #[arg(long, env = "DEAD_MAX", default_value_t = 10_000)]
     pub dead_max: u64,
+    /// The queue's API profile, from QUEUES_FILE (`None`: the original shape at API_URL).
+    #[arg(skip)]
+    pub api_profile: Option<Arc<Profile>>,
 }
 
 /// One queue's settings in `QUEUES_FILE`; what is left out comes from the flags.
@@ -84,6 +97,7 @@ pub struct QueueOverrides {
     api_timeout_ms: Option<u64>,
     max_attempts: Option<u32>,
     lease_ms: Option<u64>,
+    api: Option<ApiSpec>,
 }
 
 /// Why the per-queue settings could not be read.
@@ -105,37 +119,62 @@ pub enum QueuesFileError {
         /// What is wrong.
         message: String,
     },
-    /// The file is not the expected JSON.
-    #[error("parsing {path}: {source}")]
+    /// The file is not the expected JSON or TOML.
+    #[error("parsing {path}: {message}")]
     Parse {
         /// The file.
         path: String,
-        /// Why.
-        source: serde_json::Error,
+        /// What the parser said (it names the key).
+        message: String,
     },
+    /// A queue's API profile is wrong.
+    #[error("queue {queue}: {source}")]
+    Profile {
+        /// The queue.
+        queue: String,
+        /// The field and what is wrong with it.
+        source: ProfileError,
+    },
+}
+
+/// Reads the per-queue settings: TOML when the file name ends in `.toml`, else JSON.
+fn read_queues_file(
+    path: &Path,
+) -> Result<std::collections::BTreeMap<String, QueueOverrides>, QueuesFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| QueuesFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let parsed = if path.extension().is_some_and(|ext| ext == "toml") {
+        toml::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|message| QueuesFileError::Parse {
+        path: shown,
+        message,
+    })
 }
 
 impl Config {
     /// One configuration per queue served (QUEUES, else the queues of QUEUES_FILE, else
-    /// QUEUE_NAME), each with its overrides from QUEUES_FILE applied.
+    /// QUEUE_NAME), each with its overrides from QUEUES_FILE applied and its API profile
+    /// compiled (`${VAR}` read from the environment).
     ///
     /// # Errors
-    /// [`QueuesFileError`] when QUEUES_FILE cannot be read or parsed.
+    /// [`QueuesFileError`] when QUEUES_FILE cannot be read or parsed, or a profile is wrong.
     pub fn per_queue(&self) -> Result<Vec<Config>, QueuesFileError> {
-        let overrides: std::collections::BTreeMap<String, QueueOverrides> = match &self.queues_file
-        {
-            Some(path) => {
-                let shown = path.display().to_string();
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| QueuesFileError::Read {
-                        path: shown.clone(),
-                        source,
-                    })?;
-                serde_json::from_str(&text).map_err(|source| QueuesFileError::Parse {
-                    path: shown,
-                    source,
-                })?
-            }
+        self.per_queue_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::per_queue`], with `lookup` for the environment.
+    fn per_queue_with(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Config>, QueuesFileError> {
+        let overrides = match &self.queues_file {
+            Some(path) => read_queues_file(path)?,
             None => Default::default(),
         };
         let names = if self.redis.queues.is_empty() && !overrides.is_empty() {
@@ -162,14 +201,32 @@ impl Config {
                 config.api_timeout_ms = o.api_timeout_ms.unwrap_or(config.api_timeout_ms).max(1);
                 config.max_attempts = o.max_attempts.unwrap_or(config.max_attempts).max(1);
                 config.lease_ms = o.lease_ms.unwrap_or(config.lease_ms).max(100);
+                config.api_profile = o
+                    .api
+                    .map(|spec| spec.compile(&lookup))
+                    .transpose()
+                    .map_err(|source| QueuesFileError::Profile {
+                        queue: config.redis.queue_name.clone(),
+                        source,
+                    })?
+                    .map(Arc::new);
                 Ok(config)
             })
             .collect()
     }
 
+    /// The API this queue calls.
+    pub fn api(&self) -> Api {
+        match &self.api_profile {
+            Some(profile) => Api::Profile(Arc::clone(profile)),
+            None => Api::Original(self.api_url.clone()),
+        }
+    }
+
     /// The queue's rules as this consumer applies them.
     pub fn policy(&self) -> Policy {
         Policy {
+            submit_keys: self.api().submits(),
             lease: Duration::from_millis(self.lease_ms),
             max_attempts: self.max_attempts,
             max_poll: (self.max_poll_secs > 0).then(|| Duration::from_secs(self.max_poll_secs)),
@@ -234,16 +291,73 @@ mod tests {
 
     /// Runs `check` with the path of a temporary file holding `json`.
     fn with_file(json: &str, check: impl FnOnce(&str)) {
+        with_named_file("json", json, check);
+    }
+
+    /// Runs `check` with the path of a temporary `*.{extension}` file holding `text`.
+    fn with_named_file(extension: &str, text: &str, check: impl FnOnce(&str)) {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
-            "taskq-queues-{}-{}.json",
+            "taskq-queues-{}-{}.{extension}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::write(&path, json).unwrap();
+        std::fs::write(&path, text).unwrap();
         check(path.to_str().unwrap());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    const PROFILE_TOML: &str = r#"
+        [jobs]
+        concurrency = 8
+
+        [jobs.api]
+        base_url = "https://api.example.com"
+        headers = { Authorization = "Bearer ${TOKEN}" }
+        submit = { path = "/v1/jobs", id = "/id" }
+        poll = { path = "/v1/jobs/{{id}}" }
+        status = { pointer = "/status", processing = ["running"], done = ["succeeded"] }
+    "#;
+
+    #[test]
+    fn a_toml_queues_file_gives_a_queue_its_profile_and_a_submitting_policy() {
+        let lookup = |name: &str| (name == "TOKEN").then(|| "s3cret".to_owned());
+        let mut queues = Vec::new();
+        with_named_file("toml", PROFILE_TOML, |path| {
+            queues = parse(&["--queues-file", path])
+                .per_queue_with(lookup)
+                .unwrap();
+        });
+        let jobs = &queues[0];
+        assert_eq!(
+            (jobs.redis.queue_name.as_str(), jobs.concurrency),
+            ("jobs", 8)
+        );
+        assert!(jobs.api().submits());
+        assert!(jobs.policy().submit_keys);
+        assert!(!format!("{jobs:?}").contains("s3cret"), "{jobs:?}");
+        assert!(
+            !parse(&[]).policy().submit_keys,
+            "the original shape does not submit"
+        );
+    }
+
+    #[test]
+    fn a_profile_naming_a_missing_variable_is_refused_with_the_queue_and_the_variable() {
+        with_named_file("toml", PROFILE_TOML, |path| {
+            let err = parse(&["--queues-file", path])
+                .per_queue_with(|_| None)
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "queue jobs: api.headers.Authorization: environment variable TOKEN is not set"
+            );
+        });
+        with_named_file("toml", "[jobs]\nconcurency = 3\n", |path| {
+            let err = parse(&["--queues-file", path]).per_queue().unwrap_err();
+            assert!(err.to_string().contains("concurency"), "{err}");
+        });
     }
 
     #[test]

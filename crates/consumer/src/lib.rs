@@ -3,16 +3,19 @@
 //! error a retry with backoff or, at the limit, a dead task.
 //!
 //! # Layout
-//! - [`config`]: settings from flags and environment.
-//! - [`poller`]: the HTTP call, bounded in time and size ([`taskq::Handler`]).
-//! - [`answer`]: what an answer means (done, processing, retryable or permanent failure).
+//! - [`config`]: settings from flags, environment and `QUEUES_FILE`.
+//! - [`api`]: the API a queue calls (the original shape, or a profile: submit then poll, any
+//!   status mapping, credentials) and what its answers mean.
+//! - [`client`]: the HTTPS client (rustls, system roots plus configured authorities).
+//! - [`poller`]: the call per task, bounded in time and size ([`taskq::Handler`]).
 //! - [`tick`]: the cron tick that wakes the claim loop and sweeps expired leases.
 //! - [`metrics`]: what this process measures of its calls (latency, status codes, in flight).
 //! - [`server`]: `/metrics` and `/healthz` on `CONSUMER_ADDR`.
 //!
 //! The claim loop, leases and shutdown drain are the library's [`taskq::Worker`].
 
-pub mod answer;
+pub mod api;
+pub mod client;
 pub mod config;
 pub mod metrics;
 pub mod poller;
@@ -39,8 +42,13 @@ pub enum StartError {
     #[error(transparent)]
     QueuesFile(#[from] config::QueuesFileError),
     /// The HTTP client could not be built.
-    #[error("building the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("queue {queue}: {source}")]
+    Client {
+        /// The queue whose client it was.
+        queue: String,
+        /// Why.
+        source: client::ClientError,
+    },
     /// The metrics server's address could not be bound.
     #[error("binding CONSUMER_ADDR {addr}: {source}")]
     Bind {
@@ -79,14 +87,29 @@ pub async fn run(
     for config in config.per_queue()? {
         let queue = config.queue()?;
         let calls = Arc::default();
+        let api = config.api();
+        let http = client::build(&client::ClientSettings {
+            timeout: Duration::from_millis(config.api_timeout_ms),
+            connections: config.concurrency as usize,
+            ca_files: config
+                .api_ca_file
+                .as_deref()
+                .into_iter()
+                .chain(api.ca_file())
+                .collect(),
+        })
+        .map_err(|source| StartError::Client {
+            queue: config.redis.queue_name.clone(),
+            source,
+        })?;
         let poller = Poller::new(
-            config.api_url.clone(),
-            Duration::from_millis(config.api_timeout_ms),
+            http,
+            api,
+            &config.redis.queue_name,
             config.api_max_body_bytes,
             Duration::from_secs(config.retry_after_max_secs),
-            config.concurrency as usize,
             Arc::clone(&calls),
-        )?;
+        );
         let worker = Worker::new(queue.clone(), poller, config.worker());
         ticked.push((queue.clone(), worker.wake_handle()));
         served.push(Served {

@@ -1,25 +1,29 @@
-//! The consumer's handler: one GET to the third-party API per call, bounded in time and size.
-//!
-//! A task's payload (`POST /tasks`) travels as query parameters after `task-name`: each member
-//! of a JSON object becomes one parameter (strings as they are, other values as JSON text), and
-//! any other JSON is one `payload` parameter. A GET keeps every call the same shape, whatever the
-//! API; a member named `task-name` is left out, so the name cannot be overridden.
+//! The consumer's handler: one call to the third-party API per claimed task, bounded in time and
+//! size: the original shape's GET, or a profile's submit or poll (see [`crate::api`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Client, Url, header};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Client, RequestBuilder, StatusCode};
 use taskq::{ClaimedTask, Failure, Handler, Outcome};
 
-use crate::answer;
+use crate::api::failure::retry_after;
+use crate::api::read::{self, Answer};
+use crate::api::request::{self, Kind};
+use crate::api::{Api, Profile, original};
+use crate::client::describe;
 use crate::metrics::CallMetrics;
 
-/// Calls `GET {api_url}?task-name=NAME[&payload parameters]` for each task.
+/// Calls the queue's API for each task.
 #[derive(Debug, Clone)]
 pub struct Poller {
     /// One client for every call: it keeps connections to the API alive and reuses them.
     client: Client,
-    api_url: Url,
+    /// What to call and how its answers read.
+    api: Api,
+    /// The queue's name, for idempotency keys.
+    queue: String,
     /// Bodies longer than this are refused without being read whole.
     max_body_bytes: usize,
     /// The longest `Retry-After` honoured.
@@ -28,46 +32,38 @@ pub struct Poller {
     metrics: Arc<CallMetrics>,
 }
 
+/// What came back from a call.
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
 impl Poller {
-    /// A poller for `api_url`; every call ends after `timeout` and is measured in `metrics`.
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
+    /// A poller of `api` for `queue`, calling through `client`; every call is measured in
+    /// `metrics`.
     pub fn new(
-        api_url: Url,
-        timeout: Duration,
+        client: Client,
+        api: Api,
+        queue: &str,
         max_body_bytes: usize,
         max_retry_after: Duration,
-        connections: usize,
         metrics: Arc<CallMetrics>,
-    ) -> reqwest::Result<Self> {
-        let client = Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(connections)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             client,
-            api_url,
+            api,
+            queue: queue.to_owned(),
             max_body_bytes,
             max_retry_after,
             metrics,
-        })
+        }
     }
 
-    async fn call(&self, task: &ClaimedTask) -> Result<Outcome, String> {
-        let mut url = self.api_url.clone();
-        url.query_pairs_mut()
-            .append_pair("task-name", &task.name)
-            .extend_pairs(
-                task.payload
-                    .as_deref()
-                    .map(payload_parameters)
-                    .unwrap_or_default(),
-            );
+    /// Sends `request` and reads the answer, at most `max_body_bytes` of it.
+    async fn send(&self, request: RequestBuilder) -> Result<Response, String> {
         let mut call = self.metrics.start();
-        let mut response = self.client.get(url).send().await.map_err(|err| {
+        let mut response = request.send().await.map_err(|err| {
             call.outcome(if err.is_timeout() {
                 "timeout"
             } else if err.is_connect() {
@@ -75,37 +71,77 @@ impl Poller {
             } else {
                 "error"
             });
-            describe(err)
+            describe(&err)
         })?;
         let status = response.status();
         call.outcome(status.as_u16());
-        let retry_after = answer::retry_after(
-            response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-            self.max_retry_after,
-        );
+        let too_big = || format!("the API's answer is over {} bytes", self.max_body_bytes);
         if response
             .content_length()
             .is_some_and(|len| len > self.max_body_bytes as u64)
         {
-            return Err(format!(
-                "the API's answer is over {} bytes",
-                self.max_body_bytes
-            ));
+            return Err(too_big());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        while let Some(chunk) = response.chunk().await.map_err(|err| describe(&err))? {
             if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(format!(
-                    "the API's answer is over {} bytes",
-                    self.max_body_bytes
-                ));
+                return Err(too_big());
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(answer::interpret(status, retry_after, &body))
+        Ok(Response {
+            status,
+            headers: std::mem::take(response.headers_mut()),
+            body,
+        })
+    }
+
+    /// One call of a profile: render it, send it, read the answer.
+    async fn call_profile(&self, profile: &Profile, task: &ClaimedTask) -> Result<Outcome, String> {
+        let call = match request::render(profile, &self.queue, task) {
+            Ok(call) => call,
+            Err(why) => {
+                return Ok(Outcome::Failed(Failure::permanent(format!(
+                    "cannot make the call: {why}"
+                ))));
+            }
+        };
+        let mut builder = self.client.request(call.method, call.url);
+        for (name, secret) in &profile.headers {
+            builder = builder.header(name, secret.header_value().clone());
+        }
+        if let Some(key) = call.idempotency_key {
+            builder = builder.header("idempotency-key", key);
+        }
+        if let Some(body) = call.body {
+            if !profile.headers.iter().any(|(name, _)| name == CONTENT_TYPE) {
+                builder =
+                    builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            builder = builder.body(body);
+        }
+        let response = self.send(builder).await?;
+        let answer = Answer {
+            status: response.status,
+            headers: &response.headers,
+            retry_after: retry_after(&response.headers, self.max_retry_after),
+            body: &response.body,
+        };
+        Ok(match call.kind {
+            Kind::Submit => read::submit(profile, &answer),
+            Kind::Poll => read::poll(profile, &answer),
+        })
+    }
+
+    async fn call(&self, task: &ClaimedTask) -> Result<Outcome, String> {
+        match &self.api {
+            Api::Original(url) => {
+                let response = self.send(self.client.get(original::url(url, task))).await?;
+                let wait = retry_after(&response.headers, self.max_retry_after);
+                Ok(original::read(response.status, wait, &response.body))
+            }
+            Api::Profile(profile) => self.call_profile(profile, task).await,
+        }
     }
 }
 
@@ -114,55 +150,5 @@ impl Handler for Poller {
         self.call(task)
             .await
             .unwrap_or_else(|message| Outcome::Failed(Failure::retryable(message)))
-    }
-}
-
-/// The query parameters that carry a payload (see the module's notes).
-fn payload_parameters(payload: &str) -> Vec<(String, String)> {
-    match serde_json::from_str::<serde_json::Value>(payload) {
-        Ok(serde_json::Value::Object(members)) => members
-            .into_iter()
-            .filter(|(key, _)| key != "task-name")
-            .map(|(key, value)| match value {
-                serde_json::Value::String(text) => (key, text),
-                other => (key, other.to_string()),
-            })
-            .collect(),
-        _ => vec![("payload".to_owned(), payload.to_owned())],
-    }
-}
-
-/// A transport error in words a task record can keep.
-fn describe(err: reqwest::Error) -> String {
-    if err.is_timeout() {
-        "the API did not answer in time".to_owned()
-    } else if err.is_connect() {
-        "could not connect to the API".to_owned()
-    } else {
-        format!("calling the API failed: {err}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pairs(payload: &str) -> Vec<(String, String)> {
-        payload_parameters(payload)
-    }
-
-    #[test]
-    fn a_payload_object_becomes_one_parameter_per_member_and_anything_else_one_parameter() {
-        let object = pairs(r#"{"region": "eu", "n": 3, "ids": [1, 2], "task-name": "other"}"#);
-        let expected = [("region", "eu"), ("n", "3"), ("ids", "[1,2]")];
-        assert_eq!(object.len(), 3, "{object:?}");
-        for (key, value) in expected {
-            assert!(
-                object.contains(&(key.into(), value.into())),
-                "{key}: {object:?}"
-            );
-        }
-        assert_eq!(pairs("[1, 2]"), [("payload".into(), "[1, 2]".into())]);
-        assert_eq!(pairs("\"x\""), [("payload".into(), "\"x\"".into())]);
     }
 }

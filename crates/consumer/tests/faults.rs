@@ -468,16 +468,28 @@ async fn throttling_with_retry_after_is_honoured<R: Backend>() {
         ]);
         stack.enqueue("throttled").await;
 
-        let view = eventually(Duration::from_secs(10), "the first failure", || async {
-            let (_, body) = stack.task("throttled").await;
-            (body["attempts"] == 1 && body["state"] != "running").then_some(body)
-        })
+        let view = eventually(
+            Duration::from_secs(10),
+            "the first throttled answer",
+            || async {
+                let (_, body) = stack.task("throttled").await;
+                (body["throttled"] == 1 && body["state"] != "running").then_some(body)
+            },
+        )
         .await;
 
         let wait = view["run_at_ms"].as_u64().unwrap() - view["updated_at_ms"].as_u64().unwrap();
         assert_eq!(
             wait, 1000,
             "HTTP {status}: Retry-After 1 s, not the 10 ms backoff"
+        );
+        assert_eq!(
+            view["attempts"], 0,
+            "HTTP {status}: throttling uses no attempt"
+        );
+        assert_eq!(
+            view["last_error"],
+            format!("the API answered HTTP {status}")
         );
         assert_eq!(stack.mock_calls().await, 1);
     }
@@ -498,7 +510,10 @@ async fn an_unreachable_api_is_retried_then_dead<R: Backend>() {
         .wait_dead("nobody-home", Duration::from_secs(10))
         .await;
 
-    assert_eq!(body["last_error"], "could not connect to the API");
+    assert_eq!(
+        body["last_error"],
+        "could not connect to the API: tcp connect error: Connection refused (os error 111)"
+    );
     assert_eq!(body["attempts"], 2);
 }
 

@@ -30,7 +30,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (Debian's chromium-driver; scripts/setup installs it)");
-        let client = reqwest::Client::new();
+        let client = testkit::http_client();
         let base = format!("http://{addr}");
         eventually(Duration::from_secs(20), "chromedriver ready", || async {
             let status = client.get(format!("{base}/status")).send().await.ok()?;

@@ -223,6 +223,9 @@ impl Bars {
 /// # Errors
 /// [`DemoError`] when the producer fails or the tasks do not finish in time.
 pub async fn run(config: &Config) -> Result<Summary, DemoError> {
+    // reqwest is built with rustls and no crypto provider of its own: use ring, as the rest of
+    // the workspace does (installing fails only when one is installed already).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let producer = std::sync::Arc::new(Producer {
         client: reqwest::Client::new(),
         base: config.producer_url.trim_end_matches('/').to_owned(),

@@ -1,30 +1,39 @@
 //! mock-api: the slow third-party API, simulated, so the whole system runs without the outside
 //! world.
 //!
-//! `GET /?task-name=NAME` waits `delay` (a timer, so thousands of calls wait at once on a few
-//! threads), then answers `{"status":"processing","data":{...}}` until the name's
-//! `polls_until_done`-th successful call, which answers `{"status":"done","data":{...}}`; so does
-//! every call after it. The data is a pure function of the name and the call number. A share of
-//! calls (`failure_rate`, drawn from a seeded generator) answer HTTP 500 instead and do not
-//! advance the name's progress. `GET /stats` counts calls; `POST /reset` forgets everything.
+//! It speaks one shape at a time (`shape`): the original `GET /?task-name=NAME` (see
+//! [`original`]), or one of four real asynchronous APIs, submit then poll, each behind its own
+//! credential header (see [`shapes`]). Every call waits `delay` (a timer, so thousands of calls
+//! wait at once on a few threads). A share of calls (`failure_rate`, drawn from a seeded
+//! generator) answer `failure_status` instead, with a `Retry-After` in seconds or as an HTTP date,
+//! and do not advance anything. `GET /stats` counts calls and jobs; `POST /reset` forgets
+//! everything. With a certificate and key it serves HTTPS (and HTTP/2 when asked).
 //!
-//! For fault-injection tests the failing calls can use another status (`failure_status`: 429,
-//! 503, 404, ...) with a `Retry-After` header, and every successful call can be made to answer a
-//! broken body instead (`body`: not JSON, an unknown status, empty, or a huge one).
+//! For fault-injection tests, successful calls of the original shape can answer a broken body
+//! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
+//! real-API shape can have their answer cut off after the job was made (`drop_submit_answers`).
+
+pub mod jobs;
+pub mod original;
+pub mod shapes;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use taskq::TaskName;
+
+pub use original::{partial, result};
 
 /// The mock's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,14 +41,26 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "MOCK_API_ADDR", default_value = "127.0.0.1:9001")]
     pub addr: SocketAddr,
+    /// Which API to imitate: the original GET ?task-name=, or a real API's shape.
+    #[arg(long, env = "MOCK_SHAPE", value_enum, default_value = "original")]
+    pub shape: Shape,
+    /// The credential the real-API shapes require in their header (401 without it).
+    #[arg(
+        long,
+        env = "MOCK_API_KEY",
+        default_value = "mock-key",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub api_key: ApiKey,
     /// How long every call waits before it answers (ms).
     #[arg(long, env = "MOCK_DELAY_MS", default_value_t = 3000)]
     pub delay_ms: u64,
-    /// Which successful call for a name first answers "done" (1 = the first call; 3 = two
-    /// "processing" answers, then "done").
+    /// Which successful call for a name (a job's poll, for the real-API shapes) first answers
+    /// "done" (1 = the first; 3 = two "processing" answers, then "done").
     #[arg(long, env = "MOCK_POLLS_UNTIL_DONE", default_value_t = 2)]
     pub polls_until_done: u32,
-    /// Share of calls answered with HTTP 500, from 0 to 1.
+    /// Share of calls answered with the failure status, from 0 to 1.
     #[arg(long, env = "MOCK_FAILURE_RATE", default_value_t = 0.0)]
     pub failure_rate: f64,
     /// Seed of the generator that picks the failing calls (same seed, same sequence).
@@ -51,15 +72,62 @@ pub struct Config {
     /// A Retry-After header (seconds) on failing calls; none when unset.
     #[arg(long, env = "MOCK_RETRY_AFTER_SECS")]
     pub retry_after_secs: Option<u64>,
-    /// What successful calls answer: the normal JSON, or a broken body.
+    /// Give that Retry-After as an HTTP date (now + the seconds) instead of seconds.
+    #[arg(long, env = "MOCK_RETRY_AFTER_DATE", default_value_t = false)]
+    pub retry_after_date: bool,
+    /// What successful calls of the original shape answer: the normal JSON, or a broken body.
     #[arg(long, env = "MOCK_BODY", value_enum, default_value = "normal")]
     pub body: BodyKind,
     /// The size of a `huge` body (bytes).
     #[arg(long, env = "MOCK_HUGE_BODY_BYTES", default_value_t = 16 << 20)]
     pub huge_body_bytes: usize,
+    /// The first N submits that make a job have their answer cut off mid-way (the job exists,
+    /// the caller never learns its id).
+    #[arg(long, env = "MOCK_DROP_SUBMIT_ANSWERS", default_value_t = 0)]
+    pub drop_submit_answers: u32,
+    /// A PEM certificate (chain) to serve HTTPS with; needs MOCK_TLS_KEY.
+    #[arg(long, env = "MOCK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of MOCK_TLS_CERT.
+    #[arg(long, env = "MOCK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Over HTTPS, offer HTTP/2 as well as HTTP/1.1 (ALPN).
+    #[arg(long, env = "MOCK_HTTP2", default_value_t = false)]
+    pub http2: bool,
 }
 
-/// What a successful call answers.
+/// The credential the mock requires: never printed (`Debug` shows `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl From<String> for ApiKey {
+    fn from(key: String) -> Self {
+        Self(key)
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which API the mock imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// `GET /?task-name=NAME`, answered `{"status", "data"}`.
+    Original,
+    /// Replicate's predictions: POST, id in the body, `status` strings.
+    Replicate,
+    /// A Google long-running operation: `{"done": bool}`, an error object, a slash in the id.
+    Google,
+    /// Azure's pattern: 202 + `Operation-Location` + `Retry-After`.
+    Azure,
+    /// Stability's results: HTTP 202 until HTTP 200.
+    Stability,
+}
+
+/// What a successful call of the original shape answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BodyKind {
     /// `{"status": "processing" | "done", "data": ...}`.
@@ -78,147 +146,184 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            shape: Shape::Original,
+            api_key: ApiKey("mock-key".into()),
             delay_ms: 3000,
             polls_until_done: 2,
             failure_rate: 0.0,
             seed: 42,
             failure_status: 500,
             retry_after_secs: None,
+            retry_after_date: false,
             body: BodyKind::Normal,
             huge_body_bytes: 16 << 20,
+            drop_submit_answers: 0,
+            tls_cert: None,
+            tls_key: None,
+            http2: false,
         }
     }
 }
 
-/// The mock's counters and per-name progress.
-struct Mock {
-    config: Config,
-    /// Successful calls per name so far.
-    progress: Mutex<HashMap<String, u32>>,
-    rng: Mutex<fastrand::Rng>,
+/// What `/stats` counts.
+#[derive(Debug, Default)]
+struct Counters {
     calls: AtomicU64,
     done: AtomicU64,
     failures: AtomicU64,
+    unauthorized: AtomicU64,
+    dropped: AtomicU64,
+    http2: AtomicU64,
+}
+
+impl Counters {
+    fn call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn unauthorized(&self) {
+        self.unauthorized.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The mock's state.
+pub struct Mock {
+    config: Config,
+    /// Successful calls per name so far (original shape).
+    progress: Mutex<HashMap<String, u32>>,
+    /// Jobs (real-API shapes).
+    jobs: jobs::Jobs,
+    rng: Mutex<fastrand::Rng>,
+    counters: Counters,
+    /// Submit answers dropped so far.
+    drops: AtomicU32,
+}
+
+impl Mock {
+    /// Waits the configured delay.
+    async fn delay(&self) {
+        tokio::time::sleep(Duration::from_millis(self.config.delay_ms)).await;
+    }
+
+    /// The scheme clients reach the mock by.
+    fn scheme(&self) -> &'static str {
+        if self.config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// A failing call's answer, for the share of calls that fail.
+    fn injected_failure(&self) -> Option<Response> {
+        let rate = self.config.failure_rate;
+        let fails = rate > 0.0
+            && self
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .f64()
+                < rate;
+        if !fails {
+            return None;
+        }
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(self.config.failure_status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(json!({"error": "simulated failure"}))).into_response();
+        if let Some(secs) = self.config.retry_after_secs {
+            let value = if self.config.retry_after_date {
+                let at = SystemTime::now() + Duration::from_secs(secs);
+                HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok()
+            } else {
+                Some(HeaderValue::from(secs))
+            };
+            if let Some(value) = value {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        Some(response)
+    }
+
+    /// Whether this submit's answer is one of the first `drop_submit_answers`, to be cut off.
+    fn drop_this_answer(&self) -> bool {
+        let limit = self.config.drop_submit_answers;
+        let dropped = self
+            .drops
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok();
+        if dropped {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        dropped
+    }
+}
+
+/// An answer whose body breaks off after the status line: the connection is cut, and the caller
+/// learns nothing of what it asked for.
+fn dropped_answer() -> Response {
+    let broken = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("answer dropped on purpose"))
+    });
+    axum::body::Body::from_stream(broken).into_response()
 }
 
 /// The mock's routes.
 pub fn app(config: Config) -> Router {
     let mock = Arc::new(Mock {
         rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
-        config,
         progress: Mutex::default(),
-        calls: AtomicU64::new(0),
-        done: AtomicU64::new(0),
-        failures: AtomicU64::new(0),
+        jobs: jobs::Jobs::default(),
+        counters: Counters::default(),
+        drops: AtomicU32::new(0),
+        config,
     });
-    Router::new()
-        .route("/", get(call))
+    let calls = match mock.config.shape {
+        Shape::Original => Router::new().route("/", get(original::call)),
+        shape => shapes::routes(shape),
+    };
+    calls
         .route("/stats", get(stats))
         .route("/reset", post(reset))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&mock),
+            count_http2,
+        ))
         .with_state(mock)
 }
 
-/// Serves the mock on `listener` until `shutdown` resolves.
+/// Counts the API calls that came over HTTP/2 (not `/stats` or `/reset`).
+async fn count_http2(State(mock): State<Arc<Mock>>, request: Request, next: Next) -> Response {
+    let own = matches!(request.uri().path(), "/stats" | "/reset");
+    if request.version() == Version::HTTP_2 && !own {
+        mock.counters.http2.fetch_add(1, Ordering::Relaxed);
+    }
+    next.run(request).await
+}
+
+/// Serves the mock on `listener` until `shutdown` resolves: HTTPS when the config has a
+/// certificate and key, else plain HTTP.
 ///
 /// # Errors
-/// When the server fails.
+/// When the certificate or key cannot be used, or the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let (Some(cert), Some(key)) = (config.tls_cert.clone(), config.tls_key.clone()) {
+        let acceptor = tls::acceptor(&cert, &key, config.http2)?;
+        return tls::serve(listener, acceptor, app(config), shutdown).await;
+    }
     axum::serve(listener, app(config))
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-async fn call(State(mock): State<Arc<Mock>>, RawQuery(query): RawQuery) -> Response {
-    mock.calls.fetch_add(1, Ordering::Relaxed);
-    let name = match TaskName::from_query(query.as_deref()) {
-        Ok(name) => name,
-        Err(err) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": err.to_string()})),
-            )
-                .into_response();
-        }
-    };
-    let fails = {
-        let rate = mock.config.failure_rate;
-        rate > 0.0
-            && mock
-                .rng
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .f64()
-                < rate
-    };
-    let call_number = if fails {
-        None
-    } else {
-        let mut progress = mock.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        let seen = progress.entry(name.to_string()).or_insert(0);
-        *seen = seen.saturating_add(1);
-        Some(*seen)
-    };
-    tokio::time::sleep(Duration::from_millis(mock.config.delay_ms)).await;
-    let Some(call_number) = call_number else {
-        return failure(&mock);
-    };
-    match mock.config.body {
-        BodyKind::Normal => {}
-        BodyKind::NotJson => return "<html>not json</html>".into_response(),
-        BodyKind::UnknownStatus => {
-            return Json(json!({"status": "pending", "data": 1})).into_response();
-        }
-        BodyKind::Empty => return StatusCode::OK.into_response(),
-        BodyKind::Huge => {
-            let mut body = vec![b'x'; mock.config.huge_body_bytes.max(2)];
-            let last = body.len() - 1;
-            (body[0], body[last]) = (b'"', b'"');
-            return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-        }
-    }
-    let target = mock.config.polls_until_done.max(1);
-    let body = if call_number >= target {
-        if call_number == target {
-            mock.done.fetch_add(1, Ordering::Relaxed);
-        }
-        json!({"status": "done", "data": result(name.as_str(), target)})
-    } else {
-        json!({"status": "processing", "data": partial(name.as_str(), call_number, target)})
-    };
-    Json(body).into_response()
-}
-
-/// A simulated failure, with the configured status and Retry-After.
-fn failure(mock: &Mock) -> Response {
-    mock.failures.fetch_add(1, Ordering::Relaxed);
-    let status = StatusCode::from_u16(mock.config.failure_status)
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(json!({"error": "simulated failure"}))).into_response();
-    if let Some(secs) = mock.config.retry_after_secs {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-/// The partial data of a name after `call` of `of` calls.
-pub fn partial(name: &str, call: u32, of: u32) -> Value {
-    json!({"task": name, "progress": call, "of": of})
-}
-
-/// The full result of a name.
-pub fn result(name: &str, of: u32) -> Value {
-    json!({
-        "task": name,
-        "progress": of,
-        "of": of,
-        "result": {"length": name.len(), "checksum": format!("{:016x}", fnv1a(name.as_bytes()))},
-    })
 }
 
 /// FNV-1a: a stable, dependency-free fingerprint so results are deterministic per name.
@@ -229,16 +334,24 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
-    let tasks = mock
+    let names = mock
         .progress
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .len();
+    let (jobs, replays) = mock.jobs.counts();
+    let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let c = &mock.counters;
     Json(json!({
-        "calls": mock.calls.load(Ordering::Relaxed),
-        "tasks": tasks,
-        "done": mock.done.load(Ordering::Relaxed),
-        "failures": mock.failures.load(Ordering::Relaxed),
+        "calls": count(&c.calls),
+        "tasks": names as u64 + jobs,
+        "jobs": jobs,
+        "idempotent_replays": replays,
+        "done": count(&c.done),
+        "failures": count(&c.failures),
+        "unauthorized": count(&c.unauthorized),
+        "dropped_answers": count(&c.dropped),
+        "http2_requests": count(&c.http2),
     }))
 }
 
@@ -247,20 +360,18 @@ async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clear();
-    for counter in [&mock.calls, &mock.done, &mock.failures] {
+    mock.jobs.reset();
+    let c = &mock.counters;
+    for counter in [
+        &c.calls,
+        &c.done,
+        &c.failures,
+        &c.unauthorized,
+        &c.dropped,
+        &c.http2,
+    ] {
         counter.store(0, Ordering::Relaxed);
     }
+    mock.drops.store(0, Ordering::Relaxed);
     StatusCode::NO_CONTENT
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn results_are_a_pure_function_of_the_name() {
-        assert_eq!(result("a", 2), result("a", 2));
-        assert_ne!(result("a", 2)["result"], result("b", 2)["result"]);
-        assert_eq!(partial("a", 1, 3)["progress"], 1);
-    }
 }

@@ -60,7 +60,9 @@ async fn get(
     addr: SocketAddr,
     path_and_query: &str,
 ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let response = reqwest::get(format!("http://{addr}{path_and_query}"))
+    let response = testkit::http_client()
+        .get(format!("http://{addr}{path_and_query}"))
+        .send()
         .await
         .unwrap();
     let status = response.status();
@@ -145,7 +147,7 @@ async fn bad_input_gets_a_4xx_json_error_and_writes_nothing() {
             "{path}: {body}"
         );
     }
-    let response = reqwest::Client::new()
+    let response = testkit::http_client()
         .post(format!("http://{addr}/"))
         .send()
         .await
@@ -344,7 +346,7 @@ async fn call(
     body: Option<Value>,
     token: Option<&str>,
 ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let mut request = reqwest::Client::new().request(method, format!("http://{addr}{path}"));
+    let mut request = testkit::http_client().request(method, format!("http://{addr}{path}"));
     if let Some(body) = body {
         request = request
             .header("content-type", "application/json")
@@ -416,7 +418,7 @@ async fn bad_submissions_and_admin_queries_get_a_4xx_json_error() {
         assert_eq!(status.as_u16(), expected, "{method} {path}: {answer}");
         assert!(answer["error"].is_string(), "{method} {path}: {answer}");
     }
-    let response = reqwest::Client::new()
+    let response = testkit::http_client()
         .post(format!("http://{addr}/tasks"))
         .body("{\"name\": \"x\"}")
         .send()
@@ -583,7 +585,9 @@ async fn stats_and_metrics_show_the_queue_wide_counters() {
     })
     .await;
 
-    let response = reqwest::get(format!("http://{addr}/metrics"))
+    let response = testkit::http_client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -711,7 +715,9 @@ async fn one_producer_serves_several_queues_picked_by_the_queue_parameter() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"], "no queue named \"elsewhere\" is served here");
     }
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+    let text = testkit::http_client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()

@@ -19,7 +19,7 @@ use crate::queue::Queue;
 
 /// The queue-wide counters the scripts keep, with their help text. A counter that has not
 /// happened yet is shown as 0, so that its series exists from the start.
-const COUNTERS: [(&str, &str); 13] = [
+const COUNTERS: [(&str, &str); 14] = [
     ("enqueued", "Tasks created by an enqueue."),
     (
         "duplicates",
@@ -35,6 +35,10 @@ const COUNTERS: [(&str, &str); 13] = [
         "Processing answers recorded: the task is polled again later.",
     ),
     ("retried", "Failed calls rescheduled after a backoff."),
+    (
+        "throttled",
+        "Answers that asked to slow down (HTTP 429, 503): called again later, no attempt used.",
+    ),
     (
         "dead",
         "Tasks that died: attempt limit, permanent failure or poll deadline.",

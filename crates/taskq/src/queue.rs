@@ -42,6 +42,10 @@ pub struct Policy {
     pub dead_max: u64,
     /// Expired leases and dead records handled per script call, so no call blocks Redis long.
     pub sweep_limit: usize,
+    /// Whether the queue's calls start with a submit (an API profile with `submit`): then each
+    /// claimed task that has no remote id yet carries a submit token, fixed for the task's life,
+    /// from which its submit's idempotency key is made ([`ClaimedTask::submit_token`]).
+    pub submit_keys: bool,
 }
 
 impl Default for Policy {
@@ -54,6 +58,7 @@ impl Default for Policy {
             dead_ttl: Duration::from_secs(7 * 24 * 3600),
             dead_max: 10_000,
             sweep_limit: 100,
+            submit_keys: false,
         }
     }
 }
@@ -109,6 +114,24 @@ pub enum Finish<'a> {
         /// Partial data, JSON text.
         data: &'a str,
         /// When to poll again.
+        delay: Duration,
+    },
+    /// Submitted: store the remote id of the job the API made and its first answer (JSON
+    /// text) as partial data; polled after `delay`. Not a failed attempt, not a poll.
+    Submitted {
+        /// The API's id for the job.
+        remote_id: &'a str,
+        /// The submit's answer, JSON text.
+        data: &'a str,
+        /// When to poll first.
+        delay: Duration,
+    },
+    /// The API asked to slow down (429, 503): due again after `delay`, no attempt used; dead
+    /// past the poll deadline.
+    Throttled {
+        /// What the API said, kept as the task's last error.
+        message: &'a str,
+        /// When to call again.
         delay: Duration,
     },
     /// Failed: retry after `delay`, or bury at the attempt limit or when `permanent`.
@@ -306,6 +329,7 @@ impl Queue {
             .arg(self.policy.max_attempts)
             .arg(millis(self.policy.dead_ttl))
             .arg(limit)
+            .arg(u8::from(self.policy.submit_keys))
             .run(&self.conn)
             .await?;
         parse_claim(reply)
@@ -413,21 +437,27 @@ impl Queue {
             .arg(millis(self.policy.dead_ttl));
         for (task, finish) in batch {
             invocation.key(self.keys.task_raw(&task.name));
-            let (kind, text, delay, permanent) = match *finish {
-                Finish::Done(data) => ("done", data, Duration::ZERO, false),
-                Finish::Processing { data, delay } => ("processing", data, delay, false),
+            let (kind, text, delay, extra) = match *finish {
+                Finish::Done(data) => ("done", data, Duration::ZERO, ""),
+                Finish::Processing { data, delay } => ("processing", data, delay, ""),
+                Finish::Submitted {
+                    remote_id,
+                    data,
+                    delay,
+                } => ("submitted", data, delay, remote_id),
+                Finish::Throttled { message, delay } => ("throttled", message, delay, ""),
                 Finish::Failed {
                     error,
                     delay,
                     permanent,
-                } => ("failed", error, delay, permanent),
+                } => ("failed", error, delay, if permanent { "1" } else { "0" }),
             };
             invocation
                 .arg(kind)
                 .arg(&task.token)
                 .arg(text)
                 .arg(millis(delay))
-                .arg(u8::from(permanent));
+                .arg(extra);
         }
         let codes: Vec<i64> = invocation.run(&self.conn).await?;
         if codes.len() != batch.len() {
@@ -588,6 +618,9 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Fields per claimed task in the claim script's reply.
+const CLAIM_FIELDS: usize = 8;
+
 fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
     let bad = |what: &str| Error::UnexpectedReply(format!("claim reply: {what}"));
     let mut items = reply.into_iter();
@@ -595,26 +628,32 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         .map_err(|_| bad("next due"))?;
     let rest: Vec<String> =
         redis::from_redis_value(redis::Value::Array(items.collect())).map_err(|_| bad("tasks"))?;
-    if !rest.len().is_multiple_of(5) {
+    if !rest.len().is_multiple_of(CLAIM_FIELDS) {
         return Err(bad("task fields"));
     }
     let number = |s: &str| s.parse::<u32>().map_err(|_| bad("counter"));
-    let mut tasks = Vec::with_capacity(rest.len() / 5);
+    // Text fields are never empty when set (JSON, ids and tokens): empty means none.
+    let text = |s: String| (!s.is_empty()).then_some(s);
+    let mut tasks = Vec::with_capacity(rest.len() / CLAIM_FIELDS);
     let mut fields = rest.into_iter();
-    while let (Some(name), Some(token), Some(attempts), Some(polls), Some(payload)) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) {
+    while let Some(name) = fields.next() {
+        let mut next = || fields.next().ok_or_else(|| bad("task fields"));
+        let token = next()?;
+        let attempts = number(&next()?)?;
+        let polls = number(&next()?)?;
+        let payload = text(next()?);
+        let remote_id = text(next()?);
+        let throttled = number(&next()?)?;
+        let submit_token = text(next()?);
         tasks.push(ClaimedTask {
             name,
             token,
-            attempts: number(&attempts)?,
-            polls: number(&polls)?,
-            // JSON text is never empty: empty means none.
-            payload: (!payload.is_empty()).then_some(payload),
+            attempts,
+            polls,
+            payload,
+            remote_id,
+            throttled,
+            submit_token,
         });
     }
     Ok(Claim {

@@ -101,6 +101,12 @@ pub struct TaskView {
     pub polls: u32,
     /// Times the task was handed to a consumer.
     pub claims: u32,
+    /// Answers that asked the caller to slow down (HTTP 429 or 503); they use no attempt.
+    pub throttled: u32,
+    /// The id the third-party API gave the task's job when it was submitted (APIs that are
+    /// submitted to, then polled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
     /// The last error, kept after recovery for the record.
     pub last_error: Option<String>,
     /// When the task was enqueued (ms since the Unix epoch, Redis server time).
@@ -143,6 +149,8 @@ impl TaskView {
             attempts: 0,
             polls: 0,
             claims: 0,
+            throttled: 0,
+            remote_id: None,
             last_error: None,
             created_at_ms: 0,
             updated_at_ms: 0,
@@ -167,6 +175,8 @@ impl TaskView {
                 "attempts" => view.attempts = number(&field, &value)?,
                 "polls" => view.polls = number(&field, &value)?,
                 "claims" => view.claims = number(&field, &value)?,
+                "throttled" => view.throttled = number(&field, &value)?,
+                "remote_id" => view.remote_id = Some(value),
                 "error" => view.last_error = Some(value),
                 "created" => view.created_at_ms = number(&field, &value)?,
                 "updated" => view.updated_at_ms = number(&field, &value)?,
@@ -211,6 +221,15 @@ pub struct ClaimedTask {
     pub polls: u32,
     /// The JSON the task was submitted with, for the handler to pass on.
     pub payload: Option<String>,
+    /// The id the API gave the task's job at its submit; `None` until then (the next call is
+    /// the submit).
+    pub remote_id: Option<String>,
+    /// Answers so far that asked to slow down (they use no attempt; their backoff grows with it).
+    pub throttled: u32,
+    /// Fixed at the task's first claim on a queue whose calls start with a submit (see
+    /// [`crate::Policy::submit_keys`]) and kept until a retry of the dead task: every submit of
+    /// the task carries it in its idempotency key, whoever makes it and however often.
+    pub submit_token: Option<String>,
 }
 
 #[cfg(test)]

@@ -44,6 +44,25 @@ pub enum Outcome {
         /// When to call again, when the handler knows better than the poll interval.
         poll_in: Option<Duration>,
     },
+    /// The API accepted the task's job and named it `remote_id`: store it with `data` (JSON
+    /// text, the submit's answer) as partial data, and poll after `poll_in` (default: the poll
+    /// interval). Not a failed attempt.
+    Submitted {
+        /// The API's id for the job, which every later call of the task polls.
+        remote_id: String,
+        /// The submit's answer, JSON text.
+        data: String,
+        /// When to poll first, when the API said (`Retry-After`).
+        poll_in: Option<Duration>,
+    },
+    /// The API asked to slow down (HTTP 429 or 503): call again after `retry_after` (default:
+    /// the backoff, growing with the task's throttled answers). Not a failed attempt.
+    Throttled {
+        /// What the API answered, kept as the task's last error.
+        message: String,
+        /// When the API asked to be called again.
+        retry_after: Option<Duration>,
+    },
     /// The call failed.
     Failed(Failure),
 }
@@ -125,8 +144,10 @@ pub struct WorkerStats {
     pub claimed: AtomicU64,
     /// Tasks completed.
     pub done: AtomicU64,
-    /// "processing" answers recorded.
+    /// "processing" answers and submits recorded.
     pub snoozed: AtomicU64,
+    /// Throttled answers recorded.
+    pub throttled: AtomicU64,
     /// Failures recorded for a retry.
     pub retried: AtomicU64,
     /// Tasks that died here.
@@ -444,9 +465,14 @@ impl<H: Handler> Shared<H> {
             .iter()
             .map(|answer| match &answer.outcome {
                 Outcome::Done(_) => None,
-                Outcome::Processing { poll_in, .. } => {
+                Outcome::Processing { poll_in, .. } | Outcome::Submitted { poll_in, .. } => {
                     Some(poll_in.unwrap_or(self.config.poll_interval))
                 }
+                Outcome::Throttled { retry_after, .. } => Some(retry_after.unwrap_or_else(|| {
+                    self.config
+                        .backoff
+                        .delay(answer.task.throttled.saturating_add(1))
+                })),
                 Outcome::Failed(failure) => Some(
                     failure
                         .retry_after
@@ -462,6 +488,14 @@ impl<H: Handler> Shared<H> {
                 let finish = match &answer.outcome {
                     Outcome::Done(data) => Finish::Done(data),
                     Outcome::Processing { data, .. } => Finish::Processing { data, delay },
+                    Outcome::Submitted {
+                        remote_id, data, ..
+                    } => Finish::Submitted {
+                        remote_id,
+                        data,
+                        delay,
+                    },
+                    Outcome::Throttled { message, .. } => Finish::Throttled { message, delay },
                     Outcome::Failed(failure) => Finish::Failed {
                         error: &failure.message,
                         delay,
@@ -524,7 +558,13 @@ impl<H: Handler> Shared<H> {
                 &self.stats.dead
             }
             (Outcome::Done(_), Ack::Applied) => &self.stats.done,
-            (Outcome::Processing { .. }, Ack::Applied) => &self.stats.snoozed,
+            (Outcome::Processing { .. } | Outcome::Submitted { .. }, Ack::Applied) => {
+                &self.stats.snoozed
+            }
+            (Outcome::Throttled { message, .. }, Ack::Applied) => {
+                info!(%task, attempt, answer = %message, "throttled; will call again");
+                &self.stats.throttled
+            }
             (Outcome::Failed(failure), Ack::Applied) => {
                 info!(%task, attempt, error = %failure.message, "call failed; will retry");
                 &self.stats.retried

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 pub use cluster::RedisCluster;
 pub use process::{Process, binary};
-use tls::Certificates;
+pub use tls::Certificates;
 
 /// A `redis-server` started for one test.
 pub struct RedisServer {
@@ -281,6 +281,19 @@ pub fn free_addr() -> SocketAddr {
 /// Whether something listens on `addr`.
 pub fn listening(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+}
+
+/// An HTTP client for tests (see [`http_client_builder`]).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// A builder of HTTP clients for tests. reqwest is built with rustls and no crypto provider of
+/// its own (the consumer installs ring, as the Redis client uses), so a client needs ring
+/// installed first: this does it.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// A queue name no other test uses.

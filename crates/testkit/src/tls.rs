@@ -1,21 +1,23 @@
-//! Throw-away TLS material: a certificate authority and one certificate for 127.0.0.1 that it
-//! signed, shared by a single Redis or by every node of a cluster (the nodes also present it to
-//! each other on the cluster bus).
+//! Throw-away TLS material: a certificate authority and one certificate for 127.0.0.1 (and
+//! `localhost`) that it signed, for a server a test starts: a single Redis, every node of a
+//! cluster (the nodes also present it to each other on the cluster bus), or the mock API over
+//! HTTPS.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::fresh_dir;
 
-/// The files, in their own folder, removed when the last server using them drops.
-pub(crate) struct Certificates {
+/// The files, in their own folder, removed when dropped.
+pub struct Certificates {
     dir: PathBuf,
     ca: PathBuf,
 }
 
 impl Certificates {
-    /// Makes a new authority and a certificate for `IP:127.0.0.1` with `openssl`, valid two days.
-    pub(crate) fn generate() -> Self {
+    /// Makes a new authority and a certificate for `IP:127.0.0.1` and `DNS:localhost` with
+    /// `openssl`, valid two days.
+    pub fn generate() -> Self {
         let dir = fresh_dir();
         let openssl = |args: &[&str]| {
             let status = Command::new("openssl")
@@ -44,22 +46,25 @@ impl Certificates {
             ]
             .concat(),
         );
-        let csr = ["-keyout", "redis.key", "-out", "redis.csr"];
+        let csr = ["-keyout", "server.key", "-out", "server.csr"];
         openssl(&[&["req"], &ec[..], &csr, &["-subj", "/CN=127.0.0.1"]].concat());
-        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
-            .expect("write san.ext");
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write san.ext");
         openssl(&[
             "x509",
             "-req",
             "-in",
-            "redis.csr",
+            "server.csr",
             "-CA",
             "ca.crt",
             "-CAkey",
             "ca.key",
             "-CAcreateserial",
             "-out",
-            "redis.crt",
+            "server.crt",
             "-days",
             "2",
             "-extfile",
@@ -72,8 +77,18 @@ impl Certificates {
     }
 
     /// The authority's certificate, which clients trust.
-    pub(crate) fn ca_file(&self) -> &Path {
+    pub fn ca_file(&self) -> &Path {
         &self.ca
+    }
+
+    /// The server's certificate (PEM).
+    pub fn cert_file(&self) -> PathBuf {
+        self.dir.join("server.crt")
+    }
+
+    /// The server's private key (PEM).
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.join("server.key")
     }
 
     /// The `redis-server` arguments that make it speak only TLS, on `port`.
@@ -85,9 +100,9 @@ impl Certificates {
             "--tls-port",
             &port.to_string(),
             "--tls-cert-file",
-            &file("redis.crt"),
+            &file("server.crt"),
             "--tls-key-file",
-            &file("redis.key"),
+            &file("server.key"),
             "--tls-ca-cert-file",
             &file("ca.crt"),
             "--tls-auth-clients",

@@ -11,7 +11,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use taskq::{ConnectOptions, Counts, Policy, Queue};
-use testkit::{Process, RedisCluster, RedisServer, eventually, free_addr, unique_queue};
+use testkit::{
+    Certificates, Process, RedisCluster, RedisServer, eventually, free_addr, unique_queue,
+};
 use tokio::task::JoinSet;
 
 /// Where the queue lives: one Redis or a three-master cluster. A scenario written once against
@@ -177,9 +179,14 @@ pub struct Stack<R: Backend = RedisServer> {
     pub redis: R,
     pub queue_name: String,
     pub mock: SocketAddr,
+    /// How the mock is reached: `http://127.0.0.1:PORT`, or `https://` when it serves TLS.
+    pub mock_base: String,
+    /// The mock's certificates when it serves HTTPS (its authority is what clients trust).
+    pub mock_tls: Option<Certificates>,
     pub producer: SocketAddr,
     pub mock_process: Process,
     pub producer_process: Process,
+    /// A client for the producer and the mock (trusting the mock's authority).
     pub client: reqwest::Client,
 }
 
@@ -188,16 +195,47 @@ impl Stack {
     pub fn start(mock_env: &[(&str, &str)]) -> Self {
         Self::start_on(RedisServer::start(), mock_env)
     }
+
+    /// Starts a fresh Redis, the mock-api over HTTPS (a certificate for 127.0.0.1 signed by an
+    /// authority made for the test) with `mock_env`, and a producer.
+    pub fn start_https(mock_env: &[(&str, &str)]) -> Self {
+        Self::start_with(
+            RedisServer::start(),
+            mock_env,
+            Some(Certificates::generate()),
+        )
+    }
 }
 
 impl<R: Backend> Stack<R> {
     /// Starts the mock-api with `mock_env` and a producer on `redis`.
     pub fn start_on(redis: R, mock_env: &[(&str, &str)]) -> Self {
+        Self::start_with(redis, mock_env, None)
+    }
+
+    fn start_with(redis: R, mock_env: &[(&str, &str)], tls: Option<Certificates>) -> Self {
         let queue_name = unique_queue("e2e");
         let (mock, producer) = (free_addr(), free_addr());
         let base = redis_env(&redis, &queue_name);
         let mut mock_vars = with(base.clone(), mock_env);
         mock_vars.push(("MOCK_API_ADDR", mock.to_string()));
+        let mut client = testkit::http_client_builder();
+        let mock_base = match &tls {
+            Some(certificates) => {
+                mock_vars.push((
+                    "MOCK_TLS_CERT",
+                    certificates.cert_file().display().to_string(),
+                ));
+                mock_vars.push((
+                    "MOCK_TLS_KEY",
+                    certificates.key_file().display().to_string(),
+                ));
+                let ca = std::fs::read(certificates.ca_file()).unwrap();
+                client = client.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+                format!("https://{mock}")
+            }
+            None => format!("http://{mock}"),
+        };
         let mut producer_vars = base;
         producer_vars.push(("PRODUCER_ADDR", producer.to_string()));
         Self {
@@ -206,18 +244,58 @@ impl<R: Backend> Stack<R> {
             redis,
             queue_name,
             mock,
+            mock_base,
+            mock_tls: tls,
             producer,
-            client: reqwest::Client::new(),
+            client: client.build().unwrap(),
         }
+    }
+
+    /// The variables every consumer of this stack gets: Redis, the queue, the mock (and the
+    /// authority that signed its certificate), any free port for /metrics (so consumers run
+    /// side by side), then `env` on top.
+    pub fn consumer_env<'a>(&self, env: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
+        let mut base = redis_env(&self.redis, &self.queue_name);
+        base.push(("API_URL", format!("{}/", self.mock_base)));
+        if let Some(tls) = &self.mock_tls {
+            base.push(("API_CA_FILE", tls.ca_file().display().to_string()));
+        }
+        base.push(("CONSUMER_ADDR", "127.0.0.1:0".to_owned()));
+        with(base, env)
     }
 
     /// Starts a consumer process on this stack with `env` on top of the defaults.
     pub fn consumer(&self, env: &[(&str, &str)]) -> Process {
-        let mut base = redis_env(&self.redis, &self.queue_name);
-        base.push(("API_URL", format!("http://{}/", self.mock)));
-        // Any free port for /metrics, so that consumers run side by side (a test may set one).
-        base.push(("CONSUMER_ADDR", "127.0.0.1:0".to_owned()));
-        Process::spawn("consumer", &with(base, env))
+        Process::spawn("consumer", &self.consumer_env(env))
+    }
+
+    /// Starts a consumer process whose log (stderr) goes to the file `log`.
+    pub fn consumer_logged(&self, env: &[(&str, &str)], log: &Path) -> Process {
+        Process::spawn_logged("consumer", &self.consumer_env(env), log)
+    }
+
+    /// `POST /tasks` with a payload on the producer.
+    pub async fn submit(&self, name: &str, payload: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("http://{}/tasks", self.producer))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::json!({"name": name, "payload": payload}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// Waits until the task `name` is done, dead or cancelled, then answers its view.
+    pub async fn wait_final(&self, name: &str, within: Duration) -> Value {
+        eventually(within, &format!("{name} to finish"), || async {
+            let (_, body) = self.task(name).await;
+            matches!(body["state"].as_str(), Some("done" | "dead" | "cancelled")).then_some(body)
+        })
+        .await
     }
 
     /// A handle on the stack's queue, for checks.
@@ -264,7 +342,7 @@ impl<R: Backend> Stack<R> {
 
     /// The mock's `/stats`.
     pub async fn mock_stats(&self) -> Value {
-        get_json(&self.client, format!("http://{}/stats", self.mock))
+        get_json(&self.client, format!("{}/stats", self.mock_base))
             .await
             .1
     }
@@ -348,6 +426,53 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> (StatusCode, Val
     let body = response.bytes().await.unwrap();
     let json = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body:?}"));
     (status, json)
+}
+
+/// GET `url` and read the body as text.
+pub async fn get_text(client: &reqwest::Client, url: String) -> (StatusCode, String) {
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
+/// Every key of `server` and everything it holds, as text: to prove what Redis does not hold.
+pub fn everything_in_redis(server: &RedisServer) -> String {
+    let mut conn = server.connection();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    let mut out = String::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+        let values: Vec<String> = match kind.as_str() {
+            "string" => vec![redis::cmd("GET").arg(&key).query(&mut conn).unwrap()],
+            "hash" => redis::cmd("HGETALL").arg(&key).query(&mut conn).unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query(&mut conn)
+                .unwrap(),
+            "list" => redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query(&mut conn)
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS").arg(&key).query(&mut conn).unwrap(),
+            other => panic!("{key} is a {other}: add it here"),
+        };
+        out.push_str(&key);
+        for value in values {
+            out.push(' ');
+            out.push_str(&value);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The variables that point a binary at `redis` and the queue.

@@ -7,11 +7,16 @@
 -- KEYS[6 .. 5+D] records of the due candidates   KEYS[6+D ..] records of the lease candidates
 -- ARGV[1] task key prefix   ARGV[2] D   ARGV[3] lease (ms)   ARGV[4] max attempts
 -- ARGV[5] dead record ttl (ms)   ARGV[6] how many tasks to claim at most
+-- ARGV[7] '1' when the queue's calls start with a submit: a task without a remote id and without
+-- a submit token gets this claim's token as its submit token (its submit's idempotency key for
+-- the rest of its life, whoever submits and however often)
 -- A lease taken back here is due at once, so it may be claimed in the same call.
 -- Returns {ms until the earliest remaining due task (-1: none; 0: more are due now), then per
--- claimed task: name, token, attempts, polls, payload ('' when none)}.
+-- claimed task: name, token, attempts, polls, payload, remote id, throttled, submit token
+-- ('' for absent text, '0' for absent counters)}.
 local prefix, d, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_attempts, dead_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local submits = ARGV[7] == '1'
 local now = now_ms()
 for i = 6 + d, #KEYS do
   reap_if_expired(KEYS[i], string.sub(KEYS[i], #prefix + 1), KEYS[2], KEYS[1], KEYS[3], KEYS[5], now,
@@ -37,8 +42,15 @@ if #names > 0 then
   for i, name in ipairs(names) do
     local key = keys[i]
     local token = int(first + i)
-    local f = redis.call('HMGET', key, 'attempts', 'polls', 'payload')
-    redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', updated)
+    local f = redis.call('HMGET', key, 'attempts', 'polls', 'payload', 'remote_id', 'throttled',
+      'submit_token')
+    if submits and not f[4] and not f[6] then
+      f[6] = token
+      redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', updated,
+        'submit_token', token)
+    else
+      redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', updated)
+    end
     redis.call('HINCRBY', key, 'claims', '1')
     redis.call('ZADD', KEYS[2], deadline, name)
     out[#out + 1] = name
@@ -46,6 +58,9 @@ if #names > 0 then
     out[#out + 1] = f[1] or '0'
     out[#out + 1] = f[2] or '0'
     out[#out + 1] = f[3] or ''
+    out[#out + 1] = f[4] or ''
+    out[#out + 1] = f[5] or '0'
+    out[#out + 1] = f[6] or ''
   end
   redis.call('HINCRBY', KEYS[5], 'claimed', int(#names))
 end

@@ -1,19 +1,26 @@
 -- finish.lua: record the outcomes of calls (one or many) in one round trip: "done" stores the
 -- result, "processing" the partial data and the next poll (past the poll deadline: dead),
--- "failed" a retry after the given delay (at the attempt limit, or when permanent: dead).
+-- "submitted" the same plus the remote id the API gave the task's job, "throttled" only the next
+-- call (no attempt used; past the poll deadline: dead), "failed" a retry after the given delay
+-- (at the attempt limit, or when permanent: dead).
 -- Batching matters: the per-call cost of a script dominates the work inside it.
 -- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats   KEYS[4+i] record of task i
 -- ARGV[1] task key prefix   ARGV[2] poll deadline, ms after creation (0 = none)
 -- ARGV[3] max attempts   ARGV[4] dead record ttl (ms)
--- then five ARGV per task i, from ARGV[5*i]: kind (done|processing|failed), claim token,
--- data (JSON text) or error, delay (ms), permanent (1|0)
+-- then five ARGV per task i, from ARGV[5*i]: kind (done|processing|submitted|throttled|failed),
+-- claim token, data (JSON text) or error, delay (ms), extra: the remote id (submitted), 1|0
+-- permanent (failed), '' otherwise
 -- Returns one code per task: 1 recorded (or already recorded by this token), 2 recorded and the
 -- task is now dead, 0 stale token (the lease was lost; counted).
 local prefix, max_poll = ARGV[1], tonumber(ARGV[2])
 local max_attempts, dead_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
 local codes, finished = {}, {}
-local done, snoozed, retried = 0, 0, 0
+local done, snoozed, retried, throttled = 0, 0, 0, 0
+-- Past the poll deadline, a task waiting on the API (processing, throttled) is dead.
+local function overdue(key)
+  return max_poll > 0 and now - tonumber(redis.call('HGET', key, 'created')) >= max_poll
+end
 for i = 5, #KEYS do
   local key, name = KEYS[i], string.sub(KEYS[i], #prefix + 1)
   local a = 5 * (i - 4)
@@ -29,16 +36,32 @@ for i = 5, #KEYS do
       redis.call('HSET', key, 'state', 'done', 'data', text, 'updated', at, 'done_at', at)
       redis.call('PEXPIRE', key, redis.call('HGET', key, 'ttl') or '3600000')
       done = done + 1
-    elseif kind == 'processing' then
-      local polls = redis.call('HINCRBY', key, 'polls', '1')
-      redis.call('HSET', key, 'data', text, 'attempts', '0')
-      if max_poll > 0 and now - tonumber(redis.call('HGET', key, 'created')) >= max_poll then
+    elseif kind == 'processing' or kind == 'submitted' then
+      local polls = redis.call('HGET', key, 'polls') or '0'
+      if kind == 'submitted' then
+        redis.call('HSET', key, 'data', text, 'attempts', '0', 'remote_id', ARGV[a + 4])
+      else
+        polls = redis.call('HINCRBY', key, 'polls', '1')
+        redis.call('HSET', key, 'data', text, 'attempts', '0')
+      end
+      if overdue(key) then
         bury(key, name, now, 'poll deadline passed: still processing after ' .. polls .. ' polls',
           KEYS[3], KEYS[4], dead_ttl)
         code = 2
       else
         schedule(key, name, now + delay, now, KEYS[2])
         snoozed = snoozed + 1
+      end
+    elseif kind == 'throttled' then
+      local times = redis.call('HINCRBY', key, 'throttled', '1')
+      if overdue(key) then
+        bury(key, name, now, 'poll deadline passed: throttled ' .. times .. ' times, last: ' .. text,
+          KEYS[3], KEYS[4], dead_ttl)
+        code = 2
+      else
+        redis.call('HSET', key, 'error', text)
+        schedule(key, name, now + delay, now, KEYS[2])
+        throttled = throttled + 1
       end
     else
       local attempts = redis.call('HINCRBY', key, 'attempts', '1')
@@ -60,4 +83,5 @@ end
 if done > 0 then redis.call('HINCRBY', KEYS[4], 'done', int(done)) end
 if snoozed > 0 then redis.call('HINCRBY', KEYS[4], 'snoozed', int(snoozed)) end
 if retried > 0 then redis.call('HINCRBY', KEYS[4], 'retried', int(retried)) end
+if throttled > 0 then redis.call('HINCRBY', KEYS[4], 'throttled', int(throttled)) end
 return codes

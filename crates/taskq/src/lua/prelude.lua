@@ -8,7 +8,10 @@
 --   attempts  failed attempts since the last successful poll (errors and expired leases)
 --   polls     "processing" answers received
 --   claims    times the task was handed to a worker
---             (these three counters are absent until they first count: absent means 0)
+--   throttled answers that asked the caller to slow down (429, 503): no attempt used
+--             (these four counters are absent until they first count: absent means 0)
+--   remote_id the id the API gave the task's job at its submit (queues whose calls start with one)
+--   submit_token the claim token of the task's first submit: its idempotency key, fixed until a retry
 --   data      JSON text: the latest partial data, or the final result once done
 --   payload   JSON text the task was submitted with (optional)
 --   error     the last error, kept for the record
@@ -29,9 +32,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The state a task waits in for its next call: it has partial data once polled.
+-- The state a task waits in for its next call: processing once the API holds a job for it
+-- (polled, or submitted).
 local function waiting_state(key)
-  if tonumber(redis.call('HGET', key, 'polls') or '0') > 0 then
+  local f = redis.call('HMGET', key, 'polls', 'remote_id')
+  if tonumber(f[1] or '0') > 0 or f[2] then
     return 'processing'
   end
   return 'queued'
@@ -95,14 +100,16 @@ local function reap_if_expired(key, name, k_leased, k_due, k_dead, k_stats, now,
   return 1
 end
 
--- Brings a dead task back: due at once with a fresh attempt budget. Returns false when the task
--- is not dead. Shared by retry.lua (one task) and retry_all.lua (the dead set, in batches).
+-- Brings a dead task back: due at once with a fresh attempt budget, and a fresh job at the API
+-- (its remote id and submit token are dropped, so a queue that submits submits anew, under a new
+-- idempotency key). Returns false when the task is not dead. Shared by retry.lua (one task) and
+-- retry_all.lua (the dead set, in batches).
 local function revive(key, name, now, k_dead, k_due, k_stats)
   if redis.call('HGET', key, 'state') ~= 'dead' then return false end
   redis.call('ZREM', k_dead, name)
   redis.call('PERSIST', key)
   redis.call('HSET', key, 'attempts', '0')
-  redis.call('HDEL', key, 'died_at')
+  redis.call('HDEL', key, 'died_at', 'remote_id', 'submit_token')
   schedule(key, name, now, now, k_due)
   redis.call('HINCRBY', k_stats, 'revived', '1')
   return true

@@ -1,0 +1,391 @@
+//! What a profile's answers mean: a submit's (the job's id) and a poll's (processing, done or
+//! failed, by the profile's status rule).
+//!
+//! | answer | outcome |
+//! |---|---|
+//! | submit, 2xx with an id | submitted: the id is kept, the answer shown as partial data, the first poll after the poll interval (or `Retry-After`) |
+//! | submit, 2xx without an id | permanent failure: repeating a submit the profile cannot read would only make more jobs |
+//! | poll, status in `processing` | processing: partial data (`partial`), poll again |
+//! | poll, status in `done` | done: store the result (`result`); failed instead when the `error` pointer holds a value (Google's `{"done": true, "error": {...}}`) |
+//! | poll, status in `failed` | permanent failure with the provider's message (`error`): dead at once |
+//! | poll, any other status | retryable failure naming the value |
+//! | a body that is not JSON | retryable failure (an empty body reads as `null`) |
+//! | 429, 503, other errors | as [`super::failure::unsuccessful`] says, with the provider's message |
+//!
+//! An http-mode profile's lists win over the shared rules: a code it lists means what it says.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use taskq::{Failure, Outcome};
+
+use super::failure::{message_of, unsuccessful};
+use super::profile::{IdSource, Profile, StatusRule, Verdict};
+
+/// The longest job id accepted, in bytes.
+const MAX_ID_BYTES: usize = 2048;
+
+/// An answer as the poller read it.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    /// The status line's code.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: &'a HeaderMap,
+    /// The `Retry-After` wait, read and capped.
+    pub retry_after: Option<Duration>,
+    /// The body, whole.
+    pub body: &'a [u8],
+}
+
+/// The body as JSON: `Ok(Null)` when empty, `Err` with the parser's words when not JSON.
+fn json(body: &[u8]) -> Result<Value, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|err| format!("the API's answer is not JSON: {err}"))
+}
+
+/// The JSON text at `pointer` (`None`: the whole body), `null` when absent.
+fn text_at(body: &Value, pointer: Option<&str>) -> String {
+    match pointer {
+        None => body.to_string(),
+        Some(pointer) => body.pointer(pointer).unwrap_or(&Value::Null).to_string(),
+    }
+}
+
+/// The provider's message at the profile's `error` pointer, when it holds a value.
+fn provider_message(profile: &Profile, body: &Value) -> Option<String> {
+    let value = body.pointer(profile.error.as_deref()?)?;
+    (!value.is_null()).then(|| message_of(value))
+}
+
+/// Reads a submit's answer.
+pub fn submit(profile: &Profile, answer: &Answer<'_>) -> Outcome {
+    let body = json(answer.body);
+    if !answer.status.is_success() {
+        let said = body.ok().and_then(|body| provider_message(profile, &body));
+        return unsuccessful(answer.status, answer.retry_after, said);
+    }
+    let Some(submit) = &profile.submit else {
+        return Outcome::Failed(Failure::permanent("the profile has no submit"));
+    };
+    let (id, body) = match &submit.id {
+        IdSource::Header(name) => (
+            answer
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body.unwrap_or(Value::Null),
+        ),
+        IdSource::Pointer(pointer) => match body {
+            Ok(body) => (
+                match body.pointer(pointer) {
+                    Some(Value::String(id)) => Some(id.clone()),
+                    Some(Value::Number(id)) => Some(id.to_string()),
+                    _ => None,
+                },
+                body,
+            ),
+            Err(err) => return Outcome::Failed(Failure::permanent(err)),
+        },
+    };
+    let where_ = match &submit.id {
+        IdSource::Header(name) => format!("header {name}"),
+        IdSource::Pointer(pointer) => pointer.clone(),
+    };
+    match id.filter(|id| !id.is_empty()) {
+        None => Outcome::Failed(Failure::permanent(format!(
+            "the submit's answer has no job id at {where_}"
+        ))),
+        Some(id) if id.len() > MAX_ID_BYTES => Outcome::Failed(Failure::permanent(format!(
+            "the submit's job id at {where_} is over {MAX_ID_BYTES} bytes"
+        ))),
+        Some(id) => Outcome::Submitted {
+            remote_id: id,
+            data: body.to_string(),
+            poll_in: answer.retry_after,
+        },
+    }
+}
+
+/// Reads a poll's answer.
+pub fn poll(profile: &Profile, answer: &Answer<'_>) -> Outcome {
+    let body = json(answer.body);
+    let code = answer.status.as_u16();
+    let verdict = match (&profile.status, profile.status.of_code(code)) {
+        (_, Some(verdict)) => Ok(verdict),
+        _ if !answer.status.is_success() => {
+            let said = body.ok().and_then(|body| provider_message(profile, &body));
+            return unsuccessful(answer.status, answer.retry_after, said);
+        }
+        (StatusRule::Http { .. }, None) => Err(format!(
+            "HTTP {code}, which the profile's status.http does not list"
+        )),
+        (StatusRule::Pointer { .. }, None) => match &body {
+            Ok(json) => profile.status.of_body(json),
+            Err(_) => Err(String::new()),
+        },
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(err) => return Outcome::Failed(Failure::retryable(err)),
+    };
+    match verdict {
+        Ok(Verdict::Processing) => Outcome::Processing {
+            data: text_at(&body, profile.partial.as_deref()),
+            poll_in: answer.retry_after,
+        },
+        Ok(Verdict::Done) => match provider_message(profile, &body) {
+            Some(said) => Outcome::Failed(Failure::permanent(format!(
+                "the API reported the job done with an error: {said}"
+            ))),
+            None => Outcome::Done(text_at(&body, profile.result.as_deref())),
+        },
+        Ok(Verdict::Failed) => Outcome::Failed(Failure::permanent(
+            provider_message(profile, &body)
+                .map(|said| format!("the API reported the job failed: {said}"))
+                .unwrap_or_else(|| "the API reported the job failed".to_owned()),
+        )),
+        Err(unknown) => Outcome::Failed(Failure::retryable(format!("the API answered {unknown}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+    use serde_json::json;
+
+    use super::super::profile::ApiSpec;
+    use super::*;
+
+    fn profile(spec: Value) -> Profile {
+        serde_json::from_value::<ApiSpec>(spec)
+            .unwrap()
+            .compile(|_| Some("k".into()))
+            .unwrap()
+    }
+
+    fn replicate() -> Profile {
+        profile(json!({
+            "base_url": "https://api.test",
+            "submit": {"path": "/v1/predictions", "id": "/id"},
+            "poll": {"path": "/v1/predictions/{{id}}"},
+            "status": {"pointer": "/status", "processing": ["starting", "processing"],
+                       "done": ["succeeded"], "failed": ["failed", "canceled"]},
+            "result": "/output",
+            "error": "/error",
+        }))
+    }
+
+    fn answer<'a>(status: u16, headers: &'a HeaderMap, body: &'a str) -> Answer<'a> {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            retry_after: None,
+            body: body.as_bytes(),
+        }
+    }
+
+    fn permanent(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Failed(Failure {
+                permanent: true,
+                message,
+                ..
+            }) => message,
+            other => panic!("expected a permanent failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_submit_keeps_the_id_from_the_body_or_a_header() {
+        let none = HeaderMap::new();
+        let submitted = submit(
+            &replicate(),
+            &answer(201, &none, r#"{"id": "abc", "status": "starting"}"#),
+        );
+        assert_eq!(
+            submitted,
+            Outcome::Submitted {
+                remote_id: "abc".into(),
+                data: r#"{"id":"abc","status":"starting"}"#.into(),
+                poll_in: None
+            }
+        );
+        let numeric = submit(&replicate(), &answer(200, &none, r#"{"id": 42}"#));
+        assert!(matches!(numeric, Outcome::Submitted { remote_id, .. } if remote_id == "42"));
+
+        let azure = profile(json!({
+            "base_url": "https://api.test",
+            "submit": {"path": "/analyze", "id": "header:Operation-Location"},
+            "poll": {"url": "{{id}}"},
+            "status": {"pointer": "/status", "processing": ["running"], "done": ["succeeded"]},
+        }));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "operation-location",
+            HeaderValue::from_static("https://api.test/results/1?v=2"),
+        );
+        let outcome = submit(&azure, &answer(202, &headers, ""));
+        assert!(
+            matches!(&outcome, Outcome::Submitted { remote_id, data, .. } if remote_id == "https://api.test/results/1?v=2" && data == "null"),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn a_submit_without_an_id_is_permanent() {
+        let none = HeaderMap::new();
+        for body in [
+            r#"{"status": "starting"}"#,
+            r#"{"id": ""}"#,
+            r#"{"id": null}"#,
+            "<html>",
+        ] {
+            permanent(submit(&replicate(), &answer(201, &none, body)));
+        }
+        let message = permanent(submit(&replicate(), &answer(201, &none, "{}")));
+        assert_eq!(message, "the submit's answer has no job id at /id");
+    }
+
+    #[test]
+    fn a_refused_submit_keeps_the_providers_message() {
+        let none = HeaderMap::new();
+        let message = permanent(submit(
+            &replicate(),
+            &answer(422, &none, r#"{"error": "input.prompt is required"}"#),
+        ));
+        assert_eq!(
+            message,
+            "the API answered HTTP 422: input.prompt is required"
+        );
+        assert!(matches!(
+            submit(&replicate(), &answer(429, &none, "")),
+            Outcome::Throttled { .. }
+        ));
+    }
+
+    #[test]
+    fn polls_read_processing_done_and_failed_from_the_body() {
+        let none = HeaderMap::new();
+        let p = replicate();
+        assert_eq!(
+            poll(
+                &p,
+                &answer(200, &none, r#"{"status": "processing", "output": null}"#)
+            ),
+            Outcome::Processing {
+                data: r#"{"output":null,"status":"processing"}"#.into(),
+                poll_in: None
+            }
+        );
+        assert_eq!(
+            poll(
+                &p,
+                &answer(
+                    200,
+                    &none,
+                    r#"{"status": "succeeded", "output": ["a.png"], "error": null}"#
+                )
+            ),
+            Outcome::Done(r#"["a.png"]"#.into())
+        );
+        let failed = permanent(poll(
+            &p,
+            &answer(
+                200,
+                &none,
+                r#"{"status": "failed", "error": "CUDA out of memory"}"#,
+            ),
+        ));
+        assert_eq!(
+            failed,
+            "the API reported the job failed: CUDA out of memory"
+        );
+        match poll(&p, &answer(200, &none, r#"{"status": "paused"}"#)) {
+            Outcome::Failed(f) => {
+                assert!(!f.permanent);
+                assert!(f.message.contains("\"paused\""), "{}", f.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            poll(&p, &answer(200, &none, "<html>")),
+            Outcome::Failed(Failure {
+                permanent: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_done_answer_with_an_error_is_a_failure() {
+        let google = profile(json!({
+            "base_url": "https://api.test",
+            "submit": {"path": "/v1/run", "id": "/name"},
+            "poll": {"path": "/v1/{{id}}"},
+            "status": {"pointer": "/done", "processing": [false], "done": [true], "absent": "processing"},
+            "result": "/response",
+            "error": "/error",
+        }));
+        let none = HeaderMap::new();
+        let message = permanent(poll(
+            &google,
+            &answer(
+                200,
+                &none,
+                r#"{"done": true, "error": {"code": 3, "message": "bad prompt"}}"#,
+            ),
+        ));
+        assert!(message.contains("bad prompt"), "{message}");
+        assert_eq!(
+            poll(
+                &google,
+                &answer(200, &none, r#"{"done": true, "response": {"v": 1}}"#)
+            ),
+            Outcome::Done(r#"{"v":1}"#.into())
+        );
+        assert!(matches!(
+            poll(&google, &answer(200, &none, r#"{"name": "op/1"}"#)),
+            Outcome::Processing { .. }
+        ));
+    }
+
+    #[test]
+    fn http_mode_reads_the_code_and_its_lists_win() {
+        let stability = profile(json!({
+            "base_url": "https://api.test",
+            "submit": {"path": "/gen", "id": "/id"},
+            "poll": {"path": "/gen/result/{{id}}"},
+            "status": {"http": {"processing": [202], "done": [200]}},
+            "error": "/errors/0",
+        }));
+        let none = HeaderMap::new();
+        assert!(matches!(
+            poll(
+                &stability,
+                &answer(202, &none, r#"{"status": "in-progress"}"#)
+            ),
+            Outcome::Processing { .. }
+        ));
+        assert_eq!(
+            poll(&stability, &answer(200, &none, r#"{"image": "b64"}"#)),
+            Outcome::Done(r#"{"image":"b64"}"#.into())
+        );
+        let refused = permanent(poll(
+            &stability,
+            &answer(400, &none, r#"{"errors": ["content moderated"]}"#),
+        ));
+        assert_eq!(refused, "the API answered HTTP 400: content moderated");
+        match poll(&stability, &answer(201, &none, "{}")) {
+            Outcome::Failed(f) => {
+                assert!(!f.permanent && f.message.contains("201"), "{}", f.message)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! Templates of a profile's requests: `{{name}}`, `{{id}}`, `{{payload}}` and
+//! `{{payload.FIELD}}` (nested: `{{payload.a.b}}`, an array index: `{{payload.items.0}}`).
+//!
+//! A template is parsed once, at start, into literal text and placeholders, so a typo is a
+//! start-up error naming the field, and rendering a call is a walk over a few parts. Where a
+//! value lands decides how it is written:
+//!
+//! - in a **path**, it is percent-encoded except `/` (an id like `operations/123` stays a path),
+//!   and a value holding a `.` or `..` segment is refused: no task or API answer can walk the
+//!   request out of the profile's base path;
+//! - in a **JSON body**, a string that is exactly one placeholder becomes the JSON value itself
+//!   (an object stays an object); inside a longer string it becomes its text;
+//! - as a **whole URL** (`poll.url`), it is the text itself; the caller checks the host.
+//!
+//! A payload field the task does not have is an error (the call cannot be made as configured),
+//! except `{{payload}}` itself, which is `null` for a task without a payload.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+/// A placeholder: what a template reads from the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placeholder {
+    /// The task's name.
+    Name,
+    /// The remote id the submit answered.
+    Id,
+    /// The task's payload (`path` empty) or a field of it.
+    Payload(Vec<String>),
+}
+
+impl Placeholder {
+    fn parse(inner: &str) -> Result<Self, TemplateError> {
+        let inner = inner.trim();
+        match inner {
+            "name" => Ok(Self::Name),
+            "id" => Ok(Self::Id),
+            "payload" => Ok(Self::Payload(Vec::new())),
+            _ => match inner.strip_prefix("payload.") {
+                Some(path) if path.split('.').all(|part| !part.is_empty()) => {
+                    Ok(Self::Payload(path.split('.').map(str::to_owned).collect()))
+                }
+                _ => Err(TemplateError::Unknown(inner.to_owned())),
+            },
+        }
+    }
+}
+
+/// Why a template was refused at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `{{...}}` names nothing a task has.
+    #[error(
+        "unknown placeholder {{{{{0}}}}}: use {{{{name}}}}, {{{{id}}}}, {{{{payload}}}} or {{{{payload.FIELD}}}}"
+    )]
+    Unknown(String),
+    /// A `{{` without its `}}`.
+    #[error("a {{{{ is not closed by }}}}")]
+    Unclosed,
+}
+
+/// Why a call could not be rendered for a task: a permanent failure of that task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The payload has no such field.
+    #[error("the task's payload has no field {0}")]
+    MissingField(String),
+    /// `{{id}}` before the API gave one.
+    #[error("the task has no remote id yet")]
+    NoId,
+    /// A path value holds a `.` or `..` segment.
+    #[error("{0:?} cannot go in a URL path: it holds a . or .. segment")]
+    DotSegment(String),
+}
+
+/// What a task offers to templates.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    /// The task's name.
+    pub name: &'a str,
+    /// The remote id, once the submit answered one.
+    pub id: Option<&'a str>,
+    /// The payload, parsed.
+    pub payload: Option<&'a Value>,
+}
+
+impl Values<'_> {
+    fn resolve(&self, placeholder: &Placeholder) -> Result<Value, RenderError> {
+        match placeholder {
+            Placeholder::Name => Ok(Value::String(self.name.to_owned())),
+            Placeholder::Id => self
+                .id
+                .map(|id| Value::String(id.to_owned()))
+                .ok_or(RenderError::NoId),
+            Placeholder::Payload(path) => {
+                let mut value = match self.payload {
+                    Some(payload) => payload,
+                    None if path.is_empty() => return Ok(Value::Null),
+                    None => return Err(RenderError::MissingField(path.join("."))),
+                };
+                for part in path {
+                    value = match value {
+                        Value::Object(members) => members.get(part),
+                        Value::Array(items) => {
+                            part.parse::<usize>().ok().and_then(|i| items.get(i))
+                        }
+                        _ => None,
+                    }
+                    .ok_or_else(|| RenderError::MissingField(path.join(".")))?;
+                }
+                Ok(value.clone())
+            }
+        }
+    }
+}
+
+/// The text of a value: a string as it is, anything else as JSON.
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Value(Placeholder),
+}
+
+/// A line of text with placeholders (a path, a URL, a string in a body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+/// Everything but unreserved characters and `/` is encoded in a path value.
+const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+impl Template {
+    /// Parses `text`.
+    ///
+    /// # Errors
+    /// [`TemplateError`] for an unknown placeholder or an unclosed `{{`.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                parts.push(Part::Text(rest[..start].to_owned()));
+            }
+            let after = &rest[start + 2..];
+            let end = after.find("}}").ok_or(TemplateError::Unclosed)?;
+            parts.push(Part::Value(Placeholder::parse(&after[..end])?));
+            rest = &after[end + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        Ok(Self { parts })
+    }
+
+    /// The placeholder, when the template is exactly one.
+    fn only_placeholder(&self) -> Option<&Placeholder> {
+        match self.parts.as_slice() {
+            [Part::Value(placeholder)] => Some(placeholder),
+            _ => None,
+        }
+    }
+
+    /// Whether the template reads `{{id}}`.
+    pub fn uses_id(&self) -> bool {
+        self.parts.contains(&Part::Value(Placeholder::Id))
+    }
+
+    fn render_with(
+        &self,
+        values: &Values<'_>,
+        mut write: impl FnMut(&mut String, String) -> Result<(), RenderError>,
+    ) -> Result<String, RenderError> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Value(placeholder) => {
+                    write(&mut out, text_of(&values.resolve(placeholder)?))?
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The text, values as they are.
+    ///
+    /// # Errors
+    /// [`RenderError`] when a value is missing.
+    pub fn render_text(&self, values: &Values<'_>) -> Result<String, RenderError> {
+        self.render_with(values, |out, value| {
+            out.push_str(&value);
+            Ok(())
+        })
+    }
+
+    /// A URL path (and query), values percent-encoded except `/`.
+    ///
+    /// # Errors
+    /// [`RenderError`] when a value is missing or holds a `.` or `..` segment.
+    pub fn render_path(&self, values: &Values<'_>) -> Result<String, RenderError> {
+        self.render_with(values, |out, value| {
+            if value
+                .split('/')
+                .any(|segment| segment == "." || segment == "..")
+            {
+                return Err(RenderError::DotSegment(value));
+            }
+            out.extend(utf8_percent_encode(&value, PATH_VALUE));
+            Ok(())
+        })
+    }
+}
+
+/// A JSON body with placeholders in its strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyTemplate {
+    /// JSON without placeholders.
+    Literal(Value),
+    /// A string that is exactly one placeholder: the value itself.
+    Exact(Placeholder),
+    /// A string with placeholders inside: their text.
+    Text(Template),
+    /// An array with templates inside.
+    Array(Vec<BodyTemplate>),
+    /// An object with templates inside.
+    Object(Vec<(String, BodyTemplate)>),
+}
+
+impl BodyTemplate {
+    /// Parses every string of `json` as a template.
+    ///
+    /// # Errors
+    /// [`TemplateError`] for the first string that does not parse.
+    pub fn parse(json: &Value) -> Result<Self, TemplateError> {
+        Ok(match json {
+            Value::String(text) => {
+                let template = Template::parse(text)?;
+                match template.only_placeholder() {
+                    Some(placeholder) => Self::Exact(placeholder.clone()),
+                    None if template.parts.iter().any(|p| matches!(p, Part::Value(_))) => {
+                        Self::Text(template)
+                    }
+                    None => Self::Literal(json.clone()),
+                }
+            }
+            Value::Array(items) => {
+                let items = items
+                    .iter()
+                    .map(Self::parse)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if items.iter().all(|item| matches!(item, Self::Literal(_))) {
+                    Self::Literal(json.clone())
+                } else {
+                    Self::Array(items)
+                }
+            }
+            Value::Object(members) => {
+                let members = members
+                    .iter()
+                    .map(|(key, value)| Ok((key.clone(), Self::parse(value)?)))
+                    .collect::<Result<Vec<_>, TemplateError>>()?;
+                if members.iter().all(|(_, m)| matches!(m, Self::Literal(_))) {
+                    Self::Literal(json.clone())
+                } else {
+                    Self::Object(members)
+                }
+            }
+            other => Self::Literal(other.clone()),
+        })
+    }
+
+    /// Whether the body reads `{{id}}`.
+    pub fn uses_id(&self) -> bool {
+        match self {
+            Self::Literal(_) => false,
+            Self::Exact(placeholder) => *placeholder == Placeholder::Id,
+            Self::Text(template) => template.uses_id(),
+            Self::Array(items) => items.iter().any(Self::uses_id),
+            Self::Object(members) => members.iter().any(|(_, m)| m.uses_id()),
+        }
+    }
+
+    /// The JSON for one task.
+    ///
+    /// # Errors
+    /// [`RenderError`] when a value is missing.
+    pub fn render(&self, values: &Values<'_>) -> Result<Value, RenderError> {
+        Ok(match self {
+            Self::Literal(json) => json.clone(),
+            Self::Exact(placeholder) => values.resolve(placeholder)?,
+            Self::Text(template) => Value::String(template.render_text(values)?),
+            Self::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| item.render(values))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Self::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(key, member)| Ok((key.clone(), member.render(values)?)))
+                    .collect::<Result<Map<_, _>, RenderError>>()?,
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn values<'a>(payload: Option<&'a Value>, id: Option<&'a str>) -> Values<'a> {
+        Values {
+            name: "report 42/é",
+            id,
+            payload,
+        }
+    }
+
+    #[test]
+    fn a_body_string_that_is_one_placeholder_becomes_the_value_and_a_longer_one_its_text() {
+        let payload = json!({"prompt": "a cat", "size": {"w": 512}, "tags": ["x", "y"]});
+        let body = BodyTemplate::parse(&json!({
+            "input": "{{payload}}",
+            "ref": "{{name}}",
+            "prompt": "{{ payload.prompt }}",
+            "width": "{{payload.size.w}}",
+            "first_tag": "{{payload.tags.0}}",
+            "label": "job {{name}} at {{payload.size.w}} px",
+            "fixed": [1, "two"],
+        }))
+        .unwrap();
+
+        let rendered = body.render(&values(Some(&payload), None)).unwrap();
+
+        assert_eq!(
+            rendered,
+            json!({
+                "input": payload,
+                "ref": "report 42/é",
+                "prompt": "a cat",
+                "width": 512,
+                "first_tag": "x",
+                "label": "job report 42/é at 512 px",
+                "fixed": [1, "two"],
+            })
+        );
+    }
+
+    #[test]
+    fn a_missing_payload_is_null_but_a_missing_field_is_an_error() {
+        let body = BodyTemplate::parse(&json!({"input": "{{payload}}"})).unwrap();
+        assert_eq!(
+            body.render(&values(None, None)).unwrap(),
+            json!({"input": null})
+        );
+        let field = BodyTemplate::parse(&json!({"p": "{{payload.prompt.text}}"})).unwrap();
+        assert_eq!(
+            field.render(&values(Some(&json!({"prompt": "x"})), None)),
+            Err(RenderError::MissingField("prompt.text".into()))
+        );
+        assert_eq!(
+            field.render(&values(None, None)),
+            Err(RenderError::MissingField("prompt.text".into()))
+        );
+    }
+
+    #[test]
+    fn path_values_are_percent_encoded_except_slashes() {
+        let path = Template::parse("/v1/jobs/{{id}}?ref={{name}}").unwrap();
+        let rendered = path
+            .render_path(&values(None, Some("operations/1 2?x#y")))
+            .unwrap();
+        assert_eq!(
+            rendered,
+            "/v1/jobs/operations/1%202%3Fx%23y?ref=report%2042/%C3%A9"
+        );
+    }
+
+    #[test]
+    fn a_path_value_with_a_dot_segment_is_refused() {
+        let path = Template::parse("/v1/jobs/{{id}}").unwrap();
+        for id in ["..", "a/../b", ".", "a/./b", "../../admin"] {
+            assert!(
+                matches!(
+                    path.render_path(&values(None, Some(id))),
+                    Err(RenderError::DotSegment(_))
+                ),
+                "{id}"
+            );
+        }
+        for id in ["a..b", "v1.2", ".hidden", "a/b"] {
+            assert!(path.render_path(&values(None, Some(id))).is_ok(), "{id}");
+        }
+    }
+
+    #[test]
+    fn unknown_or_unclosed_placeholders_are_refused_at_parse_time() {
+        assert_eq!(
+            Template::parse("/x/{{nam}}"),
+            Err(TemplateError::Unknown("nam".into()))
+        );
+        assert_eq!(
+            Template::parse("/x/{{payload.}}"),
+            Err(TemplateError::Unknown("payload.".into()))
+        );
+        assert_eq!(Template::parse("/x/{{id"), Err(TemplateError::Unclosed));
+        assert!(BodyTemplate::parse(&json!({"a": ["{{token}}"]})).is_err());
+        assert!(
+            Template::parse("/plain/path")
+                .unwrap()
+                .render_text(&values(None, None))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn templates_know_whether_they_read_the_id() {
+        assert!(Template::parse("/jobs/{{id}}").unwrap().uses_id());
+        assert!(!Template::parse("/jobs/{{name}}").unwrap().uses_id());
+        assert!(
+            BodyTemplate::parse(&json!({"a": [{"b": "x {{id}}"}]}))
+                .unwrap()
+                .uses_id()
+        );
+        assert!(
+            !BodyTemplate::parse(&json!({"a": "{{payload}}"}))
+                .unwrap()
+                .uses_id()
+        );
+    }
+
+    #[test]
+    fn id_without_one_is_an_error() {
+        let path = Template::parse("/jobs/{{id}}").unwrap();
+        assert_eq!(
+            path.render_path(&values(None, None)),
+            Err(RenderError::NoId)
+        );
+    }
+}

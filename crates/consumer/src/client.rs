@@ -1,0 +1,158 @@
+//! The HTTP client of one queue's API: HTTPS with rustls (ring, the same crypto as the Redis
+//! connection), the system's root certificates plus the extra authorities configured
+//! (`API_CA_FILE` for every queue, a profile's `ca_file` for its own), HTTP/1.1 keep-alive and
+//! HTTP/2 where the server offers it.
+//!
+//! Redirects are followed only on the host the call was made to (at most five): an API cannot
+//! send a call, with its credentials, anywhere the configuration did not name.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::{Certificate, Client, redirect};
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A certificate authority file could not be used.
+    #[error("certificate authority file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// reqwest refused the settings.
+    #[error("building the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+}
+
+/// How the client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientSettings<'a> {
+    /// How long one call may take, connection included.
+    pub timeout: Duration,
+    /// Idle connections kept per host (the queue's concurrency).
+    pub connections: usize,
+    /// PEM files of extra authorities to trust.
+    pub ca_files: Vec<&'a Path>,
+}
+
+/// Builds the client.
+///
+/// # Errors
+/// [`ClientError`] when a CA file cannot be read or holds no certificate.
+pub fn build(settings: &ClientSettings<'_>) -> Result<Client, ClientError> {
+    // reqwest is built without a crypto provider of its own: use ring, like the Redis client.
+    // Installing fails only when one is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .pool_max_idle_per_host(settings.connections)
+        .tcp_nodelay(true)
+        .redirect(redirect::Policy::custom(|attempt| {
+            let first = &attempt.previous()[0];
+            let same_host = attempt.url().scheme() == first.scheme()
+                && attempt.url().host() == first.host()
+                && attempt.url().port_or_known_default() == first.port_or_known_default();
+            if attempt.previous().len() > 5 || !same_host {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }));
+    for path in &settings.ca_files {
+        for certificate in authorities(path)? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    Ok(builder.build()?)
+}
+
+/// The certificates of a PEM file.
+fn authorities(path: &Path) -> Result<Vec<Certificate>, ClientError> {
+    let refuse = |reason: String| ClientError::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|err| refuse(err.to_string()))?;
+    let certificates =
+        Certificate::from_pem_bundle(&pem).map_err(|err| refuse(format!("not PEM: {err}")))?;
+    if certificates.is_empty() {
+        return Err(refuse("no certificate in it".into()));
+    }
+    Ok(certificates)
+}
+
+/// A failed call in words a task record can keep: what failed, with its cause (a certificate
+/// the system does not trust, a refused connection, ...), without the URL.
+pub fn describe(err: &reqwest::Error) -> String {
+    let mut text = if err.is_timeout() {
+        "the API did not answer in time".to_owned()
+    } else if err.is_connect() {
+        "could not connect to the API".to_owned()
+    } else {
+        "calling the API failed".to_owned()
+    };
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        // hyper's "client error (Connect)" only names the stage the words above already name.
+        let stage_only = said.starts_with("client error (");
+        if !stage_only && !causes.iter().any(|seen: &String| seen.contains(&said)) {
+            causes.push(said);
+        }
+        source = cause.source();
+    }
+    let tls = causes.iter().any(|c| c.contains("certificate"));
+    for cause in causes {
+        text.push_str(": ");
+        text.push_str(&cause);
+    }
+    if tls {
+        text.push_str(
+            " (TLS: is the authority that signed the API's certificate in API_CA_FILE or the profile's ca_file?)",
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_holds_nothing_is_a_clear_error() {
+        let settings = |path: &'static str| ClientSettings {
+            timeout: Duration::from_secs(1),
+            connections: 1,
+            ca_files: vec![Path::new(path)],
+        };
+        let missing = build(&settings("/nonexistent/ca.pem")).unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/ca.pem"),
+            "{missing}"
+        );
+        let empty = std::env::temp_dir().join(format!("taskq-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = build(&ClientSettings {
+            ca_files: vec![&empty],
+            ..settings("/")
+        })
+        .unwrap_err();
+        std::fs::remove_file(&empty).unwrap();
+        assert!(err.to_string().contains("no certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_client_without_extra_authorities_builds() {
+        build(&ClientSettings {
+            timeout: Duration::from_secs(1),
+            connections: 4,
+            ca_files: Vec::new(),
+        })
+        .unwrap();
+    }
+}

@@ -1,0 +1,246 @@
+//! The scripts' side of APIs that are submitted to, then polled, and that throttle: the remote
+//! id kept in the record, the submit token fixed for a task's life, throttled answers that use no
+//! attempt. Against a real redis-server.
+
+use std::time::Duration;
+
+use taskq::{Ack, ClaimedTask, ConnectOptions, Finish, Policy, Queue, State, TaskName};
+use testkit::{RedisServer, unique_queue};
+
+fn open(redis: &RedisServer, policy: Policy) -> Queue {
+    let url = redis.url().parse().unwrap();
+    Queue::open(&url, &ConnectOptions::default(), &unique_queue("q"), policy).unwrap()
+}
+
+fn name(s: &str) -> TaskName {
+    TaskName::parse(s).unwrap()
+}
+
+fn submitting() -> Policy {
+    Policy {
+        submit_keys: true,
+        max_attempts: 2,
+        ..Policy::default()
+    }
+}
+
+async fn claim_one(queue: &Queue) -> ClaimedTask {
+    let mut tasks = queue.claim(1).await.unwrap().tasks;
+    assert_eq!(tasks.len(), 1, "one task is due");
+    tasks.remove(0)
+}
+
+async fn finish(queue: &Queue, task: &ClaimedTask, finish: Finish<'_>) -> Ack {
+    queue.finish_many(&[(task, finish)]).await.unwrap()[0]
+}
+
+#[tokio::test]
+async fn a_submit_keeps_the_remote_id_which_every_later_claim_carries() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, submitting());
+    queue.enqueue(&name("job")).await.unwrap();
+
+    let first = claim_one(&queue).await;
+    assert_eq!(first.remote_id, None, "the first call is the submit");
+    let ack = finish(
+        &queue,
+        &first,
+        Finish::Submitted {
+            remote_id: "operations/7",
+            data: r#"{"id":"operations/7","status":"starting"}"#,
+            delay: Duration::ZERO,
+        },
+    )
+    .await;
+    assert_eq!(ack, Ack::Applied);
+
+    let view = queue.get(&name("job")).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Processing, "the API holds a job for it");
+    assert_eq!(view.remote_id.as_deref(), Some("operations/7"));
+    assert_eq!(
+        (view.polls, view.attempts),
+        (0, 0),
+        "a submit is not a poll"
+    );
+    assert_eq!(
+        view.data.unwrap().get(),
+        r#"{"id":"operations/7","status":"starting"}"#
+    );
+
+    let poll = claim_one(&queue).await;
+    assert_eq!(poll.remote_id.as_deref(), Some("operations/7"));
+    queue.snooze(&poll, "{}", Duration::ZERO).await.unwrap();
+    let again = claim_one(&queue).await;
+    assert_eq!(again.remote_id.as_deref(), Some("operations/7"));
+    assert_eq!(again.polls, 1);
+}
+
+#[tokio::test]
+async fn the_submit_token_is_fixed_for_the_tasks_life_and_renewed_by_a_retry() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, submitting());
+    queue.enqueue(&name("job")).await.unwrap();
+
+    let first = claim_one(&queue).await;
+    let token = first
+        .submit_token
+        .clone()
+        .expect("a submitting queue gives one");
+    assert_eq!(token, first.token, "the first submitting claim's token");
+    queue
+        .fail(&first, "connection reset", Duration::ZERO, false)
+        .await
+        .unwrap();
+
+    let second = claim_one(&queue).await;
+    assert_ne!(second.token, first.token, "a new claim, a new lease token");
+    assert_eq!(
+        second.submit_token.as_deref(),
+        Some(token.as_str()),
+        "the same submit key"
+    );
+    queue
+        .fail(&second, "connection reset", Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.get(&name("job")).await.unwrap().unwrap().state,
+        State::Dead
+    );
+
+    assert!(queue.retry_dead(&name("job")).await.unwrap());
+    let revived = claim_one(&queue).await;
+    assert_eq!(revived.remote_id, None);
+    assert_eq!(
+        revived.submit_token.as_deref(),
+        Some(revived.token.as_str())
+    );
+    assert_ne!(
+        revived.submit_token.as_deref(),
+        Some(token.as_str()),
+        "a retry makes a new job"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_task_submits_anew_and_queues_that_do_not_submit_store_no_token() {
+    let redis = RedisServer::start();
+    let queue = open(&redis, submitting());
+    queue.enqueue(&name("job")).await.unwrap();
+    let task = claim_one(&queue).await;
+    finish(
+        &queue,
+        &task,
+        Finish::Submitted {
+            remote_id: "r1",
+            data: "null",
+            delay: Duration::ZERO,
+        },
+    )
+    .await;
+    let poll = claim_one(&queue).await;
+    queue
+        .fail(
+            &poll,
+            "the API reported the job failed",
+            Duration::ZERO,
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(queue.retry_dead(&name("job")).await.unwrap());
+    let view = queue.get(&name("job")).await.unwrap().unwrap();
+    assert_eq!((view.state, view.remote_id), (State::Queued, None));
+
+    let plain = open(&redis, Policy::default());
+    plain.enqueue(&name("plain")).await.unwrap();
+    assert_eq!(claim_one(&plain).await.submit_token, None);
+}
+
+#[tokio::test]
+async fn a_throttled_answer_uses_no_attempt_and_is_counted() {
+    let redis = RedisServer::start();
+    let queue = open(
+        &redis,
+        Policy {
+            max_attempts: 1,
+            ..Policy::default()
+        },
+    );
+    queue.enqueue(&name("busy")).await.unwrap();
+
+    for n in 1..=3 {
+        let task = claim_one(&queue).await;
+        assert_eq!(task.throttled, n - 1);
+        let throttled = Finish::Throttled {
+            message: "the API answered HTTP 429",
+            delay: Duration::ZERO,
+        };
+        assert_eq!(finish(&queue, &task, throttled).await, Ack::Applied);
+    }
+
+    let view = queue.get(&name("busy")).await.unwrap().unwrap();
+    assert_eq!(
+        view.state,
+        State::Queued,
+        "alive after three throttles with MAX_ATTEMPTS=1"
+    );
+    assert_eq!((view.attempts, view.throttled), (0, 3));
+    assert_eq!(
+        view.last_error.as_deref(),
+        Some("the API answered HTTP 429")
+    );
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.totals["throttled"], 3);
+    assert!(!counts.totals.contains_key("retried"));
+}
+
+#[tokio::test]
+async fn a_throttled_answer_waits_and_past_the_poll_deadline_the_task_dies() {
+    let redis = RedisServer::start();
+    let queue = open(
+        &redis,
+        Policy {
+            max_poll: Some(Duration::from_millis(300)),
+            ..Policy::default()
+        },
+    );
+    queue.enqueue(&name("busy")).await.unwrap();
+    let task = claim_one(&queue).await;
+    let wait = Finish::Throttled {
+        message: "slow down",
+        delay: Duration::from_secs(60),
+    };
+    finish(&queue, &task, wait).await;
+    let claim = queue.claim(1).await.unwrap();
+    assert!(claim.tasks.is_empty(), "not due before its Retry-After");
+    assert!(claim.next_due_in.unwrap() > Duration::from_secs(50));
+
+    let redis_key = queue.keys().due_key().to_owned();
+    let mut conn = redis.connection();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&redis_key)
+        .arg(0)
+        .arg("busy")
+        .query(&mut conn)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let late = claim_one(&queue).await;
+    let ack = finish(
+        &queue,
+        &late,
+        Finish::Throttled {
+            message: "slow down",
+            delay: Duration::ZERO,
+        },
+    )
+    .await;
+    assert_eq!(ack, Ack::Dead);
+    let view = queue.get(&name("busy")).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Dead);
+    assert!(
+        view.last_error
+            .unwrap()
+            .starts_with("poll deadline passed: throttled 2 times")
+    );
+}

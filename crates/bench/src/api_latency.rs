@@ -25,12 +25,18 @@ pub struct Latency {
 /// Keeps `concurrency` calls of `GET {base}?task-name=...` in flight for `duration`, each with a
 /// task name of its own (a fresh name is a "processing" answer, as most of W3d's are). Each lane's
 /// first call opens its connection and is not timed. The client is set up as the consumer's is
-/// (idle pool as large as the concurrency, `TCP_NODELAY`).
+/// (idle pool as large as the concurrency, `TCP_NODELAY`, the mock's authority trusted when it
+/// serves HTTPS).
 ///
 /// # Errors
 /// When a call fails or answers other than 2xx.
-pub async fn measure(base: &str, concurrency: usize, duration: Duration) -> Result<Latency> {
-    let client = reqwest::Client::builder()
+pub async fn measure(
+    base: &str,
+    concurrency: usize,
+    duration: Duration,
+    client: reqwest::ClientBuilder,
+) -> Result<Latency> {
+    let client = client
         .pool_max_idle_per_host(concurrency)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))

@@ -32,7 +32,8 @@ struct Cli {
     /// Runs per workload.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     runs: u32,
-    /// Workloads to run, comma-separated (W1, W1b, W2, W2h, W3d, W4, S1, S2); default all.
+    /// Workloads to run, comma-separated (W1, W1b, W2, W2h, W3d, W2h-tls, W3d-tls, W4, S1, S2);
+    /// default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Workload>,
     /// The JSON results; the markdown table goes beside it (.md).
@@ -192,8 +193,10 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
             Workload::W1 => http_enqueue::run(bench, run).await,
             Workload::W1b => enqueue::run(bench, run).await,
             Workload::W2 => library_drain::w2(bench, run).await,
-            Workload::W2h => full_stack::w2h(bench, run).await,
-            Workload::W3d => full_stack::w3d(bench, run).await,
+            Workload::W2h => full_stack::w2h(bench, run, false).await,
+            Workload::W3d => full_stack::w3d(bench, run, false).await,
+            Workload::W2hTls => full_stack::w2h(bench, run, true).await,
+            Workload::W3dTls => full_stack::w3d(bench, run, true).await,
             Workload::W4 => library_drain::w4(bench, run).await,
             Workload::S1 => scaling::run(bench, run).await,
             Workload::S2 => cluster::run(bench, run).await,

@@ -146,6 +146,70 @@ mod tests {
         assert!(err.to_string().contains("no certificate"), "{err}");
     }
 
+    /// Serves `app` on a free loopback port; answers its address.
+    async fn serve(app: axum::Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_on_the_same_host_only() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        use axum::http::{StatusCode, header};
+        use axum::routing::get;
+
+        let elsewhere_hits = Arc::new(AtomicU32::new(0));
+        let hits = Arc::clone(&elsewhere_hits);
+        let elsewhere = serve(axum::Router::new().route(
+            "/steal",
+            get(move || async move {
+                hits.fetch_add(1, Ordering::Relaxed);
+                "stolen"
+            }),
+        ))
+        .await;
+        let api = serve(
+            axum::Router::new()
+                .route(
+                    "/moved",
+                    get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/here")]) }),
+                )
+                .route("/here", get(|| async { "same host" }))
+                .route(
+                    "/away",
+                    get(move || async move {
+                        let to = format!("http://{elsewhere}/steal");
+                        (StatusCode::FOUND, [(header::LOCATION, to)])
+                    }),
+                ),
+        )
+        .await;
+        let client = build(&ClientSettings {
+            timeout: Duration::from_secs(5),
+            connections: 1,
+            ca_files: Vec::new(),
+        })
+        .unwrap();
+
+        let same = client
+            .get(format!("http://{api}/moved"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(same.text().await.unwrap(), "same host");
+        let away = client
+            .get(format!("http://{api}/away"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(away.status(), 302, "the redirect is answered, not followed");
+        assert_eq!(elsewhere_hits.load(Ordering::Relaxed), 0);
+    }
+
     #[test]
     fn a_client_without_extra_authorities_builds() {
         build(&ClientSettings {

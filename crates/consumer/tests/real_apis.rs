@@ -525,3 +525,21 @@ async fn the_original_shape_works_over_https_with_http1_and_http2() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_credential_is_refused_by_the_api_and_the_task_dies_at_once() {
+    let stack = mock_for("google", &[("MOCK_DELAY_MS", "0")]);
+    let file = queues_file(&stack, &GOOGLE);
+    let _consumer = stack.consumer(&[("QUEUES_FILE", &file.path()), (KEY_VAR, "not-the-key")]);
+    stack.submit("refused", &json!({"prompt": "x"})).await;
+
+    let dead = stack.wait_dead("refused", Duration::from_secs(10)).await;
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(error.starts_with("the API answered HTTP 401"), "{error}");
+    assert_eq!(dead["claims"], 1, "a 401 is permanent: {dead}");
+    let stats = stack.mock_stats().await;
+    assert_eq!(
+        (stats["unauthorized"].as_u64(), stats["jobs"].as_u64()),
+        (Some(1), Some(0))
+    );
+}

@@ -13,12 +13,17 @@
 //! mock (an instance of its own, so the drain's call count stays exact) is therefore measured
 //! alone at the same concurrency (see [`crate::api_latency`]), and the ideal is given again with
 //! the latency this machine actually delivers.
+//!
+//! W2h-tls and W3d-tls are the same drains with the API over HTTPS: the mock serves a certificate
+//! signed by an authority made for the run, which the consumer (and the latency probe) trust.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use tokio::time::{Instant, sleep};
+
+use testkit::Certificates;
 
 use super::{Bench, Metric, Workload, fill, metric, mib, redis_metrics, wait_done, write_profile};
 use crate::api_latency::{self, Latency};
@@ -28,6 +33,8 @@ use crate::window::{Spent, Window};
 /// One full-stack drain.
 struct Spec {
     label: &'static str,
+    /// Whether the API is called over HTTPS.
+    tls: bool,
     tasks: u64,
     delay_ms: u64,
     polls: u64,
@@ -46,13 +53,14 @@ struct Outcome {
     api_seen_mean_ms: f64,
 }
 
-/// One run of W2h.
+/// One run of W2h (W2h-tls with `tls`).
 ///
 /// # Errors
 /// When a process or Redis fails, or the API was not called once per task.
-pub async fn w2h(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
+pub async fn w2h(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> {
     let spec = Spec {
-        label: "w2h",
+        label: if tls { "w2h-tls" } else { "w2h" },
+        tls,
         tasks: bench.settings.tasks(Workload::W2h),
         delay_ms: 0,
         polls: 1,
@@ -80,13 +88,14 @@ pub async fn w2h(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     Ok(metrics)
 }
 
-/// One run of W3d.
+/// One run of W3d (W3d-tls with `tls`).
 ///
 /// # Errors
 /// When a process or Redis fails, or the API was not called three times per task.
-pub async fn w3d(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
+pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> {
     let spec = Spec {
-        label: "w3d",
+        label: if tls { "w3d-tls" } else { "w3d" },
+        tls,
         tasks: bench.settings.tasks(Workload::W3d),
         delay_ms: 20,
         polls: 3,
@@ -140,34 +149,68 @@ fn ideal_s(spec: &Spec, call_ms: f64) -> f64 {
     one_task.max(throughput) / 1000.0
 }
 
-/// Starts the release mock-api with `spec`'s delay and polls; `name` labels its log.
-async fn start_mock(bench: &Bench<'_>, spec: &Spec, name: &str) -> Result<(Service, SocketAddr)> {
+/// The mock-api, started, and how to reach it.
+struct Mock {
+    service: Service,
+    /// `http://127.0.0.1:PORT` or `https://...`.
+    base: String,
+    /// Its certificates, over HTTPS.
+    tls: Option<Certificates>,
+}
+
+impl Mock {
+    /// A client builder that trusts the mock.
+    fn client(&self) -> Result<reqwest::ClientBuilder> {
+        let builder = reqwest::Client::builder();
+        Ok(match &self.tls {
+            Some(tls) => builder.add_root_certificate(reqwest::Certificate::from_pem(
+                &std::fs::read(tls.ca_file())?,
+            )?),
+            None => builder,
+        })
+    }
+}
+
+/// Starts the release mock-api with `spec`'s delay, polls and scheme; `name` labels its log.
+async fn start_mock(bench: &Bench<'_>, spec: &Spec, name: &str) -> Result<Mock> {
     let addr = free_addr()?;
-    let mock = Service::serve(
+    let tls = spec.tls.then(Certificates::generate);
+    let mut env = vec![
+        ("MOCK_API_ADDR", addr.to_string()),
+        ("MOCK_DELAY_MS", spec.delay_ms.to_string()),
+        ("MOCK_POLLS_UNTIL_DONE", spec.polls.to_string()),
+    ];
+    if let Some(tls) = &tls {
+        env.push(("MOCK_TLS_CERT", tls.cert_file().display().to_string()));
+        env.push(("MOCK_TLS_KEY", tls.key_file().display().to_string()));
+    }
+    let service = Service::serve(
         &bench.bins.path("mock-api"),
-        &[
-            ("MOCK_API_ADDR", addr.to_string()),
-            ("MOCK_DELAY_MS", spec.delay_ms.to_string()),
-            ("MOCK_POLLS_UNTIL_DONE", spec.polls.to_string()),
-        ],
+        &env,
         addr,
         &bench.raw.join(format!("{name}-mock-api.log")),
     )
     .await?;
-    Ok((mock, addr))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    Ok(Mock {
+        service,
+        base: format!("{scheme}://{addr}"),
+        tls,
+    })
 }
 
 /// The mock's latency alone for about a second at `spec`'s concurrency, on an instance of its
 /// own, so the drain's mock counts the consumer's calls only.
 async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
-    let (mock, addr) = start_mock(bench, spec, &format!("{}-r{run}-alone", spec.label)).await?;
+    let mock = start_mock(bench, spec, &format!("{}-r{run}-alone", spec.label)).await?;
     let latency = api_latency::measure(
-        &format!("http://{addr}/"),
+        &format!("{}/", mock.base),
         usize::try_from(spec.concurrency)?,
         Duration::from_secs(1),
+        mock.client()?,
     )
     .await;
-    mock.stop().await?;
+    mock.service.stop().await?;
     latency
 }
 
@@ -178,22 +221,26 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let queue = bench.queue(&queue_name)?;
     fill(&queue, &format!("{label}-r{run}"), 0..tasks).await?;
 
-    let (mock, api) = start_mock(bench, spec, &format!("{label}-r{run}")).await?;
+    let mock = start_mock(bench, spec, &format!("{label}-r{run}")).await?;
 
     let mut conn = bench.redis.connect().await?;
     let window = Window::open(&mut conn, &[]).await?;
     let started = Instant::now();
     let consumer_addr = free_addr()?;
+    let mut env = vec![
+        ("REDIS_URL", bench.redis.url()),
+        ("CONSUMER_ADDR", consumer_addr.to_string()),
+        ("QUEUE_NAME", queue_name.clone()),
+        ("API_URL", format!("{}/", mock.base)),
+        ("CONCURRENCY", spec.concurrency.to_string()),
+        ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
+    ];
+    if let Some(tls) = &mock.tls {
+        env.push(("API_CA_FILE", tls.ca_file().display().to_string()));
+    }
     let mut consumer = Service::spawn(
         &bench.bins.path("consumer"),
-        &[
-            ("REDIS_URL", bench.redis.url()),
-            ("CONSUMER_ADDR", consumer_addr.to_string()),
-            ("QUEUE_NAME", queue_name.clone()),
-            ("API_URL", format!("http://{api}/")),
-            ("CONCURRENCY", spec.concurrency.to_string()),
-            ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
-        ],
+        &env,
         &bench.raw.join(format!("{label}-r{run}-consumer.log")),
     )?;
     let elapsed = wait_done(&queue, tasks, started, Duration::from_secs(120)).await?;
@@ -203,11 +250,20 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     write_profile(bench, &format!("{label}-r{run}"), &spent.redis, tasks)?;
 
     sleep(Duration::from_millis(300)).await;
-    let stats = bench.get_json(&format!("http://{api}/stats")).await?;
+    let stats = mock
+        .client()?
+        .build()?
+        .get(format!("{}/stats", mock.base))
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let stats: serde_json::Value = serde_json::from_slice(&stats)?;
     let api_seen_mean_ms = api_seen_mean_ms(bench, consumer_addr).await?;
     let consumer_rss_kib = consumer.peak_rss_kib()?;
     consumer.stop().await?;
-    mock.stop().await?;
+    mock.service.stop().await?;
     let calls = stats["calls"].as_u64().unwrap_or(0);
     if calls != tasks * spec.polls {
         bail!(
@@ -255,6 +311,7 @@ mod tests {
     fn the_w3d_ideal_is_the_api_latency_spread_over_the_concurrency() {
         let spec = Spec {
             label: "w3d",
+            tls: false,
             tasks: 2000,
             delay_ms: 20,
             polls: 3,

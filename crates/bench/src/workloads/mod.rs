@@ -66,6 +66,10 @@ pub enum Workload {
     W2h,
     /// Polling: every task answers processing twice, then done.
     W3d,
+    /// W2h with the API over HTTPS.
+    W2hTls,
+    /// W3d with the API over HTTPS.
+    W3dTls,
     /// W2 with a deep queue.
     W4,
     /// Scaling out: 1, 2 and 4 `consumer` processes on a slow API.
@@ -76,12 +80,14 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in the order they run.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::W1,
         Self::W1b,
         Self::W2,
         Self::W2h,
         Self::W3d,
+        Self::W2hTls,
+        Self::W3dTls,
         Self::W4,
         Self::S1,
         Self::S2,
@@ -95,6 +101,8 @@ impl Workload {
             Self::W2 => "W2",
             Self::W2h => "W2h",
             Self::W3d => "W3d",
+            Self::W2hTls => "W2h-tls",
+            Self::W3dTls => "W3d-tls",
             Self::W4 => "W4",
             Self::S1 => "S1",
             Self::S2 => "S2",
@@ -105,7 +113,9 @@ impl Workload {
     pub fn binaries(self) -> &'static [&'static str] {
         match self {
             Self::W1 => &["producer"],
-            Self::W2h | Self::W3d | Self::S1 | Self::S2 => &["consumer", "mock-api"],
+            Self::W2h | Self::W3d | Self::W2hTls | Self::W3dTls | Self::S1 | Self::S2 => {
+                &["consumer", "mock-api"]
+            }
             Self::W1b | Self::W2 | Self::W4 => &[],
         }
     }
@@ -166,6 +176,14 @@ impl Workload {
                 n = s.tasks(Self::W3d),
                 calls = 3 * s.tasks(Self::W3d)
             ),
+            Self::W2hTls | Self::W3dTls => format!(
+                "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 \
+                 by ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
+                 (openssl, prime256v1), which the consumer trusts through API_CA_FILE; everything \
+                 else, and every figure, as {plain} (for W3d-tls, consumer_peak_rss_mib is the \
+                 consumer with 100 TLS connections)",
+                plain = if self == Self::W2hTls { "W2h" } else { "W3d" },
+            ),
             Self::W4 => format!(
                 "depth: W2 (same worker settings and metrics) timing the first {m} completions \
                  while {d} tasks \
@@ -214,7 +232,9 @@ impl FromStr for Workload {
             .into_iter()
             .find(|w| w.id().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                anyhow::anyhow!("unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W4, S1, S2)")
+                anyhow::anyhow!(
+                    "unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W2h-tls, W3d-tls, W4, S1, S2)"
+                )
             })
     }
 }
@@ -250,7 +270,7 @@ impl Settings {
     /// The task count of workload `w`.
     pub fn tasks(&self, w: Workload) -> u64 {
         self.tasks.unwrap_or(match w {
-            Workload::W3d => 2_000,
+            Workload::W3d | Workload::W3dTls => 2_000,
             _ => 20_000,
         })
     }

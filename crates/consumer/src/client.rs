@@ -1,15 +1,26 @@
 //! The HTTP client of one queue's API: HTTPS with rustls (ring, the same crypto as the Redis
 //! connection), the system's root certificates plus the extra authorities configured
 //! (`API_CA_FILE` for every queue, a profile's `ca_file` for its own), HTTP/1.1 keep-alive and
-//! HTTP/2 where the server offers it.
+//! HTTP/2 where the server offers it (ALPN).
+//!
+//! The TLS settings are built here rather than by reqwest, so that the system's authorities
+//! (a few hundred certificates, about 1.5 MiB of a consumer's memory once parsed) are loaded only
+//! for an API called over `https://`, and so that a system without them (a slim container image)
+//! is a clear error at start for such an API, not a failure of every queue.
 //!
 //! Redirects are followed only on the host the call was made to (at most five): an API cannot
 //! send a call, with its credentials, anywhere the configuration did not name.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Certificate, Client, redirect};
+use reqwest::{Client, redirect};
+
+use crate::api::same_origin;
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +33,15 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// The API is called over HTTPS and no authority is known to check its certificate.
+    #[error(
+        "the API is called over https:// but no certificate authority is known: the system has \
+         none (install ca-certificates) and neither API_CA_FILE nor the profile's ca_file names one"
+    )]
+    NoAuthorities,
+    /// rustls refused the settings.
+    #[error("TLS settings: {0}")]
+    Tls(#[from] rustls::Error),
     /// reqwest refused the settings.
     #[error("building the HTTP client: {0}")]
     Build(#[from] reqwest::Error),
@@ -34,6 +54,8 @@ pub struct ClientSettings<'a> {
     pub timeout: Duration,
     /// Idle connections kept per host (the queue's concurrency).
     pub connections: usize,
+    /// Whether the API is called over HTTPS: then the system's authorities are trusted too.
+    pub https: bool,
     /// PEM files of extra authorities to trust.
     pub ca_files: Vec<&'a Path>,
 }
@@ -41,44 +63,65 @@ pub struct ClientSettings<'a> {
 /// Builds the client.
 ///
 /// # Errors
-/// [`ClientError`] when a CA file cannot be read or holds no certificate.
+/// [`ClientError`] when a CA file cannot be read or holds no certificate, or an HTTPS API would
+/// have no authority to trust.
 pub fn build(settings: &ClientSettings<'_>) -> Result<Client, ClientError> {
-    // reqwest is built without a crypto provider of its own: use ring, like the Redis client.
-    // Installing fails only when one is installed already, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = Client::builder()
+    Ok(Client::builder()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
         .pool_max_idle_per_host(settings.connections)
         .tcp_nodelay(true)
+        .tls_backend_preconfigured(tls(settings)?)
         .redirect(redirect::Policy::custom(|attempt| {
-            let first = &attempt.previous()[0];
-            let same_host = attempt.url().scheme() == first.scheme()
-                && attempt.url().host() == first.host()
-                && attempt.url().port_or_known_default() == first.port_or_known_default();
+            let same_host = same_origin(attempt.url(), &attempt.previous()[0]);
             if attempt.previous().len() > 5 || !same_host {
                 attempt.stop()
             } else {
                 attempt.follow()
             }
-        }));
+        }))
+        .build()?)
+}
+
+/// The TLS settings: the authorities to trust, ring, and ALPN offering HTTP/2 and HTTP/1.1.
+fn tls(settings: &ClientSettings<'_>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = RootCertStore::empty();
     for path in &settings.ca_files {
         for certificate in authorities(path)? {
-            builder = builder.add_root_certificate(certificate);
+            roots.add(certificate).map_err(|err| ClientError::CaFile {
+                path: path.to_path_buf(),
+                reason: err.to_string(),
+            })?;
         }
     }
-    Ok(builder.build()?)
+    if settings.https {
+        let system = rustls_native_certs::load_native_certs();
+        let (added, ignored) = roots.add_parsable_certificates(system.certs);
+        tracing::debug!(added, ignored, "the system's certificate authorities");
+        if roots.is_empty() {
+            return Err(ClientError::NoAuthorities);
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// The certificates of a PEM file.
-fn authorities(path: &Path) -> Result<Vec<Certificate>, ClientError> {
+fn authorities(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let refuse = |reason: String| ClientError::CaFile {
         path: path.to_owned(),
         reason,
     };
     let pem = std::fs::read(path).map_err(|err| refuse(err.to_string()))?;
-    let certificates =
-        Certificate::from_pem_bundle(&pem).map_err(|err| refuse(format!("not PEM: {err}")))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| refuse(format!("not PEM: {err}")))?;
     if certificates.is_empty() {
         return Err(refuse("no certificate in it".into()));
     }
@@ -128,6 +171,7 @@ mod tests {
         let settings = |path: &'static str| ClientSettings {
             timeout: Duration::from_secs(1),
             connections: 1,
+            https: true,
             ca_files: vec![Path::new(path)],
         };
         let missing = build(&settings("/nonexistent/ca.pem")).unwrap_err();
@@ -191,6 +235,7 @@ mod tests {
         let client = build(&ClientSettings {
             timeout: Duration::from_secs(5),
             connections: 1,
+            https: false,
             ca_files: Vec::new(),
         })
         .unwrap();
@@ -211,12 +256,19 @@ mod tests {
     }
 
     #[test]
-    fn a_client_without_extra_authorities_builds() {
-        build(&ClientSettings {
+    fn an_http_api_needs_no_authority_and_an_https_one_without_any_is_refused() {
+        let settings = |https| ClientSettings {
             timeout: Duration::from_secs(1),
             connections: 4,
+            https,
             ca_files: Vec::new(),
-        })
-        .unwrap();
+        };
+        build(&settings(false)).unwrap();
+        // Whether the system has authorities depends on the machine: either the client builds
+        // with them, or it is refused with the error that says what to do.
+        match build(&settings(true)) {
+            Ok(_) | Err(ClientError::NoAuthorities) => {}
+            Err(other) => panic!("{other}"),
+        }
     }
 }

@@ -127,6 +127,9 @@ pub enum QueuesFileError {
         /// What the parser said (it names the key).
         message: String,
     },
+    /// A queue names both an original-shape URL and a profile.
+    #[error("queue {0}: give api_url (the original shape) or api (a profile), not both")]
+    TwoApis(String),
     /// A queue's API profile is wrong.
     #[error("queue {queue}: {source}")]
     Profile {
@@ -147,14 +150,44 @@ fn read_queues_file(
         source,
     })?;
     let parsed = if path.extension().is_some_and(|ext| ext == "toml") {
-        toml::from_str(&text).map_err(|e| e.to_string())
+        toml::from_str(&text).map_err(|e| {
+            // Not the error's own text: it quotes the file's line, which may hold a credential.
+            let line = e
+                .span()
+                .map_or(0, |span| text[..span.start].lines().count().max(1));
+            format!("{} (line {line})", e.message())
+        })
     } else {
         serde_json::from_str(&text).map_err(|e| e.to_string())
     };
     parsed.map_err(|message| QueuesFileError::Parse {
         path: shown,
-        message,
+        message: without_quoted_text(&message),
     })
+}
+
+/// `message` with the text between double quotes left out: a parser quotes the values it
+/// refuses (escaping quotes inside them), and a value in this file may be a credential. Names of
+/// keys, which parsers quote with backticks, stay.
+fn without_quoted_text(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', false) => {
+                out.push_str("\"…\"");
+                quoted = true;
+            }
+            ('"', true) => quoted = false,
+            ('\\', true) => {
+                chars.next();
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 impl Config {
@@ -186,6 +219,9 @@ impl Config {
             .into_iter()
             .map(|name| {
                 let o = overrides.get(&name).cloned().unwrap_or_default();
+                if o.api_url.is_some() && o.api.is_some() {
+                    return Err(QueuesFileError::TwoApis(name));
+                }
                 let mut config = self.clone();
                 if let Some(url) = o.api_url {
                     config.api_url = Url::parse(&url).map_err(|e| QueuesFileError::BadUrl {
@@ -357,6 +393,46 @@ mod tests {
         with_named_file("toml", "[jobs]\nconcurency = 3\n", |path| {
             let err = parse(&["--queues-file", path]).per_queue().unwrap_err();
             assert!(err.to_string().contains("concurency"), "{err}");
+        });
+    }
+
+    #[test]
+    fn a_parse_error_never_shows_a_value_from_the_file() {
+        let cases = [
+            (
+                "json",
+                r#"{"q": {"api": {"headers": "Bearer sk-live-123"}}}"#,
+            ),
+            ("json", r#"{"q": {"concurrency": "sk-live-123"}}"#),
+            (
+                "toml",
+                "[q.api]\nbase_url = \"https://x\"\nheaders = \"Bearer sk-live-123\"\n",
+            ),
+            ("toml", "[q]\nconcurrency = \"sk-live-123\"\n"),
+        ];
+        for (extension, text) in cases {
+            with_named_file(extension, text, |path| {
+                let err = parse(&["--queues-file", path])
+                    .per_queue()
+                    .unwrap_err()
+                    .to_string();
+                assert!(!err.contains("sk-live"), "{err}");
+                assert!(err.contains("line"), "where it is still shows: {err}");
+            });
+        }
+        assert_eq!(
+            without_quoted_text(r#"invalid type: string "a \"b\" c", expected `map`"#),
+            r#"invalid type: string "…", expected `map`"#
+        );
+    }
+
+    #[test]
+    fn a_queue_with_both_an_api_url_and_a_profile_is_refused() {
+        let json = r#"{"q": {"api_url": "http://a/", "api": {"base_url": "http://a",
+            "poll": {"path": "/x"}, "status": {"pointer": "/s", "done": ["done"]}}}}"#;
+        with_file(json, |path| {
+            let err = parse(&["--queues-file", path]).per_queue().unwrap_err();
+            assert!(err.to_string().contains("not both"), "{err}");
         });
     }
 

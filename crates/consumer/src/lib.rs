@@ -91,6 +91,7 @@ pub async fn run(
         let http = client::build(&client::ClientSettings {
             timeout: Duration::from_millis(config.api_timeout_ms),
             connections: config.concurrency as usize,
+            https: api.is_https(),
             ca_files: config
                 .api_ca_file
                 .as_deref()

@@ -39,6 +39,17 @@ struct Response {
     body: Vec<u8>,
 }
 
+/// Why a call brought no answer: a retryable failure of the task.
+#[derive(Debug, thiserror::Error)]
+enum CallFailed {
+    /// No answer: timeout, connection, TLS, a broken body.
+    #[error("{}", describe(.0))]
+    Transport(reqwest::Error),
+    /// An answer too large to read.
+    #[error("the API's answer is over {0} bytes")]
+    TooBig(usize),
+}
+
 impl Poller {
     /// A poller of `api` for `queue`, calling through `client`; every call is measured in
     /// `metrics`.
@@ -61,7 +72,7 @@ impl Poller {
     }
 
     /// Sends `request` and reads the answer, at most `max_body_bytes` of it.
-    async fn send(&self, request: RequestBuilder) -> Result<Response, String> {
+    async fn send(&self, request: RequestBuilder) -> Result<Response, CallFailed> {
         let mut call = self.metrics.start();
         let mut response = request.send().await.map_err(|err| {
             call.outcome(if err.is_timeout() {
@@ -71,21 +82,21 @@ impl Poller {
             } else {
                 "error"
             });
-            describe(&err)
+            CallFailed::Transport(err)
         })?;
         let status = response.status();
         call.outcome(status.as_u16());
-        let too_big = || format!("the API's answer is over {} bytes", self.max_body_bytes);
+        let too_big = CallFailed::TooBig(self.max_body_bytes);
         if response
             .content_length()
             .is_some_and(|len| len > self.max_body_bytes as u64)
         {
-            return Err(too_big());
+            return Err(too_big);
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|err| describe(&err))? {
+        while let Some(chunk) = response.chunk().await.map_err(CallFailed::Transport)? {
             if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(too_big());
+                return Err(too_big);
             }
             body.extend_from_slice(&chunk);
         }
@@ -97,7 +108,11 @@ impl Poller {
     }
 
     /// One call of a profile: render it, send it, read the answer.
-    async fn call_profile(&self, profile: &Profile, task: &ClaimedTask) -> Result<Outcome, String> {
+    async fn call_profile(
+        &self,
+        profile: &Profile,
+        task: &ClaimedTask,
+    ) -> Result<Outcome, CallFailed> {
         let call = match request::render(profile, &self.queue, task) {
             Ok(call) => call,
             Err(why) => {
@@ -128,12 +143,12 @@ impl Poller {
             body: &response.body,
         };
         Ok(match call.kind {
-            Kind::Submit => read::submit(profile, &answer),
+            Kind::Submit(submit) => read::submit(profile, submit, &answer),
             Kind::Poll => read::poll(profile, &answer),
         })
     }
 
-    async fn call(&self, task: &ClaimedTask) -> Result<Outcome, String> {
+    async fn call(&self, task: &ClaimedTask) -> Result<Outcome, CallFailed> {
         match &self.api {
             Api::Original(url) => {
                 let response = self.send(self.client.get(original::url(url, task))).await?;
@@ -149,6 +164,6 @@ impl Handler for Poller {
     async fn handle(&self, task: &ClaimedTask) -> Outcome {
         self.call(task)
             .await
-            .unwrap_or_else(|message| Outcome::Failed(Failure::retryable(message)))
+            .unwrap_or_else(|failed| Outcome::Failed(Failure::retryable(failed.to_string())))
     }
 }

@@ -510,9 +510,10 @@ async fn an_unreachable_api_is_retried_then_dead<R: Backend>() {
         .wait_dead("nobody-home", Duration::from_secs(10))
         .await;
 
-    assert_eq!(
-        body["last_error"],
-        "could not connect to the API: tcp connect error: Connection refused (os error 111)"
+    let error = body["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("could not connect to the API: ") && error.contains("refused"),
+        "{error}"
     );
     assert_eq!(body["attempts"], 2);
 }

@@ -284,7 +284,9 @@ async fn a_stability_like_202_until_200_api_is_served_by_its_toml_profile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_with_retry_after_in_seconds_or_as_a_date_uses_no_attempt() {
     // (the mock's Retry-After, the wait the consumer must keep, ms)
-    for (date, seconds, wait) in [("false", "1", 1000..=1000), ("true", "2", 900..=2000)] {
+    // A date is cut to whole seconds and read a little later than it was written: anything above
+    // zero and up to the two seconds asked.
+    for (date, seconds, wait) in [("false", "1", 1000..=1000), ("true", "2", 1..=2000)] {
         let stack = mock_for(
             "replicate",
             &[
@@ -347,19 +349,25 @@ async fn a_consumer_killed_between_submit_and_record_leaves_one_job_per_task() {
     let stack = mock_for("replicate", &[("MOCK_DELAY_MS", "1500")]);
     let file = queues_file(&stack, &REPLICATE);
     let tasks = 20;
+    // Every task is due before the consumer starts, so its first claim takes them all.
+    for i in 0..tasks {
+        stack.submit(&format!("t{i}"), &json!({"n": i})).await;
+    }
     let mut first = stack.consumer(&[
         ("QUEUES_FILE", &file.path()),
         (KEY_VAR, SECRET),
         ("LEASE_MS", "1000"),
     ]);
-    for i in 0..tasks {
-        stack.submit(&format!("t{i}"), &json!({"n": i})).await;
-    }
     eventually(Duration::from_secs(10), "every job made", || async {
         (stack.mock_stats().await["jobs"] == tasks).then_some(())
     })
     .await;
     first.kill();
+    // Killed while every submit waited for its answer: no task learned its job's id.
+    for i in 0..tasks {
+        let (_, view) = stack.task(&format!("t{i}")).await;
+        assert!(view.get("remote_id").is_none(), "{view}");
+    }
 
     let _second = stack.consumer(&[("QUEUES_FILE", &file.path()), (KEY_VAR, SECRET)]);
     for i in 0..tasks {
@@ -437,57 +445,62 @@ async fn a_missing_variable_stops_the_consumer_naming_it_and_no_value() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_credential_never_shows_in_logs_redis_views_or_metrics() {
-    let stack = mock_for("replicate", &[]);
-    let file = queues_file(&stack, &REPLICATE);
-    let log = TempFile::write(&format!("{}-secret.log", stack.queue_name), "");
-    let metrics_addr = testkit::free_addr();
-    let mut consumer = stack.consumer_logged(
-        &[
-            ("QUEUES_FILE", &file.path()),
-            (KEY_VAR, SECRET),
-            ("RUST_LOG", "trace"),
-            ("CONSUMER_ADDR", &metrics_addr.to_string()),
-        ],
-        &log.0,
-    );
-    let names: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
-    for name in &names {
-        stack.submit(name, &json!({"prompt": name})).await;
-    }
-    let mut views = String::new();
-    for name in &names {
-        let view = stack.wait_final(name, Duration::from_secs(20)).await;
-        assert_eq!(view["state"], "done", "{view}");
-        views.push_str(&view.to_string());
-    }
-    let (_, metrics) =
-        common::get_text(&stack.client, format!("http://{metrics_addr}/metrics")).await;
-    consumer.terminate(Duration::from_secs(10));
+    for http2 in ["false", "true"] {
+        let stack = mock_for("replicate", &[("MOCK_HTTP2", http2)]);
+        let file = queues_file(&stack, &REPLICATE);
+        let log = TempFile::write(&format!("{}-secret.log", stack.queue_name), "");
+        let metrics_addr = testkit::free_addr();
+        let mut consumer = stack.consumer_logged(
+            &[
+                ("QUEUES_FILE", &file.path()),
+                (KEY_VAR, SECRET),
+                ("RUST_LOG", "trace"),
+                ("CONSUMER_ADDR", &metrics_addr.to_string()),
+            ],
+            &log.0,
+        );
+        let names: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+        for name in &names {
+            stack.submit(name, &json!({"prompt": name})).await;
+        }
+        let mut views = String::new();
+        for name in &names {
+            let view = stack.wait_final(name, Duration::from_secs(20)).await;
+            assert_eq!(view["state"], "done", "{view}");
+            views.push_str(&view.to_string());
+        }
+        let metrics_url = format!("http://{metrics_addr}/metrics");
+        let (_, metrics) = common::get_text(&stack.client, metrics_url).await;
+        consumer.terminate(Duration::from_secs(10));
 
-    let logged = std::fs::read_to_string(&log.0).unwrap();
-    assert!(logged.lines().count() > 50, "trace logs were written");
-    assert!(
-        !logged.contains(SECRET),
-        "the credential leaked into the log"
-    );
-    assert!(!views.contains(SECRET));
-    assert!(!metrics.contains(SECRET));
-    let stored = common::everything_in_redis(stack.queue_server());
-    assert!(stored.contains("s4"), "Redis was read");
-    assert!(!stored.contains(SECRET), "the credential is in Redis");
+        let logged = std::fs::read_to_string(&log.0).unwrap();
+        assert!(logged.lines().count() > 50, "trace logs were written");
+        assert!(
+            !logged.contains(SECRET),
+            "HTTP/2 {http2}: the credential leaked into the log"
+        );
+        assert!(!views.contains(SECRET));
+        assert!(!metrics.contains(SECRET));
+        let stored = common::everything_in_redis(stack.queue_server());
+        assert!(stored.contains("s4"), "Redis was read");
+        assert!(!stored.contains(SECRET), "the credential is in Redis");
+        let over_http2 = stack.mock_stats().await["http2_requests"].as_u64().unwrap();
+        assert_eq!(
+            over_http2 > 0,
+            http2 == "true",
+            "HTTP/2 {http2}: {over_http2} requests"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_a_clear_failure() {
     let stack = mock_for("original", &[("MOCK_DELAY_MS", "0")]);
-    // Not the stack's consumer settings: no API_CA_FILE, so only the system's authorities.
-    let mut env = common::redis_env(&stack.redis, &stack.queue_name);
-    env.extend([
-        ("API_URL", format!("{}/", stack.mock_base)),
-        ("CONSUMER_ADDR", "127.0.0.1:0".to_owned()),
-        ("MAX_ATTEMPTS", "1".to_owned()),
-    ]);
-    let _consumer = testkit::Process::spawn("consumer", &env);
+    // The consumer trusts the system's authorities and one made for the test, but not the one
+    // that signed the mock's certificate.
+    let stranger = testkit::Certificates::generate();
+    let stranger_ca = stranger.ca_file().display().to_string();
+    let _consumer = stack.consumer(&[("API_CA_FILE", &stranger_ca), ("MAX_ATTEMPTS", "1")]);
     stack.enqueue("untrusted").await;
 
     let dead = stack.wait_dead("untrusted", Duration::from_secs(10)).await;

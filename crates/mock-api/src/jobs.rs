@@ -1,10 +1,11 @@
 //! The jobs of the real-API shapes: made by a submit, advanced by each successful poll.
 //!
 //! A job answers "processing" until its `polls_until_done`-th poll, then "done" (or "failed"
-//! with the message its submit asked for: a `"fail"` member anywhere in the submitted body, or a
-//! string that starts with `fail:`), and so on every poll after. A submit that carries an `Idempotency-Key` already seen answers the
-//! job that key made instead of making another, as providers that honour the header do; `/stats`
-//! counts the jobs made, so a test can prove one job per task.
+//! with the message its submit asked for: a `"fail"` member anywhere in the submitted body, or
+//! a string that starts with `fail:`), and so on every poll after. A submit that carries an
+//! `Idempotency-Key` already seen answers the job that key made instead of making another, as
+//! providers that honour the header do; `/stats` counts the jobs made, so a test can prove one
+//! job per task.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

@@ -58,8 +58,16 @@ fn credential(shape: Shape) -> (&'static str, bool) {
 }
 
 /// What every call goes through before its shape's own work: the call is counted, the
-/// credential checked, and a share of calls fail as configured. Answers the refusal, if any.
-fn refusal(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
+/// credential checked, and a share of calls fail as configured. Answers the refusal, if any,
+/// after the configured delay (a refusal takes as long as any answer).
+async fn refusal(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
+    let refused = check(mock, headers)?;
+    mock.delay().await;
+    Some(refused)
+}
+
+/// [`refusal`]'s checks.
+fn check(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
     mock.counters.call();
     let (name, bearer) = credential(mock.config.shape);
     let key = &mock.config.api_key.0;
@@ -90,8 +98,7 @@ async fn submit(
     name_job: impl Fn(u64) -> String,
     answer: impl FnOnce(&str) -> Response,
 ) -> Response {
-    if let Some(refused) = refusal(mock, headers) {
-        mock.delay().await;
+    if let Some(refused) = refusal(mock, headers).await {
         return refused;
     }
     let input = if body.is_empty() {
@@ -124,8 +131,7 @@ async fn poll(
     id: &str,
     answer: impl FnOnce(Progress) -> Response,
 ) -> Response {
-    if let Some(refused) = refusal(mock, headers) {
-        mock.delay().await;
+    if let Some(refused) = refusal(mock, headers).await {
         return refused;
     }
     let progress = mock.jobs.poll(id, mock.config.polls_until_done, || {

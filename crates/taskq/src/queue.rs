@@ -437,27 +437,28 @@ impl Queue {
             .arg(millis(self.policy.dead_ttl));
         for (task, finish) in batch {
             invocation.key(self.keys.task_raw(&task.name));
-            let (kind, text, delay, extra) = match *finish {
-                Finish::Done(data) => ("done", data, Duration::ZERO, ""),
-                Finish::Processing { data, delay } => ("processing", data, delay, ""),
+            let (kind, text, delay, permanent, remote_id) = match *finish {
+                Finish::Done(data) => ("done", data, Duration::ZERO, false, ""),
+                Finish::Processing { data, delay } => ("processing", data, delay, false, ""),
                 Finish::Submitted {
                     remote_id,
                     data,
                     delay,
-                } => ("submitted", data, delay, remote_id),
-                Finish::Throttled { message, delay } => ("throttled", message, delay, ""),
+                } => ("submitted", data, delay, false, remote_id),
+                Finish::Throttled { message, delay } => ("throttled", message, delay, false, ""),
                 Finish::Failed {
                     error,
                     delay,
                     permanent,
-                } => ("failed", error, delay, if permanent { "1" } else { "0" }),
+                } => ("failed", error, delay, permanent, ""),
             };
             invocation
                 .arg(kind)
                 .arg(&task.token)
                 .arg(text)
                 .arg(millis(delay))
-                .arg(extra);
+                .arg(u8::from(permanent))
+                .arg(remote_id);
         }
         let codes: Vec<i64> = invocation.run(&self.conn).await?;
         if codes.len() != batch.len() {

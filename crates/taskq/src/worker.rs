@@ -146,8 +146,6 @@ pub struct WorkerStats {
     pub done: AtomicU64,
     /// "processing" answers and submits recorded.
     pub snoozed: AtomicU64,
-    /// Throttled answers recorded.
-    pub throttled: AtomicU64,
     /// Failures recorded for a retry.
     pub retried: AtomicU64,
     /// Tasks that died here.
@@ -545,7 +543,8 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    /// Counts and logs one recorded answer; every line names the task and its attempt.
+    /// Counts and logs one recorded answer; every line names the task and its attempt. (The
+    /// queue-wide counts, throttled answers among them, are kept by the scripts.)
     fn count(&self, answer: &Answer, ack: Ack) {
         let (task, attempt) = (&answer.task.name, answer.task.attempts + 1);
         let counter = match (&answer.outcome, ack) {
@@ -563,7 +562,7 @@ impl<H: Handler> Shared<H> {
             }
             (Outcome::Throttled { message, .. }, Ack::Applied) => {
                 info!(%task, attempt, answer = %message, "throttled; will call again");
-                &self.stats.throttled
+                return;
             }
             (Outcome::Failed(failure), Ack::Applied) => {
                 info!(%task, attempt, error = %failure.message, "call failed; will retry");

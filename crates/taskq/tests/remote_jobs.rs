@@ -201,7 +201,7 @@ async fn a_throttled_answer_waits_and_past_the_poll_deadline_the_task_dies() {
     let queue = open(
         &redis,
         Policy {
-            max_poll: Some(Duration::from_millis(300)),
+            max_poll: Some(Duration::from_secs(2)),
             ..Policy::default()
         },
     );
@@ -224,7 +224,8 @@ async fn a_throttled_answer_waits_and_past_the_poll_deadline_the_task_dies() {
         .arg("busy")
         .query(&mut conn)
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past the poll deadline, counted from the task's creation (a wait for time itself to pass).
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let late = claim_one(&queue).await;
     let ack = finish(
         &queue,

@@ -289,8 +289,9 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// A builder of HTTP clients for tests. reqwest is built with rustls and no crypto provider of
-/// its own (the consumer installs ring, as the Redis client uses), so a client needs ring
-/// installed first: this does it.
+/// its own (the consumer hands it TLS settings made with ring, as the Redis client uses), so a
+/// client with reqwest's own TLS settings needs ring installed as the default first: this does
+/// it.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()

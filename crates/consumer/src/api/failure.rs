@@ -14,6 +14,8 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use taskq::{Failure, Outcome};
 
+use super::template::text_of;
+
 /// The longest provider message kept in a task's record, in bytes.
 const MAX_MESSAGE_BYTES: usize = 1000;
 
@@ -31,7 +33,7 @@ pub fn unsuccessful(
 ) -> Outcome {
     let mut message = format!("the API answered HTTP {}", status.as_u16());
     if status.is_redirection() {
-        message.push_str(" (a redirect off the API's host is not followed)");
+        message.push_str(" (redirects are followed only on the API's own host, five at most)");
     }
     if let Some(said) = provider_message {
         message.push_str(": ");
@@ -54,7 +56,9 @@ pub fn unsuccessful(
 }
 
 /// The wait a `Retry-After` header asks for (seconds or an HTTP date), at most `cap`; `None`
-/// when there is none or it does not parse (then the poll interval or the backoff applies).
+/// when there is none, it does not parse, or it asks for no wait at all (`0`, or a date already
+/// past, as a provider whose clock is behind ours sends): then the poll interval or the backoff
+/// applies, so a throttled task never calls again at once.
 pub fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = match value.parse::<u64>() {
@@ -62,18 +66,15 @@ pub fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
         Err(_) => httpdate::parse_http_date(value)
             .ok()?
             .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .ok()?,
     };
-    Some(wait.min(cap))
+    (!wait.is_zero()).then(|| wait.min(cap))
 }
 
 /// A provider's message as a task record keeps it: text as it is, other JSON as JSON, cut to
 /// [`MAX_MESSAGE_BYTES`].
 pub fn message_of(value: &serde_json::Value) -> String {
-    let mut text = match value {
-        serde_json::Value::String(text) => text.clone(),
-        other => other.to_string(),
-    };
+    let mut text = text_of(value);
     if text.len() > MAX_MESSAGE_BYTES {
         let mut end = MAX_MESSAGE_BYTES;
         while !text.is_char_boundary(end) {
@@ -159,7 +160,8 @@ mod tests {
             "{wait:?}"
         );
         let past = headers("Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(retry_after(&past, cap), Some(Duration::ZERO));
+        assert_eq!(retry_after(&past, cap), None, "no wait is no Retry-After");
+        assert_eq!(retry_after(&headers("0"), cap), None);
         let far = SystemTime::now() + Duration::from_secs(86_400);
         assert_eq!(
             retry_after(&headers(&httpdate::fmt_http_date(far)), cap),

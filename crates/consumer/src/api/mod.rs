@@ -30,6 +30,14 @@ use reqwest::Url;
 
 pub use profile::{ApiSpec, Profile, ProfileError};
 
+/// Whether two URLs share scheme, host and port: the test every call and redirect passes, so
+/// none leaves the host the configuration named.
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
 /// The API a queue calls.
 #[derive(Debug, Clone)]
 pub enum Api {
@@ -43,6 +51,15 @@ impl Api {
     /// Whether a task's first call is a submit (then claims give it a submit token).
     pub fn submits(&self) -> bool {
         matches!(self, Self::Profile(profile) if profile.submit.is_some())
+    }
+
+    /// Whether the API is called over `https://`.
+    pub fn is_https(&self) -> bool {
+        let url = match self {
+            Self::Original(url) => url,
+            Self::Profile(profile) => &profile.base,
+        };
+        url.scheme() == "https"
     }
 
     /// The profile's own certificate authorities, if any.

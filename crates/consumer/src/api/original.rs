@@ -24,6 +24,7 @@ use serde_json::value::RawValue;
 use taskq::{ClaimedTask, Failure, Outcome};
 
 use super::failure::unsuccessful;
+use super::template::text_of;
 
 /// The URL of one call: `{api_url}?task-name=NAME[&payload parameters]`.
 pub fn url(api_url: &Url, task: &ClaimedTask) -> Url {
@@ -45,10 +46,7 @@ fn payload_parameters(payload: &str) -> Vec<(String, String)> {
         Ok(serde_json::Value::Object(members)) => members
             .into_iter()
             .filter(|(key, _)| key != "task-name")
-            .map(|(key, value)| match value {
-                serde_json::Value::String(text) => (key, text),
-                other => (key, other.to_string()),
-            })
+            .map(|(key, value)| (key, text_of(&value)))
             .collect(),
         _ => vec![("payload".to_owned(), payload.to_owned())],
     }

@@ -191,79 +191,57 @@ pub enum PollTarget {
 /// How a poll's answer says what became of the job.
 #[derive(Debug, PartialEq)]
 pub enum StatusRule {
-    /// A value in the body, compared as JSON with each list.
-    Pointer {
-        /// Where the value is.
-        pointer: String,
-        /// Values that mean processing.
-        processing: Vec<Value>,
-        /// Values that mean done.
-        done: Vec<Value>,
-        /// Values that mean failed.
-        failed: Vec<Value>,
-        /// What an answer without the value means (`None`: an unknown status).
-        absent: Option<Verdict>,
-    },
+    /// A value in the body.
+    Pointer(PointerRule),
     /// The HTTP status code.
-    Http {
-        /// Codes that mean processing.
-        processing: Vec<u16>,
-        /// Codes that mean done.
-        done: Vec<u16>,
-        /// Codes that mean failed.
-        failed: Vec<u16>,
-    },
+    Http(HttpRule),
 }
 
-impl StatusRule {
-    /// What a body says in pointer mode: a verdict, or the unknown value's text.
-    pub fn of_body(&self, body: &Value) -> Result<Verdict, String> {
-        let Self::Pointer {
-            pointer,
-            processing,
-            done,
-            failed,
-            absent,
-        } = self
-        else {
-            return Err("the profile reads the HTTP status, not the body".to_owned());
-        };
-        let Some(value) = body.pointer(pointer) else {
-            return absent
-                .clone()
-                .ok_or_else(|| format!("no status at {pointer}"));
-        };
-        [
-            (processing, Verdict::Processing),
-            (done, Verdict::Done),
-            (failed, Verdict::Failed),
-        ]
-        .into_iter()
-        .find(|(values, _)| values.contains(value))
-        .map(|(_, verdict)| verdict)
-        .ok_or_else(|| format!("an unknown status {value} at {pointer}"))
-    }
+/// A status read from the body: the value at a JSON pointer, compared as JSON with each list.
+#[derive(Debug, PartialEq)]
+pub struct PointerRule {
+    /// Where the value is.
+    pub pointer: String,
+    /// Values that mean processing, done, failed.
+    lists: [(Vec<Value>, Verdict); 3],
+    /// What an answer without the value means (`None`: an unknown status).
+    absent: Option<Verdict>,
+}
 
-    /// What an HTTP status code says in http mode (`None`: the code is in no list, or the rule
-    /// reads the body).
-    pub fn of_code(&self, code: u16) -> Option<Verdict> {
-        let Self::Http {
-            processing,
-            done,
-            failed,
-        } = self
-        else {
-            return None;
+impl PointerRule {
+    /// What `body` says: a verdict, or the words for a status the rule does not know.
+    pub fn verdict(&self, body: &Value) -> Result<Verdict, String> {
+        let Some(value) = body.pointer(&self.pointer) else {
+            return self
+                .absent
+                .clone()
+                .ok_or_else(|| format!("no status at {}", self.pointer));
         };
-        [
-            (processing, Verdict::Processing),
-            (done, Verdict::Done),
-            (failed, Verdict::Failed),
-        ]
-        .into_iter()
-        .find(|(codes, _)| codes.contains(&code))
-        .map(|(_, verdict)| verdict)
+        listed(&self.lists, value)
+            .ok_or_else(|| format!("an unknown status {value} at {}", self.pointer))
     }
+}
+
+/// A status read from the HTTP code.
+#[derive(Debug, PartialEq)]
+pub struct HttpRule {
+    /// Codes that mean processing, done, failed.
+    lists: [(Vec<u16>, Verdict); 3],
+}
+
+impl HttpRule {
+    /// What the code says, when a list names it.
+    pub fn verdict(&self, code: u16) -> Option<Verdict> {
+        listed(&self.lists, &code)
+    }
+}
+
+/// The verdict of the first list that holds `value`.
+fn listed<T: PartialEq>(lists: &[(Vec<T>, Verdict); 3], value: &T) -> Option<Verdict> {
+    lists
+        .iter()
+        .find(|(values, _)| values.contains(value))
+        .map(|(_, verdict)| verdict.clone())
 }
 
 /// Why a profile was refused: the field, and what is wrong with it.
@@ -457,13 +435,15 @@ fn compile_status(spec: &StatusSpec) -> Result<StatusRule, ProfileError> {
                 return Err(refuse("status.done", "list the values that mean done"));
             }
             disjoint("status", [&spec.processing, &spec.done, &spec.failed])?;
-            Ok(StatusRule::Pointer {
+            Ok(StatusRule::Pointer(PointerRule {
                 pointer,
-                processing: spec.processing.clone(),
-                done: spec.done.clone(),
-                failed: spec.failed.clone(),
+                lists: [
+                    (spec.processing.clone(), Verdict::Processing),
+                    (spec.done.clone(), Verdict::Done),
+                    (spec.failed.clone(), Verdict::Failed),
+                ],
                 absent: spec.absent.clone(),
-            })
+            }))
         }
         (None, Some(http)) if !body_lists && spec.absent.is_none() => {
             if http.done.is_empty() {
@@ -480,11 +460,13 @@ fn compile_status(spec: &StatusSpec) -> Result<StatusRule, ProfileError> {
                 ));
             }
             disjoint("status.http", [&http.processing, &http.done, &http.failed])?;
-            Ok(StatusRule::Http {
-                processing: http.processing.clone(),
-                done: http.done.clone(),
-                failed: http.failed.clone(),
-            })
+            Ok(StatusRule::Http(HttpRule {
+                lists: [
+                    (http.processing.clone(), Verdict::Processing),
+                    (http.done.clone(), Verdict::Done),
+                    (http.failed.clone(), Verdict::Failed),
+                ],
+            }))
         }
         (None, Some(_)) => Err(refuse(
             "status",
@@ -646,19 +628,19 @@ mod tests {
             "status": {"pointer": "/done", "processing": [false], "done": [true], "absent": "processing"},
         }))
         .unwrap();
+        let StatusRule::Pointer(google) = google.status else {
+            panic!("a pointer rule")
+        };
+        assert_eq!(google.verdict(&json!({"done": true})), Ok(Verdict::Done));
         assert_eq!(
-            google.status.of_body(&json!({"done": true})),
-            Ok(Verdict::Done)
-        );
-        assert_eq!(
-            google.status.of_body(&json!({"done": false})),
+            google.verdict(&json!({"done": false})),
             Ok(Verdict::Processing)
         );
         assert_eq!(
-            google.status.of_body(&json!({"name": "x"})),
+            google.verdict(&json!({"name": "x"})),
             Ok(Verdict::Processing)
         );
-        let unknown = google.status.of_body(&json!({"done": "yes"})).unwrap_err();
+        let unknown = google.verdict(&json!({"done": "yes"})).unwrap_err();
         assert!(unknown.contains("\"yes\""), "{unknown}");
 
         let numbers = compile(with(
@@ -667,8 +649,11 @@ mod tests {
             json!({"pointer": "/s", "processing": [1, 2], "done": [3]}),
         ))
         .unwrap();
-        assert_eq!(numbers.status.of_body(&json!({"s": 3})), Ok(Verdict::Done));
-        assert!(numbers.status.of_body(&json!({})).is_err());
+        let StatusRule::Pointer(numbers) = numbers.status else {
+            panic!("a pointer rule")
+        };
+        assert_eq!(numbers.verdict(&json!({"s": 3})), Ok(Verdict::Done));
+        assert!(numbers.verdict(&json!({})).is_err());
     }
 
     #[test]
@@ -679,9 +664,12 @@ mod tests {
             json!({"http": {"processing": [202], "done": [200]}}),
         ))
         .unwrap();
-        assert_eq!(stability.status.of_code(202), Some(Verdict::Processing));
-        assert_eq!(stability.status.of_code(200), Some(Verdict::Done));
-        assert_eq!(stability.status.of_code(404), None);
+        let StatusRule::Http(stability) = stability.status else {
+            panic!("an http rule")
+        };
+        assert_eq!(stability.verdict(202), Some(Verdict::Processing));
+        assert_eq!(stability.verdict(200), Some(Verdict::Done));
+        assert_eq!(stability.verdict(404), None);
     }
 
     #[test]

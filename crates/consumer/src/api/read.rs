@@ -3,8 +3,9 @@
 //!
 //! | answer | outcome |
 //! |---|---|
-//! | submit, 2xx with an id | submitted: the id is kept, the answer shown as partial data, the first poll after the poll interval (or `Retry-After`) |
+//! | submit, 2xx with an id | submitted: the id is kept, the answer shown as partial data (`partial`), the first poll after the poll interval (or `Retry-After`) |
 //! | submit, 2xx without an id | permanent failure: repeating a submit the profile cannot read would only make more jobs |
+//! | submit, 409 | retryable: an earlier submit with the same idempotency key is still in progress |
 //! | poll, status in `processing` | processing: partial data (`partial`), poll again |
 //! | poll, status in `done` | done: store the result (`result`); failed instead when the `error` pointer holds a value (Google's `{"done": true, "error": {...}}`) |
 //! | poll, status in `failed` | permanent failure with the provider's message (`error`): dead at once |
@@ -22,7 +23,7 @@ use serde_json::Value;
 use taskq::{Failure, Outcome};
 
 use super::failure::{message_of, unsuccessful};
-use super::profile::{IdSource, Profile, StatusRule, Verdict};
+use super::profile::{IdSource, Profile, StatusRule, Submit, Verdict};
 
 /// The longest job id accepted, in bytes.
 const MAX_ID_BYTES: usize = 2048;
@@ -62,16 +63,21 @@ fn provider_message(profile: &Profile, body: &Value) -> Option<String> {
     (!value.is_null()).then(|| message_of(value))
 }
 
-/// Reads a submit's answer.
-pub fn submit(profile: &Profile, answer: &Answer<'_>) -> Outcome {
+/// Reads the answer to `submit`, a call of `profile`.
+pub fn submit(profile: &Profile, submit: &Submit, answer: &Answer<'_>) -> Outcome {
     let body = json(answer.body);
+    if answer.status == StatusCode::CONFLICT {
+        // A provider that honours idempotency keys answers 409 while an earlier submit with the
+        // same key is still being handled (a consumer that lost its lease mid-submit): later,
+        // the same submit gets that job.
+        return Outcome::Failed(Failure::retryable(
+            "the API answered HTTP 409: a submit with this Idempotency-Key is still in progress",
+        ));
+    }
     if !answer.status.is_success() {
         let said = body.ok().and_then(|body| provider_message(profile, &body));
         return unsuccessful(answer.status, answer.retry_after, said);
     }
-    let Some(submit) = &profile.submit else {
-        return Outcome::Failed(Failure::permanent("the profile has no submit"));
-    };
     let (id, body) = match &submit.id {
         IdSource::Header(name) => (
             answer
@@ -93,20 +99,20 @@ pub fn submit(profile: &Profile, answer: &Answer<'_>) -> Outcome {
             Err(err) => return Outcome::Failed(Failure::permanent(err)),
         },
     };
-    let where_ = match &submit.id {
+    let id_source = match &submit.id {
         IdSource::Header(name) => format!("header {name}"),
         IdSource::Pointer(pointer) => pointer.clone(),
     };
     match id.filter(|id| !id.is_empty()) {
         None => Outcome::Failed(Failure::permanent(format!(
-            "the submit's answer has no job id at {where_}"
+            "the submit's answer has no job id at {id_source}"
         ))),
         Some(id) if id.len() > MAX_ID_BYTES => Outcome::Failed(Failure::permanent(format!(
-            "the submit's job id at {where_} is over {MAX_ID_BYTES} bytes"
+            "the submit's job id at {id_source} is over {MAX_ID_BYTES} bytes"
         ))),
         Some(id) => Outcome::Submitted {
             remote_id: id,
-            data: body.to_string(),
+            data: text_at(&body, profile.partial.as_deref()),
             poll_in: answer.retry_after,
         },
     }
@@ -116,23 +122,24 @@ pub fn submit(profile: &Profile, answer: &Answer<'_>) -> Outcome {
 pub fn poll(profile: &Profile, answer: &Answer<'_>) -> Outcome {
     let body = json(answer.body);
     let code = answer.status.as_u16();
-    let verdict = match (&profile.status, profile.status.of_code(code)) {
-        (_, Some(verdict)) => Ok(verdict),
-        _ if !answer.status.is_success() => {
-            let said = body.ok().and_then(|body| provider_message(profile, &body));
-            return unsuccessful(answer.status, answer.retry_after, said);
-        }
-        (StatusRule::Http { .. }, None) => Err(format!(
-            "HTTP {code}, which the profile's status.http does not list"
-        )),
-        (StatusRule::Pointer { .. }, None) => match &body {
-            Ok(json) => profile.status.of_body(json),
-            Err(_) => Err(String::new()),
-        },
+    let listed = match &profile.status {
+        StatusRule::Http(rule) => rule.verdict(code),
+        StatusRule::Pointer(_) => None,
     };
+    if listed.is_none() && !answer.status.is_success() {
+        let said = body.ok().and_then(|body| provider_message(profile, &body));
+        return unsuccessful(answer.status, answer.retry_after, said);
+    }
     let body = match body {
         Ok(body) => body,
         Err(err) => return Outcome::Failed(Failure::retryable(err)),
+    };
+    let verdict = match (listed, &profile.status) {
+        (Some(verdict), _) => Ok(verdict),
+        (None, StatusRule::Pointer(rule)) => rule.verdict(&body),
+        (None, StatusRule::Http(_)) => Err(format!(
+            "HTTP {code}, which the profile's status.http does not list"
+        )),
     };
     match verdict {
         Ok(Verdict::Processing) => Outcome::Processing {
@@ -190,6 +197,11 @@ mod tests {
         }
     }
 
+    /// [`submit`] with the profile's own submit.
+    fn submit_to(profile: &Profile, answer: &Answer<'_>) -> Outcome {
+        submit(profile, profile.submit.as_ref().unwrap(), answer)
+    }
+
     fn permanent(outcome: Outcome) -> String {
         match outcome {
             Outcome::Failed(Failure {
@@ -204,7 +216,7 @@ mod tests {
     #[test]
     fn a_submit_keeps_the_id_from_the_body_or_a_header() {
         let none = HeaderMap::new();
-        let submitted = submit(
+        let submitted = submit_to(
             &replicate(),
             &answer(201, &none, r#"{"id": "abc", "status": "starting"}"#),
         );
@@ -216,7 +228,7 @@ mod tests {
                 poll_in: None
             }
         );
-        let numeric = submit(&replicate(), &answer(200, &none, r#"{"id": 42}"#));
+        let numeric = submit_to(&replicate(), &answer(200, &none, r#"{"id": 42}"#));
         assert!(matches!(numeric, Outcome::Submitted { remote_id, .. } if remote_id == "42"));
 
         let azure = profile(json!({
@@ -230,7 +242,7 @@ mod tests {
             "operation-location",
             HeaderValue::from_static("https://api.test/results/1?v=2"),
         );
-        let outcome = submit(&azure, &answer(202, &headers, ""));
+        let outcome = submit_to(&azure, &answer(202, &headers, ""));
         assert!(
             matches!(&outcome, Outcome::Submitted { remote_id, data, .. } if remote_id == "https://api.test/results/1?v=2" && data == "null"),
             "{outcome:?}"
@@ -246,16 +258,16 @@ mod tests {
             r#"{"id": null}"#,
             "<html>",
         ] {
-            permanent(submit(&replicate(), &answer(201, &none, body)));
+            permanent(submit_to(&replicate(), &answer(201, &none, body)));
         }
-        let message = permanent(submit(&replicate(), &answer(201, &none, "{}")));
+        let message = permanent(submit_to(&replicate(), &answer(201, &none, "{}")));
         assert_eq!(message, "the submit's answer has no job id at /id");
     }
 
     #[test]
     fn a_refused_submit_keeps_the_providers_message() {
         let none = HeaderMap::new();
-        let message = permanent(submit(
+        let message = permanent(submit_to(
             &replicate(),
             &answer(422, &none, r#"{"error": "input.prompt is required"}"#),
         ));
@@ -264,8 +276,15 @@ mod tests {
             "the API answered HTTP 422: input.prompt is required"
         );
         assert!(matches!(
-            submit(&replicate(), &answer(429, &none, "")),
+            submit_to(&replicate(), &answer(429, &none, "")),
             Outcome::Throttled { .. }
+        ));
+        assert!(matches!(
+            submit_to(&replicate(), &answer(409, &none, "")),
+            Outcome::Failed(Failure {
+                permanent: false,
+                ..
+            })
         ));
     }
 

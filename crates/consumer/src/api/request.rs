@@ -7,28 +7,29 @@
 //! an API such as Azure answers with) must be on `base_url`'s scheme, host and port. Whatever a
 //! task's payload or an API's answer holds, no call leaves the configured host.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use reqwest::{Method, Url};
 use serde_json::Value;
 use taskq::ClaimedTask;
 
-use super::profile::{PollTarget, Profile};
-use super::template::{BodyTemplate, Values};
+use super::profile::{PollTarget, Profile, Submit};
+use super::same_origin;
+use super::template::{BodyTemplate, RenderError, UNRESERVED, Values};
 
 /// Which of a profile's calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Creates the task's job.
-    Submit,
+#[derive(Debug, Clone, Copy)]
+pub enum Kind<'p> {
+    /// Creates the task's job, as this submit says.
+    Submit(&'p Submit),
     /// Asks how the job is doing.
     Poll,
 }
 
 /// One call, ready to send.
 #[derive(Debug)]
-pub struct Call {
+pub struct Call<'p> {
     /// Submit or poll.
-    pub kind: Kind,
+    pub kind: Kind<'p>,
     /// The HTTP method.
     pub method: Method,
     /// Where it goes, checked to be on the profile's host.
@@ -39,110 +40,129 @@ pub struct Call {
     pub idempotency_key: Option<String>,
 }
 
-/// Task names go in the key percent-encoded, so the header holds visible ASCII only.
-const KEY_NAME: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// Why a task's call cannot be made: a permanent failure of the task.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The stored payload does not parse (it was JSON when it was enqueued).
+    #[error("the task's payload is not JSON: {0}")]
+    Payload(serde_json::Error),
+    /// A template needs what the task lacks, or a value would leave the base path.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The URL made does not parse.
+    #[error("the call's URL {url:?} does not parse: {reason}")]
+    BadUrl {
+        /// The text.
+        url: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The URL made is on another scheme, host or port than `base_url`.
+    #[error("refused: {url} is not on {base}")]
+    OffHost {
+        /// The URL.
+        url: String,
+        /// The origin it had to be on.
+        base: String,
+    },
+}
+
+/// The longest idempotency key sent (Stripe's limit, the strictest known), in bytes.
+const MAX_KEY_BYTES: usize = 255;
 
 /// `{queue}:{name}:{submit token}`: the same for every submit of one task (every retry, every
 /// consumer), different for a new task of the same name or a retried dead task, which want a
-/// new job.
+/// new job. The name is percent-encoded (the header holds visible ASCII) and cut when the key
+/// would pass [`MAX_KEY_BYTES`]; the token alone already tells tasks apart.
 pub fn idempotency_key(queue: &str, task: &ClaimedTask) -> String {
-    let name = utf8_percent_encode(&task.name, KEY_NAME);
-    match &task.submit_token {
-        Some(token) => format!("{queue}:{name}:{token}"),
-        None => format!("{queue}:{name}"),
-    }
+    // Claims on a submitting queue always give a task without a job its submit token; the
+    // claim's own token stands in should one ever lack it (unique, if not stable).
+    let token = task.submit_token.as_deref().unwrap_or(&task.token);
+    let name = utf8_percent_encode(&task.name, UNRESERVED).to_string();
+    let room = MAX_KEY_BYTES.saturating_sub(queue.len() + token.len() + 2);
+    format!("{queue}:{}:{token}", cut_encoded(&name, room))
 }
 
-/// Whether two URLs share scheme, host and port.
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host() == b.host()
-        && a.port_or_known_default() == b.port_or_known_default()
+/// The first `max` bytes of percent-encoded `text`, never cutting an escape in two.
+fn cut_encoded(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let end = match text[..max].rfind('%') {
+        Some(escape) if escape + 3 > max => escape,
+        _ => max,
+    };
+    &text[..end]
 }
 
-/// `path` appended to `base`'s path.
-fn under_base(base: &Url, path: &str) -> Result<Url, String> {
-    let joined = format!("{}{path}", base.as_str().trim_end_matches('/'));
-    let url = Url::parse(&joined).map_err(|err| format!("the call's URL does not parse: {err}"))?;
-    if !same_origin(&url, base) {
-        return Err(format!(
-            "refused: the call's URL leaves {}",
-            base.origin().ascii_serialization()
-        ));
+/// `url`, parsed and checked to be on `base`'s origin.
+fn on_base(url: String, base: &Url) -> Result<Url, RequestError> {
+    let parsed = Url::parse(&url).map_err(|reason| RequestError::BadUrl {
+        url: url.clone(),
+        reason: reason.to_string(),
+    })?;
+    if !same_origin(&parsed, base) {
+        return Err(RequestError::OffHost {
+            url,
+            base: base.origin().ascii_serialization(),
+        });
     }
-    Ok(url)
+    Ok(parsed)
+}
+
+/// `path` appended to `base`'s path (never resolved against it: `//host` stays a path).
+fn under_base(base: &Url, path: &str) -> Result<Url, RequestError> {
+    on_base(
+        format!("{}{path}", base.as_str().trim_end_matches('/')),
+        base,
+    )
 }
 
 /// The call to make for `task`, or why it cannot be made (a permanent failure of the task).
 ///
 /// # Errors
-/// A message when a template needs what the task lacks, a value would leave the base path, or
-/// a poll URL is on another host.
-pub fn render(profile: &Profile, queue: &str, task: &ClaimedTask) -> Result<Call, String> {
+/// [`RequestError`] when a template needs what the task lacks, a value would leave the base
+/// path, or a poll URL is on another host.
+pub fn render<'p>(
+    profile: &'p Profile,
+    queue: &str,
+    task: &ClaimedTask,
+) -> Result<Call<'p>, RequestError> {
     let payload: Option<Value> = task
         .payload
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|err| format!("the task's payload is not JSON: {err}"))?;
+        .map_err(RequestError::Payload)?;
     let values = Values {
         name: &task.name,
         id: task.remote_id.as_deref(),
         payload: payload.as_ref(),
     };
-    let body = |template: Option<&BodyTemplate>| -> Result<Option<Vec<u8>>, String> {
-        template
-            .map(|t| {
-                let json = t.render(&values).map_err(|e| e.to_string())?;
-                serde_json::to_vec(&json).map_err(|e| e.to_string())
-            })
-            .transpose()
+    let body = |template: Option<&BodyTemplate>| -> Result<Option<Vec<u8>>, RequestError> {
+        Ok(template
+            .map(|t| t.render(&values))
+            .transpose()?
+            .map(|json| json.to_string().into_bytes()))
     };
     match (&profile.submit, &task.remote_id) {
         (Some(submit), None) => Ok(Call {
-            kind: Kind::Submit,
+            kind: Kind::Submit(submit),
             method: submit.method.clone(),
-            url: under_base(
-                &profile.base,
-                &submit
-                    .path
-                    .render_path(&values)
-                    .map_err(|e| e.to_string())?,
-            )?,
+            url: under_base(&profile.base, &submit.path.render_path(&values)?)?,
             body: body(submit.body.as_ref())?,
             idempotency_key: Some(idempotency_key(queue, task)),
         }),
-        _ => {
-            let url = match &profile.poll.target {
-                PollTarget::Path(path) => under_base(
-                    &profile.base,
-                    &path.render_path(&values).map_err(|e| e.to_string())?,
-                )?,
-                PollTarget::Url(url) => {
-                    let text = url.render_text(&values).map_err(|e| e.to_string())?;
-                    let url = Url::parse(&text)
-                        .map_err(|err| format!("the poll URL {text:?} does not parse: {err}"))?;
-                    if !same_origin(&url, &profile.base) {
-                        return Err(format!(
-                            "refused: the poll URL {url} is not on {}",
-                            profile.base.origin().ascii_serialization()
-                        ));
-                    }
-                    url
-                }
-            };
-            Ok(Call {
-                kind: Kind::Poll,
-                method: profile.poll.method.clone(),
-                url,
-                body: body(profile.poll.body.as_ref())?,
-                idempotency_key: None,
-            })
-        }
+        _ => Ok(Call {
+            kind: Kind::Poll,
+            method: profile.poll.method.clone(),
+            url: match &profile.poll.target {
+                PollTarget::Path(path) => under_base(&profile.base, &path.render_path(&values)?)?,
+                PollTarget::Url(url) => on_base(url.render_text(&values)?, &profile.base)?,
+            },
+            body: body(profile.poll.body.as_ref())?,
+            idempotency_key: None,
+        }),
     }
 }
 
@@ -184,8 +204,9 @@ mod tests {
 
     #[test]
     fn the_first_call_submits_with_a_stable_key_and_the_next_ones_poll_the_id() {
-        let submit = render(&jobs(), "q", &task(None)).unwrap();
-        assert_eq!(submit.kind, Kind::Submit);
+        let jobs = jobs();
+        let submit = render(&jobs, "q", &task(None)).unwrap();
+        assert!(matches!(submit.kind, Kind::Submit(_)));
         assert_eq!(submit.method, Method::POST);
         assert_eq!(submit.url.as_str(), "https://api.test/base/v1/jobs");
         assert_eq!(submit.idempotency_key.as_deref(), Some("q:report%207:9"));
@@ -195,8 +216,8 @@ mod tests {
             json!({"input": {"prompt": "a cat"}, "ref": "report 7"})
         );
 
-        let poll = render(&jobs(), "q", &task(Some("ab/c"))).unwrap();
-        assert_eq!(poll.kind, Kind::Poll);
+        let poll = render(&jobs, "q", &task(Some("ab/c"))).unwrap();
+        assert!(matches!(poll.kind, Kind::Poll));
         assert_eq!(poll.url.as_str(), "https://api.test/base/v1/jobs/ab/c");
         assert_eq!(poll.idempotency_key, None);
     }
@@ -206,7 +227,8 @@ mod tests {
         for id in ["../../admin", "/..", "..", "a/./b"] {
             assert!(render(&jobs(), "q", &task(Some(id))).is_err(), "{id}");
         }
-        let poll = render(&jobs(), "q", &task(Some("//evil.test/x"))).unwrap();
+        let jobs = jobs();
+        let poll = render(&jobs, "q", &task(Some("//evil.test/x"))).unwrap();
         assert_eq!(poll.url.host_str(), Some("api.test"));
 
         let by_url = profile(json!({
@@ -244,17 +266,24 @@ mod tests {
             "status": {"pointer": "/status", "done": ["done"]},
         }));
         let err = render(&needs, "q", &task(None)).unwrap_err();
-        assert_eq!(err, "the task's payload has no field model");
+        assert_eq!(err.to_string(), "the task's payload has no field model");
     }
 
     #[test]
-    fn names_in_keys_are_visible_ascii() {
+    fn names_in_keys_are_visible_ascii_and_long_ones_are_cut_to_fit() {
         let mut unusual = task(None);
         unusual.name = "résumé/ä b".into();
-        unusual.submit_token = None;
         assert_eq!(
             idempotency_key("q", &unusual),
-            "q:r%C3%A9sum%C3%A9%2F%C3%A4%20b"
+            "q:r%C3%A9sum%C3%A9%2F%C3%A4%20b:9"
         );
+        unusual.name = "é".repeat(128);
+        let key = idempotency_key("a-long-queue-name", &unusual);
+        assert!(key.len() <= MAX_KEY_BYTES, "{} bytes", key.len());
+        assert!(key.ends_with("%C3%A9:9"), "{key}");
+        unusual.submit_token = Some("10".into());
+        assert_ne!(idempotency_key("a-long-queue-name", &unusual), key);
+        assert_eq!(cut_encoded("ab%C3%A9", 4), "ab");
+        assert_eq!(cut_encoded("ab%C3%A9", 5), "ab%C3");
     }
 }

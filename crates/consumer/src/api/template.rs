@@ -115,7 +115,7 @@ impl Values<'_> {
 }
 
 /// The text of a value: a string as it is, anything else as JSON.
-fn text_of(value: &Value) -> String {
+pub fn text_of(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         other => other.to_string(),
@@ -134,13 +134,15 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
-/// Everything but unreserved characters and `/` is encoded in a path value.
-const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+/// Everything but unreserved characters (RFC 3986) is percent-encoded.
+pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
+    .remove(b'~');
+
+/// In a path value, `/` is kept too.
+const PATH_VALUE: &AsciiSet = &UNRESERVED.remove(b'/');
 
 impl Template {
     /// Parses `text`.
@@ -176,6 +178,13 @@ impl Template {
     /// Whether the template reads `{{id}}`.
     pub fn uses_id(&self) -> bool {
         self.parts.contains(&Part::Value(Placeholder::Id))
+    }
+
+    /// Whether `{{id}}` is the only value the template reads.
+    pub fn reads_only_id(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|part| matches!(part, Part::Text(_) | Part::Value(Placeholder::Id)))
     }
 
     fn render_with(
@@ -442,6 +451,26 @@ mod tests {
             !BodyTemplate::parse(&json!({"a": "{{payload}}"}))
                 .unwrap()
                 .uses_id()
+        );
+    }
+
+    #[test]
+    fn a_template_knows_whether_the_id_is_all_it_reads() {
+        assert!(Template::parse("{{id}}").unwrap().reads_only_id());
+        assert!(
+            Template::parse("https://x/{{id}}?v=1")
+                .unwrap()
+                .reads_only_id()
+        );
+        assert!(
+            !Template::parse("{{id}}{{payload.x}}")
+                .unwrap()
+                .reads_only_id()
+        );
+        assert!(
+            !Template::parse("https://x/{{name}}")
+                .unwrap()
+                .reads_only_id()
         );
     }
 

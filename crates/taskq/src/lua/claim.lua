@@ -42,10 +42,17 @@ if #names > 0 then
   for i, name in ipairs(names) do
     local key = keys[i]
     local token = int(first + i)
-    local f = redis.call('HMGET', key, 'attempts', 'polls', 'payload', 'remote_id', 'throttled',
-      'submit_token')
-    if submits and not f[4] and not f[6] then
-      f[6] = token
+    local f, remote_id, submit_token
+    if submits then
+      f = redis.call('HMGET', key, 'attempts', 'polls', 'payload', 'throttled', 'remote_id',
+        'submit_token')
+      remote_id, submit_token = f[5], f[6]
+    else
+      -- A queue that does not submit has neither remote ids nor submit tokens: read less.
+      f = redis.call('HMGET', key, 'attempts', 'polls', 'payload', 'throttled')
+    end
+    if submits and not remote_id and not submit_token then
+      submit_token = token
       redis.call('HSET', key, 'state', 'running', 'token', token, 'updated', updated,
         'submit_token', token)
     else
@@ -58,9 +65,9 @@ if #names > 0 then
     out[#out + 1] = f[1] or '0'
     out[#out + 1] = f[2] or '0'
     out[#out + 1] = f[3] or ''
-    out[#out + 1] = f[4] or ''
-    out[#out + 1] = f[5] or '0'
-    out[#out + 1] = f[6] or ''
+    out[#out + 1] = remote_id or ''
+    out[#out + 1] = f[4] or '0'
+    out[#out + 1] = submit_token or ''
   end
   redis.call('HINCRBY', KEYS[5], 'claimed', int(#names))
 end

@@ -7,9 +7,9 @@
 -- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats   KEYS[4+i] record of task i
 -- ARGV[1] task key prefix   ARGV[2] poll deadline, ms after creation (0 = none)
 -- ARGV[3] max attempts   ARGV[4] dead record ttl (ms)
--- then five ARGV per task i, from ARGV[5*i]: kind (done|processing|submitted|throttled|failed),
--- claim token, data (JSON text) or error, delay (ms), extra: the remote id (submitted), 1|0
--- permanent (failed), '' otherwise
+-- then six ARGV per task i, from ARGV[6*i-1]: kind (done|processing|submitted|throttled|failed),
+-- claim token, data (JSON text) or error, delay (ms), permanent (1|0, for failed), remote id (for
+-- submitted; '' otherwise)
 -- Returns one code per task: 1 recorded (or already recorded by this token), 2 recorded and the
 -- task is now dead, 0 stale token (the lease was lost; counted).
 local prefix, max_poll = ARGV[1], tonumber(ARGV[2])
@@ -23,8 +23,9 @@ local function overdue(key)
 end
 for i = 5, #KEYS do
   local key, name = KEYS[i], string.sub(KEYS[i], #prefix + 1)
-  local a = 5 * (i - 4)
+  local a = 6 * (i - 4) - 1
   local kind, token, text, delay = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local permanent, remote_id = ARGV[a + 4] == '1', ARGV[a + 5]
   local own = ownership(key, token, KEYS[4])
   local code = 1
   if own == 'stale' then
@@ -37,19 +38,22 @@ for i = 5, #KEYS do
       redis.call('PEXPIRE', key, redis.call('HGET', key, 'ttl') or '3600000')
       done = done + 1
     elseif kind == 'processing' or kind == 'submitted' then
-      local polls = redis.call('HGET', key, 'polls') or '0'
       if kind == 'submitted' then
-        redis.call('HSET', key, 'data', text, 'attempts', '0', 'remote_id', ARGV[a + 4])
+        redis.call('HSET', key, 'data', text, 'attempts', '0', 'remote_id', remote_id)
       else
-        polls = redis.call('HINCRBY', key, 'polls', '1')
+        redis.call('HINCRBY', key, 'polls', '1')
         redis.call('HSET', key, 'data', text, 'attempts', '0')
       end
       if overdue(key) then
-        bury(key, name, now, 'poll deadline passed: still processing after ' .. polls .. ' polls',
-          KEYS[3], KEYS[4], dead_ttl)
+        local polls = redis.call('HGET', key, 'polls') or '0'
+        local reason = 'poll deadline passed: still processing after ' .. polls .. ' polls'
+        if kind == 'submitted' then
+          reason = 'poll deadline passed: the job was only just submitted'
+        end
+        bury(key, name, now, reason, KEYS[3], KEYS[4], dead_ttl)
         code = 2
       else
-        schedule(key, name, now + delay, now, KEYS[2])
+        schedule(key, name, now + delay, now, KEYS[2], 'processing')
         snoozed = snoozed + 1
       end
     elseif kind == 'throttled' then
@@ -65,7 +69,7 @@ for i = 5, #KEYS do
       end
     else
       local attempts = redis.call('HINCRBY', key, 'attempts', '1')
-      if ARGV[a + 4] == '1' or attempts >= max_attempts then
+      if permanent or attempts >= max_attempts then
         bury(key, name, now, text, KEYS[3], KEYS[4], dead_ttl)
         code = 2
       else

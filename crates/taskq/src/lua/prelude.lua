@@ -68,10 +68,11 @@ local function bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
   end
 end
 
--- Puts a task back in the due set at `run_at`.
-local function schedule(key, name, run_at, now, k_due)
+-- Puts a task back in the due set at `run_at`, in `state` (default: the state it waits in, read
+-- from its record; a caller that knows it passes it and saves the read).
+local function schedule(key, name, run_at, now, k_due, state)
   local at = int(run_at)
-  redis.call('HSET', key, 'state', waiting_state(key), 'run_at', at, 'updated', int(now))
+  redis.call('HSET', key, 'state', state or waiting_state(key), 'run_at', at, 'updated', int(now))
   redis.call('ZADD', k_due, at, name)
 end
 

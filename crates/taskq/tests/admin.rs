@@ -1,32 +1,24 @@
 //! Submit, cancel, list, stats, retry-all and purge against a real redis-server.
 
+mod support;
+
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use redis::Commands;
 use serde_json::value::RawValue;
+use support::name;
 use taskq::admin::{Cancel, Finished, MAX_PAYLOAD_BYTES};
-use taskq::{Ack, ConnectOptions, Error, Policy, Queue, State, TaskName};
-use testkit::{RedisServer, eventually, unique_queue};
+use taskq::{Ack, Error, Policy, Queue, State, TaskName};
+use testkit::{RedisServer, eventually};
 
 fn open(redis: &RedisServer) -> Queue {
-    let url = redis.url().parse().unwrap();
     let policy = Policy {
         max_attempts: 1,
         dead_ttl: Duration::from_secs(600),
         ..Policy::default()
     };
-    Queue::open(
-        &url,
-        &ConnectOptions::default(),
-        &unique_queue("admin"),
-        policy,
-    )
-    .unwrap()
-}
-
-fn name(s: &str) -> TaskName {
-    TaskName::parse(s).unwrap()
+    support::open(redis, policy)
 }
 
 fn names(prefix: &str, n: usize) -> Vec<TaskName> {

@@ -1,20 +1,14 @@
 //! The queue's scripts against a real redis-server: dedup, ownership, leases, retries, death.
 
+mod support;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
 use redis::Commands;
-use taskq::{Ack, ConnectOptions, Policy, Queue, State, TaskName};
-use testkit::{RedisServer, eventually, unique_queue};
-
-fn open(redis: &RedisServer, policy: Policy) -> Queue {
-    let url = redis.url().parse().unwrap();
-    Queue::open(&url, &ConnectOptions::default(), &unique_queue("q"), policy).unwrap()
-}
-
-fn name(s: &str) -> TaskName {
-    TaskName::parse(s).unwrap()
-}
+use support::{name, open};
+use taskq::{Ack, Policy, State, TaskName};
+use testkit::{RedisServer, eventually};
 
 fn short_lease() -> Policy {
     Policy {

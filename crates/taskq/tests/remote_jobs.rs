@@ -2,19 +2,13 @@
 //! id kept in the record, the submit token fixed for a task's life, throttled answers that use no
 //! attempt. Against a real redis-server.
 
+mod support;
+
 use std::time::Duration;
 
-use taskq::{Ack, ClaimedTask, ConnectOptions, Finish, Policy, Queue, State, TaskName};
-use testkit::{RedisServer, unique_queue};
-
-fn open(redis: &RedisServer, policy: Policy) -> Queue {
-    let url = redis.url().parse().unwrap();
-    Queue::open(&url, &ConnectOptions::default(), &unique_queue("q"), policy).unwrap()
-}
-
-fn name(s: &str) -> TaskName {
-    TaskName::parse(s).unwrap()
-}
+use support::{name, open};
+use taskq::{Ack, ClaimedTask, Finish, Policy, Queue, State};
+use testkit::RedisServer;
 
 fn submitting() -> Policy {
     Policy {

@@ -417,14 +417,8 @@ pub fn enqueue_url(producer: SocketAddr, name: &str) -> String {
 
 /// GET `url` and parse the body as JSON.
 pub async fn get_json(client: &reqwest::Client, url: String) -> (StatusCode, Value) {
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status();
-    let body = response.bytes().await.unwrap();
-    let json = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body:?}"));
+    let (status, body) = get_text(client, url.clone()).await;
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body:?}"));
     (status, json)
 }
 

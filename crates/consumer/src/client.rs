@@ -1,7 +1,9 @@
 //! The HTTP client of one queue's API: HTTPS with rustls (ring, the same crypto as the Redis
 //! connection), the system's root certificates plus the extra authorities configured
-//! (`API_CA_FILE` for every queue, a profile's `ca_file` for its own), HTTP/1.1 keep-alive and
-//! HTTP/2 where the server offers it (ALPN).
+//! (`API_CA_FILE` for every queue, a profile's `ca_file` for its own), HTTP/1.1 with keep-alive
+//! (offered by ALPN, so servers that also speak HTTP/2 agree to it). HTTP/2 is left out on
+//! purpose: it added 0.84 MB of code and 0.8 MiB to every consumer's memory (W2h, W3d), while a
+//! pool of kept-alive HTTP/1.1 connections already keeps a call's cost at one round trip.
 //!
 //! The TLS settings are built here rather than by reqwest, so that the system's authorities
 //! (a few hundred certificates, about 1.5 MiB of a consumer's memory once parsed) are loaded only
@@ -83,7 +85,7 @@ pub fn build(settings: &ClientSettings<'_>) -> Result<Client, ClientError> {
         .build()?)
 }
 
-/// The TLS settings: the authorities to trust, ring, and ALPN offering HTTP/2 and HTTP/1.1.
+/// The TLS settings: the authorities to trust, ring, and ALPN offering HTTP/1.1.
 fn tls(settings: &ClientSettings<'_>) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = RootCertStore::empty();
     for path in &settings.ca_files {
@@ -108,7 +110,7 @@ fn tls(settings: &ClientSettings<'_>) -> Result<rustls::ClientConfig, ClientErro
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

@@ -445,51 +445,44 @@ async fn a_missing_variable_stops_the_consumer_naming_it_and_no_value() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_credential_never_shows_in_logs_redis_views_or_metrics() {
-    for http2 in ["false", "true"] {
-        let stack = mock_for("replicate", &[("MOCK_HTTP2", http2)]);
-        let file = queues_file(&stack, &REPLICATE);
-        let log = TempFile::write(&format!("{}-secret.log", stack.queue_name), "");
-        let metrics_addr = testkit::free_addr();
-        let mut consumer = stack.consumer_logged(
-            &[
-                ("QUEUES_FILE", &file.path()),
-                (KEY_VAR, SECRET),
-                ("RUST_LOG", "trace"),
-                ("CONSUMER_ADDR", &metrics_addr.to_string()),
-            ],
-            &log.0,
-        );
-        let names: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
-        for name in &names {
-            stack.submit(name, &json!({"prompt": name})).await;
-        }
-        let mut views = String::new();
-        for name in &names {
-            let view = stack.wait_final(name, Duration::from_secs(20)).await;
-            assert_eq!(view["state"], "done", "{view}");
-            views.push_str(&view.to_string());
-        }
-        let metrics_url = format!("http://{metrics_addr}/metrics");
-        let (_, metrics) = common::get_text(&stack.client, metrics_url).await;
-        consumer.terminate(Duration::from_secs(10));
-
-        let logged = std::fs::read_to_string(&log.0).unwrap();
-        assert!(logged.lines().count() > 50, "trace logs were written");
-        assert!(
-            !logged.contains(SECRET),
-            "HTTP/2 {http2}: the credential leaked into the log"
-        );
-        assert!(!views.contains(SECRET));
-        assert!(!metrics.contains(SECRET));
-        let stored = common::everything_in_redis(stack.queue_server());
-        assert!(stored.contains("s4"), "Redis was read");
-        assert!(!stored.contains(SECRET), "the credential is in Redis");
-        let stats = stack.mock_stats().await;
-        assert_eq!(
-            stats["http2_requests"], 0,
-            "HTTP/1.1, even when offered HTTP/2: {stats}"
-        );
+    let stack = mock_for("replicate", &[]);
+    let file = queues_file(&stack, &REPLICATE);
+    let log = TempFile::write(&format!("{}-secret.log", stack.queue_name), "");
+    let metrics_addr = testkit::free_addr();
+    let mut consumer = stack.consumer_logged(
+        &[
+            ("QUEUES_FILE", &file.path()),
+            (KEY_VAR, SECRET),
+            ("RUST_LOG", "trace"),
+            ("CONSUMER_ADDR", &metrics_addr.to_string()),
+        ],
+        &log.0,
+    );
+    let names: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+    for name in &names {
+        stack.submit(name, &json!({"prompt": name})).await;
     }
+    let mut views = String::new();
+    for name in &names {
+        let view = stack.wait_final(name, Duration::from_secs(20)).await;
+        assert_eq!(view["state"], "done", "{view}");
+        views.push_str(&view.to_string());
+    }
+    let metrics_url = format!("http://{metrics_addr}/metrics");
+    let (_, metrics) = common::get_text(&stack.client, metrics_url).await;
+    consumer.terminate(Duration::from_secs(10));
+
+    let logged = std::fs::read_to_string(&log.0).unwrap();
+    assert!(logged.lines().count() > 50, "trace logs were written");
+    assert!(
+        !logged.contains(SECRET),
+        "the credential leaked into the log"
+    );
+    assert!(!views.contains(SECRET));
+    assert!(!metrics.contains(SECRET));
+    let stored = common::everything_in_redis(stack.queue_server());
+    assert!(stored.contains("s4"), "Redis was read");
+    assert!(!stored.contains(SECRET), "the credential is in Redis");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,28 +508,19 @@ async fn an_untrusted_certificate_is_a_clear_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_original_shape_works_over_https_with_servers_with_and_without_http2() {
-    for http2 in ["false", "true"] {
-        let stack = mock_for("original", &[("MOCK_DELAY_MS", "0"), ("MOCK_HTTP2", http2)]);
-        let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50")]);
-        let names = common::names("tls", 50);
-        stack.enqueue_all(&names).await;
-        stack.wait_done(50, Duration::from_secs(20)).await;
+async fn the_original_shape_works_over_https() {
+    let stack = mock_for("original", &[("MOCK_DELAY_MS", "0")]);
+    let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50")]);
+    let names = common::names("tls", 50);
+    stack.enqueue_all(&names).await;
+    stack.wait_done(50, Duration::from_secs(20)).await;
 
-        for name in &names {
-            let (_, view) = stack.task(name).await;
-            assert_eq!(view["data"], mock_api::result(name, 2), "{view}");
-        }
-        let stats = stack.mock_stats().await;
-        assert_eq!(stats["calls"], 100, "two calls each: {stats}");
-        // The consumer speaks HTTP/1.1 (see client.rs), also to a server that offers HTTP/2.
-        let over_http2 = 0;
-        // The /stats reads of this test come over HTTP/1.1 from its own client.
-        assert_eq!(
-            stats["http2_requests"], over_http2,
-            "HTTP/2 {http2}: {stats}"
-        );
+    for name in &names {
+        let (_, view) = stack.task(name).await;
+        assert_eq!(view["data"], mock_api::result(name, 2), "{view}");
     }
+    let stats = stack.mock_stats().await;
+    assert_eq!(stats["calls"], 100, "two calls each: {stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

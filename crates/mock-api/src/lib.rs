@@ -7,7 +7,7 @@
 //! wait at once on a few threads). A share of calls (`failure_rate`, drawn from a seeded
 //! generator) answer `failure_status` instead, with a `Retry-After` in seconds or as an HTTP date,
 //! and do not advance anything. `GET /stats` counts calls and jobs; `POST /reset` forgets
-//! everything. With a certificate and key it serves HTTPS (and HTTP/2 when asked).
+//! everything. With a certificate and key it serves HTTPS.
 //!
 //! For fault-injection tests, successful calls of the original shape can answer a broken body
 //! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
@@ -25,9 +25,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Version, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -91,9 +90,6 @@ pub struct Config {
     /// The PEM private key of MOCK_TLS_CERT.
     #[arg(long, env = "MOCK_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Over HTTPS, offer HTTP/2 as well as HTTP/1.1 (ALPN).
-    #[arg(long, env = "MOCK_HTTP2", default_value_t = false)]
-    pub http2: bool,
 }
 
 /// The credential the mock requires: never printed (`Debug` shows `***`).
@@ -160,7 +156,6 @@ impl Default for Config {
             drop_submit_answers: 0,
             tls_cert: None,
             tls_key: None,
-            http2: false,
         }
     }
 }
@@ -173,7 +168,6 @@ struct Counters {
     failures: AtomicU64,
     unauthorized: AtomicU64,
     dropped: AtomicU64,
-    http2: AtomicU64,
 }
 
 impl Counters {
@@ -291,20 +285,7 @@ pub fn app(config: Config) -> Router {
     calls
         .route("/stats", get(stats))
         .route("/reset", post(reset))
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&mock),
-            count_http2,
-        ))
         .with_state(mock)
-}
-
-/// Counts the API calls that came over HTTP/2 (not `/stats` or `/reset`).
-async fn count_http2(State(mock): State<Arc<Mock>>, request: Request, next: Next) -> Response {
-    let own = matches!(request.uri().path(), "/stats" | "/reset");
-    if request.version() == Version::HTTP_2 && !own {
-        mock.counters.http2.fetch_add(1, Ordering::Relaxed);
-    }
-    next.run(request).await
 }
 
 /// Serves the mock on `listener` until `shutdown` resolves: HTTPS when the config has a
@@ -318,7 +299,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let (Some(cert), Some(key)) = (config.tls_cert.clone(), config.tls_key.clone()) {
-        let acceptor = tls::acceptor(&cert, &key, config.http2)?;
+        let acceptor = tls::acceptor(&cert, &key)?;
         return tls::serve(listener, acceptor, app(config), shutdown).await;
     }
     axum::serve(listener, app(config))
@@ -351,7 +332,6 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
         "failures": count(&c.failures),
         "unauthorized": count(&c.unauthorized),
         "dropped_answers": count(&c.dropped),
-        "http2_requests": count(&c.http2),
     }))
 }
 
@@ -362,14 +342,7 @@ async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {
         .clear();
     mock.jobs.reset();
     let c = &mock.counters;
-    for counter in [
-        &c.calls,
-        &c.done,
-        &c.failures,
-        &c.unauthorized,
-        &c.dropped,
-        &c.http2,
-    ] {
+    for counter in [&c.calls, &c.done, &c.failures, &c.unauthorized, &c.dropped] {
         counter.store(0, Ordering::Relaxed);
     }
     mock.drops.store(0, Ordering::Relaxed);

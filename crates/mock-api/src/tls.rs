@@ -1,15 +1,16 @@
-//! HTTPS for the mock: rustls (ring) in front of the same router, HTTP/1.1 and, when asked,
-//! HTTP/2 (ALPN). axum's own `serve` speaks plain TCP only, so connections are accepted here,
-//! handshaken, and handed to hyper; on shutdown the listener closes and connections in progress
-//! are asked to finish (graceful shutdown).
+//! HTTPS for the mock: rustls (ring) in front of the same router, HTTP/1.1 (ALPN). axum's own
+//! `serve` speaks plain TCP only, so connections are accepted here, handshaken, and handed to
+//! hyper; on shutdown the listener closes and connections in progress are asked to finish
+//! (graceful shutdown). HTTP/2 is left out: the consumer does not speak it (see its `client`
+//! module), and a server that did would link it into every binary of the workspace build.
 
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
@@ -21,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 ///
 /// # Errors
 /// When a file cannot be read or does not hold what it should.
-pub fn acceptor(cert: &Path, key: &Path, http2: bool) -> io::Result<TlsAcceptor> {
+pub fn acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
     let invalid = |what: &Path, err: &dyn std::fmt::Display| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -41,11 +42,7 @@ pub fn acceptor(cert: &Path, key: &Path, http2: bool) -> io::Result<TlsAcceptor>
     .with_no_client_auth()
     .with_single_cert(chain, key)
     .map_err(|e| invalid(cert, &e))?;
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -85,10 +82,9 @@ pub async fn serve(
                     return;
                 }
             };
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(app));
-            if let Err(err) = watcher.watch(connection.into_owned()).await {
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+            if let Err(err) = watcher.watch(connection).await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
         });

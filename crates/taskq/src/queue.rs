@@ -332,7 +332,7 @@ impl Queue {
             .arg(u8::from(self.policy.submit_keys))
             .run(&self.conn)
             .await?;
-        parse_claim(reply)
+        parse_claim(reply, self.policy.submit_keys)
     }
 
     /// The members with the lowest scores of each sorted set, in one pipelined round trip.
@@ -619,23 +619,23 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Fields per claimed task in the claim script's reply.
-const CLAIM_FIELDS: usize = 8;
-
-fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
+fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
+    // Fields per claimed task: six, and two more (remote id, submit token) for a queue whose
+    // calls start with a submit.
+    let per_task = if submits { 8 } else { 6 };
     let bad = |what: &str| Error::UnexpectedReply(format!("claim reply: {what}"));
     let mut items = reply.into_iter();
     let next_due: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("empty"))?)
         .map_err(|_| bad("next due"))?;
     let rest: Vec<String> =
         redis::from_redis_value(redis::Value::Array(items.collect())).map_err(|_| bad("tasks"))?;
-    if !rest.len().is_multiple_of(CLAIM_FIELDS) {
+    if !rest.len().is_multiple_of(per_task) {
         return Err(bad("task fields"));
     }
     let number = |s: &str| s.parse::<u32>().map_err(|_| bad("counter"));
     // Text fields are never empty when set (JSON, ids and tokens): empty means none.
     let text = |s: String| (!s.is_empty()).then_some(s);
-    let mut tasks = Vec::with_capacity(rest.len() / CLAIM_FIELDS);
+    let mut tasks = Vec::with_capacity(rest.len() / per_task);
     let mut fields = rest.into_iter();
     while let Some(name) = fields.next() {
         let mut next = || fields.next().ok_or_else(|| bad("task fields"));
@@ -643,9 +643,12 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         let attempts = number(&next()?)?;
         let polls = number(&next()?)?;
         let payload = text(next()?);
-        let remote_id = text(next()?);
         let throttled = number(&next()?)?;
-        let submit_token = text(next()?);
+        let (remote_id, submit_token) = if submits {
+            (text(next()?), text(next()?))
+        } else {
+            (None, None)
+        };
         tasks.push(ClaimedTask {
             name,
             token,

@@ -14,4 +14,8 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/producer /usr/local/bin/consumer /usr/local/bin/mock-api /usr/local/bin/
 USER taskq
 ENV RUST_LOG=info
-CMD ["producer", "--help"]
+# A container started without a command serves the producer (on every interface: the
+# container's port is what a deployment publishes); compose picks a binary per service.
+ENV PRODUCER_ADDR=0.0.0.0:9002
+EXPOSE 9002
+CMD ["producer"]

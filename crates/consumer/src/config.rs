@@ -22,7 +22,7 @@ pub struct Config {
     pub addr: SocketAddr,
     /// The third-party API of the original shape (queues without a profile); each call is
     /// GET {API_URL}?task-name=NAME. https:// works.
-    #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:9001/")]
+    #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:9001/", hide_env_values = true, value_parser = OriginalApiUrl)]
     pub api_url: Url,
     /// A PEM file of certificate authorities trusted for every queue's API, beside the
     /// system's (a profile adds its own with ca_file).
@@ -224,10 +224,11 @@ impl Config {
                 }
                 let mut config = self.clone();
                 if let Some(url) = o.api_url {
-                    config.api_url = Url::parse(&url).map_err(|e| QueuesFileError::BadUrl {
-                        queue: name.clone(),
-                        message: e.to_string(),
-                    })?;
+                    config.api_url =
+                        original_api_url(&url).map_err(|message| QueuesFileError::BadUrl {
+                            queue: name.clone(),
+                            message,
+                        })?;
                 }
                 config.redis.queue_name = name;
                 config.redis.queues.clear();
@@ -307,6 +308,46 @@ impl Config {
     }
 }
 
+/// Parses `--api-url` / `API_URL` with [`original_api_url`], and when it is refused says why
+/// without the value (clap's own errors quote it, and it may hold a password).
+#[derive(Debug, Clone, Copy)]
+struct OriginalApiUrl;
+
+impl clap::builder::TypedValueParser for OriginalApiUrl {
+    type Value = Url;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Url, clap::Error> {
+        let refuse = |reason: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("API_URL (--api-url): {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse("not UTF-8"))?;
+        original_api_url(text).map_err(|reason| refuse(&reason))
+    }
+}
+
+/// The URL of an original-shape API: a URL without credentials, since the URL is logged and
+/// shown (credentials go in a profile's headers, kept secret).
+fn original_api_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| e.to_string())?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "no credentials in the URL (it is logged): give the queue an API profile with the \
+             credential in a header (${VAR})"
+                .into(),
+        );
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -323,6 +364,20 @@ mod tests {
         Cli::try_parse_from(std::iter::once("consumer").chain(args.iter().copied()))
             .unwrap()
             .config
+    }
+
+    #[test]
+    fn an_api_url_with_credentials_is_refused_without_echoing_them() {
+        let refused = Cli::try_parse_from(["consumer", "--api-url", "http://u:hunter2@api/"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(refused.contains("no credentials in the URL"), "{refused}");
+        assert!(!refused.contains("hunter2"), "{refused}");
+        assert_eq!(
+            parse(&["--api-url", "https://api/x"]).api_url.as_str(),
+            "https://api/x"
+        );
     }
 
     /// Runs `check` with the path of a temporary file holding `json`.

@@ -118,7 +118,7 @@ async fn a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_err
     assert_eq!(body["last_error"], "the API answered HTTP 500");
     assert_eq!(stack.mock_calls().await, 3);
     let (status, again) = stack.enqueue("doomed").await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(status, StatusCode::OK, "a dead task is final: {again}");
     assert_eq!(again["enqueued"], false, "a dead task keeps its name");
 }
 
@@ -247,5 +247,35 @@ async fn json_logs_name_the_task_and_attempt_on_every_line_about_a_task<R: Backe
     );
     for line in about_the_task {
         assert!(line["attempt"].as_u64().is_some(), "no attempt on {line}");
+    }
+}
+
+/// `--help` lists every setting with its environment variable, and the values of the secret ones
+/// never: a container started with `--help` would print them to its log.
+#[test]
+fn help_never_shows_a_secret_from_the_environment() {
+    let secrets = [
+        ("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:1"),
+        ("ADMIN_TOKEN", "hunter2-admin"),
+        ("CLIENT_TOKEN", "hunter2-client"),
+        ("API_URL", "https://hunter2-api.example/"),
+        ("MOCK_API_KEY", "hunter2-mock"),
+    ];
+    for binary in ["producer", "consumer", "mock-api"] {
+        let output = std::process::Command::new(testkit::binary(binary))
+            .arg("--help")
+            .envs(secrets)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{binary} --help: {output:?}");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            help.contains("[env: "),
+            "{binary}: settings name their variables"
+        );
+        assert!(
+            !help.contains("hunter2"),
+            "{binary} --help shows a secret:\n{help}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use taskq::service::RedisArgs;
 use taskq::{Policy, Queue};
 
 use crate::routes::AppState;
+use crate::routes::auth::Tokens;
 use crate::routes::served::Queues;
 
 /// The producer's settings.
@@ -33,17 +34,22 @@ pub struct Config {
     /// The consumer's wait between two polls of a task (ms): the `Retry-After` hint of 202 answers.
     #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 2000)]
     pub poll_interval_ms: u64,
-    /// The bearer token the admin routes require (list, stats, retry, purge); when unset they
-    /// are open. Set it in production.
-    #[arg(long, env = "ADMIN_TOKEN")]
-    pub admin_token: Option<AdminToken>,
+    /// The bearer token the admin routes require (list, stats, retry, purge), and cancelling
+    /// when CLIENT_TOKEN is not set; when unset (or empty) they are open. Set it in production.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<BearerToken>,
+    /// The bearer token the client routes require when set (enqueue, read, cancel); the admin
+    /// token is accepted there too. Unset (or empty): enqueue and read are open, cancel needs
+    /// ADMIN_TOKEN (when that is set).
+    #[arg(long, env = "CLIENT_TOKEN", hide_env_values = true)]
+    pub client_token: Option<BearerToken>,
 }
 
-/// The admin routes' bearer token; never shown in `Debug` output or logs.
+/// A bearer token the producer requires; never shown in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AdminToken(Arc<str>);
+pub struct BearerToken(Arc<str>);
 
-impl AdminToken {
+impl BearerToken {
     /// Whether `presented` is the token, in time that does not depend on where they differ.
     pub fn matches(&self, presented: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), presented.as_bytes());
@@ -51,26 +57,31 @@ impl AdminToken {
     }
 }
 
-impl FromStr for AdminToken {
-    type Err = &'static str;
+impl BearerToken {
+    /// The token, unless it is empty: an empty value (`ADMIN_TOKEN=` passed through from an
+    /// environment that does not set it, as compose does) means no token.
+    fn unless_empty(token: Option<&Self>) -> Option<Self> {
+        token.filter(|token| !token.0.is_empty()).cloned()
+    }
+}
+
+impl FromStr for BearerToken {
+    type Err = std::convert::Infallible;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err("the admin token must not be empty");
-        }
         Ok(Self(s.into()))
     }
 }
 
-impl fmt::Debug for AdminToken {
+impl fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AdminToken(***)")
+        f.write_str("BearerToken(***)")
     }
 }
 
 impl Config {
     /// The handlers' state: the queues (QUEUES, else QUEUE_NAME) on one connection made on
-    /// first use, the admin token, the `Retry-After` hint.
+    /// first use, the tokens, the `Retry-After` hint.
     ///
     /// # Errors
     /// When a queue name or the Redis URL is unusable.
@@ -88,7 +99,10 @@ impl Config {
             .map(|name| Queue::new(conn.clone(), &name, policy.clone()));
         let default = queues.next().expect("queue_names is never empty")?;
         Ok(AppState {
-            admin_token: self.admin_token.clone(),
+            tokens: Tokens {
+                admin: BearerToken::unless_empty(self.admin_token.as_ref()),
+                client: BearerToken::unless_empty(self.client_token.as_ref()),
+            },
             retry_after: Duration::from_millis(self.poll_interval_ms),
             ..AppState::new(Queues::new(default, queues.collect::<Result<Vec<_>, _>>()?))
         })
@@ -100,13 +114,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_admin_token_matches_only_itself_and_never_shows() {
-        let token: AdminToken = "s3cret".parse().unwrap();
+    fn a_token_matches_only_itself_and_never_shows() {
+        let token: BearerToken = "s3cret".parse().unwrap();
         assert!(token.matches("s3cret"));
         for other in ["", "s3cre", "s3cret!", "S3cret"] {
             assert!(!token.matches(other), "{other}");
         }
-        assert_eq!(format!("{token:?}"), "AdminToken(***)");
-        assert!("".parse::<AdminToken>().is_err());
+        assert_eq!(format!("{token:?}"), "BearerToken(***)");
+        assert!(BearerToken::unless_empty(Some(&token)).is_some());
+        assert!(BearerToken::unless_empty(Some(&"".parse().unwrap())).is_none());
     }
 }

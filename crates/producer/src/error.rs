@@ -28,9 +28,9 @@ pub enum AppError {
     /// The task is not in a state that allows this (409).
     #[error("{0}")]
     Conflict(String),
-    /// An admin route without the admin token (401).
-    #[error("this route requires the admin token: Authorization: Bearer <ADMIN_TOKEN>")]
-    Unauthorized,
+    /// A guarded route without a token it accepts (401).
+    #[error("{0}")]
+    Unauthorized(Required),
     /// A request an extractor refused, with the status it chose (413 body too large, 415 not
     /// JSON, 422 JSON of the wrong shape, ...).
     #[error("{1}")]
@@ -44,6 +44,17 @@ impl From<taskq::NameError> for AppError {
     fn from(err: taskq::NameError) -> Self {
         Self::BadRequest(err.to_string())
     }
+}
+
+/// The token a refused request should have presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Required {
+    /// An admin route.
+    #[error("this route requires the admin token: Authorization: Bearer <ADMIN_TOKEN>")]
+    Admin,
+    /// A client route while a client token is set.
+    #[error("this route requires the client token: Authorization: Bearer <CLIENT_TOKEN>")]
+    Client,
 }
 
 /// Extractor rejections become JSON errors with the status the extractor chose.
@@ -65,9 +76,9 @@ impl IntoResponse for AppError {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, message),
             Self::Conflict(message) => (StatusCode::CONFLICT, message),
-            Self::Unauthorized => {
+            Self::Unauthorized(required) => {
                 let body = ErrorBody {
-                    error: Self::Unauthorized.to_string(),
+                    error: required.to_string(),
                 };
                 return (
                     StatusCode::UNAUTHORIZED,

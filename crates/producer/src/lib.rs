@@ -10,10 +10,12 @@
 //! - [`error`]: [`error::AppError`], every failure as a JSON `{"error": ...}` answer.
 //! - [`throughput`]: the last minute's rate, sampled from the queue's counters.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers.
+//! - [`parse_errors`]: JSON bodies for the errors hyper answers by itself (414, 431, 400).
 
 pub mod config;
 pub mod error;
 pub mod openapi;
+pub mod parse_errors;
 pub mod routes;
 pub mod throughput;
 
@@ -38,7 +40,7 @@ pub async fn serve(
         let (throughput, queue) = (Arc::clone(&served.throughput), served.queue.clone());
         samplers.spawn(async move { throughput.sample(queue).await });
     }
-    let served = axum::serve(listener, app(state))
+    let served = axum::serve(parse_errors::Listener(listener), app(state))
         .with_graceful_shutdown(shutdown)
         .await;
     samplers.abort_all();

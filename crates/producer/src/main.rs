@@ -32,7 +32,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, config = ?cli.config, "producer listening");
-    if state.admin_token.is_none() {
+    if state.tokens.admin.is_none() {
         tracing::warn!(
             "ADMIN_TOKEN is not set: the admin routes are open to anyone who can reach this address"
         );

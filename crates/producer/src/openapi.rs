@@ -31,25 +31,27 @@ use crate::routes::{admin, ops, tasks};
     ),
     // Types used only as query parameters are not collected from the paths.
     components(schemas(taskq::admin::Finished, taskq::State)),
-    modifiers(&AdminTokenScheme),
+    modifiers(&TokenSchemes),
     tags(
-        (name = "tasks", description = "Asynchronous request-reply: enqueue, read, cancel."),
+        (name = "tasks", description = "Asynchronous request-reply: enqueue, read, cancel. Requires Authorization: Bearer <CLIENT_TOKEN> (or the admin token) when a client token is set; cancel requires the admin token when only that is set."),
         (name = "admin", description = "Requires Authorization: Bearer <ADMIN_TOKEN> when the token is set."),
         (name = "ops", description = "Health and metrics."),
     )
 )]
 struct ApiDoc;
 
-/// Declares the admin routes' bearer token.
-struct AdminTokenScheme;
+/// Declares the bearer tokens: the admin routes' and the client routes'.
+struct TokenSchemes;
 
-impl Modify for AdminTokenScheme {
+impl Modify for TokenSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        for name in ["admin_token", "client_token"] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
     }
 }
 

@@ -281,7 +281,8 @@ async fn generated_hostile_names_round_trip_to_their_own_key_and_nowhere_else() 
     );
 }
 
-/// Sends raw bytes as one HTTP/1.1 request and answers the status code of the reply.
+/// Sends raw bytes as one HTTP/1.1 request (closing the connection after it) and answers the
+/// status code of the reply, after checking that its body is a JSON error.
 async fn raw_status(addr: SocketAddr, request: &[u8]) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -289,11 +290,54 @@ async fn raw_status(addr: SocketAddr, request: &[u8]) -> u16 {
     let _ = stream.write_all(request).await;
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply).await;
-    let head = String::from_utf8_lossy(&reply[..reply.len().min(64)]).into_owned();
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no whole head in {reply:?}"));
+    let error: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {reply:?}"));
+    assert!(error["error"].is_string(), "{reply:?}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
     head.split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {head:?}"))
+}
+
+#[tokio::test]
+async fn requests_http_cannot_parse_get_a_json_4xx() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    let request = |target: String| {
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
+    };
+
+    let too_long = raw_status(
+        addr,
+        &request(format!("/?task-name={}", "u".repeat(70_000))),
+    )
+    .await;
+    let huge_head = raw_status(
+        addr,
+        &request(format!("/?task-name={}", "h".repeat(1 << 20))),
+    )
+    .await;
+    let garbage = raw_status(addr, b"NOT HTTP AT ALL\r\n\r\n").await;
+    let bad_header = raw_status(addr, b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n").await;
+
+    assert_eq!(too_long, 414);
+    assert_eq!(huge_head, 431);
+    assert_eq!((garbage, bad_header), (400, 400));
+    assert!(
+        queue.claim(10).await.unwrap().tasks.is_empty(),
+        "nothing enqueued"
+    );
+    // The connections after them are served as usual.
+    assert_eq!(get(addr, "/?task-name=after").await.0, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
@@ -446,11 +490,13 @@ async fn delete_cancels_a_running_task_so_its_worker_is_refused_and_it_is_never_
         taskq::Ack::Stale
     );
     assert!(queue.claim(10).await.unwrap().tasks.is_empty());
-    let (status, _, again) = get(addr, "/?task-name=c").await;
+    let (status, headers, again) = get(addr, "/?task-name=c").await;
     assert_eq!(
-        (status, &again["state"]),
-        (StatusCode::ACCEPTED, &json!("cancelled"))
+        (status, &again["state"], &again["enqueued"]),
+        (StatusCode::OK, &json!("cancelled"), &json!(false)),
+        "a cancelled task is final: no 202"
     );
+    assert!(headers.get("retry-after").is_none(), "{headers:?}");
     let (status, _, repeated) = call(addr, Method::DELETE, "/tasks/c", None, None).await;
     assert_eq!(
         (status, &repeated["state"]),
@@ -490,8 +536,29 @@ async fn admin_routes_refuse_requests_without_the_token_when_one_is_set() {
         let (status, _, _) = call(addr, method.clone(), path, None, Some("s3cret")).await;
         assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
     }
-    // The client's routes stay open.
+    // Enqueue and read stay open; cancelling needs the admin token (an open cancel would let
+    // anyone block a name for DEAD_TTL_SECS).
     assert_eq!(get(addr, "/?task-name=x").await.0, StatusCode::ACCEPTED);
+    assert_eq!(get(addr, "/tasks/x").await.0, StatusCode::OK);
+    for token in [None, Some("wrong")] {
+        let (status, headers, body) = call(addr, Method::DELETE, "/tasks/x", None, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        assert!(
+            body["error"].as_str().unwrap().contains("ADMIN_TOKEN"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        get(addr, "/tasks/x").await.2["state"],
+        "queued",
+        "not cancelled"
+    );
+    let (status, _, body) = call(addr, Method::DELETE, "/tasks/x", None, Some("s3cret")).await;
+    assert_eq!(
+        (status, &body["state"]),
+        (StatusCode::OK, &json!("cancelled"))
+    );
     let (status, _, _) = call(
         addr,
         Method::POST,
@@ -502,6 +569,114 @@ async fn admin_routes_refuse_requests_without_the_token_when_one_is_set() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(get(addr, "/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_token_guards_enqueue_read_and_cancel_and_the_admin_token_works_there_too() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer_with(
+        &redis,
+        &["--admin-token", "adm1n", "--client-token", "cl1ent"],
+    )
+    .await;
+    let client_routes = [
+        (Method::GET, "/?task-name=a", None),
+        (Method::POST, "/tasks", Some(json!({"name": "b"}))),
+        (Method::GET, "/tasks/a", None),
+        (Method::DELETE, "/tasks/b", None),
+    ];
+
+    for (method, path, body) in &client_routes {
+        for token in [None, Some("wrong"), Some("cl1en")] {
+            let (status, _, answer) = call(addr, method.clone(), path, body.clone(), token).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {token:?}"
+            );
+            assert!(
+                answer["error"].as_str().unwrap().contains("CLIENT_TOKEN"),
+                "{answer}"
+            );
+        }
+    }
+    // Nothing was written by the refused requests.
+    let (status, _, _) = call(addr, Method::GET, "/tasks/a", None, Some("cl1ent")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for token in ["cl1ent", "adm1n"] {
+        for (method, path, body) in &client_routes {
+            let (status, _, answer) =
+                call(addr, method.clone(), path, body.clone(), Some(token)).await;
+            assert!(
+                status.is_success(),
+                "{method} {path} {token}: {status} {answer}"
+            );
+        }
+    }
+    // The client token opens no admin route.
+    let (status, _, _) = call(addr, Method::GET, "/stats", None, Some("cl1ent")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = call(addr, Method::GET, "/stats", None, Some("adm1n")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(get(addr, "/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn head_reads_and_never_enqueues() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    let head = |path: &'static str| async move {
+        testkit::http_client()
+            .head(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+
+    assert_eq!(head("/?task-name=link").await, StatusCode::NOT_FOUND);
+    assert_eq!(head("/tasks/link").await, StatusCode::NOT_FOUND);
+    assert_eq!(head("/").await, StatusCode::BAD_REQUEST);
+    assert!(
+        queue.claim(10).await.unwrap().tasks.is_empty(),
+        "HEAD enqueued"
+    );
+    assert_eq!(get(addr, "/tasks/link").await.0, StatusCode::NOT_FOUND);
+
+    get(addr, "/?task-name=link").await;
+    assert_eq!(head("/?task-name=link").await, StatusCode::OK);
+    assert_eq!(queue.claim(10).await.unwrap().tasks.len(), 1);
+}
+
+#[tokio::test]
+async fn a_dead_task_answers_its_view_with_200_and_no_retry_after() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    get(addr, "/?task-name=gone").await;
+    let task = queue.claim(1).await.unwrap().tasks.remove(0);
+    queue
+        .fail(&task, "the API said no", Duration::ZERO, true)
+        .await
+        .unwrap();
+
+    for _ in 0..2 {
+        let (status, headers, body) = get(addr, "/?task-name=gone").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["state"], "dead");
+        assert_eq!(body["enqueued"], false);
+        assert_eq!(body["last_error"], "the API said no");
+        assert!(headers.get("retry-after").is_none(), "{headers:?}");
+    }
+    let (status, headers, body) = call(
+        addr,
+        Method::POST,
+        "/tasks",
+        Some(json!({"name": "gone"})),
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["state"]), (StatusCode::OK, &json!("dead")));
+    assert!(headers.get("retry-after").is_none());
 }
 
 #[tokio::test]

@@ -9,7 +9,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisArgs {
     /// Redis to use: redis://[user:password@]host:port[/db], rediss:// for TLS.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
     pub redis_url: RedisUrl,
     /// The queue's name (1 to 128 of A-Z a-z 0-9 - _ . :); every key lives under {taskq:NAME}.
     #[arg(long, env = "QUEUE_NAME", default_value = "example")]

@@ -52,9 +52,10 @@ impl State {
         }
     }
 
-    /// Whether the task still occupies its name in the queue (anything but done).
-    pub fn is_live(self) -> bool {
-        self != Self::Done
+    /// Whether the task is final: done, dead or cancelled. It changes no more until an operator
+    /// retries or purges it (or its record expires).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Dead | Self::Cancelled)
     }
 }
 

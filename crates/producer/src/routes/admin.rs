@@ -1,40 +1,18 @@
 //! The operator's side: list tasks by state, statistics, retry dead tasks, purge finished
-//! records. Every route here requires `Authorization: Bearer <ADMIN_TOKEN>` when the token is set.
+//! records. Every route here requires `Authorization: Bearer <ADMIN_TOKEN>` when the token is set
+//! (see [`super::auth`]).
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 use taskq::State as TaskState;
 use taskq::admin::{Finished, MAX_PAGE_SIZE, Page, QueueStats};
 
-use super::AppState;
 use super::served::{QueueParam, Target};
 use super::tasks::{Answer, not_found, path_name};
 use crate::error::{AppError, ErrorBody};
 use crate::throughput::Rate;
-
-/// Refuses admin requests without the token, when one is set.
-pub async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    if let Some(token) = &state.admin_token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        if !presented.is_some_and(|presented| token.matches(presented)) {
-            return Err(AppError::Unauthorized);
-        }
-    }
-    Ok(next.run(request).await)
-}
 
 /// The query of `GET /tasks`.
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -6,6 +6,7 @@
 //! | `POST /tasks` `{"name", "payload"}` | the same, with a JSON payload kept in the record |
 //! | `GET /tasks/{name}` | the task's view; 404 for a name never seen |
 //! | `DELETE /tasks/{name}` | cancel: the task is never called again |
+//! | `HEAD /?task-name=NAME` | the status a read of the task would answer; never enqueues |
 //! | `GET /tasks?state=&cursor=&limit=` | admin: one page of the tasks in a state |
 //! | `GET /stats` | admin: counts per set, oldest due age, throughput, counters |
 //! | `POST /tasks/{name}/retry`, `POST /dead/retry` | admin: bring back one or every dead task |
@@ -17,9 +18,10 @@
 //! | `GET /healthz` | 200 when Redis answers, 503 when it does not |
 //!
 //! Every route about tasks takes `?queue=NAME` to pick one of the queues served (`QUEUES`); without
-//! it, the first. Admin routes require `Authorization: Bearer <ADMIN_TOKEN>` when the token is set.
+//! it, the first. Which routes need which bearer token: see [`auth`].
 
 pub mod admin;
+pub mod auth;
 pub mod ops;
 pub mod served;
 pub mod tasks;
@@ -28,12 +30,12 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router, middleware};
 use taskq::admin::MAX_PAYLOAD_BYTES;
 
-use crate::config::AdminToken;
 use crate::error::{AppError, ErrorBody};
+use auth::{Guard, Tokens};
 use served::Queues;
 
 /// What every handler may use.
@@ -41,19 +43,19 @@ use served::Queues;
 pub struct AppState {
     /// The queues served; a request picks one with `?queue=` (see [`served`]).
     pub queues: Queues,
-    /// The admin routes' token; `None` leaves them open.
-    pub admin_token: Option<AdminToken>,
+    /// The tokens that guard the routes (see [`auth`]).
+    pub tokens: Tokens,
     /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
     /// interval).
     pub retry_after: Duration,
 }
 
 impl AppState {
-    /// A state for `queues` with no admin token and a 2 s `Retry-After`.
+    /// A state for `queues` with no tokens and a 2 s `Retry-After`.
     pub fn new(queues: Queues) -> Self {
         Self {
             queues,
-            admin_token: None,
+            tokens: Tokens::default(),
             retry_after: Duration::from_secs(2),
         }
     }
@@ -68,13 +70,26 @@ pub fn app(state: AppState) -> Router {
         .route("/dead/retry", post(admin::retry_dead))
         .route("/purge", post(admin::purge))
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            admin::require_token,
+            (state.clone(), Guard::Admin),
+            auth::require,
+        ));
+    let client = Router::new()
+        .route("/", get(tasks::enqueue).head(tasks::peek))
+        .route("/tasks", post(tasks::submit))
+        .route("/tasks/{name}", get(tasks::show))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Guard::Client),
+            auth::require,
+        ));
+    let cancel = Router::new()
+        .route("/tasks/{name}", delete(tasks::cancel))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Guard::Cancel),
+            auth::require,
         ));
     Router::new()
-        .route("/", get(tasks::enqueue))
-        .route("/tasks", post(tasks::submit))
-        .route("/tasks/{name}", get(tasks::show).delete(tasks::cancel))
+        .merge(client)
+        .merge(cancel)
         .route("/queues", get(ops::queues))
         .route("/healthz", get(ops::health))
         .route("/metrics", get(ops::metrics))

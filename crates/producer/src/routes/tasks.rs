@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use taskq::admin::Cancel;
-use taskq::{Enqueued, State as TaskState, TaskName, TaskView};
+use taskq::{Enqueued, TaskName, TaskView};
 
 use super::AppState;
 use super::served::{QueueParam, Target};
@@ -53,14 +53,16 @@ pub struct Submit {
 /// Enqueues the task named by the `task-name` query parameter.
 #[utoipa::path(
     get, path = "/", tag = "tasks",
+    security((), ("client_token" = []), ("admin_token" = [])),
     params(("task-name" = String, Query, description = "the task's name (percent-encoded)"), QueueParam),
     responses(
-        (status = 202, description = "Enqueued now, or already queued, running, processing, dead or cancelled", body = Answer, headers(
+        (status = 202, description = "Enqueued now, or already queued, running or processing", body = Answer, headers(
             ("Location" = String, description = "where to read the task"),
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
-        (status = 200, description = "Done: data holds the result", body = Answer),
+        (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = Answer),
         (status = 400, description = "Missing, repeated or invalid task-name", body = ErrorBody),
+        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
@@ -75,18 +77,27 @@ pub async fn enqueue(
     accepted(&state, &target, &name, enqueued)
 }
 
+/// `HEAD /?task-name=NAME`: the status a read of the task would answer (200, or 404 for a name
+/// never seen), and never an enqueue, so that link checkers and `curl -I` create nothing.
+pub async fn peek(target: Target, RawQuery(query): RawQuery) -> Result<Json<Answer>, AppError> {
+    let name = TaskName::from_query(query.as_deref())?;
+    read(&target, &name).await
+}
+
 /// Enqueues a task with a JSON payload.
 #[utoipa::path(
     post, path = "/tasks", tag = "tasks",
+    security((), ("client_token" = []), ("admin_token" = [])),
     params(QueueParam),
     request_body = Submit,
     responses(
-        (status = 202, description = "Enqueued now, or already queued, running, processing, dead or cancelled (a duplicate keeps the first payload)", body = Answer, headers(
+        (status = 202, description = "Enqueued now, or already queued, running or processing (a duplicate keeps the first payload)", body = Answer, headers(
             ("Location" = String, description = "where to read the task"),
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
-        (status = 200, description = "Done: data holds the result", body = Answer),
+        (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = Answer),
         (status = 400, description = "Invalid name or malformed JSON", body = ErrorBody),
+        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
@@ -108,7 +119,9 @@ pub async fn submit(
     accepted(&state, &target, &name, enqueued)
 }
 
-/// 200 with the result when done, else 202 with where to look and when.
+/// 200 when the task is final (done with its result, dead with its last error, cancelled): it
+/// will not change until an operator retries or purges it, so there is no `Retry-After`. Else 202
+/// with where to look and when.
 fn accepted(
     state: &AppState,
     target: &Target,
@@ -118,12 +131,12 @@ fn accepted(
     if enqueued.created {
         tracing::debug!(task = %name, "enqueued");
     }
-    let done = enqueued.view.state == TaskState::Done;
+    let is_final = enqueued.view.state.is_final();
     let answer = Json(Answer {
         view: enqueued.view,
         enqueued: Some(enqueued.created),
     });
-    if done {
+    if is_final {
         return Ok(answer.into_response());
     }
     let location = format!(
@@ -151,10 +164,12 @@ fn accepted(
 /// Reads a task.
 #[utoipa::path(
     get, path = "/tasks/{name}", tag = "tasks",
+    security((), ("client_token" = []), ("admin_token" = [])),
     params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     responses(
         (status = 200, description = "The task as it is now", body = Answer),
         (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No task of that name (or its result expired), or no such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
@@ -163,10 +178,13 @@ pub async fn show(
     target: Target,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Answer>, AppError> {
-    let name = path_name(name)?;
-    match target.queue().get(&name).await? {
+    read(&target, &path_name(name)?).await
+}
+
+async fn read(target: &Target, name: &TaskName) -> Result<Json<Answer>, AppError> {
+    match target.queue().get(name).await? {
         Some(view) => Ok(Answer::of(view)),
-        None => Err(not_found(&name)),
+        None => Err(not_found(name)),
     }
 }
 
@@ -175,10 +193,12 @@ pub async fn show(
 /// meanwhile).
 #[utoipa::path(
     delete, path = "/tasks/{name}", tag = "tasks",
+    security((), ("client_token" = []), ("admin_token" = [])),
     params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     responses(
         (status = 200, description = "Cancelled (now or before)", body = Answer),
         (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "A token is set (the client token, else the admin token) and the request has none it accepts", body = ErrorBody),
         (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
         (status = 409, description = "The task is done: nothing left to cancel", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),

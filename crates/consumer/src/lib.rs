@@ -30,6 +30,7 @@ pub use config::Config;
 use poller::Poller;
 use server::Served;
 use taskq::Worker;
+use taskq::server::Watch;
 
 /// Why the consumer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,8 @@ pub async fn run(
     let mut workers = Vec::new();
     let mut ticked = Vec::new();
     let mut served = Vec::new();
+    let mut watches = Vec::new();
+    let redis_check = Duration::from_millis(config.redis.redis_check_ms);
     for config in config.per_queue()? {
         let queue = config.queue()?;
         let calls = Arc::default();
@@ -113,10 +116,13 @@ pub async fn run(
         );
         let worker = Worker::new(queue.clone(), poller, config.worker());
         ticked.push((queue.clone(), worker.wake_handle()));
+        let redis = Arc::new(Watch::default());
+        watches.push((Arc::clone(&redis), queue.clone()));
         served.push(Served {
             queue,
             calls,
             worker: worker.stats(),
+            redis,
         });
         workers.push(worker);
     }
@@ -138,6 +144,10 @@ pub async fn run(
             })
             .into_future(),
     );
+    let mut watching = tokio::task::JoinSet::new();
+    for (watch, queue) in watches {
+        watching.spawn(async move { watch.run(queue, redis_check).await });
+    }
     let mut running = tokio::task::JoinSet::new();
     for worker in workers {
         let mut stopped = stopped.clone();
@@ -148,6 +158,7 @@ pub async fn run(
     shutdown.await;
     let _ = stop.send(true);
     while running.join_next().await.is_some() {}
+    watching.abort_all();
     let _ = server_stop.send(());
     if let Ok(Err(err)) = server.await {
         tracing::warn!(error = %err, "the metrics server failed");

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use taskq::metrics::{Exposition, write_queue_stats};
+use taskq::server::{Watch, write_server_reports};
 use taskq::{Queue, WorkerStats};
 
 use crate::metrics::{CallMetrics, write_calls};
@@ -24,6 +25,8 @@ pub struct Served {
     pub calls: Arc<CallMetrics>,
     /// Its worker's running totals.
     pub worker: Arc<WorkerStats>,
+    /// Its Redis' latest report (memory, eviction policy, persistence).
+    pub redis: Arc<Watch>,
 }
 
 /// The server's routes.
@@ -49,13 +52,21 @@ async fn metrics(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
     let mut page = Exposition::new();
     write_queue_stats(&mut page, &queues).await;
     write_calls(&mut page, &calls);
+    let reports: Vec<_> = served
+        .iter()
+        .map(|queue| (queue.queue.keys().queue(), queue.redis.latest()))
+        .collect();
+    let reports: Vec<_> = reports.iter().map(|(q, r)| (*q, r.as_ref())).collect();
+    write_server_reports(&mut page, &reports);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),
     )
 }
 
-/// 200 when Redis answers for every queue served, 503 naming the first that does not.
+/// 200 when Redis answers for every queue served, with what each queue's Redis said of itself at
+/// the last check (policy, persistence, memory, problems); 503 naming the first that does not
+/// answer.
 async fn health(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
     for queue in served.iter() {
         if let Err(err) = queue.queue.ping().await {
@@ -68,5 +79,15 @@ async fn health(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
             );
         }
     }
-    (StatusCode::OK, Json(json!({"status": "ok"})))
+    let redis: serde_json::Map<String, serde_json::Value> = served
+        .iter()
+        .filter_map(|queue| {
+            let report = queue.redis.latest()?;
+            Some((queue.queue.keys().queue().to_owned(), report.health()))
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({"status": "ok", "redis": redis})),
+    )
 }

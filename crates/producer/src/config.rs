@@ -10,6 +10,7 @@ use taskq::connect::connect;
 use taskq::service::RedisArgs;
 use taskq::{Policy, Queue};
 
+use crate::admission::Limits;
 use crate::routes::AppState;
 use crate::routes::auth::Tokens;
 use crate::routes::served::Queues;
@@ -34,6 +35,13 @@ pub struct Config {
     /// The consumer's wait between two polls of a task (ms): the `Retry-After` hint of 202 answers.
     #[arg(long, env = "POLL_INTERVAL_MS", default_value_t = 2000)]
     pub poll_interval_ms: u64,
+    /// The share of Redis' maxmemory above which enqueues are refused (503 with Retry-After), so
+    /// that consumers keep the headroom to finish what was accepted; 1 turns the check off.
+    #[arg(long, env = "REDIS_MEMORY_HIGH_WATER", default_value_t = 0.85, value_parser = high_water)]
+    pub redis_memory_high_water: f64,
+    /// The tasks a queue may hold (due and leased) before enqueues are refused; 0: no limit.
+    #[arg(long, env = "MAX_QUEUED", default_value_t = 0)]
+    pub max_queued: u64,
     /// The bearer token the admin routes require (list, stats, retry, purge), and cancelling
     /// when CLIENT_TOKEN is not set; when unset (or empty) they are open. Set it in production.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -98,14 +106,31 @@ impl Config {
             .into_iter()
             .map(|name| Queue::new(conn.clone(), &name, policy.clone()));
         let default = queues.next().expect("queue_names is never empty")?;
+        let limits = Limits {
+            high_water: self.redis_memory_high_water,
+            max_queued: self.max_queued,
+        };
         Ok(AppState {
+            redis_check: Duration::from_millis(self.redis.redis_check_ms),
             tokens: Tokens {
                 admin: BearerToken::unless_empty(self.admin_token.as_ref()),
                 client: BearerToken::unless_empty(self.client_token.as_ref()),
             },
             retry_after: Duration::from_millis(self.poll_interval_ms),
-            ..AppState::new(Queues::new(default, queues.collect::<Result<Vec<_>, _>>()?))
+            ..AppState::new(Queues::new(
+                default,
+                queues.collect::<Result<Vec<_>, _>>()?,
+                limits,
+            ))
         })
+    }
+}
+
+/// A high-water mark: a share of maxmemory, above 0.
+fn high_water(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share.is_finite() => Ok(share),
+        _ => Err("a share of maxmemory above 0, such as 0.85 (1 turns the check off)".into()),
     }
 }
 

@@ -35,6 +35,9 @@ pub enum AppError {
     /// JSON, 422 JSON of the wrong shape, ...).
     #[error("{1}")]
     Rejected(StatusCode, String),
+    /// Admission control refused an enqueue (503 with `Retry-After`, in seconds).
+    #[error("{0}")]
+    Full(crate::admission::Refused, u64),
     /// The queue failed underneath (503 when Redis is unreachable, 500 otherwise).
     #[error(transparent)]
     Queue(#[from] taskq::Error),
@@ -88,6 +91,17 @@ impl IntoResponse for AppError {
                     .into_response();
             }
             Self::Rejected(status, message) => (status, message),
+            Self::Full(refused, retry_after) => {
+                let body = ErrorBody {
+                    error: refused.to_string(),
+                };
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, retry_after.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
             Self::Queue(err @ (taskq::Error::InvalidName(_) | taskq::Error::InvalidCursor(_))) => {
                 (StatusCode::BAD_REQUEST, err.to_string())
             }

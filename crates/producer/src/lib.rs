@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`config`]: settings from flags and environment.
+//! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
 //! - [`routes`]: the handlers and the router ([`routes::app`]): the client's side
 //!   ([`routes::tasks`]), the operator's ([`routes::admin`]), health and metrics ([`routes::ops`]).
 //! - [`error`]: [`error::AppError`], every failure as a JSON `{"error": ...}` answer.
@@ -12,6 +13,7 @@
 //! - [`openapi`]: the OpenAPI document, generated from the handlers.
 //! - [`parse_errors`]: JSON bodies for the errors hyper answers by itself (414, 431, 400).
 
+pub mod admission;
 pub mod config;
 pub mod error;
 pub mod openapi;
@@ -26,7 +28,8 @@ pub use config::Config;
 pub use routes::{AppState, app};
 
 /// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish.
-/// Samples every queue's throughput meanwhile.
+/// Samples every queue's throughput and watches its Redis (memory, policy, persistence)
+/// meanwhile.
 ///
 /// # Errors
 /// When the server fails.
@@ -39,6 +42,9 @@ pub async fn serve(
     for served in state.queues.iter() {
         let (throughput, queue) = (Arc::clone(&served.throughput), served.queue.clone());
         samplers.spawn(async move { throughput.sample(queue).await });
+        let (watch, queue) = (Arc::clone(&served.admission.watch), served.queue.clone());
+        let every = state.redis_check;
+        samplers.spawn(async move { watch.run(queue, every).await });
     }
     let served = axum::serve(parse_errors::Listener(listener), app(state))
         .with_graceful_shutdown(shutdown)

@@ -15,6 +15,8 @@
 //! - [`metrics`]: the Prometheus text format, and the queue-wide series every `/metrics` shows.
 //! - [`worker`]: the claim loop that runs any async [`Handler`] on due tasks.
 //! - [`backoff`]: retry delays.
+//! - [`server`]: what the Redis holding a queue says about itself (memory, eviction policy,
+//!   persistence), watched in the background by every binary.
 //! - [`connect`]: the Redis URL and connection.
 //! - [`service`] (feature `service`): what the binaries share: Redis flags, logging, shutdown.
 //!
@@ -33,6 +35,7 @@ pub mod metrics;
 pub mod name;
 pub mod queue;
 mod scripts;
+pub mod server;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod task;

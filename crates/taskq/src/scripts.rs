@@ -43,5 +43,7 @@ pub(crate) static CANCEL: LazyLock<Script> = script!("cancel.lua");
 pub(crate) static LIST: LazyLock<Script> = script!("list.lua");
 /// Counts per state, oldest due task and counters, in one round trip.
 pub(crate) static STATS: LazyLock<Script> = script!("stats.lua");
+/// What the Redis holding the queue says about itself (memory, policy, AOF) and the queue's size.
+pub(crate) static SERVER: LazyLock<Script> = script!("server.lua");
 /// Deletes finished records, a batch per call.
 pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");

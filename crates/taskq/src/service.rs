@@ -26,6 +26,10 @@ pub struct RedisArgs {
     /// How long one Redis command may take before it counts as failed (ms).
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
+    /// How often each process reads the Redis holding each queue for its memory, eviction policy
+    /// and persistence (ms): the producer's admission control and every binary's warnings.
+    #[arg(long, env = "REDIS_CHECK_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..))]
+    pub redis_check_ms: u64,
     /// For rediss://: a PEM file with the certificate authority that signed Redis' certificate,
     /// when the system does not already trust it.
     #[arg(long, env = "REDIS_TLS_CA_FILE")]

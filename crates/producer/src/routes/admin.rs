@@ -11,6 +11,7 @@ use taskq::admin::{Finished, MAX_PAGE_SIZE, Page, QueueStats};
 
 use super::served::{QueueParam, Target};
 use super::tasks::{Answer, not_found, path_name};
+use crate::admission::AdmissionView;
 use crate::error::{AppError, ErrorBody};
 use crate::throughput::Rate;
 
@@ -68,6 +69,8 @@ pub struct Stats {
     pub stats: QueueStats,
     /// Tasks enqueued and done over the last minute; `null` in the producer's first second.
     pub throughput: Option<Rate>,
+    /// Redis' memory against the high-water mark, and the enqueues refused.
+    pub admission: AdmissionView,
 }
 
 /// The queue's statistics.
@@ -88,6 +91,7 @@ pub async fn stats(target: Target) -> Result<Json<Stats>, AppError> {
         queue: target.served.name().to_owned(),
         stats,
         throughput: target.served.throughput.rate(),
+        admission: target.served.admission.view(),
     }))
 }
 

@@ -46,8 +46,10 @@ pub struct AppState {
     /// The tokens that guard the routes (see [`auth`]).
     pub tokens: Tokens,
     /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
-    /// interval).
+    /// interval); also of 503s for a full queue.
     pub retry_after: Duration,
+    /// How often each queue's Redis is read for memory, policy and persistence.
+    pub redis_check: Duration,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             queues,
             tokens: Tokens::default(),
             retry_after: Duration::from_secs(2),
+            redis_check: Duration::from_millis(250),
         }
     }
 }

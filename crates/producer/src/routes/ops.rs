@@ -8,8 +8,10 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use taskq::Queue;
 use taskq::metrics::{Exposition, write_queue_stats};
+use taskq::server::write_server_reports;
 
 use super::AppState;
+use crate::admission;
 use crate::error::{AppError, ErrorBody};
 
 /// The answer of a healthy `/healthz`.
@@ -17,6 +19,11 @@ use crate::error::{AppError, ErrorBody};
 pub struct Health {
     /// Always `ok`.
     pub status: String,
+    /// Per queue, what its Redis said of itself at the last check: `maxmemory_policy`,
+    /// `eviction_safe`, `persistence` (`null`: unknown), memory, and `problems` (an evicting
+    /// policy, persistence off), each said in words with its fix. Empty before the first check.
+    #[schema(value_type = Object)]
+    pub redis: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Whether Redis answers.
@@ -30,8 +37,17 @@ pub struct Health {
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
     // Every queue shares one connection: one ping answers for all.
     state.queues.default().queue.ping().await?;
+    let redis = state
+        .queues
+        .iter()
+        .filter_map(|served| {
+            let report = served.admission.watch.latest()?;
+            Some((served.name().to_owned(), report.health()))
+        })
+        .collect();
     Ok(Json(Health {
         status: "ok".into(),
+        redis,
     }))
 }
 
@@ -65,6 +81,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let queues: Vec<&Queue> = state.queues.iter().map(|served| &served.queue).collect();
     let mut page = Exposition::new();
     write_queue_stats(&mut page, &queues).await;
+    let reports: Vec<_> = state
+        .queues
+        .iter()
+        .map(|served| (served.name(), served.admission.watch.latest()))
+        .collect();
+    let reports: Vec<_> = reports.iter().map(|(q, r)| (*q, r.as_ref())).collect();
+    write_server_reports(&mut page, &reports);
+    let admissions: Vec<_> = state
+        .queues
+        .iter()
+        .map(|served| (served.name(), &*served.admission))
+        .collect();
+    admission::write_metrics(&mut page, &admissions);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),

@@ -12,23 +12,27 @@ use serde::Deserialize;
 use taskq::Queue;
 
 use super::AppState;
+use crate::admission::{Admission, Limits};
 use crate::error::AppError;
 use crate::throughput::Throughput;
 
-/// A queue the producer serves, with its throughput samples.
+/// A queue the producer serves, with its throughput samples and its admission control.
 #[derive(Clone)]
 pub struct ServedQueue {
     /// The queue.
     pub queue: Queue,
     /// A minute of samples of its totals, for `/stats`.
     pub throughput: Arc<Throughput>,
+    /// Whether it takes enqueues now, from its Redis' latest report.
+    pub admission: Arc<Admission>,
 }
 
 impl ServedQueue {
-    fn new(queue: Queue) -> Self {
+    fn new(queue: Queue, limits: Limits) -> Self {
         Self {
             queue,
             throughput: Arc::default(),
+            admission: Arc::new(Admission::new(limits)),
         }
     }
 
@@ -43,12 +47,12 @@ impl ServedQueue {
 pub struct Queues(Arc<[ServedQueue]>);
 
 impl Queues {
-    /// `default` and `others` (each named once).
-    pub fn new(default: Queue, others: impl IntoIterator<Item = Queue>) -> Self {
+    /// `default` and `others` (each named once), each admitting enqueues within `limits`.
+    pub fn new(default: Queue, others: impl IntoIterator<Item = Queue>, limits: Limits) -> Self {
         Self(
             std::iter::once(default)
                 .chain(others)
-                .map(ServedQueue::new)
+                .map(|queue| ServedQueue::new(queue, limits))
                 .collect(),
         )
     }

@@ -64,7 +64,9 @@ pub struct Submit {
         (status = 400, description = "Missing, repeated or invalid task-name", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable, or the queue is full (Redis' memory above REDIS_MEMORY_HIGH_WATER of maxmemory, or MAX_QUEUED tasks): nothing written, try again after Retry-After", body = ErrorBody, headers(
+            ("Retry-After" = u64, description = "seconds to wait when the queue is full"),
+        )),
     )
 )]
 pub async fn enqueue(
@@ -73,6 +75,7 @@ pub async fn enqueue(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let name = TaskName::from_query(query.as_deref())?;
+    admit(&state, &target)?;
     let enqueued = target.queue().enqueue(&name).await?;
     accepted(&state, &target, &name, enqueued)
 }
@@ -102,7 +105,9 @@ pub async fn peek(target: Target, RawQuery(query): RawQuery) -> Result<Json<Answ
         (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable, or the queue is full (Redis' memory above REDIS_MEMORY_HIGH_WATER of maxmemory, or MAX_QUEUED tasks): nothing written, try again after Retry-After", body = ErrorBody, headers(
+            ("Retry-After" = u64, description = "seconds to wait when the queue is full"),
+        )),
     )
 )]
 pub async fn submit(
@@ -112,11 +117,26 @@ pub async fn submit(
 ) -> Result<Response, AppError> {
     let Json(submit) = body?;
     let name = TaskName::parse(submit.name)?;
+    admit(&state, &target)?;
     let enqueued = target
         .queue()
         .submit(&name, submit.payload.as_deref())
         .await?;
     accepted(&state, &target, &name, enqueued)
+}
+
+/// Refuses an enqueue while the queue is full (see [`crate::admission`]).
+fn admit(state: &AppState, target: &Target) -> Result<(), AppError> {
+    target
+        .served
+        .admission
+        .check()
+        .map_err(|refused| AppError::Full(refused, retry_after_secs(state)))
+}
+
+/// The `Retry-After` of 202 and 503 answers, in whole seconds (at least 1).
+fn retry_after_secs(state: &AppState) -> u64 {
+    state.retry_after.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// 200 when the task is final (done with its result, dead with its last error, cancelled): it
@@ -146,7 +166,7 @@ fn accepted(
     );
     let location = HeaderValue::from_str(&location)
         .map_err(|_| AppError::BadRequest("task name cannot be used in a URL".into()))?;
-    let retry_after = state.retry_after.as_secs_f64().ceil().max(1.0).to_string();
+    let retry_after = retry_after_secs(state).to_string();
     Ok((
         StatusCode::ACCEPTED,
         [

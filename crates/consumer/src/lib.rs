@@ -85,7 +85,6 @@ pub async fn run(
     let mut workers = Vec::new();
     let mut ticked = Vec::new();
     let mut served = Vec::new();
-    let mut watches = Vec::new();
     let redis_check = Duration::from_millis(config.redis.redis_check_ms);
     for config in config.per_queue()? {
         let queue = config.queue()?;
@@ -116,13 +115,11 @@ pub async fn run(
         );
         let worker = Worker::new(queue.clone(), poller, config.worker());
         ticked.push((queue.clone(), worker.wake_handle()));
-        let redis = Arc::new(Watch::default());
-        watches.push((Arc::clone(&redis), queue.clone()));
         served.push(Served {
             queue,
             calls,
             worker: worker.stats(),
-            redis,
+            redis: Arc::new(Watch::default()),
         });
         workers.push(worker);
     }
@@ -136,6 +133,11 @@ pub async fn run(
     // Every worker drains on the one shutdown signal; the server stays up until they are done.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tracing::info!(addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: config.addr, source })?, "serving /metrics and /healthz");
+    let mut watching = tokio::task::JoinSet::new();
+    for queue in &served {
+        let (watch, queue) = (Arc::clone(&queue.redis), queue.queue.clone());
+        watching.spawn(async move { watch.run(queue, redis_check).await });
+    }
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         axum::serve(listener, server::app(served))
@@ -144,10 +146,6 @@ pub async fn run(
             })
             .into_future(),
     );
-    let mut watching = tokio::task::JoinSet::new();
-    for (watch, queue) in watches {
-        watching.spawn(async move { watch.run(queue, redis_check).await });
-    }
     let mut running = tokio::task::JoinSet::new();
     for worker in workers {
         let mut stopped = stopped.clone();

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use taskq::metrics::{Exposition, write_queue_stats};
-use taskq::server::{Watch, write_server_reports};
+use taskq::server::{Watch, health_of, write_server_reports};
 use taskq::{Queue, WorkerStats};
 
 use crate::metrics::{CallMetrics, write_calls};
@@ -52,12 +52,7 @@ async fn metrics(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
     let mut page = Exposition::new();
     write_queue_stats(&mut page, &queues).await;
     write_calls(&mut page, &calls);
-    let reports: Vec<_> = served
-        .iter()
-        .map(|queue| (queue.queue.keys().queue(), queue.redis.latest()))
-        .collect();
-    let reports: Vec<_> = reports.iter().map(|(q, r)| (*q, r.as_ref())).collect();
-    write_server_reports(&mut page, &reports);
+    write_server_reports(&mut page, &watches(&served));
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),
@@ -79,15 +74,17 @@ async fn health(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
             );
         }
     }
-    let redis: serde_json::Map<String, serde_json::Value> = served
-        .iter()
-        .filter_map(|queue| {
-            let report = queue.redis.latest()?;
-            Some((queue.queue.keys().queue().to_owned(), report.health()))
-        })
-        .collect();
+    let redis = health_of(&watches(&served));
     (
         StatusCode::OK,
         Json(json!({"status": "ok", "redis": redis})),
     )
+}
+
+/// Each queue's name and the watch of its Redis.
+fn watches(served: &[Served]) -> Vec<(&str, &Watch)> {
+    served
+        .iter()
+        .map(|queue| (queue.queue.keys().queue(), &*queue.redis))
+        .collect()
 }

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -75,32 +75,20 @@ from_rejections!(JsonRejection, QueryRejection, PathRejection);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        // The one header some errors add: how to authenticate, or when to come back.
+        let mut extra = None;
         let (status, message) = match self {
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, message),
             Self::Conflict(message) => (StatusCode::CONFLICT, message),
             Self::Unauthorized(required) => {
-                let body = ErrorBody {
-                    error: required.to_string(),
-                };
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    Json(body),
-                )
-                    .into_response();
+                extra = Some((header::WWW_AUTHENTICATE, "Bearer".to_owned()));
+                (StatusCode::UNAUTHORIZED, required.to_string())
             }
             Self::Rejected(status, message) => (status, message),
             Self::Full(refused, retry_after) => {
-                let body = ErrorBody {
-                    error: refused.to_string(),
-                };
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::RETRY_AFTER, retry_after.to_string())],
-                    Json(body),
-                )
-                    .into_response();
+                extra = Some((header::RETRY_AFTER, retry_after.to_string()));
+                (StatusCode::SERVICE_UNAVAILABLE, refused.to_string())
             }
             Self::Queue(err @ (taskq::Error::InvalidName(_) | taskq::Error::InvalidCursor(_))) => {
                 (StatusCode::BAD_REQUEST, err.to_string())
@@ -123,6 +111,12 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        (status, Json(ErrorBody { error: message })).into_response()
+        let mut response = (status, Json(ErrorBody { error: message })).into_response();
+        if let Some((name, value)) = extra
+            && let Ok(value) = HeaderValue::from_str(&value)
+        {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }

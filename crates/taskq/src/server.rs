@@ -54,13 +54,6 @@ impl ServerReport {
         if self.aof { Some(true) } else { self.rdb }
     }
 
-    /// The share of `maxmemory` in use; `None` without a limit.
-    pub fn memory_share(&self) -> Option<f64> {
-        // Precision is irrelevant at these magnitudes.
-        #[allow(clippy::cast_precision_loss)]
-        (self.maxmemory > 0).then(|| self.used_memory as f64 / self.maxmemory as f64)
-    }
-
     /// What is wrong with this Redis for a queue, worst first: an evicting policy (an error) and
     /// persistence off (a warning, since some deployments accept it).
     pub fn problems(&self) -> Vec<Problem> {
@@ -193,15 +186,30 @@ impl Watch {
     }
 }
 
+/// Each queue's latest report, for the queues whose Redis has answered.
+fn latest_reports<'a>(watches: &[(&'a str, &Watch)]) -> Vec<(&'a str, ServerReport)> {
+    watches
+        .iter()
+        .filter_map(|(queue, watch)| Some((*queue, watch.latest()?)))
+        .collect()
+}
+
+/// The `/healthz` section of every binary: each queue's latest [`ServerReport::health`], keyed
+/// by queue (queues whose Redis has not answered yet are left out).
+pub fn health_of(watches: &[(&str, &Watch)]) -> serde_json::Map<String, serde_json::Value> {
+    latest_reports(watches)
+        .into_iter()
+        .map(|(queue, report)| (queue.to_owned(), report.health()))
+        .collect()
+}
+
 /// Writes the configuration and memory series of each queue's Redis: memory in use and its
 /// limit, whether the eviction policy is safe (labelled with the policy), and whether
-/// persistence is on (left out when unknown). Queues whose report is missing are left out.
-pub fn write_server_reports(page: &mut Exposition, reports: &[(&str, Option<&ServerReport>)]) {
-    let known = || {
-        reports
-            .iter()
-            .filter_map(|(queue, report)| report.map(|report| (*queue, report)))
-    };
+/// persistence is on (left out when unknown). Queues whose Redis has not answered yet are left
+/// out.
+pub fn write_server_reports(page: &mut Exposition, watches: &[(&str, &Watch)]) {
+    let reports = latest_reports(watches);
+    let known = || reports.iter().map(|(queue, report)| (*queue, report));
     page.family(
         "taskq_redis_memory_used_bytes",
         Kind::Gauge,
@@ -282,7 +290,6 @@ mod tests {
             vec![Problem::NoPersistence]
         );
         assert_eq!(report("noeviction", false, None).persistence(), None);
-        assert_eq!(report("noeviction", false, None).memory_share(), Some(0.85));
     }
 
     #[test]
@@ -291,10 +298,19 @@ mod tests {
             report("allkeys-lru", false, Some(false)),
             report("noeviction", false, None),
         );
+        let watches = [Watch::default(), Watch::default(), Watch::default()];
+        *watches[0].latest.write().unwrap() = Some(lru);
+        *watches[1].latest.write().unwrap() = Some(unknown);
         let mut page = Exposition::new();
         write_server_reports(
             &mut page,
-            &[("a", Some(&lru)), ("b", Some(&unknown)), ("c", None)],
+            &[("a", &watches[0]), ("b", &watches[1]), ("c", &watches[2])],
+        );
+        assert_eq!(
+            health_of(&[("a", &watches[0]), ("c", &watches[2])])
+                .keys()
+                .collect::<Vec<_>>(),
+            ["a"]
         );
         let text = page.finish();
         for line in [

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use taskq::Queue;
 use taskq::metrics::{Exposition, write_queue_stats};
-use taskq::server::write_server_reports;
+use taskq::server::{Watch, health_of, write_server_reports};
 
 use super::AppState;
 use crate::admission;
@@ -37,14 +37,7 @@ pub struct Health {
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
     // Every queue shares one connection: one ping answers for all.
     state.queues.default().queue.ping().await?;
-    let redis = state
-        .queues
-        .iter()
-        .filter_map(|served| {
-            let report = served.admission.watch.latest()?;
-            Some((served.name().to_owned(), report.health()))
-        })
-        .collect();
+    let redis = health_of(&watches(&state));
     Ok(Json(Health {
         status: "ok".into(),
         redis,
@@ -81,13 +74,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let queues: Vec<&Queue> = state.queues.iter().map(|served| &served.queue).collect();
     let mut page = Exposition::new();
     write_queue_stats(&mut page, &queues).await;
-    let reports: Vec<_> = state
-        .queues
-        .iter()
-        .map(|served| (served.name(), served.admission.watch.latest()))
-        .collect();
-    let reports: Vec<_> = reports.iter().map(|(q, r)| (*q, r.as_ref())).collect();
-    write_server_reports(&mut page, &reports);
+    write_server_reports(&mut page, &watches(&state));
     let admissions: Vec<_> = state
         .queues
         .iter()
@@ -98,6 +85,15 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),
     )
+}
+
+/// Each served queue's name and the watch of its Redis.
+fn watches(state: &AppState) -> Vec<(&str, &Watch)> {
+    state
+        .queues
+        .iter()
+        .map(|served| (served.name(), &*served.admission.watch))
+        .collect()
 }
 
 /// The dashboard: one HTML file (inline style and script, no build step) embedded in the binary.

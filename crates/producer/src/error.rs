@@ -103,6 +103,16 @@ impl IntoResponse for AppError {
                     "the queue is unavailable (redis did not answer); try again".to_owned(),
                 )
             }
+            Self::Queue(err @ taskq::Error::NotReplicated { .. }) => {
+                tracing::warn!(error = %err, "change not acknowledged by enough replicas");
+                extra = Some((header::RETRY_AFTER, "1".to_owned()));
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the change is not yet held by enough redis replicas; try again (repeating \
+                     it is safe)"
+                        .to_owned(),
+                )
+            }
             Self::Queue(err) => {
                 tracing::error!(error = %err, "queue error");
                 (

@@ -292,7 +292,7 @@ impl Queue {
                 .key(&keys.cancelled)
                 .key(&keys.stats)
                 .arg(millis(self.policy().dead_ttl))
-                .run(&self.conn())
+                .read(&self.conn())
                 .await?;
         Ok(QueueStats {
             server_time_ms: now,
@@ -403,7 +403,7 @@ impl Queue {
             } else {
                 name
             })
-            .run(&self.conn())
+            .read(&self.conn())
             .await?;
         let bad = || Error::UnexpectedReply("list reply".into());
         let mut items = reply.into_iter();

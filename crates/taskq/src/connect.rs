@@ -3,7 +3,9 @@
 //! One URL is a single Redis; a comma-separated list of URLs is the seed nodes of a Redis
 //! Cluster, served by redis-rs' async cluster connection, which follows MOVED and ASK
 //! redirections (a slot migration) by itself. Every key of a queue shares one hash tag, so every
-//! script and pipeline of a queue lands on one node. [`RedisConnection`] hides the difference.
+//! script and pipeline of a queue lands on one node. A `redis+sentinel://` URL names the
+//! sentinels of a master, found through them and found again after a failover (`sentinel`).
+//! [`RedisConnection`] hides the difference.
 //!
 //! One `ConnectionManager` is shared by every task of a process: it multiplexes concurrent
 //! commands over one socket (pipelining them for free) and reconnects in the background after a
@@ -22,9 +24,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::error::{Error, Result};
+use crate::replication::WaitForReplicas;
+use crate::sentinel::{self, SentinelMaster, SentinelUrl};
 
-/// A Redis URL (`redis://`, `rediss://` for TLS, `unix://`), whose password never shows in
-/// `Debug` or `Display`.
+/// A Redis URL (`redis://`, `rediss://` for TLS, `unix://`, `redis+sentinel://`), whose password
+/// never shows in `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl(String);
 
@@ -36,6 +40,9 @@ impl RedisUrl {
 
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
+        if self.is_sentinel() {
+            return redact(self.0.trim());
+        }
         self.nodes().map(redact).collect::<Vec<_>>().join(",")
     }
 
@@ -46,7 +53,12 @@ impl RedisUrl {
 
     /// Whether the URL names a Redis Cluster (several comma-separated nodes).
     pub fn is_cluster(&self) -> bool {
-        self.nodes().count() > 1
+        !self.is_sentinel() && self.nodes().count() > 1
+    }
+
+    /// Whether the URL names the sentinels of a master (`redis+sentinel://`).
+    pub fn is_sentinel(&self) -> bool {
+        self.0.trim_start().starts_with(sentinel::SCHEME)
     }
 }
 
@@ -68,6 +80,16 @@ impl FromStr for RedisUrl {
 
     fn from_str(s: &str) -> Result<Self> {
         let url = Self(s.to_owned());
+        if url.is_sentinel() {
+            SentinelUrl::parse(s.trim())?;
+            return Ok(url);
+        }
+        if s.trim_start().starts_with("rediss+sentinel://") {
+            return Err(Error::InvalidUrl(
+                "rediss+sentinel://: TLS through Sentinel is not supported; use redis+sentinel://"
+                    .into(),
+            ));
+        }
         if url.nodes().next().is_none() {
             return Err(Error::InvalidUrl("empty".into()));
         }
@@ -102,6 +124,8 @@ pub struct ConnectOptions {
     /// For `rediss://`: the PEM certificate(s) of the authority that signed the server's
     /// certificate, when it is not one the system trusts.
     pub tls_root_cert: Option<Vec<u8>>,
+    /// When set, every state change waits for replicas' acknowledgement (see `replication`).
+    pub wait_for_replicas: Option<WaitForReplicas>,
 }
 
 impl Default for ConnectOptions {
@@ -110,18 +134,42 @@ impl Default for ConnectOptions {
             response_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_millis(500),
             tls_root_cert: None,
+            wait_for_replicas: None,
         }
     }
 }
 
-/// A connection to a single Redis or to a Redis Cluster; cheap to clone (clones share the
-/// underlying connections).
+/// A connection to a single Redis, a Redis Cluster or a Sentinel-watched master; cheap to clone
+/// (clones share the underlying connections).
 #[derive(Clone)]
-pub enum RedisConnection {
+pub struct RedisConnection {
+    link: Link,
+    wait_for_replicas: Option<WaitForReplicas>,
+}
+
+#[derive(Clone)]
+enum Link {
     /// One Redis, multiplexed, reconnecting in the background.
     Single(ConnectionManager),
     /// A Redis Cluster, connected on first use.
     Cluster(Arc<LazyCluster>),
+    /// The master of a Sentinel-watched Redis, looked up on first use and after a failover.
+    Sentinel(Arc<SentinelMaster>),
+}
+
+impl RedisConnection {
+    /// How many replicas each state change waits for, if any.
+    pub fn wait_for_replicas(&self) -> Option<WaitForReplicas> {
+        self.wait_for_replicas
+    }
+
+    /// After replicas failed to acknowledge a change: a master found through Sentinel is looked
+    /// up again on the next command, in case it was cut off and replaced.
+    pub(crate) fn recheck_master(&self) {
+        if let Link::Sentinel(master) = &self.link {
+            master.forget();
+        }
+    }
 }
 
 /// A cluster connection made on first use, so a service starts (and reports itself unhealthy)
@@ -142,12 +190,13 @@ impl LazyCluster {
 
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(cluster) => Box::pin(async move {
+        match &mut self.link {
+            Link::Single(conn) => conn.req_packed_command(cmd),
+            Link::Cluster(cluster) => Box::pin(async move {
                 let mut conn = cluster.get().await?;
                 conn.req_packed_command(cmd).await
             }),
+            Link::Sentinel(master) => sentinel::req_packed_command(master, cmd),
         }
     }
 
@@ -157,19 +206,23 @@ impl ConnectionLike for RedisConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(cluster) => Box::pin(async move {
+        match &mut self.link {
+            Link::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(cluster) => Box::pin(async move {
                 let mut conn = cluster.get().await?;
                 conn.req_packed_commands(pipeline, offset, count).await
             }),
+            Link::Sentinel(master) => {
+                sentinel::req_packed_commands(master, pipeline, offset, count)
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(conn) => conn.get_db(),
-            Self::Cluster(_) => 0,
+        match &self.link {
+            Link::Single(conn) => conn.get_db(),
+            Link::Cluster(_) => 0,
+            Link::Sentinel(master) => master.db(),
         }
     }
 }
@@ -177,8 +230,28 @@ impl ConnectionLike for RedisConnection {
 /// Opens a connection to `url` without waiting for Redis: the first command connects.
 ///
 /// # Errors
-/// [`Error::Redis`] when the URL is unusable.
+/// [`Error::Redis`] or [`Error::InvalidUrl`] when the URL is unusable;
+/// [`Error::WaitUnsupported`] when replicas' acknowledgement is asked of a cluster.
 pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<RedisConnection> {
+    let link = connect_link(url, options)?;
+    if matches!(link, Link::Cluster(_)) && options.wait_for_replicas.is_some() {
+        return Err(Error::WaitUnsupported);
+    }
+    Ok(RedisConnection {
+        link,
+        wait_for_replicas: options.wait_for_replicas,
+    })
+}
+
+fn connect_link(url: &RedisUrl, options: &ConnectOptions) -> Result<Link> {
+    if url.is_sentinel() {
+        let master = SentinelMaster::new(
+            &SentinelUrl::parse(url.expose().trim())?,
+            options.response_timeout,
+            options.connect_timeout,
+        )?;
+        return Ok(Link::Sentinel(Arc::new(master)));
+    }
     let certificates = || {
         options
             .tls_root_cert
@@ -195,7 +268,7 @@ pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<RedisConnecti
         if let Some(certificates) = certificates() {
             builder = builder.certs(certificates);
         }
-        return Ok(RedisConnection::Cluster(Arc::new(LazyCluster {
+        return Ok(Link::Cluster(Arc::new(LazyCluster {
             client: builder.build()?,
             connection: tokio::sync::OnceCell::new(),
         })));
@@ -210,9 +283,9 @@ pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<RedisConnecti
         // One connection attempt per failure: while Redis is down each command fails within the
         // connect timeout instead of waiting out a retry schedule; the next command tries again.
         .set_number_of_retries(0);
-    Ok(RedisConnection::Single(
-        ConnectionManager::new_lazy_with_config(client, config)?,
-    ))
+    Ok(Link::Single(ConnectionManager::new_lazy_with_config(
+        client, config,
+    )?))
 }
 
 #[cfg(test)]
@@ -242,6 +315,23 @@ mod tests {
         );
         assert!(!"redis://a:1".parse::<RedisUrl>().unwrap().is_cluster());
         assert!(",".parse::<RedisUrl>().is_err());
+    }
+
+    #[test]
+    fn a_sentinel_url_is_one_master_and_its_password_is_hidden() {
+        let url: RedisUrl = "redis+sentinel://:pw@s1:26379,s2:26379/mymaster"
+            .parse()
+            .unwrap();
+        assert!(url.is_sentinel());
+        assert!(!url.is_cluster());
+        assert_eq!(
+            url.to_string(),
+            "redis+sentinel://:***@s1:26379,s2:26379/mymaster"
+        );
+        let err = "rediss+sentinel://:pw@s1:1/m"
+            .parse::<RedisUrl>()
+            .unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
     }
 
     #[test]

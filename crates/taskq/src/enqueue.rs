@@ -195,13 +195,10 @@ impl Target {
         let tasks = batch
             .iter()
             .map(|request| (&request.name, request.payload.as_deref()));
-        let reply: redis::RedisResult<Vec<Value>> =
-            invocation(&self.keys, self.result_ttl_ms, true, tasks)
-                .run(&self.conn)
-                .await;
-        let answers = reply
-            .map_err(Error::Redis)
-            .and_then(|reply| split(reply, batch.len()));
+        let reply: Result<Vec<Value>> = invocation(&self.keys, self.result_ttl_ms, true, tasks)
+            .run(&self.conn)
+            .await;
+        let answers = reply.and_then(|reply| split(reply, batch.len()));
         match answers {
             Ok((created_at_ms, replies)) => {
                 for (request, reply) in batch.into_iter().zip(replies) {
@@ -223,6 +220,15 @@ fn again(err: &Error) -> Error {
     match err {
         Error::Redis(err) => Error::Redis(err.clone()),
         Error::UnexpectedReply(text) => Error::UnexpectedReply(text.clone()),
+        &Error::NotReplicated {
+            wanted,
+            acknowledged,
+            timeout,
+        } => Error::NotReplicated {
+            wanted,
+            acknowledged,
+            timeout,
+        },
         other => Error::UnexpectedReply(other.to_string()),
     }
 }

@@ -62,6 +62,34 @@ pub enum Error {
     /// The Redis URL could not be parsed.
     #[error("invalid redis url: {0}")]
     InvalidUrl(String),
+    /// Fewer replicas than asked for acknowledged a state change in time (`REDIS_WAIT_REPLICAS`):
+    /// the change is on the master but might not survive a failover.
+    #[error(
+        "{acknowledged} of {wanted} redis replicas acknowledged the change within {timeout:?}; \
+         it may not survive a failover"
+    )]
+    NotReplicated {
+        /// Replicas asked for.
+        wanted: u32,
+        /// Replicas that acknowledged in time.
+        acknowledged: u32,
+        /// How long the change waited for them.
+        timeout: std::time::Duration,
+    },
+    /// Replicas' acknowledgement was asked of a Redis Cluster, which taskq does not support.
+    #[error("REDIS_WAIT_REPLICAS is not supported on a Redis Cluster; use one Redis or Sentinel")]
+    WaitUnsupported,
+    /// The wait for replicas would outlast the command timeout, which would cut it short.
+    #[error(
+        "REDIS_WAIT_TIMEOUT_MS ({wait:?}) must be below REDIS_TIMEOUT_MS ({timeout:?}), which \
+         bounds every command, WAIT included"
+    )]
+    WaitTooLong {
+        /// The wait for replicas.
+        wait: std::time::Duration,
+        /// The command timeout.
+        timeout: std::time::Duration,
+    },
     /// A list cursor that this list did not hand out.
     #[error("invalid cursor {0:?}: pass back a next_cursor of the same state's list")]
     InvalidCursor(String),

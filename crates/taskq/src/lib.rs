@@ -17,7 +17,9 @@
 //! - [`backoff`]: retry delays.
 //! - [`server`]: what the Redis holding a queue says about itself (memory, eviction policy,
 //!   persistence), watched in the background by every binary.
-//! - [`connect`]: the Redis URL and connection.
+//! - [`connect`]: the Redis URL and connection (one Redis, a cluster, or a master found
+//!   through Sentinel).
+//! - [`replication`]: waiting for replicas to hold each state change (`WAIT`).
 //! - [`service`] (feature `service`): what the binaries share: Redis flags, logging, shutdown.
 //!
 //! # Guarantees
@@ -34,7 +36,9 @@ pub mod keys;
 pub mod metrics;
 pub mod name;
 pub mod queue;
+pub mod replication;
 mod scripts;
+mod sentinel;
 pub mod server;
 #[cfg(feature = "service")]
 pub mod service;
@@ -46,5 +50,6 @@ pub use connect::{ConnectOptions, RedisConnection, RedisUrl};
 pub use error::{Error, NameError, Result};
 pub use name::{MAX_TASK_NAME_LEN, TaskName};
 pub use queue::{Ack, Claim, Counts, Enqueued, Finish, Policy, Queue, Sweep};
+pub use replication::WaitForReplicas;
 pub use task::{ClaimedTask, State, TaskView};
 pub use worker::{Failure, Handler, Outcome, WakeHandle, Worker, WorkerConfig, WorkerStats};

@@ -21,6 +21,7 @@ use crate::enqueue::{self, Enqueuer};
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::name::TaskName;
+use crate::replication::run_replicated;
 use crate::scripts;
 use crate::task::{ClaimedTask, TaskView};
 
@@ -595,18 +596,38 @@ where
     }
 }
 
-/// Runs a script through [`once_more_if_dropped`].
+/// Runs a script through [`once_more_if_dropped`]: [`RunScript::run`] for a state change (it
+/// waits for replicas when the connection asks for it), [`RunScript::read`] for a script that
+/// only reads.
 pub(crate) trait RunScript {
-    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> redis::RedisResult<T>;
+    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T>;
+    async fn read<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T>;
 }
 
 impl RunScript for redis::ScriptInvocation<'_> {
-    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> redis::RedisResult<T> {
-        once_more_if_dropped(|| {
+    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T> {
+        let Some(wait) = conn.wait_for_replicas() else {
+            return self.read(conn).await;
+        };
+        match run_replicated(self, conn, wait).await {
+            Err(Error::Redis(err))
+                if err.is_connection_dropped()
+                    && !err.is_connection_refusal()
+                    && !err.is_timeout() =>
+            {
+                tracing::debug!(error = %err, "connection dropped; calling once more");
+                run_replicated(self, conn, wait).await
+            }
+            result => result,
+        }
+    }
+
+    async fn read<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T> {
+        Ok(once_more_if_dropped(|| {
             let mut conn = conn.clone();
             async move { self.invoke_async(&mut conn).await }
         })
-        .await
+        .await?)
     }
 }
 

@@ -119,7 +119,7 @@ impl Queue {
         let (used_memory, maxmemory, policy, aof, queued): (u64, u64, String, u8, u64) = SERVER
             .key(&self.keys().due)
             .key(&self.keys().leased)
-            .run(&self.conn())
+            .read(&self.conn())
             .await?;
         let save: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
             .arg("GET")

@@ -4,11 +4,15 @@ use std::time::Duration;
 
 use crate::connect::{ConnectOptions, RedisUrl};
 use crate::error::{Error, Result};
+use crate::replication::WaitForReplicas;
 
 /// The Redis settings every binary takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisArgs {
-    /// Redis to use: redis://[user:password@]host:port[/db], rediss:// for TLS.
+    /// Redis to use: redis://[user:password@]host:port[/db], rediss:// for TLS, several
+    /// comma-separated URLs for a cluster's nodes, or
+    /// redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db] for a master
+    /// found through its sentinels.
     #[arg(
         long,
         env = "REDIS_URL",
@@ -30,6 +34,15 @@ pub struct RedisArgs {
     /// and persistence (ms): the producer's admission control and every binary's warnings.
     #[arg(long, env = "REDIS_CHECK_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..))]
     pub redis_check_ms: u64,
+    /// Replicas that must acknowledge every enqueue and state change before it is answered or
+    /// acted on (Redis WAIT); 0 = do not wait. With 1 or more, a failover loses no acknowledged
+    /// change.
+    #[arg(long, env = "REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+    /// How long a change waits for REDIS_WAIT_REPLICAS replicas before it counts as failed
+    /// (ms); below REDIS_TIMEOUT_MS.
+    #[arg(long, env = "REDIS_WAIT_TIMEOUT_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_wait_timeout_ms: u64,
     /// For rediss://: a PEM file with the certificate authority that signed Redis' certificate,
     /// when the system does not already trust it.
     #[arg(long, env = "REDIS_TLS_CA_FILE")]
@@ -55,9 +68,22 @@ impl RedisArgs {
     /// The connection settings these flags ask for.
     ///
     /// # Errors
-    /// [`Error::TlsCaFile`] when the CA file cannot be read.
+    /// [`Error::TlsCaFile`] when the CA file cannot be read; [`Error::WaitTooLong`] when the
+    /// wait for replicas would outlast the command timeout.
     pub fn connect_options(&self) -> Result<ConnectOptions> {
         let timeout = Duration::from_millis(self.redis_timeout_ms.max(1));
+        let wait_for_replicas = (self.redis_wait_replicas > 0).then(|| WaitForReplicas {
+            replicas: self.redis_wait_replicas,
+            timeout: Duration::from_millis(self.redis_wait_timeout_ms),
+        });
+        if let Some(wait) = wait_for_replicas
+            && wait.timeout >= timeout
+        {
+            return Err(Error::WaitTooLong {
+                wait: wait.timeout,
+                timeout,
+            });
+        }
         let tls_root_cert = match &self.redis_tls_ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|source| Error::TlsCaFile {
                 path: path.clone(),
@@ -69,6 +95,7 @@ impl RedisArgs {
             response_timeout: timeout,
             connect_timeout: timeout,
             tls_root_cert,
+            wait_for_replicas,
         })
     }
 }

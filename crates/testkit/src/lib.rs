@@ -6,6 +6,7 @@
 
 mod cluster;
 mod process;
+pub mod sentinel;
 mod tls;
 
 use std::future::Future;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use cluster::RedisCluster;
 pub use process::{Process, binary};
+pub use sentinel::RedisSentinel;
 pub use tls::Certificates;
 
 /// A `redis-server` started for one test.
@@ -212,6 +214,13 @@ impl RedisServer {
         self.client()
             .and_then(|c| c.get_connection())
             .expect("connect to the test redis")
+    }
+
+    /// A blocking connection as `user` with `password`, for checks from the test.
+    pub fn connection_as(&self, user: &str, password: &str) -> redis::Connection {
+        redis::Client::open(format!("redis://{user}:{password}@127.0.0.1:{}", self.port))
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .expect("connect to the test redis as a user")
     }
 
     /// Kills the server at once (SIGKILL), keeping its data folder.

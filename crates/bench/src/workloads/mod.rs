@@ -323,7 +323,7 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
     let options = ConnectOptions {
         response_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
-        tls_root_cert: None,
+        ..ConnectOptions::default()
     };
     Ok(Queue::open(&url, &options, name, Policy::default())?)
 }

@@ -12,22 +12,14 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use taskq::{ConnectOptions, Counts, Policy, Queue};
 use testkit::{
-    Certificates, Process, RedisCluster, RedisServer, eventually, free_addr, unique_queue,
+    Certificates, Process, RedisCluster, RedisSentinel, RedisServer, eventually, free_addr,
+    unique_queue,
 };
 use tokio::task::JoinSet;
 
-/// Where the queue lives: one Redis or a three-master cluster. A scenario written once against
-/// this trait runs on both (see [`on_both_backends!`]); what a fault does to "Redis" is done to
-/// the server that holds the queue, or to every server.
-pub trait Backend: Sized {
-    /// Starts one without persistence.
-    fn start() -> Self;
-    /// Starts one whose every server gets extra `redis-server` arguments.
-    fn start_with(extra: &[&str]) -> Self;
-    /// Starts one that requires `password`; the URL carries it (on every node's URL).
-    fn start_with_password(password: &str) -> Self;
-    /// Starts one that speaks only TLS; the URL is `rediss://`.
-    fn start_tls() -> Self;
+/// Where the queue lives: one Redis, a three-master cluster, or a master under Sentinel; what a
+/// fault does to "Redis" is done to the server that holds the queue, or to every server.
+pub trait Topology {
     /// The `REDIS_URL` the binaries get.
     fn url(&self) -> String;
     /// The CA file for TLS, when the backend speaks TLS.
@@ -39,8 +31,21 @@ pub trait Backend: Sized {
     /// The server that holds `key`, to kill and restart it.
     fn server_for_mut(&mut self, key: &str) -> &mut RedisServer;
     /// Whether every key is served: the Redis answers; on a cluster, every master says
-    /// `cluster_state:ok`.
+    /// `cluster_state:ok`; under Sentinel, the master the sentinels name answers as master.
     fn serves(&self) -> bool;
+}
+
+/// A topology a scenario can start in several ways: one Redis or a three-master cluster. A
+/// scenario written once against this trait runs on both (see [`on_both_backends!`]).
+pub trait Backend: Topology + Sized {
+    /// Starts one without persistence.
+    fn start() -> Self;
+    /// Starts one whose every server gets extra `redis-server` arguments.
+    fn start_with(extra: &[&str]) -> Self;
+    /// Starts one that requires `password`; the URL carries it (on every node's URL).
+    fn start_with_password(password: &str) -> Self;
+    /// Starts one that speaks only TLS; the URL is `rediss://`.
+    fn start_tls() -> Self;
 }
 
 impl Backend for RedisServer {
@@ -56,6 +61,9 @@ impl Backend for RedisServer {
     fn start_tls() -> Self {
         RedisServer::start_tls()
     }
+}
+
+impl Topology for RedisServer {
     fn url(&self) -> String {
         RedisServer::url(self)
     }
@@ -89,6 +97,9 @@ impl Backend for RedisCluster {
     fn start_tls() -> Self {
         RedisCluster::start_tls()
     }
+}
+
+impl Topology for RedisCluster {
     fn url(&self) -> String {
         RedisCluster::url(self)
     }
@@ -124,6 +135,9 @@ impl<B: Backend> Backend for Arc<B> {
     fn start_tls() -> Self {
         Arc::new(B::start_tls())
     }
+}
+
+impl<B: Topology> Topology for Arc<B> {
     fn url(&self) -> String {
         B::url(self)
     }
@@ -143,6 +157,28 @@ impl<B: Backend> Backend for Arc<B> {
     }
     fn serves(&self) -> bool {
         B::serves(self)
+    }
+}
+
+/// The current master: the sentinels are asked each time, since a failover changes it.
+impl Topology for RedisSentinel {
+    fn url(&self) -> String {
+        RedisSentinel::url(self)
+    }
+    fn tls_ca_file(&self) -> Option<&Path> {
+        None
+    }
+    fn servers(&self) -> &[RedisServer] {
+        RedisSentinel::servers(self)
+    }
+    fn server_for(&self, _key: &str) -> &RedisServer {
+        self.master().expect("the sentinels name a master")
+    }
+    fn server_for_mut(&mut self, _key: &str) -> &mut RedisServer {
+        self.master_mut().expect("the sentinels name a master")
+    }
+    fn serves(&self) -> bool {
+        RedisSentinel::serves(self)
     }
 }
 
@@ -175,7 +211,7 @@ macro_rules! on_both_backends {
 pub(crate) use on_both_backends;
 
 /// Redis, mock-api and producer, running; consumers are started with [`Stack::consumer`].
-pub struct Stack<R: Backend = RedisServer> {
+pub struct Stack<R: Topology = RedisServer> {
     pub redis: R,
     pub queue_name: String,
     pub mock: SocketAddr,
@@ -207,13 +243,31 @@ impl Stack {
     }
 }
 
-impl<R: Backend> Stack<R> {
+impl<R: Topology> Stack<R> {
     /// Starts the mock-api with `mock_env` and a producer on `redis`.
     pub fn start_on(redis: R, mock_env: &[(&str, &str)]) -> Self {
         Self::start_with(redis, mock_env, None)
     }
 
+    /// Starts the mock-api with `mock_env` and a producer with `producer_env` on `redis`.
+    pub fn start_with_producer_env(
+        redis: R,
+        mock_env: &[(&str, &str)],
+        producer_env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_full(redis, mock_env, producer_env, None)
+    }
+
     fn start_with(redis: R, mock_env: &[(&str, &str)], tls: Option<Certificates>) -> Self {
+        Self::start_full(redis, mock_env, &[], tls)
+    }
+
+    fn start_full(
+        redis: R,
+        mock_env: &[(&str, &str)],
+        producer_env: &[(&str, &str)],
+        tls: Option<Certificates>,
+    ) -> Self {
         let queue_name = unique_queue("e2e");
         let (mock, producer) = (free_addr(), free_addr());
         let base = redis_env(&redis, &queue_name);
@@ -236,7 +290,7 @@ impl<R: Backend> Stack<R> {
             }
             None => format!("http://{mock}"),
         };
-        let mut producer_vars = base;
+        let mut producer_vars = with(base, producer_env);
         producer_vars.push(("PRODUCER_ADDR", producer.to_string()));
         Self {
             mock_process: Process::serve("mock-api", mock, &mock_vars),
@@ -470,7 +524,7 @@ pub fn everything_in_redis(server: &RedisServer) -> String {
 }
 
 /// The variables that point a binary at `redis` and the queue.
-pub fn redis_env(redis: &impl Backend, queue_name: &str) -> Vec<(&'static str, String)> {
+pub fn redis_env(redis: &impl Topology, queue_name: &str) -> Vec<(&'static str, String)> {
     let mut vars = vec![
         ("REDIS_URL", redis.url()),
         ("QUEUE_NAME", queue_name.to_owned()),

@@ -1,0 +1,78 @@
+//! The library under Sentinel, on real processes (a master, replicas, three sentinels): the
+//! master is found through the sentinels and found again after a failover, whether the old
+//! master died or was cut off and demoted; `WAIT` refuses a change no replica holds.
+
+use std::time::Duration;
+
+use taskq::{ConnectOptions, Error, Policy, Queue, TaskName, WaitForReplicas};
+use testkit::{RedisSentinel, eventually, unique_queue};
+
+fn name(s: &str) -> TaskName {
+    TaskName::parse(s).unwrap()
+}
+
+fn open(sentinel: &RedisSentinel, wait: Option<WaitForReplicas>) -> Queue {
+    let options = ConnectOptions {
+        wait_for_replicas: wait,
+        ..ConnectOptions::default()
+    };
+    let url = sentinel.url().parse().unwrap();
+    Queue::open(&url, &options, &unique_queue("s"), Policy::default()).unwrap()
+}
+
+#[tokio::test]
+async fn a_demoted_master_is_left_for_the_one_the_sentinels_promoted() {
+    let sentinel = RedisSentinel::start(1);
+    let queue = open(&sentinel, None);
+    assert!(queue.enqueue(&name("before")).await.unwrap().created);
+    let old = sentinel.partition_master();
+    // Cut off from its replica, the old master still takes writes (they will be lost).
+    assert!(queue.enqueue(&name("during")).await.unwrap().created);
+    eventually(Duration::from_secs(30), "a replica promoted", || async {
+        (sentinel.master_port().is_some_and(|port| port != old)).then_some(())
+    })
+    .await;
+    sentinel.heal(old);
+    // The first write may meet the demoted master (READONLY); the ones after go to the new one.
+    let created = eventually(
+        Duration::from_secs(10),
+        "an enqueue on the new master",
+        || async { queue.enqueue(&name("after")).await.ok() },
+    )
+    .await;
+    assert!(created.created);
+    let promoted = sentinel.master().unwrap();
+    let mut conn = promoted.connection_as(testkit::sentinel::USER, testkit::sentinel::PASSWORD);
+    let key = queue.keys().task(&name("during"));
+    let during: bool = redis::cmd("EXISTS").arg(key).query(&mut conn).unwrap();
+    assert!(!during, "what the cut-off master took is gone");
+    let key = queue.keys().task(&name("before"));
+    let before: bool = redis::cmd("EXISTS").arg(key).query(&mut conn).unwrap();
+    assert!(before, "what the replica held survives");
+}
+
+#[tokio::test]
+async fn a_change_no_replica_holds_is_refused_with_wait_replicas() {
+    let sentinel = RedisSentinel::start(1);
+    let wait = WaitForReplicas {
+        replicas: 1,
+        timeout: Duration::from_millis(100),
+    };
+    let queue = open(&sentinel, Some(wait));
+    assert!(queue.enqueue(&name("held")).await.unwrap().created);
+    let too_many = open(
+        &sentinel,
+        Some(WaitForReplicas {
+            replicas: 2,
+            ..wait
+        }),
+    );
+    match too_many.enqueue(&name("unheld")).await {
+        Err(Error::NotReplicated {
+            wanted: 2,
+            acknowledged: 1,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}

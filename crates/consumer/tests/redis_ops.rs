@@ -209,3 +209,117 @@ async fn an_evicting_redis_without_persistence_is_named_in_logs_healthz_and_metr
     })
     .await;
 }
+
+/// The number of `OOM` errors Redis has answered (`INFO errorstats`).
+fn oom_errors(stack: &Stack) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query(&mut stack.queue_server().connection())
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("errorstat_OOM:count="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every task record's state agrees with the sets it is in: queued and processing tasks are due
+/// only, running ones leased only, dead ones in the dead set only, done ones in none; every set
+/// member has a record. Answers the states seen.
+fn consistent_states(stack: &Stack) -> Vec<String> {
+    let queue = stack.queue();
+    let keys = queue.keys();
+    let tag = keys.due_key().trim_end_matches(":due").to_owned();
+    let mut conn = stack.queue_server().connection();
+    let sets = ["due", "leased", "dead"].map(|set| {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{tag}:{set}"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut conn)
+            .unwrap();
+        members
+    });
+    let records: Vec<String> = redis::cmd("KEYS")
+        .arg(format!(
+            "{}*",
+            keys.task_prefix().replace('{', "\\{").replace('}', "\\}")
+        ))
+        .query(&mut conn)
+        .unwrap();
+    let mut states = Vec::new();
+    for record in &records {
+        let name = record.strip_prefix(keys.task_prefix()).unwrap();
+        let state: String = redis::cmd("HGET")
+            .arg(record)
+            .arg("state")
+            .query(&mut conn)
+            .unwrap();
+        let within = sets
+            .each_ref()
+            .map(|members| members.iter().any(|m| m == name));
+        let expected = match state.as_str() {
+            "queued" | "processing" => [true, false, false],
+            "running" => [false, true, false],
+            "dead" => [false, false, true],
+            "done" => [false, false, false],
+            other => panic!("{name}: unexpected state {other}"),
+        };
+        assert_eq!(
+            within, expected,
+            "{name} is {state} but in (due, leased, dead) {within:?}"
+        );
+        states.push(state);
+    }
+    for members in &sets {
+        for member in members {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.ends_with(&format!(":task:{member}"))),
+                "{member} is in a set without a record"
+            );
+        }
+    }
+    states
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_out_of_memory_refuses_whole_scripts_and_the_consumer_resumes_by_itself() {
+    let stack = Stack::start(&[("MOCK_DELAY_MS", "100"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
+    let mut consumer = stack.consumer(&[
+        ("CONCURRENCY", "8"),
+        ("POLL_INTERVAL_MS", "50"),
+        ("LEASE_MS", "1000"),
+    ]);
+    stack.wait_serving(Duration::from_secs(10)).await;
+    let names = common::names("oom", 60);
+    stack.enqueue_all(&names).await;
+    stack.wait_done(5, Duration::from_secs(30)).await;
+
+    // Redis over maxmemory (noeviction): every script that writes is refused, claims and
+    // completions included, for longer than a lease.
+    config_set(&stack, "maxmemory", "1");
+    let refused_before = oom_errors(&stack);
+    eventually(
+        Duration::from_secs(10),
+        "the consumer's scripts refused",
+        || async { (oom_errors(&stack) >= refused_before + 5).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let leases run out while refused
+    let states = consistent_states(&stack);
+    assert_eq!(states.len(), names.len(), "{states:?}");
+    assert!(
+        states.iter().any(|s| s != "done"),
+        "some tasks were still unfinished when Redis filled: {states:?}"
+    );
+
+    // Memory back: the consumer resumes by itself and every task finishes.
+    config_set(&stack, "maxmemory", "0");
+    stack
+        .wait_done(names.len() as u64, Duration::from_secs(60))
+        .await;
+    let states = consistent_states(&stack);
+    assert!(states.iter().all(|s| s == "done"), "{states:?}");
+    assert!(consumer.running(), "the consumer lived through it");
+}

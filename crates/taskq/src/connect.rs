@@ -24,7 +24,6 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::error::{Error, Result};
-use crate::replication::WaitForReplicas;
 use crate::sentinel::{self, SentinelMaster, SentinelUrl};
 
 /// A Redis URL (`redis://`, `rediss://` for TLS, `unix://`, `redis+sentinel://`), whose password
@@ -111,6 +110,16 @@ impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
+}
+
+/// How many replicas must acknowledge a state change, and how long to wait for them (see
+/// [`crate::replication`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitForReplicas {
+    /// Replicas that must hold the change (at least 1).
+    pub replicas: u32,
+    /// How long to wait for them.
+    pub timeout: Duration,
 }
 
 /// How to talk to Redis: patience, and whom to trust over TLS.

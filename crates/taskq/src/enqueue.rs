@@ -1,234 +1,66 @@
-//! Enqueueing, and why enqueues made at the same time share one script call.
-//!
-//! An enqueue is a run of `enqueue.lua`: it looks for a live task of the name and writes the
-//! record in one atomic step, so there is one live task per name. Redis spends most of a small
-//! script call on the call itself (dispatching `EVALSHA`, setting the script up, framing the
-//! reply), not on the few commands inside: the bench measured 17.5 µs of Redis CPU per enqueue
-//! sent alone, against 6.7 µs per task in calls of 1,000. So each queue handle runs a small
-//! background task that gathers the enqueues waiting when a call may start (up to
-//! [`MAX_TASKS`] tasks and about [`MAX_CALL_PAYLOAD_BYTES`] of payload) into one call.
-//!
-//! Nothing waits on a timer: a lone enqueue is sent at once, and enqueues gather only while
-//! [`CALLS_IN_FLIGHT`] earlier calls are on their way. Each task keeps the guarantees it has alone:
-//! the call is one script, so a batch is written whole or not at all, and a name given twice in
-//! one call is created once. A caller that stops waiting does not stop its enqueue, as with any
-//! command already sent.
+//! Enqueueing: `enqueue.lua` adds a task unless one of its name is live (one live task per
+//! name), in one atomic step. Single enqueues go through the queue handle's batcher
+//! ([`crate::batcher`]), which shares script calls between enqueues made at the same time;
+//! [`Queue::enqueue_many`] sends its own call.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
-use redis::{ScriptInvocation, Value};
 use serde_json::value::RawValue;
-use tokio::sync::mpsc::error::SendError;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::instrument;
 
-use crate::connect::RedisConnection;
+use crate::batcher::{self, Enqueued};
 use crate::error::{Error, Result};
-use crate::keys::QueueKeys;
 use crate::name::TaskName;
-use crate::queue::{Enqueued, RunScript};
-use crate::scripts;
-use crate::task::TaskView;
+use crate::queue::Queue;
+use crate::scripts::{RunScript, millis};
 
-/// The most tasks one shared call carries.
-pub(crate) const MAX_TASKS: usize = 256;
-/// A shared call stops gathering once its payloads reach this many bytes.
-pub(crate) const MAX_CALL_PAYLOAD_BYTES: usize = 1024 * 1024;
-/// Shared calls on their way at once, per queue handle (and its clones).
-pub(crate) const CALLS_IN_FLIGHT: usize = 4;
+/// The largest payload accepted with a task, in bytes of JSON text.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
-/// The enqueue script for `tasks` (name and payload each). With `records`, a task already
-/// there answers its record; without, 0.
-pub(crate) fn invocation<'a>(
-    keys: &QueueKeys,
-    result_ttl_ms: u64,
-    records: bool,
-    tasks: impl IntoIterator<Item = (&'a TaskName, Option<&'a RawValue>)>,
-) -> ScriptInvocation<'static> {
-    let mut invocation = scripts::ENQUEUE.key(&keys.due);
-    invocation
-        .key(&keys.stats)
-        .arg(result_ttl_ms)
-        .arg(if records { "1" } else { "0" });
-    for (name, payload) in tasks {
-        invocation
-            .key(keys.task(name))
-            .arg(name.as_str())
-            .arg(payload.map_or("", RawValue::get));
-    }
-    invocation
-}
-
-/// Splits the script's reply into the creation time and one reply per task.
-pub(crate) fn split(reply: Vec<Value>, tasks: usize) -> Result<(u64, Vec<Value>)> {
-    let mut items = reply.into_iter();
-    let created = items
-        .next()
-        .and_then(|value| redis::from_redis_value(value).ok())
-        .ok_or_else(|| bad("creation time"))?;
-    let replies: Vec<Value> = items.collect();
-    if replies.len() != tasks {
-        return Err(bad(&format!("{} answers for {tasks} tasks", replies.len())));
-    }
-    Ok((created, replies))
-}
-
-/// One task's answer: 1 when created now, else its record (or 0 without records).
-fn answer(
-    name: &TaskName,
-    payload: Option<Box<RawValue>>,
-    created_at_ms: u64,
-    reply: Value,
-) -> Result<Enqueued> {
-    if let Value::Int(1) = reply {
-        return Ok(Enqueued {
-            created: true,
-            view: TaskView::enqueued(name.as_str(), created_at_ms, payload),
-        });
-    }
-    let fields: Vec<(String, String)> =
-        redis::from_redis_value(reply).map_err(|_| bad("record"))?;
-    Ok(Enqueued {
-        created: false,
-        view: TaskView::from_fields(name.as_str(), fields)?,
-    })
-}
-
-fn bad(what: &str) -> Error {
-    Error::UnexpectedReply(format!("enqueue reply: {what}"))
-}
-
-/// One enqueue waiting for a call.
-struct Request {
-    name: TaskName,
-    payload: Option<Box<RawValue>>,
-    answer: oneshot::Sender<Result<Enqueued>>,
-}
-
-impl Request {
-    fn payload_len(&self) -> usize {
-        self.payload
-            .as_ref()
-            .map_or(0, |payload| payload.get().len())
-    }
-}
-
-/// Where the background task sends its calls.
-pub(crate) struct Target {
-    pub conn: RedisConnection,
-    pub keys: Arc<QueueKeys>,
-    pub result_ttl_ms: u64,
-}
-
-/// The enqueues of one queue handle and its clones; starts its background task on first use,
-/// and again if the runtime that ran it has gone.
-#[derive(Default)]
-pub(crate) struct Enqueuer {
-    requests: Mutex<Option<mpsc::UnboundedSender<Request>>>,
-}
-
-impl Enqueuer {
-    /// Enqueues `name` in the next call to `target` and waits for its answer.
-    pub async fn enqueue(
-        &self,
-        name: &TaskName,
-        payload: Option<Box<RawValue>>,
-        target: impl FnOnce() -> Target,
-    ) -> Result<Enqueued> {
-        let (answer, answered) = oneshot::channel();
-        self.send(
-            Request {
-                name: name.clone(),
-                payload,
-                answer,
-            },
-            target,
-        );
-        answered.await.unwrap_or(Err(Error::Interrupted))
+impl Queue {
+    /// Adds the task `name` unless a task of that name is live (queued, running, processing,
+    /// dead, cancelled) or done with its result still kept; either way answers the task as it now
+    /// is. [`Queue::submit`] adds a payload.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; nothing is written then.
+    pub async fn enqueue(&self, name: &TaskName) -> Result<Enqueued> {
+        self.submit(name, None).await
     }
 
-    fn send(&self, request: Request, target: impl FnOnce() -> Target) {
-        let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        let request = match requests.as_ref() {
-            Some(sender) => match sender.send(request) {
-                Ok(()) => return,
-                Err(SendError(request)) => request,
-            },
-            None => request,
-        };
-        let (sender, receiver) = mpsc::unbounded_channel();
-        // The receiver is alive: it has not been handed to the task yet.
-        let _ = sender.send(request);
-        tokio::spawn(gather_and_call(receiver, Arc::new(target())));
-        *requests = Some(sender);
-    }
-}
-
-/// The background task: waits for a free call, gathers what is waiting, calls. Ends when every
-/// handle of the queue is gone.
-async fn gather_and_call(mut requests: mpsc::UnboundedReceiver<Request>, target: Arc<Target>) {
-    let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
-    loop {
-        let Ok(call) = Arc::clone(&calls).acquire_owned().await else {
-            return;
-        };
-        let Some(first) = requests.recv().await else {
-            return;
-        };
-        let mut bytes = first.payload_len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_TASKS && bytes < MAX_CALL_PAYLOAD_BYTES {
-            let Ok(next) = requests.try_recv() else { break };
-            bytes += next.payload_len();
-            batch.push(next);
-        }
-        let target = Arc::clone(&target);
-        tokio::spawn(async move {
-            target.call(batch).await;
-            drop(call);
-        });
-    }
-}
-
-impl Target {
-    /// Runs one call for `batch` and hands each caller its answer.
-    async fn call(&self, batch: Vec<Request>) {
-        let tasks = batch
-            .iter()
-            .map(|request| (&request.name, request.payload.as_deref()));
-        let reply: Result<Vec<Value>> = invocation(&self.keys, self.result_ttl_ms, true, tasks)
-            .run(&self.conn)
-            .await;
-        let answers = reply.and_then(|reply| split(reply, batch.len()));
-        match answers {
-            Ok((created_at_ms, replies)) => {
-                for (request, reply) in batch.into_iter().zip(replies) {
-                    let answer = answer(&request.name, request.payload, created_at_ms, reply);
-                    let _ = request.answer.send(answer);
-                }
-            }
-            Err(err) => {
-                for request in batch {
-                    let _ = request.answer.send(Err(again(&err)));
-                }
+    /// Adds the task `name` with a `payload` (JSON, kept in the record and shown with the task)
+    /// unless a task of that name is live or done with its result kept; either way answers the
+    /// task as it now is. A duplicate keeps the first payload.
+    ///
+    /// # Errors
+    /// [`Error::PayloadTooLarge`] over [`MAX_PAYLOAD_BYTES`]; [`Error::Redis`] when Redis fails,
+    /// and nothing is written then.
+    #[instrument(level = "debug", skip(self, payload), fields(task = %name))]
+    pub async fn submit(&self, name: &TaskName, payload: Option<&RawValue>) -> Result<Enqueued> {
+        if let Some(payload) = payload {
+            let len = payload.get().len();
+            if len > MAX_PAYLOAD_BYTES {
+                return Err(Error::PayloadTooLarge {
+                    len,
+                    max: MAX_PAYLOAD_BYTES,
+                });
             }
         }
+        self.enqueue_one(name, payload.map(ToOwned::to_owned)).await
     }
-}
 
-/// The failure of a call, once more for each of its callers.
-fn again(err: &Error) -> Error {
-    match err {
-        Error::Redis(err) => Error::Redis(err.clone()),
-        Error::UnexpectedReply(text) => Error::UnexpectedReply(text.clone()),
-        &Error::NotReplicated {
-            wanted,
-            acknowledged,
-            timeout,
-        } => Error::NotReplicated {
-            wanted,
-            acknowledged,
-            timeout,
-        },
-        other => Error::UnexpectedReply(other.to_string()),
+    /// Adds many tasks in one round trip; answers, per name, whether it was created.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; the batch is then either wholly written or not at all.
+    pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
+        let tasks = names.iter().map(|name| (name, None));
+        let reply: Vec<redis::Value> =
+            batcher::invocation(self.keys(), millis(self.policy().result_ttl), false, tasks)
+                .run(self.redis())
+                .await?;
+        let (_, flags) = batcher::split(reply, names.len())?;
+        Ok(flags
+            .into_iter()
+            .map(|flag| flag == redis::Value::Int(1))
+            .collect())
     }
 }

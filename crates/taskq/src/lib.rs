@@ -8,10 +8,11 @@
 //! - [`keys`]: every Redis key name of a queue, all under one hash tag.
 //! - [`name`]: task names, validated at the edge.
 //! - [`task`]: a task's states and its record as clients see it.
-//! - [`queue`]: the operations, each one Lua script (`scripts`, `lua/*.lua`); concurrent
-//!   enqueues share script calls (`enqueue`).
-//! - [`admin`]: submit with a payload, cancel, and what operators need: list by state, stats,
-//!   retry dead tasks, purge finished records.
+//! - [`queue`]: the handle on one queue (connection, keys, policy).
+//! - One module per operation, each opening with the Lua script it runs (`lua/*.lua`, loaded
+//!   and run by `scripts`): `enqueue` (concurrent enqueues share script calls: `batcher`),
+//!   `claim`, `finish` (and release, extend), `sweep`, `cancel`, `list` (one task, or a state's
+//!   tasks page by page), `stats`, `retry`, `purge`.
 //! - [`metrics`]: the Prometheus text format, and the queue-wide series every `/metrics` shows.
 //! - [`worker`]: the claim loop that runs any async [`Handler`] on due tasks.
 //! - [`backoff`]: retry delays.
@@ -19,7 +20,7 @@
 //!   persistence), watched in the background by every binary.
 //! - [`connect`]: the Redis URL and connection (one Redis, a cluster, or a master found
 //!   through Sentinel).
-//! - [`replication`]: waiting for replicas to hold each state change (`WAIT`).
+//! - `replication`: waiting for replicas to hold each state change (`WAIT`).
 //! - [`service`] (feature `service`): what the binaries share: Redis flags, logging, shutdown.
 //!
 //! # Guarantees
@@ -27,29 +28,45 @@
 //! a lease; only the token's holder can record an answer. A worker that dies leaves its tasks to
 //! come back when their leases end. Delivery is at-least-once; one live task per name.
 
-pub mod admin;
 pub mod backoff;
+mod batcher;
+mod cancel;
+mod claim;
 pub mod connect;
 mod enqueue;
 pub mod error;
+mod finish;
 pub mod keys;
+mod list;
 pub mod metrics;
 pub mod name;
+mod purge;
 pub mod queue;
-pub mod replication;
+mod replication;
+mod retry;
 mod scripts;
 mod sentinel;
 pub mod server;
 #[cfg(feature = "service")]
 pub mod service;
+mod stats;
+mod sweep;
 pub mod task;
 pub mod worker;
 
 pub use backoff::Backoff;
-pub use connect::{ConnectOptions, RedisConnection, RedisUrl};
+pub use batcher::Enqueued;
+pub use cancel::Cancel;
+pub use claim::Claim;
+pub use connect::{ConnectOptions, RedisConnection, RedisUrl, WaitForReplicas};
+pub use enqueue::MAX_PAYLOAD_BYTES;
 pub use error::{Error, NameError, Result};
+pub use finish::{Ack, Finish};
+pub use list::{MAX_PAGE_SIZE, Page};
 pub use name::{MAX_TASK_NAME_LEN, TaskName};
-pub use queue::{Ack, Claim, Counts, Enqueued, Finish, Policy, Queue, Sweep};
-pub use replication::WaitForReplicas;
+pub use purge::Finished;
+pub use queue::{Policy, Queue};
+pub use stats::{Counts, QueueStats, StateCounts};
+pub use sweep::Sweep;
 pub use task::{ClaimedTask, State, TaskView};
 pub use worker::{Failure, Handler, Outcome, WakeHandle, Worker, WorkerConfig, WorkerStats};

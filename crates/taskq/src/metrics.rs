@@ -14,8 +14,8 @@
 use std::fmt::{self, Display, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::admin::QueueStats;
 use crate::queue::Queue;
+use crate::stats::QueueStats;
 
 /// The queue-wide counters the scripts keep, with their help text. A counter that has not
 /// happened yet is shown as 0, so that its series exists from the start.

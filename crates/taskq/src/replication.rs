@@ -15,21 +15,10 @@
 //! one socket, so no reconnection (to a new master, say) can slip between the script and its
 //! `WAIT`.
 
-use std::time::Duration;
-
 use redis::{ErrorKind, FromRedisValue, ScriptInvocation, ServerErrorKind};
 
-use crate::connect::RedisConnection;
+use crate::connect::{RedisConnection, WaitForReplicas};
 use crate::error::{Error, Result};
-
-/// How many replicas must acknowledge a state change, and how long to wait for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitForReplicas {
-    /// Replicas that must hold the change (at least 1).
-    pub replicas: u32,
-    /// How long to wait for them.
-    pub timeout: Duration,
-}
 
 /// Runs a state-changing script and waits for `wait.replicas` replicas to hold its effect.
 pub(crate) async fn run_replicated<T: FromRedisValue>(

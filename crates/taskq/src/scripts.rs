@@ -1,4 +1,4 @@
-//! The Lua scripts, one file each under `lua/`, loaded once.
+//! The Lua scripts, one file each under `lua/`, loaded once, and how they are run.
 //!
 //! Every state change of a task is one of these scripts, so it is atomic on the server. Each
 //! script is the shared `prelude.lua` (time, ownership check, bury, reschedule, reap) followed by
@@ -7,8 +7,13 @@
 //! `SCRIPT FLUSH`).
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::Script;
+
+use crate::connect::RedisConnection;
+use crate::error::{Error, Result};
+use crate::replication::run_replicated;
 
 macro_rules! script {
     ($file:literal) => {
@@ -47,3 +52,62 @@ pub(crate) static STATS: LazyLock<Script> = script!("stats.lua");
 pub(crate) static SERVER: LazyLock<Script> = script!("server.lua");
 /// Deletes finished records, a batch per call.
 pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
+
+/// Runs a Redis call once more if the connection had dropped (a killed client connection, a
+/// Redis restart): every script is safe to repeat, and the connection manager has reconnected by
+/// then. Refusals and timeouts are not repeated: Redis is down or hung, and a second try would
+/// only double the caller's wait.
+pub(crate) async fn once_more_if_dropped<T, F>(call: impl Fn() -> F) -> redis::RedisResult<T>
+where
+    F: Future<Output = redis::RedisResult<T>>,
+{
+    match call().await {
+        Err(err)
+            if err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout() =>
+        {
+            tracing::debug!(error = %err, "connection dropped; calling once more");
+            call().await
+        }
+        result => result,
+    }
+}
+
+/// Runs a script through [`once_more_if_dropped`]: [`RunScript::run`] for a state change (it
+/// waits for replicas when the connection asks for it), [`RunScript::read`] for a script that
+/// only reads.
+pub(crate) trait RunScript {
+    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T>;
+    async fn read<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T>;
+}
+
+impl RunScript for redis::ScriptInvocation<'_> {
+    async fn run<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T> {
+        let Some(wait) = conn.wait_for_replicas() else {
+            return self.read(conn).await;
+        };
+        match run_replicated(self, conn, wait).await {
+            Err(Error::Redis(err))
+                if err.is_connection_dropped()
+                    && !err.is_connection_refusal()
+                    && !err.is_timeout() =>
+            {
+                tracing::debug!(error = %err, "connection dropped; calling once more");
+                run_replicated(self, conn, wait).await
+            }
+            result => result,
+        }
+    }
+
+    async fn read<T: redis::FromRedisValue>(&self, conn: &RedisConnection) -> Result<T> {
+        Ok(once_more_if_dropped(|| {
+            let mut conn = conn.clone();
+            async move { self.invoke_async(&mut conn).await }
+        })
+        .await?)
+    }
+}
+
+/// A duration in whole milliseconds, as the scripts take it.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

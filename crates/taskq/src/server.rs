@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::metrics::{Exposition, Kind};
-use crate::queue::{Queue, RunScript};
+use crate::queue::Queue;
+use crate::scripts::RunScript;
 use crate::scripts::SERVER;
 
 /// The one eviction policy under which Redis never drops a queue's keys by itself.

@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use crate::connect::{ConnectOptions, RedisUrl};
+use crate::connect::{ConnectOptions, RedisUrl, WaitForReplicas};
 use crate::error::{Error, Result};
-use crate::replication::WaitForReplicas;
 
 /// The Redis settings every binary takes.
 #[derive(Debug, Clone, clap::Args)]

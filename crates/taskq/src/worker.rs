@@ -28,7 +28,8 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::queue::{Ack, Finish, Queue};
+use crate::finish::{Ack, Finish};
+use crate::queue::Queue;
 use crate::task::ClaimedTask;
 
 /// What a handler concluded about one call for a task.

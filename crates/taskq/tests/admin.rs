@@ -8,8 +8,8 @@ use std::time::Duration;
 use redis::Commands;
 use serde_json::value::RawValue;
 use support::name;
-use taskq::admin::{Cancel, Finished, MAX_PAYLOAD_BYTES};
 use taskq::{Ack, Error, Policy, Queue, State, TaskName};
+use taskq::{Cancel, Finished, MAX_PAYLOAD_BYTES};
 use testkit::{RedisServer, eventually};
 
 fn open(redis: &RedisServer) -> Queue {

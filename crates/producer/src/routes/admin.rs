@@ -7,7 +7,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 use taskq::State as TaskState;
-use taskq::admin::{Finished, MAX_PAGE_SIZE, Page, QueueStats};
+use taskq::{Finished, MAX_PAGE_SIZE, Page, QueueStats};
 
 use super::served::{QueueParam, Target};
 use super::tasks::{Answer, not_found, path_name};

@@ -32,7 +32,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router, middleware};
-use taskq::admin::MAX_PAYLOAD_BYTES;
+use taskq::MAX_PAYLOAD_BYTES;
 
 use crate::error::{AppError, ErrorBody};
 use auth::{Guard, Tokens};

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use taskq::admin::Cancel;
+use taskq::Cancel;
 use taskq::{Enqueued, TaskName, TaskView};
 
 use super::AppState;

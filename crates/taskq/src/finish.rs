@@ -1,0 +1,221 @@
+//! Recording what a call did: `finish.lua` (done, processing, submitted, throttled, failed;
+//! many tasks per call), `release.lua` (handed back unrun) and `extend.lua` (leases renewed).
+//! Each checks the claim token, so a worker whose lease was taken back gets [`Ack::Stale`] and
+//! its answer is dropped.
+
+use std::time::Duration;
+
+use tracing::instrument;
+
+use crate::error::{Error, Result};
+use crate::queue::Queue;
+use crate::scripts::{self, RunScript, millis};
+use crate::task::ClaimedTask;
+
+/// What a finishing call (complete, snooze, fail, release) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Recorded as asked.
+    Applied,
+    /// Recorded, and the task is now dead (attempt limit, permanent error or poll deadline).
+    Dead,
+    /// Refused: the token no longer owns the task (its lease was reaped). Counted as `stale`.
+    Stale,
+}
+
+impl Ack {
+    fn from_code(code: i64) -> Result<Self> {
+        match code {
+            0 => Ok(Self::Stale),
+            1 => Ok(Self::Applied),
+            2 => Ok(Self::Dead),
+            other => Err(Error::UnexpectedReply(format!("ack code {other}"))),
+        }
+    }
+}
+
+/// The outcome of one call, as recorded by [`Queue::finish_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish<'a> {
+    /// Done: store the final data (JSON text).
+    Done(&'a str),
+    /// Still processing: store the partial data (JSON text), due again after `delay`.
+    Processing {
+        /// Partial data, JSON text.
+        data: &'a str,
+        /// When to poll again.
+        delay: Duration,
+    },
+    /// Submitted: store the remote id of the job the API made and its first answer (JSON
+    /// text) as partial data; polled after `delay`. Not a failed attempt, not a poll.
+    Submitted {
+        /// The API's id for the job.
+        remote_id: &'a str,
+        /// The submit's answer, JSON text.
+        data: &'a str,
+        /// When to poll first.
+        delay: Duration,
+    },
+    /// The API asked to slow down (429, 503): due again after `delay`, no attempt used; dead
+    /// past the poll deadline.
+    Throttled {
+        /// What the API said, kept as the task's last error.
+        message: &'a str,
+        /// When to call again.
+        delay: Duration,
+    },
+    /// Failed: retry after `delay`, or bury at the attempt limit or when `permanent`.
+    Failed {
+        /// What went wrong.
+        error: &'a str,
+        /// When to retry.
+        delay: Duration,
+        /// Whether retrying cannot help.
+        permanent: bool,
+    },
+}
+
+impl Queue {
+    /// Stores the final result: the task is done and leaves the queue.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
+    #[instrument(level = "debug", skip(self, task, data), fields(task = %task.name))]
+    pub async fn complete(&self, task: &ClaimedTask, data: &str) -> Result<Ack> {
+        self.finish_one(task, Finish::Done(data)).await
+    }
+
+    /// Stores partial data and makes the task due again after `delay`; not a failed attempt.
+    /// Past the poll deadline the task is dead instead ([`Ack::Dead`]).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
+    #[instrument(level = "debug", skip(self, task, data), fields(task = %task.name))]
+    pub async fn snooze(&self, task: &ClaimedTask, data: &str, delay: Duration) -> Result<Ack> {
+        self.finish_one(task, Finish::Processing { data, delay })
+            .await
+    }
+
+    /// Records a failed attempt: due again after `delay`, or dead when the attempt limit is
+    /// reached or `permanent` is set.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again with the same arguments.
+    #[instrument(level = "debug", skip(self, task), fields(task = %task.name))]
+    pub async fn fail(
+        &self,
+        task: &ClaimedTask,
+        error: &str,
+        delay: Duration,
+        permanent: bool,
+    ) -> Result<Ack> {
+        self.finish_one(
+            task,
+            Finish::Failed {
+                error,
+                delay,
+                permanent,
+            },
+        )
+        .await
+    }
+
+    async fn finish_one(&self, task: &ClaimedTask, finish: Finish<'_>) -> Result<Ack> {
+        let mut acks = self.finish_many(&[(task, finish)]).await?;
+        acks.pop()
+            .ok_or_else(|| Error::UnexpectedReply("finish: no ack".into()))
+    }
+
+    /// Records the outcomes of many calls in one round trip (the worker's path: one script call
+    /// costs Redis more than the work inside it). Answers one ack per task, in order.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; the batch is then either wholly recorded or not at
+    /// all, and safe to send again.
+    pub async fn finish_many(&self, batch: &[(&ClaimedTask, Finish<'_>)]) -> Result<Vec<Ack>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::FINISH.key(&self.keys().leased);
+        invocation
+            .key(&self.keys().due)
+            .key(&self.keys().dead)
+            .key(&self.keys().stats)
+            .arg(self.keys().task_prefix())
+            .arg(self.policy().max_poll.map_or(0, millis))
+            .arg(self.policy().max_attempts)
+            .arg(millis(self.policy().dead_ttl));
+        for (task, finish) in batch {
+            invocation.key(self.keys().task_raw(&task.name));
+            let (kind, text, delay, permanent, remote_id) = match *finish {
+                Finish::Done(data) => ("done", data, Duration::ZERO, false, ""),
+                Finish::Processing { data, delay } => ("processing", data, delay, false, ""),
+                Finish::Submitted {
+                    remote_id,
+                    data,
+                    delay,
+                } => ("submitted", data, delay, false, remote_id),
+                Finish::Throttled { message, delay } => ("throttled", message, delay, false, ""),
+                Finish::Failed {
+                    error,
+                    delay,
+                    permanent,
+                } => ("failed", error, delay, permanent, ""),
+            };
+            invocation
+                .arg(kind)
+                .arg(&task.token)
+                .arg(text)
+                .arg(millis(delay))
+                .arg(u8::from(permanent))
+                .arg(remote_id);
+        }
+        let codes: Vec<i64> = invocation.run(self.redis()).await?;
+        if codes.len() != batch.len() {
+            return Err(Error::UnexpectedReply(format!(
+                "finish: {} acks for {} tasks",
+                codes.len(),
+                batch.len()
+            )));
+        }
+        codes.into_iter().map(Ack::from_code).collect()
+    }
+
+    /// Hands a task back unrun: due at once, no attempt counted.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails; safe to call again.
+    pub async fn release(&self, task: &ClaimedTask) -> Result<Ack> {
+        let code: i64 = scripts::RELEASE
+            .key(self.keys().task_raw(&task.name))
+            .key(&self.keys().leased)
+            .key(&self.keys().due)
+            .key(&self.keys().stats)
+            .arg(&task.name)
+            .arg(&task.token)
+            .run(self.redis())
+            .await?;
+        Ack::from_code(code)
+    }
+
+    /// Renews the leases of `tasks` for another lease period; answers the positions (in
+    /// `tasks`) of those whose lease was lost.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn extend(&self, tasks: &[ClaimedTask]) -> Result<Vec<usize>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::EXTEND.key(&self.keys().leased);
+        invocation.arg(millis(self.policy().lease));
+        for task in tasks {
+            invocation
+                .key(self.keys().task_raw(&task.name))
+                .arg(&task.name)
+                .arg(&task.token);
+        }
+        let lost: Vec<usize> = invocation.run(self.redis()).await?;
+        Ok(lost.into_iter().map(|position| position - 1).collect())
+    }
+}

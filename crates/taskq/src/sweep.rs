@@ -1,0 +1,46 @@
+//! The sweep: `reap.lua` takes back expired leases (a worker died or stalled) and prunes dead
+//! records by age and count, each bounded per call. Any process may run it at any time.
+
+use crate::error::Result;
+use crate::queue::Queue;
+use crate::scripts::{self, RunScript, millis};
+
+/// What one sweep of the reaper did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sweep {
+    /// Expired leases taken back.
+    pub reaped: u64,
+    /// Dead records pruned by age or count.
+    pub pruned: u64,
+}
+
+impl Queue {
+    /// One sweep: takes back expired leases and prunes old dead records (each bounded by the
+    /// policy's sweep limit). Any process may run it at any time.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn sweep(&self) -> Result<Sweep> {
+        let limit = self.policy().sweep_limit;
+        let (leased, dead): (Vec<String>, Vec<String>) = self
+            .earliest(&[(&self.keys().leased, limit), (&self.keys().dead, limit)])
+            .await?;
+        let mut invocation = scripts::REAP.key(&self.keys().leased);
+        invocation
+            .key(&self.keys().due)
+            .key(&self.keys().dead)
+            .key(&self.keys().stats);
+        for name in leased.iter().chain(&dead) {
+            invocation.key(self.keys().task_raw(name));
+        }
+        let (reaped, pruned): (u64, u64) = invocation
+            .arg(self.keys().task_prefix())
+            .arg(leased.len())
+            .arg(self.policy().max_attempts)
+            .arg(millis(self.policy().dead_ttl))
+            .arg(self.policy().dead_max)
+            .run(self.redis())
+            .await?;
+        Ok(Sweep { reaped, pruned })
+    }
+}

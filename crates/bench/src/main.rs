@@ -17,7 +17,7 @@ use bench::workloads::{
     http_enqueue, library_drain, scaling,
 };
 use clap::{Parser, Subcommand};
-use taskq::service::{LogFormat, init_tracing};
+use service::{LogFormat, init_tracing};
 use tracing::{info, warn};
 
 /// Benchmarks taskq (issues 4 and 5): starts its own redis-server (and, for S2, a 3-master Redis

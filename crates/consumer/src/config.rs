@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use queue_service::RedisArgs;
 use reqwest::Url;
-use taskq::service::RedisArgs;
 use taskq::{Backoff, Policy, Queue, WorkerConfig};
 
 use crate::api::{Api, ApiSpec, Profile, ProfileError};

@@ -3,15 +3,15 @@
 //!
 //! These live in process memory because they describe this process, not the queue: the exact,
 //! queue-wide counters (enqueued, done, dead, ...) are the scripts' own and come from Redis at
-//! each scrape (see [`taskq::metrics`]). Several consumers are summed by Prometheus.
+//! each scrape (see [`queue_service::queue_metrics`]). Several consumers are summed by Prometheus.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use service::prometheus::{Exposition, Histogram, Kind};
 use taskq::WorkerStats;
-use taskq::metrics::{Exposition, Histogram, Kind};
 
 /// The calls to the third-party API of one queue.
 #[derive(Debug)]

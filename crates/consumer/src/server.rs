@@ -9,9 +9,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use queue_service::write_queue_stats;
+use queue_service::{health_of, write_server_reports};
 use serde_json::json;
-use taskq::metrics::{Exposition, write_queue_stats};
-use taskq::server::{Watch, health_of, write_server_reports};
+use service::prometheus::Exposition;
+use taskq::server::Watch;
 use taskq::{Queue, WorkerStats};
 
 use crate::metrics::{CallMetrics, write_calls};

@@ -7,19 +7,31 @@
 use std::sync::{Arc, PoisonError};
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use taskq::TaskName;
 
 use crate::{BodyKind, Mock};
 
+/// The query string of a call: the task's name (other parameters, such as a payload's, are
+/// ignored).
+#[derive(Deserialize)]
+pub struct Call {
+    #[serde(rename = "task-name")]
+    name: String,
+}
+
 /// `GET /?task-name=NAME`.
-pub async fn call(State(mock): State<Arc<Mock>>, RawQuery(query): RawQuery) -> Response {
+pub async fn call(
+    State(mock): State<Arc<Mock>>,
+    query: Result<Query<Call>, QueryRejection>,
+) -> Response {
     mock.counters.call();
-    let name = match TaskName::from_query(query.as_deref()) {
-        Ok(name) => name,
+    let name = match query {
+        Ok(Query(call)) => call.name,
         Err(err) => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -31,7 +43,7 @@ pub async fn call(State(mock): State<Arc<Mock>>, RawQuery(query): RawQuery) -> R
     let failure = mock.injected_failure();
     let call_number = failure.is_none().then(|| {
         let mut progress = mock.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        let seen = progress.entry(name.to_string()).or_insert(0);
+        let seen = progress.entry(name.clone()).or_insert(0);
         *seen = seen.saturating_add(1);
         *seen
     });

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
-use taskq::metrics::{Exposition, Kind};
+use service::prometheus::{Exposition, Kind};
 use taskq::server::{ServerReport, Watch};
 
 /// The limits, the same for every queue of a producer.

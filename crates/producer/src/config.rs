@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use queue_service::RedisArgs;
 use taskq::connect::connect;
-use taskq::service::RedisArgs;
 use taskq::{Policy, Queue};
 
 use crate::admission::Limits;

@@ -49,6 +49,12 @@ impl From<taskq::NameError> for AppError {
     }
 }
 
+impl From<crate::query::QueryError> for AppError {
+    fn from(err: crate::query::QueryError) -> Self {
+        Self::BadRequest(err.to_string())
+    }
+}
+
 /// The token a refused request should have presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Required {

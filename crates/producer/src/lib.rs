@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod openapi;
 pub mod parse_errors;
+pub mod query;
 pub mod routes;
 pub mod throughput;
 

@@ -4,18 +4,6 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NameError {
-    /// The query string has no `task-name` parameter.
-    #[error("missing query parameter task-name")]
-    Missing,
-    /// The query string names more than one task.
-    #[error("task-name is given more than once")]
-    Repeated,
-    /// A `%` is not followed by two hex digits.
-    #[error("malformed percent escape in task-name")]
-    BadEscape,
-    /// The decoded name is not UTF-8.
-    #[error("task-name is not valid UTF-8")]
-    NotUtf8,
     /// The name is empty.
     #[error("task name is empty")]
     Empty,

@@ -13,7 +13,6 @@
 //!   and run by `scripts`): `enqueue` (concurrent enqueues share script calls: `batcher`),
 //!   `claim`, `finish` (and release, extend), `sweep`, `cancel`, `list` (one task, or a state's
 //!   tasks page by page), `stats`, `retry`, `purge`.
-//! - [`metrics`]: the Prometheus text format, and the queue-wide series every `/metrics` shows.
 //! - [`worker`]: the claim loop that runs any async [`Handler`] on due tasks.
 //! - [`backoff`]: retry delays.
 //! - [`server`]: what the Redis holding a queue says about itself (memory, eviction policy,
@@ -21,7 +20,6 @@
 //! - [`connect`]: the Redis URL and connection (one Redis, a cluster, or a master found
 //!   through Sentinel).
 //! - `replication`: waiting for replicas to hold each state change (`WAIT`).
-//! - [`service`] (feature `service`): what the binaries share: Redis flags, logging, shutdown.
 //!
 //! # Guarantees
 //! Every state change is one script, so it is atomic. A claim gives each task a fresh token and
@@ -38,7 +36,6 @@ pub mod error;
 mod finish;
 pub mod keys;
 mod list;
-pub mod metrics;
 pub mod name;
 mod purge;
 pub mod queue;
@@ -47,8 +44,6 @@ mod retry;
 mod scripts;
 mod sentinel;
 pub mod server;
-#[cfg(feature = "service")]
-pub mod service;
 mod stats;
 mod sweep;
 pub mod task;

@@ -42,29 +42,6 @@ impl TaskName {
         Ok(Self(name))
     }
 
-    /// Reads the `task-name` parameter of a raw query string (`a=1&task-name=x%20y`).
-    ///
-    /// Decoding is strict: a malformed escape or bytes that are not UTF-8 are refused rather
-    /// than replaced, so two different requests can never end up naming the same task.
-    ///
-    /// # Errors
-    /// [`NameError`] when the parameter is missing, repeated, badly encoded, or not a valid name.
-    pub fn from_query(query: Option<&str>) -> Result<Self, NameError> {
-        let mut found = None;
-        for pair in query.unwrap_or("").split('&') {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if percent_decode(key)? != b"task-name" {
-                continue;
-            }
-            if found.is_some() {
-                return Err(NameError::Repeated);
-            }
-            found = Some(percent_decode(value)?);
-        }
-        let bytes = found.ok_or(NameError::Missing)?;
-        Self::parse(String::from_utf8(bytes).map_err(|_| NameError::NotUtf8)?)
-    }
-
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -75,27 +52,6 @@ impl fmt::Display for TaskName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XY` a byte.
-fn percent_decode(text: &str) -> Result<Vec<u8>, NameError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or(NameError::BadEscape)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| NameError::BadEscape)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| NameError::BadEscape)?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -115,26 +71,6 @@ mod tests {
         ] {
             assert_eq!(TaskName::parse(ok).unwrap().as_str(), ok);
         }
-    }
-
-    #[test]
-    fn the_query_parameter_is_decoded_strictly() {
-        let parse = |q| TaskName::from_query(Some(q)).map(|n| n.to_string());
-        assert_eq!(parse("task-name=a%20b+c").unwrap(), "a b c");
-        assert_eq!(parse("x=1&task-name=%E2%9C%93&y").unwrap(), "\u{2713}");
-        assert_eq!(parse("task%2Dname=k").unwrap(), "k");
-        assert_eq!(parse("task-name=%7Bq%7D%2F%25").unwrap(), "{q}/%");
-        assert_eq!(TaskName::from_query(None), Err(NameError::Missing));
-        assert_eq!(parse("other=1"), Err(NameError::Missing));
-        assert_eq!(parse("task-name="), Err(NameError::Empty));
-        assert_eq!(parse("task-name=a&task-name=b"), Err(NameError::Repeated));
-        assert_eq!(parse("task-name=%zz"), Err(NameError::BadEscape));
-        assert_eq!(parse("task-name=%4"), Err(NameError::BadEscape));
-        assert_eq!(parse("task-name=%FF%FE"), Err(NameError::NotUtf8));
-        assert_eq!(
-            parse("task-name=a%0Ab"),
-            Err(NameError::ControlCharacter('\n'))
-        );
     }
 
     #[test]

@@ -19,7 +19,6 @@ use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::metrics::{Exposition, Kind};
 use crate::queue::Queue;
 use crate::scripts::RunScript;
 use crate::scripts::SERVER;
@@ -161,6 +160,11 @@ impl Watch {
             .clone()
     }
 
+    /// Keeps `report` as the latest.
+    pub fn record(&self, report: ServerReport) {
+        *self.latest.write().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    }
+
     /// Reads `queue`'s report every `every`, forever: logs its problems when first seen, when
     /// they change, and every ten minutes while they last. A failed read keeps the last report
     /// (Redis being down is reported elsewhere).
@@ -178,88 +182,11 @@ impl Watch {
                         report.log_problems(&name);
                         logged = Some((problems, Instant::now()));
                     }
-                    *self.latest.write().unwrap_or_else(PoisonError::into_inner) = Some(report);
+                    self.record(report);
                 }
                 Err(err) => tracing::debug!(queue = %name, error = %err, "reading Redis' report"),
             }
             tokio::time::sleep(every).await;
-        }
-    }
-}
-
-/// Each queue's latest report, for the queues whose Redis has answered.
-fn latest_reports<'a>(watches: &[(&'a str, &Watch)]) -> Vec<(&'a str, ServerReport)> {
-    watches
-        .iter()
-        .filter_map(|(queue, watch)| Some((*queue, watch.latest()?)))
-        .collect()
-}
-
-/// The `/healthz` section of every binary: each queue's latest [`ServerReport::health`], keyed
-/// by queue (queues whose Redis has not answered yet are left out).
-pub fn health_of(watches: &[(&str, &Watch)]) -> serde_json::Map<String, serde_json::Value> {
-    latest_reports(watches)
-        .into_iter()
-        .map(|(queue, report)| (queue.to_owned(), report.health()))
-        .collect()
-}
-
-/// Writes the configuration and memory series of each queue's Redis: memory in use and its
-/// limit, whether the eviction policy is safe (labelled with the policy), and whether
-/// persistence is on (left out when unknown). Queues whose Redis has not answered yet are left
-/// out.
-pub fn write_server_reports(page: &mut Exposition, watches: &[(&str, &Watch)]) {
-    let reports = latest_reports(watches);
-    let known = || reports.iter().map(|(queue, report)| (*queue, report));
-    page.family(
-        "taskq_redis_memory_used_bytes",
-        Kind::Gauge,
-        "Memory in use by the Redis holding the queue (INFO used_memory).",
-    );
-    for (queue, report) in known() {
-        page.sample(
-            "taskq_redis_memory_used_bytes",
-            &[("queue", queue)],
-            report.used_memory,
-        );
-    }
-    page.family(
-        "taskq_redis_memory_max_bytes",
-        Kind::Gauge,
-        "maxmemory of the Redis holding the queue; 0 when it has none.",
-    );
-    for (queue, report) in known() {
-        page.sample(
-            "taskq_redis_memory_max_bytes",
-            &[("queue", queue)],
-            report.maxmemory,
-        );
-    }
-    page.family(
-        "taskq_redis_eviction_policy_ok",
-        Kind::Gauge,
-        "1 when maxmemory-policy is noeviction; 0 when Redis may evict the queue's keys.",
-    );
-    for (queue, report) in known() {
-        page.sample(
-            "taskq_redis_eviction_policy_ok",
-            &[("queue", queue), ("policy", &report.policy)],
-            u8::from(!report.evicts()),
-        );
-    }
-    page.family(
-        "taskq_redis_persistence_enabled",
-        Kind::Gauge,
-        "1 when AOF or RDB snapshots are on, 0 when both are off (absent when CONFIG is refused \
-         and AOF is off).",
-    );
-    for (queue, report) in known() {
-        if let Some(on) = report.persistence() {
-            page.sample(
-                "taskq_redis_persistence_enabled",
-                &[("queue", queue)],
-                u8::from(on),
-            );
         }
     }
 }
@@ -291,39 +218,5 @@ mod tests {
             vec![Problem::NoPersistence]
         );
         assert_eq!(report("noeviction", false, None).persistence(), None);
-    }
-
-    #[test]
-    fn the_series_carry_the_policy_and_leave_unknown_persistence_out() {
-        let (lru, unknown) = (
-            report("allkeys-lru", false, Some(false)),
-            report("noeviction", false, None),
-        );
-        let watches = [Watch::default(), Watch::default(), Watch::default()];
-        *watches[0].latest.write().unwrap() = Some(lru);
-        *watches[1].latest.write().unwrap() = Some(unknown);
-        let mut page = Exposition::new();
-        write_server_reports(
-            &mut page,
-            &[("a", &watches[0]), ("b", &watches[1]), ("c", &watches[2])],
-        );
-        assert_eq!(
-            health_of(&[("a", &watches[0]), ("c", &watches[2])])
-                .keys()
-                .collect::<Vec<_>>(),
-            ["a"]
-        );
-        let text = page.finish();
-        for line in [
-            "taskq_redis_memory_used_bytes{queue=\"a\"} 850",
-            "taskq_redis_memory_max_bytes{queue=\"b\"} 1000",
-            "taskq_redis_eviction_policy_ok{queue=\"a\",policy=\"allkeys-lru\"} 0",
-            "taskq_redis_eviction_policy_ok{queue=\"b\",policy=\"noeviction\"} 1",
-            "taskq_redis_persistence_enabled{queue=\"a\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
-        }
-        assert!(!text.contains("persistence_enabled{queue=\"b\"}"));
-        assert!(!text.contains("queue=\"c\""));
     }
 }

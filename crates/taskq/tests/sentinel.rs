@@ -14,6 +14,8 @@ fn name(s: &str) -> TaskName {
 fn open(sentinel: &RedisSentinel, wait: Option<WaitForReplicas>) -> Queue {
     let options = ConnectOptions {
         wait_for_replicas: wait,
+        // Above the wait, which a loaded machine may need in full.
+        response_timeout: Duration::from_secs(3),
         ..ConnectOptions::default()
     };
     let url = sentinel.url().parse().unwrap();
@@ -56,7 +58,7 @@ async fn a_change_no_replica_holds_is_refused_with_wait_replicas() {
     let sentinel = RedisSentinel::start(1);
     let wait = WaitForReplicas {
         replicas: 1,
-        timeout: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
     };
     let queue = open(&sentinel, Some(wait));
     assert!(queue.enqueue(&name("held")).await.unwrap().created);

@@ -5,10 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use queue_service::write_queue_stats;
+use queue_service::{health_of, write_server_reports};
 use serde::Serialize;
+use service::prometheus::Exposition;
 use taskq::Queue;
-use taskq::metrics::{Exposition, write_queue_stats};
-use taskq::server::{Watch, health_of, write_server_reports};
+use taskq::server::Watch;
 
 use super::AppState;
 use crate::admission;

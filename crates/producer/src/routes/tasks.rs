@@ -17,6 +17,7 @@ use taskq::{Enqueued, TaskName, TaskView};
 use super::AppState;
 use super::served::{QueueParam, Target};
 use crate::error::{AppError, ErrorBody};
+use crate::query;
 
 /// A task's view as answered to clients.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -74,7 +75,7 @@ pub async fn enqueue(
     target: Target,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let name = TaskName::from_query(query.as_deref())?;
+    let name = query::task_name(query.as_deref())?;
     admit(&state, &target)?;
     let enqueued = target.queue().enqueue(&name).await?;
     accepted(&state, &target, &name, enqueued)
@@ -83,7 +84,7 @@ pub async fn enqueue(
 /// `HEAD /?task-name=NAME`: the status a read of the task would answer (200, or 404 for a name
 /// never seen), and never an enqueue, so that link checkers and `curl -I` create nothing.
 pub async fn peek(target: Target, RawQuery(query): RawQuery) -> Result<Json<Answer>, AppError> {
-    let name = TaskName::from_query(query.as_deref())?;
+    let name = query::task_name(query.as_deref())?;
     read(&target, &name).await
 }
 

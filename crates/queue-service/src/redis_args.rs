@@ -1,9 +1,9 @@
-//! What every binary shares: the Redis flags, logging and the shutdown signal.
+//! The Redis settings the producer and the consumer take, each a flag and an environment
+//! variable; secrets (`REDIS_URL` with its password) are never shown by `--help`.
 
 use std::time::Duration;
 
-use crate::connect::{ConnectOptions, RedisUrl, WaitForReplicas};
-use crate::error::{Error, Result};
+use taskq::{ConnectOptions, Error, RedisUrl, Result, WaitForReplicas};
 
 /// The Redis settings every binary takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -96,83 +96,5 @@ impl RedisArgs {
             tls_root_cert,
             wait_for_replicas,
         })
-    }
-}
-
-/// The logging flag every binary takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LogArgs {
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-}
-
-impl LogArgs {
-    /// Starts logging to stderr in the chosen format (see [`init_tracing`]).
-    pub fn init(&self) {
-        init_tracing(self.log_format);
-    }
-}
-
-/// A tokio runtime with `threads` worker threads: 1 runs everything on the calling thread (no
-/// cross-thread wake-ups, one malloc arena), 0 means one per core.
-///
-/// # Errors
-/// When the runtime cannot start.
-pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    if threads > 1 {
-        builder.worker_threads(threads);
-    }
-    builder.enable_all().build()
-}
-
-/// The log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
-
-/// Resolves on the first SIGINT (ctrl-c) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-        () = terminate => tracing::info!("SIGTERM received; shutting down"),
     }
 }

@@ -1,9 +1,6 @@
 //! The producer's settings.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use queue_service::RedisArgs;
@@ -11,9 +8,9 @@ use taskq::connect::connect;
 use taskq::{Policy, Queue};
 
 use crate::admission::Limits;
-use crate::routes::AppState;
-use crate::routes::auth::Tokens;
+use crate::routes::auth::{BearerToken, Tokens};
 use crate::routes::served::Queues;
+use crate::state::AppState;
 
 /// The producer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,40 +48,6 @@ pub struct Config {
     /// ADMIN_TOKEN (when that is set).
     #[arg(long, env = "CLIENT_TOKEN", hide_env_values = true)]
     pub client_token: Option<BearerToken>,
-}
-
-/// A bearer token the producer requires; never shown in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(Arc<str>);
-
-impl BearerToken {
-    /// Whether `presented` is the token, in time that does not depend on where they differ.
-    pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
-    }
-}
-
-impl BearerToken {
-    /// The token, unless it is empty: an empty value (`ADMIN_TOKEN=` passed through from an
-    /// environment that does not set it, as compose does) means no token.
-    fn unless_empty(token: Option<&Self>) -> Option<Self> {
-        token.filter(|token| !token.0.is_empty()).cloned()
-    }
-}
-
-impl FromStr for BearerToken {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.into()))
-    }
-}
-
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BearerToken(***)")
-    }
 }
 
 impl Config {

@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //! - [`config`]: settings from flags and environment.
+//! - [`state`]: what every handler may use.
+//! - [`query`]: the task name of `GET /?task-name=`, read strictly.
 //! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
 //! - [`routes`]: the handlers and the router ([`routes::app`]): the client's side
 //!   ([`routes::tasks`]), the operator's ([`routes::admin`]), health and metrics ([`routes::ops`]).
@@ -20,13 +22,15 @@ pub mod openapi;
 pub mod parse_errors;
 pub mod query;
 pub mod routes;
+pub mod state;
 pub mod throughput;
 
 use std::future::Future;
 use std::sync::Arc;
 
 pub use config::Config;
-pub use routes::{AppState, app};
+pub use routes::app;
+pub use state::AppState;
 
 /// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish.
 /// Samples every queue's throughput and watches its Redis (memory, policy, persistence)

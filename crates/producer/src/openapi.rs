@@ -4,6 +4,7 @@
 
 use std::sync::LazyLock;
 
+use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -60,4 +61,9 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::open
 /// The document (built once).
 pub fn document() -> &'static utoipa::openapi::OpenApi {
     &DOCUMENT
+}
+
+/// `GET /openapi.json`: the document.
+pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(document())
 }

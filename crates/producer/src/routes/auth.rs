@@ -10,14 +10,50 @@
 //! token as soon as one is set: a cancelled name dedups for `DEAD_TTL_SECS`, so an open cancel
 //! would let anyone block a name for days. Tokens are compared in constant time and never logged.
 
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::AppState;
-use crate::config::BearerToken;
 use crate::error::{AppError, Required};
+
+/// A bearer token the producer requires; never shown in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(Arc<str>);
+
+impl BearerToken {
+    /// Whether `presented` is the token, in time that does not depend on where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+    }
+}
+
+impl BearerToken {
+    /// The token, unless it is empty: an empty value (`ADMIN_TOKEN=` passed through from an
+    /// environment that does not set it, as compose does) means no token.
+    pub(crate) fn unless_empty(token: Option<&Self>) -> Option<Self> {
+        token.filter(|token| !token.0.is_empty()).cloned()
+    }
+}
+
+impl FromStr for BearerToken {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.into()))
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(***)")
+    }
+}
 
 /// The tokens the producer requires, each optional.
 #[derive(Debug, Clone, Default)]
@@ -65,11 +101,11 @@ impl Tokens {
 
 /// Refuses requests to `guard`'s routes that do not present a token they accept (401).
 pub async fn require(
-    State((state, guard)): State<(AppState, Guard)>,
+    State((tokens, guard)): State<(Tokens, Guard)>,
     request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    if let Some((required, accepted)) = state.tokens.required(guard) {
+    if let Some((required, accepted)) = tokens.required(guard) {
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)

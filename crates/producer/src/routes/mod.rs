@@ -26,8 +26,6 @@ pub mod ops;
 pub mod served;
 pub mod tasks;
 
-use std::time::Duration;
-
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
@@ -35,34 +33,9 @@ use axum::{Json, Router, middleware};
 use taskq::MAX_PAYLOAD_BYTES;
 
 use crate::error::{AppError, ErrorBody};
-use auth::{Guard, Tokens};
-use served::Queues;
-
-/// What every handler may use.
-#[derive(Clone)]
-pub struct AppState {
-    /// The queues served; a request picks one with `?queue=` (see [`served`]).
-    pub queues: Queues,
-    /// The tokens that guard the routes (see [`auth`]).
-    pub tokens: Tokens,
-    /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
-    /// interval); also of 503s for a full queue.
-    pub retry_after: Duration,
-    /// How often each queue's Redis is read for memory, policy and persistence.
-    pub redis_check: Duration,
-}
-
-impl AppState {
-    /// A state for `queues` with no tokens and a 2 s `Retry-After`.
-    pub fn new(queues: Queues) -> Self {
-        Self {
-            queues,
-            tokens: Tokens::default(),
-            retry_after: Duration::from_secs(2),
-            redis_check: Duration::from_millis(250),
-        }
-    }
-}
+use crate::openapi;
+use crate::state::AppState;
+use auth::Guard;
 
 /// The producer's router.
 pub fn app(state: AppState) -> Router {
@@ -73,7 +46,7 @@ pub fn app(state: AppState) -> Router {
         .route("/dead/retry", post(admin::retry_dead))
         .route("/purge", post(admin::purge))
         .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Guard::Admin),
+            (state.tokens.clone(), Guard::Admin),
             auth::require,
         ));
     let client = Router::new()
@@ -81,13 +54,13 @@ pub fn app(state: AppState) -> Router {
         .route("/tasks", post(tasks::submit))
         .route("/tasks/{name}", get(tasks::show))
         .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Guard::Client),
+            (state.tokens.clone(), Guard::Client),
             auth::require,
         ));
     let cancel = Router::new()
         .route("/tasks/{name}", delete(tasks::cancel))
         .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Guard::Cancel),
+            (state.tokens.clone(), Guard::Cancel),
             auth::require,
         ));
     Router::new()
@@ -96,7 +69,7 @@ pub fn app(state: AppState) -> Router {
         .route("/queues", get(ops::queues))
         .route("/healthz", get(ops::health))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .route("/ui", get(ops::dashboard))
         .merge(admin)
         // Room for the largest payload and a name, percent-encoded or escaped.

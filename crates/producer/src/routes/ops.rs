@@ -12,9 +12,9 @@ use service::prometheus::Exposition;
 use taskq::Queue;
 use taskq::server::Watch;
 
-use super::AppState;
 use crate::admission;
 use crate::error::{AppError, ErrorBody};
+use crate::state::AppState;
 
 /// The answer of a healthy `/healthz`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -111,9 +111,4 @@ pub async fn dashboard() -> impl IntoResponse {
         ],
         include_str!("../ui/index.html"),
     )
-}
-
-/// The OpenAPI document of the producer's API.
-pub async fn openapi() -> impl IntoResponse {
-    Json(crate::openapi::document())
 }

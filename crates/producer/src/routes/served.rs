@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRef, FromRequestParts, Query};
 use axum::http::request::Parts;
 use serde::Deserialize;
 use taskq::Queue;
 
-use super::AppState;
 use crate::admission::{Admission, Limits};
 use crate::error::AppError;
 use crate::throughput::Throughput;
@@ -105,23 +104,26 @@ impl Target {
     }
 }
 
-impl FromRequestParts<AppState> for Target {
+impl<S: Send + Sync> FromRequestParts<S> for Target
+where
+    Queues: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let queues = Queues::from_ref(state);
         let Query(QueueParam { queue }) = Query::try_from_uri(&parts.uri)?;
         let Some(name) = queue else {
             return Ok(Self {
-                served: state.queues.default().clone(),
+                served: queues.default().clone(),
                 named: false,
             });
         };
-        let served = state
-            .queues
+        let served = queues
             .get(&name)
             .ok_or_else(|| AppError::NotFound(format!("no queue named {name:?} is served here")))?;
         Ok(Self {
-            named: served.name() != state.queues.default().name(),
+            named: served.name() != queues.default().name(),
             served: served.clone(),
         })
     }

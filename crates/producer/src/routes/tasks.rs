@@ -14,10 +14,10 @@ use serde_json::value::RawValue;
 use taskq::Cancel;
 use taskq::{Enqueued, TaskName, TaskView};
 
-use super::AppState;
 use super::served::{QueueParam, Target};
 use crate::error::{AppError, ErrorBody};
 use crate::query;
+use crate::state::AppState;
 
 /// A task's view as answered to clients.
 #[derive(Serialize, utoipa::ToSchema)]

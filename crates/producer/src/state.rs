@@ -1,0 +1,41 @@
+//! What every handler may use: the queues served, the tokens, and the timings answers carry.
+
+use std::time::Duration;
+
+use axum::extract::FromRef;
+
+use crate::routes::auth::Tokens;
+use crate::routes::served::Queues;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    /// The queues served; a request picks one with `?queue=` (see [`served`]).
+    pub queues: Queues,
+    /// The tokens that guard the routes (see [`auth`]).
+    pub tokens: Tokens,
+    /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
+    /// interval); also of 503s for a full queue.
+    pub retry_after: Duration,
+    /// How often each queue's Redis is read for memory, policy and persistence.
+    pub redis_check: Duration,
+}
+
+impl AppState {
+    /// A state for `queues` with no tokens and a 2 s `Retry-After`.
+    pub fn new(queues: Queues) -> Self {
+        Self {
+            queues,
+            tokens: Tokens::default(),
+            retry_after: Duration::from_secs(2),
+            redis_check: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The queues, for the extractor that picks one per request ([`crate::routes::served::Target`]).
+impl FromRef<AppState> for Queues {
+    fn from_ref(state: &AppState) -> Self {
+        state.queues.clone()
+    }
+}

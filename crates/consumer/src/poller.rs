@@ -9,7 +9,7 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use taskq::{ClaimedTask, Failure, Handler, Outcome};
 
 use crate::api::failure::retry_after;
-use crate::api::read::{self, Answer};
+use crate::api::read::{self, ApiResponse};
 use crate::api::request::{self, Kind};
 use crate::api::{Api, Profile, original};
 use crate::client::describe;
@@ -136,7 +136,7 @@ impl Poller {
             builder = builder.body(body);
         }
         let response = self.send(builder).await?;
-        let answer = Answer {
+        let answer = ApiResponse {
             status: response.status,
             headers: &response.headers,
             retry_after: retry_after(&response.headers, self.max_retry_after),

@@ -31,7 +31,7 @@ use crate::routes::{admin, ops, tasks};
         ops::metrics,
     ),
     // Types used only as query parameters are not collected from the paths.
-    components(schemas(taskq::Finished, taskq::State)),
+    components(schemas(taskq::FinalState, taskq::State)),
     modifiers(&TokenSchemes),
     tags(
         (name = "tasks", description = "Asynchronous request-reply: enqueue, read, cancel. Requires Authorization: Bearer <CLIENT_TOKEN> (or the admin token) when a client token is set; cancel requires the admin token when only that is set."),

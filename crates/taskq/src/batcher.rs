@@ -122,7 +122,7 @@ impl Request {
 }
 
 /// Where the background task sends its calls.
-pub(crate) struct Target {
+pub(crate) struct CallTarget {
     pub conn: RedisConnection,
     pub keys: Arc<QueueKeys>,
     pub result_ttl_ms: u64,
@@ -141,7 +141,7 @@ impl Enqueuer {
         &self,
         name: &TaskName,
         payload: Option<Box<RawValue>>,
-        target: impl FnOnce() -> Target,
+        target: impl FnOnce() -> CallTarget,
     ) -> Result<Enqueued> {
         let (answer, answered) = oneshot::channel();
         self.send(
@@ -155,7 +155,7 @@ impl Enqueuer {
         answered.await.unwrap_or(Err(Error::Interrupted))
     }
 
-    fn send(&self, request: Request, target: impl FnOnce() -> Target) {
+    fn send(&self, request: Request, target: impl FnOnce() -> CallTarget) {
         let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
         let request = match requests.as_ref() {
             Some(sender) => match sender.send(request) {
@@ -174,7 +174,7 @@ impl Enqueuer {
 
 /// The background task: waits for a free call, gathers what is waiting, calls. Ends when every
 /// handle of the queue is gone.
-async fn gather_and_call(mut requests: mpsc::UnboundedReceiver<Request>, target: Arc<Target>) {
+async fn gather_and_call(mut requests: mpsc::UnboundedReceiver<Request>, target: Arc<CallTarget>) {
     let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
     loop {
         let Ok(call) = Arc::clone(&calls).acquire_owned().await else {
@@ -198,7 +198,7 @@ async fn gather_and_call(mut requests: mpsc::UnboundedReceiver<Request>, target:
     }
 }
 
-impl Target {
+impl CallTarget {
     /// Runs one call for `batch` and hands each caller its answer.
     async fn call(&self, batch: Vec<Request>) {
         let tasks = batch

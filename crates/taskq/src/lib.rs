@@ -59,7 +59,7 @@ pub use error::{Error, NameError, Result};
 pub use finish::{Ack, Finish};
 pub use list::{MAX_PAGE_SIZE, Page};
 pub use name::{MAX_TASK_NAME_LEN, TaskName};
-pub use purge::Finished;
+pub use purge::FinalState;
 pub use queue::{Policy, Queue};
 pub use stats::{Counts, QueueStats, StateCounts};
 pub use sweep::Sweep;

@@ -13,7 +13,7 @@ use crate::task::State;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
-pub enum Finished {
+pub enum FinalState {
     /// Done tasks: their results go before their ttl ends.
     Done,
     /// Dead tasks.
@@ -22,7 +22,7 @@ pub enum Finished {
     Cancelled,
 }
 
-impl Finished {
+impl FinalState {
     fn state(self) -> State {
         match self {
             Self::Done => State::Done,
@@ -39,16 +39,16 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`] when Redis fails; the batches before it stay applied.
     #[instrument(level = "debug", skip(self))]
-    pub async fn purge(&self, state: Finished) -> Result<u64> {
+    pub async fn purge(&self, state: FinalState) -> Result<u64> {
         let keys = self.keys();
         let index = match state {
-            Finished::Done => &keys.stats,
-            Finished::Dead => &keys.dead,
-            Finished::Cancelled => &keys.cancelled,
+            FinalState::Done => &keys.stats,
+            FinalState::Dead => &keys.dead,
+            FinalState::Cancelled => &keys.cancelled,
         };
         // An index shrinks by each batch, so it is read from its start every time; a scan moves on.
         let mut left = match state {
-            Finished::Done => u64::MAX,
+            FinalState::Done => u64::MAX,
             _ => self.index_len(index).await?,
         };
         let mut cursor = Cursor::Start;
@@ -63,8 +63,8 @@ impl Queue {
             }
             deleted += invocation.run::<u64>(self.redis()).await?;
             match (state, batch.next) {
-                (Finished::Done, Some(next)) => cursor = next,
-                (Finished::Done, None) => break,
+                (FinalState::Done, Some(next)) => cursor = next,
+                (FinalState::Done, None) => break,
                 _ if batch.names.is_empty() => break,
                 _ => {}
             }

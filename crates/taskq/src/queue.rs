@@ -148,7 +148,7 @@ impl Queue {
         payload: Option<Box<serde_json::value::RawValue>>,
     ) -> Result<Enqueued> {
         self.enqueuer
-            .enqueue(name, payload, || batcher::Target {
+            .enqueue(name, payload, || batcher::CallTarget {
                 conn: self.conn.clone(),
                 keys: Arc::clone(&self.keys),
                 result_ttl_ms: millis(self.policy.result_ttl),

@@ -141,16 +141,8 @@ impl Default for WorkerConfig {
 /// Running totals of one worker (process memory; the queue-wide exact counters live in Redis).
 #[derive(Debug, Default)]
 pub struct WorkerStats {
-    /// Tasks claimed.
-    pub claimed: AtomicU64,
     /// Tasks completed.
     pub done: AtomicU64,
-    /// "processing" answers and submits recorded.
-    pub snoozed: AtomicU64,
-    /// Failures recorded for a retry.
-    pub retried: AtomicU64,
-    /// Tasks that died here.
-    pub dead: AtomicU64,
     /// Answers refused because the lease had been lost.
     pub stale: AtomicU64,
     /// Tasks handed back at shutdown.
@@ -279,7 +271,7 @@ impl<H: Handler> Worker<H> {
 const RECORD_ON_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// A call's outcome on its way to Redis.
-struct Answer {
+struct CallOutcome {
     task: ClaimedTask,
     outcome: Outcome,
 }
@@ -297,7 +289,7 @@ impl<H: Handler> Shared<H> {
         self: Arc<Self>,
         slots: &Arc<Semaphore>,
         in_flight: &mut JoinSet<()>,
-        answers: &mpsc::Sender<Answer>,
+        answers: &mpsc::Sender<CallOutcome>,
     ) {
         let ahead = claim_ahead(&self.config);
         let mut ready: VecDeque<ClaimedTask> = VecDeque::new();
@@ -341,7 +333,6 @@ impl<H: Handler> Shared<H> {
             let claimed = claim.tasks.len();
             for task in claim.tasks {
                 self.held_map().insert(task.token.clone(), task.clone());
-                WorkerStats::bump(&self.stats.claimed);
                 ready.push_back(task);
             }
             if claimed < want {
@@ -367,7 +358,7 @@ impl<H: Handler> Shared<H> {
         ready: &mut VecDeque<ClaimedTask>,
         slots: &Arc<Semaphore>,
         in_flight: &mut JoinSet<()>,
-        answers: &mpsc::Sender<Answer>,
+        answers: &mpsc::Sender<CallOutcome>,
     ) {
         while !ready.is_empty() {
             let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
@@ -388,7 +379,7 @@ impl<H: Handler> Shared<H> {
         task: ClaimedTask,
         permit: OwnedSemaphorePermit,
         in_flight: &mut JoinSet<()>,
-        answers: &mpsc::Sender<Answer>,
+        answers: &mpsc::Sender<CallOutcome>,
     ) {
         in_flight.spawn(Arc::clone(self).run_task(task, permit, answers.clone()));
     }
@@ -432,7 +423,7 @@ impl<H: Handler> Shared<H> {
         self: Arc<Self>,
         task: ClaimedTask,
         slot: OwnedSemaphorePermit,
-        answers: mpsc::Sender<Answer>,
+        answers: mpsc::Sender<CallOutcome>,
     ) {
         let outcome = AssertUnwindSafe(self.handler.handle(&task))
             .catch_unwind()
@@ -442,13 +433,13 @@ impl<H: Handler> Shared<H> {
         // The slot frees once the answer is queued for recording, so the next claim need not
         // wait for Redis to record this one. The recorder only stops after the last sender is
         // dropped, so this cannot fail.
-        let _ = answers.send(Answer { task, outcome }).await;
+        let _ = answers.send(CallOutcome { task, outcome }).await;
         drop(slot);
     }
 
     /// Records answers in batches: whatever arrived while the previous batch was on its way
     /// goes in the next call, so batches grow with the load and cost nothing when it is low.
-    async fn record_answers(self: Arc<Self>, mut to_record: mpsc::Receiver<Answer>) {
+    async fn record_answers(self: Arc<Self>, mut to_record: mpsc::Receiver<CallOutcome>) {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while to_record.recv_many(&mut batch, RECORD_BATCH).await > 0 {
             self.record(&batch).await;
@@ -459,7 +450,7 @@ impl<H: Handler> Shared<H> {
     /// Records a batch of answers, retrying while Redis fails (the script is safe to repeat)
     /// for up to one lease period; after that the leases end and the tasks come back by
     /// themselves.
-    async fn record(&self, batch: &[Answer]) {
+    async fn record(&self, batch: &[CallOutcome]) {
         let delays: Vec<Option<Duration>> = batch
             .iter()
             .map(|answer| match &answer.outcome {
@@ -524,7 +515,7 @@ impl<H: Handler> Shared<H> {
         };
         let mut earliest: Option<Instant> = None;
         for ((answer, ack), delay) in batch.iter().zip(acks).zip(&delays) {
-            self.count(answer, ack);
+            self.log(answer, ack);
             if let (Some(delay), Ack::Applied) = (delay, ack) {
                 let at = Instant::now() + *delay;
                 earliest = Some(earliest.map_or(at, |e| e.min(at)));
@@ -544,37 +535,30 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    /// Counts and logs one recorded answer; every line names the task and its attempt. (The
-    /// queue-wide counts, throttled answers among them, are kept by the scripts.)
-    fn count(&self, answer: &Answer, ack: Ack) {
+    /// Logs one recorded answer, and counts what this process's callers read (done, stale);
+    /// every line names the task and its attempt. (The queue-wide counts are kept by the
+    /// scripts.)
+    fn log(&self, answer: &CallOutcome, ack: Ack) {
         let (task, attempt) = (&answer.task.name, answer.task.attempts + 1);
-        let counter = match (&answer.outcome, ack) {
+        match (&answer.outcome, ack) {
             (_, Ack::Stale) => {
                 warn!(%task, attempt, "lease lost before the answer was recorded; answer dropped");
-                &self.stats.stale
+                WorkerStats::bump(&self.stats.stale);
             }
-            (outcome, Ack::Dead) => {
-                warn!(%task, attempt, ?outcome, "task is dead");
-                &self.stats.dead
-            }
-            (Outcome::Done(_), Ack::Applied) => &self.stats.done,
-            (Outcome::Processing { .. } | Outcome::Submitted { .. }, Ack::Applied) => {
-                &self.stats.snoozed
-            }
+            (outcome, Ack::Dead) => warn!(%task, attempt, ?outcome, "task is dead"),
             (Outcome::Throttled { message, .. }, Ack::Applied) => {
                 info!(%task, attempt, answer = %message, "throttled; will call again");
-                return;
             }
             (Outcome::Failed(failure), Ack::Applied) => {
                 info!(%task, attempt, error = %failure.message, "call failed; will retry");
-                &self.stats.retried
             }
-        };
-        WorkerStats::bump(counter);
+            (Outcome::Done(_), Ack::Applied) => WorkerStats::bump(&self.stats.done),
+            (Outcome::Processing { .. } | Outcome::Submitted { .. }, Ack::Applied) => {}
+        }
     }
 
     /// Drops recorded (or abandoned) tasks from the held leases.
-    fn forget(&self, batch: &[Answer]) {
+    fn forget(&self, batch: &[CallOutcome]) {
         let mut held = self.held_map();
         for answer in batch {
             held.remove(&answer.task.token);

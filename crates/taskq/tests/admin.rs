@@ -9,7 +9,7 @@ use redis::Commands;
 use serde_json::value::RawValue;
 use support::name;
 use taskq::{Ack, Error, Policy, Queue, State, TaskName};
-use taskq::{Cancel, Finished, MAX_PAYLOAD_BYTES};
+use taskq::{Cancel, FinalState, MAX_PAYLOAD_BYTES};
 use testkit::{RedisServer, eventually};
 
 fn open(redis: &RedisServer) -> Queue {
@@ -433,9 +433,9 @@ async fn purge_deletes_only_the_records_in_that_state_and_frees_their_names() {
     }
     queue.enqueue_many(&names("live", 5)).await.unwrap();
 
-    assert_eq!(queue.purge(Finished::Done).await.unwrap(), 700);
-    assert_eq!(queue.purge(Finished::Dead).await.unwrap(), 600);
-    assert_eq!(queue.purge(Finished::Cancelled).await.unwrap(), 2);
+    assert_eq!(queue.purge(FinalState::Done).await.unwrap(), 700);
+    assert_eq!(queue.purge(FinalState::Dead).await.unwrap(), 600);
+    assert_eq!(queue.purge(FinalState::Cancelled).await.unwrap(), 2);
 
     let keys: Vec<String> = redis.connection().keys("*").unwrap();
     let records: Vec<&String> = keys

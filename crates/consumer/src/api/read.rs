@@ -30,7 +30,7 @@ const MAX_ID_BYTES: usize = 2048;
 
 /// An answer as the poller read it.
 #[derive(Debug)]
-pub struct Answer<'a> {
+pub struct ApiResponse<'a> {
     /// The status line's code.
     pub status: StatusCode,
     /// The response headers.
@@ -64,7 +64,7 @@ fn provider_message(profile: &Profile, body: &Value) -> Option<String> {
 }
 
 /// Reads the answer to `submit`, a call of `profile`.
-pub fn submit(profile: &Profile, submit: &Submit, answer: &Answer<'_>) -> Outcome {
+pub fn submit(profile: &Profile, submit: &Submit, answer: &ApiResponse<'_>) -> Outcome {
     let body = json(answer.body);
     if answer.status == StatusCode::CONFLICT {
         // A provider that honours idempotency keys answers 409 while an earlier submit with the
@@ -119,7 +119,7 @@ pub fn submit(profile: &Profile, submit: &Submit, answer: &Answer<'_>) -> Outcom
 }
 
 /// Reads a poll's answer.
-pub fn poll(profile: &Profile, answer: &Answer<'_>) -> Outcome {
+pub fn poll(profile: &Profile, answer: &ApiResponse<'_>) -> Outcome {
     let body = json(answer.body);
     let code = answer.status.as_u16();
     let listed = match &profile.status {
@@ -188,8 +188,8 @@ mod tests {
         }))
     }
 
-    fn answer<'a>(status: u16, headers: &'a HeaderMap, body: &'a str) -> Answer<'a> {
-        Answer {
+    fn answer<'a>(status: u16, headers: &'a HeaderMap, body: &'a str) -> ApiResponse<'a> {
+        ApiResponse {
             status: StatusCode::from_u16(status).unwrap(),
             headers,
             retry_after: None,
@@ -198,7 +198,7 @@ mod tests {
     }
 
     /// [`submit`] with the profile's own submit.
-    fn submit_to(profile: &Profile, answer: &Answer<'_>) -> Outcome {
+    fn submit_to(profile: &Profile, answer: &ApiResponse<'_>) -> Outcome {
         submit(profile, profile.submit.as_ref().unwrap(), answer)
     }
 

@@ -7,10 +7,10 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 use taskq::State as TaskState;
-use taskq::{Finished, MAX_PAGE_SIZE, Page, QueueStats};
+use taskq::{FinalState, MAX_PAGE_SIZE, Page, QueueStats};
 
 use super::served::{QueueParam, Target};
-use super::tasks::{Answer, not_found, path_name};
+use super::tasks::{TaskResponse, not_found, path_name};
 use crate::admission::AdmissionView;
 use crate::error::{AppError, ErrorBody};
 use crate::throughput::Rate;
@@ -101,7 +101,7 @@ pub async fn stats(target: Target) -> Result<Json<Stats>, AppError> {
     params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "Requeued", body = Answer),
+        (status = 200, description = "Requeued", body = TaskResponse),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
@@ -112,7 +112,7 @@ pub async fn stats(target: Target) -> Result<Json<Stats>, AppError> {
 pub async fn retry(
     target: Target,
     name: Result<Path<String>, PathRejection>,
-) -> Result<Json<Answer>, AppError> {
+) -> Result<Json<TaskResponse>, AppError> {
     let name = path_name(name)?;
     let queue = target.queue();
     let revived = queue.retry_dead(&name).await?;
@@ -125,7 +125,7 @@ pub async fn retry(
         )));
     }
     tracing::info!(task = %name, "retried by an operator");
-    Ok(Json(Answer {
+    Ok(Json(TaskResponse {
         view,
         enqueued: None,
     }))
@@ -161,7 +161,7 @@ pub async fn retry_dead(target: Target) -> Result<Json<Changed>, AppError> {
 #[into_params(parameter_in = Query)]
 pub struct PurgeQuery {
     /// The finished state whose records go.
-    pub state: Finished,
+    pub state: FinalState,
 }
 
 /// Deletes the records of every done, dead or cancelled task; their names may then be enqueued

@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 /// A task's view as answered to clients.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Answer {
+pub struct TaskResponse {
     /// The task.
     #[serde(flatten)]
     pub view: TaskView,
@@ -30,7 +30,7 @@ pub struct Answer {
     pub enqueued: Option<bool>,
 }
 
-impl Answer {
+impl TaskResponse {
     fn of(view: TaskView) -> Json<Self> {
         Json(Self {
             view,
@@ -57,11 +57,11 @@ pub struct Submit {
     security((), ("client_token" = []), ("admin_token" = [])),
     params(("task-name" = String, Query, description = "the task's name (percent-encoded)"), QueueParam),
     responses(
-        (status = 202, description = "Enqueued now, or already queued, running or processing", body = Answer, headers(
+        (status = 202, description = "Enqueued now, or already queued, running or processing", body = TaskResponse, headers(
             ("Location" = String, description = "where to read the task"),
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
-        (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = Answer),
+        (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
         (status = 400, description = "Missing, repeated or invalid task-name", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
@@ -83,7 +83,10 @@ pub async fn enqueue(
 
 /// `HEAD /?task-name=NAME`: the status a read of the task would answer (200, or 404 for a name
 /// never seen), and never an enqueue, so that link checkers and `curl -I` create nothing.
-pub async fn peek(target: Target, RawQuery(query): RawQuery) -> Result<Json<Answer>, AppError> {
+pub async fn peek(
+    target: Target,
+    RawQuery(query): RawQuery,
+) -> Result<Json<TaskResponse>, AppError> {
     let name = query::task_name(query.as_deref())?;
     read(&target, &name).await
 }
@@ -95,11 +98,11 @@ pub async fn peek(target: Target, RawQuery(query): RawQuery) -> Result<Json<Answ
     params(QueueParam),
     request_body = Submit,
     responses(
-        (status = 202, description = "Enqueued now, or already queued, running or processing (a duplicate keeps the first payload)", body = Answer, headers(
+        (status = 202, description = "Enqueued now, or already queued, running or processing (a duplicate keeps the first payload)", body = TaskResponse, headers(
             ("Location" = String, description = "where to read the task"),
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
-        (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = Answer),
+        (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
         (status = 400, description = "Invalid name or malformed JSON", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
@@ -153,7 +156,7 @@ fn accepted(
         tracing::debug!(task = %name, "enqueued");
     }
     let is_final = enqueued.view.state.is_final();
-    let answer = Json(Answer {
+    let answer = Json(TaskResponse {
         view: enqueued.view,
         enqueued: Some(enqueued.created),
     });
@@ -188,7 +191,7 @@ fn accepted(
     security((), ("client_token" = []), ("admin_token" = [])),
     params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     responses(
-        (status = 200, description = "The task as it is now", body = Answer),
+        (status = 200, description = "The task as it is now", body = TaskResponse),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No task of that name (or its result expired), or no such queue", body = ErrorBody),
@@ -198,13 +201,13 @@ fn accepted(
 pub async fn show(
     target: Target,
     name: Result<Path<String>, PathRejection>,
-) -> Result<Json<Answer>, AppError> {
+) -> Result<Json<TaskResponse>, AppError> {
     read(&target, &path_name(name)?).await
 }
 
-async fn read(target: &Target, name: &TaskName) -> Result<Json<Answer>, AppError> {
+async fn read(target: &Target, name: &TaskName) -> Result<Json<TaskResponse>, AppError> {
     match target.queue().get(name).await? {
-        Some(view) => Ok(Answer::of(view)),
+        Some(view) => Ok(TaskResponse::of(view)),
         None => Err(not_found(name)),
     }
 }
@@ -217,7 +220,7 @@ async fn read(target: &Target, name: &TaskName) -> Result<Json<Answer>, AppError
     security((), ("client_token" = []), ("admin_token" = [])),
     params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
     responses(
-        (status = 200, description = "Cancelled (now or before)", body = Answer),
+        (status = 200, description = "Cancelled (now or before)", body = TaskResponse),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "A token is set (the client token, else the admin token) and the request has none it accepts", body = ErrorBody),
         (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
@@ -228,14 +231,14 @@ async fn read(target: &Target, name: &TaskName) -> Result<Json<Answer>, AppError
 pub async fn cancel(
     target: Target,
     name: Result<Path<String>, PathRejection>,
-) -> Result<Json<Answer>, AppError> {
+) -> Result<Json<TaskResponse>, AppError> {
     let name = path_name(name)?;
     match target.queue().cancel(&name).await? {
         Cancel::Cancelled(view) => {
             tracing::info!(task = %name, "cancelled");
-            Ok(Answer::of(view))
+            Ok(TaskResponse::of(view))
         }
-        Cancel::AlreadyCancelled(view) => Ok(Answer::of(view)),
+        Cancel::AlreadyCancelled(view) => Ok(TaskResponse::of(view)),
         Cancel::Done(_) => Err(AppError::Conflict(format!(
             "task {:?} is done: nothing left to cancel",
             name.as_str()

@@ -57,11 +57,11 @@ pub(crate) fn invocation<'a>(
     invocation
         .key(&keys.stats)
         .arg(result_ttl_ms)
-        .arg(if records { "1" } else { "0" });
+        .arg(if records { "1" } else { "0" })
+        .arg(keys.task_prefix());
     for (name, payload) in tasks {
         invocation
             .key(keys.task(name))
-            .arg(name.as_str())
             .arg(payload.map_or("", RawValue::get));
     }
     invocation

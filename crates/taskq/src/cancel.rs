@@ -42,7 +42,7 @@ impl Queue {
             .key(&keys.dead)
             .key(&keys.cancelled)
             .key(&keys.stats)
-            .arg(name.as_str())
+            .arg(keys.task_prefix())
             .arg(millis(self.policy().dead_ttl))
             .arg(self.policy().sweep_limit)
             .run(self.redis())

@@ -191,7 +191,7 @@ impl Queue {
             .key(&self.keys().leased)
             .key(&self.keys().due)
             .key(&self.keys().stats)
-            .arg(&task.name)
+            .arg(self.keys().task_prefix())
             .arg(&task.token)
             .run(self.redis())
             .await?;
@@ -208,11 +208,12 @@ impl Queue {
             return Ok(Vec::new());
         }
         let mut invocation = scripts::EXTEND.key(&self.keys().leased);
-        invocation.arg(millis(self.policy().lease));
+        invocation
+            .arg(millis(self.policy().lease))
+            .arg(self.keys().task_prefix());
         for task in tasks {
             invocation
                 .key(self.keys().task_raw(&task.name))
-                .arg(&task.name)
                 .arg(&task.token);
         }
         let lost: Vec<usize> = invocation.run(self.redis()).await?;

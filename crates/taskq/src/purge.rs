@@ -57,9 +57,12 @@ impl Queue {
             let batch = self.batch(state.state(), &cursor, BATCH).await?;
             left = left.saturating_sub(batch.names.len() as u64);
             let mut invocation = scripts::PURGE.key(&keys.stats);
-            invocation.key(index).arg(state.state().as_str());
+            invocation
+                .key(index)
+                .arg(state.state().as_str())
+                .arg(keys.task_prefix());
             for name in &batch.names {
-                invocation.key(keys.task_raw(name)).arg(name);
+                invocation.key(keys.task_raw(name));
             }
             deleted += invocation.run::<u64>(self.redis()).await?;
             match (state, batch.next) {

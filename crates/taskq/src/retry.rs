@@ -23,7 +23,7 @@ impl Queue {
             .key(&self.keys().dead)
             .key(&self.keys().due)
             .key(&self.keys().stats)
-            .arg(name.as_str())
+            .arg(self.keys().task_prefix())
             .run(self.redis())
             .await?;
         Ok(code == 1)
@@ -46,9 +46,12 @@ impl Queue {
             }
             left = left.saturating_sub(batch.names.len() as u64);
             let mut invocation = scripts::RETRY_ALL.key(&keys.dead);
-            invocation.key(&keys.due).key(&keys.stats);
+            invocation
+                .key(&keys.due)
+                .key(&keys.stats)
+                .arg(keys.task_prefix());
             for name in &batch.names {
-                invocation.key(keys.task_raw(name)).arg(name);
+                invocation.key(keys.task_raw(name));
             }
             revived += invocation.run::<u64>(self.redis()).await?;
         }

@@ -6,7 +6,7 @@
 -- a bounded number per call, so the cancelled set stays as small as the window it covers.
 -- KEYS[1] task record   KEYS[2] due   KEYS[3] leased   KEYS[4] dead   KEYS[5] cancelled
 -- KEYS[6] stats
--- ARGV[1] task name   ARGV[2] keep (ms)   ARGV[3] expired cancelled entries to prune at most
+-- ARGV[1] task key prefix   ARGV[2] keep (ms)   ARGV[3] expired cancelled entries to prune at most
 -- Returns {code, HGETALL of the record}: 1 cancelled now, 2 already cancelled, 3 done (left
 -- alone), 0 no such task.
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -14,13 +14,13 @@ if not state then return {0, {}} end
 if state == 'cancelled' then return {2, redis.call('HGETALL', KEYS[1])} end
 if state == 'done' then return {3, redis.call('HGETALL', KEYS[1])} end
 local now, keep = now_ms(), tonumber(ARGV[2])
-local at = int(now)
-for i = 2, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+local at, name = int(now), name_of(KEYS[1], ARGV[1])
+for i = 2, 4 do redis.call('ZREM', KEYS[i], name) end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'token', '', 'updated', at, 'cancelled_at', at)
 redis.call('HDEL', KEYS[1], 'run_at')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', int(now - keep), 'LIMIT', 0, ARGV[3])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', int(now - keep), 'LIMIT', '0', ARGV[3])
 if #expired > 0 then redis.call('ZREM', KEYS[5], unpack(expired)) end
-redis.call('ZADD', KEYS[5], at, ARGV[1])
+redis.call('ZADD', KEYS[5], at, name)
 redis.call('HINCRBY', KEYS[6], 'cancelled', '1')
 return {1, redis.call('HGETALL', KEYS[1])}

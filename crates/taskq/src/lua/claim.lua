@@ -20,14 +20,14 @@ local max_attempts, dead_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonu
 local submits = ARGV[7] == '1'
 local now = now_ms()
 for i = 6 + d, #KEYS do
-  reap_if_expired(KEYS[i], string.sub(KEYS[i], #prefix + 1), KEYS[2], KEYS[1], KEYS[3], KEYS[5], now,
+  reap_if_expired(KEYS[i], name_of(KEYS[i], prefix), KEYS[2], KEYS[1], KEYS[3], KEYS[5], now,
     max_attempts, dead_ttl)
 end
 -- The two candidate lists are read without a transaction, so a name can be in both: claim once.
 local names, keys, seen = {}, {}, {}
 for i = 6, #KEYS do
   if #names >= limit then break end
-  local name = string.sub(KEYS[i], #prefix + 1)
+  local name = name_of(KEYS[i], prefix)
   local run_at = redis.call('ZSCORE', KEYS[1], name)
   if run_at and tonumber(run_at) <= now and not seen[name] then
     seen[name] = true
@@ -74,7 +74,7 @@ if #names > 0 then
   end
   redis.call('HINCRBY', KEYS[5], 'claimed', int(#names))
 end
-local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local next_due = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')
 if next_due[2] then
   out[1] = math.max(0, tonumber(next_due[2]) - now)
 end

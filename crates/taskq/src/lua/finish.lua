@@ -22,7 +22,7 @@ local function overdue(key)
   return max_poll > 0 and now - tonumber(redis.call('HGET', key, 'created')) >= max_poll
 end
 for i = 5, #KEYS do
-  local key, name = KEYS[i], string.sub(KEYS[i], #prefix + 1)
+  local key, name = KEYS[i], name_of(KEYS[i], prefix)
   local a = 6 * (i - 4) - 1
   local kind, token, text, delay = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local permanent, remote_id = ARGV[a + 4] == '1', ARGV[a + 5]

@@ -20,7 +20,7 @@ if ARGV[1] == 'scan' then
   local cursor = ARGV[3] == '' and '0' or ARGV[3]
   local out, steps = {''}, 0
   repeat
-    local reply = redis.call('SCAN', cursor, 'MATCH', ARGV[4] .. '*', 'COUNT', n)
+    local reply = redis.call('SCAN', cursor, 'MATCH', ARGV[4] .. '*', 'COUNT', int(n))
     cursor, steps = reply[1], steps + 1
     for _, key in ipairs(reply[2]) do out[#out + 1] = key end
   until cursor == '0' or #out > n or steps >= 10
@@ -44,11 +44,11 @@ if ARGV[3] ~= '' then
   local hi = redis.call('ZCOUNT', index, '-inf', score)
   while lo < hi do -- the first entry of that score whose name sorts after the cursor's
     local mid = math.floor((lo + hi) / 2)
-    if after(redis.call('ZRANGE', index, mid, mid)[1], name) then hi = mid else lo = mid + 1 end
+    if after(redis.call('ZRANGE', index, int(mid), int(mid))[1], name) then hi = mid else lo = mid + 1 end
   end
   start = lo
 end
-local entries = redis.call('ZRANGE', index, start, start + n - 1, 'WITHSCORES')
+local entries = redis.call('ZRANGE', index, int(start), int(start + n - 1), 'WITHSCORES')
 local out = {''}
 if #entries == 2 * n and start + n < redis.call('ZCARD', index) then out[1] = 'more' end
 for _, v in ipairs(entries) do out[#out + 1] = v end

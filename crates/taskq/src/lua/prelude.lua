@@ -2,6 +2,9 @@
 -- Every key a script touches is declared in KEYS (Redis Cluster requires it to route and to
 -- migrate slots safely): scripts that work on tasks they cannot name in advance (claim, reap)
 -- receive candidate records read by the client just before, and re-check each one here.
+-- Task names come one way: a script that works on tasks receives their records as KEYS and the
+-- queue's task key prefix as an argument, and reads each name off its key (`name_of`); no name
+-- travels twice.
 -- A task's record is the HASH `<prefix><name>`; its fields:
 --   state     queued | running | processing | done | dead | cancelled
 --   token     the current owner's claim token ('' or absent when nobody owns it)
@@ -24,6 +27,11 @@
 -- string literal).
 local function int(n)
   return string.format('%d', n)
+end
+
+-- The name of the task whose record is `key`.
+local function name_of(key, prefix)
+  return string.sub(key, #prefix + 1)
 end
 
 -- Server time in milliseconds: clients never send timestamps, so hosts cannot disagree.

@@ -5,15 +5,15 @@
 -- anew since, is stale), so repeated calls always make progress.
 -- KEYS[1] stats   KEYS[2] the state's sorted set (dead, cancelled; done has none: stats again)
 -- KEYS[3..] candidate records
--- ARGV[1] state   ARGV[2..] candidate names, aligned with KEYS[3..]
+-- ARGV[1] state   ARGV[2] task key prefix
 -- Returns the number of records deleted.
-local state, deleted = ARGV[1], 0
+local state, prefix, deleted = ARGV[1], ARGV[2], 0
 for i = 3, #KEYS do
-  if state ~= 'done' then redis.call('ZREM', KEYS[2], ARGV[i - 1]) end
+  if state ~= 'done' then redis.call('ZREM', KEYS[2], name_of(KEYS[i], prefix)) end
   if redis.call('HGET', KEYS[i], 'state') == state then
     redis.call('DEL', KEYS[i])
     deleted = deleted + 1
   end
 end
-redis.call('HINCRBY', KEYS[1], 'purged', deleted)
+redis.call('HINCRBY', KEYS[1], 'purged', int(deleted))
 return deleted

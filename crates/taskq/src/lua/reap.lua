@@ -13,13 +13,13 @@ local max_attempts, dead_ttl, dead_cap = tonumber(ARGV[3]), tonumber(ARGV[4]), t
 local now = now_ms()
 local reaped = 0
 for i = 5, 4 + l do
-  reaped = reaped + reap_if_expired(KEYS[i], string.sub(KEYS[i], #prefix + 1), KEYS[1], KEYS[2],
+  reaped = reaped + reap_if_expired(KEYS[i], name_of(KEYS[i], prefix), KEYS[1], KEYS[2],
     KEYS[3], KEYS[4], now, max_attempts, dead_ttl)
 end
 local pruned = 0
 local kept = redis.call('ZCARD', KEYS[3])
 for i = 5 + l, #KEYS do
-  local name = string.sub(KEYS[i], #prefix + 1)
+  local name = name_of(KEYS[i], prefix)
   local died = redis.call('ZSCORE', KEYS[3], name)
   if died and ((dead_ttl > 0 and tonumber(died) <= now - dead_ttl) or kept > dead_cap) then
     redis.call('ZREM', KEYS[3], name)

@@ -1,6 +1,6 @@
 -- retry.lua: an operator brings a dead task back: due at once with a fresh attempt budget.
 -- KEYS[1] task record   KEYS[2] dead   KEYS[3] due   KEYS[4] stats
--- ARGV[1] task name
+-- ARGV[1] task key prefix
 -- Returns 1 requeued, 0 the task is not dead.
-if revive(KEYS[1], ARGV[1], now_ms(), KEYS[2], KEYS[3], KEYS[4]) then return 1 end
+if revive(KEYS[1], name_of(KEYS[1], ARGV[1]), now_ms(), KEYS[2], KEYS[3], KEYS[4]) then return 1 end
 return 0

@@ -2,15 +2,16 @@
 -- first, with list.lua). A candidate whose record is no longer dead (it expired, or the name was
 -- enqueued anew since) is only dropped from the dead set, so repeated calls always make progress.
 -- KEYS[1] dead   KEYS[2] due   KEYS[3] stats   KEYS[4..] candidate records
--- ARGV[1..] candidate names, aligned with KEYS[4..]
+-- ARGV[1] task key prefix
 -- Returns the number of tasks requeued.
 local now = now_ms()
 local revived = 0
 for i = 4, #KEYS do
-  if revive(KEYS[i], ARGV[i - 3], now, KEYS[1], KEYS[2], KEYS[3]) then
+  local name = name_of(KEYS[i], ARGV[1])
+  if revive(KEYS[i], name, now, KEYS[1], KEYS[2], KEYS[3]) then
     revived = revived + 1
   else
-    redis.call('ZREM', KEYS[1], ARGV[i - 3])
+    redis.call('ZREM', KEYS[1], name)
   end
 end
 return revived

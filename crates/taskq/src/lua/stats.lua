@@ -4,7 +4,7 @@
 -- Returns {server time (ms), due, due now, run-at of the earliest due task (-1: none), running,
 -- dead, cancelled, HGETALL of the counters}.
 local now = now_ms()
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')
 return {
   now,
   redis.call('ZCARD', KEYS[1]),

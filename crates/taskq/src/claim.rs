@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::name::TaskName;
 use crate::queue::Queue;
 use crate::scripts::{self, RunScript, millis};
 use crate::task::ClaimedTask;
@@ -94,7 +95,7 @@ fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
             (None, None)
         };
         tasks.push(ClaimedTask {
-            name,
+            name: TaskName::from_stored(name),
             token,
             attempts,
             polls,

@@ -146,7 +146,7 @@ impl Queue {
             .arg(self.policy().max_attempts)
             .arg(millis(self.policy().dead_ttl));
         for (task, finish) in batch {
-            invocation.key(self.keys().task_raw(&task.name));
+            invocation.key(self.keys().task(&task.name));
             let (kind, text, delay, permanent, remote_id) = match *finish {
                 Finish::Done(data) => ("done", data, Duration::ZERO, false, ""),
                 Finish::Processing { data, delay } => ("processing", data, delay, false, ""),
@@ -187,7 +187,7 @@ impl Queue {
     /// [`Error::Redis`] when Redis fails; safe to call again.
     pub async fn release(&self, task: &ClaimedTask) -> Result<Ack> {
         let code: i64 = scripts::RELEASE
-            .key(self.keys().task_raw(&task.name))
+            .key(self.keys().task(&task.name))
             .key(&self.keys().leased)
             .key(&self.keys().due)
             .key(&self.keys().stats)
@@ -213,7 +213,7 @@ impl Queue {
             .arg(self.keys().task_prefix());
         for task in tasks {
             invocation
-                .key(self.keys().task_raw(&task.name))
+                .key(self.keys().task(&task.name))
                 .arg(&task.token);
         }
         let lost: Vec<usize> = invocation.run(self.redis()).await?;

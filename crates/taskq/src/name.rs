@@ -42,8 +42,32 @@ impl TaskName {
         Ok(Self(name))
     }
 
+    /// A name read back from Redis: it was validated when its task was enqueued.
+    pub(crate) fn from_stored(name: String) -> Self {
+        Self(name)
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for TaskName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TaskName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// Sets and maps of names are looked up by text.
+impl std::borrow::Borrow<str> for TaskName {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
+use crate::name::TaskName;
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -213,7 +214,7 @@ fn number<T: FromStr>(field: &str, value: &str) -> Result<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedTask {
     /// The task's name.
-    pub name: String,
+    pub name: TaskName,
     /// The claim token: proof of ownership for complete, snooze, fail, extend and release.
     pub token: String,
     /// Failed attempts before this one (since the last successful poll).

@@ -412,7 +412,7 @@ async fn a_completion_racing_the_reaper_either_wins_whole_or_is_refused_and_coun
 
         for completion in completions {
             let (ack, task) = completion.await.unwrap();
-            let view = queue.get(&name(&task.name)).await.unwrap().unwrap();
+            let view = queue.get(&task.name).await.unwrap().unwrap();
             match ack {
                 Ack::Applied => {
                     won += 1;

@@ -30,7 +30,7 @@ use super::template::text_of;
 pub fn url(api_url: &Url, task: &ClaimedTask) -> Url {
     let mut url = api_url.clone();
     url.query_pairs_mut()
-        .append_pair("task-name", &task.name)
+        .append_pair("task-name", task.name.as_str())
         .extend_pairs(
             task.payload
                 .as_deref()
@@ -106,6 +106,8 @@ pub fn read(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> O
 
 #[cfg(test)]
 mod tests {
+    use taskq::TaskName;
+
     use super::*;
 
     fn ok(body: &str) -> Outcome {
@@ -171,7 +173,7 @@ mod tests {
 
     fn task(payload: Option<&str>) -> ClaimedTask {
         ClaimedTask {
-            name: "a b&c".into(),
+            name: TaskName::parse("a b&c").unwrap(),
             token: "1".into(),
             attempts: 0,
             polls: 0,

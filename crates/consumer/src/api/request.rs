@@ -78,7 +78,7 @@ pub fn idempotency_key(queue: &str, task: &ClaimedTask) -> String {
     // Claims on a submitting queue always give a task without a job its submit token; the
     // claim's own token stands in should one ever lack it (unique, if not stable).
     let token = task.submit_token.as_deref().unwrap_or(&task.token);
-    let name = utf8_percent_encode(&task.name, UNRESERVED).to_string();
+    let name = utf8_percent_encode(task.name.as_str(), UNRESERVED).to_string();
     let room = MAX_KEY_BYTES.saturating_sub(queue.len() + token.len() + 2);
     format!("{queue}:{}:{token}", cut_encoded(&name, room))
 }
@@ -135,7 +135,7 @@ pub fn render<'p>(
         .transpose()
         .map_err(RequestError::Payload)?;
     let values = Values {
-        name: &task.name,
+        name: task.name.as_str(),
         id: task.remote_id.as_deref(),
         payload: payload.as_ref(),
     };
@@ -172,6 +172,7 @@ mod tests {
 
     use super::super::profile::ApiSpec;
     use super::*;
+    use taskq::TaskName;
 
     fn profile(spec: Value) -> Profile {
         serde_json::from_value::<ApiSpec>(spec)
@@ -191,7 +192,7 @@ mod tests {
 
     fn task(remote_id: Option<&str>) -> ClaimedTask {
         ClaimedTask {
-            name: "report 7".into(),
+            name: TaskName::parse("report 7").unwrap(),
             token: "12".into(),
             attempts: 0,
             polls: 0,
@@ -272,12 +273,12 @@ mod tests {
     #[test]
     fn names_in_keys_are_visible_ascii_and_long_ones_are_cut_to_fit() {
         let mut unusual = task(None);
-        unusual.name = "résumé/ä b".into();
+        unusual.name = TaskName::parse("résumé/ä b").unwrap();
         assert_eq!(
             idempotency_key("q", &unusual),
             "q:r%C3%A9sum%C3%A9%2F%C3%A4%20b:9"
         );
-        unusual.name = "é".repeat(128);
+        unusual.name = TaskName::parse("é".repeat(128)).unwrap();
         let key = idempotency_key("a-long-queue-name", &unusual);
         assert!(key.len() <= MAX_KEY_BYTES, "{} bytes", key.len());
         assert!(key.ends_with("%C3%A9:9"), "{key}");

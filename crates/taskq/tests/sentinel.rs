@@ -27,6 +27,28 @@ async fn a_demoted_master_is_left_for_the_one_the_sentinels_promoted() {
     let sentinel = RedisSentinel::start(1);
     let queue = open(&sentinel, None);
     assert!(queue.enqueue(&name("before")).await.unwrap().created);
+    // Replication is asynchronous: the replica holds the first task before the partition.
+    let before_key = queue.keys().task(&name("before"));
+    let master_port = sentinel.master_port().unwrap();
+    let replica = sentinel
+        .servers()
+        .iter()
+        .find(|s| s.port() != master_port)
+        .unwrap();
+    let mut replica_conn =
+        replica.connection_as(testkit::sentinel::USER, testkit::sentinel::PASSWORD);
+    eventually(
+        Duration::from_secs(10),
+        "the replica to hold the first task",
+        || {
+            let held: bool = redis::cmd("EXISTS")
+                .arg(&before_key)
+                .query(&mut replica_conn)
+                .unwrap();
+            async move { held.then_some(()) }
+        },
+    )
+    .await;
     let old = sentinel.partition_master();
     // Cut off from its replica, the old master still takes writes (they will be lost).
     assert!(queue.enqueue(&name("during")).await.unwrap().created);
@@ -48,8 +70,10 @@ async fn a_demoted_master_is_left_for_the_one_the_sentinels_promoted() {
     let key = queue.keys().task(&name("during"));
     let during: bool = redis::cmd("EXISTS").arg(key).query(&mut conn).unwrap();
     assert!(!during, "what the cut-off master took is gone");
-    let key = queue.keys().task(&name("before"));
-    let before: bool = redis::cmd("EXISTS").arg(key).query(&mut conn).unwrap();
+    let before: bool = redis::cmd("EXISTS")
+        .arg(&before_key)
+        .query(&mut conn)
+        .unwrap();
     assert!(before, "what the replica held survives");
 }
 

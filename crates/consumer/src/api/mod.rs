@@ -21,6 +21,7 @@ pub mod profile;
 pub mod read;
 pub mod request;
 pub mod secret;
+pub mod spec;
 pub mod template;
 
 use std::path::Path;
@@ -28,7 +29,8 @@ use std::sync::Arc;
 
 use reqwest::Url;
 
-pub use profile::{ApiSpec, Profile, ProfileError};
+pub use profile::Profile;
+pub use spec::{ApiSpec, ProfileError};
 
 /// Whether two URLs share scheme, host and port: the test every call and redirect passes, so
 /// none leaves the host the configuration named.

@@ -170,7 +170,7 @@ pub fn render<'p>(
 mod tests {
     use serde_json::json;
 
-    use super::super::profile::ApiSpec;
+    use super::super::spec::ApiSpec;
     use super::*;
     use taskq::TaskName;
 

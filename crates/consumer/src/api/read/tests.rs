@@ -1,0 +1,245 @@
+//! Reading answers: submits (ids from a body or a header, refusals) and polls (processing, done, failed, from the body or the HTTP code).
+use reqwest::header::HeaderValue;
+use serde_json::json;
+
+use super::super::spec::ApiSpec;
+use super::*;
+
+fn profile(spec: Value) -> Profile {
+    serde_json::from_value::<ApiSpec>(spec)
+        .unwrap()
+        .compile(|_| Some("k".into()))
+        .unwrap()
+}
+
+fn replicate() -> Profile {
+    profile(json!({
+        "base_url": "https://api.test",
+        "submit": {"path": "/v1/predictions", "id": "/id"},
+        "poll": {"path": "/v1/predictions/{{id}}"},
+        "status": {"pointer": "/status", "processing": ["starting", "processing"],
+                   "done": ["succeeded"], "failed": ["failed", "canceled"]},
+        "result": "/output",
+        "error": "/error",
+    }))
+}
+
+fn answer<'a>(status: u16, headers: &'a HeaderMap, body: &'a str) -> ApiResponse<'a> {
+    ApiResponse {
+        status: StatusCode::from_u16(status).unwrap(),
+        headers,
+        retry_after: None,
+        body: body.as_bytes(),
+    }
+}
+
+/// [`submit`] with the profile's own submit.
+fn submit_to(profile: &Profile, answer: &ApiResponse<'_>) -> Outcome {
+    submit(profile, profile.submit.as_ref().unwrap(), answer)
+}
+
+fn permanent(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Failed(Failure {
+            permanent: true,
+            message,
+            ..
+        }) => message,
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_submit_keeps_the_id_from_the_body_or_a_header() {
+    let none = HeaderMap::new();
+    let submitted = submit_to(
+        &replicate(),
+        &answer(201, &none, r#"{"id": "abc", "status": "starting"}"#),
+    );
+    assert_eq!(
+        submitted,
+        Outcome::Submitted {
+            remote_id: "abc".into(),
+            data: r#"{"id":"abc","status":"starting"}"#.into(),
+            poll_in: None
+        }
+    );
+    let numeric = submit_to(&replicate(), &answer(200, &none, r#"{"id": 42}"#));
+    assert!(matches!(numeric, Outcome::Submitted { remote_id, .. } if remote_id == "42"));
+
+    let azure = profile(json!({
+        "base_url": "https://api.test",
+        "submit": {"path": "/analyze", "id": "header:Operation-Location"},
+        "poll": {"url": "{{id}}"},
+        "status": {"pointer": "/status", "processing": ["running"], "done": ["succeeded"]},
+    }));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "operation-location",
+        HeaderValue::from_static("https://api.test/results/1?v=2"),
+    );
+    let outcome = submit_to(&azure, &answer(202, &headers, ""));
+    assert!(
+        matches!(&outcome, Outcome::Submitted { remote_id, data, .. } if remote_id == "https://api.test/results/1?v=2" && data == "null"),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_submit_without_an_id_is_permanent() {
+    let none = HeaderMap::new();
+    for body in [
+        r#"{"status": "starting"}"#,
+        r#"{"id": ""}"#,
+        r#"{"id": null}"#,
+        "<html>",
+    ] {
+        permanent(submit_to(&replicate(), &answer(201, &none, body)));
+    }
+    let message = permanent(submit_to(&replicate(), &answer(201, &none, "{}")));
+    assert_eq!(message, "the submit's answer has no job id at /id");
+}
+
+#[test]
+fn a_refused_submit_keeps_the_providers_message() {
+    let none = HeaderMap::new();
+    let message = permanent(submit_to(
+        &replicate(),
+        &answer(422, &none, r#"{"error": "input.prompt is required"}"#),
+    ));
+    assert_eq!(
+        message,
+        "the API answered HTTP 422: input.prompt is required"
+    );
+    assert!(matches!(
+        submit_to(&replicate(), &answer(429, &none, "")),
+        Outcome::Throttled { .. }
+    ));
+    assert!(matches!(
+        submit_to(&replicate(), &answer(409, &none, "")),
+        Outcome::Failed(Failure {
+            permanent: false,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn polls_read_processing_done_and_failed_from_the_body() {
+    let none = HeaderMap::new();
+    let p = replicate();
+    assert_eq!(
+        poll(
+            &p,
+            &answer(200, &none, r#"{"status": "processing", "output": null}"#)
+        ),
+        Outcome::Processing {
+            data: r#"{"output":null,"status":"processing"}"#.into(),
+            poll_in: None
+        }
+    );
+    assert_eq!(
+        poll(
+            &p,
+            &answer(
+                200,
+                &none,
+                r#"{"status": "succeeded", "output": ["a.png"], "error": null}"#
+            )
+        ),
+        Outcome::Done(r#"["a.png"]"#.into())
+    );
+    let failed = permanent(poll(
+        &p,
+        &answer(
+            200,
+            &none,
+            r#"{"status": "failed", "error": "CUDA out of memory"}"#,
+        ),
+    ));
+    assert_eq!(
+        failed,
+        "the API reported the job failed: CUDA out of memory"
+    );
+    match poll(&p, &answer(200, &none, r#"{"status": "paused"}"#)) {
+        Outcome::Failed(f) => {
+            assert!(!f.permanent);
+            assert!(f.message.contains("\"paused\""), "{}", f.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        poll(&p, &answer(200, &none, "<html>")),
+        Outcome::Failed(Failure {
+            permanent: false,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_done_answer_with_an_error_is_a_failure() {
+    let google = profile(json!({
+        "base_url": "https://api.test",
+        "submit": {"path": "/v1/run", "id": "/name"},
+        "poll": {"path": "/v1/{{id}}"},
+        "status": {"pointer": "/done", "processing": [false], "done": [true], "absent": "processing"},
+        "result": "/response",
+        "error": "/error",
+    }));
+    let none = HeaderMap::new();
+    let message = permanent(poll(
+        &google,
+        &answer(
+            200,
+            &none,
+            r#"{"done": true, "error": {"code": 3, "message": "bad prompt"}}"#,
+        ),
+    ));
+    assert!(message.contains("bad prompt"), "{message}");
+    assert_eq!(
+        poll(
+            &google,
+            &answer(200, &none, r#"{"done": true, "response": {"v": 1}}"#)
+        ),
+        Outcome::Done(r#"{"v":1}"#.into())
+    );
+    assert!(matches!(
+        poll(&google, &answer(200, &none, r#"{"name": "op/1"}"#)),
+        Outcome::Processing { .. }
+    ));
+}
+
+#[test]
+fn http_mode_reads_the_code_and_its_lists_win() {
+    let stability = profile(json!({
+        "base_url": "https://api.test",
+        "submit": {"path": "/gen", "id": "/id"},
+        "poll": {"path": "/gen/result/{{id}}"},
+        "status": {"http": {"processing": [202], "done": [200]}},
+        "error": "/errors/0",
+    }));
+    let none = HeaderMap::new();
+    assert!(matches!(
+        poll(
+            &stability,
+            &answer(202, &none, r#"{"status": "in-progress"}"#)
+        ),
+        Outcome::Processing { .. }
+    ));
+    assert_eq!(
+        poll(&stability, &answer(200, &none, r#"{"image": "b64"}"#)),
+        Outcome::Done(r#"{"image":"b64"}"#.into())
+    );
+    let refused = permanent(poll(
+        &stability,
+        &answer(400, &none, r#"{"errors": ["content moderated"]}"#),
+    ));
+    assert_eq!(refused, "the API answered HTTP 400: content moderated");
+    match poll(&stability, &answer(201, &none, "{}")) {
+        Outcome::Failed(f) => {
+            assert!(!f.permanent && f.message.contains("201"), "{}", f.message)
+        }
+        other => panic!("{other:?}"),
+    }
+}

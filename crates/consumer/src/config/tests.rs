@@ -1,0 +1,197 @@
+//! Settings: queues from QUEUES and QUEUES_FILE (JSON and TOML), their profiles and policies, and the refusals that never echo a secret.
+use clap::Parser;
+
+use super::*;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+fn parse(args: &[&str]) -> Config {
+    Cli::try_parse_from(std::iter::once("consumer").chain(args.iter().copied()))
+        .unwrap()
+        .config
+}
+
+#[test]
+fn an_api_url_with_credentials_is_refused_without_echoing_them() {
+    let refused = Cli::try_parse_from(["consumer", "--api-url", "http://u:hunter2@api/"])
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(refused.contains("no credentials in the URL"), "{refused}");
+    assert!(!refused.contains("hunter2"), "{refused}");
+    assert_eq!(
+        parse(&["--api-url", "https://api/x"]).api_url.as_str(),
+        "https://api/x"
+    );
+}
+
+/// Runs `check` with the path of a temporary file holding `json`.
+fn with_file(json: &str, check: impl FnOnce(&str)) {
+    with_named_file("json", json, check);
+}
+
+/// Runs `check` with the path of a temporary `*.{extension}` file holding `text`.
+fn with_named_file(extension: &str, text: &str, check: impl FnOnce(&str)) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "taskq-queues-{}-{}.{extension}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, text).unwrap();
+    check(path.to_str().unwrap());
+    std::fs::remove_file(&path).unwrap();
+}
+
+const PROFILE_TOML: &str = r#"
+    [jobs]
+    concurrency = 8
+
+    [jobs.api]
+    base_url = "https://api.example.com"
+    headers = { Authorization = "Bearer ${TOKEN}" }
+    submit = { path = "/v1/jobs", id = "/id" }
+    poll = { path = "/v1/jobs/{{id}}" }
+    status = { pointer = "/status", processing = ["running"], done = ["succeeded"] }
+"#;
+
+#[test]
+fn a_toml_queues_file_gives_a_queue_its_profile_and_a_submitting_policy() {
+    let lookup = |name: &str| (name == "TOKEN").then(|| "s3cret".to_owned());
+    let mut queues = Vec::new();
+    with_named_file("toml", PROFILE_TOML, |path| {
+        queues = parse(&["--queues-file", path])
+            .per_queue_with(lookup)
+            .unwrap();
+    });
+    let jobs = &queues[0];
+    assert_eq!(
+        (jobs.redis.queue_name.as_str(), jobs.concurrency),
+        ("jobs", 8)
+    );
+    assert!(jobs.api().submits());
+    assert!(jobs.policy().submit_keys);
+    assert!(!format!("{jobs:?}").contains("s3cret"), "{jobs:?}");
+    assert!(
+        !parse(&[]).policy().submit_keys,
+        "the original shape does not submit"
+    );
+}
+
+#[test]
+fn a_profile_naming_a_missing_variable_is_refused_with_the_queue_and_the_variable() {
+    with_named_file("toml", PROFILE_TOML, |path| {
+        let err = parse(&["--queues-file", path])
+            .per_queue_with(|_| None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "queue jobs: api.headers.Authorization: environment variable TOKEN is not set"
+        );
+    });
+    with_named_file("toml", "[jobs]\nconcurency = 3\n", |path| {
+        let err = parse(&["--queues-file", path]).per_queue().unwrap_err();
+        assert!(err.to_string().contains("concurency"), "{err}");
+    });
+}
+
+#[test]
+fn a_parse_error_never_shows_a_value_from_the_file() {
+    let cases = [
+        (
+            "json",
+            r#"{"q": {"api": {"headers": "Bearer sk-live-123"}}}"#,
+        ),
+        ("json", r#"{"q": {"concurrency": "sk-live-123"}}"#),
+        (
+            "toml",
+            "[q.api]\nbase_url = \"https://x\"\nheaders = \"Bearer sk-live-123\"\n",
+        ),
+        ("toml", "[q]\nconcurrency = \"sk-live-123\"\n"),
+    ];
+    for (extension, text) in cases {
+        with_named_file(extension, text, |path| {
+            let err = parse(&["--queues-file", path])
+                .per_queue()
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("sk-live"), "{err}");
+            assert!(err.contains("line"), "where it is still shows: {err}");
+        });
+    }
+    assert_eq!(
+        without_quoted_text(r#"invalid type: string "a \"b\" c", expected `map`"#),
+        r#"invalid type: string "…", expected `map`"#
+    );
+}
+
+#[test]
+fn a_queue_with_both_an_api_url_and_a_profile_is_refused() {
+    let json = r#"{"q": {"api_url": "http://a/", "api": {"base_url": "http://a",
+        "poll": {"path": "/x"}, "status": {"pointer": "/s", "done": ["done"]}}}}"#;
+    with_file(json, |path| {
+        let err = parse(&["--queues-file", path]).per_queue().unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+    });
+}
+
+#[test]
+fn one_queue_by_default_and_the_listed_ones_with_queues() {
+    let names = |c: &Config| {
+        c.per_queue()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.redis.queue_name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&parse(&[])), ["example"]);
+    assert_eq!(names(&parse(&["--queues", "a,b, c"])), ["a", "b", "c"]);
+    assert_eq!(names(&parse(&["--queues", "a,b,a,,"])), ["a", "b"]);
+}
+
+#[test]
+fn the_queues_file_names_queues_and_overrides_their_settings() {
+    let json = r#"{"slow": {"api_url": "http://slow.example/", "concurrency": 5, "poll_interval_ms": 9000}, "fast": {}}"#;
+    let mut queues = Vec::new();
+    with_file(json, |path| {
+        queues = parse(&["--queues-file", path, "--concurrency", "64"])
+            .per_queue()
+            .unwrap();
+    });
+
+    let slow = queues
+        .iter()
+        .find(|c| c.redis.queue_name == "slow")
+        .unwrap();
+    let fast = queues
+        .iter()
+        .find(|c| c.redis.queue_name == "fast")
+        .unwrap();
+    assert_eq!((slow.concurrency, slow.poll_interval_ms), (5, 9000));
+    assert_eq!(slow.api_url.as_str(), "http://slow.example/");
+    assert_eq!(
+        (fast.concurrency, fast.api_url.as_str()),
+        (64, "http://127.0.0.1:9001/")
+    );
+}
+
+#[test]
+fn a_broken_queues_file_is_a_clear_error() {
+    for json in [
+        r#"{"q": {"api_url": "not a url"}}"#,
+        r#"{"q": {"concurency": 5}}"#,
+        "[1]",
+    ] {
+        with_file(json, |path| {
+            assert!(
+                parse(&["--queues-file", path]).per_queue().is_err(),
+                "{json}"
+            );
+        });
+    }
+}

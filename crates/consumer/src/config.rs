@@ -68,8 +68,10 @@ pub struct Config {
     /// How long calls in flight may run on after SIGTERM before their tasks are handed back (ms).
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
-    /// How long dead tasks are kept (s).
-    #[arg(long, env = "DEAD_TTL_SECS", default_value_t = 7 * 86_400)]
+    /// How long dead and cancelled tasks are kept (s); while kept, their names dedup. The same
+    /// setting in every binary: the consumer buries dead tasks with it, the producer cancels
+    /// with it.
+    #[arg(long, env = "DEAD_TTL_SECS", default_value_t = 7 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub dead_ttl_secs: u64,
     /// A JSON (or, named *.toml, TOML) file of per-queue settings:
     /// `{"queue-a": {"api_url": "http://a/", "concurrency": 20, "poll_interval_ms": 500}, ...}`.

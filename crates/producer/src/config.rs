@@ -25,8 +25,9 @@ pub struct Config {
     /// name enqueues it again.
     #[arg(long, env = "RESULT_TTL_SECS", default_value_t = 3600)]
     pub result_ttl_secs: u64,
-    /// How long cancelled tasks are kept (s); while kept, their names dedup, like dead tasks'
-    /// (the consumer's setting of the same name keeps dead tasks).
+    /// How long dead and cancelled tasks are kept (s); while kept, their names dedup. The same
+    /// setting in every binary: the consumer buries dead tasks with it, the producer cancels
+    /// with it.
     #[arg(long, env = "DEAD_TTL_SECS", default_value_t = 7 * 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub dead_ttl_secs: u64,
     /// The consumer's wait between two polls of a task (ms): the `Retry-After` hint of 202 answers.

@@ -85,22 +85,25 @@ pub fn write_server_reports(page: &mut Exposition, watches: &[(&str, &Watch)]) {
 mod tests {
     use super::*;
 
-    fn report(policy: &str, aof: bool, rdb: Option<bool>) -> ServerReport {
+    /// A Redis at 850 of 1,000 bytes, without AOF.
+    fn report(policy: &str, rdb: Option<bool>) -> ServerReport {
+        let (used_memory, maxmemory, policy) = (850, 1000, policy.into());
+        let (aof, queued) = (false, 3);
         ServerReport {
-            used_memory: 850,
-            maxmemory: 1000,
-            policy: policy.into(),
+            used_memory,
+            maxmemory,
+            policy,
             aof,
             rdb,
-            queued: 3,
+            queued,
         }
     }
 
     #[test]
     fn the_series_carry_the_policy_and_leave_unknown_persistence_out() {
         let (lru, unknown) = (
-            report("allkeys-lru", false, Some(false)),
-            report("noeviction", false, None),
+            report("allkeys-lru", Some(false)),
+            report("noeviction", None),
         );
         let watches = [Watch::default(), Watch::default(), Watch::default()];
         watches[0].record(lru);

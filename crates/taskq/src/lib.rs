@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`keys`]: every Redis key name of a queue, all under one hash tag.
 //! - [`name`]: task names, validated at the edge.
-//! - [`task`]: a task's states and its record as clients see it.
+//! - [`task`]: the state machine (a task's life, drawn in its module doc), the states, and the
+//!   record as clients see it.
 //! - [`queue`]: the handle on one queue (connection, keys, policy).
 //! - One module per operation, each opening with the Lua script it runs (`lua/*.lua`, loaded
 //!   and run by `scripts`): `enqueue` (concurrent enqueues share script calls: `batcher`),

@@ -173,15 +173,33 @@ impl<H: Handler> Shared<H> {
         slot: OwnedSemaphorePermit,
         answers: mpsc::Sender<CallOutcome>,
     ) {
-        let outcome = AssertUnwindSafe(self.handler.handle(&task))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
-        debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
+        let outcome = self.call(&task).await;
         // The slot frees once the answer is queued for recording, so the next claim need not
         // wait for Redis to record this one. The recorder only stops after the last sender is
         // dropped, so this cannot fail.
         let _ = answers.send(CallOutcome { task, outcome }).await;
         drop(slot);
+    }
+
+    /// Runs the handler on `task`; a panic is a retryable failure.
+    async fn call(&self, task: &ClaimedTask) -> Outcome {
+        let outcome = AssertUnwindSafe(self.handler.handle(task))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
+        debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
+        outcome
+    }
+
+    /// Runs the handler on every task at once and records every outcome in one batch; answers
+    /// how many ran ([`super::Worker::run_once`]).
+    pub(super) async fn run_all(&self, tasks: Vec<ClaimedTask>) -> usize {
+        let calls = tasks.into_iter().map(|task| async move {
+            let outcome = self.call(&task).await;
+            CallOutcome { task, outcome }
+        });
+        let outcomes = futures_util::future::join_all(calls).await;
+        self.record(&outcomes).await;
+        outcomes.len()
     }
 }

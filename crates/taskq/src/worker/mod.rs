@@ -89,6 +89,15 @@ impl WorkerStats {
     }
 }
 
+/// What one [`Worker::run_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// This many tasks were claimed, handled, and their outcomes recorded.
+    Processed(usize),
+    /// No task was due.
+    Empty,
+}
+
 /// Wakes an idle worker so it looks for due tasks now (the consumer's cron tick uses it).
 #[derive(Debug, Clone)]
 pub struct WakeHandle(Arc<Notify>);
@@ -145,6 +154,28 @@ impl<H: Handler> Worker<H> {
     /// This worker's running totals.
     pub fn stats(&self) -> Arc<WorkerStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// One step, without the loop: claims up to a batch of due tasks, runs the handler on each
+    /// (all at once), records every outcome, and answers what it did. For tests and batch jobs
+    /// that drain a queue (`while worker.run_once().await? != Step::Empty {}`) without waiting
+    /// on a clock. Leases are not renewed meanwhile, so each call must end within the lease.
+    ///
+    /// # Errors
+    /// When the claim fails. A failed recording is retried as [`Worker::run`] retries it; if
+    /// Redis stays down, those tasks come back when their leases end.
+    pub async fn run_once(&self) -> crate::Result<Step> {
+        let shared = &self.shared;
+        let limit = shared
+            .config
+            .batch_size
+            .min(shared.config.concurrency)
+            .max(1);
+        let claimed = shared.queue.claim(limit).await?.tasks;
+        if claimed.is_empty() {
+            return Ok(Step::Empty);
+        }
+        Ok(Step::Processed(shared.run_all(claimed).await))
     }
 
     /// Runs until `shutdown` resolves, then drains: calls in flight get the grace period to

@@ -39,7 +39,7 @@ impl<H: Handler> Shared<H> {
     /// Records a batch of answers, retrying while Redis fails (the script is safe to repeat)
     /// for up to one lease period; after that the leases end and the tasks come back by
     /// themselves.
-    async fn record(&self, batch: &[CallOutcome]) {
+    pub(super) async fn record(&self, batch: &[CallOutcome]) {
         let delays: Vec<Option<Duration>> = batch
             .iter()
             .map(|answer| match &answer.outcome {

@@ -69,4 +69,4 @@ pub use queue::{Policy, Queue};
 pub use stats::{Counts, QueueStats, StateCounts};
 pub use sweep::Sweep;
 pub use task::{ClaimedTask, State, TaskView};
-pub use worker::{Failure, Handler, Outcome, WakeHandle, Worker, WorkerConfig, WorkerStats};
+pub use worker::{Failure, Handler, Outcome, Step, WakeHandle, Worker, WorkerConfig, WorkerStats};

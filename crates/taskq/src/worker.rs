@@ -175,6 +175,15 @@ fn claim_ahead(config: &WorkerConfig) -> usize {
     (config.concurrency / 4).clamp(1, config.batch_size.max(1))
 }
 
+/// What one [`Worker::run_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// This many tasks were claimed, handled, and their outcomes recorded.
+    Processed(usize),
+    /// No task was due.
+    Empty,
+}
+
 /// Wakes an idle worker so it looks for due tasks now (the consumer's cron tick uses it).
 #[derive(Debug, Clone)]
 pub struct WakeHandle(Arc<Notify>);
@@ -231,6 +240,35 @@ impl<H: Handler> Worker<H> {
     /// This worker's running totals.
     pub fn stats(&self) -> Arc<WorkerStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// One step, without the loop: claims up to a batch of due tasks, runs the handler on each
+    /// (all at once), records every outcome, and answers what it did. For tests and batch jobs
+    /// that drain a queue (`while worker.run_once().await? != Step::Empty {}`) without waiting
+    /// on a clock. Leases are not renewed meanwhile, so each call must end within the lease.
+    ///
+    /// # Errors
+    /// When the claim fails. A failed recording is retried as [`Worker::run`] retries it; if
+    /// Redis stays down, those tasks come back when their leases end.
+    pub async fn run_once(&self) -> crate::Result<Step> {
+        let shared = &self.shared;
+        let limit = shared
+            .config
+            .batch_size
+            .min(shared.config.concurrency)
+            .max(1);
+        let claimed = shared.queue.claim(limit).await?.tasks;
+        if claimed.is_empty() {
+            return Ok(Step::Empty);
+        }
+        let calls = claimed.into_iter().map(|task| async move {
+            WorkerStats::bump(&shared.stats.claimed);
+            let outcome = shared.call(&task).await;
+            Answer { task, outcome }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        shared.record(&answers).await;
+        Ok(Step::Processed(answers.len()))
     }
 
     /// Runs until `shutdown` resolves, then drains: calls in flight get the grace period to
@@ -434,16 +472,22 @@ impl<H: Handler> Shared<H> {
         slot: OwnedSemaphorePermit,
         answers: mpsc::Sender<Answer>,
     ) {
-        let outcome = AssertUnwindSafe(self.handler.handle(&task))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
-        debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
+        let outcome = self.call(&task).await;
         // The slot frees once the answer is queued for recording, so the next claim need not
         // wait for Redis to record this one. The recorder only stops after the last sender is
         // dropped, so this cannot fail.
         let _ = answers.send(Answer { task, outcome }).await;
         drop(slot);
+    }
+
+    /// Runs the handler on `task`; a panic is a retryable failure.
+    async fn call(&self, task: &ClaimedTask) -> Outcome {
+        let outcome = AssertUnwindSafe(self.handler.handle(task))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
+        debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
+        outcome
     }
 
     /// Records answers in batches: whatever arrived while the previous batch was on its way

@@ -22,6 +22,8 @@ use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::window::cpu_seconds;
+
 /// How often the queue's counters are read while waiting for the drain to end.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -132,7 +134,8 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let stats = worker.stats();
     let (stop, stopped) = oneshot::channel::<()>();
     let give_up = Duration::from_secs(args.timeout_s);
-    let cpu_before = crate::process::cpu_s("self")?;
+    let me = std::process::id();
+    let cpu_before = cpu_seconds(me)?;
     let started = Instant::now();
     let running = tokio::spawn(worker.run(async {
         let _ = stopped.await;
@@ -141,7 +144,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
         loop {
             sleep(POLL).await;
             if done(&watch).await? >= target {
-                return anyhow::Ok((started.elapsed(), crate::process::cpu_s("self")?));
+                return anyhow::Ok((started.elapsed(), cpu_seconds(me)?));
             }
         }
     };
@@ -159,7 +162,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     Ok(DrainReport {
         tasks: args.tasks,
         elapsed_s: elapsed.as_secs_f64(),
-        peak_rss_kib: crate::process::peak_rss_kib("self")?,
+        peak_rss_kib: testkit::peak_rss_kib(me).context("no peak RSS of this process")?,
         cpu_s: cpu_after - cpu_before,
         stale: stats.stale.load(Ordering::Relaxed),
         redis_errors: stats.redis_errors.load(Ordering::Relaxed),

@@ -15,32 +15,33 @@
 //! a three-master cluster. The capacity maths (shards and consumers for a given load) is derived
 //! from W2h's and W3d's Redis and consumer CPU per task and per poll (see `main.rs`).
 //!
-//! `testkit` is for tests only (it panics on purpose), so this crate starts Redis and the binaries
-//! itself, with errors instead of panics.
+//! Redis, the cluster and the release binaries are started by `testkit`, the harness the tests
+//! use too, through its fallible constructors: a run that cannot start something fails with the
+//! reason and the others go on.
 //!
 //! # Layout
-//! - [`redis_server`]: a private `redis-server` on a free port, in a temporary folder.
-//! - [`redis_cluster`]: three of them in cluster mode, joined by `redis-cli --cluster create`.
-//! - [`process`]: the release binaries as child processes; free ports; peak RSS from `/proc`.
+//! - [`redis_admin`]: the benchmark's own commands to its Redis (`FLUSHALL`, `INFO`).
+//! - [`command`]: `wrk` and `redis-benchmark`, run to their end.
 //! - [`probe`]: Redis' own counters (commands by name, CPU time) read around a workload.
 //! - [`machine_cpu`]: the whole machine's busy cores (`/proc/stat`) around a workload.
 //! - [`window`]: a measured window: wall time, Redis', the machine's and chosen processes' CPU.
 //! - [`redis_limit`]: `redis-benchmark` running the library's enqueue script: Redis' own limit.
 //! - [`api_latency`]: the mock API's latency alone, at W3d's concurrency.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
+//! - [`workload`]: the workloads, what each measures, and the sizes of a run.
 //! - [`workloads`]: one module per workload; each run answers named metrics.
 //! - [`summary`]: median, min and max over runs.
 //! - [`report`]: the machine's facts and the two result files.
 
 pub mod api_latency;
+pub mod command;
 pub mod drain;
 pub mod machine_cpu;
 pub mod probe;
-pub mod process;
-pub mod redis_cluster;
+pub mod redis_admin;
 pub mod redis_limit;
-pub mod redis_server;
 pub mod report;
 pub mod summary;
 pub mod window;
+pub mod workload;
 pub mod workloads;

@@ -6,24 +6,24 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench::drain::{DrainArgs, run_child};
-use bench::process::Binaries;
-use bench::redis_server::RedisServer;
+use bench::redis_admin;
 use bench::report::{
     Derived, Machine, MetricResult, Results, WorkloadResult, git_commit, load_avg, now_utc,
 };
 use bench::summary::summarize;
+use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
 use bench::workloads::{
-    Bench, Metric, S_CONCURRENCY, S1_DELAY_MS, Settings, Workload, cluster, enqueue, full_stack,
-    http_enqueue, library_drain, scaling,
+    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, scaling,
 };
 use clap::{Parser, Subcommand};
 use service::{LogFormat, init_tracing};
+use testkit::RedisServer;
 use tracing::{info, warn};
 
 /// Benchmarks taskq (issues 4 and 5): starts its own redis-server (and, for S2, a 3-master Redis
 /// Cluster), runs each workload several times, writes median/min/max to bench/results.json and
 /// bench/results.md. Needs the release binaries (`cargo build --release`; scripts/bench builds
-/// them), wrk for W1, redis-benchmark for W1b and redis-cli for S2.
+/// them), redis-server on the PATH, wrk for W1 and redis-benchmark for W1b.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -69,12 +69,6 @@ struct Cli {
     /// Where producer, consumer and mock-api are (default: beside this executable).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// The redis-server to start.
-    #[arg(long, default_value = "redis-server")]
-    redis_server: String,
-    /// The redis-cli that joins S2's cluster (`--cluster create`).
-    #[arg(long, default_value = "redis-cli")]
-    redis_cli: String,
     /// The redis-benchmark that measures Redis' own enqueue limit (W1b).
     #[arg(long, default_value = "redis-benchmark")]
     redis_benchmark: String,
@@ -113,23 +107,20 @@ async fn run(cli: Cli) -> Result<()> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let bin_dir = match &cli.bin_dir {
         Some(dir) => dir.clone(),
-        None => exe.parent().context("this executable's folder")?.to_owned(),
+        None => testkit::binaries_dir()?,
     };
-    let needed: Vec<&str> = workloads
-        .iter()
-        .flat_map(|w| w.binaries())
-        .copied()
-        .collect();
-    let bins = Binaries::find(&bin_dir, &needed)?;
+    for name in workloads.iter().flat_map(|w| w.binaries()) {
+        testkit::binary_in(&bin_dir, name)?;
+    }
     std::fs::create_dir_all(&cli.raw_dir)
         .with_context(|| format!("creating {}", cli.raw_dir.display()))?;
 
-    let redis = RedisServer::start(&cli.redis_server).await?;
-    let redis_version = redis.version().await?;
+    let redis = RedisServer::try_start()?;
+    let redis_version = redis_admin::info(&redis, "server", "redis_version").await?;
     info!(url = %redis.url(), version = %redis_version, "redis-server started");
     let bench = Bench {
         redis: &redis,
-        bins: &bins,
+        bin_dir,
         exe,
         raw: cli.raw_dir.clone(),
         settings: Settings {
@@ -141,8 +132,6 @@ async fn run(cli: Cli) -> Result<()> {
             w2_batch_size: cli.w2_batch_size,
             s1_tasks_per_consumer: cli.s1_tasks,
             s2_tasks_per_queue: cli.s2_tasks,
-            redis_server: cli.redis_server.clone(),
-            redis_cli: cli.redis_cli.clone(),
             redis_benchmark: cli.redis_benchmark.clone(),
         },
         http: {
@@ -159,7 +148,7 @@ async fn run(cli: Cli) -> Result<()> {
     for workload in workloads {
         results.push(measure(&bench, workload, cli.runs).await);
     }
-    redis.stop().await;
+    drop(redis);
 
     let mut results = Results {
         machine: Machine::detect(),

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use redis::aio::MultiplexedConnection;
 
-use crate::redis_server::info_field;
+use crate::redis_admin::info_field;
 
 /// Redis' counters at one moment.
 #[derive(Debug, Clone, Default)]

@@ -24,8 +24,10 @@ use taskq::{Queue, TaskName};
 use tokio::process::Command;
 use tracing::info;
 
-use crate::process::output_of;
-use crate::redis_server::RedisServer;
+use testkit::RedisServer;
+
+use crate::command::output_of;
+use crate::redis_admin;
 use crate::window::{Spent, Window};
 
 /// Script calls per run.
@@ -101,8 +103,8 @@ pub async fn run(
         .map(|tag| format!("{tag}stats"))
         .with_context(|| format!("task records no longer end in task: ({prefix})"))?;
     let ttl_ms = queue.policy().result_ttl.as_millis().to_string();
-    redis.flush().await?;
-    let mut conn = redis.connect().await?;
+    redis_admin::flush(redis).await?;
+    let mut conn = redis_admin::connect(redis).await?;
     let window = Window::open(&mut conn, &[]).await?;
     let stdout = output_of(
         Command::new(program)

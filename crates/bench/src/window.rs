@@ -8,20 +8,19 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
 use crate::machine_cpu::MachineCpu;
 use crate::probe::{Snapshot, Usage};
-use crate::process::cpu_s;
 
 /// The counters at the start of a window.
 pub struct Window {
     redis: Snapshot,
     machine: MachineCpu,
     /// Each watched process' id and CPU seconds at the start.
-    processes: Vec<(String, f64)>,
+    processes: Vec<(u32, f64)>,
     started: Instant,
 }
 
@@ -47,7 +46,7 @@ impl Window {
         let redis = Snapshot::take(conn).await?;
         let processes = pids
             .iter()
-            .map(|pid| Ok((pid.to_string(), cpu_s(&pid.to_string())?)))
+            .map(|&pid| Ok((pid, cpu_seconds(pid)?)))
             .collect::<Result<_>>()?;
         Ok(Self {
             redis,
@@ -67,7 +66,7 @@ impl Window {
         let processes_cpu_s = self
             .processes
             .iter()
-            .map(|(pid, before)| Ok((cpu_s(pid)? - before).max(0.0)))
+            .map(|&(pid, before)| Ok((cpu_seconds(pid)? - before).max(0.0)))
             .collect::<Result<_>>()?;
         let redis = self.redis.until(&Snapshot::take(conn).await?);
         Ok(Spent {
@@ -94,4 +93,13 @@ impl Spent {
     pub fn process_cpu_s(&self, i: usize) -> f64 {
         self.processes_cpu_s.get(i).copied().unwrap_or(0.0)
     }
+}
+
+/// The CPU seconds process `pid` has used.
+///
+/// # Errors
+/// When it is gone.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    testkit::cpu_seconds(pid)
+        .with_context(|| format!("no CPU time for process {pid}: has it exited?"))
 }

@@ -50,14 +50,6 @@ pub enum StartError {
         /// Why.
         source: client::ClientError,
     },
-    /// The metrics server's address could not be bound.
-    #[error("binding CONSUMER_ADDR {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
     /// The cron tick could not be scheduled.
     #[error("scheduling the tick {schedule:?}: {source}")]
     Tick {
@@ -68,20 +60,18 @@ pub enum StartError {
     },
 }
 
-/// Runs the consumer until `shutdown` resolves, then drains (see [`taskq::Worker::run`]).
+/// Runs the consumer, serving `/metrics` and `/healthz` on `listener`, until `shutdown`
+/// resolves, then drains (see [`taskq::Worker::run`]). The caller binds the listener (`main`
+/// binds `CONSUMER_ADDR`), as the producer's does, so that an embedder or a test can bind port 0
+/// and learn the port before the consumer runs.
 ///
 /// # Errors
 /// [`StartError`] when it cannot start; once running it survives Redis and API failures.
 pub async fn run(
     config: Config,
+    listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })?;
     let mut workers = Vec::new();
     let mut ticked = Vec::new();
     let mut served = Vec::new();
@@ -132,7 +122,6 @@ pub async fn run(
             })?;
     // Every worker drains on the one shutdown signal; the server stays up until they are done.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    tracing::info!(addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: config.addr, source })?, "serving /metrics and /healthz");
     let mut watching = tokio::task::JoinSet::new();
     for queue in &served {
         let (watch, queue) = (Arc::clone(&queue.redis), queue.queue.clone());

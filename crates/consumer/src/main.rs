@@ -24,9 +24,16 @@ fn main() -> anyhow::Result<()> {
     cli.log.init();
     let runtime = runtime(cli.runtime_threads).context("starting the runtime")?;
     tracing::info!(config = ?cli.config, threads = cli.runtime_threads, "consumer starting");
-    runtime
-        .block_on(consumer::run(cli.config, shutdown_signal()))
-        .context("running the consumer")?;
+    runtime.block_on(async {
+        let addr = cli.config.addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding CONSUMER_ADDR {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /healthz");
+        consumer::run(cli.config, listener, shutdown_signal())
+            .await
+            .context("running the consumer")
+    })?;
     tracing::info!("consumer stopped");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::{RedisServer, Setup};
+use crate::{Error, RedisServer, Result, Setup, started};
 
 /// Redis Cluster's number of hash slots.
 const SLOTS: usize = 16_384;
@@ -20,7 +20,17 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts three masters and waits until the cluster answers `cluster_state:ok` on each.
     pub fn start() -> Self {
-        Self::start_with(&[])
+        started(Self::try_start())
+    }
+
+    /// Starts three masters and waits until the cluster answers `cluster_state:ok` on each, or
+    /// answers why it could not.
+    ///
+    /// # Errors
+    /// When a node does not start, refuses a `CLUSTER` command, or the cluster is not ok within
+    /// 20 s.
+    pub fn try_start() -> Result<Self> {
+        Self::try_start_setup(Setup::default())
     }
 
     /// Starts three masters, each with extra `redis-server` arguments (`["--appendonly", "yes"]`).
@@ -44,7 +54,11 @@ impl RedisCluster {
         Self::start_setup(setup)
     }
 
-    fn start_setup(mut setup: Setup) -> Self {
+    fn start_setup(setup: Setup) -> Self {
+        started(Self::try_start_setup(setup))
+    }
+
+    fn try_start_setup(mut setup: Setup) -> Result<Self> {
         setup.extra.extend(
             [
                 "--cluster-enabled",
@@ -56,7 +70,9 @@ impl RedisCluster {
             ]
             .map(str::to_owned),
         );
-        let nodes: Vec<RedisServer> = (0..3).map(|_| start_node(&setup)).collect();
+        let nodes = (0..3)
+            .map(|_| start_node(&setup))
+            .collect::<Result<Vec<_>>>()?;
         let share = SLOTS / nodes.len();
         for (i, node) in nodes.iter().enumerate() {
             let last = if i + 1 == nodes.len() {
@@ -65,31 +81,33 @@ impl RedisCluster {
                 (i + 1) * share - 1
             };
             let slots: Vec<usize> = (i * share..=last).collect();
-            let mut connection = node.connection();
-            cluster(&mut connection, "ADDSLOTS", &slots);
+            cluster(node, "ADDSLOTS", &slots)?;
             // Distinct epochs up front, so that the nodes need not resolve a collision.
-            cluster(&mut connection, "SET-CONFIG-EPOCH", i + 1);
+            cluster(node, "SET-CONFIG-EPOCH", i + 1)?;
         }
-        let mut first = nodes[0].connection();
         for node in &nodes[1..] {
-            cluster(&mut first, "MEET", ("127.0.0.1", node.port()));
+            cluster(&nodes[0], "MEET", ("127.0.0.1", node.port()))?;
         }
         let cluster = Self { nodes };
-        cluster.wait_ok(Duration::from_secs(20));
-        cluster
+        cluster.try_wait_ok(Duration::from_secs(20))?;
+        Ok(cluster)
     }
 
     /// Waits until [`RedisCluster::is_ok`], or panics after `within`. A master that was just
     /// (re)started takes about two seconds: Redis keeps a new master's state at `fail` that long.
     pub fn wait_ok(&self, within: Duration) {
+        started(self.try_wait_ok(within));
+    }
+
+    fn try_wait_ok(&self, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         while !self.is_ok() {
-            assert!(
-                Instant::now() < deadline,
-                "the cluster was not ok within {within:?}"
-            );
+            if Instant::now() >= deadline {
+                return Err(Error(format!("the cluster was not ok within {within:?}")));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// Whether every master answers and says `cluster_state:ok` (all slots served, no master
@@ -126,6 +144,21 @@ impl RedisCluster {
         &self.nodes[self.index_for(key)]
     }
 
+    /// The master serving `key`, or why none could be found.
+    ///
+    /// # Errors
+    /// When no master, or more than one, answers for it.
+    pub fn try_node_for(&self, key: &str) -> Result<&RedisServer> {
+        let owners: Vec<&RedisServer> = self.nodes.iter().filter(|n| serves(n, key)).collect();
+        match owners[..] {
+            [owner] => Ok(owner),
+            _ => Err(Error(format!(
+                "{key} is served by {} masters, not exactly one",
+                owners.len()
+            ))),
+        }
+    }
+
     /// The master serving `key`, to kill and restart it. Keep the reference across the outage:
     /// a killed master answers for no key, so it cannot be found again until it is back.
     pub fn node_for_mut(&mut self, key: &str) -> &mut RedisServer {
@@ -136,11 +169,7 @@ impl RedisCluster {
     fn index_for(&self, key: &str) -> usize {
         self.nodes
             .iter()
-            .position(|node| {
-                node.try_connection(Duration::from_secs(1))
-                    .and_then(|mut c| redis::cmd("EXISTS").arg(key).query::<i64>(&mut c))
-                    .is_ok()
-            })
+            .position(|node| serves(node, key))
             .expect("a live node serves every slot")
     }
 
@@ -204,26 +233,36 @@ impl RedisCluster {
     }
 }
 
-/// Runs `CLUSTER subcommand args...` on `connection`, panicking on an error.
-fn cluster(connection: &mut redis::Connection, subcommand: &str, args: impl redis::ToRedisArgs) {
-    redis::cmd("CLUSTER")
-        .arg(subcommand)
-        .arg(args)
-        .query::<()>(connection)
-        .unwrap_or_else(|e| panic!("CLUSTER {subcommand}: {e}"));
+/// Whether `node` answers for `key` (without a MOVED).
+fn serves(node: &RedisServer, key: &str) -> bool {
+    node.try_connection(Duration::from_secs(1))
+        .and_then(|mut c| redis::cmd("EXISTS").arg(key).query::<i64>(&mut c))
+        .is_ok()
+}
+
+/// Runs `CLUSTER subcommand args...` on `node`.
+fn cluster(node: &RedisServer, subcommand: &str, args: impl redis::ToRedisArgs) -> Result<()> {
+    node.try_connection(Duration::from_secs(2))
+        .and_then(|mut c| {
+            redis::cmd("CLUSTER")
+                .arg(subcommand)
+                .arg(args)
+                .query::<()>(&mut c)
+        })
+        .map_err(|e| Error(format!("CLUSTER {subcommand} on {}: {e}", node.port())))
 }
 
 /// Starts one node on a port from [`cluster_port`]; another test may take the same free port
 /// first, so a node that cannot bind is tried again on another.
-fn start_node(setup: &Setup) -> RedisServer {
+fn start_node(setup: &Setup) -> Result<RedisServer> {
     let mut failures = Vec::new();
     for _ in 0..5 {
         match RedisServer::try_start_setup(cluster_port(), setup.clone()) {
-            Ok(node) => return node,
-            Err(e) => failures.push(e),
+            Ok(node) => return Ok(node),
+            Err(e) => failures.push(e.to_string()),
         }
     }
-    panic!("no cluster node started: {failures:?}");
+    Err(Error(format!("no cluster node started: {failures:?}")))
 }
 
 /// A port `p` free together with its cluster bus port `p + 10000`: `p` in 10000..16000, so both

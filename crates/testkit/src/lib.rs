@@ -1,249 +1,68 @@
-//! Test harness: real `redis-server` processes on free ports, free ports for services, and
-//! waits on conditions with deadlines (never bare sleeps).
+//! The one harness that starts what the tests and the benchmark run: real `redis-server`
+//! processes (one, a three-master cluster, or a master under Sentinel), the project's binaries as
+//! child processes, free ports for them, and waits on conditions with deadlines (never bare
+//! sleeps).
 //!
 //! Each test starts its own Redis in its own temporary folder, so tests never share state and a
-//! failing test leaves nothing behind for the next; the server is killed when its handle drops.
+//! failing test leaves nothing behind for the next; every server and process is killed when its
+//! handle drops.
+//!
+//! Tests want a panic with the reason when something does not start; the benchmark wants the
+//! reason as an error, so that one failed run is recorded and the others go on. So what the
+//! benchmark starts has a fallible constructor (`try_...`, answering [`Error`]), and the
+//! panicking one tests call is a thin wrapper around it.
+//!
+//! # Layout
+//! - [`RedisServer`] (`server.rs`): one `redis-server`, plain, with a password, or TLS only.
+//! - [`RedisCluster`] (`cluster.rs`): three of them as a cluster's masters; slot migration.
+//! - [`RedisSentinel`] (`sentinel.rs`): a master, replicas and three sentinels; failovers.
+//! - [`Process`] and [`MockApi`] (`process.rs`, `mock_api.rs`): the workspace's binaries, and
+//!   what a process used (peak memory, CPU time, from `/proc`).
+//! - [`Certificates`] (`tls.rs`): a throw-away certificate authority and a server certificate.
+//! - Here: free ports, an HTTP client, unique queue names, [`eventually`].
 
 mod cluster;
+mod mock_api;
 mod process;
 pub mod sentinel;
+mod server;
 mod tls;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use cluster::RedisCluster;
-pub use process::{Process, binary};
+pub use mock_api::MockApi;
+pub use process::{
+    Process, binaries_dir, binary, binary_in, cpu_seconds, peak_rss_kib, run_to_end,
+};
 pub use sentinel::RedisSentinel;
+pub use server::RedisServer;
+pub(crate) use server::Setup;
 pub use tls::Certificates;
 
-/// A `redis-server` started for one test.
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    /// How it was started, so that [`RedisServer::restart`] starts it the same way.
-    setup: Setup,
-}
+/// Why a server or process did not start (a program missing, a port taken, no answer in time),
+/// said in words for a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
 
-/// How a server is started, beyond its port and folder: what a single Redis and every node of a
-/// cluster share.
-#[derive(Clone, Default)]
-pub(crate) struct Setup {
-    /// Extra `redis-server` arguments.
-    pub(crate) extra: Vec<String>,
-    /// The password clients must give (`requirepass`; `masterauth` too, for replication).
-    pub(crate) password: Option<String>,
-    /// Present when the server speaks only TLS; shared so that a cluster's nodes trust each other.
-    pub(crate) tls: Option<Arc<Certificates>>,
-}
-
-impl Setup {
-    /// No password, no TLS, `extra` arguments.
-    pub(crate) fn with(extra: &[&str]) -> Self {
-        Self {
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            ..Self::default()
-        }
-    }
-
-    /// Requires `password`.
-    pub(crate) fn password(password: &str) -> Self {
-        let mut setup = Self::with(&["--requirepass", password, "--masterauth", password]);
-        setup.password = Some(password.to_owned());
-        setup
-    }
-
-    /// Speaks only TLS, with freshly made certificates.
-    pub(crate) fn tls() -> Self {
-        Self {
-            tls: Some(Arc::new(Certificates::generate())),
-            ..Self::default()
-        }
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-impl RedisServer {
-    /// Starts a Redis without persistence on a free loopback port.
-    pub fn start() -> Self {
-        Self::start_with(&[])
-    }
+impl std::error::Error for Error {}
 
-    /// Starts a Redis with extra `redis-server` arguments (`["--appendonly", "yes"]`).
-    pub fn start_with(extra: &[&str]) -> Self {
-        Self::start_setup(free_port(), Setup::with(extra))
-    }
+/// What the fallible constructors answer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-    /// Starts a Redis that requires `password`; [`RedisServer::url`] carries it.
-    pub fn start_with_password(password: &str) -> Self {
-        Self::start_setup(free_port(), Setup::password(password))
-    }
-
-    /// Starts a Redis that speaks only TLS, with a certificate for 127.0.0.1 signed by a
-    /// throw-away authority ([`RedisServer::tls_ca_file`]); [`RedisServer::url`] is `rediss://`.
-    pub fn start_tls() -> Self {
-        Self::start_setup(free_port(), Setup::tls())
-    }
-
-    /// The certificate authority file of a TLS server.
-    pub fn tls_ca_file(&self) -> Option<&Path> {
-        self.setup.tls.as_deref().map(Certificates::ca_file)
-    }
-
-    /// Starts a Redis on `port` with extra arguments (a cluster node needs `port + 10000` free too).
-    pub fn start_on_port(port: u16, extra: &[&str]) -> Self {
-        Self::start_setup(port, Setup::with(extra))
-    }
-
-    pub(crate) fn start_setup(port: u16, setup: Setup) -> Self {
-        Self::try_start_setup(port, setup).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Starts a server, or answers why it did not start (its port taken, most likely).
-    pub(crate) fn try_start_setup(port: u16, setup: Setup) -> Result<Self, String> {
-        let mut server = Self {
-            dir: fresh_dir(),
-            child: None,
-            port,
-            setup,
-        };
-        server.spawn()?;
-        Ok(server)
-    }
-
-    /// Starts the process and waits until it answers; an early exit is reported with the end of
-    /// its log.
-    fn spawn(&mut self) -> Result<(), String> {
-        let listen = match &self.setup.tls {
-            Some(tls) => tls.server_args(self.port),
-            None => vec!["--port".to_owned(), self.port.to_string()],
-        };
-        let child = Command::new("redis-server")
-            .args(listen)
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(self.dir.join("redis.log"))
-            .args(&self.setup.extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start redis-server (is it installed? scripts/setup installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers_ping() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                return Err(format!(
-                    "redis-server on {} exited ({status}): {}",
-                    self.port,
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("redis-server on {} did not start", self.port));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    }
-
-    fn client(&self) -> redis::RedisResult<redis::Client> {
-        match self.tls_ca_file() {
-            Some(ca) => redis::Client::build_with_tls(
-                self.url(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(std::fs::read(ca).expect("read the CA file")),
-                },
-            ),
-            None => redis::Client::open(self.url()),
-        }
-    }
-
-    /// A blocking connection whose connect, reads and writes each give up after `within`, for
-    /// checks on a server that may be down or hung.
-    pub(crate) fn try_connection(&self, within: Duration) -> redis::RedisResult<redis::Connection> {
-        let connection = self.client()?.get_connection_with_timeout(within)?;
-        connection.set_read_timeout(Some(within))?;
-        connection.set_write_timeout(Some(within))?;
-        Ok(connection)
-    }
-
-    /// Whether the server answers `PING` within 200 ms.
-    pub fn answers_ping(&self) -> bool {
-        self.try_connection(Duration::from_millis(200))
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_ok()
-    }
-
-    /// The server's URL (`rediss://` for TLS, with the password when there is one).
-    pub fn url(&self) -> String {
-        let scheme = if self.setup.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        match &self.setup.password {
-            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}", self.port),
-            None => format!("{scheme}://127.0.0.1:{}", self.port),
-        }
-    }
-
-    /// The server's port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The server's data folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// A blocking connection for checks from the test.
-    pub fn connection(&self) -> redis::Connection {
-        self.client()
-            .and_then(|c| c.get_connection())
-            .expect("connect to the test redis")
-    }
-
-    /// A blocking connection as `user` with `password`, for checks from the test.
-    pub fn connection_as(&self, user: &str, password: &str) -> redis::Connection {
-        redis::Client::open(format!("redis://{user}:{password}@127.0.0.1:{}", self.port))
-            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
-            .expect("connect to the test redis as a user")
-    }
-
-    /// Kills the server at once (SIGKILL), keeping its data folder.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port and folder, with the same arguments (after
-    /// [`RedisServer::kill`]); a cluster node comes back from its `nodes.conf`.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn().unwrap_or_else(|e| panic!("{e}"));
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// What a test's panicking constructor does with a fallible one's answer.
+fn started<T>(result: Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A new, empty folder for one server's files.

@@ -1,93 +1,167 @@
-//! The project's real binaries, run as child processes for end-to-end tests.
+//! The project's binaries (`producer`, `consumer`, `mock-api`) as child processes, and what a
+//! process used, read from `/proc`: its peak resident memory and its CPU time.
+//!
+//! `VmHWM` is the kernel's high-water mark of a process' resident set: read just before the
+//! process stops, it is the peak of its whole life, with no sampling gap.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::listening;
+use crate::{Error, Result, listening, started};
 
-/// The path of one of the workspace's binaries (`producer`, `consumer`, `mock-api`), built next to
-/// the running test (`cargo build --workspace --bins` builds them).
-pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let path = exe
+/// The folder of the workspace's binaries built with the running executable: its own folder,
+/// or, for a test (`target/<profile>/deps/<test>`), the one above.
+///
+/// # Errors
+/// When the running executable's path is unknown.
+pub fn binaries_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error(format!("finding the running executable: {e}")))?;
+    let dir = exe
         .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the target folder")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path
+        .ok_or_else(|| Error(format!("{} has no folder", exe.display())))?;
+    Ok(match dir.parent() {
+        Some(above) if dir.ends_with("deps") => above.to_owned(),
+        _ => dir.to_owned(),
+    })
+}
+
+/// The binary `name` in `dir`.
+///
+/// # Errors
+/// When it is not there, with the command that builds it.
+pub fn binary_in(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error(format!(
+            "{} is missing: build the binaries first (`cargo build --workspace --bins`; for the \
+             benchmark `cargo build --release --bins`)",
+            path.display()
+        )))
+    }
+}
+
+/// The path of one of the workspace's binaries, built beside the running test.
+pub fn binary(name: &str) -> PathBuf {
+    started(binaries_dir().and_then(|dir| binary_in(&dir, name)))
 }
 
 /// A running binary, stopped (SIGKILL) when dropped.
 pub struct Process {
     child: Option<Child>,
     name: String,
+    /// Where its log (stderr) goes, when not to this process' stderr: named in errors.
+    log: Option<PathBuf>,
 }
 
 impl Process {
-    /// Starts binary `name` with `env` added to a clean-ish environment (`RUST_LOG` defaults to
-    /// `warn` so test output stays readable).
+    /// Starts binary `name` with `env` added to the environment (`RUST_LOG` defaults to `warn`
+    /// so test output stays readable).
     pub fn spawn(name: &str, env: &[(&str, String)]) -> Self {
-        Self::spawn_to(name, env, Stdio::inherit())
+        started(Self::try_spawn(&binary(name), env, None))
     }
 
     /// Starts binary `name` with its log (stderr) written to the file `log`.
-    pub fn spawn_logged(name: &str, env: &[(&str, String)], log: &std::path::Path) -> Self {
-        let file = std::fs::File::create(log).expect("create the log file");
-        Self::spawn_to(name, env, Stdio::from(file))
+    pub fn spawn_logged(name: &str, env: &[(&str, String)], log: &Path) -> Self {
+        started(Self::try_spawn(&binary(name), env, Some(log)))
     }
 
-    fn spawn_to(name: &str, env: &[(&str, String)], stderr: Stdio) -> Self {
-        let mut command = Command::new(binary(name));
+    /// Starts binary `name` and waits until it listens on `addr`.
+    pub fn serve(name: &str, addr: SocketAddr, env: &[(&str, String)]) -> Self {
+        started(Self::try_serve(&binary(name), addr, env, None))
+    }
+
+    /// Starts `program` with `env` added to the environment (`RUST_LOG` is `TEST_RUST_LOG`, or
+    /// `warn`); its stderr goes to the file `log`, or to this process' stderr.
+    ///
+    /// # Errors
+    /// When the log file cannot be made or the program cannot start.
+    pub fn try_spawn(program: &Path, env: &[(&str, String)], log: Option<&Path>) -> Result<Self> {
+        let name = program.file_name().map_or_else(
+            || program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let stderr = match log {
+            Some(log) => Stdio::from(
+                std::fs::File::create(log)
+                    .map_err(|e| Error(format!("creating the log {}: {e}", log.display())))?,
+            ),
+            None => Stdio::inherit(),
+        };
+        let mut command = Command::new(program);
         command
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        for (key, value) in env {
-            command.env(key, value);
-        }
         let child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Self {
+            .map_err(|e| Error(format!("starting {}: {e}", program.display())))?;
+        Ok(Self {
             child: Some(child),
-            name: name.to_owned(),
-        }
+            name,
+            log: log.map(Path::to_owned),
+        })
     }
 
-    /// Starts binary `name` and waits until it listens on `addr`.
-    pub fn serve(name: &str, addr: SocketAddr, env: &[(&str, String)]) -> Self {
-        let mut process = Self::spawn(name, env);
+    /// Starts `program` as [`Process::try_spawn`] does and waits (10 s at most) until it
+    /// listens on `addr`.
+    ///
+    /// # Errors
+    /// When it cannot start, exits, or does not listen in time.
+    pub fn try_serve(
+        program: &Path,
+        addr: SocketAddr,
+        env: &[(&str, String)],
+        log: Option<&Path>,
+    ) -> Result<Self> {
+        let mut process = Self::try_spawn(program, env, log)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !listening(addr) {
-            assert!(
-                process.running(),
-                "{name} exited before listening on {addr}"
-            );
-            assert!(Instant::now() < deadline, "{name} did not listen on {addr}");
+            process.check_running()?;
+            if Instant::now() >= deadline {
+                return Err(Error(format!(
+                    "{} did not listen on {addr} within 10 s",
+                    process.name
+                )));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         // Something else may have been listening there (then this one exits, unable to bind).
-        assert!(process.running(), "{name} exited: is {addr} taken?");
-        process
+        process.check_running()?;
+        Ok(process)
     }
 
-    /// Peak resident memory (`VmHWM`) in KiB, read from `/proc`.
+    /// Fails when the process has exited: one that could not start (its port taken, say) must
+    /// fail the test or the run, not leave the others to do its share unnoticed.
+    ///
+    /// # Errors
+    /// When it has exited, naming its log.
+    pub fn check_running(&mut self) -> Result<()> {
+        let status = match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => return Ok(()),
+            Some(Ok(Some(status))) => status.to_string(),
+            Some(Err(e)) => e.to_string(),
+            None => "killed".to_owned(),
+        };
+        let log = self
+            .log
+            .as_ref()
+            .map_or_else(String::new, |log| format!("; see {}", log.display()));
+        Err(Error(format!("{} exited ({status}){log}", self.name)))
+    }
+
+    /// Peak resident memory in KiB, so far.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        peak_rss_kib(self.pid())
     }
 
     /// The process id.
@@ -97,24 +171,34 @@ impl Process {
 
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.check_running().is_ok()
     }
 
     /// Sends `signal` (`TERM`, `INT`, `KILL`, `STOP`, `CONT`) with the system's `kill`.
     pub fn signal(&self, signal: &str) {
+        started(self.try_signal(signal));
+    }
+
+    /// Sends `signal` with the system's `kill` (this crate forbids unsafe code, so no
+    /// `libc::kill`).
+    ///
+    /// # Errors
+    /// When `kill` fails (the process is gone).
+    pub fn try_signal(&self, signal: &str) -> Result<()> {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.pid().to_string())
             .status()
-            .expect("run kill");
-        assert!(
-            status.success(),
-            "kill -{signal} {} ({})",
-            self.pid(),
-            self.name
-        );
+            .map_err(|e| Error(format!("running kill: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error(format!(
+                "kill -{signal} {} ({}) failed",
+                self.pid(),
+                self.name
+            )))
+        }
     }
 
     /// Waits up to `within` for the process to exit; answers its status, or `None` if it still
@@ -135,8 +219,17 @@ impl Process {
 
     /// Sends SIGTERM and waits up to `within` for the exit status.
     pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
-        self.signal("TERM");
-        self.wait_exit(within)
+        started(self.try_terminate(within))
+    }
+
+    /// Sends SIGTERM (so it drains as in production) and waits up to `within` for the exit
+    /// status; `None` if it still runs (dropping it then kills it).
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn try_terminate(&mut self, within: Duration) -> Result<Option<ExitStatus>> {
+        self.try_signal("TERM")?;
+        Ok(self.wait_exit(within))
     }
 
     /// Kills the process at once (SIGKILL).
@@ -151,5 +244,71 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Runs binary `name` with `args` and `env` added to the environment, to its end; answers what
+/// it printed and its status.
+pub fn run_to_end(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(binary(name))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+}
+
+/// Peak resident memory (`VmHWM`) of process `pid` in KiB, while it runs.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_kib(&status, "VmHWM")
+}
+
+/// CPU time (user plus system, all threads) process `pid` has used, in seconds, while it runs.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line, in seconds. They are fields 14 and 15, counted
+/// in USER_HZ, which Linux fixes at 100 for `/proc` whatever the kernel's tick.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces: count from its closing parenthesis.
+    let mut fields = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_read_in_kib() {
+        let status = "Name:\tbench\nVmPeak:\t  20000 kB\nVmHWM:\t    6612 kB\nVmRSS:\t 6000 kB\n";
+        assert_eq!(status_kib(status, "VmHWM"), Some(6612));
+        assert_eq!(status_kib(status, "VmSwap"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(stat_cpu_seconds(stat), Some(3.0));
+    }
+
+    #[test]
+    fn this_process_has_a_peak_rss_and_a_cpu_time() {
+        assert!(peak_rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
+        assert!(cpu_seconds(std::process::id()).is_some());
     }
 }

@@ -16,15 +16,13 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
-use taskq::Queue;
-use tokio::time::{Instant, sleep};
+use anyhow::{Context, Result, bail};
+use testkit::{RedisCluster, RedisServer};
 
-use super::{Bench, Metric, S_CONCURRENCY, S2_QUEUES, fill, metric, queue_on, write_profile};
+use super::{Bench, Consumers, Metric, fill, metric, queue_on, write_profile};
 use crate::probe::{Snapshot, Usage};
-use crate::process::{Service, cpu_s, free_addr};
-use crate::redis_cluster::RedisCluster;
-use crate::redis_server::RedisServer;
+use crate::redis_admin;
+use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
 /// Where the queues live in one leg, with its metric names.
 #[derive(Clone, Copy)]
@@ -69,42 +67,35 @@ impl Setup {
 /// When a process or Redis fails, the queues do not land on three masters, or the API was not
 /// called once per task.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
-    let s = &bench.settings;
-    let cluster = RedisCluster::start(&s.redis_server, &s.redis_cli).await?;
-    let outcome = async {
-        check_spread(&cluster).await?;
-        let order = if run % 2 == 1 {
-            [Setup::Single, Setup::Cluster]
-        } else {
-            [Setup::Cluster, Setup::Single]
-        };
-        let mut metrics = Vec::new();
-        let (mut single, mut clustered) = (0.0, 0.0);
-        for setup in order {
-            let (tasks_per_s, m) = leg(bench, &cluster, setup, run).await?;
-            match setup {
-                Setup::Single => single = tasks_per_s,
-                Setup::Cluster => clustered = tasks_per_s,
-            }
-            metrics.extend(m);
+    let cluster = RedisCluster::try_start()?;
+    check_spread(&cluster)?;
+    let order = if run % 2 == 1 {
+        [Setup::Single, Setup::Cluster]
+    } else {
+        [Setup::Cluster, Setup::Single]
+    };
+    let mut metrics = Vec::new();
+    let (mut single, mut clustered) = (0.0, 0.0);
+    for setup in order {
+        let (tasks_per_s, m) = leg(bench, &cluster, setup, run).await?;
+        match setup {
+            Setup::Single => single = tasks_per_s,
+            Setup::Cluster => clustered = tasks_per_s,
         }
-        metrics.push(metric("cluster_over_single", "×", clustered / single));
-        anyhow::Ok(metrics)
+        metrics.extend(m);
     }
-    .await;
-    cluster.stop().await;
-    outcome
+    metrics.push(metric("cluster_over_single", "×", clustered / single));
+    Ok(metrics)
 }
 
 /// Fails unless each queue's keys are served by a different master.
-async fn check_spread(cluster: &RedisCluster) -> Result<()> {
+fn check_spread(cluster: &RedisCluster) -> Result<()> {
     let mut masters = Vec::new();
     let mut placement = Vec::new();
     for name in S2_QUEUES {
         let due = queue_on(&cluster.url(), name)?.keys().due_key().to_owned();
-        let master = cluster.master_of(&due).await?;
-        let slot = cluster.slot_of(&due).await?;
-        placement.push(format!("{name}: slot {slot}, master {master}"));
+        let master = cluster.try_node_for(&due)?.port();
+        placement.push(format!("{name}: master on port {master}"));
         masters.push(master);
     }
     masters.sort_unstable();
@@ -132,12 +123,12 @@ async fn leg(
     let label = format!("s2-r{run}-{}", setup.label());
     let (url, servers): (String, Vec<&RedisServer>) = match setup {
         Setup::Single => {
-            bench.redis.flush().await?;
+            redis_admin::flush(bench.redis).await?;
             (bench.redis.url(), vec![bench.redis])
         }
         Setup::Cluster => {
             for node in cluster.nodes() {
-                node.flush().await?;
+                redis_admin::flush(node).await?;
             }
             (cluster.url(), cluster.nodes().iter().collect())
         }
@@ -148,67 +139,48 @@ async fn leg(
         fill(&queue, &format!("{label}-{name}"), 0..per_queue).await?;
         queues.push(queue);
     }
+    let mut conns = Vec::new();
+    for server in &servers {
+        conns.push(redis_admin::connect(server).await?);
+    }
     if let Setup::Cluster = setup {
-        let keys = cluster.keys_per_master().await?;
+        let mut keys = Vec::new();
+        for conn in &mut conns {
+            keys.push(redis::cmd("DBSIZE").query_async::<u64>(conn).await?);
+        }
         if keys.iter().any(|k| *k < per_queue) {
             bail!("keys per master {keys:?}: the queues are not spread over the three masters");
         }
     }
 
-    let api = free_addr()?;
-    let mock = Service::serve(
-        &bench.bins.path("mock-api"),
-        &[
-            ("MOCK_API_ADDR", api.to_string()),
-            ("MOCK_DELAY_MS", "0".into()),
-            ("MOCK_POLLS_UNTIL_DONE", "1".into()),
-        ],
-        api,
-        &bench.raw.join(format!("{label}-mock-api.log")),
-    )
-    .await?;
+    let mock = bench.mock_api(0, 1, false, &format!("{label}-mock-api"))?;
 
-    let mut conns = Vec::new();
     let mut before = Vec::new();
-    for server in &servers {
-        let mut conn = server.connect().await?;
-        before.push(Snapshot::take(&mut conn).await?);
-        conns.push(conn);
+    for conn in &mut conns {
+        before.push(Snapshot::take(conn).await?);
     }
-    let started = Instant::now();
-    let mut consumer = Service::spawn(
-        &bench.bins.path("consumer"),
-        &[
-            ("REDIS_URL", url.clone()),
-            ("CONSUMER_ADDR", free_addr()?.to_string()),
+    let consumers = Consumers {
+        count: 1,
+        redis_url: &url,
+        settings: vec![
             ("QUEUES", S2_QUEUES.join(",")),
-            ("API_URL", format!("http://{api}/")),
             ("CONCURRENCY", S_CONCURRENCY.to_string()),
-            ("POLL_INTERVAL_MS", "100".into()),
+            ("POLL_INTERVAL_MS", "100".to_owned()),
         ],
-        &bench.raw.join(format!("{label}-consumer.log")),
-    )?;
-    let elapsed = wait_all_done(&queues, per_queue, started, Duration::from_secs(180)).await?;
-    consumer.check_running()?;
-    let consumer_cpu = cpu_s(&consumer.pid()?.to_string())?;
+        label: label.clone(),
+    };
+    let within = Duration::from_secs(180);
+    let drained = bench
+        .drain_by_consumers(&consumers, mock, &queues, per_queue, within)
+        .await?;
     let mut usages = Vec::new();
     for (conn, before) in conns.iter_mut().zip(&before) {
         usages.push(before.until(&Snapshot::take(conn).await?));
     }
     let usage = Usage::sum(&usages);
     write_profile(bench, &label, &usage, total)?;
-
-    sleep(Duration::from_millis(300)).await;
-    let stats = bench.get_json(&format!("http://{api}/stats")).await?;
-    consumer.stop().await?;
-    mock.stop().await?;
-    let calls = stats["calls"].as_u64().unwrap_or(0);
-    if calls != total {
-        bail!(
-            "{}: the API was called {calls} times for {total} tasks",
-            setup.label()
-        );
-    }
+    let (elapsed, consumer_cpu) = (drained.elapsed, drained.consumer_cpu_s);
+    drained.finish(total).await.context(setup.label())?;
 
     let secs = elapsed.as_secs_f64();
     let busiest = usages.iter().map(|u| u.cpu_s).fold(0.0, f64::max) / secs;
@@ -225,30 +197,4 @@ async fn leg(
             metric(busiest_name, "cores", busiest),
         ],
     ))
-}
-
-/// Waits until every queue's `done` counter reaches `each` (read every 5 ms); answers the time
-/// since `since`.
-async fn wait_all_done(
-    queues: &[Queue],
-    each: u64,
-    since: Instant,
-    within: Duration,
-) -> Result<Duration> {
-    loop {
-        let mut all = true;
-        let mut done = Vec::with_capacity(queues.len());
-        for queue in queues {
-            let d = crate::drain::done(queue).await?;
-            all &= d >= each;
-            done.push(d);
-        }
-        if all {
-            return Ok(since.elapsed());
-        }
-        if since.elapsed() > within {
-            bail!("done per queue {done:?} of {each} after {within:?}");
-        }
-        sleep(Duration::from_millis(5)).await;
-    }
 }

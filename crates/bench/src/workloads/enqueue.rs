@@ -14,9 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 
-use super::{Bench, Metric, Workload, fill, metric, names};
+use super::{Bench, Metric, fill, metric, names};
+use crate::redis_admin;
 use crate::redis_limit::{self, REQUESTS};
 use crate::window::{Spent, Window};
+use crate::workload::Workload;
 
 const LANES: usize = 64;
 
@@ -26,10 +28,10 @@ const LANES: usize = 64;
 /// When Redis fails, a task was not created, or `redis-benchmark` fails.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W1b);
-    let mut conn = bench.redis.connect().await?;
+    let mut conn = redis_admin::connect(bench.redis).await?;
     let me = [std::process::id()];
 
-    bench.redis.flush().await?;
+    redis_admin::flush(bench.redis).await?;
     let queue = bench.queue("bench-w1b")?;
     queue.ping().await?;
     let all = Arc::new(names(&format!("w1b-r{run}"), 0..n)?);
@@ -55,7 +57,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         bail!("{created} of {n} tasks created");
     }
 
-    bench.redis.flush().await?;
+    redis_admin::flush(bench.redis).await?;
     let queue = bench.queue("bench-w1b-many")?;
     queue.ping().await?;
     let window = Window::open(&mut conn, &me).await?;

@@ -20,15 +20,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
-use tokio::time::{Instant, sleep};
+use anyhow::{Context, Result, bail};
 
-use testkit::Certificates;
-
-use super::{Bench, Metric, Workload, fill, metric, mib, redis_metrics, wait_done, write_profile};
+use super::{Bench, Consumers, Metric, fill, metric, mib, redis_metrics, stop, write_profile};
 use crate::api_latency::{self, Latency};
-use crate::process::{Service, cpu_s, free_addr};
+use crate::redis_admin;
 use crate::window::{Spent, Window};
+use crate::workload::Workload;
 
 /// One full-stack drain.
 struct Spec {
@@ -149,128 +147,68 @@ fn ideal_s(spec: &Spec, call_ms: f64) -> f64 {
     one_task.max(throughput) / 1000.0
 }
 
-/// The mock-api, started, and how to reach it.
-struct Mock {
-    service: Service,
-    /// `http://127.0.0.1:PORT` or `https://...`.
-    base: String,
-    /// Its certificates, over HTTPS.
-    tls: Option<Certificates>,
-}
-
-impl Mock {
-    /// A client builder that trusts the mock.
-    fn client(&self) -> Result<reqwest::ClientBuilder> {
-        let builder = reqwest::Client::builder();
-        Ok(match &self.tls {
-            Some(tls) => builder.add_root_certificate(reqwest::Certificate::from_pem(
-                &std::fs::read(tls.ca_file())?,
-            )?),
-            None => builder,
-        })
-    }
-}
-
-/// Starts the release mock-api with `spec`'s delay, polls and scheme; `name` labels its log.
-async fn start_mock(bench: &Bench<'_>, spec: &Spec, name: &str) -> Result<Mock> {
-    let addr = free_addr()?;
-    let tls = spec.tls.then(Certificates::generate);
-    let mut env = vec![
-        ("MOCK_API_ADDR", addr.to_string()),
-        ("MOCK_DELAY_MS", spec.delay_ms.to_string()),
-        ("MOCK_POLLS_UNTIL_DONE", spec.polls.to_string()),
-    ];
-    if let Some(tls) = &tls {
-        env.push(("MOCK_TLS_CERT", tls.cert_file().display().to_string()));
-        env.push(("MOCK_TLS_KEY", tls.key_file().display().to_string()));
-    }
-    let service = Service::serve(
-        &bench.bins.path("mock-api"),
-        &env,
-        addr,
-        &bench.raw.join(format!("{name}-mock-api.log")),
-    )
-    .await?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    Ok(Mock {
-        service,
-        base: format!("{scheme}://{addr}"),
-        tls,
-    })
-}
-
 /// The mock's latency alone for about a second at `spec`'s concurrency, on an instance of its
 /// own, so the drain's mock counts the consumer's calls only.
 async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
-    let mock = start_mock(bench, spec, &format!("{}-r{run}-alone", spec.label)).await?;
+    let label = format!("{}-r{run}-alone-mock-api", spec.label);
+    let mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &label)?;
     let latency = api_latency::measure(
-        &format!("{}/", mock.base),
+        &format!("{}/", mock.base()),
         usize::try_from(spec.concurrency)?,
         Duration::from_secs(1),
-        mock.client()?,
+        mock.client_builder()?,
     )
     .await;
-    mock.service.stop().await?;
+    stop(mock.process)?;
     latency
 }
 
 async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let Spec { label, tasks, .. } = *spec;
-    bench.redis.flush().await?;
+    redis_admin::flush(bench.redis).await?;
     let queue_name = format!("bench-{label}");
     let queue = bench.queue(&queue_name)?;
     fill(&queue, &format!("{label}-r{run}"), 0..tasks).await?;
 
-    let mock = start_mock(bench, spec, &format!("{label}-r{run}")).await?;
-
-    let mut conn = bench.redis.connect().await?;
-    let window = Window::open(&mut conn, &[]).await?;
-    let started = Instant::now();
-    let consumer_addr = free_addr()?;
-    let mut env = vec![
-        ("REDIS_URL", bench.redis.url()),
-        ("CONSUMER_ADDR", consumer_addr.to_string()),
-        ("QUEUE_NAME", queue_name.clone()),
-        ("API_URL", format!("{}/", mock.base)),
-        ("CONCURRENCY", spec.concurrency.to_string()),
-        ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
-    ];
-    if let Some(tls) = &mock.tls {
-        env.push(("API_CA_FILE", tls.ca_file().display().to_string()));
-    }
-    let mut consumer = Service::spawn(
-        &bench.bins.path("consumer"),
-        &env,
-        &bench.raw.join(format!("{label}-r{run}-consumer.log")),
+    let mock = bench.mock_api(
+        spec.delay_ms,
+        spec.polls,
+        spec.tls,
+        &format!("{label}-r{run}-mock-api"),
     )?;
-    let elapsed = wait_done(&queue, tasks, started, Duration::from_secs(120)).await?;
-    consumer.check_running()?;
-    let consumer_cpu_s = cpu_s(&consumer.pid()?.to_string())?;
+
+    let mut conn = redis_admin::connect(bench.redis).await?;
+    let window = Window::open(&mut conn, &[]).await?;
+    let consumers = Consumers {
+        count: 1,
+        redis_url: &bench.redis.url(),
+        settings: vec![
+            ("QUEUE_NAME", queue_name.clone()),
+            ("CONCURRENCY", spec.concurrency.to_string()),
+            ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
+        ],
+        label: format!("{label}-r{run}"),
+    };
+    let within = Duration::from_secs(120);
+    let drained = bench
+        .drain_by_consumers(
+            &consumers,
+            mock,
+            std::slice::from_ref(&queue),
+            tasks,
+            within,
+        )
+        .await?;
     let spent = window.close(&mut conn).await?;
     write_profile(bench, &format!("{label}-r{run}"), &spent.redis, tasks)?;
 
-    sleep(Duration::from_millis(300)).await;
-    let stats = mock
-        .client()?
-        .build()?
-        .get(format!("{}/stats", mock.base))
-        .send()
-        .await?
-        .error_for_status()?
-        .bytes()
-        .await?;
-    let stats: serde_json::Value = serde_json::from_slice(&stats)?;
-    let api_seen_mean_ms = api_seen_mean_ms(bench, consumer_addr).await?;
-    let consumer_rss_kib = consumer.peak_rss_kib()?;
-    consumer.stop().await?;
-    mock.service.stop().await?;
-    let calls = stats["calls"].as_u64().unwrap_or(0);
-    if calls != tasks * spec.polls {
-        bail!(
-            "the API was called {calls} times for {tasks} tasks instead of {}",
-            tasks * spec.polls
-        );
-    }
+    let (consumer, metrics) = &drained.consumers[0];
+    let api_seen_mean_ms = api_seen_mean_ms(bench, *metrics).await?;
+    let consumer_rss_kib = consumer
+        .peak_rss_kib()
+        .context("no peak RSS of the consumer")?;
+    let (elapsed, consumer_cpu_s) = (drained.elapsed, drained.consumer_cpu_s);
+    drained.finish(tasks * spec.polls).await?;
     Ok(Outcome {
         elapsed,
         consumer_rss_kib,

@@ -12,8 +12,11 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tokio::process::Command;
 
-use super::{Bench, Metric, metric, mib};
-use crate::process::{Service, free_addr, output_of};
+use testkit::Process;
+
+use super::{Bench, Metric, metric, mib, stop};
+use crate::command::output_of;
+use crate::redis_admin;
 use crate::window::Window;
 
 /// The request generator: unique names, a `BENCHJSON` line at the end.
@@ -36,30 +39,29 @@ struct WrkResult {
 /// # Errors
 /// When a process fails, wrk is missing, or the producer did not enqueue what it answered.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
-    bench.redis.flush().await?;
+    redis_admin::flush(bench.redis).await?;
     let script = bench.raw.join("unique.lua");
     std::fs::write(&script, SCRIPT)?;
-    let addr = free_addr()?;
-    let producer = Service::serve(
-        &bench.bins.path("producer"),
+    let addr = testkit::free_addr();
+    let producer = Process::try_serve(
+        &bench.binary("producer"),
+        addr,
         &[
             ("REDIS_URL", bench.redis.url()),
             ("QUEUE_NAME", QUEUE.into()),
             ("PRODUCER_ADDR", addr.to_string()),
         ],
-        addr,
-        &bench.raw.join(format!("w1-r{run}-producer.log")),
-    )
-    .await?;
+        Some(&bench.log(&format!("w1-r{run}-producer"))),
+    )?;
     let url = format!("http://{addr}/");
     let health = bench.get_json(&format!("{url}healthz")).await?;
     if health["status"] != "ok" {
         bail!("producer /healthz answered {health}");
     }
     wrk(&script, &url, 2, &format!("warm{run}")).await?;
-    bench.redis.flush().await?;
-    let mut conn = bench.redis.connect().await?;
-    let window = Window::open(&mut conn, &[producer.pid()?]).await?;
+    redis_admin::flush(bench.redis).await?;
+    let mut conn = redis_admin::connect(bench.redis).await?;
+    let window = Window::open(&mut conn, &[producer.pid()]).await?;
     let result = wrk(
         &script,
         &url,
@@ -68,7 +70,9 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     )
     .await?;
     let spent = window.close(&mut conn).await?;
-    let rss = producer.peak_rss_kib()?;
+    let rss = producer
+        .peak_rss_kib()
+        .context("no peak RSS of the producer")?;
     let enqueued = bench
         .queue(QUEUE)?
         .counts()
@@ -77,7 +81,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         .get("enqueued")
         .copied()
         .unwrap_or(0);
-    producer.stop().await?;
+    stop(producer)?;
     // wrk counts answers received; requests cut off at its end may still have been enqueued.
     if enqueued < result.requests {
         bail!(

@@ -8,9 +8,11 @@
 
 use anyhow::{Result, bail};
 
-use super::{Bench, Metric, Workload, fill, metric, mib, redis_metrics, write_profile};
+use super::{Bench, Metric, fill, metric, mib, redis_metrics, write_profile};
 use crate::drain::{DrainArgs, DrainReport, in_child};
+use crate::redis_admin;
 use crate::window::Window;
+use crate::workload::Workload;
 
 const W4_QUEUE: &str = "bench-w4";
 
@@ -20,7 +22,7 @@ const W4_QUEUE: &str = "bench-w4";
 /// When Redis or the child fails.
 pub async fn w2(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W2);
-    bench.redis.flush().await?;
+    redis_admin::flush(bench.redis).await?;
     let queue = bench.queue("bench-w2")?;
     fill(&queue, &format!("w2-r{run}"), 0..n).await?;
     drain(bench, "bench-w2", n, &format!("w2-r{run}")).await
@@ -38,7 +40,7 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let queue = bench.queue(W4_QUEUE)?;
     let mut fill_metric = Vec::new();
     if run == 1 {
-        bench.redis.flush().await?;
+        redis_admin::flush(bench.redis).await?;
         let took = fill(&queue, "w4-fill", 0..depth).await?;
         fill_metric.push(metric("fill_s", "s", took.as_secs_f64()));
         fill_metric.push(metric(
@@ -46,11 +48,13 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
             "tasks/s",
             depth as f64 / took.as_secs_f64(),
         ));
-        let memory = bench.redis.used_memory().await?;
+        let memory: f64 = redis_admin::info(bench.redis, "memory", "used_memory")
+            .await?
+            .parse()?;
         fill_metric.push(metric(
             "redis_memory_mib",
             "MiB",
-            memory as f64 / (1024.0 * 1024.0),
+            memory / (1024.0 * 1024.0),
         ));
     } else {
         let due = queue.counts().await?.due;
@@ -73,7 +77,7 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// Drains `tasks` of `queue` in the child; Redis' per-command profile of the drain goes to
 /// `<raw>/<label>-redis-profile.json`.
 async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Result<Vec<Metric>> {
-    let mut conn = bench.redis.connect().await?;
+    let mut conn = redis_admin::connect(bench.redis).await?;
     let window = Window::open(&mut conn, &[]).await?;
     let report: DrainReport = in_child(
         &bench.exe,

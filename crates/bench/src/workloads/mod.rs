@@ -12,30 +12,18 @@ pub mod http_enqueue;
 pub mod library_drain;
 pub mod scaling;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use taskq::{ConnectOptions, Policy, Queue, RedisUrl, TaskName};
+use testkit::{MockApi, Process, RedisServer};
 use tokio::time::{Instant, sleep};
 
 use crate::probe::Usage;
-use crate::process::Binaries;
-use crate::redis_server::RedisServer;
-
-/// Consumer counts of S1.
-pub const S1_CONSUMERS: [u64; 3] = [1, 2, 4];
-/// S1: the mock API's delay (ms).
-pub const S1_DELAY_MS: u64 = 200;
-/// S1 and S2: each consumer's `CONCURRENCY` (per queue).
-pub const S_CONCURRENCY: u64 = 50;
-/// S2: the queues, in the order the consumer is given them. On the cluster each lands on its own
-/// master (checked in every run: see [`cluster`]).
-pub const S2_QUEUES: [&str; 3] = ["q-a", "q-b", "q-c"];
-
-/// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the issue's chunk size).
-pub const CHUNK: u64 = 1000;
+use crate::window::cpu_seconds;
+use crate::workload::{CHUNK, Settings};
 
 /// One measured figure of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,235 +41,12 @@ pub fn metric(name: &'static str, unit: &'static str, value: f64) -> Metric {
     Metric { name, unit, value }
 }
 
-/// The workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
-    /// HTTP enqueue through the `producer` binary under `wrk`.
-    W1,
-    /// In-process enqueue through the library: one at a time (64 in flight), and in batches.
-    W1b,
-    /// Drain with the library worker and a no-op handler.
-    W2,
-    /// Drain through the whole stack: `consumer` against `mock-api`.
-    W2h,
-    /// Polling: every task answers processing twice, then done.
-    W3d,
-    /// W2h with the API over HTTPS.
-    W2hTls,
-    /// W3d with the API over HTTPS.
-    W3dTls,
-    /// W2 with a deep queue.
-    W4,
-    /// Scaling out: 1, 2 and 4 `consumer` processes on a slow API.
-    S1,
-    /// Three queues on a three-master Redis Cluster against the same three on one Redis.
-    S2,
-}
-
-impl Workload {
-    /// Every workload, in the order they run.
-    pub const ALL: [Self; 10] = [
-        Self::W1,
-        Self::W1b,
-        Self::W2,
-        Self::W2h,
-        Self::W3d,
-        Self::W2hTls,
-        Self::W3dTls,
-        Self::W4,
-        Self::S1,
-        Self::S2,
-    ];
-
-    /// The issue's id.
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::W1 => "W1",
-            Self::W1b => "W1b",
-            Self::W2 => "W2",
-            Self::W2h => "W2h",
-            Self::W3d => "W3d",
-            Self::W2hTls => "W2h-tls",
-            Self::W3dTls => "W3d-tls",
-            Self::W4 => "W4",
-            Self::S1 => "S1",
-            Self::S2 => "S2",
-        }
-    }
-
-    /// The release binaries it starts.
-    pub fn binaries(self) -> &'static [&'static str] {
-        match self {
-            Self::W1 => &["producer"],
-            Self::W2h | Self::W3d | Self::W2hTls | Self::W3dTls | Self::S1 | Self::S2 => {
-                &["consumer", "mock-api"]
-            }
-            Self::W1b | Self::W2 | Self::W4 => &[],
-        }
-    }
-
-    /// What it does, with the sizes actually used.
-    pub fn describe(self, s: &Settings) -> String {
-        match self {
-            Self::W1 => format!(
-                "HTTP enqueue: release producer, wrk -t2 -c64 -d{}s, unique task names, after a 2 s \
-                 warm-up and FLUSHALL; producer peak RSS (VmHWM). Over the measured wrk run: Redis' \
-                 and the producer's CPU per request (INFO cpu; /proc/<pid>/stat) and as shares of \
-                 a core, machine_busy_cores (/proc/stat: cores busy on average, of all), and \
-                 wrk_and_rest_cores = machine - Redis - producer (mostly wrk itself)",
-                s.wrk_duration_s
-            ),
-            Self::W1b => format!(
-                "library enqueue of {n} unique tasks: Queue::enqueue with 64 in flight (64 tokio \
-                 tasks, one shared connection), and Queue::enqueue_many in sequential chunks of \
-                 {CHUNK}; for each phase Redis' CPU per task and share of a core, this (bench) \
-                 process' share, and machine_busy_cores. redis_limit_*: Redis' own limit for the \
-                 same script, redis-benchmark -c {clients} -n {requests} -r 1e8 EVALSHA of the \
-                 library's enqueue script (SHA checked) on the queue's real keys with new names, \
-                 unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined \
-                 (-P 16, as the multiplexed connection pipelines concurrent calls); \
-                 enqueue_of_redis_limit = enqueue_tasks_per_s / redis_limit_enqueue_per_s, \
-                 enqueue_of_pipelined_redis_limit the same over the pipelined figure",
-                n = s.tasks(Self::W1b),
-                clients = crate::redis_limit::CLIENTS,
-                requests = crate::redis_limit::REQUESTS
-            ),
-            Self::W2 => format!(
-                "drain {n} pre-enqueued tasks with the library Worker and a no-op handler, \
-                 concurrency {c}, batch size {b}, in a child process; timed from worker start until \
-                 the queue's done counter reached {n} (read every 5 ms); peak RSS of that child; \
-                 Redis' CPU per task and share of a core, and machine_busy_cores, over the child's \
-                 run",
-                n = s.tasks(Self::W2),
-                c = s.w2_concurrency,
-                b = s.w2_batch_size
-            ),
-            Self::W2h => format!(
-                "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
-                 POLL_INTERVAL_MS=100) against the release mock-api (MOCK_DELAY_MS=0, \
-                 MOCK_POLLS_UNTIL_DONE=1); timed from consumer spawn until done = {n}; API calls \
-                 must be {n}; consumer CPU and Redis round trips and CPU per task; \
-                 machine_busy_cores over the drain",
-                n = s.tasks(Self::W2h)
-            ),
-            Self::W3d => format!(
-                "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
-                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all done \
-                 against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
-                 {calls}; Redis round trips and CPU and consumer CPU per API call (poll); \
-                 machine_busy_cores over the drain. Before it, a mock-api of its own is timed alone \
-                 for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, api_p99_ms, \
-                 and ideal_with_measured_api_s = the same ideal with that mean instead of 20 ms, \
-                 x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean call                  latency the consumer's own /metrics histogram recorded during the drain, and                  x_ideal_consumer_seen_api the wall time against the ideal with that mean",
-                n = s.tasks(Self::W3d),
-                calls = 3 * s.tasks(Self::W3d)
-            ),
-            Self::W2hTls | Self::W3dTls => format!(
-                "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 \
-                 by ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
-                 (openssl, prime256v1), which the consumer trusts through API_CA_FILE; everything \
-                 else, and every figure, as {plain} (for W3d-tls, consumer_peak_rss_mib is the \
-                 consumer with 100 TLS connections)",
-                plain = if self == Self::W2hTls { "W2h" } else { "W3d" },
-            ),
-            Self::W4 => format!(
-                "depth: W2 (same worker settings and metrics) timing the first {m} completions \
-                 while {d} tasks \
-                 are queued (enqueue_many, chunks of {CHUNK}; later runs top the queue back up to \
-                 {d} untimed); the first run also reports the fill time and Redis' used_memory once \
-                 {d} are queued",
-                m = s.w4_measure,
-                d = s.w4_depth
-            ),
-            Self::S1 => format!(
-                "scaling out: N = 1, 2, 4 release consumer processes (CONCURRENCY={S_CONCURRENCY} \
-                 each, POLL_INTERVAL_MS=100) on one queue against one release mock-api \
-                 (MOCK_DELAY_MS={S1_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1), so one consumer is bound \
-                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {bound:.0} tasks/s; {n} tasks per consumer \
-                 pre-enqueued (enqueue_many), timed from the first consumer's spawn until all are \
-                 done; API calls must equal the tasks. nK_over_n1 is N=K's tasks/s over N=1's in \
-                 the same run (target >= 0.8*K), nK_efficiency that ratio over K; \
-                 consumer_cpu_us_per_task is the consumers' CPU (all N) per task",
-                bound = bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS),
-                n = s.s1_tasks_per_consumer
-            ),
-            Self::S2 => format!(
-                "cluster against single Redis: 3 queues ({queues}), {n} tasks each pre-enqueued \
-                 (enqueue_many), drained by ONE release consumer serving all three \
-                 (QUEUES={queues}, CONCURRENCY={S_CONCURRENCY} per queue, so 150 in flight) \
-                 against the release mock-api (MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); once on \
-                 one redis-server, once on a 3-master local cluster (redis-server \
-                 --cluster-enabled yes, redis-cli --cluster create, no replicas; REDIS_URL = the 3 \
-                 node URLs) where each queue's hash tag lands on its own master (checked); the \
-                 order alternates by run; timed from consumer spawn until all {total} are done; \
-                 Redis CPU summed over the masters; busiest_master_cpu_share is the most loaded \
-                 master's share of a core",
-                queues = S2_QUEUES.join(","),
-                n = s.s2_tasks_per_queue,
-                total = s.s2_tasks_per_queue * S2_QUEUES.len() as u64
-            ),
-        }
-    }
-}
-
-impl FromStr for Workload {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|w| w.id().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W2h-tls, W3d-tls, W4, S1, S2)"
-                )
-            })
-    }
-}
-
-/// Sizes and knobs of a benchmark run.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Overrides every workload's task count except W4's (for quick runs).
-    pub tasks: Option<u64>,
-    /// W4: tasks queued.
-    pub w4_depth: u64,
-    /// W4: completions timed.
-    pub w4_measure: u64,
-    /// W1: seconds of each measured `wrk` run.
-    pub wrk_duration_s: u64,
-    /// W2 and W4: worker concurrency.
-    pub w2_concurrency: usize,
-    /// W2 and W4: worker batch size.
-    pub w2_batch_size: usize,
-    /// S1: tasks pre-enqueued per consumer process.
-    pub s1_tasks_per_consumer: u64,
-    /// S2: tasks pre-enqueued per queue.
-    pub s2_tasks_per_queue: u64,
-    /// S2: the `redis-server` to start in cluster mode.
-    pub redis_server: String,
-    /// S2: the `redis-cli` that joins the cluster.
-    pub redis_cli: String,
-    /// W1b: the `redis-benchmark` that measures Redis' own enqueue limit.
-    pub redis_benchmark: String,
-}
-
-impl Settings {
-    /// The task count of workload `w`.
-    pub fn tasks(&self, w: Workload) -> u64 {
-        self.tasks.unwrap_or(match w {
-            Workload::W3d | Workload::W3dTls => 2_000,
-            _ => 20_000,
-        })
-    }
-}
-
 /// What every workload uses.
 pub struct Bench<'a> {
     /// The private Redis.
     pub redis: &'a RedisServer,
-    /// The release binaries.
-    pub bins: &'a Binaries,
+    /// Where the release binaries are (each workload's were checked to be there).
+    pub bin_dir: PathBuf,
     /// This executable, for the `drain` child.
     pub exe: PathBuf,
     /// Where child logs and wrk's script go (git-ignored).
@@ -300,6 +65,78 @@ impl Bench<'_> {
     /// When the name or URL is unusable.
     pub fn queue(&self, name: &str) -> Result<Queue> {
         queue_on(&self.redis.url(), name)
+    }
+
+    /// The release binary `name`.
+    pub fn binary(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+
+    /// Where the log of the process `label` goes.
+    pub fn log(&self, label: &str) -> PathBuf {
+        self.raw.join(format!("{label}.log"))
+    }
+
+    /// Starts the release mock-api with `delay_ms` per call, answering "done" at the
+    /// `polls`-th call of a task (over HTTPS when `https`); its log is `<raw>/<label>.log`.
+    ///
+    /// # Errors
+    /// When it cannot start or does not listen.
+    pub fn mock_api(&self, delay_ms: u64, polls: u64, https: bool, label: &str) -> Result<MockApi> {
+        let env = [
+            ("MOCK_DELAY_MS", delay_ms.to_string()),
+            ("MOCK_POLLS_UNTIL_DONE", polls.to_string()),
+        ];
+        Ok(MockApi::try_start(
+            &self.binary("mock-api"),
+            &env,
+            https,
+            Some(&self.log(label)),
+        )?)
+    }
+
+    /// Spawns `consumers.count` release consumers on `consumers.redis_url` calling `mock`, and
+    /// waits (`within` at most) until each of `queues` counts `each` tasks done; their logs are
+    /// `<raw>/<label>-consumer<i>.log`.
+    ///
+    /// # Errors
+    /// When a consumer cannot start or exits, Redis fails, or `within` passes first.
+    pub async fn drain_by_consumers(
+        &self,
+        consumers: &Consumers<'_>,
+        mock: MockApi,
+        queues: &[Queue],
+        each: u64,
+        within: Duration,
+    ) -> Result<ConsumerDrain> {
+        let started = Instant::now();
+        let mut running = Vec::new();
+        for i in 0..consumers.count {
+            let addr = testkit::free_addr();
+            let mut env = vec![
+                ("REDIS_URL", consumers.redis_url.to_owned()),
+                ("CONSUMER_ADDR", addr.to_string()),
+            ];
+            env.extend(mock.consumer_env());
+            env.extend_from_slice(&consumers.settings);
+            let log = self.log(&format!("{}-consumer{i}", consumers.label));
+            running.push((
+                Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?,
+                addr,
+            ));
+        }
+        let elapsed = wait_done(queues, each, started, within).await?;
+        let mut consumer_cpu_s = 0.0;
+        for (consumer, _) in &mut running {
+            consumer.check_running()?;
+            consumer_cpu_s += cpu_seconds(consumer.pid())?;
+        }
+        Ok(ConsumerDrain {
+            consumers: running,
+            mock,
+            elapsed,
+            consumer_cpu_s,
+        })
     }
 
     /// A GET answering JSON.
@@ -326,12 +163,6 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
         ..ConnectOptions::default()
     };
     Ok(Queue::open(&url, &options, name, Policy::default())?)
-}
-
-/// The most tasks per second `concurrency` calls in flight can finish when each takes
-/// `delay_ms`: Little's law.
-pub fn bound_tasks_per_s(concurrency: u64, delay_ms: u64) -> f64 {
-    concurrency as f64 * 1000.0 / delay_ms.max(1) as f64
 }
 
 /// Task names `<prefix>-<i>` for `i` in `range`.
@@ -364,27 +195,97 @@ pub async fn fill(queue: &Queue, prefix: &str, range: std::ops::Range<u64>) -> R
     Ok(started.elapsed())
 }
 
-/// Waits until the queue's `done` counter reaches `target` (read every 5 ms); answers the time
+/// Waits until every queue's `done` counter reaches `each` (read every 5 ms); answers the time
 /// since `since`.
 ///
 /// # Errors
 /// When Redis fails or `within` passes first.
 pub async fn wait_done(
-    queue: &Queue,
-    target: u64,
+    queues: &[Queue],
+    each: u64,
     since: Instant,
     within: Duration,
 ) -> Result<Duration> {
     loop {
-        let done = crate::drain::done(queue).await?;
-        if done >= target {
+        let mut done = Vec::with_capacity(queues.len());
+        for queue in queues {
+            done.push(crate::drain::done(queue).await?);
+        }
+        if done.iter().all(|&d| d >= each) {
             return Ok(since.elapsed());
         }
         if since.elapsed() > within {
-            bail!("only {done} of {target} tasks done after {within:?}");
+            bail!("done per queue {done:?} of {each} after {within:?}");
         }
         sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The release consumers a drain starts.
+pub struct Consumers<'a> {
+    /// How many.
+    pub count: u64,
+    /// The Redis (or cluster) they use.
+    pub redis_url: &'a str,
+    /// Their queues, `CONCURRENCY` and `POLL_INTERVAL_MS`.
+    pub settings: Vec<(&'static str, String)>,
+    /// Their logs' prefix.
+    pub label: String,
+}
+
+/// Release consumers that drained queues against a mock-api, still running.
+pub struct ConsumerDrain {
+    /// The consumers, each with where it serves `/metrics`.
+    pub consumers: Vec<(Process, SocketAddr)>,
+    /// The API they called.
+    pub mock: MockApi,
+    /// From the first consumer's spawn until every queue had its tasks done.
+    pub elapsed: Duration,
+    /// The consumers' CPU seconds until then.
+    pub consumer_cpu_s: f64,
+}
+
+impl ConsumerDrain {
+    /// Stops the consumers and the mock, and fails unless the mock answered `expected` calls,
+    /// counted 300 ms after the drain ended so that a late duplicate call would show.
+    ///
+    /// # Errors
+    /// When the mock's `/stats` cannot be read, a process is gone, or the count is off.
+    pub async fn finish(self, expected: u64) -> Result<()> {
+        sleep(Duration::from_millis(300)).await;
+        let stats = self
+            .mock
+            .client_builder()?
+            .build()?
+            .get(format!("{}/stats", self.mock.base()))
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        let stats: serde_json::Value = serde_json::from_slice(&stats)?;
+        for (consumer, _) in self.consumers {
+            stop(consumer)?;
+        }
+        stop(self.mock.process)?;
+        let calls = stats["calls"]
+            .as_u64()
+            .context("no calls in the mock's /stats")?;
+        if calls != expected {
+            bail!("the API was called {calls} times instead of {expected}");
+        }
+        Ok(())
+    }
+}
+
+/// Asks `process` to stop (SIGTERM, so it drains as in production) and waits 10 s; dropping it
+/// then kills it if it still runs.
+///
+/// # Errors
+/// When it cannot be signalled (it is gone).
+pub fn stop(mut process: Process) -> Result<()> {
+    process.try_terminate(Duration::from_secs(10))?;
+    Ok(())
 }
 
 /// Redis' cost of `tasks` tasks, as metrics: round trips (script calls plus one candidate read
@@ -441,19 +342,6 @@ pub fn mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn workload_ids_parse_in_any_case() {
-        assert_eq!("w2h".parse::<Workload>().ok(), Some(Workload::W2h));
-        assert_eq!(" W1b ".parse::<Workload>().ok(), Some(Workload::W1b));
-        assert_eq!("s2".parse::<Workload>().ok(), Some(Workload::S2));
-        assert!("W5".parse::<Workload>().is_err());
-    }
-
-    #[test]
-    fn one_consumer_on_a_slow_api_is_bound_by_its_concurrency() {
-        assert!((bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS) - 250.0).abs() < 1e-9);
-    }
 
     #[test]
     fn names_are_numbered_within_the_range() -> Result<()> {

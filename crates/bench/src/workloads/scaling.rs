@@ -13,14 +13,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
-use tokio::time::{Instant, sleep};
+use anyhow::{Context, Result};
 
-use super::{
-    Bench, Metric, S_CONCURRENCY, S1_CONSUMERS, S1_DELAY_MS, bound_tasks_per_s, fill, metric,
-    wait_done,
-};
-use crate::process::{Service, cpu_s, free_addr};
+use super::{Bench, Consumers, Metric, fill, metric};
+use crate::redis_admin;
+use crate::workload::{S_CONCURRENCY, S1_CONSUMERS, S1_DELAY_MS, bound_tasks_per_s};
 
 const QUEUE: &str = "bench-s1";
 
@@ -88,60 +85,40 @@ const NAMES: [[&str; 4]; 3] = [
 
 async fn leg(bench: &Bench<'_>, run: u32, n: u64, tasks: u64) -> Result<Leg> {
     let label = format!("s1-r{run}-n{n}");
-    bench.redis.flush().await?;
+    redis_admin::flush(bench.redis).await?;
     let queue = bench.queue(QUEUE)?;
     fill(&queue, &label, 0..tasks).await?;
 
-    let api = free_addr()?;
-    let mock = Service::serve(
-        &bench.bins.path("mock-api"),
-        &[
-            ("MOCK_API_ADDR", api.to_string()),
-            ("MOCK_DELAY_MS", S1_DELAY_MS.to_string()),
-            ("MOCK_POLLS_UNTIL_DONE", "1".into()),
+    let mock = bench.mock_api(S1_DELAY_MS, 1, false, &format!("{label}-mock-api"))?;
+    let consumers = Consumers {
+        count: n,
+        redis_url: &bench.redis.url(),
+        settings: vec![
+            ("QUEUE_NAME", QUEUE.to_owned()),
+            ("CONCURRENCY", S_CONCURRENCY.to_string()),
+            ("POLL_INTERVAL_MS", "100".to_owned()),
         ],
-        api,
-        &bench.raw.join(format!("{label}-mock-api.log")),
-    )
-    .await?;
-
-    let started = Instant::now();
-    let mut consumers = Vec::new();
-    for i in 0..n {
-        consumers.push(Service::spawn(
-            &bench.bins.path("consumer"),
-            &[
-                ("REDIS_URL", bench.redis.url()),
-                ("CONSUMER_ADDR", free_addr()?.to_string()),
-                ("QUEUE_NAME", QUEUE.into()),
-                ("API_URL", format!("http://{api}/")),
-                ("CONCURRENCY", S_CONCURRENCY.to_string()),
-                ("POLL_INTERVAL_MS", "100".into()),
-            ],
-            &bench.raw.join(format!("{label}-consumer{i}.log")),
-        )?);
-    }
-    let elapsed = wait_done(&queue, tasks, started, Duration::from_secs(120)).await?;
-    let mut consumer_cpu_s = 0.0;
-    for consumer in &mut consumers {
-        consumer.check_running()?;
-        consumer_cpu_s += cpu_s(&consumer.pid()?.to_string())?;
-    }
-
-    sleep(Duration::from_millis(300)).await;
-    let stats = bench.get_json(&format!("http://{api}/stats")).await?;
-    for consumer in consumers {
-        consumer.stop().await?;
-    }
-    mock.stop().await?;
-    let calls = stats["calls"].as_u64().unwrap_or(0);
-    if calls != tasks {
-        bail!("N={n}: the API was called {calls} times for {tasks} tasks");
-    }
-    Ok(Leg {
-        tasks_per_s: tasks as f64 / elapsed.as_secs_f64(),
-        consumer_cpu_s,
-    })
+        label,
+    };
+    let within = Duration::from_secs(120);
+    let drained = bench
+        .drain_by_consumers(
+            &consumers,
+            mock,
+            std::slice::from_ref(&queue),
+            tasks,
+            within,
+        )
+        .await?;
+    let leg = Leg {
+        tasks_per_s: tasks as f64 / drained.elapsed.as_secs_f64(),
+        consumer_cpu_s: drained.consumer_cpu_s,
+    };
+    drained
+        .finish(tasks)
+        .await
+        .with_context(|| format!("N={n}"))?;
+    Ok(leg)
 }
 
 #[cfg(test)]

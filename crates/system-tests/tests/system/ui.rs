@@ -1,15 +1,13 @@
 //! The dashboard (`/ui`) in headless Chromium, driven over WebDriver (Debian's `chromium` and
 //! `chromium-driver`), against the real binaries: it loads, its counts move while tasks run, and a
 //! dead task retried from it finishes. With `TASKQ_SCREENSHOTS=DIR` (an absolute path) it saves
-//! the main views there: `TASKQ_SCREENSHOTS=$PWD/docs cargo test -p consumer --test ui` renews
-//! the README's.
-
-mod common;
+//! the main views there; this renews the README's:
+//! `TASKQ_SCREENSHOTS=$PWD/docs cargo test -p system-tests --test system ui::`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Stack, names};
+use crate::stack::{Stack, names};
 use serde_json::{Value, json};
 use testkit::{eventually, free_addr};
 
@@ -258,13 +256,13 @@ async fn the_dashboard_shows_the_queue_picked_among_those_a_producer_serves() {
     // A second producer in front of the stack's queue and another one.
     let other = testkit::unique_queue("other");
     let addr = free_addr();
-    let mut env = common::redis_env(&stack.redis, &stack.queue_name);
+    let mut env = crate::stack::redis_env(&stack.redis, &stack.queue_name);
     env.push(("QUEUES", format!("{},{other}", stack.queue_name)));
     env.push(("PRODUCER_ADDR", addr.to_string()));
     let _producer = testkit::Process::serve("producer", addr, &env);
     for name in ["a", "b", "c"] {
         let url = format!("http://{addr}/?task-name={name}&queue={other}");
-        let (status, _) = common::get_json(&stack.client, url).await;
+        let (status, _) = crate::stack::get_json(&stack.client, url).await;
         assert!(status.is_success());
     }
     let browser = Browser::start().await;

@@ -1,11 +1,9 @@
 //! Redis configured the ways production Redis often is, with the real binaries: at `maxmemory`,
 //! and with an evicting policy and no persistence.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Stack, get_json, get_text};
+use crate::stack::{Stack, get_json, get_text};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::eventually;
@@ -292,7 +290,7 @@ async fn a_redis_out_of_memory_refuses_whole_scripts_and_the_consumer_resumes_by
         ("LEASE_MS", "1000"),
     ]);
     stack.wait_serving(Duration::from_secs(10)).await;
-    let names = common::names("oom", 60);
+    let names = crate::stack::names("oom", 60);
     stack.enqueue_all(&names).await;
     stack.wait_done(5, Duration::from_secs(30)).await;
 

@@ -11,13 +11,11 @@
 //! partition loses the tasks acknowledged during it (asserted, and the loss window measured),
 //! and the system recovers by itself either way.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Stack, get_json};
+use crate::stack::{Stack, get_json};
 use testkit::{RedisSentinel, eventually};
 use tokio::task::JoinSet;
 
@@ -95,7 +93,8 @@ async fn failover_under_load(fault: Fault, wait_replicas: &str) -> Report {
             while !stop.load(Ordering::Relaxed) {
                 let name = format!("fo-{lane}-{n}");
                 n += 1;
-                let (status, _) = get_json(&client, common::enqueue_url(producer, &name)).await;
+                let (status, _) =
+                    get_json(&client, crate::stack::enqueue_url(producer, &name)).await;
                 if status.is_success() {
                     acked.lock().unwrap().push((name, Instant::now()));
                 } else {

@@ -6,17 +6,15 @@
 //! (`cluster::`), where a fault to "Redis" hits the master that owns the queue's hash slot, or
 //! every master.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Stack, names};
+use crate::stack::{Backend, Stack, names};
 use reqwest::StatusCode;
 use testkit::{eventually, free_addr};
 
-common::on_both_backends! {
+crate::stack::on_both_backends! {
     a_consumer_killed_mid_call_loses_nothing_and_only_its_tasks_are_called_twice,
     a_call_slower_than_the_lease_is_never_handed_to_a_second_consumer,
     four_consumers_share_five_thousand_tasks_with_exactly_one_call_per_poll,
@@ -168,7 +166,8 @@ impl Writer {
                 i += 1;
                 let started = Instant::now();
                 let (status, body) =
-                    common::get_json(&client, common::enqueue_url(producer, &name)).await;
+                    crate::stack::get_json(&client, crate::stack::enqueue_url(producer, &name))
+                        .await;
                 let took = started.elapsed();
                 if status.is_success() {
                     written.acknowledged.push(name);
@@ -603,11 +602,7 @@ async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs<R
     let password = "s3cret-pass-word";
     let stack = Stack::start_on(R::start_with_password(password), &[("MOCK_DELAY_MS", "0")]);
     let log = std::env::temp_dir().join(format!("taskq-consumer-{}.log", stack.queue_name));
-    let mut env = common::redis_env(&stack.redis, &stack.queue_name);
-    env.push(("API_URL", format!("http://{}/", stack.mock)));
-    env.push(("RUST_LOG", "debug".to_owned()));
-    env.push(("CONSUMER_ADDR", "127.0.0.1:0".to_owned()));
-    let mut consumer = testkit::Process::spawn_logged("consumer", &env, &log);
+    let mut consumer = stack.consumer_logged(&[("RUST_LOG", "debug")], &log);
     stack.enqueue("guarded").await;
 
     stack.wait_done(1, Duration::from_secs(10)).await;

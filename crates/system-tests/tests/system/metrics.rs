@@ -1,12 +1,10 @@
 //! `/metrics` under load, on the real binaries: the queue-wide counters come from Redis, so two
 //! consumers add up exactly and the producer shows the same totals as each consumer.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Stack, names};
+use crate::stack::{Stack, names};
 use reqwest::StatusCode;
 use testkit::{eventually, free_addr};
 

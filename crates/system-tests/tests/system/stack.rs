@@ -1,7 +1,6 @@
-//! The system under test: real redis-server processes (one, or a three-master cluster), the real
-//! mock-api and producer binaries, and as many real consumer processes as a test asks for.
-
-#![allow(dead_code)] // each test binary uses its own subset
+//! The system under test: real redis-server processes (one, a three-master cluster, or a master
+//! under Sentinel), the real mock-api and producer binaries, and as many real consumer processes
+//! as a test asks for; every suite builds on it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,8 +11,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use taskq::{ConnectOptions, Counts, Policy, Queue};
 use testkit::{
-    Certificates, Process, RedisCluster, RedisSentinel, RedisServer, eventually, free_addr,
-    unique_queue,
+    MockApi, Process, RedisCluster, RedisSentinel, RedisServer, eventually, free_addr, unique_queue,
 };
 use tokio::task::JoinSet;
 
@@ -185,7 +183,6 @@ impl Topology for RedisSentinel {
 /// For each scenario `name<R: Backend>()` named, two tests: `single::name` on one Redis and
 /// `cluster::name` on a three-master cluster. `#[on_cluster(ignore = "why")]` before a name puts
 /// that attribute on the cluster test only.
-#[allow(unused_macros)] // the suites that run on one Redis only do not use it
 macro_rules! on_both_backends {
     ($( $(#[on_cluster($cluster:meta)])* $name:ident ),* $(,)?) => {
         mod single {
@@ -207,20 +204,15 @@ macro_rules! on_both_backends {
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use on_both_backends;
 
 /// Redis, mock-api and producer, running; consumers are started with [`Stack::consumer`].
 pub struct Stack<R: Topology = RedisServer> {
     pub redis: R,
     pub queue_name: String,
-    pub mock: SocketAddr,
-    /// How the mock is reached: `http://127.0.0.1:PORT`, or `https://` when it serves TLS.
-    pub mock_base: String,
-    /// The mock's certificates when it serves HTTPS (its authority is what clients trust).
-    pub mock_tls: Option<Certificates>,
+    /// The mock API the consumers call (over HTTPS for [`Stack::start_https`]).
+    pub mock: MockApi,
     pub producer: SocketAddr,
-    pub mock_process: Process,
     pub producer_process: Process,
     /// A client for the producer and the mock (trusting the mock's authority).
     pub client: reqwest::Client,
@@ -235,18 +227,14 @@ impl Stack {
     /// Starts a fresh Redis, the mock-api over HTTPS (a certificate for 127.0.0.1 signed by an
     /// authority made for the test) with `mock_env`, and a producer.
     pub fn start_https(mock_env: &[(&str, &str)]) -> Self {
-        Self::start_with(
-            RedisServer::start(),
-            mock_env,
-            Some(Certificates::generate()),
-        )
+        Self::start_full(RedisServer::start(), mock_env, &[], true)
     }
 }
 
 impl<R: Topology> Stack<R> {
     /// Starts the mock-api with `mock_env` and a producer on `redis`.
     pub fn start_on(redis: R, mock_env: &[(&str, &str)]) -> Self {
-        Self::start_with(redis, mock_env, None)
+        Self::start_full(redis, mock_env, &[], false)
     }
 
     /// Starts the mock-api with `mock_env` and a producer with `producer_env` on `redis`.
@@ -255,53 +243,28 @@ impl<R: Topology> Stack<R> {
         mock_env: &[(&str, &str)],
         producer_env: &[(&str, &str)],
     ) -> Self {
-        Self::start_full(redis, mock_env, producer_env, None)
-    }
-
-    fn start_with(redis: R, mock_env: &[(&str, &str)], tls: Option<Certificates>) -> Self {
-        Self::start_full(redis, mock_env, &[], tls)
+        Self::start_full(redis, mock_env, producer_env, false)
     }
 
     fn start_full(
         redis: R,
         mock_env: &[(&str, &str)],
         producer_env: &[(&str, &str)],
-        tls: Option<Certificates>,
+        https: bool,
     ) -> Self {
         let queue_name = unique_queue("e2e");
-        let (mock, producer) = (free_addr(), free_addr());
+        let producer = free_addr();
         let base = redis_env(&redis, &queue_name);
-        let mut mock_vars = with(base.clone(), mock_env);
-        mock_vars.push(("MOCK_API_ADDR", mock.to_string()));
-        let mut client = testkit::http_client_builder();
-        let mock_base = match &tls {
-            Some(certificates) => {
-                mock_vars.push((
-                    "MOCK_TLS_CERT",
-                    certificates.cert_file().display().to_string(),
-                ));
-                mock_vars.push((
-                    "MOCK_TLS_KEY",
-                    certificates.key_file().display().to_string(),
-                ));
-                let ca = std::fs::read(certificates.ca_file()).unwrap();
-                client = client.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
-                format!("https://{mock}")
-            }
-            None => format!("http://{mock}"),
-        };
+        let mock = MockApi::start(&with(base.clone(), mock_env), https);
         let mut producer_vars = with(base, producer_env);
         producer_vars.push(("PRODUCER_ADDR", producer.to_string()));
         Self {
-            mock_process: Process::serve("mock-api", mock, &mock_vars),
             producer_process: Process::serve("producer", producer, &producer_vars),
+            client: mock.client_builder().unwrap().build().unwrap(),
             redis,
             queue_name,
             mock,
-            mock_base,
-            mock_tls: tls,
             producer,
-            client: client.build().unwrap(),
         }
     }
 
@@ -310,10 +273,7 @@ impl<R: Topology> Stack<R> {
     /// side by side), then `env` on top.
     pub fn consumer_env<'a>(&self, env: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
         let mut base = redis_env(&self.redis, &self.queue_name);
-        base.push(("API_URL", format!("{}/", self.mock_base)));
-        if let Some(tls) = &self.mock_tls {
-            base.push(("API_CA_FILE", tls.ca_file().display().to_string()));
-        }
+        base.extend(self.mock.consumer_env());
         base.push(("CONSUMER_ADDR", "127.0.0.1:0".to_owned()));
         with(base, env)
     }
@@ -396,7 +356,7 @@ impl<R: Topology> Stack<R> {
 
     /// The mock's `/stats`.
     pub async fn mock_stats(&self) -> Value {
-        get_json(&self.client, format!("{}/stats", self.mock_base))
+        get_json(&self.client, format!("{}/stats", self.mock.base()))
             .await
             .1
     }

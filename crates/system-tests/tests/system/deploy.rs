@@ -5,13 +5,11 @@
 //! misspelt or removed series never fires, silently: this is what catches it.
 //! (`scripts/check-deploy` checks the rules' syntax and unit tests with promtool.)
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Stack, get_text};
+use crate::stack::{Stack, get_text};
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::{eventually, free_addr};

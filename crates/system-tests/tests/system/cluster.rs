@@ -2,11 +2,9 @@
 //! on different shards. (Every end-to-end and fault scenario also runs on a cluster: see
 //! `end_to_end.rs` and `faults.rs`.)
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Stack, names};
+use crate::stack::{Stack, names};
 use testkit::{RedisCluster, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

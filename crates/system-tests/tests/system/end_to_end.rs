@@ -2,15 +2,13 @@
 //! Every scenario runs twice: on one Redis (`single::`) and on a three-master cluster
 //! (`cluster::`).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Backend, Stack, enqueue_url, get_json, names};
+use crate::stack::{Backend, Stack, enqueue_url, get_json, names};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-common::on_both_backends! {
+crate::stack::on_both_backends! {
     a_thousand_tasks_enqueued_twice_all_finish_with_exactly_three_calls_each,
     failures_are_retried_until_every_task_finishes,
     a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_error,
@@ -133,7 +131,7 @@ async fn every_binary_exits_zero_on_sigterm_and_sigint<R: Backend>() {
         for process in [
             &mut consumer,
             &mut stack.producer_process,
-            &mut stack.mock_process,
+            &mut stack.mock.process,
         ] {
             process.signal(signal);
             let status = process.wait_exit(Duration::from_secs(10));
@@ -219,16 +217,13 @@ async fn json_logs_name_the_task_and_attempt_on_every_line_about_a_task<R: Backe
         &[("MOCK_DELAY_MS", "0"), ("MOCK_FAILURE_RATE", "1")],
     );
     let log = std::env::temp_dir().join(format!("taskq-json-{}.log", stack.queue_name));
-    let mut env = common::redis_env(&stack.redis, &stack.queue_name);
-    env.extend([
-        ("API_URL", format!("http://{}/", stack.mock)),
-        ("CONSUMER_ADDR", "127.0.0.1:0".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-        ("MAX_ATTEMPTS", "2".to_owned()),
-        ("RETRY_BASE_MS", "10".to_owned()),
-    ]);
-    let mut consumer = testkit::Process::spawn_logged("consumer", &env, &log);
+    let settings = [
+        ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+        ("MAX_ATTEMPTS", "2"),
+        ("RETRY_BASE_MS", "10"),
+    ];
+    let mut consumer = stack.consumer_logged(&settings, &log);
     stack.enqueue("logged").await;
     stack.wait_dead("logged", Duration::from_secs(10)).await;
     consumer.terminate(Duration::from_secs(10));
@@ -262,11 +257,7 @@ fn help_never_shows_a_secret_from_the_environment() {
         ("MOCK_API_KEY", "hunter2-mock"),
     ];
     for binary in ["producer", "consumer", "mock-api"] {
-        let output = std::process::Command::new(testkit::binary(binary))
-            .arg("--help")
-            .envs(secrets)
-            .output()
-            .unwrap();
+        let output = testkit::run_to_end(binary, &["--help"], &secrets);
         assert!(output.status.success(), "{binary} --help: {output:?}");
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(

@@ -2,12 +2,10 @@
 //! speaking each real-API shape over HTTPS, with a certificate authority made for the test.
 //! Profiles come from `QUEUES_FILE` (JSON, and TOML for one shape), credentials from `${VAR}`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::Stack;
+use crate::stack::Stack;
 use serde_json::{Value, json};
 use testkit::eventually;
 
@@ -211,7 +209,7 @@ fn mock_for(shape: &str, extra: &[(&str, &str)]) -> Stack {
 
 /// The stack's `QUEUES_FILE` for `shape`.
 fn queues_file(stack: &Stack, shape: &Shape) -> TempFile {
-    let file = (shape.file)(&stack.queue_name, &stack.mock_base);
+    let file = (shape.file)(&stack.queue_name, &stack.mock.base());
     TempFile::write(
         &format!("{}.{}", stack.queue_name, file.extension),
         &file.text,
@@ -423,7 +421,7 @@ async fn a_submit_whose_answer_was_lost_is_repeated_with_the_same_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_variable_stops_the_consumer_naming_it_and_no_value() {
     let stack = mock_for("replicate", &[]);
-    let mut profile = replicate_profile(&stack.mock_base);
+    let mut profile = replicate_profile(&stack.mock.base());
     profile["headers"]["X-Other"] = json!("${TASKQ_TEST_NOT_SET}");
     let file = TempFile::write(
         &format!("{}-missing.json", stack.queue_name),
@@ -469,7 +467,7 @@ async fn the_credential_never_shows_in_logs_redis_views_or_metrics() {
         views.push_str(&view.to_string());
     }
     let metrics_url = format!("http://{metrics_addr}/metrics");
-    let (_, metrics) = common::get_text(&stack.client, metrics_url).await;
+    let (_, metrics) = crate::stack::get_text(&stack.client, metrics_url).await;
     consumer.terminate(Duration::from_secs(10));
 
     let logged = std::fs::read_to_string(&log.0).unwrap();
@@ -480,7 +478,7 @@ async fn the_credential_never_shows_in_logs_redis_views_or_metrics() {
     );
     assert!(!views.contains(SECRET));
     assert!(!metrics.contains(SECRET));
-    let stored = common::everything_in_redis(stack.queue_server());
+    let stored = crate::stack::everything_in_redis(stack.queue_server());
     assert!(stored.contains("s4"), "Redis was read");
     assert!(!stored.contains(SECRET), "the credential is in Redis");
 }
@@ -511,7 +509,7 @@ async fn an_untrusted_certificate_is_a_clear_failure() {
 async fn the_original_shape_works_over_https() {
     let stack = mock_for("original", &[("MOCK_DELAY_MS", "0")]);
     let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "50")]);
-    let names = common::names("tls", 50);
+    let names = crate::stack::names("tls", 50);
     stack.enqueue_all(&names).await;
     stack.wait_done(50, Duration::from_secs(20)).await;
 

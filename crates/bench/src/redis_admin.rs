@@ -1,0 +1,72 @@
+//! The benchmark's own commands to a Redis that `testkit` started (`FLUSHALL` before a run,
+//! `INFO` for its version and memory), each on a fresh connection with a patient response
+//! timeout: emptying a million-task queue (W4's) takes well over redis-rs' default 500 ms, and a
+//! busy machine must not fail a run for the benchmark's own bookkeeping.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use redis::aio::MultiplexedConnection;
+use testkit::RedisServer;
+
+/// How long the benchmark's own commands may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A fresh connection to `server` for the benchmark's own commands.
+///
+/// # Errors
+/// When the server does not accept it.
+pub async fn connect(server: &RedisServer) -> Result<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(ADMIN_TIMEOUT));
+    Ok(redis::Client::open(server.url())?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?)
+}
+
+/// Empties `server`: every run starts from nothing.
+///
+/// # Errors
+/// When Redis fails.
+pub async fn flush(server: &RedisServer) -> Result<()> {
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut connect(server).await?)
+        .await?;
+    Ok(())
+}
+
+/// The value of `field` in `server`'s `INFO section`.
+///
+/// # Errors
+/// When Redis fails or does not say.
+pub async fn info(server: &RedisServer, section: &str, field: &str) -> Result<String> {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut connect(server).await?)
+        .await?;
+    info_field(&info, field)
+        .map(str::to_owned)
+        .with_context(|| format!("no {field} in INFO {section}"))
+}
+
+/// The value of `field` in an `INFO` answer (`field:value` lines).
+pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        line.strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields_are_found_by_exact_name() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_version_x:no\r\n";
+        assert_eq!(info_field(info, "redis_version"), Some("7.0.15"));
+        assert_eq!(info_field(info, "redis"), None);
+    }
+}

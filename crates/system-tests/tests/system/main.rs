@@ -1,0 +1,29 @@
+//! The system tests: the real `producer`, `consumer` and `mock-api` binaries, started as child
+//! processes, against real `redis-server` processes (one, a three-master cluster, or a master
+//! under Sentinel), over real sockets. One test binary, so that [`stack`] (the system under test)
+//! is compiled once and every part of it is used by some suite.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`; `scripts/test` does).
+//!
+//! # Suites
+//! - [`end_to_end`]: the three binaries working together, on one Redis and on a cluster.
+//! - [`faults`]: fault injection (consumers, Redis, the API misbehaving), on both backends.
+//! - [`cluster`]: what only a cluster has (a slot migrated under load, queues on three masters).
+//! - [`failover`]: Sentinel failovers under load, with and without `WAIT`.
+//! - [`redis_ops`]: Redis at `maxmemory`, over it, and evicting without persistence.
+//! - [`real_apis`]: each real-API shape over HTTPS, from its profile.
+//! - [`metrics`]: `/metrics` of every binary under load.
+//! - [`deploy`]: every series the alert rules and the dashboard name is served.
+//! - [`ui`]: the dashboard in headless Chromium.
+
+mod stack;
+
+mod cluster;
+mod deploy;
+mod end_to_end;
+mod failover;
+mod faults;
+mod metrics;
+mod real_apis;
+mod redis_ops;
+mod ui;

@@ -39,39 +39,14 @@ struct Cli {
     /// The JSON results; the markdown table goes beside it (.md).
     #[arg(long, default_value = "bench/results.json")]
     out: PathBuf,
-    /// Task count of W1b, W2, W2h and W3d instead of theirs (20,000; W3d 2,000), for quick runs.
-    #[arg(long)]
-    tasks: Option<u64>,
-    /// W4: tasks queued.
-    #[arg(long, default_value_t = 1_000_000)]
-    w4_depth: u64,
-    /// W4: completions timed.
-    #[arg(long, default_value_t = 100_000)]
-    w4_measure: u64,
-    /// W1: seconds of each measured wrk run.
-    #[arg(long, default_value_t = 10)]
-    wrk_duration_s: u64,
-    /// W2 and W4: worker concurrency.
-    #[arg(long, default_value_t = 50)]
-    w2_concurrency: usize,
-    /// W2 and W4: worker batch size (tasks per claim at most).
-    #[arg(long, default_value_t = 50)]
-    w2_batch_size: usize,
-    /// S1: tasks pre-enqueued per consumer process (each N runs about tasks/250 s).
-    #[arg(long, default_value_t = 2_000)]
-    s1_tasks: u64,
-    /// S2: tasks pre-enqueued per queue (three queues).
-    #[arg(long, default_value_t = 20_000)]
-    s2_tasks: u64,
+    #[command(flatten)]
+    settings: Settings,
     /// Load the capacity figures are worked out for (API polls per second).
     #[arg(long, default_value_t = 50_000.0)]
     capacity_load: f64,
     /// Where producer, consumer and mock-api are (default: beside this executable).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// The redis-benchmark that measures Redis' own enqueue limit (W1b).
-    #[arg(long, default_value = "redis-benchmark")]
-    redis_benchmark: String,
     /// Child logs and scratch files (git-ignored).
     #[arg(long, default_value = "bench/raw")]
     raw_dir: PathBuf,
@@ -123,17 +98,7 @@ async fn run(cli: Cli) -> Result<()> {
         bin_dir,
         exe,
         raw: cli.raw_dir.clone(),
-        settings: Settings {
-            tasks: cli.tasks,
-            w4_depth: cli.w4_depth,
-            w4_measure: cli.w4_measure,
-            wrk_duration_s: cli.wrk_duration_s,
-            w2_concurrency: cli.w2_concurrency,
-            w2_batch_size: cli.w2_batch_size,
-            s1_tasks_per_consumer: cli.s1_tasks,
-            s2_tasks_per_queue: cli.s2_tasks,
-            redis_benchmark: cli.redis_benchmark.clone(),
-        },
+        settings: cli.settings.clone(),
         http: {
             // reqwest is built with rustls and no crypto provider of its own: use ring, as the
             // rest of the workspace does.

@@ -205,26 +205,35 @@ impl FromStr for Workload {
     }
 }
 
-/// Sizes and knobs of a benchmark run.
-#[derive(Debug, Clone)]
+/// Sizes and knobs of a benchmark run (the bench's flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// Overrides every workload's task count except W4's (for quick runs).
+    /// Task count of W1b, W2, W2h and W3d instead of theirs (20,000; W3d 2,000), for quick runs.
+    #[arg(long)]
     pub tasks: Option<u64>,
     /// W4: tasks queued.
+    #[arg(long, default_value_t = 1_000_000)]
     pub w4_depth: u64,
     /// W4: completions timed.
+    #[arg(long, default_value_t = 100_000)]
     pub w4_measure: u64,
-    /// W1: seconds of each measured `wrk` run.
+    /// W1: seconds of each measured wrk run.
+    #[arg(long, default_value_t = 10)]
     pub wrk_duration_s: u64,
     /// W2 and W4: worker concurrency.
+    #[arg(long, default_value_t = 50)]
     pub w2_concurrency: usize,
-    /// W2 and W4: worker batch size.
+    /// W2 and W4: worker batch size (tasks per claim at most).
+    #[arg(long, default_value_t = 50)]
     pub w2_batch_size: usize,
-    /// S1: tasks pre-enqueued per consumer process.
+    /// S1: tasks pre-enqueued per consumer process (each N runs about tasks/250 s).
+    #[arg(long = "s1-tasks", value_name = "S1_TASKS", default_value_t = 2_000)]
     pub s1_tasks_per_consumer: u64,
-    /// S2: tasks pre-enqueued per queue.
+    /// S2: tasks pre-enqueued per queue (three queues).
+    #[arg(long = "s2-tasks", value_name = "S2_TASKS", default_value_t = 20_000)]
     pub s2_tasks_per_queue: u64,
-    /// W1b: the `redis-benchmark` that measures Redis' own enqueue limit.
+    /// The redis-benchmark that measures Redis' own enqueue limit (W1b).
+    #[arg(long, default_value = "redis-benchmark")]
     pub redis_benchmark: String,
 }
 

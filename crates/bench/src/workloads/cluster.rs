@@ -168,11 +168,11 @@ async fn leg(
             ("POLL_INTERVAL_MS", "100".to_owned()),
         ],
         label: label.clone(),
+        queues: &queues,
+        each: per_queue,
+        within: Duration::from_secs(180),
     };
-    let within = Duration::from_secs(180);
-    let drained = bench
-        .drain_by_consumers(&consumers, mock, &queues, per_queue, within)
-        .await?;
+    let drained = bench.drain_by_consumers(&consumers, mock).await?;
     let mut usages = Vec::new();
     for (conn, before) in conns.iter_mut().zip(&before) {
         usages.push(before.until(&Snapshot::take(conn).await?));

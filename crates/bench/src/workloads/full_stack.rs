@@ -188,17 +188,11 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
             ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
         ],
         label: format!("{label}-r{run}"),
+        queues: std::slice::from_ref(&queue),
+        each: tasks,
+        within: Duration::from_secs(120),
     };
-    let within = Duration::from_secs(120);
-    let drained = bench
-        .drain_by_consumers(
-            &consumers,
-            mock,
-            std::slice::from_ref(&queue),
-            tasks,
-            within,
-        )
-        .await?;
+    let drained = bench.drain_by_consumers(&consumers, mock).await?;
     let spent = window.close(&mut conn).await?;
     write_profile(bench, &format!("{label}-r{run}"), &spent.redis, tasks)?;
 

@@ -96,18 +96,15 @@ impl Bench<'_> {
     }
 
     /// Spawns `consumers.count` release consumers on `consumers.redis_url` calling `mock`, and
-    /// waits (`within` at most) until each of `queues` counts `each` tasks done; their logs are
+    /// waits until each of `consumers.queues` counts `consumers.each` tasks done; their logs are
     /// `<raw>/<label>-consumer<i>.log`.
     ///
     /// # Errors
-    /// When a consumer cannot start or exits, Redis fails, or `within` passes first.
+    /// When a consumer cannot start or exits, Redis fails, or `consumers.within` passes first.
     pub async fn drain_by_consumers(
         &self,
         consumers: &Consumers<'_>,
         mock: MockApi,
-        queues: &[Queue],
-        each: u64,
-        within: Duration,
     ) -> Result<ConsumerDrain> {
         let started = Instant::now();
         let mut running = Vec::new();
@@ -125,7 +122,8 @@ impl Bench<'_> {
                 addr,
             ));
         }
-        let elapsed = wait_done(queues, each, started, within).await?;
+        let elapsed =
+            wait_done(consumers.queues, consumers.each, started, consumers.within).await?;
         let mut consumer_cpu_s = 0.0;
         for (consumer, _) in &mut running {
             consumer.check_running()?;
@@ -221,7 +219,7 @@ pub async fn wait_done(
     }
 }
 
-/// The release consumers a drain starts.
+/// The release consumers a drain starts, and when it is over.
 pub struct Consumers<'a> {
     /// How many.
     pub count: u64,
@@ -231,6 +229,12 @@ pub struct Consumers<'a> {
     pub settings: Vec<(&'static str, String)>,
     /// Their logs' prefix.
     pub label: String,
+    /// The queues they drain.
+    pub queues: &'a [Queue],
+    /// Tasks done in each queue when the drain is over.
+    pub each: u64,
+    /// How long the drain may take.
+    pub within: Duration,
 }
 
 /// Release consumers that drained queues against a mock-api, still running.

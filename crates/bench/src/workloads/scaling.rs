@@ -99,17 +99,11 @@ async fn leg(bench: &Bench<'_>, run: u32, n: u64, tasks: u64) -> Result<Leg> {
             ("POLL_INTERVAL_MS", "100".to_owned()),
         ],
         label,
+        queues: std::slice::from_ref(&queue),
+        each: tasks,
+        within: Duration::from_secs(120),
     };
-    let within = Duration::from_secs(120);
-    let drained = bench
-        .drain_by_consumers(
-            &consumers,
-            mock,
-            std::slice::from_ref(&queue),
-            tasks,
-            within,
-        )
-        .await?;
+    let drained = bench.drain_by_consumers(&consumers, mock).await?;
     let leg = Leg {
         tasks_per_s: tasks as f64 / drained.elapsed.as_secs_f64(),
         consumer_cpu_s: drained.consumer_cpu_s,

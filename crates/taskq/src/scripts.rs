@@ -56,15 +56,19 @@ pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
 /// Runs a Redis call once more if the connection had dropped (a killed client connection, a
 /// Redis restart): every script is safe to repeat, and the connection manager has reconnected by
 /// then. Refusals and timeouts are not repeated: Redis is down or hung, and a second try would
+/// Whether a failed call is worth one more try: the connection dropped (and the manager has
+/// reconnected), but Redis neither refused it nor hung.
+fn worth_once_more(err: &redis::RedisError) -> bool {
+    err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout()
+}
+
 /// only double the caller's wait.
 pub(crate) async fn once_more_if_dropped<T, F>(call: impl Fn() -> F) -> redis::RedisResult<T>
 where
     F: Future<Output = redis::RedisResult<T>>,
 {
     match call().await {
-        Err(err)
-            if err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout() =>
-        {
+        Err(err) if worth_once_more(&err) => {
             tracing::debug!(error = %err, "connection dropped; calling once more");
             call().await
         }
@@ -86,11 +90,7 @@ impl RunScript for redis::ScriptInvocation<'_> {
             return self.read(conn).await;
         };
         match run_replicated(self, conn, wait).await {
-            Err(Error::Redis(err))
-                if err.is_connection_dropped()
-                    && !err.is_connection_refusal()
-                    && !err.is_timeout() =>
-            {
+            Err(Error::Redis(err)) if worth_once_more(&err) => {
                 tracing::debug!(error = %err, "connection dropped; calling once more");
                 run_replicated(self, conn, wait).await
             }

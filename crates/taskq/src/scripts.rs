@@ -53,14 +53,15 @@ pub(crate) static SERVER: LazyLock<Script> = script!("server.lua");
 /// Deletes finished records, a batch per call.
 pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
 
-/// Runs a Redis call once more if the connection had dropped (a killed client connection, a
-/// Redis restart): every script is safe to repeat, and the connection manager has reconnected by
-/// then. Refusals and timeouts are not repeated: Redis is down or hung, and a second try would
 /// Whether a failed call is worth one more try: the connection dropped (and the manager has
 /// reconnected), but Redis neither refused it nor hung.
 fn worth_once_more(err: &redis::RedisError) -> bool {
     err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout()
 }
+
+/// Runs a Redis call once more if the connection had dropped (a killed client connection, a
+/// Redis restart): every script is safe to repeat, and the connection manager has reconnected by
+/// then. Refusals and timeouts are not repeated: Redis is down or hung, and a second try would
 
 /// only double the caller's wait.
 pub(crate) async fn once_more_if_dropped<T, F>(call: impl Fn() -> F) -> redis::RedisResult<T>

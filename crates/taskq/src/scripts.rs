@@ -62,7 +62,6 @@ fn worth_once_more(err: &redis::RedisError) -> bool {
 /// Runs a Redis call once more if the connection had dropped (a killed client connection, a
 /// Redis restart): every script is safe to repeat, and the connection manager has reconnected by
 /// then. Refusals and timeouts are not repeated: Redis is down or hung, and a second try would
-
 /// only double the caller's wait.
 pub(crate) async fn once_more_if_dropped<T, F>(call: impl Fn() -> F) -> redis::RedisResult<T>
 where

@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use taskq::{
-    ClaimedTask, ConnectOptions, Handler, Outcome, Policy, Queue, RedisUrl, Worker, WorkerConfig,
-};
+use taskq::{ClaimedTask, ConnectOptions, Handler, Outcome, Queue, RedisUrl, Worker, WorkerConfig};
 use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, timeout};
@@ -111,14 +109,7 @@ pub async fn run_child(args: &DrainArgs) -> Result<()> {
 
 async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let url: RedisUrl = args.redis_url.parse()?;
-    let open = || {
-        Queue::open(
-            &url,
-            &ConnectOptions::default(),
-            &args.queue,
-            Policy::default(),
-        )
-    };
+    let open = || Queue::open(&url, &ConnectOptions::default(), &args.queue);
     let (queue, watch) = (open()?, open()?);
     let target = done(&watch).await? + args.tasks;
     let worker = Worker::new(

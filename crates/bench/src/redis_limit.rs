@@ -102,7 +102,7 @@ pub async fn run(
         .strip_suffix("task:")
         .map(|tag| format!("{tag}stats"))
         .with_context(|| format!("task records no longer end in task: ({prefix})"))?;
-    let ttl_ms = queue.policy().result_ttl.as_millis().to_string();
+    let ttl_ms = queue.enqueue_policy().result_ttl.as_millis().to_string();
     redis_admin::flush(redis).await?;
     let mut conn = redis_admin::connect(redis).await?;
     let window = Window::open(&mut conn, &[]).await?;

@@ -3,7 +3,7 @@
 //! error a retry with backoff or, at the limit, a dead task.
 //!
 //! # Layout
-//! - [`config`]: settings from flags, environment and `QUEUES_FILE`.
+//! - [`config`]: settings from flags and environment, and per queue from `QUEUES_FILE`.
 //! - [`api`]: the API a queue calls (the original shape, or a profile: submit then poll, any
 //!   status mapping, credentials) and what its answers mean.
 //! - [`client`]: the HTTPS client (rustls, system roots plus configured authorities).
@@ -76,34 +76,33 @@ pub async fn run(
     let mut ticked = Vec::new();
     let mut served = Vec::new();
     let redis_check = Duration::from_millis(config.redis.redis_check_ms);
-    for config in config.per_queue()? {
-        let queue = config.queue()?;
+    for settings in config.queues()? {
+        let queue = settings.open(&config)?;
         let calls = Arc::default();
-        let api = config.api();
         let http = client::build(&client::ClientSettings {
-            timeout: Duration::from_millis(config.api_timeout_ms),
-            connections: config.concurrency as usize,
-            https: api.is_https(),
+            timeout: settings.api_timeout,
+            connections: settings.worker.concurrency,
+            https: settings.api.is_https(),
             ca_files: config
                 .api_ca_file
                 .as_deref()
                 .into_iter()
-                .chain(api.ca_file())
+                .chain(settings.api.ca_file())
                 .collect(),
         })
         .map_err(|source| StartError::Client {
-            queue: config.redis.queue_name.clone(),
+            queue: settings.name.clone(),
             source,
         })?;
         let poller = Poller::new(
             http,
-            api,
-            &config.redis.queue_name,
+            settings.api,
+            &settings.name,
             config.api_max_body_bytes,
             Duration::from_secs(config.retry_after_max_secs),
             Arc::clone(&calls),
         );
-        let worker = Worker::new(queue.clone(), poller, config.worker());
+        let worker = Worker::new(queue.clone(), poller, settings.worker);
         ticked.push((queue.clone(), worker.wake_handle()));
         served.push(Served {
             queue,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use queue_service::RedisArgs;
 use taskq::connect::connect;
-use taskq::{Policy, Queue};
+use taskq::{EnqueuePolicy, Queue};
 
 use crate::admission::Limits;
 use crate::routes::auth::{BearerToken, Tokens};
@@ -59,16 +59,17 @@ impl Config {
     /// When a queue name or the Redis URL is unusable.
     pub fn state(&self) -> taskq::Result<AppState> {
         let conn = connect(&self.redis.redis_url, &self.redis.connect_options()?)?;
-        let policy = Policy {
+        let policy = EnqueuePolicy {
             result_ttl: Duration::from_secs(self.result_ttl_secs.max(1)),
-            dead_ttl: Duration::from_secs(self.dead_ttl_secs),
-            ..Policy::default()
         };
-        let mut queues = self
-            .redis
-            .queue_names()
-            .into_iter()
-            .map(|name| Queue::new(conn.clone(), &name, policy.clone()));
+        let dead_ttl = Duration::from_secs(self.dead_ttl_secs);
+        let mut queues = self.redis.queue_names().into_iter().map(|name| {
+            Queue::new(conn.clone(), &name).map(|queue| {
+                queue
+                    .with_enqueue_policy(policy.clone())
+                    .with_dead_ttl(dead_ttl)
+            })
+        });
         let default = queues.next().expect("queue_names is never empty")?;
         let limits = Limits {
             high_water: self.redis_memory_high_water,

@@ -874,7 +874,6 @@ async fn one_producer_serves_several_queues_picked_by_the_queue_parameter() {
     let other_queue = taskq::Queue::new(
         taskq::connect::connect(&redis.url().parse().unwrap(), &Default::default()).unwrap(),
         &second,
-        taskq::Policy::default(),
     )
     .unwrap();
     let claimed = other_queue.claim(10).await.unwrap().tasks;

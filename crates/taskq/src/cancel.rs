@@ -1,6 +1,6 @@
 //! Cancelling: `cancel.lua` takes a task out of the due, leased and dead sets and revokes its
 //! claim token, so a worker still calling the API for it has its answer refused as stale. The
-//! record stays, state [`State::Cancelled`](crate::State::Cancelled), for the policy's dead ttl,
+//! record stays, state [`State::Cancelled`](crate::State::Cancelled), for the queue's dead ttl,
 //! and while it stays its name dedups like a dead task's. Cancelled tasks have their own sorted
 //! set so that they can be listed and purged.
 
@@ -8,6 +8,7 @@ use tracing::instrument;
 
 use crate::error::{Error, Result};
 use crate::name::TaskName;
+use crate::policy::SWEEP_LIMIT;
 use crate::queue::Queue;
 use crate::scripts::{self, RunScript, millis};
 use crate::task::TaskView;
@@ -28,7 +29,7 @@ pub enum Cancel {
 impl Queue {
     /// Cancels the task `name` unless it is done: it leaves every set, its claim token is revoked
     /// (a worker running it has its answer refused as stale), and its record is kept, state
-    /// cancelled, for the policy's dead ttl. Safe to repeat.
+    /// cancelled, for the queue's dead ttl. Safe to repeat.
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis fails.
@@ -43,8 +44,8 @@ impl Queue {
             .key(&keys.cancelled)
             .key(&keys.stats)
             .arg(keys.task_prefix())
-            .arg(millis(self.policy().dead_ttl))
-            .arg(self.policy().sweep_limit)
+            .arg(millis(self.dead_ttl()))
+            .arg(SWEEP_LIMIT)
             .run(self.redis())
             .await?;
         let view = || TaskView::from_fields(name.as_str(), fields);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::name::TaskName;
+use crate::policy::SWEEP_LIMIT;
 use crate::queue::Queue;
 use crate::scripts::{self, RunScript, millis};
 use crate::task::ClaimedTask;
@@ -34,7 +35,7 @@ impl Queue {
     /// [`Error::Redis`] when Redis fails. The script is atomic, so a failed call leased nothing,
     /// unless only its reply was lost: those tasks come back when their lease expires.
     pub async fn claim(&self, limit: usize) -> Result<Claim> {
-        let lease_candidates = self.policy().sweep_limit.min(CLAIM_REAP_CANDIDATES);
+        let lease_candidates = SWEEP_LIMIT.min(CLAIM_REAP_CANDIDATES);
         let (due, leased): (Vec<String>, Vec<String>) = self
             .earliest(&[
                 (&self.keys().due, limit),
@@ -53,14 +54,14 @@ impl Queue {
         let reply: Vec<redis::Value> = invocation
             .arg(self.keys().task_prefix())
             .arg(due.len())
-            .arg(millis(self.policy().lease))
-            .arg(self.policy().max_attempts)
-            .arg(millis(self.policy().dead_ttl))
+            .arg(millis(self.worker_policy().lease))
+            .arg(self.worker_policy().max_attempts)
+            .arg(millis(self.dead_ttl()))
             .arg(limit)
-            .arg(u8::from(self.policy().submit_keys))
+            .arg(u8::from(self.worker_policy().submit_keys))
             .run(self.redis())
             .await?;
-        parse_claim(reply, self.policy().submit_keys)
+        parse_claim(reply, self.worker_policy().submit_keys)
     }
 }
 

@@ -53,10 +53,14 @@ impl Queue {
     /// [`Error::Redis`] when Redis fails; the batch is then either wholly written or not at all.
     pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
         let tasks = names.iter().map(|name| (name, None));
-        let reply: Vec<redis::Value> =
-            batcher::invocation(self.keys(), millis(self.policy().result_ttl), false, tasks)
-                .run(self.redis())
-                .await?;
+        let reply: Vec<redis::Value> = batcher::invocation(
+            self.keys(),
+            millis(self.enqueue_policy().result_ttl),
+            false,
+            tasks,
+        )
+        .run(self.redis())
+        .await?;
         let (_, flags) = batcher::split(reply, names.len())?;
         Ok(flags
             .into_iter()

@@ -142,9 +142,9 @@ impl Queue {
             .key(&self.keys().dead)
             .key(&self.keys().stats)
             .arg(self.keys().task_prefix())
-            .arg(self.policy().max_poll.map_or(0, millis))
-            .arg(self.policy().max_attempts)
-            .arg(millis(self.policy().dead_ttl));
+            .arg(self.worker_policy().max_poll.map_or(0, millis))
+            .arg(self.worker_policy().max_attempts)
+            .arg(millis(self.dead_ttl()));
         for (task, finish) in batch {
             invocation.key(self.keys().task(&task.name));
             let (kind, text, delay, permanent, remote_id) = match *finish {
@@ -209,7 +209,7 @@ impl Queue {
         }
         let mut invocation = scripts::EXTEND.key(&self.keys().leased);
         invocation
-            .arg(millis(self.policy().lease))
+            .arg(millis(self.worker_policy().lease))
             .arg(self.keys().task_prefix());
         for task in tasks {
             invocation

@@ -9,7 +9,9 @@
 //! - [`name`]: task names, validated at the edge.
 //! - [`task`]: the state machine (a task's life, drawn in its module doc), the states, and the
 //!   record as clients see it.
-//! - [`queue`]: the handle on one queue (connection, keys, policy).
+//! - [`queue`]: the handle on one queue (connection, keys, policies).
+//! - [`policy`]: what the enqueuing side and what the workers decide (result ttl; lease,
+//!   attempts, polling time), and the dead ttl both apply.
 //! - One module per operation, each opening with the Lua script it runs (`lua/*.lua`, loaded
 //!   and run by `scripts`): `enqueue` (concurrent enqueues share script calls: `batcher`),
 //!   `claim`, `finish` (and release, extend), `sweep`, `cancel`, `list` (one task, or a state's
@@ -38,6 +40,7 @@ mod finish;
 pub mod keys;
 mod list;
 pub mod name;
+pub mod policy;
 mod purge;
 pub mod queue;
 mod replication;
@@ -60,8 +63,9 @@ pub use error::{Error, NameError, Result};
 pub use finish::{Ack, Finish};
 pub use list::{MAX_PAGE_SIZE, Page};
 pub use name::{MAX_TASK_NAME_LEN, TaskName};
+pub use policy::{EnqueuePolicy, WorkerPolicy};
 pub use purge::FinalState;
-pub use queue::{Policy, Queue};
+pub use queue::Queue;
 pub use stats::{Counts, QueueStats, StateCounts};
 pub use sweep::Sweep;
 pub use task::{ClaimedTask, State, TaskView};

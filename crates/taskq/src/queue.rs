@@ -1,4 +1,4 @@
-//! The handle on one queue: its connection, key names and policy. The operations live in the
+//! The handle on one queue: its connection, key names and policies ([`crate::policy`]). The operations live in the
 //! modules of their concepts, each opening with the script it runs: [`crate::enqueue`],
 //! [`crate::claim`], [`crate::finish`] (and release, extend), [`crate::sweep`], [`crate::cancel`],
 //! [`crate::list`], [`crate::stats`], [`crate::retry`], [`crate::purge`].
@@ -23,53 +23,17 @@ use crate::connect::{ConnectOptions, RedisConnection, RedisUrl, connect};
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::name::TaskName;
+use crate::policy::{DEFAULT_DEAD_TTL, EnqueuePolicy, WorkerPolicy};
 use crate::scripts::{millis, once_more_if_dropped};
-
-/// The rules a queue's scripts apply; the same for every process of one queue.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// How long a done task's result is kept (and answers requests) before the name may be
-    /// enqueued again.
-    pub result_ttl: Duration,
-    /// How long a claim is valid without renewal. Workers renew held leases well before they end.
-    pub lease: Duration,
-    /// Failed attempts (errors and expired leases) after which a task is dead.
-    pub max_attempts: u32,
-    /// How long after its creation a task may keep answering "processing" before it is dead.
-    pub max_poll: Option<Duration>,
-    /// How long dead records are kept.
-    pub dead_ttl: Duration,
-    /// How many dead records are kept at most; the oldest go first.
-    pub dead_max: u64,
-    /// Expired leases and dead records handled per script call, so no call blocks Redis long.
-    pub sweep_limit: usize,
-    /// Whether the queue's calls start with a submit (an API profile with `submit`): then each
-    /// claimed task that has no remote id yet carries a submit token, fixed for the task's life,
-    /// from which its submit's idempotency key is made ([`ClaimedTask::submit_token`]).
-    pub submit_keys: bool,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            result_ttl: Duration::from_secs(3600),
-            lease: Duration::from_secs(30),
-            max_attempts: 5,
-            max_poll: Some(Duration::from_secs(24 * 3600)),
-            dead_ttl: Duration::from_secs(7 * 24 * 3600),
-            dead_max: 10_000,
-            sweep_limit: 100,
-            submit_keys: false,
-        }
-    }
-}
 
 /// A handle on one queue; cheap to clone (all clones share one connection).
 #[derive(Clone)]
 pub struct Queue {
     conn: RedisConnection,
     keys: Arc<QueueKeys>,
-    policy: Arc<Policy>,
+    enqueue_policy: Arc<EnqueuePolicy>,
+    worker_policy: Arc<WorkerPolicy>,
+    dead_ttl: Duration,
     enqueuer: Arc<Enqueuer>,
 }
 
@@ -77,21 +41,26 @@ impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
             .field("queue", &self.keys.queue())
-            .field("policy", &self.policy)
+            .field("enqueue_policy", &self.enqueue_policy)
+            .field("worker_policy", &self.worker_policy)
+            .field("dead_ttl", &self.dead_ttl)
             .finish_non_exhaustive()
     }
 }
 
 impl Queue {
-    /// A queue on `conn`.
+    /// A queue on `conn`, with the default policies (see [`crate::policy`]); a binary sets the
+    /// side it decides with [`Queue::with_enqueue_policy`] or [`Queue::with_worker_policy`].
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`] when `queue` cannot be used in a key.
-    pub fn new(conn: RedisConnection, queue: &str, policy: Policy) -> Result<Self> {
+    pub fn new(conn: RedisConnection, queue: &str) -> Result<Self> {
         Ok(Self {
             conn,
             keys: Arc::new(QueueKeys::new(queue)?),
-            policy: Arc::new(policy),
+            enqueue_policy: Arc::default(),
+            worker_policy: Arc::default(),
+            dead_ttl: DEFAULT_DEAD_TTL,
             enqueuer: Arc::default(),
         })
     }
@@ -100,13 +69,29 @@ impl Queue {
     ///
     /// # Errors
     /// As [`Queue::new`] and [`connect`].
-    pub fn open(
-        url: &RedisUrl,
-        options: &ConnectOptions,
-        queue: &str,
-        policy: Policy,
-    ) -> Result<Self> {
-        Self::new(connect(url, options)?, queue, policy)
+    pub fn open(url: &RedisUrl, options: &ConnectOptions, queue: &str) -> Result<Self> {
+        Self::new(connect(url, options)?, queue)
+    }
+
+    /// This handle with the enqueuing side's policy (the producer's).
+    #[must_use]
+    pub fn with_enqueue_policy(mut self, policy: EnqueuePolicy) -> Self {
+        self.enqueue_policy = Arc::new(policy);
+        self
+    }
+
+    /// This handle with the workers' policy (the consumer's).
+    #[must_use]
+    pub fn with_worker_policy(mut self, policy: WorkerPolicy) -> Self {
+        self.worker_policy = Arc::new(policy);
+        self
+    }
+
+    /// This handle keeping dead and cancelled records for `ttl` (`DEAD_TTL_SECS`).
+    #[must_use]
+    pub fn with_dead_ttl(mut self, ttl: Duration) -> Self {
+        self.dead_ttl = ttl;
+        self
     }
 
     /// The queue's key names.
@@ -114,9 +99,19 @@ impl Queue {
         &self.keys
     }
 
-    /// The queue's policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// What the enqueuing side decided.
+    pub fn enqueue_policy(&self) -> &EnqueuePolicy {
+        &self.enqueue_policy
+    }
+
+    /// What the workers decided.
+    pub fn worker_policy(&self) -> &WorkerPolicy {
+        &self.worker_policy
+    }
+
+    /// How long dead and cancelled records are kept.
+    pub fn dead_ttl(&self) -> Duration {
+        self.dead_ttl
     }
 
     /// The connection, to clone for a command that needs it mutably.
@@ -151,7 +146,7 @@ impl Queue {
             .enqueue(name, payload, || batcher::CallTarget {
                 conn: self.conn.clone(),
                 keys: Arc::clone(&self.keys),
-                result_ttl_ms: millis(self.policy.result_ttl),
+                result_ttl_ms: millis(self.enqueue_policy.result_ttl),
             })
             .await
     }

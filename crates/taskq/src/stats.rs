@@ -71,7 +71,7 @@ impl Queue {
                 .key(&keys.dead)
                 .key(&keys.cancelled)
                 .key(&keys.stats)
-                .arg(millis(self.policy().dead_ttl))
+                .arg(millis(self.dead_ttl()))
                 .read(self.redis())
                 .await?;
         Ok(QueueStats {

@@ -2,6 +2,7 @@
 //! records by age and count, each bounded per call. Any process may run it at any time.
 
 use crate::error::Result;
+use crate::policy::SWEEP_LIMIT;
 use crate::queue::Queue;
 use crate::scripts::{self, RunScript, millis};
 
@@ -15,15 +16,17 @@ pub struct Sweep {
 }
 
 impl Queue {
-    /// One sweep: takes back expired leases and prunes old dead records (each bounded by the
-    /// policy's sweep limit). Any process may run it at any time.
+    /// One sweep: takes back expired leases and prunes old dead records (each bounded by
+    /// [`SWEEP_LIMIT`] per call). Any process may run it at any time.
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis fails.
     pub async fn sweep(&self) -> Result<Sweep> {
-        let limit = self.policy().sweep_limit;
         let (leased, dead): (Vec<String>, Vec<String>) = self
-            .earliest(&[(&self.keys().leased, limit), (&self.keys().dead, limit)])
+            .earliest(&[
+                (&self.keys().leased, SWEEP_LIMIT),
+                (&self.keys().dead, SWEEP_LIMIT),
+            ])
             .await?;
         let mut invocation = scripts::REAP.key(&self.keys().leased);
         invocation
@@ -36,9 +39,9 @@ impl Queue {
         let (reaped, pruned): (u64, u64) = invocation
             .arg(self.keys().task_prefix())
             .arg(leased.len())
-            .arg(self.policy().max_attempts)
-            .arg(millis(self.policy().dead_ttl))
-            .arg(self.policy().dead_max)
+            .arg(self.worker_policy().max_attempts)
+            .arg(millis(self.dead_ttl()))
+            .arg(self.worker_policy().dead_max)
             .run(self.redis())
             .await?;
         Ok(Sweep { reaped, pruned })

@@ -8,17 +8,17 @@ use std::time::Duration;
 use redis::Commands;
 use serde_json::value::RawValue;
 use support::name;
-use taskq::{Ack, Error, Policy, Queue, State, TaskName};
+use taskq::{Ack, Error, Queue, State, TaskName, WorkerPolicy};
 use taskq::{Cancel, FinalState, MAX_PAYLOAD_BYTES};
 use testkit::{RedisServer, eventually};
 
 fn open(redis: &RedisServer) -> Queue {
-    let policy = Policy {
-        max_attempts: 1,
-        dead_ttl: Duration::from_secs(600),
-        ..Policy::default()
-    };
-    support::open(redis, policy)
+    support::open(redis)
+        .with_worker_policy(WorkerPolicy {
+            max_attempts: 1,
+            ..WorkerPolicy::default()
+        })
+        .with_dead_ttl(Duration::from_secs(600))
 }
 
 fn names(prefix: &str, n: usize) -> Vec<TaskName> {

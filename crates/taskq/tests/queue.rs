@@ -7,21 +7,21 @@ use std::time::Duration;
 
 use redis::Commands;
 use support::{name, open};
-use taskq::{Ack, Policy, State, TaskName};
+use taskq::{Ack, EnqueuePolicy, State, TaskName, WorkerPolicy};
 use testkit::{RedisServer, eventually};
 
-fn short_lease() -> Policy {
-    Policy {
+fn short_lease() -> WorkerPolicy {
+    WorkerPolicy {
         lease: Duration::from_millis(200),
         max_attempts: 3,
-        ..Policy::default()
+        ..WorkerPolicy::default()
     }
 }
 
 #[tokio::test]
 async fn concurrent_duplicate_enqueues_give_one_task() {
     let redis = RedisServer::start();
-    let queue = open(&redis, Policy::default());
+    let queue = open(&redis);
 
     let attempts: Vec<_> = (0..50)
         .map(|_| {
@@ -44,13 +44,10 @@ async fn concurrent_duplicate_enqueues_give_one_task() {
 #[tokio::test]
 async fn a_running_or_dead_task_is_not_enqueued_again() {
     let redis = RedisServer::start();
-    let queue = open(
-        &redis,
-        Policy {
-            max_attempts: 1,
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_worker_policy(WorkerPolicy {
+        max_attempts: 1,
+        ..WorkerPolicy::default()
+    });
     queue.enqueue(&name("t")).await.unwrap();
 
     let claimed = queue.claim(10).await.unwrap().tasks;
@@ -71,7 +68,7 @@ async fn a_running_or_dead_task_is_not_enqueued_again() {
 #[tokio::test]
 async fn racing_claimers_never_share_a_task() {
     let redis = RedisServer::start();
-    let queue = open(&redis, Policy::default());
+    let queue = open(&redis);
     let names: Vec<TaskName> = (0..2000).map(|i| name(&format!("t{i}"))).collect();
     for chunk in names.chunks(500) {
         queue.enqueue_many(chunk).await.unwrap();
@@ -108,7 +105,7 @@ async fn racing_claimers_never_share_a_task() {
 #[tokio::test]
 async fn an_expired_lease_comes_back_with_a_new_token_and_the_old_one_is_refused() {
     let redis = RedisServer::start();
-    let queue = open(&redis, short_lease());
+    let queue = open(&redis).with_worker_policy(short_lease());
     queue.enqueue(&name("slow")).await.unwrap();
     let first = queue.claim(1).await.unwrap().tasks.remove(0);
 
@@ -134,13 +131,10 @@ async fn extended_leases_are_not_reaped_and_lost_ones_are_reported() {
     let redis = RedisServer::start();
     // Renewed every 150 ms, a 600 ms lease has 450 ms of slack for a loaded machine.
     let lease = Duration::from_millis(600);
-    let queue = open(
-        &redis,
-        Policy {
-            lease,
-            ..short_lease()
-        },
-    );
+    let queue = open(&redis).with_worker_policy(WorkerPolicy {
+        lease,
+        ..short_lease()
+    });
     queue
         .enqueue_many(&[name("kept"), name("lost")])
         .await
@@ -176,7 +170,7 @@ async fn extended_leases_are_not_reaped_and_lost_ones_are_reported() {
 #[tokio::test]
 async fn processing_reschedules_without_using_an_attempt_and_done_stores_the_result() {
     let redis = RedisServer::start();
-    let queue = open(&redis, Policy::default());
+    let queue = open(&redis);
     queue.enqueue(&name("t")).await.unwrap();
 
     let task = queue.claim(1).await.unwrap().tasks.remove(0);
@@ -226,7 +220,7 @@ async fn processing_reschedules_without_using_an_attempt_and_done_stores_the_res
 #[tokio::test]
 async fn failures_back_off_then_the_task_dies_with_its_last_error() {
     let redis = RedisServer::start();
-    let queue = open(&redis, short_lease());
+    let queue = open(&redis).with_worker_policy(short_lease());
     queue.enqueue(&name("t")).await.unwrap();
 
     for attempt in 1..=3 {
@@ -269,7 +263,7 @@ async fn failures_back_off_then_the_task_dies_with_its_last_error() {
 #[tokio::test]
 async fn a_permanent_failure_dies_at_once_and_a_dead_task_can_be_retried() {
     let redis = RedisServer::start();
-    let queue = open(&redis, Policy::default());
+    let queue = open(&redis);
     queue.enqueue(&name("t")).await.unwrap();
     let task = queue.claim(1).await.unwrap().tasks.remove(0);
 
@@ -293,7 +287,7 @@ async fn a_permanent_failure_dies_at_once_and_a_dead_task_can_be_retried() {
 #[tokio::test]
 async fn answers_are_safe_to_repeat_after_a_lost_reply() {
     let redis = RedisServer::start();
-    let queue = open(&redis, Policy::default());
+    let queue = open(&redis);
     queue.enqueue(&name("t")).await.unwrap();
     let task = queue.claim(1).await.unwrap().tasks.remove(0);
 
@@ -308,7 +302,7 @@ async fn answers_are_safe_to_repeat_after_a_lost_reply() {
 #[tokio::test]
 async fn a_released_task_is_due_at_once_without_an_attempt() {
     let redis = RedisServer::start();
-    let queue = open(&redis, Policy::default());
+    let queue = open(&redis);
     queue.enqueue(&name("t")).await.unwrap();
     let task = queue.claim(1).await.unwrap().tasks.remove(0);
 
@@ -322,13 +316,10 @@ async fn a_released_task_is_due_at_once_without_an_attempt() {
 #[tokio::test]
 async fn the_poll_deadline_ends_a_task_that_never_finishes() {
     let redis = RedisServer::start();
-    let queue = open(
-        &redis,
-        Policy {
-            max_poll: Some(Duration::from_millis(100)),
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_worker_policy(WorkerPolicy {
+        max_poll: Some(Duration::from_millis(100)),
+        ..WorkerPolicy::default()
+    });
     queue.enqueue(&name("t")).await.unwrap();
     let task = queue.claim(1).await.unwrap().tasks.remove(0);
     assert_eq!(
@@ -351,13 +342,10 @@ async fn the_poll_deadline_ends_a_task_that_never_finishes() {
 #[tokio::test]
 async fn the_sweep_prunes_the_dead_set_by_count() {
     let redis = RedisServer::start();
-    let queue = open(
-        &redis,
-        Policy {
-            dead_max: 3,
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_worker_policy(WorkerPolicy {
+        dead_max: 3,
+        ..WorkerPolicy::default()
+    });
     let names: Vec<TaskName> = (0..5).map(|i| name(&format!("d{i}"))).collect();
     queue.enqueue_many(&names).await.unwrap();
     for task in queue.claim(5).await.unwrap().tasks {
@@ -379,13 +367,10 @@ async fn the_sweep_prunes_the_dead_set_by_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completion_racing_the_reaper_either_wins_whole_or_is_refused_and_counted() {
     let redis = RedisServer::start();
-    let queue = open(
-        &redis,
-        Policy {
-            lease: Duration::from_millis(50),
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_worker_policy(WorkerPolicy {
+        lease: Duration::from_millis(50),
+        ..WorkerPolicy::default()
+    });
     let (mut won, mut refused) = (0, 0);
     for round in 0..10 {
         let names: Vec<TaskName> = (0..100).map(|i| name(&format!("r{round}-{i}"))).collect();
@@ -445,13 +430,7 @@ async fn a_completion_racing_the_reaper_either_wins_whole_or_is_refused_and_coun
 #[tokio::test]
 async fn dead_records_expire_and_the_sweep_prunes_them_by_age() {
     let redis = RedisServer::start();
-    let queue = open(
-        &redis,
-        Policy {
-            dead_ttl: Duration::from_millis(100),
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_dead_ttl(Duration::from_millis(100));
     let names: Vec<TaskName> = (0..5).map(|i| name(&format!("old{i}"))).collect();
     queue.enqueue_many(&names).await.unwrap();
     for task in queue.claim(5).await.unwrap().tasks {
@@ -486,7 +465,7 @@ impl taskq::Handler for Instant {
 #[tokio::test]
 async fn one_worker_step_runs_every_due_task_then_finds_none() {
     let redis = RedisServer::start();
-    let queue = open(&redis, Policy::default());
+    let queue = open(&redis);
     queue
         .enqueue_many(&[name("a"), name("b"), name("c")])
         .await
@@ -515,13 +494,9 @@ fn used_memory(conn: &mut redis::Connection) -> u64 {
 async fn a_hundred_thousand_results_expire_and_redis_memory_returns_near_its_start() {
     let redis = RedisServer::start();
     let mut conn = redis.connection();
-    let queue = open(
-        &redis,
-        Policy {
-            result_ttl: Duration::from_secs(2),
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_enqueue_policy(EnqueuePolicy {
+        result_ttl: Duration::from_secs(2),
+    });
     let start = used_memory(&mut conn);
     let names: Vec<TaskName> = (0..100_000).map(|i| name(&format!("m{i}"))).collect();
     for chunk in names.chunks(1000) {

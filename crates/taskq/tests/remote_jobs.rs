@@ -7,14 +7,14 @@ mod support;
 use std::time::Duration;
 
 use support::{name, open};
-use taskq::{Ack, ClaimedTask, Finish, Policy, Queue, State};
+use taskq::{Ack, ClaimedTask, Finish, Queue, State, WorkerPolicy};
 use testkit::RedisServer;
 
-fn submitting() -> Policy {
-    Policy {
+fn submitting() -> WorkerPolicy {
+    WorkerPolicy {
         submit_keys: true,
         max_attempts: 2,
-        ..Policy::default()
+        ..WorkerPolicy::default()
     }
 }
 
@@ -31,7 +31,7 @@ async fn finish(queue: &Queue, task: &ClaimedTask, finish: Finish<'_>) -> Ack {
 #[tokio::test]
 async fn a_submit_keeps_the_remote_id_which_every_later_claim_carries() {
     let redis = RedisServer::start();
-    let queue = open(&redis, submitting());
+    let queue = open(&redis).with_worker_policy(submitting());
     queue.enqueue(&name("job")).await.unwrap();
 
     let first = claim_one(&queue).await;
@@ -72,7 +72,7 @@ async fn a_submit_keeps_the_remote_id_which_every_later_claim_carries() {
 #[tokio::test]
 async fn the_submit_token_is_fixed_for_the_tasks_life_and_renewed_by_a_retry() {
     let redis = RedisServer::start();
-    let queue = open(&redis, submitting());
+    let queue = open(&redis).with_worker_policy(submitting());
     queue.enqueue(&name("job")).await.unwrap();
 
     let first = claim_one(&queue).await;
@@ -119,7 +119,7 @@ async fn the_submit_token_is_fixed_for_the_tasks_life_and_renewed_by_a_retry() {
 #[tokio::test]
 async fn a_retried_task_submits_anew_and_queues_that_do_not_submit_store_no_token() {
     let redis = RedisServer::start();
-    let queue = open(&redis, submitting());
+    let queue = open(&redis).with_worker_policy(submitting());
     queue.enqueue(&name("job")).await.unwrap();
     let task = claim_one(&queue).await;
     finish(
@@ -146,7 +146,7 @@ async fn a_retried_task_submits_anew_and_queues_that_do_not_submit_store_no_toke
     let view = queue.get(&name("job")).await.unwrap().unwrap();
     assert_eq!((view.state, view.remote_id), (State::Queued, None));
 
-    let plain = open(&redis, Policy::default());
+    let plain = open(&redis);
     plain.enqueue(&name("plain")).await.unwrap();
     assert_eq!(claim_one(&plain).await.submit_token, None);
 }
@@ -154,13 +154,10 @@ async fn a_retried_task_submits_anew_and_queues_that_do_not_submit_store_no_toke
 #[tokio::test]
 async fn a_throttled_answer_uses_no_attempt_and_is_counted() {
     let redis = RedisServer::start();
-    let queue = open(
-        &redis,
-        Policy {
-            max_attempts: 1,
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_worker_policy(WorkerPolicy {
+        max_attempts: 1,
+        ..WorkerPolicy::default()
+    });
     queue.enqueue(&name("busy")).await.unwrap();
 
     for n in 1..=3 {
@@ -192,13 +189,10 @@ async fn a_throttled_answer_uses_no_attempt_and_is_counted() {
 #[tokio::test]
 async fn a_throttled_answer_waits_and_past_the_poll_deadline_the_task_dies() {
     let redis = RedisServer::start();
-    let queue = open(
-        &redis,
-        Policy {
-            max_poll: Some(Duration::from_secs(2)),
-            ..Policy::default()
-        },
-    );
+    let queue = open(&redis).with_worker_policy(WorkerPolicy {
+        max_poll: Some(Duration::from_secs(2)),
+        ..WorkerPolicy::default()
+    });
     queue.enqueue(&name("busy")).await.unwrap();
     let task = claim_one(&queue).await;
     let wait = Finish::Throttled {

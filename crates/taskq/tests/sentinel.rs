@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use taskq::{ConnectOptions, Error, Policy, Queue, TaskName, WaitForReplicas};
+use taskq::{ConnectOptions, Error, Queue, TaskName, WaitForReplicas};
 use testkit::{RedisSentinel, eventually, unique_queue};
 
 fn name(s: &str) -> TaskName {
@@ -19,7 +19,7 @@ fn open(sentinel: &RedisSentinel, wait: Option<WaitForReplicas>) -> Queue {
         ..ConnectOptions::default()
     };
     let url = sentinel.url().parse().unwrap();
-    Queue::open(&url, &options, &unique_queue("s"), Policy::default()).unwrap()
+    Queue::open(&url, &options, &unique_queue("s")).unwrap()
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use taskq::{ConnectOptions, Policy, Queue, RedisUrl, TaskName};
+use taskq::{ConnectOptions, Queue, RedisUrl, TaskName};
 use testkit::{MockApi, Process, RedisServer};
 use tokio::time::{Instant, sleep};
 
@@ -160,7 +160,7 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
         connect_timeout: Duration::from_secs(2),
         ..ConnectOptions::default()
     };
-    Ok(Queue::open(&url, &options, name, Policy::default())?)
+    Ok(Queue::open(&url, &options, name)?)
 }
 
 /// Task names `<prefix>-<i>` for `i` in `range`.

@@ -1,7 +1,11 @@
 //! Settings: queues from QUEUES and QUEUES_FILE (JSON and TOML), their profiles and policies, and the refusals that never echo a secret.
 use clap::Parser;
 
+use std::time::Duration;
+
+use super::queues::without_quoted_text;
 use super::*;
+use crate::api::Api;
 
 #[derive(Parser)]
 struct Cli {
@@ -65,20 +69,15 @@ fn a_toml_queues_file_gives_a_queue_its_profile_and_a_submitting_policy() {
     let lookup = |name: &str| (name == "TOKEN").then(|| "s3cret".to_owned());
     let mut queues = Vec::new();
     with_named_file("toml", PROFILE_TOML, |path| {
-        queues = parse(&["--queues-file", path])
-            .per_queue_with(lookup)
-            .unwrap();
+        queues = parse(&["--queues-file", path]).queues_with(lookup).unwrap();
     });
     let jobs = &queues[0];
-    assert_eq!(
-        (jobs.redis.queue_name.as_str(), jobs.concurrency),
-        ("jobs", 8)
-    );
-    assert!(jobs.api().submits());
-    assert!(jobs.policy().submit_keys);
+    assert_eq!((jobs.name.as_str(), jobs.worker.concurrency), ("jobs", 8));
+    assert!(jobs.api.submits());
+    assert!(jobs.policy.submit_keys);
     assert!(!format!("{jobs:?}").contains("s3cret"), "{jobs:?}");
     assert!(
-        !parse(&[]).policy().submit_keys,
+        !parse(&[]).queues().unwrap()[0].policy.submit_keys,
         "the original shape does not submit"
     );
 }
@@ -87,7 +86,7 @@ fn a_toml_queues_file_gives_a_queue_its_profile_and_a_submitting_policy() {
 fn a_profile_naming_a_missing_variable_is_refused_with_the_queue_and_the_variable() {
     with_named_file("toml", PROFILE_TOML, |path| {
         let err = parse(&["--queues-file", path])
-            .per_queue_with(|_| None)
+            .queues_with(|_| None)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -95,7 +94,7 @@ fn a_profile_naming_a_missing_variable_is_refused_with_the_queue_and_the_variabl
         );
     });
     with_named_file("toml", "[jobs]\nconcurency = 3\n", |path| {
-        let err = parse(&["--queues-file", path]).per_queue().unwrap_err();
+        let err = parse(&["--queues-file", path]).queues().unwrap_err();
         assert!(err.to_string().contains("concurency"), "{err}");
     });
 }
@@ -117,7 +116,7 @@ fn a_parse_error_never_shows_a_value_from_the_file() {
     for (extension, text) in cases {
         with_named_file(extension, text, |path| {
             let err = parse(&["--queues-file", path])
-                .per_queue()
+                .queues()
                 .unwrap_err()
                 .to_string();
             assert!(!err.contains("sk-live"), "{err}");
@@ -135,7 +134,7 @@ fn a_queue_with_both_an_api_url_and_a_profile_is_refused() {
     let json = r#"{"q": {"api_url": "http://a/", "api": {"base_url": "http://a",
         "poll": {"path": "/x"}, "status": {"pointer": "/s", "done": ["done"]}}}}"#;
     with_file(json, |path| {
-        let err = parse(&["--queues-file", path]).per_queue().unwrap_err();
+        let err = parse(&["--queues-file", path]).queues().unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
     });
 }
@@ -143,10 +142,10 @@ fn a_queue_with_both_an_api_url_and_a_profile_is_refused() {
 #[test]
 fn one_queue_by_default_and_the_listed_ones_with_queues() {
     let names = |c: &Config| {
-        c.per_queue()
+        c.queues()
             .unwrap()
             .into_iter()
-            .map(|c| c.redis.queue_name)
+            .map(|q| q.name)
             .collect::<Vec<_>>()
     };
     assert_eq!(names(&parse(&[])), ["example"]);
@@ -160,22 +159,23 @@ fn the_queues_file_names_queues_and_overrides_their_settings() {
     let mut queues = Vec::new();
     with_file(json, |path| {
         queues = parse(&["--queues-file", path, "--concurrency", "64"])
-            .per_queue()
+            .queues()
             .unwrap();
     });
 
-    let slow = queues
-        .iter()
-        .find(|c| c.redis.queue_name == "slow")
-        .unwrap();
-    let fast = queues
-        .iter()
-        .find(|c| c.redis.queue_name == "fast")
-        .unwrap();
-    assert_eq!((slow.concurrency, slow.poll_interval_ms), (5, 9000));
-    assert_eq!(slow.api_url.as_str(), "http://slow.example/");
+    let queue = |name: &str| queues.iter().find(|q| q.name == name).unwrap();
+    let url = |name: &str| match &queue(name).api {
+        Api::Original(url) => url.to_string(),
+        Api::Profile(_) => panic!("{name} has no profile"),
+    };
+    let slow = queue("slow");
     assert_eq!(
-        (fast.concurrency, fast.api_url.as_str()),
+        (slow.worker.concurrency, slow.worker.poll_interval),
+        (5, Duration::from_millis(9000))
+    );
+    assert_eq!(url("slow"), "http://slow.example/");
+    assert_eq!(
+        (queue("fast").worker.concurrency, url("fast").as_str()),
         (64, "http://127.0.0.1:9001/")
     );
 }
@@ -188,10 +188,7 @@ fn a_broken_queues_file_is_a_clear_error() {
         "[1]",
     ] {
         with_file(json, |path| {
-            assert!(
-                parse(&["--queues-file", path]).per_queue().is_err(),
-                "{json}"
-            );
+            assert!(parse(&["--queues-file", path]).queues().is_err(), "{json}");
         });
     }
 }

@@ -81,15 +81,7 @@ async fn one_consumer_serves_three_queues_on_three_shards() {
     let url = stack.redis.url().parse().unwrap();
     let queues: Vec<taskq::Queue> = queue_names
         .iter()
-        .map(|q| {
-            taskq::Queue::open(
-                &url,
-                &taskq::ConnectOptions::default(),
-                q,
-                taskq::Policy::default(),
-            )
-            .unwrap()
-        })
+        .map(|q| taskq::Queue::open(&url, &taskq::ConnectOptions::default(), q).unwrap())
         .collect();
     // Distinct names per queue: the mock counts polls per name.
     for (queue, name) in queues.iter().zip(&queue_names) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use taskq::{ConnectOptions, Counts, Policy, Queue};
+use taskq::{ConnectOptions, Counts, Queue};
 use testkit::{
     MockApi, Process, RedisCluster, RedisSentinel, RedisServer, eventually, free_addr, unique_queue,
 };
@@ -325,7 +325,6 @@ impl<R: Topology> Stack<R> {
             &self.redis.url().parse().unwrap(),
             &options,
             &self.queue_name,
-            Policy::default(),
         )
         .unwrap()
     }

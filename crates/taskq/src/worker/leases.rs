@@ -15,7 +15,7 @@ use crate::task::ClaimedTask;
 impl<H: Handler> Shared<H> {
     /// Renews every held lease each third of the lease period, in one call per 500 tasks.
     pub(super) async fn renew_leases(self: Arc<Self>) {
-        let every = self.queue.policy().lease / 3;
+        let every = self.queue.worker_policy().lease / 3;
         loop {
             sleep(every).await;
             let held: Vec<ClaimedTask> = self.held_map().values().cloned().collect();

@@ -84,7 +84,7 @@ impl<H: Handler> Shared<H> {
                 (&answer.task, finish)
             })
             .collect();
-        let give_up = Instant::now() + self.queue.policy().lease;
+        let give_up = Instant::now() + self.queue.worker_policy().lease;
         let mut pause = Duration::from_millis(50);
         let acks = loop {
             match self.queue.finish_many(&finishes).await {

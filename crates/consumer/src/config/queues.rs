@@ -1,0 +1,238 @@
+//! The queues one consumer serves and each one's settings: the flags, with the queue's entry in
+//! `QUEUES_FILE` (JSON, or TOML when the name ends in `.toml`) applied and its API profile
+//! compiled. A file's values may be credentials, so no error quotes them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use taskq::{Backoff, Queue, WorkerConfig, WorkerPolicy};
+
+use super::{Config, original_api_url};
+use crate::api::{Api, ApiSpec, ProfileError};
+
+/// One served queue's settings, typed: what its worker, its poller and its HTTP client use.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// The queue's name.
+    pub name: String,
+    /// The API its tasks call.
+    pub api: Api,
+    /// How long one API call may take.
+    pub api_timeout: Duration,
+    /// The claim loop's settings (concurrency, batch, poll interval, retries).
+    pub worker: WorkerConfig,
+    /// The queue's rules as this consumer applies them (lease, attempts, polling time).
+    pub policy: WorkerPolicy,
+}
+
+impl QueueSettings {
+    /// Opens the queue on `config`'s Redis (the connection is made on first use).
+    ///
+    /// # Errors
+    /// When the queue name or Redis URL is unusable.
+    pub fn open(&self, config: &Config) -> taskq::Result<Queue> {
+        Ok(Queue::open(
+            &config.redis.redis_url,
+            &config.redis.connect_options()?,
+            &self.name,
+        )?
+        .with_worker_policy(self.policy.clone())
+        .with_dead_ttl(Duration::from_secs(config.dead_ttl_secs)))
+    }
+}
+
+/// One queue's entry in `QUEUES_FILE`; what is left out comes from the flags.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueOverrides {
+    api_url: Option<String>,
+    concurrency: Option<u32>,
+    batch_size: Option<u32>,
+    poll_interval_ms: Option<u64>,
+    api_timeout_ms: Option<u64>,
+    max_attempts: Option<u32>,
+    lease_ms: Option<u64>,
+    api: Option<ApiSpec>,
+}
+
+/// Why the per-queue settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum QueuesFileError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A queue's api_url is not a URL.
+    #[error("queue {queue}: api_url: {message}")]
+    BadUrl {
+        /// The queue.
+        queue: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file is not the expected JSON or TOML.
+    #[error("parsing {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said (it names the key).
+        message: String,
+    },
+    /// A queue names both an original-shape URL and a profile.
+    #[error("queue {0}: give api_url (the original shape) or api (a profile), not both")]
+    TwoApis(String),
+    /// A queue's API profile is wrong.
+    #[error("queue {queue}: {source}")]
+    Profile {
+        /// The queue.
+        queue: String,
+        /// The field and what is wrong with it.
+        source: ProfileError,
+    },
+}
+
+impl Config {
+    /// The queues served (QUEUES, else the queues of QUEUES_FILE, else QUEUE_NAME), each with its
+    /// overrides from QUEUES_FILE applied and its API profile compiled (`${VAR}` read from the
+    /// environment).
+    ///
+    /// # Errors
+    /// [`QueuesFileError`] when QUEUES_FILE cannot be read or parsed, or a profile is wrong.
+    pub fn queues(&self) -> Result<Vec<QueueSettings>, QueuesFileError> {
+        self.queues_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::queues`], with `lookup` for the environment.
+    pub(super) fn queues_with(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<QueueSettings>, QueuesFileError> {
+        let mut overrides = match &self.queues_file {
+            Some(path) => read_queues_file(path)?,
+            None => BTreeMap::new(),
+        };
+        let names = if self.redis.queues.is_empty() && !overrides.is_empty() {
+            overrides.keys().cloned().collect()
+        } else {
+            self.redis.queue_names()
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let entry = overrides.remove(&name).unwrap_or_default();
+                self.settings(name, entry, &lookup)
+            })
+            .collect()
+    }
+
+    /// The settings of queue `name`: the flags, overridden by `entry`.
+    fn settings(
+        &self,
+        name: String,
+        entry: QueueOverrides,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<QueueSettings, QueuesFileError> {
+        let api = match (entry.api_url, entry.api) {
+            (Some(_), Some(_)) => return Err(QueuesFileError::TwoApis(name)),
+            (Some(url), None) => Api::Original(original_api_url(&url).map_err(|message| {
+                QueuesFileError::BadUrl {
+                    queue: name.clone(),
+                    message,
+                }
+            })?),
+            (None, Some(spec)) => {
+                Api::Profile(Arc::new(spec.compile(lookup).map_err(|source| {
+                    QueuesFileError::Profile {
+                        queue: name.clone(),
+                        source,
+                    }
+                })?))
+            }
+            (None, None) => Api::Original(self.api_url.clone()),
+        };
+        let policy = WorkerPolicy {
+            submit_keys: api.submits(),
+            lease: Duration::from_millis(entry.lease_ms.unwrap_or(self.lease_ms).max(100)),
+            max_attempts: entry.max_attempts.unwrap_or(self.max_attempts).max(1),
+            max_poll: (self.max_poll_secs > 0).then(|| Duration::from_secs(self.max_poll_secs)),
+            dead_max: self.dead_max,
+        };
+        let worker = WorkerConfig {
+            concurrency: entry.concurrency.unwrap_or(self.concurrency).max(1) as usize,
+            batch_size: entry.batch_size.unwrap_or(self.batch_size).clamp(1, 1000) as usize,
+            poll_interval: Duration::from_millis(
+                entry.poll_interval_ms.unwrap_or(self.poll_interval_ms),
+            ),
+            backoff: Backoff {
+                base: Duration::from_millis(self.retry_base_ms),
+                max: Duration::from_millis(self.retry_max_ms.max(self.retry_base_ms)),
+            },
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            // The cron tick wakes the loop; between ticks it sleeps until work is due.
+            idle_poll: None,
+        };
+        Ok(QueueSettings {
+            name,
+            api,
+            api_timeout: Duration::from_millis(
+                entry.api_timeout_ms.unwrap_or(self.api_timeout_ms).max(1),
+            ),
+            worker,
+            policy,
+        })
+    }
+}
+
+/// Reads the per-queue settings: TOML when the file name ends in `.toml`, else JSON.
+fn read_queues_file(path: &Path) -> Result<BTreeMap<String, QueueOverrides>, QueuesFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| QueuesFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let parsed = if path.extension().is_some_and(|ext| ext == "toml") {
+        toml::from_str(&text).map_err(|e| {
+            // Not the error's own text: it quotes the file's line, which may hold a credential.
+            let line = e
+                .span()
+                .map_or(0, |span| text[..span.start].lines().count().max(1));
+            format!("{} (line {line})", e.message())
+        })
+    } else {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|message| QueuesFileError::Parse {
+        path: shown,
+        message: without_quoted_text(&message),
+    })
+}
+
+/// `message` with the text between double quotes left out: a parser quotes the values it
+/// refuses (escaping quotes inside them), and a value in this file may be a credential. Names of
+/// keys, which parsers quote with backticks, stay.
+pub(super) fn without_quoted_text(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', false) => {
+                out.push_str("\"…\"");
+                quoted = true;
+            }
+            ('"', true) => quoted = false,
+            ('\\', true) => {
+                chars.next();
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}

@@ -166,7 +166,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
 /// When Redis fails.
 pub async fn done(queue: &Queue) -> Result<u64> {
     Ok(queue
-        .counts()
+        .stats()
         .await?
         .totals
         .get("done")

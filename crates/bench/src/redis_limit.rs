@@ -136,14 +136,14 @@ async fn check_written(
     queue: &Queue,
     pipeline: u32,
 ) -> Result<()> {
-    let counts = queue.counts().await?;
-    let enqueued = counts.totals.get("enqueued").copied().unwrap_or(0);
+    let stats = queue.stats().await?;
+    let enqueued = stats.totals.get("enqueued").copied().unwrap_or(0);
     let least = REQUESTS * 99 / 100;
-    if enqueued < least || counts.due < least {
+    if enqueued < least || stats.counts.due < least {
         bail!(
             "redis-benchmark made {REQUESTS} calls but the library counts {enqueued} enqueued and \
              {} due: the keys are not the queue's",
-            counts.due
+            stats.counts.due
         );
     }
     let (_, sample): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -166,7 +166,7 @@ async fn check_written(
     info!(
         pipeline,
         enqueued,
-        due = counts.due,
+        due = stats.counts.due,
         sample = ?sample.iter().take(3).collect::<Vec<_>>(),
         "redis-benchmark wrote task records where the library reads them"
     );

@@ -66,7 +66,7 @@ pub use name::{MAX_TASK_NAME_LEN, TaskName};
 pub use policy::{EnqueuePolicy, WorkerPolicy};
 pub use purge::FinalState;
 pub use queue::Queue;
-pub use stats::{Counts, QueueStats, StateCounts};
+pub use stats::{QueueStats, StateCounts};
 pub use sweep::Sweep;
 pub use task::{ClaimedTask, State, TaskView};
 pub use worker::{Failure, Handler, Outcome, Step, WakeHandle, Worker, WorkerConfig, WorkerStats};

@@ -1,6 +1,5 @@
 //! Reading the queue's state at one moment: `stats.lua` (counts per set, the oldest due task,
-//! the counters the scripts keep) for the admin API and `/metrics`, and a lighter pipelined
-//! count for tests and tools. Both only read.
+//! the counters the scripts keep), for the admin API, `/metrics`, tests and tools. Only reads.
 
 use std::collections::BTreeMap;
 
@@ -9,19 +8,6 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::queue::Queue;
 use crate::scripts::{self, RunScript, millis};
-
-/// Task counts by where the tasks are, plus the queue-wide counters the scripts keep.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Counts {
-    /// Tasks waiting to be called (queued or processing).
-    pub due: u64,
-    /// Tasks leased to a consumer.
-    pub running: u64,
-    /// Dead tasks kept.
-    pub dead: u64,
-    /// Counters: enqueued, duplicates, claimed, done, snoozed, retried, dead, stale, reaped, ...
-    pub totals: BTreeMap<String, u64>,
-}
 
 /// How many tasks are where, and the queue-wide counters, read at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -84,26 +70,6 @@ impl Queue {
                 cancelled,
             },
             oldest_due_age_ms: u64::try_from(first_due).map_or(0, |at| now.saturating_sub(at)),
-            totals,
-        })
-    }
-
-    /// Counts tasks per set and reads the queue-wide counters, in one round trip.
-    ///
-    /// # Errors
-    /// [`Error::Redis`] when Redis fails.
-    pub async fn counts(&self) -> Result<Counts> {
-        let (due, running, dead, totals): (u64, u64, u64, BTreeMap<String, u64>) = redis::pipe()
-            .zcard(&self.keys().due)
-            .zcard(&self.keys().leased)
-            .zcard(&self.keys().dead)
-            .hgetall(&self.keys().stats)
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(Counts {
-            due,
-            running,
-            dead,
             totals,
         })
     }

@@ -227,12 +227,12 @@ async fn concurrent_enqueues_share_script_calls_and_each_gets_its_own_answer() {
         let by = creator.unwrap().0;
         assert_eq!(stored.payload.unwrap().get(), format!(r#"{{"by":{by}}}"#));
     }
-    let counts = queue.counts().await.unwrap();
+    let stats = queue.stats().await.unwrap();
     assert_eq!(
         (
-            counts.due,
-            counts.totals["enqueued"],
-            counts.totals["duplicates"]
+            stats.counts.due,
+            stats.totals["enqueued"],
+            stats.totals["duplicates"]
         ),
         (100, 100, 300)
     );

@@ -35,10 +35,10 @@ async fn concurrent_duplicate_enqueues_give_one_task() {
     }
 
     assert_eq!(created, 1);
-    let counts = queue.counts().await.unwrap();
-    assert_eq!(counts.due, 1);
-    assert_eq!(counts.totals["enqueued"], 1);
-    assert_eq!(counts.totals["duplicates"], 49);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.counts.due, 1);
+    assert_eq!(stats.totals["enqueued"], 1);
+    assert_eq!(stats.totals["duplicates"], 49);
 }
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn a_running_or_dead_task_is_not_enqueued_again() {
     let again = queue.enqueue(&name("t")).await.unwrap();
     assert!(!again.created);
     assert_eq!(again.view.state, State::Dead);
-    assert_eq!(queue.counts().await.unwrap().due, 0);
+    assert_eq!(queue.stats().await.unwrap().counts.due, 0);
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn racing_claimers_never_share_a_task() {
     }
 
     assert_eq!(total, 2000);
-    assert_eq!(queue.counts().await.unwrap().running, 2000);
+    assert_eq!(queue.stats().await.unwrap().counts.running, 2000);
 }
 
 #[tokio::test]
@@ -119,9 +119,9 @@ async fn an_expired_lease_comes_back_with_a_new_token_and_the_old_one_is_refused
     assert_eq!(second.attempts, 1, "an expired lease counts as an attempt");
     assert_eq!(queue.complete(&first, "1").await.unwrap(), Ack::Stale);
     assert_eq!(queue.complete(&second, "2").await.unwrap(), Ack::Applied);
-    let counts = queue.counts().await.unwrap();
-    assert_eq!(counts.totals["stale"], 1);
-    assert_eq!(counts.totals["reaped"], 1);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.totals["stale"], 1);
+    assert_eq!(stats.totals["reaped"], 1);
     let view = queue.get(&name("slow")).await.unwrap().unwrap();
     assert_eq!(view.data.unwrap().get(), "2");
 }
@@ -203,8 +203,8 @@ async fn processing_reschedules_without_using_an_attempt_and_done_stores_the_res
     let view = queue.get(&name("t")).await.unwrap().unwrap();
     assert_eq!(view.state, State::Done);
     assert_eq!(view.data.unwrap().get(), r#"{"full":true}"#);
-    let counts = queue.counts().await.unwrap();
-    assert_eq!((counts.due, counts.running), (0, 0));
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.counts.due, stats.counts.running), (0, 0));
     let mut conn = redis.connection();
     let ttl: i64 = conn.pttl(queue.keys().task(&name("t"))).unwrap();
     assert!(
@@ -255,9 +255,12 @@ async fn failures_back_off_then_the_task_dies_with_its_last_error() {
     assert_eq!(view.state, State::Dead);
     assert_eq!(view.attempts, 3);
     assert_eq!(view.last_error.as_deref(), Some("error 3"));
-    let counts = queue.counts().await.unwrap();
-    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 1));
-    assert_eq!(counts.totals["retried"], 2);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(
+        (stats.counts.due, stats.counts.running, stats.counts.dead),
+        (0, 0, 1)
+    );
+    assert_eq!(stats.totals["retried"], 2);
 }
 
 #[tokio::test]
@@ -281,7 +284,7 @@ async fn a_permanent_failure_dies_at_once_and_a_dead_task_can_be_retried() {
     assert_eq!((view.state, view.attempts), (State::Queued, 0));
     let again = queue.claim(1).await.unwrap().tasks.remove(0);
     assert_eq!(again.name, "t");
-    assert_eq!(queue.counts().await.unwrap().dead, 0);
+    assert_eq!(queue.stats().await.unwrap().counts.dead, 0);
 }
 
 #[tokio::test]
@@ -294,9 +297,9 @@ async fn answers_are_safe_to_repeat_after_a_lost_reply() {
     assert_eq!(queue.complete(&task, "1").await.unwrap(), Ack::Applied);
     assert_eq!(queue.complete(&task, "1").await.unwrap(), Ack::Applied);
 
-    let counts = queue.counts().await.unwrap();
-    assert_eq!(counts.totals["done"], 1);
-    assert!(!counts.totals.contains_key("stale"));
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.totals["done"], 1);
+    assert!(!stats.totals.contains_key("stale"));
 }
 
 #[tokio::test]
@@ -355,7 +358,7 @@ async fn the_sweep_prunes_the_dead_set_by_count() {
     let sweep = queue.sweep().await.unwrap();
 
     assert_eq!(sweep.pruned, 2);
-    assert_eq!(queue.counts().await.unwrap().dead, 3);
+    assert_eq!(queue.stats().await.unwrap().counts.dead, 3);
     let mut conn = redis.connection();
     let records: usize = conn
         .keys::<_, Vec<String>>(format!("{}*", queue.keys().task_prefix()))
@@ -420,10 +423,10 @@ async fn a_completion_racing_the_reaper_either_wins_whole_or_is_refused_and_coun
             queue.complete(&task, "2").await.unwrap();
         }
     }
-    let counts = queue.counts().await.unwrap();
-    assert_eq!(counts.totals["done"], 1000);
-    assert_eq!(counts.totals.get("stale").copied().unwrap_or(0), refused);
-    assert_eq!(counts.totals.get("reaped").copied().unwrap_or(0), refused);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.totals["done"], 1000);
+    assert_eq!(stats.totals.get("stale").copied().unwrap_or(0), refused);
+    assert_eq!(stats.totals.get("reaped").copied().unwrap_or(0), refused);
     eprintln!("FIGURES reaper-race: completions won={won} refused-as-stale={refused}");
 }
 
@@ -444,7 +447,7 @@ async fn dead_records_expire_and_the_sweep_prunes_them_by_age() {
         "the dead set to be pruned",
         || async {
             pruned.set(pruned.get() + queue.sweep().await.unwrap().pruned);
-            (queue.counts().await.unwrap().dead == 0).then_some(())
+            (queue.stats().await.unwrap().counts.dead == 0).then_some(())
         },
     )
     .await;
@@ -477,7 +480,7 @@ async fn one_worker_step_runs_every_due_task_then_finds_none() {
 
     let view = queue.get(&name("b")).await.unwrap().unwrap();
     assert_eq!(view.state, State::Done);
-    assert_eq!(queue.counts().await.unwrap().totals["done"], 3);
+    assert_eq!(queue.stats().await.unwrap().totals["done"], 3);
 }
 
 fn used_memory(conn: &mut redis::Connection) -> u64 {
@@ -512,7 +515,7 @@ async fn a_hundred_thousand_results_expire_and_redis_memory_returns_near_its_sta
         },
     );
     while worker.run_once().await.unwrap() != taskq::Step::Empty {}
-    assert_eq!(queue.counts().await.unwrap().totals["done"], 100_000);
+    assert_eq!(queue.stats().await.unwrap().totals["done"], 100_000);
     let peak = used_memory(&mut conn);
     let prefix = queue.keys().task_prefix().to_owned();
     let keys: Vec<String> = conn

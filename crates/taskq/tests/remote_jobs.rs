@@ -181,9 +181,9 @@ async fn a_throttled_answer_uses_no_attempt_and_is_counted() {
         view.last_error.as_deref(),
         Some("the API answered HTTP 429")
     );
-    let counts = queue.counts().await.unwrap();
-    assert_eq!(counts.totals["throttled"], 3);
-    assert!(!counts.totals.contains_key("retried"));
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.totals["throttled"], 3);
+    assert!(!stats.totals.contains_key("retried"));
 }
 
 #[tokio::test]

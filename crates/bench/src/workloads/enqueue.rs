@@ -63,7 +63,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let window = Window::open(&mut conn, &me).await?;
     fill(&queue, &format!("w1b-many-r{run}"), 0..n).await?;
     let batched = window.close(&mut conn).await?;
-    let due = queue.counts().await?.due;
+    let due = queue.stats().await?.counts.due;
     if due != n {
         bail!("{due} of {n} tasks due after enqueue_many");
     }

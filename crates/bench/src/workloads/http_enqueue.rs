@@ -75,7 +75,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         .context("no peak RSS of the producer")?;
     let enqueued = bench
         .queue(QUEUE)?
-        .counts()
+        .stats()
         .await?
         .totals
         .get("enqueued")

@@ -57,7 +57,7 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
             memory / (1024.0 * 1024.0),
         ));
     } else {
-        let due = queue.counts().await?.due;
+        let due = queue.stats().await?.counts.due;
         fill(
             &queue,
             &format!("w4-top-r{run}"),
@@ -65,9 +65,9 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         )
         .await?;
     }
-    let counts = queue.counts().await?;
-    if counts.due != depth {
-        bail!("{} tasks queued instead of {depth}", counts.due);
+    let stats = queue.stats().await?;
+    if stats.counts.due != depth {
+        bail!("{} tasks queued instead of {depth}", stats.counts.due);
     }
     let mut metrics = drain(bench, W4_QUEUE, measure, &format!("w4-r{run}")).await?;
     metrics.extend(fill_metric);

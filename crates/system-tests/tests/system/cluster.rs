@@ -21,7 +21,7 @@ async fn moving_the_busy_queues_slot_to_another_master_loses_nothing_and_runs_no
     let queue = stack.queue();
     eventually(Duration::from_secs(20), "work under way", || async {
         let done = queue
-            .counts()
+            .stats()
             .await
             .ok()?
             .totals
@@ -44,15 +44,18 @@ async fn moving_the_busy_queues_slot_to_another_master_loses_nothing_and_runs_no
     let moved = stack.redis.migrate_slot_of(&due_key, target);
     let migration = started.elapsed();
 
-    let counts = stack.wait_done(3000, Duration::from_secs(60)).await;
+    let stats = stack.wait_done(3000, Duration::from_secs(60)).await;
     assert_eq!(
         stack.redis.node_for(&due_key).port(),
         target.port(),
         "the slot moved"
     );
-    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 0));
+    assert_eq!(
+        (stats.counts.due, stats.counts.running, stats.counts.dead),
+        (0, 0, 0)
+    );
     assert_eq!(stack.mock_calls().await, 6000, "exactly one call per poll");
-    assert!(!counts.totals.contains_key("stale"), "{:?}", counts.totals);
+    assert!(!stats.totals.contains_key("stale"), "{:?}", stats.totals);
     eprintln!(
         "FIGURES cluster-migration: tasks=3000 keys-moved={moved} migration={migration:?} calls=6000 lost=0 duplicated=0"
     );
@@ -96,7 +99,7 @@ async fn one_consumer_serves_three_queues_on_three_shards() {
 
     for queue in &queues {
         eventually(Duration::from_secs(30), "every queue drained", || async {
-            (queue.counts().await.ok()?.totals.get("done") == Some(&300)).then_some(())
+            (queue.stats().await.ok()?.totals.get("done") == Some(&300)).then_some(())
         })
         .await;
     }

@@ -55,11 +55,14 @@ async fn a_thousand_tasks_enqueued_twice_all_finish_with_exactly_three_calls_eac
         "slowest enqueue answer took {slowest:?}"
     );
 
-    let counts = stack.wait_done(1000, Duration::from_secs(30)).await;
+    let stats = stack.wait_done(1000, Duration::from_secs(30)).await;
 
-    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 0));
-    assert_eq!(counts.totals["enqueued"], 1000);
-    assert_eq!(counts.totals["duplicates"], 1000);
+    assert_eq!(
+        (stats.counts.due, stats.counts.running, stats.counts.dead),
+        (0, 0, 0)
+    );
+    assert_eq!(stats.totals["enqueued"], 1000);
+    assert_eq!(stats.totals["duplicates"], 1000);
     let stats = stack.mock_stats().await;
     assert_eq!(stats["calls"], 3000, "{stats}");
     assert_eq!(stats["tasks"], 1000);
@@ -89,13 +92,13 @@ async fn failures_are_retried_until_every_task_finishes<R: Backend>() {
     ]);
     stack.enqueue_all(&names("f", 200)).await;
 
-    let counts = stack.wait_done(200, Duration::from_secs(30)).await;
+    let queue_stats = stack.wait_done(200, Duration::from_secs(30)).await;
 
     let stats = stack.mock_stats().await;
     let failures = stats["failures"].as_u64().unwrap();
     assert!(failures > 0, "the mock failed no call: {stats}");
     assert_eq!(stats["calls"].as_u64().unwrap(), 400 + failures, "{stats}");
-    assert_eq!(counts.totals["retried"], failures);
+    assert_eq!(queue_stats.totals["retried"], failures);
 }
 
 async fn a_task_the_api_always_refuses_dies_after_max_attempts_with_its_last_error<R: Backend>() {

@@ -111,8 +111,8 @@ async fn failover_under_load(fault: Fault, wait_replicas: &str) -> Report {
         Duration::from_secs(20),
         "tasks done before the kill",
         || async {
-            let counts = queue.counts().await.ok()?;
-            (counts.totals.get("done").copied().unwrap_or(0) >= 200).then_some(())
+            let stats = queue.stats().await.ok()?;
+            (stats.totals.get("done").copied().unwrap_or(0) >= 200).then_some(())
         },
     )
     .await;

@@ -62,21 +62,21 @@ async fn a_consumer_killed_mid_call_loses_nothing_and_only_its_tasks_are_called_
     // The survivor's own leases are long: recovery depends only on the dead consumer's leases,
     // and a loaded CI machine must not make the survivor lose a lease of its own.
     let _second = stack.consumer(&[("CONCURRENCY", "300"), ("BATCH_SIZE", "100")]);
-    let counts = stack.wait_done(300, Duration::from_secs(30)).await;
+    let stats = stack.wait_done(300, Duration::from_secs(30)).await;
 
     let recovery = killed.elapsed();
     let calls = stack.mock_calls().await;
     assert_eq!(
-        (counts.due, counts.running, counts.dead),
+        (stats.counts.due, stats.counts.running, stats.counts.dead),
         (0, 0, 0),
-        "{counts:?}"
+        "{stats:?}"
     );
-    assert_eq!(counts.totals["done"], 300, "no task lost: {counts:?}");
+    assert_eq!(stats.totals["done"], 300, "no task lost: {stats:?}");
     assert!(
         calls <= 600,
-        "only tasks in flight at the kill may be called twice: {calls} calls, {counts:?}"
+        "only tasks in flight at the kill may be called twice: {calls} calls, {stats:?}"
     );
-    assert_eq!(counts.totals["reaped"], 300, "{counts:?}");
+    assert_eq!(stats.totals["reaped"], 300, "{stats:?}");
     eprintln!(
         "FIGURES crash: tasks=300 calls={calls} lost=0 duplicated={} recovery={recovery:?}",
         calls - 300
@@ -98,12 +98,12 @@ async fn a_call_slower_than_the_lease_is_never_handed_to_a_second_consumer<R: Ba
     let _consumers = [stack.consumer(&env), stack.consumer(&env)];
     stack.enqueue_all(&names("slow", 100)).await;
 
-    let counts = stack.wait_done(100, Duration::from_secs(30)).await;
+    let stats = stack.wait_done(100, Duration::from_secs(30)).await;
 
     let calls = stack.mock_calls().await;
     assert_eq!(calls, 200, "exactly one call per poll");
-    assert!(!counts.totals.contains_key("reaped"), "{:?}", counts.totals);
-    assert!(!counts.totals.contains_key("stale"), "{:?}", counts.totals);
+    assert!(!stats.totals.contains_key("reaped"), "{:?}", stats.totals);
+    assert!(!stats.totals.contains_key("stale"), "{:?}", stats.totals);
     eprintln!("FIGURES slow-calls: tasks=100 polls=2 calls={calls} lease=600ms call=2000ms");
 }
 
@@ -117,12 +117,15 @@ async fn four_consumers_share_five_thousand_tasks_with_exactly_one_call_per_poll
     let started = Instant::now();
     stack.enqueue_all(&names("many", 5000)).await;
 
-    let counts = stack.wait_done(5000, Duration::from_secs(60)).await;
+    let stats = stack.wait_done(5000, Duration::from_secs(60)).await;
 
     let calls = stack.mock_calls().await;
     assert_eq!(calls, 10_000);
-    assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 0));
-    assert!(!counts.totals.contains_key("stale"));
+    assert_eq!(
+        (stats.counts.due, stats.counts.running, stats.counts.dead),
+        (0, 0, 0)
+    );
+    assert!(!stats.totals.contains_key("stale"));
     eprintln!(
         "FIGURES many-consumers: consumers=4 tasks=5000 calls={calls} wall={:?}",
         started.elapsed()
@@ -566,9 +569,9 @@ async fn sigterm_hands_back_unfinished_tasks_due_at_once_and_exits_zero<R: Backe
 
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
-    let counts = stack.queue().counts().await.unwrap();
-    assert_eq!((counts.due, counts.running), (300, 0));
-    assert_eq!(counts.totals["released"], 300);
+    let stats = stack.queue().stats().await.unwrap();
+    assert_eq!((stats.counts.due, stats.counts.running), (300, 0));
+    assert_eq!(stats.totals["released"], 300);
     let claim = stack.queue().claim(300).await.unwrap();
     assert_eq!(claim.tasks.len(), 300, "handed-back tasks are due at once");
     assert!(
@@ -593,9 +596,9 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_grace_period<R: Backend>
     let status = consumer.terminate(Duration::from_secs(10));
 
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let counts = stack.queue().counts().await.unwrap();
-    assert_eq!(counts.totals["done"], 200);
-    assert!(!counts.totals.contains_key("released"));
+    let stats = stack.queue().stats().await.unwrap();
+    assert_eq!(stats.totals["done"], 200);
+    assert!(!stats.totals.contains_key("released"));
 }
 
 async fn a_password_protected_redis_works_and_the_password_never_shows_in_logs<R: Backend>() {

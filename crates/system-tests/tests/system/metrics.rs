@@ -78,7 +78,7 @@ async fn two_consumers_add_up_exactly_and_every_metrics_page_shows_the_queue_wid
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let counts = stack.queue().counts().await.unwrap();
+    let stats = stack.queue().stats().await.unwrap();
     let mock_calls = stack.mock_calls().await as f64;
     let producer = scrape(client, format!("http://{}/metrics", stack.producer)).await;
     let first = scrape(client, format!("http://{first_addr}/metrics")).await;
@@ -86,7 +86,7 @@ async fn two_consumers_add_up_exactly_and_every_metrics_page_shows_the_queue_wid
     for page in [&producer, &first, &second] {
         for counter in ["done", "enqueued", "claimed", "snoozed", "retried", "dead"] {
             let series = format!("taskq_{counter}_total{label}");
-            let expected = counts.totals.get(counter).copied().unwrap_or(0) as f64;
+            let expected = stats.totals.get(counter).copied().unwrap_or(0) as f64;
             assert_eq!(page[&series], expected, "{series}");
         }
         assert_eq!(page[&done], 400.0);

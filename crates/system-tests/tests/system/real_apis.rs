@@ -331,8 +331,8 @@ async fn throttling_with_retry_after_in_seconds_or_as_a_date_uses_no_attempt() {
         .await;
         assert_ne!(later["state"], "dead", "{later}");
         assert_eq!(later["attempts"], 0, "{later}");
-        let counts = stack.queue().counts().await.unwrap();
-        assert!(counts.totals["throttled"] >= 3, "{:?}", counts.totals);
+        let stats = stack.queue().stats().await.unwrap();
+        assert!(stats.totals["throttled"] >= 3, "{:?}", stats.totals);
         assert_eq!(
             stack.mock_stats().await["jobs"],
             0,

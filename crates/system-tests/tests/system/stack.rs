@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use taskq::{ConnectOptions, Counts, Queue};
+use taskq::{ConnectOptions, Queue, QueueStats};
 use testkit::{
     MockApi, Process, RedisCluster, RedisSentinel, RedisServer, eventually, free_addr, unique_queue,
 };
@@ -405,12 +405,12 @@ impl<R: Topology> Stack<R> {
         }
     }
 
-    /// Waits until the queue counts `n` done tasks, then answers the counts.
-    pub async fn wait_done(&self, n: u64, within: Duration) -> Counts {
+    /// Waits until the queue counts `n` done tasks, then answers the queue's stats.
+    pub async fn wait_done(&self, n: u64, within: Duration) -> QueueStats {
         let queue = self.queue();
         eventually(within, &format!("{n} tasks done"), || async {
-            let counts = queue.counts().await.ok()?;
-            (counts.totals.get("done").copied().unwrap_or(0) >= n).then_some(counts)
+            let stats = queue.stats().await.ok()?;
+            (stats.totals.get("done").copied().unwrap_or(0) >= n).then_some(stats)
         })
         .await
     }

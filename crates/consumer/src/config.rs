@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use queue_service::RedisArgs;
 use reqwest::Url;
 
-pub use queues::{QueueSettings, QueuesFileError};
+pub use queues::{QueueSettings, QueuesFileError, SharedLimit};
 
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +83,32 @@ pub struct Config {
     /// How many dead tasks are kept at most; the oldest are pruned first.
     #[arg(long, env = "DEAD_MAX", default_value_t = 10_000)]
     pub dead_max: u64,
+    /// Calls per second the API allows, shared by every consumer of the limit key (0: no rate).
+    /// For queues of the original shape; a profile states its own (`"rate"`).
+    #[arg(long, env = "API_RATE_PER_SEC", default_value_t = 0.0, value_parser = rate_per_sec)]
+    pub api_rate_per_sec: f64,
+    /// Calls back to back the rate allows at most.
+    #[arg(long, env = "API_RATE_BURST", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_rate_burst: u32,
+    /// Calls in flight at once the API allows, across every consumer of the limit key (0: no
+    /// cap). For queues of the original shape; a profile states its own (`"max_in_flight"`).
+    #[arg(long, env = "API_MAX_IN_FLIGHT", default_value_t = 0)]
+    pub api_max_in_flight: u32,
+    /// The key the original shape's limits are shared under (default: the queue's name); queues
+    /// naming one key share one limit, and a 429 with Retry-After pauses it for all of them.
+    #[arg(long, env = "API_LIMIT_KEY")]
+    pub api_limit_key: Option<String>,
+}
+
+/// A rate for `--api-rate-per-sec`: 0 (none) or within the limit's range.
+fn rate_per_sec(text: &str) -> Result<f64, String> {
+    let per_sec: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if per_sec == 0.0 {
+        return Ok(0.0);
+    }
+    crate::api::spec::rate_limit(per_sec, 1).map(|rate| rate.per_sec)
 }
 
 /// Parses `--api-url` / `API_URL` with [`original_api_url`], and when it is refused says why

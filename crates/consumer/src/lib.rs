@@ -9,6 +9,7 @@
 //! - [`client`]: the HTTPS client (rustls, system roots plus configured authorities).
 //! - [`poller`]: the call per task, bounded in time and size ([`taskq::Handler`]).
 //! - [`tick`]: the cron tick that wakes the claim loop and sweeps expired leases.
+//! - [`limits`]: the provider's limits the queues share, one limiter per limit key.
 //! - [`metrics`]: what this process measures of its calls (latency, status codes, in flight).
 //! - [`server`]: `/metrics` and `/healthz` on `CONSUMER_ADDR`.
 //!
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod poller;
 pub mod server;
@@ -42,6 +44,9 @@ pub enum StartError {
     /// The per-queue settings file could not be used.
     #[error(transparent)]
     QueuesFile(#[from] config::QueuesFileError),
+    /// The shared limits could not be set up.
+    #[error(transparent)]
+    Limits(#[from] limits::LimitsError),
     /// The HTTP client could not be built.
     #[error("queue {queue}: {source}")]
     Client {
@@ -76,8 +81,17 @@ pub async fn run(
     let mut ticked = Vec::new();
     let mut served = Vec::new();
     let redis_check = Duration::from_millis(config.redis.redis_check_ms);
-    for settings in config.queues()? {
+    let mut limiters = limits::Limiters::default();
+    for mut settings in config.queues()? {
         let queue = settings.open(&config)?;
+        if let Some(shared) = &settings.limit {
+            let connect = || {
+                taskq::connect::connect(&config.redis.redis_url, &config.redis.connect_options()?)
+            };
+            let lease = settings.policy.lease;
+            settings.worker.limiter =
+                Some(limiters.for_queue(&settings.name, shared, connect, lease)?);
+        }
         let calls = Arc::default();
         let http = client::build(&client::ClientSettings {
             timeout: settings.api_timeout,
@@ -128,7 +142,7 @@ pub async fn run(
     }
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(listener, server::app(served))
+        axum::serve(listener, server::app(served, limiters.all()))
             .with_graceful_shutdown(async {
                 let _ = server_stopped.await;
             })

@@ -14,8 +14,9 @@ use queue_service::{health_of, write_server_reports};
 use serde_json::json;
 use service::prometheus::Exposition;
 use taskq::server::Watch;
-use taskq::{Queue, WorkerStats};
+use taskq::{Limiter, Queue, WorkerStats};
 
+use crate::limits::write_limits;
 use crate::metrics::{CallMetrics, write_calls};
 
 /// One queue this consumer serves, as the server shows it.
@@ -31,8 +32,14 @@ pub struct Served {
     pub redis: Arc<Watch>,
 }
 
+/// What the server shows: the queues served and the limits they share.
+struct Shown {
+    queues: Vec<Served>,
+    limiters: Vec<Arc<Limiter>>,
+}
+
 /// The server's routes.
-pub fn app(served: Vec<Served>) -> Router {
+pub fn app(served: Vec<Served>, limiters: Vec<Arc<Limiter>>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(health))
@@ -42,10 +49,14 @@ pub fn app(served: Vec<Served>) -> Router {
                 Json(json!({"error": "no such route: /metrics and /healthz only"})),
             )
         })
-        .with_state(Arc::new(served))
+        .with_state(Arc::new(Shown {
+            queues: served,
+            limiters,
+        }))
 }
 
-async fn metrics(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
+async fn metrics(State(shown): State<Arc<Shown>>) -> impl IntoResponse {
+    let served = &shown.queues;
     let queues: Vec<&Queue> = served.iter().map(|served| &served.queue).collect();
     let calls: Vec<_> = served
         .iter()
@@ -54,7 +65,8 @@ async fn metrics(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
     let mut page = Exposition::new();
     write_queue_stats(&mut page, &queues).await;
     write_calls(&mut page, &calls);
-    write_server_reports(&mut page, &watches(&served));
+    write_server_reports(&mut page, &watches(served));
+    write_limits(&mut page, &shown.limiters);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),
@@ -64,7 +76,8 @@ async fn metrics(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
 /// 200 when Redis answers for every queue served, with what each queue's Redis said of itself at
 /// the last check (policy, persistence, memory, problems); 503 naming the first that does not
 /// answer.
-async fn health(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
+async fn health(State(shown): State<Arc<Shown>>) -> impl IntoResponse {
+    let served = &shown.queues;
     for queue in served.iter() {
         if let Err(err) = queue.queue.ping().await {
             tracing::warn!(queue = queue.queue.keys().queue(), error = %err, "healthz: redis unavailable");
@@ -76,7 +89,7 @@ async fn health(State(served): State<Arc<Vec<Served>>>) -> impl IntoResponse {
             );
         }
     }
-    let redis = health_of(&watches(&served));
+    let redis = health_of(&watches(served));
     (
         StatusCode::OK,
         Json(json!({"status": "ok", "redis": redis})),

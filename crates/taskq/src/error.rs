@@ -36,6 +36,9 @@ pub enum Error {
     /// The queue name cannot be used in a key.
     #[error("invalid queue name {0:?}: use 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'")]
     InvalidQueueName(String),
+    /// The limit key cannot be used in a key.
+    #[error("invalid limit key {0:?}: use 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'")]
+    InvalidLimitKey(String),
     /// A task name was refused.
     #[error(transparent)]
     InvalidName(#[from] NameError),

@@ -1,7 +1,8 @@
-//! Every Redis key name of a queue, and nowhere else.
+//! Every Redis key name of a queue and of a shared limit, and nowhere else.
 //!
 //! All keys of one queue share the hash tag `{taskq:<queue>}`, so on Redis Cluster they live in one
-//! slot and every script may touch all of them. A task's record is `{taskq:<queue>}:task:<name>`:
+//! slot and every script may touch all of them; a limit, shared by queues that may live in other
+//! slots, has its own tag, `{taskq-limit:<key>}`. A task's record is `{taskq:<queue>}:task:<name>`:
 //! the name comes after the tag, so no name (not even one holding `{` or `}`) can move a key to
 //! another slot or name a key outside its own record.
 
@@ -38,12 +39,7 @@ impl QueueKeys {
     /// [`Error::InvalidQueueName`] unless the name is 1 to 128 bytes of ASCII letters, digits,
     /// `-`, `_`, `.` or `:`.
     pub fn new(queue: &str) -> Result<Self, Error> {
-        let valid = !queue.is_empty()
-            && queue.len() <= MAX_QUEUE_NAME_LEN
-            && queue
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if !valid {
+        if !fits_a_tag(queue) {
             return Err(Error::InvalidQueueName(queue.to_owned()));
         }
         let tag = format!("{{taskq:{queue}}}");
@@ -88,6 +84,55 @@ impl QueueKeys {
     }
 }
 
+/// Whether `part` may go inside a hash tag: 1 to 128 bytes of ASCII letters, digits, `-`, `_`,
+/// `.` or `:` (no brace can end the tag early, no space or control character reaches a log).
+fn fits_a_tag(part: &str) -> bool {
+    !part.is_empty()
+        && part.len() <= MAX_QUEUE_NAME_LEN
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// The key names of one shared limit (see `lua/acquire.lua` for what each holds).
+#[derive(Debug, Clone)]
+pub struct LimitKeys {
+    limit_key: String,
+    /// The GCRA arrival time and the grant counter.
+    pub(crate) state: String,
+    /// The sliding window's log of grants.
+    pub(crate) granted: String,
+    /// Permits in flight, scored by lease deadline.
+    pub(crate) in_flight: String,
+    /// Present while the API asked everyone to wait.
+    pub(crate) paused: String,
+}
+
+impl LimitKeys {
+    /// Builds the key names for the limit `limit_key`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLimitKey`] on the terms of [`QueueKeys::new`].
+    pub fn new(limit_key: &str) -> Result<Self, Error> {
+        if !fits_a_tag(limit_key) {
+            return Err(Error::InvalidLimitKey(limit_key.to_owned()));
+        }
+        let tag = format!("{{taskq-limit:{limit_key}}}");
+        Ok(Self {
+            limit_key: limit_key.to_owned(),
+            state: format!("{tag}:state"),
+            granted: format!("{tag}:granted"),
+            in_flight: format!("{tag}:in_flight"),
+            paused: format!("{tag}:paused"),
+        })
+    }
+
+    /// The limit's key, as configured.
+    pub fn limit_key(&self) -> &str {
+        &self.limit_key
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +161,14 @@ mod tests {
             assert!(QueueKeys::new(bad).is_err(), "{bad:?}");
         }
         assert!(QueueKeys::new("api-1.v2:prod_x").is_ok());
+    }
+
+    #[test]
+    fn a_limit_has_its_own_tag() {
+        let keys = LimitKeys::new("replicate").unwrap();
+        for key in [&keys.state, &keys.granted, &keys.in_flight, &keys.paused] {
+            assert!(key.starts_with("{taskq-limit:replicate}:"), "{key}");
+        }
+        assert!(LimitKeys::new("a}b").is_err());
     }
 }

@@ -17,6 +17,8 @@
 //!   `claim`, `finish` (and release, extend), `sweep`, `cancel`, `list` (one task, or a state's
 //!   tasks page by page), `stats`, `retry`, `purge`.
 //! - [`worker`]: the claim loop that runs any async [`Handler`] on due tasks.
+//! - [`limit`]: a provider's limits shared by every consumer (rate, calls in flight, pauses),
+//!   with their own scripts (`acquire`, `give_back`, `pause`).
 //! - [`backoff`]: retry delays.
 //! - [`server`]: what the Redis holding a queue says about itself (memory, eviction policy,
 //!   persistence), watched in the background by every binary.
@@ -38,6 +40,7 @@ mod enqueue;
 pub mod error;
 mod finish;
 pub mod keys;
+pub mod limit;
 mod list;
 pub mod name;
 pub mod policy;
@@ -61,6 +64,7 @@ pub use connect::{ConnectOptions, RedisConnection, RedisUrl, WaitForReplicas};
 pub use enqueue::MAX_PAYLOAD_BYTES;
 pub use error::{Error, NameError, Result};
 pub use finish::{Ack, Finish};
+pub use limit::{Limit, Limiter, LimiterStats, Permit, Rate};
 pub use list::{MAX_PAGE_SIZE, Page};
 pub use name::{MAX_TASK_NAME_LEN, TaskName};
 pub use policy::{EnqueuePolicy, WorkerPolicy};

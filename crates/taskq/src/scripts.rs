@@ -52,6 +52,12 @@ pub(crate) static STATS: LazyLock<Script> = script!("stats.lua");
 pub(crate) static SERVER: LazyLock<Script> = script!("server.lua");
 /// Deletes finished records, a batch per call.
 pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
+/// Grants permits of a shared limit, or says how long to wait.
+pub(crate) static ACQUIRE: LazyLock<Script> = script!("acquire.lua");
+/// Gives back permits of a shared limit: calls ended, or never made.
+pub(crate) static GIVE_BACK: LazyLock<Script> = script!("give_back.lua");
+/// Pauses a shared limit until the API's Retry-After.
+pub(crate) static PAUSE: LazyLock<Script> = script!("pause.lua");
 
 /// Whether a failed call is worth one more try: the connection dropped (and the manager has
 /// reconnected), but Redis neither refused it nor hung.

@@ -45,6 +45,10 @@ pub struct Profile {
     pub partial: Option<String>,
     /// Where the provider's error message is.
     pub error: Option<String>,
+    /// What the provider allows (no rate, no cap: no limit but a shared pause, if keyed).
+    pub limit: taskq::Limit,
+    /// The key the limit is shared under (`None`: the queue's name).
+    pub limit_key: Option<String>,
 }
 
 /// The call that creates a job.

@@ -18,6 +18,25 @@ use super::profile::{
 };
 use super::secret;
 use super::template::{BodyTemplate, Template};
+use taskq::keys::LimitKeys;
+use taskq::{Limit, Rate};
+
+/// The fastest rate a limit accepts (calls per second): its sliding window keeps one entry per
+/// call of the last second in Redis.
+pub const MAX_RATE_PER_SEC: f64 = 100_000.0;
+
+/// A rate of `per_sec` calls per second, `burst` back to back, or why not.
+pub fn rate_limit(per_sec: f64, burst: u32) -> Result<Rate, String> {
+    if !(per_sec > 0.0 && per_sec <= MAX_RATE_PER_SEC) {
+        return Err(format!(
+            "per_sec must be above 0 and at most {MAX_RATE_PER_SEC}"
+        ));
+    }
+    if burst == 0 {
+        return Err("burst must be at least 1".into());
+    }
+    Ok(Rate { per_sec, burst })
+}
 
 /// The `"api"` object of a queue in `QUEUES_FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +67,24 @@ pub struct ApiSpec {
     /// JSON pointer to the provider's error message.
     #[serde(default)]
     error: Option<String>,
+    /// Calls per second the provider allows, shared by every consumer of the limit key.
+    #[serde(default)]
+    rate: Option<RateSpec>,
+    /// Calls in flight at once the provider allows, across the fleet.
+    #[serde(default)]
+    max_in_flight: Option<u32>,
+    /// The key the limits are held under; queues naming the same key share them (default: the
+    /// queue's name).
+    #[serde(default)]
+    limit_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateSpec {
+    per_sec: f64,
+    #[serde(default)]
+    burst: Option<u32>,
 }
 
 /// A header value as written in the file: it may hold a credential, so it never prints.
@@ -214,6 +251,22 @@ impl ApiSpec {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let submit = self.submit.as_ref().map(compile_submit).transpose()?;
+        let limit = Limit {
+            rate: self
+                .rate
+                .map(|rate| {
+                    rate_limit(rate.per_sec, rate.burst.unwrap_or(1))
+                        .map_err(|message| refuse("rate", message))
+                })
+                .transpose()?,
+            max_in_flight: match self.max_in_flight {
+                Some(0) => return Err(refuse("max_in_flight", "at least 1")),
+                cap => cap,
+            },
+        };
+        if let Some(key) = &self.limit_key {
+            LimitKeys::new(key).map_err(|e| refuse("limit_key", e))?;
+        }
         let poll = compile_poll(&self.poll, submit.is_some())?;
         Ok(Profile {
             base,
@@ -225,6 +278,8 @@ impl ApiSpec {
             result: pointer("result", self.result.as_deref())?,
             partial: pointer("partial", self.partial.as_deref())?,
             error: pointer("error", self.error.as_deref())?,
+            limit,
+            limit_key: self.limit_key.clone(),
         })
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use taskq::{Backoff, Queue, WorkerConfig, WorkerPolicy};
+use taskq::{Backoff, Limit, Queue, Rate, WorkerConfig, WorkerPolicy};
 
 use super::{Config, original_api_url};
 use crate::api::{Api, ApiSpec, ProfileError};
@@ -25,6 +25,17 @@ pub struct QueueSettings {
     pub worker: WorkerConfig,
     /// The queue's rules as this consumer applies them (lease, attempts, polling time).
     pub policy: WorkerPolicy,
+    /// The provider's limit its calls share with every queue naming the same key, if any.
+    pub limit: Option<SharedLimit>,
+}
+
+/// A limit and the key it is shared under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedLimit {
+    /// The limit key.
+    pub key: String,
+    /// What the provider allows.
+    pub limit: Limit,
 }
 
 impl QueueSettings {
@@ -87,6 +98,12 @@ pub enum QueuesFileError {
     /// A queue names both an original-shape URL and a profile.
     #[error("queue {0}: give api_url (the original shape) or api (a profile), not both")]
     TwoApis(String),
+    /// A queue's calls may outlive the permits of its cap on calls in flight.
+    #[error(
+        "queue {0}: with a cap on calls in flight, api_timeout_ms must be below lease_ms (a \
+         permit lasts a lease)"
+    )]
+    PermitShorterThanCall(String),
     /// A queue's API profile is wrong.
     #[error("queue {queue}: {source}")]
     Profile {
@@ -176,15 +193,50 @@ impl Config {
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             // The cron tick wakes the loop; between ticks it sleeps until work is due.
             idle_poll: None,
+            // Set when the consumer starts: one limiter per limit key, shared by its queues.
+            limiter: None,
         };
+        let api_timeout =
+            Duration::from_millis(entry.api_timeout_ms.unwrap_or(self.api_timeout_ms).max(1));
+        let limit = self.limit_of(&name, &api);
+        if limit
+            .as_ref()
+            .is_some_and(|l| l.limit.max_in_flight.is_some())
+            && api_timeout >= policy.lease
+        {
+            return Err(QueuesFileError::PermitShorterThanCall(name));
+        }
         Ok(QueueSettings {
             name,
             api,
-            api_timeout: Duration::from_millis(
-                entry.api_timeout_ms.unwrap_or(self.api_timeout_ms).max(1),
-            ),
+            api_timeout,
             worker,
             policy,
+            limit,
+        })
+    }
+
+    /// The limit of queue `name` calling `api`: a profile's own, else the API_RATE_PER_SEC,
+    /// API_MAX_IN_FLIGHT and API_LIMIT_KEY flags; none when neither a rate, a cap nor a key is
+    /// given.
+    fn limit_of(&self, name: &str, api: &Api) -> Option<SharedLimit> {
+        let (key, limit) = match api {
+            Api::Profile(profile) => (profile.limit_key.clone(), profile.limit),
+            Api::Original(_) => (
+                self.api_limit_key.clone(),
+                Limit {
+                    rate: (self.api_rate_per_sec > 0.0).then_some(Rate {
+                        per_sec: self.api_rate_per_sec,
+                        burst: self.api_rate_burst,
+                    }),
+                    max_in_flight: (self.api_max_in_flight > 0).then_some(self.api_max_in_flight),
+                },
+            ),
+        };
+        let limited = limit.rate.is_some() || limit.max_in_flight.is_some();
+        (limited || key.is_some()).then(|| SharedLimit {
+            key: key.unwrap_or_else(|| name.to_owned()),
+            limit,
         })
     }
 }

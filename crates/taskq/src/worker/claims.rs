@@ -15,7 +15,11 @@ use tracing::{debug, warn};
 use super::handler::{Failure, Handler, Outcome};
 use super::record::CallOutcome;
 use super::{Shared, WorkerConfig, WorkerStats};
+use crate::limit::Permit;
 use crate::task::ClaimedTask;
+
+/// A claimed task and, under a limit, the permit to call it.
+type Ready = (ClaimedTask, Option<Permit>);
 
 /// How many claimed tasks may wait for a slot: a quarter of the slots (at least one, at most a
 /// batch), enough to cover a claim round trip while a wave of calls ends, few enough that one
@@ -40,7 +44,7 @@ impl<H: Handler> Shared<H> {
         answers: &mpsc::Sender<CallOutcome>,
     ) {
         let ahead = claim_ahead(&self.config);
-        let mut ready: VecDeque<ClaimedTask> = VecDeque::new();
+        let mut ready: VecDeque<Ready> = VecDeque::new();
         let mut redis_backoff = Duration::ZERO;
         loop {
             while in_flight.try_join_next().is_some() {}
@@ -53,7 +57,7 @@ impl<H: Handler> Shared<H> {
                 drop(slots.acquire().await);
                 continue;
             }
-            let claim = self.queue.claim(want);
+            let claim = self.claim_with_permits(want);
             tokio::pin!(claim);
             // Keep starting buffered tasks while the claim is on its way.
             let claim = loop {
@@ -65,9 +69,9 @@ impl<H: Handler> Shared<H> {
                 }
             };
             let claim = match claim {
-                Ok(claim) => {
+                Ok(claimed) => {
                     redis_backoff = Duration::ZERO;
-                    claim
+                    claimed
                 }
                 Err(err) => {
                     WorkerStats::bump(&self.stats.redis_errors);
@@ -78,10 +82,12 @@ impl<H: Handler> Shared<H> {
                     continue;
                 }
             };
+            let (claim, permits) = claim;
             let claimed = claim.tasks.len();
+            let mut permits = permits.into_iter();
             for task in claim.tasks {
                 self.held_map().insert(task.token.clone(), task.clone());
-                ready.push_back(task);
+                ready.push_back((task, permits.next().flatten()));
             }
             if claimed < want {
                 // Fewer tasks are due than there is room for: start what was claimed, then wait
@@ -103,7 +109,7 @@ impl<H: Handler> Shared<H> {
     /// Starts buffered tasks while slots are free.
     fn start_ready(
         self: &Arc<Self>,
-        ready: &mut VecDeque<ClaimedTask>,
+        ready: &mut VecDeque<Ready>,
         slots: &Arc<Semaphore>,
         in_flight: &mut JoinSet<()>,
         answers: &mpsc::Sender<CallOutcome>,
@@ -121,15 +127,15 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    /// Runs `task` in the slot `permit` holds.
+    /// Runs `task` in the slot `slot` holds.
     fn start(
         self: &Arc<Self>,
-        task: ClaimedTask,
-        permit: OwnedSemaphorePermit,
+        task: Ready,
+        slot: OwnedSemaphorePermit,
         in_flight: &mut JoinSet<()>,
         answers: &mpsc::Sender<CallOutcome>,
     ) {
-        in_flight.spawn(Arc::clone(self).run_task(task, permit, answers.clone()));
+        in_flight.spawn(Arc::clone(self).run_task(task, slot, answers.clone()));
     }
 
     /// Waits until something may be due: Redis' earliest due time, this worker's earliest
@@ -169,11 +175,13 @@ impl<H: Handler> Shared<H> {
 
     async fn run_task(
         self: Arc<Self>,
-        task: ClaimedTask,
+        (task, permit): Ready,
         slot: OwnedSemaphorePermit,
         answers: mpsc::Sender<CallOutcome>,
     ) {
         let outcome = self.call(&task).await;
+        // The call has ended: its place in flight goes back.
+        drop(permit);
         // The slot frees once the answer is queued for recording, so the next claim need not
         // wait for Redis to record this one. The recorder only stops after the last sender is
         // dropped, so this cannot fail.
@@ -188,14 +196,16 @@ impl<H: Handler> Shared<H> {
             .await
             .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
         debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
+        self.pause_if_asked(&outcome).await;
         outcome
     }
 
     /// Runs the handler on every task at once and records every outcome in one batch; answers
     /// how many ran ([`super::Worker::run_once`]).
-    pub(super) async fn run_all(&self, tasks: Vec<ClaimedTask>) -> usize {
-        let calls = tasks.into_iter().map(|task| async move {
+    pub(super) async fn run_all(&self, tasks: Vec<Ready>) -> usize {
+        let calls = tasks.into_iter().map(|(task, permit)| async move {
             let outcome = self.call(&task).await;
+            drop(permit);
             CallOutcome { task, outcome }
         });
         let outcomes = futures_util::future::join_all(calls).await;

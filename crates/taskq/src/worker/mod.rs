@@ -14,12 +14,17 @@
 //! leases end. On shutdown the worker stops claiming, lets calls in flight finish within the
 //! grace period, and hands back (due at once) whatever is left.
 //!
+//! Under a shared limit ([`WorkerConfig::limiter`]) the worker claims only as many tasks as it
+//! holds permits for, and a call the API throttles with `Retry-After` pauses the limit for all.
+//!
 //! The rooms: `handler` (what a handler answers), `claims` (the claim loop and the calls),
-//! `record` (answers to Redis, in batches), `leases` (renewal and hand-back).
+//! `permits` (claiming under a limit), `record` (answers to Redis, in batches), `leases`
+//! (renewal and hand-back).
 
 mod claims;
 mod handler;
 mod leases;
+mod permits;
 mod record;
 
 use std::collections::HashMap;
@@ -34,6 +39,7 @@ use tokio::time::{Instant, timeout};
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
+use crate::limit::Limiter;
 use crate::queue::Queue;
 use crate::task::ClaimedTask;
 
@@ -55,6 +61,8 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// When idle, look for new tasks at least this often (`None`: only when woken).
     pub idle_poll: Option<Duration>,
+    /// The shared limit on the API's calls, if any.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl Default for WorkerConfig {
@@ -66,6 +74,7 @@ impl Default for WorkerConfig {
             backoff: Backoff::default(),
             shutdown_grace: Duration::from_secs(30),
             idle_poll: Some(Duration::from_secs(1)),
+            limiter: None,
         }
     }
 }
@@ -171,11 +180,21 @@ impl<H: Handler> Worker<H> {
             .batch_size
             .min(shared.config.concurrency)
             .max(1);
-        let claimed = shared.queue.claim(limit).await?.tasks;
-        if claimed.is_empty() {
+        let (claim, permits) = shared.claim_with_permits(limit).await?;
+        if claim.tasks.is_empty() {
             return Ok(Step::Empty);
         }
-        Ok(Step::Processed(shared.run_all(claimed).await))
+        let mut permits = permits.into_iter();
+        let claimed = claim
+            .tasks
+            .into_iter()
+            .map(|task| (task, permits.next().flatten()))
+            .collect();
+        let processed = shared.run_all(claimed).await;
+        if let Some(limiter) = &shared.config.limiter {
+            limiter.give_back_ended().await?;
+        }
+        Ok(Step::Processed(processed))
     }
 
     /// Runs until `shutdown` resolves, then drains: calls in flight get the grace period to
@@ -183,6 +202,11 @@ impl<H: Handler> Worker<H> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let shared = self.shared;
         let renewer = tokio::spawn(Arc::clone(&shared).renew_leases());
+        let giver = shared
+            .config
+            .limiter
+            .clone()
+            .map(|limiter| tokio::spawn(limiter.give_back_in_background()));
         // As many answers may wait to be recorded as there are slots; a call whose answer finds
         // the queue full keeps its slot until there is room, so claims never run more than one
         // round of answers ahead of Redis.
@@ -217,6 +241,14 @@ impl<H: Handler> Worker<H> {
         }
         shared.hand_back_held().await;
         renewer.abort();
+        if let Some(giver) = giver {
+            giver.abort();
+        }
+        if let Some(limiter) = &shared.config.limiter
+            && let Err(err) = limiter.give_back_ended().await
+        {
+            warn!(error = %err, "could not give back the permits of ended calls; they return with their leases");
+        }
     }
 }
 

@@ -121,3 +121,51 @@ pub fn write_limits(page: &mut Exposition, limiters: &[Arc<Limiter>]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use taskq::{Limit, Rate};
+
+    use super::*;
+
+    fn shared(key: &str, per_sec: f64) -> SharedLimit {
+        SharedLimit {
+            key: key.into(),
+            limit: Limit {
+                rate: Some(Rate { per_sec, burst: 1 }),
+                max_in_flight: None,
+            },
+        }
+    }
+
+    fn conn() -> taskq::Result<RedisConnection> {
+        // Connections are made on first use: nothing is dialled here.
+        taskq::connect::connect(&"redis://127.0.0.1:1".parse()?, &Default::default())
+    }
+
+    #[tokio::test]
+    async fn queues_naming_one_key_share_one_limiter_and_must_agree_on_it() {
+        let mut limiters = Limiters::default();
+        let lease = Duration::from_secs(30);
+        let a = limiters
+            .for_queue("a", &shared("k", 5.0), conn, lease)
+            .unwrap();
+        let b = limiters
+            .for_queue("b", &shared("k", 5.0), conn, lease)
+            .unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = limiters
+            .for_queue("c", &shared("other", 5.0), conn, lease)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        let err = limiters
+            .for_queue("d", &shared("k", 6.0), conn, lease)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "queues a and d share limit key k with different limits; give them the same rate and \
+             max_in_flight, or different keys"
+        );
+        assert_eq!(limiters.all().len(), 2);
+    }
+}

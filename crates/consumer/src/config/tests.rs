@@ -192,3 +192,85 @@ fn a_broken_queues_file_is_a_clear_error() {
         });
     }
 }
+
+#[test]
+fn a_profile_states_its_limit_and_the_flags_give_the_original_shape_one() {
+    let toml = r#"
+        [a.api]
+        base_url = "https://api.example.com"
+        poll = { path = "/v1/{{name}}" }
+        status = { pointer = "/status", done = ["done"] }
+        rate = { per_sec = 50, burst = 10 }
+        max_in_flight = 20
+        limit_key = "provider"
+
+        [b]
+        lease_ms = 5000
+    "#;
+    let mut queues = Vec::new();
+    with_named_file("toml", toml, |path| {
+        let config = parse(&[
+            "--queues-file",
+            path,
+            "--api-rate-per-sec",
+            "2.5",
+            "--api-max-in-flight",
+            "4",
+            "--api-timeout-ms",
+            "1000",
+        ]);
+        queues = config.queues_with(|_| None).unwrap();
+    });
+    let a = queues[0].limit.clone().unwrap();
+    assert_eq!(a.key, "provider");
+    assert_eq!(a.limit.rate.map(|r| (r.per_sec, r.burst)), Some((50.0, 10)));
+    assert_eq!(a.limit.max_in_flight, Some(20));
+    let b = queues[1].limit.clone().unwrap();
+    assert_eq!(b.key, "b", "the queue's name by default");
+    assert_eq!(b.limit.rate.map(|r| (r.per_sec, r.burst)), Some((2.5, 1)));
+    assert_eq!(b.limit.max_in_flight, Some(4));
+    assert!(
+        parse(&[]).queues().unwrap()[0].limit.is_none(),
+        "no limit unless asked"
+    );
+}
+
+#[test]
+fn a_limit_that_cannot_hold_is_refused() {
+    let profile = |extra: &str| {
+        format!(
+            "[q.api]\nbase_url = \"https://x\"\npoll = {{ path = \"/{{{{name}}}}\" }}\n\
+             status = {{ pointer = \"/s\", done = [\"done\"] }}\n{extra}\n"
+        )
+    };
+    for (extra, field) in [
+        ("rate = { per_sec = 0 }", "api.rate"),
+        ("rate = { per_sec = 10, burst = 0 }", "api.rate"),
+        ("max_in_flight = 0", "api.max_in_flight"),
+        ("limit_key = \"a b\"", "api.limit_key"),
+    ] {
+        with_named_file("toml", &profile(extra), |path| {
+            let err = parse(&["--queues-file", path]).queues().unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("queue q: {field}")),
+                "{err}"
+            );
+        });
+    }
+    let err = parse(&[
+        "--api-max-in-flight",
+        "2",
+        "--lease-ms",
+        "1000",
+        "--api-timeout-ms",
+        "1000",
+    ])
+    .queues()
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("api_timeout_ms must be below lease_ms"),
+        "{err}"
+    );
+    assert!(Cli::try_parse_from(["consumer", "--api-rate-per-sec", "-1"]).is_err());
+}

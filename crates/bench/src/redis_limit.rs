@@ -113,8 +113,9 @@ pub async fn run(
             .args(["-r", &RANDOM_RANGE.to_string(), "-P", &pipeline.to_string()])
             .args(["--csv", "EVALSHA", sha, "3", keys.due_key(), &stats])
             .arg(format!("{prefix}rb-__rand_int__"))
-            // One task per call, answering its record if it was already there, no payload.
-            .args([&ttl_ms, "1", prefix, ""]),
+            // One task per call, answering its record if it was already there, no payload, due
+            // now.
+            .args([&ttl_ms, "1", prefix, "", ""]),
         Duration::from_secs(300),
         "Debian's redis-tools; scripts/setup installs it",
     )

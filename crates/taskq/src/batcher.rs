@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::name::TaskName;
 use crate::scripts::{self, RunScript};
-use crate::task::TaskView;
+use crate::task::{RunAt, TaskView};
 
 /// The answer to an enqueue.
 #[derive(Debug, Clone)]
@@ -45,13 +45,13 @@ pub(crate) const MAX_CALL_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Shared calls on their way at once, per queue handle (and its clones).
 pub(crate) const CALLS_IN_FLIGHT: usize = 4;
 
-/// The enqueue script for `tasks` (name and payload each). With `records`, a task already
-/// there answers its record; without, 0.
+/// The enqueue script for `tasks` (name, payload and when each is due). With `records`, a task
+/// already there answers its record; without, 0.
 pub(crate) fn invocation<'a>(
     keys: &QueueKeys,
     result_ttl_ms: u64,
     records: bool,
-    tasks: impl IntoIterator<Item = (&'a TaskName, Option<&'a RawValue>)>,
+    tasks: impl IntoIterator<Item = (&'a TaskName, Option<&'a RawValue>, RunAt)>,
 ) -> ScriptInvocation<'static> {
     let mut invocation = scripts::ENQUEUE.key(&keys.due);
     invocation
@@ -59,10 +59,11 @@ pub(crate) fn invocation<'a>(
         .arg(result_ttl_ms)
         .arg(if records { "1" } else { "0" })
         .arg(keys.task_prefix());
-    for (name, payload) in tasks {
+    for (name, payload, run_at) in tasks {
         invocation
             .key(keys.task(name))
-            .arg(payload.map_or("", RawValue::get));
+            .arg(payload.map_or("", RawValue::get))
+            .arg(run_at.as_arg());
     }
     invocation
 }
@@ -82,16 +83,22 @@ pub(crate) fn split(reply: Vec<Value>, tasks: usize) -> Result<(u64, Vec<Value>)
 }
 
 /// One task's answer: 1 when created now, else its record (or 0 without records).
-fn answer(
+pub(crate) fn answer(
     name: &TaskName,
     payload: Option<Box<RawValue>>,
+    run_at: RunAt,
     created_at_ms: u64,
     reply: Value,
 ) -> Result<Enqueued> {
     if let Value::Int(1) = reply {
         return Ok(Enqueued {
             created: true,
-            view: TaskView::enqueued(name.as_str(), created_at_ms, payload),
+            view: TaskView::enqueued(
+                name.as_str(),
+                created_at_ms,
+                run_at.resolve(created_at_ms),
+                payload,
+            ),
         });
     }
     let fields: Vec<(String, String)> =
@@ -110,6 +117,7 @@ fn bad(what: &str) -> Error {
 struct Request {
     name: TaskName,
     payload: Option<Box<RawValue>>,
+    run_at: RunAt,
     answer: oneshot::Sender<Result<Enqueued>>,
 }
 
@@ -141,6 +149,7 @@ impl Enqueuer {
         &self,
         name: &TaskName,
         payload: Option<Box<RawValue>>,
+        run_at: RunAt,
         target: impl FnOnce() -> CallTarget,
     ) -> Result<Enqueued> {
         let (answer, answered) = oneshot::channel();
@@ -148,6 +157,7 @@ impl Enqueuer {
             Request {
                 name: name.clone(),
                 payload,
+                run_at,
                 answer,
             },
             target,
@@ -203,7 +213,7 @@ impl CallTarget {
     async fn call(&self, batch: Vec<Request>) {
         let tasks = batch
             .iter()
-            .map(|request| (&request.name, request.payload.as_deref()));
+            .map(|request| (&request.name, request.payload.as_deref(), request.run_at));
         let reply: Result<Vec<Value>> = invocation(&self.keys, self.result_ttl_ms, true, tasks)
             .run(&self.conn)
             .await;
@@ -211,7 +221,13 @@ impl CallTarget {
         match answers {
             Ok((created_at_ms, replies)) => {
                 for (request, reply) in batch.into_iter().zip(replies) {
-                    let answer = answer(&request.name, request.payload, created_at_ms, reply);
+                    let answer = answer(
+                        &request.name,
+                        request.payload,
+                        request.run_at,
+                        created_at_ms,
+                        reply,
+                    );
                     let _ = request.answer.send(answer);
                 }
             }

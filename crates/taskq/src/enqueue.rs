@@ -1,19 +1,45 @@
 //! Enqueueing: `enqueue.lua` adds a task unless one of its name is live (one live task per
-//! name), in one atomic step. Single enqueues go through the queue handle's batcher
-//! ([`crate::batcher`]), which shares script calls between enqueues made at the same time;
-//! [`Queue::enqueue_many`] sends its own call.
+//! name), in one atomic step, due at once or later ([`RunAt`]). Single enqueues go through the
+//! queue handle's batcher ([`crate::batcher`]), which shares script calls between enqueues made
+//! at the same time; [`Queue::enqueue_many`] and [`Queue::submit_many`] send their own calls.
 
 use serde_json::value::RawValue;
 use tracing::instrument;
 
-use crate::batcher::{self, Enqueued};
+use crate::batcher::{self, Enqueued, MAX_CALL_PAYLOAD_BYTES};
 use crate::error::{Error, Result};
 use crate::name::TaskName;
 use crate::queue::Queue;
 use crate::scripts::{RunScript, millis};
+use crate::task::RunAt;
 
 /// The largest payload accepted with a task, in bytes of JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// The most tasks one call of [`Queue::submit_many`] writes (it makes more calls for more).
+pub const MAX_TASKS_PER_CALL: usize = 1000;
+
+/// A task to add with [`Queue::submit_many`].
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// Its name.
+    pub name: TaskName,
+    /// Its payload (JSON), if any.
+    pub payload: Option<Box<RawValue>>,
+    /// When it is first due.
+    pub run_at: RunAt,
+}
+
+/// Refuses a payload over [`MAX_PAYLOAD_BYTES`].
+fn check_payload(payload: Option<&RawValue>) -> Result<()> {
+    match payload.map(|payload| payload.get().len()) {
+        Some(len) if len > MAX_PAYLOAD_BYTES => Err(Error::PayloadTooLarge {
+            len,
+            max: MAX_PAYLOAD_BYTES,
+        }),
+        _ => Ok(()),
+    }
+}
 
 impl Queue {
     /// Adds the task `name` unless a task of that name is live (queued, running, processing,
@@ -33,18 +59,65 @@ impl Queue {
     /// # Errors
     /// [`Error::PayloadTooLarge`] over [`MAX_PAYLOAD_BYTES`]; [`Error::Redis`] when Redis fails,
     /// and nothing is written then.
-    #[instrument(level = "debug", skip(self, payload), fields(task = %name))]
     pub async fn submit(&self, name: &TaskName, payload: Option<&RawValue>) -> Result<Enqueued> {
-        if let Some(payload) = payload {
-            let len = payload.get().len();
-            if len > MAX_PAYLOAD_BYTES {
-                return Err(Error::PayloadTooLarge {
-                    len,
-                    max: MAX_PAYLOAD_BYTES,
-                });
+        self.schedule(name, payload, RunAt::Now).await
+    }
+
+    /// [`Queue::submit`], the new task due at `run_at` rather than at once (a duplicate keeps its
+    /// own time). It is queued meanwhile and no claim takes it before then.
+    ///
+    /// # Errors
+    /// As [`Queue::submit`].
+    #[instrument(level = "debug", skip(self, payload), fields(task = %name))]
+    pub async fn schedule(
+        &self,
+        name: &TaskName,
+        payload: Option<&RawValue>,
+        run_at: RunAt,
+    ) -> Result<Enqueued> {
+        check_payload(payload)?;
+        self.enqueue_one(name, payload.map(ToOwned::to_owned), run_at)
+            .await
+    }
+
+    /// Adds many tasks, each with its payload and time, in as few calls as their size allows (up
+    /// to [`MAX_TASKS_PER_CALL`] tasks and about 1 MiB of payload per call, in order); answers
+    /// each task as [`Queue::submit`] does, in order. A name given twice is created once: the
+    /// second answer is the first's task.
+    ///
+    /// # Errors
+    /// [`Error::PayloadTooLarge`] (before anything is written) when a payload is over
+    /// [`MAX_PAYLOAD_BYTES`]; [`Error::Redis`] when Redis fails: each call is written whole or not
+    /// at all, and the calls before it stay written.
+    pub async fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<Enqueued>> {
+        for task in tasks {
+            check_payload(task.payload.as_deref())?;
+        }
+        let mut answers = Vec::with_capacity(tasks.len());
+        let mut rest = tasks;
+        while !rest.is_empty() {
+            let (call, after) = rest.split_at(call_size(rest));
+            rest = after;
+            let invocation = batcher::invocation(
+                self.keys(),
+                millis(self.enqueue_policy().result_ttl),
+                true,
+                call.iter()
+                    .map(|task| (&task.name, task.payload.as_deref(), task.run_at)),
+            );
+            let reply: Vec<redis::Value> = invocation.run(self.redis()).await?;
+            let (created_at_ms, replies) = batcher::split(reply, call.len())?;
+            for (task, reply) in call.iter().zip(replies) {
+                answers.push(batcher::answer(
+                    &task.name,
+                    task.payload.clone(),
+                    task.run_at,
+                    created_at_ms,
+                    reply,
+                )?);
             }
         }
-        self.enqueue_one(name, payload.map(ToOwned::to_owned)).await
+        Ok(answers)
     }
 
     /// Adds many tasks in one round trip; answers, per name, whether it was created.
@@ -52,7 +125,7 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`] when Redis fails; the batch is then either wholly written or not at all.
     pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
-        let tasks = names.iter().map(|name| (name, None));
+        let tasks = names.iter().map(|name| (name, None, RunAt::Now));
         let reply: Vec<redis::Value> = batcher::invocation(
             self.keys(),
             millis(self.enqueue_policy().result_ttl),
@@ -67,4 +140,22 @@ impl Queue {
             .map(|flag| flag == redis::Value::Int(1))
             .collect())
     }
+}
+
+/// How many of `tasks` (at least one) the next call of [`Queue::submit_many`] carries.
+fn call_size(tasks: &[NewTask]) -> usize {
+    let mut bytes = 0;
+    tasks
+        .iter()
+        .take(MAX_TASKS_PER_CALL)
+        .take_while(|task| {
+            let fits = bytes < MAX_CALL_PAYLOAD_BYTES;
+            bytes += task
+                .payload
+                .as_ref()
+                .map_or(0, |payload| payload.get().len());
+            fits
+        })
+        .count()
+        .max(1)
 }

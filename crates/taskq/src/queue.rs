@@ -25,6 +25,7 @@ use crate::keys::QueueKeys;
 use crate::name::TaskName;
 use crate::policy::{DEFAULT_DEAD_TTL, EnqueuePolicy, WorkerPolicy};
 use crate::scripts::{millis, once_more_if_dropped};
+use crate::task::RunAt;
 
 /// A handle on one queue; cheap to clone (all clones share one connection).
 #[derive(Clone)]
@@ -141,9 +142,10 @@ impl Queue {
         &self,
         name: &TaskName,
         payload: Option<Box<serde_json::value::RawValue>>,
+        run_at: RunAt,
     ) -> Result<Enqueued> {
         self.enqueuer
-            .enqueue(name, payload, || batcher::CallTarget {
+            .enqueue(name, payload, run_at, || batcher::CallTarget {
                 conn: self.conn.clone(),
                 keys: Arc::clone(&self.keys),
                 result_ttl_ms: millis(self.enqueue_policy.result_ttl),

@@ -13,12 +13,48 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::name::TaskName;
+
+/// When a new task is first due. Times are Redis server time: clients send delays, or a time
+/// they read from the server (a view's `*_at_ms`), never their own clock's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunAt {
+    /// At once.
+    #[default]
+    Now,
+    /// This long after it is enqueued.
+    After(Duration),
+    /// At this server time, ms since the Unix epoch; a time already past is now.
+    At(u64),
+}
+
+impl RunAt {
+    /// The form `enqueue.lua` takes: `''`, `'+N'` (ms from now) or `'N'` (ms since the epoch).
+    pub(crate) fn as_arg(self) -> String {
+        match self {
+            Self::Now => String::new(),
+            Self::After(delay) => format!("+{}", delay.as_millis()),
+            Self::At(at_ms) => at_ms.to_string(),
+        }
+    }
+
+    /// When a task created at `created_at_ms` is due, as `enqueue.lua` works it out.
+    pub(crate) fn resolve(self, created_at_ms: u64) -> u64 {
+        match self {
+            Self::Now => created_at_ms,
+            Self::After(delay) => {
+                created_at_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+            }
+            Self::At(at_ms) => at_ms.max(created_at_ms),
+        }
+    }
+}
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -130,13 +166,18 @@ pub struct TaskView {
 }
 
 impl TaskView {
-    /// The view of a task just enqueued: queued, never called.
-    pub(crate) fn enqueued(task: &str, created_at_ms: u64, payload: Option<Box<RawValue>>) -> Self {
+    /// The view of a task just enqueued: queued, never called, due at `run_at_ms`.
+    pub(crate) fn enqueued(
+        task: &str,
+        created_at_ms: u64,
+        run_at_ms: u64,
+        payload: Option<Box<RawValue>>,
+    ) -> Self {
         Self {
             payload,
             created_at_ms,
             updated_at_ms: created_at_ms,
-            run_at_ms: Some(created_at_ms),
+            run_at_ms: Some(run_at_ms),
             ..Self::blank(task)
         }
     }

@@ -4,25 +4,37 @@
 -- twice is created once (the second sees the first).
 -- KEYS[1] due zset   KEYS[2] stats hash   KEYS[2+i] record of task i
 -- ARGV[1] result ttl (ms)   ARGV[2] '1': answer the record of a task already there, '0': answer 0
--- ARGV[3] task key prefix   ARGV[3+i]: payload (JSON text; '' for none) of task i
+-- ARGV[3] task key prefix   ARGV[2+2i]: payload (JSON text; '' for none) of task i
+-- ARGV[3+2i]: when task i is due: '' now, '+N' N ms from now, 'N' at N ms since the epoch (server
+-- time; a time already past is now)
 -- Returns {created, r1, r2, ...}: `created` is the server time (ms) at which the new tasks were
--- created (and are due); r_i is 1 for a task created now, else 0 or the record's HGETALL (the
--- client knows the rest of a new record: reading it back would cost Redis time).
-local now = int(now_ms())
+-- created (and are due, unless scheduled later); r_i is 1 for a task created now, else 0 or the
+-- record's HGETALL (the client knows the rest of a new record: reading it back would cost Redis
+-- time).
+local now_n = now_ms()
+local now = int(now_n)
 local ttl, records, prefix = ARGV[1], ARGV[2] == '1', ARGV[3]
 local replies, due = {now}, {}
 for i = 3, #KEYS do
-  local name, payload = name_of(KEYS[i], prefix), ARGV[i + 1]
+  local name, payload, when = name_of(KEYS[i], prefix), ARGV[2 * i - 2], ARGV[2 * i - 1]
   if redis.call('EXISTS', KEYS[i]) == 1 then
     replies[i - 1] = records and redis.call('HGETALL', KEYS[i]) or 0
   else
-    local record = {'state', 'queued', 'created', now, 'updated', now, 'run_at', now, 'ttl', ttl}
+    local run_at = now
+    if when ~= '' then
+      if string.sub(when, 1, 1) == '+' then
+        run_at = int(now_n + tonumber(string.sub(when, 2)))
+      else
+        run_at = int(math.max(now_n, tonumber(when)))
+      end
+    end
+    local record = {'state', 'queued', 'created', now, 'updated', now, 'run_at', run_at, 'ttl', ttl}
     if payload ~= '' then
       record[#record + 1] = 'payload'
       record[#record + 1] = payload
     end
     redis.call('HSET', KEYS[i], unpack(record))
-    due[#due + 1] = now
+    due[#due + 1] = run_at
     due[#due + 1] = name
     replies[i - 1] = 1
   end

@@ -49,6 +49,12 @@ impl From<taskq::NameError> for AppError {
     }
 }
 
+impl From<crate::schedule::ScheduleError> for AppError {
+    fn from(err: crate::schedule::ScheduleError) -> Self {
+        Self::BadRequest(err.to_string())
+    }
+}
+
 impl From<crate::query::QueryError> for AppError {
     fn from(err: crate::query::QueryError) -> Self {
         Self::BadRequest(err.to_string())

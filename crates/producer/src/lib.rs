@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`config`]: settings from flags and environment.
 //! - [`state`]: what every handler may use.
-//! - [`query`]: the task name of `GET /?task-name=`, read strictly.
+//! - [`query`]: the task name (and `delay_ms`) of `GET /?task-name=`, read strictly.
+//! - [`schedule`]: a new task's `delay_ms` or `run_at_ms`, checked.
 //! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
 //! - [`routes`]: the handlers and the router ([`routes::app`]): the client's side
 //!   ([`routes::tasks`]), the operator's ([`routes::admin`]), health and metrics ([`routes::ops`]).
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod parse_errors;
 pub mod query;
 pub mod routes;
+pub mod schedule;
 pub mod state;
 pub mod throughput;
 

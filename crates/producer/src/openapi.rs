@@ -8,7 +8,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, ops, tasks};
+use crate::routes::{admin, batch, ops, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use crate::routes::{admin, ops, tasks};
     paths(
         tasks::enqueue,
         tasks::submit,
+        batch::submit_batch,
         tasks::show,
         tasks::cancel,
         admin::list,

@@ -1,4 +1,5 @@
-//! The task name in a query string (`GET /?task-name=NAME`), the seed design's way to enqueue.
+//! The task name in a query string (`GET /?task-name=NAME`), the seed design's way to enqueue,
+//! and the optional `delay_ms` that schedules it.
 //!
 //! Decoding is strict: a malformed escape or bytes that are not UTF-8 are refused rather than
 //! replaced, so two different requests can never end up naming the same task.
@@ -23,6 +24,9 @@ pub enum QueryError {
     /// The decoded name is not a valid task name.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// `delay_ms` is not one whole number of milliseconds.
+    #[error("delay_ms must be given once, as a whole number of milliseconds")]
+    BadDelay,
 }
 
 /// Reads the `task-name` parameter of a raw query string (`a=1&task-name=x%20y`).
@@ -30,10 +34,37 @@ pub enum QueryError {
 /// # Errors
 /// [`QueryError`] when the parameter is missing, repeated, badly encoded, or not a valid name.
 pub fn task_name(query: Option<&str>) -> Result<TaskName, QueryError> {
+    let bytes = param(query, b"task-name")?.ok_or(QueryError::Missing)?;
+    Ok(TaskName::parse(
+        String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8)?,
+    )?)
+}
+
+/// Reads the optional `delay_ms` parameter of a raw query string.
+///
+/// # Errors
+/// [`QueryError::BadDelay`] when it is repeated or not a whole number; [`QueryError::BadEscape`]
+/// when the query string is badly encoded.
+pub fn delay_ms(query: Option<&str>) -> Result<Option<u64>, QueryError> {
+    match param(query, b"delay_ms") {
+        Err(QueryError::Repeated) => Err(QueryError::BadDelay),
+        Err(other) => Err(other),
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => std::str::from_utf8(&bytes)
+            .ok()
+            .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse().ok())
+            .map(Some)
+            .ok_or(QueryError::BadDelay),
+    }
+}
+
+/// The decoded value of the parameter `name`, if given; [`QueryError::Repeated`] when given twice.
+fn param(query: Option<&str>, name: &[u8]) -> Result<Option<Vec<u8>>, QueryError> {
     let mut found = None;
     for pair in query.unwrap_or("").split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(key)? != b"task-name" {
+        if percent_decode(key)? != name {
             continue;
         }
         if found.is_some() {
@@ -41,10 +72,7 @@ pub fn task_name(query: Option<&str>) -> Result<TaskName, QueryError> {
         }
         found = Some(percent_decode(value)?);
     }
-    let bytes = found.ok_or(QueryError::Missing)?;
-    Ok(TaskName::parse(
-        String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8)?,
-    )?)
+    Ok(found)
 }
 
 /// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XY` a byte.
@@ -90,5 +118,21 @@ mod tests {
             parse("task-name=a%0Ab"),
             Err(QueryError::Name(NameError::ControlCharacter('\n')))
         );
+    }
+
+    #[test]
+    fn delay_ms_is_one_whole_number_or_absent() {
+        assert_eq!(delay_ms(Some("task-name=a")), Ok(None));
+        assert_eq!(delay_ms(None), Ok(None));
+        assert_eq!(delay_ms(Some("task-name=a&delay_ms=1500")), Ok(Some(1500)));
+        for bad in [
+            "delay_ms=",
+            "delay_ms=-1",
+            "delay_ms=1.5",
+            "delay_ms=1&delay_ms=2",
+            "delay_ms=99999999999999999999",
+        ] {
+            assert_eq!(delay_ms(Some(bad)), Err(QueryError::BadDelay), "{bad}");
+        }
     }
 }

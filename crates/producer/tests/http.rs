@@ -801,6 +801,7 @@ async fn the_openapi_document_describes_every_route() {
     for (path, method) in [
         ("/", "get"),
         ("/tasks", "post"),
+        ("/tasks/batch", "post"),
         ("/tasks", "get"),
         ("/tasks/{name}", "get"),
         ("/tasks/{name}", "delete"),
@@ -901,4 +902,149 @@ async fn one_producer_serves_several_queues_picked_by_the_queue_parameter() {
         let line = format!("taskq_enqueued_total{{queue=\"{queue}\"}} 1");
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn a_scheduled_task_is_queued_until_its_time_and_a_bad_schedule_writes_nothing() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+
+    let (status, _, later) = get(addr, "/?task-name=later&delay_ms=60000").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(later["state"], "queued");
+    let created = later["created_at_ms"].as_u64().unwrap();
+    assert_eq!(later["run_at_ms"].as_u64(), Some(created + 60_000));
+    let body = json!({"name": "at", "run_at_ms": created + 30_000, "payload": 1});
+    let (status, _, at) = call(addr, Method::POST, "/tasks", Some(body), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(at["run_at_ms"].as_u64(), Some(created + 30_000));
+    let (_, _, soon) = call(
+        addr,
+        Method::POST,
+        "/tasks",
+        Some(json!({"name": "soon", "delay_ms": 0})),
+        None,
+    )
+    .await;
+    assert_eq!(soon["run_at_ms"], soon["created_at_ms"]);
+    // Neither is claimed before its time; the one due now is.
+    let claimed = queue.claim(10).await.unwrap().tasks;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].name, *"soon");
+
+    for path in [
+        "/?task-name=x&delay_ms=-5",
+        "/?task-name=x&delay_ms=1.5",
+        "/?task-name=x&delay_ms=1&delay_ms=2",
+        "/?task-name=x&delay_ms=99999999999999",
+    ] {
+        let (status, _, body) = get(addr, path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            body["error"].as_str().unwrap().contains("delay_ms"),
+            "{path}: {body}"
+        );
+    }
+    let both = json!({"name": "x", "delay_ms": 1, "run_at_ms": 1});
+    let (status, _, body) = call(addr, Method::POST, "/tasks", Some(both), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "give delay_ms or run_at_ms, not both");
+    let (status, _, _) = get(addr, "/tasks/x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing written");
+}
+
+#[tokio::test]
+async fn a_batch_of_a_thousand_answers_each_task_in_order_duplicates_and_bad_entries_included() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
+    get(addr, "/?task-name=existing").await;
+
+    let big = "x".repeat(70 * 1024);
+    let tasks: Vec<Value> = (0..1000)
+        .map(|i| match i % 10 {
+            0 => json!({"name": "existing"}),
+            1 => json!({"name": format!("dup-{}", i / 100), "payload": i}),
+            2 => json!({"name": ""}),
+            3 => json!({"name": 7}),
+            4 => json!({"name": format!("big-{i}"), "payload": big}),
+            5 => json!({"name": format!("both-{i}"), "delay_ms": 1, "run_at_ms": 1}),
+            6 => json!({"name": format!("later-{i}"), "delay_ms": 60_000}),
+            _ => json!({"name": format!("t-{i}"), "payload": {"i": i}}),
+        })
+        .collect();
+    let (status, _, body) = call(
+        addr,
+        Method::POST,
+        "/tasks/batch",
+        Some(json!({"tasks": tasks})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = body["tasks"].as_array().unwrap();
+    assert_eq!(answers.len(), 1000);
+    let mut created = 0;
+    for (i, answer) in answers.iter().enumerate() {
+        let error = answer["error"].as_str();
+        match i % 10 {
+            0 => assert_eq!(
+                (answer["task"].as_str(), &answer["enqueued"]),
+                (Some("existing"), &json!(false))
+            ),
+            1 => {
+                // Ten tasks share each dup name: the first in the batch creates it.
+                assert_eq!(answer["enqueued"], json!(i % 100 == 1), "{i}: {answer}");
+                assert_eq!(
+                    answer["payload"],
+                    json!((i / 100) * 100 + 1),
+                    "{i}: the first payload"
+                );
+            }
+            2 => assert!(error.unwrap().contains("empty"), "{i}: {answer}"),
+            3 => assert!(error.unwrap().contains("invalid type"), "{i}: {answer}"),
+            4 => assert!(
+                error.unwrap().contains("the limit is 65536"),
+                "{i}: {answer}"
+            ),
+            5 => assert_eq!(error, Some("give delay_ms or run_at_ms, not both"), "{i}"),
+            6 => {
+                let run_at = answer["run_at_ms"].as_u64().unwrap();
+                assert_eq!(run_at, answer["created_at_ms"].as_u64().unwrap() + 60_000);
+            }
+            _ => {
+                assert_eq!(answer["task"], format!("t-{i}"));
+                assert_eq!(answer["payload"]["i"], i);
+            }
+        }
+        if answer["enqueued"] == json!(true) {
+            created += 1;
+        }
+    }
+    // 10 dup names, 100 later, 300 t-: 410 created; every one of them is in Redis.
+    assert_eq!(created, 410);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.totals["enqueued"], 411);
+    assert_eq!(stats.counts.due, 411);
+
+    for (batch, status) in [
+        (json!({"tasks": []}), StatusCode::BAD_REQUEST),
+        (
+            json!({"tasks": vec![json!({"name": "a"}); 1001]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"tasks": {"name": "a"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({}), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (got, _, body) = call(addr, Method::POST, "/tasks/batch", Some(batch), None).await;
+        assert_eq!(got, status, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    assert_eq!(
+        queue.stats().await.unwrap().totals["enqueued"],
+        411,
+        "nothing written"
+    );
 }

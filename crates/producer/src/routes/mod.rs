@@ -3,7 +3,8 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /?task-name=NAME` | enqueue unless live or done; 202 + `Location` + `Retry-After` while not done, 200 with the result when done |
-//! | `POST /tasks` `{"name", "payload"}` | the same, with a JSON payload kept in the record |
+//! | `POST /tasks` `{"name", "payload", "delay_ms" \| "run_at_ms"}` | the same, with a JSON payload kept in the record, due now or later |
+//! | `POST /tasks/batch` `{"tasks": [...]}` | up to 1,000 enqueues; one answer (or error) per task, in order |
 //! | `GET /tasks/{name}` | the task's view; 404 for a name never seen |
 //! | `DELETE /tasks/{name}` | cancel: the task is never called again |
 //! | `HEAD /?task-name=NAME` | the status a read of the task would answer; never enqueues |
@@ -22,6 +23,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod ops;
 pub mod served;
 pub mod tasks;
@@ -52,6 +54,10 @@ pub fn app(state: AppState) -> Router {
     let client = Router::new()
         .route("/", get(tasks::enqueue).head(tasks::peek))
         .route("/tasks", post(tasks::submit))
+        .route(
+            "/tasks/batch",
+            post(batch::submit_batch).layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
+        )
         .route("/tasks/{name}", get(tasks::show))
         .route_layer(middleware::from_fn_with_state(
             (state.tokens.clone(), Guard::Client),

@@ -16,8 +16,8 @@ use taskq::{Enqueued, TaskName, TaskView};
 
 use super::served::{QueueParam, Target};
 use crate::error::{AppError, ErrorBody};
-use crate::query;
 use crate::state::AppState;
+use crate::{query, schedule};
 
 /// A task's view as answered to clients.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -49,20 +49,32 @@ pub struct Submit {
     /// Optional JSON of any kind, up to 64 KiB, kept in the task's record and shown with it.
     #[schema(value_type = Option<serde_json::Value>)]
     pub payload: Option<Box<RawValue>>,
+    /// Optional: the task is first due this many ms from now (at most a year); not with
+    /// `run_at_ms`.
+    #[schema(maximum = 31_536_000_000_u64)]
+    pub delay_ms: Option<u64>,
+    /// Optional: the task is first due at this Redis server time (ms since the Unix epoch, as the
+    /// views' `*_at_ms` show it; a time already past is now); not with `delay_ms`.
+    #[schema(maximum = 9_999_999_999_999_u64)]
+    pub run_at_ms: Option<u64>,
 }
 
 /// Enqueues the task named by the `task-name` query parameter.
 #[utoipa::path(
     get, path = "/", tag = "tasks",
     security((), ("client_token" = []), ("admin_token" = [])),
-    params(("task-name" = String, Query, description = "the task's name (percent-encoded)"), QueueParam),
+    params(
+        ("task-name" = String, Query, description = "the task's name (percent-encoded)"),
+        ("delay_ms" = Option<u64>, Query, description = "the new task is first due this many ms from now (at most a year; a duplicate keeps its own time)", maximum = 31_536_000_000_u64),
+        QueueParam,
+    ),
     responses(
         (status = 202, description = "Enqueued now, or already queued, running or processing", body = TaskResponse, headers(
             ("Location" = String, description = "where to read the task"),
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
         (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
-        (status = 400, description = "Missing, repeated or invalid task-name", body = ErrorBody),
+        (status = 400, description = "Missing, repeated or invalid task-name, or a bad delay_ms", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable, or the queue is full (Redis' memory above REDIS_MEMORY_HIGH_WATER of maxmemory, or MAX_QUEUED tasks): nothing written, try again after Retry-After", body = ErrorBody, headers(
@@ -76,8 +88,9 @@ pub async fn enqueue(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let name = query::task_name(query.as_deref())?;
+    let run_at = schedule::run_at(query::delay_ms(query.as_deref())?, None)?;
     admit(&state, &target)?;
-    let enqueued = target.queue().enqueue(&name).await?;
+    let enqueued = target.queue().schedule(&name, None, run_at).await?;
     accepted(&state, &target, &name, enqueued)
 }
 
@@ -103,7 +116,7 @@ pub async fn peek(
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
         (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
-        (status = 400, description = "Invalid name or malformed JSON", body = ErrorBody),
+        (status = 400, description = "Invalid name, malformed JSON, or delay_ms and run_at_ms both given or out of range", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
@@ -121,16 +134,17 @@ pub async fn submit(
 ) -> Result<Response, AppError> {
     let Json(submit) = body?;
     let name = TaskName::parse(submit.name)?;
+    let run_at = schedule::run_at(submit.delay_ms, submit.run_at_ms)?;
     admit(&state, &target)?;
     let enqueued = target
         .queue()
-        .submit(&name, submit.payload.as_deref())
+        .schedule(&name, submit.payload.as_deref(), run_at)
         .await?;
     accepted(&state, &target, &name, enqueued)
 }
 
 /// Refuses an enqueue while the queue is full (see [`crate::admission`]).
-fn admit(state: &AppState, target: &Target) -> Result<(), AppError> {
+pub(super) fn admit(state: &AppState, target: &Target) -> Result<(), AppError> {
     target
         .served
         .admission

@@ -1,0 +1,130 @@
+//! `POST /tasks/batch`: up to [`MAX_BATCH`] enqueues in one request, written in as few script
+//! calls as the library's [`taskq::Queue::submit_many`] allows. Each task gets its own answer, in
+//! order: its view and whether this request created it, or its own error; one bad task fails
+//! nobody else. Only what concerns the whole request (not JSON, no tasks, too many, the queue
+//! full, Redis down) fails it whole, and then nothing is written.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use taskq::{MAX_PAYLOAD_BYTES, NewTask, TaskName};
+
+use super::served::{QueueParam, Target};
+use super::tasks::{Submit, TaskResponse, admit};
+use crate::error::{AppError, ErrorBody};
+use crate::schedule;
+use crate::state::AppState;
+
+/// The most tasks one batch carries.
+pub const MAX_BATCH: usize = 1000;
+
+/// The largest batch body: a thousand tasks with names and modest payloads (a payload may
+/// still be up to 64 KiB; fewer such tasks fit in one batch).
+pub const MAX_BATCH_BODY_BYTES: usize = 8 << 20;
+
+/// The body of `POST /tasks/batch`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Batch {
+    /// 1 to 1,000 tasks, each as the body of `POST /tasks`.
+    #[schema(value_type = Vec<Submit>, min_items = 1, max_items = 1000)]
+    pub tasks: Vec<Box<RawValue>>,
+}
+
+/// One task's answer in a batch: the task (with `enqueued`), or why it was refused.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum BatchEntry {
+    /// The task as it is now, and whether this request created it.
+    Task(TaskResponse),
+    /// Why this task was refused (nothing written for it).
+    Refused(ErrorBody),
+}
+
+/// The answer to `POST /tasks/batch`: one entry per task, in the request's order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    /// The answers, in order.
+    pub tasks: Vec<BatchEntry>,
+}
+
+/// Enqueues many tasks at once.
+#[utoipa::path(
+    post, path = "/tasks/batch", tag = "tasks",
+    security((), ("client_token" = []), ("admin_token" = [])),
+    params(QueueParam),
+    request_body = Batch,
+    responses(
+        (status = 200, description = "One answer per task, in order: the task's view with enqueued (true when this request created it; a name given twice is created once), or {\"error\"} for a task that was refused", body = BatchResponse),
+        (status = 400, description = "No tasks, more than 1,000, or malformed JSON", body = ErrorBody),
+        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+        (status = 413, description = "Body over 8 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (tasks is not an array)", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable, or the queue is full: nothing written, try again after Retry-After", body = ErrorBody, headers(
+            ("Retry-After" = u64, description = "seconds to wait when the queue is full"),
+        )),
+    )
+)]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    target: Target,
+    body: Result<Json<Batch>, JsonRejection>,
+) -> Result<Json<BatchResponse>, AppError> {
+    let Json(batch) = body?;
+    if batch.tasks.is_empty() || batch.tasks.len() > MAX_BATCH {
+        return Err(AppError::BadRequest(format!(
+            "a batch holds 1 to {MAX_BATCH} tasks, not {}",
+            batch.tasks.len()
+        )));
+    }
+    let (accepted, refused): (Vec<_>, Vec<_>) = batch
+        .tasks
+        .iter()
+        .map(|raw| new_task(raw))
+        .enumerate()
+        .partition(|(_, parsed)| parsed.is_ok());
+    admit(&state, &target)?;
+    let tasks: Vec<NewTask> = accepted
+        .into_iter()
+        .filter_map(|(_, parsed)| parsed.ok())
+        .collect();
+    let mut answers = target.queue().submit_many(&tasks).await?.into_iter();
+    let mut refused = refused.into_iter().peekable();
+    let entries = (0..batch.tasks.len())
+        .map(|i| match refused.next_if(|(at, _)| *at == i) {
+            Some((_, Err(error))) => BatchEntry::Refused(ErrorBody { error }),
+            _ => match answers.next() {
+                Some(enqueued) => BatchEntry::Task(TaskResponse {
+                    view: enqueued.view,
+                    enqueued: Some(enqueued.created),
+                }),
+                None => BatchEntry::Refused(ErrorBody {
+                    error: "no answer for this task".into(),
+                }),
+            },
+        })
+        .collect();
+    Ok(Json(BatchResponse { tasks: entries }))
+}
+
+/// One entry of a batch as a task to add, or why not.
+fn new_task(raw: &RawValue) -> Result<NewTask, String> {
+    let submit: Submit = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let name = TaskName::parse(submit.name).map_err(|e| e.to_string())?;
+    if let Some(len) = submit.payload.as_ref().map(|p| p.get().len())
+        && len > MAX_PAYLOAD_BYTES
+    {
+        return Err(format!(
+            "the payload is {len} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES}"
+        ));
+    }
+    let run_at = schedule::run_at(submit.delay_ms, submit.run_at_ms).map_err(|e| e.to_string())?;
+    Ok(NewTask {
+        name,
+        payload: submit.payload,
+        run_at,
+    })
+}

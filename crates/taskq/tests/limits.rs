@@ -12,10 +12,14 @@ use support::{name, open};
 use taskq::{
     ClaimedTask, Handler, Limit, Limiter, Outcome, Rate, Step, TaskName, Worker, WorkerConfig,
 };
-use testkit::{RedisServer, unique_queue};
+use testkit::{RedisCluster, RedisServer, unique_queue};
 
 fn limiter(redis: &RedisServer, key: &str, limit: Limit, lease: Duration) -> Arc<Limiter> {
-    let conn = taskq::connect::connect(&redis.url().parse().unwrap(), &Default::default()).unwrap();
+    limiter_at(&redis.url(), key, limit, lease)
+}
+
+fn limiter_at(url: &str, key: &str, limit: Limit, lease: Duration) -> Arc<Limiter> {
+    let conn = taskq::connect::connect(&url.parse().unwrap(), &Default::default()).unwrap();
     Limiter::new(conn, key, limit, lease).unwrap()
 }
 
@@ -227,4 +231,32 @@ async fn a_worker_under_a_cap_claims_only_what_it_may_call() {
         12,
         "unused permits are not counted"
     );
+}
+
+#[tokio::test]
+async fn on_a_cluster_each_limit_lives_in_its_own_slot_and_works_the_same() {
+    let cluster = RedisCluster::start();
+    let both = Limit {
+        rate: Some(Rate {
+            per_sec: 50.0,
+            burst: 4,
+        }),
+        max_in_flight: Some(3),
+    };
+    // Keys of different slots: every script call must route by the limit's own tag.
+    for key in ["alpha", "beta", "gamma"] {
+        let limiter = limiter_at(&cluster.url(), key, both, LEASE);
+        let permits = limiter.wait_for_permits(10).await.unwrap();
+        assert_eq!(permits.len(), 3, "{key}: the cap, within the burst");
+        drop(permits);
+        limiter.give_back_ended().await.unwrap();
+        assert_eq!(limiter.stats().in_flight.load(Ordering::Relaxed), 0);
+        limiter.pause(Duration::from_millis(300)).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(limiter.wait_for_permits(1).await.unwrap().len(), 1);
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{key}: paused"
+        );
+    }
 }

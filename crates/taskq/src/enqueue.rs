@@ -30,8 +30,12 @@ pub struct NewTask {
     pub run_at: RunAt,
 }
 
-/// Refuses a payload over [`MAX_PAYLOAD_BYTES`].
-fn check_payload(payload: Option<&RawValue>) -> Result<()> {
+/// Refuses a payload over [`MAX_PAYLOAD_BYTES`] ([`Error::PayloadTooLarge`]), as every enqueue
+/// does; for an edge that checks a task before it is sent with others.
+///
+/// # Errors
+/// [`Error::PayloadTooLarge`].
+pub fn check_payload(payload: Option<&RawValue>) -> Result<()> {
     match payload.map(|payload| payload.get().len()) {
         Some(len) if len > MAX_PAYLOAD_BYTES => Err(Error::PayloadTooLarge {
             len,

@@ -61,7 +61,7 @@ pub use batcher::Enqueued;
 pub use cancel::Cancel;
 pub use claim::Claim;
 pub use connect::{ConnectOptions, RedisConnection, RedisUrl, WaitForReplicas};
-pub use enqueue::{MAX_PAYLOAD_BYTES, MAX_TASKS_PER_CALL, NewTask};
+pub use enqueue::{MAX_PAYLOAD_BYTES, MAX_TASKS_PER_CALL, NewTask, check_payload};
 pub use error::{Error, NameError, Result};
 pub use finish::{Ack, Finish};
 pub use limit::{Limit, Limiter, LimiterStats, Permit, Rate};

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use taskq::{MAX_PAYLOAD_BYTES, NewTask, TaskName};
+use taskq::{NewTask, TaskName};
 
 use super::served::{QueueParam, Target};
 use super::tasks::{Submit, TaskResponse, admit};
@@ -114,13 +114,7 @@ pub async fn submit_batch(
 fn new_task(raw: &RawValue) -> Result<NewTask, String> {
     let submit: Submit = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
     let name = TaskName::parse(submit.name).map_err(|e| e.to_string())?;
-    if let Some(len) = submit.payload.as_ref().map(|p| p.get().len())
-        && len > MAX_PAYLOAD_BYTES
-    {
-        return Err(format!(
-            "the payload is {len} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES}"
-        ));
-    }
+    taskq::check_payload(submit.payload.as_deref()).map_err(|e| e.to_string())?;
     let run_at = schedule::run_at(submit.delay_ms, submit.run_at_ms).map_err(|e| e.to_string())?;
     Ok(NewTask {
         name,

@@ -69,6 +69,14 @@ impl Api {
             .await
             .body
     }
+
+    /// Asserts `/stats` shows each of `expected`'s counts.
+    async fn assert_stats(&self, expected: &[(&str, u64)]) {
+        let stats = self.stats().await;
+        for &(name, count) in expected {
+            assert_eq!(stats[name], count, "{name} in {stats}");
+        }
+    }
 }
 
 fn served(answers: &[Answer]) -> usize {
@@ -111,17 +119,13 @@ async fn a_burst_beyond_the_rate_gets_the_rate_served_until_the_window_slides() 
     let first = api.burst(20).await;
     assert_eq!(served(&first), 5);
     assert_eq!(refused(&first, "rate limited"), 15);
-    let stats = api.stats().await;
-    assert_eq!(stats["calls"], 5);
-    assert_eq!(stats["throttled"], 15);
+    api.assert_stats(&[("calls", 5), ("throttled", 15)]).await;
 
     tokio::time::sleep(WINDOW).await;
     let later = api.burst(5).await;
 
     assert_eq!(served(&later), 5, "{later:?}");
-    let stats = api.stats().await;
-    assert_eq!(stats["calls"], 10);
-    assert_eq!(stats["throttled"], 15);
+    api.assert_stats(&[("calls", 10), ("throttled", 15)]).await;
 }
 
 #[tokio::test]
@@ -139,9 +143,7 @@ async fn a_throttled_call_does_not_advance_its_task() {
 
     assert_eq!(next.body["status"], "processing", "{next:?}");
     assert_eq!(next.body["data"]["progress"], 2);
-    let stats = api.stats().await;
-    assert_eq!(stats["calls"], 2);
-    assert_eq!(stats["throttled"], 1);
+    api.assert_stats(&[("calls", 2), ("throttled", 1)]).await;
 }
 
 #[tokio::test]
@@ -152,11 +154,13 @@ async fn calls_beyond_those_in_flight_are_refused() {
 
     assert_eq!(served(&answers), 3);
     assert_eq!(refused(&answers, "too many in flight"), 4);
-    let stats = api.stats().await;
-    assert_eq!(stats["max_in_flight_seen"], 3);
-    assert_eq!(stats["throttled"], 4);
-    assert_eq!(stats["calls"], 3);
-    assert_eq!(stats["in_flight"], 0);
+    api.assert_stats(&[
+        ("max_in_flight_seen", 3),
+        ("throttled", 4),
+        ("calls", 3),
+        ("in_flight", 0),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -188,9 +192,8 @@ async fn a_client_that_hangs_up_mid_delay_gives_its_slot_back() {
     .await;
     let answers = api.burst(2).await;
     assert_eq!(served(&answers), 2, "{answers:?}");
-    let stats = api.stats().await;
-    assert_eq!(stats["throttled"], 0);
-    assert_eq!(stats["max_in_flight_seen"], 2);
+    api.assert_stats(&[("throttled", 0), ("max_in_flight_seen", 2)])
+        .await;
 }
 
 #[tokio::test]
@@ -200,9 +203,8 @@ async fn without_limits_the_concurrency_reached_is_still_reported() {
     let answers = api.burst(10).await;
 
     assert_eq!(served(&answers), 10);
-    let stats = api.stats().await;
-    assert_eq!(stats["max_in_flight_seen"], 10);
-    assert_eq!(stats["throttled"], 0);
+    api.assert_stats(&[("max_in_flight_seen", 10), ("throttled", 0)])
+        .await;
 }
 
 #[tokio::test]
@@ -213,9 +215,8 @@ async fn reset_forgets_the_refusals_the_window_and_the_most_in_flight() {
         (served(&answers), refused(&answers, "rate limited")),
         (1, 2)
     );
-    let stats = api.stats().await;
-    assert_eq!(stats["throttled"], 2);
-    assert_eq!(stats["max_in_flight_seen"], 1);
+    api.assert_stats(&[("throttled", 2), ("max_in_flight_seen", 1)])
+        .await;
 
     let reset = api
         .http
@@ -225,9 +226,8 @@ async fn reset_forgets_the_refusals_the_window_and_the_most_in_flight() {
         .expect("an answer");
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
 
-    let stats = api.stats().await;
-    assert_eq!(stats["throttled"], 0);
-    assert_eq!(stats["max_in_flight_seen"], 0);
+    api.assert_stats(&[("throttled", 0), ("max_in_flight_seen", 0)])
+        .await;
     // Within the window the burst filled: served only because the window was forgotten.
     assert_eq!(api.call("again").await.status, StatusCode::OK);
 }
@@ -264,9 +264,7 @@ async fn a_real_api_shape_is_limited_too() {
     assert_eq!(refused(&submits, "rate limited"), 2);
     let id = made[0].body["id"].as_str().expect("an id").to_owned();
     assert_refused(&poll(id.clone()).await, "rate limited");
-    let stats = api.stats().await;
-    assert_eq!(stats["jobs"], 2);
-    assert_eq!(stats["throttled"], 3);
+    api.assert_stats(&[("jobs", 2), ("throttled", 3)]).await;
 
     tokio::time::sleep(WINDOW).await;
     let first_poll = poll(id).await;

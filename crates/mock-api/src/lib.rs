@@ -9,11 +9,18 @@
 //! and do not advance anything. `GET /stats` counts calls and jobs; `POST /reset` forgets
 //! everything. With a certificate and key it serves HTTPS.
 //!
+//! Like a real provider it can enforce limits (see [`limits`]): at most `rate_limit_per_sec`
+//! calls admitted in any one-second window and `max_in_flight` answered at once, the others
+//! refused with 429 and a `Retry-After` before anything else happens. `calls` counts the calls
+//! admitted (served, a 401 or an injected failure included), `throttled` the calls refused, and
+//! `max_in_flight_seen` the most answered at once, limited or not.
+//!
 //! For fault-injection tests, successful calls of the original shape can answer a broken body
 //! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
 //! real-API shape can have their answer cut off after the job was made (`drop_submit_answers`).
 
 pub mod jobs;
+pub mod limits;
 pub mod original;
 pub mod shapes;
 mod tls;
@@ -84,6 +91,14 @@ pub struct Config {
     /// the caller never learns its id).
     #[arg(long, env = "MOCK_DROP_SUBMIT_ANSWERS", default_value_t = 0)]
     pub drop_submit_answers: u32,
+    /// Calls admitted in any one-second window (sliding); the others answer 429 with a
+    /// Retry-After. 0: no limit.
+    #[arg(long, env = "MOCK_RATE_LIMIT_PER_SEC", default_value_t = 0)]
+    pub rate_limit_per_sec: u32,
+    /// Calls answered at once, each from its admission to its answer (the delay included); the
+    /// others answer 429 with `Retry-After: 1`. 0: no limit.
+    #[arg(long, env = "MOCK_MAX_IN_FLIGHT", default_value_t = 0)]
+    pub max_in_flight: u32,
     /// A PEM certificate (chain) to serve HTTPS with; needs MOCK_TLS_KEY.
     #[arg(long, env = "MOCK_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -154,6 +169,8 @@ impl Default for Config {
             body: BodyKind::Normal,
             huge_body_bytes: 16 << 20,
             drop_submit_answers: 0,
+            rate_limit_per_sec: 0,
+            max_in_flight: 0,
             tls_cert: None,
             tls_key: None,
         }
@@ -195,6 +212,9 @@ pub struct Mock {
     counters: Counters,
     /// Submit answers dropped so far.
     drops: AtomicU32,
+    /// The provider's limits: the layer in front of the call routes checks them, `/stats` and
+    /// `/reset` read and clear their counts.
+    limits: Arc<limits::Limits>,
 }
 
 impl Mock {
@@ -276,6 +296,10 @@ pub fn app(config: Config) -> Router {
         jobs: jobs::Jobs::default(),
         counters: Counters::default(),
         drops: AtomicU32::new(0),
+        limits: Arc::new(limits::Limits::new(
+            config.rate_limit_per_sec,
+            config.max_in_flight,
+        )),
         config,
     });
     let calls = match mock.config.shape {
@@ -283,6 +307,10 @@ pub fn app(config: Config) -> Router {
         shape => shapes::routes(shape),
     };
     calls
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&mock.limits),
+            limits::enforce,
+        ))
         .route("/stats", get(stats))
         .route("/reset", post(reset))
         .with_state(mock)
@@ -323,6 +351,7 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
     let (jobs, replays) = mock.jobs.counts();
     let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let c = &mock.counters;
+    let limits = mock.limits.stats();
     Json(json!({
         "calls": count(&c.calls),
         "tasks": names as u64 + jobs,
@@ -332,6 +361,9 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
         "failures": count(&c.failures),
         "unauthorized": count(&c.unauthorized),
         "dropped_answers": count(&c.dropped),
+        "throttled": limits.throttled,
+        "max_in_flight_seen": limits.max_in_flight_seen,
+        "in_flight": limits.in_flight,
     }))
 }
 
@@ -346,5 +378,6 @@ async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {
         counter.store(0, Ordering::Relaxed);
     }
     mock.drops.store(0, Ordering::Relaxed);
+    mock.limits.reset();
     StatusCode::NO_CONTENT
 }

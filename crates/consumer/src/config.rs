@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use queue_service::RedisArgs;
 use reqwest::Url;
 
-pub use queues::{QueueSettings, QueuesFileError, SharedLimit};
+pub use queues::{QueueSettings, QueuesFileError};
 
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -108,7 +108,7 @@ fn rate_per_sec(text: &str) -> Result<f64, String> {
     if per_sec == 0.0 {
         return Ok(0.0);
     }
-    crate::api::spec::rate_limit(per_sec, 1).map(|rate| rate.per_sec)
+    crate::limits::rate_limit(per_sec, 1).map(|rate| rate.per_sec)
 }
 
 /// Parses `--api-url` / `API_URL` with [`original_api_url`], and when it is refused says why

@@ -8,9 +8,33 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use service::prometheus::{Exposition, Kind};
-use taskq::{Limiter, RedisConnection};
+use taskq::{Limit, Limiter, Rate, RedisConnection};
 
-use crate::config::SharedLimit;
+/// The fastest rate a limit accepts (calls per second): its sliding window keeps one entry per
+/// call of the last second in Redis.
+pub const MAX_RATE_PER_SEC: f64 = 100_000.0;
+
+/// A rate of `per_sec` calls per second, `burst` back to back, or why not.
+pub fn rate_limit(per_sec: f64, burst: u32) -> Result<Rate, String> {
+    if !(per_sec > 0.0 && per_sec <= MAX_RATE_PER_SEC) {
+        return Err(format!(
+            "per_sec must be above 0 and at most {MAX_RATE_PER_SEC}"
+        ));
+    }
+    if burst == 0 {
+        return Err("burst must be at least 1".into());
+    }
+    Ok(Rate { per_sec, burst })
+}
+
+/// A limit and the key it is shared under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedLimit {
+    /// The limit key.
+    pub key: String,
+    /// What the provider allows.
+    pub limit: Limit,
+}
 
 /// Why the limits could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +148,6 @@ pub fn write_limits(page: &mut Exposition, limiters: &[Arc<Limiter>]) {
 
 #[cfg(test)]
 mod tests {
-    use taskq::{Limit, Rate};
-
     use super::*;
 
     fn shared(key: &str, per_sec: f64) -> SharedLimit {

@@ -18,25 +18,9 @@ use super::profile::{
 };
 use super::secret;
 use super::template::{BodyTemplate, Template};
+use crate::limits::rate_limit;
+use taskq::Limit;
 use taskq::keys::LimitKeys;
-use taskq::{Limit, Rate};
-
-/// The fastest rate a limit accepts (calls per second): its sliding window keeps one entry per
-/// call of the last second in Redis.
-pub const MAX_RATE_PER_SEC: f64 = 100_000.0;
-
-/// A rate of `per_sec` calls per second, `burst` back to back, or why not.
-pub fn rate_limit(per_sec: f64, burst: u32) -> Result<Rate, String> {
-    if !(per_sec > 0.0 && per_sec <= MAX_RATE_PER_SEC) {
-        return Err(format!(
-            "per_sec must be above 0 and at most {MAX_RATE_PER_SEC}"
-        ));
-    }
-    if burst == 0 {
-        return Err("burst must be at least 1".into());
-    }
-    Ok(Rate { per_sec, burst })
-}
 
 /// The `"api"` object of a queue in `QUEUES_FILE`.
 #[derive(Debug, Clone, Deserialize)]

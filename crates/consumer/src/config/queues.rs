@@ -11,6 +11,7 @@ use taskq::{Backoff, Limit, Queue, Rate, WorkerConfig, WorkerPolicy};
 
 use super::{Config, original_api_url};
 use crate::api::{Api, ApiSpec, ProfileError};
+use crate::limits::SharedLimit;
 
 /// One served queue's settings, typed: what its worker, its poller and its HTTP client use.
 #[derive(Debug, Clone)]
@@ -27,15 +28,6 @@ pub struct QueueSettings {
     pub policy: WorkerPolicy,
     /// The provider's limit its calls share with every queue naming the same key, if any.
     pub limit: Option<SharedLimit>,
-}
-
-/// A limit and the key it is shared under.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SharedLimit {
-    /// The limit key.
-    pub key: String,
-    /// What the provider allows.
-    pub limit: Limit,
 }
 
 impl QueueSettings {

@@ -5,17 +5,16 @@
 //! This is the limit of one enqueue per script call: `redis-benchmark` is a small C client, so
 //! its figure is about as much as Redis serves on this machine for such calls. The library's
 //! concurrent enqueues share calls (`taskq`'s `enqueue` module), which is how W1b passes it; the
-//! ratio of the two shows what sharing is worth. The script is the library's own text
-//! (`prelude.lua` + `enqueue.lua`, as `taskq::scripts` builds it), proven identical by its SHA:
-//! Redis knows it after one `Queue::enqueue` and not before. The keys are the queue's own
-//! (`Queue::keys`); the run is checked through the library afterwards (its counters and due set
-//! count the tasks, and a sample of records is read back).
+//! ratio of the two shows what sharing is worth. The script is the library's own text, proven
+//! identical by its SHA, on the queue's own keys (`Queue::keys`); the run is checked through the
+//! library afterwards.
 //!
 //! `redis-benchmark` draws every `__rand_int__` apart, so a task's record key and the name it
 //! queues carry different numbers; both are new, of the same length, so the script does the same
 //! work as for a real new task. About one draw in a thousand repeats (200,000 among 10^8) and
 //! takes the duplicate path.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -105,7 +104,7 @@ pub async fn run(
     let ttl_ms = queue.enqueue_policy().result_ttl.as_millis().to_string();
     redis_admin::flush(redis).await?;
     let mut conn = redis_admin::connect(redis).await?;
-    let window = Window::open(&mut conn, &[]).await?;
+    let window = Window::open(&mut conn, None).await?;
     let stdout = output_of(
         Command::new(program)
             .args(["-h", "127.0.0.1", "-p", &redis.port().to_string()])
@@ -114,7 +113,8 @@ pub async fn run(
             .args(["--csv", "EVALSHA", sha, "3", keys.due_key(), &stats])
             .arg(format!("{prefix}rb-__rand_int__"))
             // One task per call, answering its record if it was already there, no payload.
-            .args([&ttl_ms, "1", prefix, ""]),
+            .args([&ttl_ms, "1", prefix, ""])
+            .stderr(Stdio::piped()),
         Duration::from_secs(300),
         "Debian's redis-tools; scripts/setup installs it",
     )

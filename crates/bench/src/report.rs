@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -38,16 +37,12 @@ pub struct Results {
 /// The machine's facts.
 #[derive(Debug, Serialize)]
 pub struct Machine {
-    /// Host name.
-    pub hostname: String,
-    /// CPU model.
-    pub cpu: String,
+    hostname: String,
+    cpu: String,
     /// Cores this process may use.
-    pub cores: usize,
-    /// Memory in MiB.
-    pub memory_mib: u64,
-    /// Kernel release.
-    pub kernel: String,
+    cores: usize,
+    memory_mib: u64,
+    kernel: String,
 }
 
 /// One workload's figures.
@@ -118,25 +113,12 @@ impl Machine {
 /// The commit of the work tree in the current folder, `-dirty` when it has changes to tracked
 /// files; "unknown" outside git.
 pub fn git_commit() -> String {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    let Some(commit) = stdout_of("git", &["rev-parse", "HEAD"]) else {
+        return "unknown".into();
     };
-    match git(&["rev-parse", "HEAD"]) {
-        Some(commit) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{commit}-dirty")
-            } else {
-                commit
-            }
-        }
-        None => "unknown".into(),
+    match stdout_of("git", &["status", "--porcelain", "--untracked-files=no"]) {
+        Some(changes) if !changes.is_empty() => format!("{commit}-dirty"),
+        _ => commit,
     }
 }
 
@@ -147,32 +129,16 @@ pub fn load_avg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 pub fn now_utc() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    iso8601(secs)
+    stdout_of("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_else(|| "unknown".into())
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (days to civil date: H. Hinnant's algorithm).
-fn iso8601(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// The trimmed standard output of `program` when it succeeds.
+fn stdout_of(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    output.status.success().then_some(stdout)
 }
 
 impl Results {
@@ -286,13 +252,6 @@ fn number(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn epoch_seconds_become_utc_dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(1_795_764_508), "2026-11-27T07:28:28Z");
-    }
 
     #[test]
     fn numbers_keep_the_digits_that_matter() {

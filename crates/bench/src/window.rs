@@ -1,5 +1,5 @@
 //! A measured window: its wall time, and where the CPU went during it (Redis' own counters, the
-//! whole machine's, and the processes named), read at both ends.
+//! whole machine's, and a chosen process'), read at both ends.
 //!
 //! A throughput figure alone cannot say what bounds it. Beside each one the bench therefore
 //! states how busy Redis was (one thread: near one core means Redis is the limit), how busy the
@@ -13,14 +13,14 @@ use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
 use crate::machine_cpu::MachineCpu;
-use crate::probe::{Snapshot, Usage};
+use crate::probe::Usage;
 
 /// The counters at the start of a window.
 pub struct Window {
-    redis: Snapshot,
+    redis: Usage,
     machine: MachineCpu,
-    /// Each watched process' id and CPU seconds at the start.
-    processes: Vec<(u32, f64)>,
+    /// The watched process' id and CPU seconds at the start.
+    process: Option<(u32, f64)>,
     started: Instant,
 }
 
@@ -33,24 +33,21 @@ pub struct Spent {
     pub redis: Usage,
     /// Cores of the machine busy on average (out of its CPU count).
     pub machine_busy_cores: f64,
-    /// CPU seconds of each watched process, in the order given to [`Window::open`].
-    pub processes_cpu_s: Vec<f64>,
+    /// CPU seconds of the watched process (0 when none was).
+    pub process_cpu_s: f64,
 }
 
 impl Window {
-    /// Reads the counters of Redis (on `conn`), of the machine, and of the processes `pids`.
+    /// Reads the counters of Redis (on `conn`), of the machine, and of process `pid`.
     ///
     /// # Errors
-    /// When Redis fails or a process is gone.
-    pub async fn open(conn: &mut MultiplexedConnection, pids: &[u32]) -> Result<Self> {
-        let redis = Snapshot::take(conn).await?;
-        let processes = pids
-            .iter()
-            .map(|&pid| Ok((pid, cpu_seconds(pid)?)))
-            .collect::<Result<_>>()?;
+    /// When Redis fails or the process is gone.
+    pub async fn open(conn: &mut MultiplexedConnection, pid: Option<u32>) -> Result<Self> {
         Ok(Self {
-            redis,
-            processes,
+            redis: Usage::take(conn).await?,
+            process: pid
+                .map(|pid| cpu_seconds(pid).map(|cpu| (pid, cpu)))
+                .transpose()?,
             machine: MachineCpu::read()?,
             started: Instant::now(),
         })
@@ -59,21 +56,19 @@ impl Window {
     /// Reads them again, in the opposite order, and answers the differences.
     ///
     /// # Errors
-    /// When Redis fails or a process is gone.
+    /// When Redis fails or the process is gone.
     pub async fn close(self, conn: &mut MultiplexedConnection) -> Result<Spent> {
         let elapsed = self.started.elapsed();
         let machine = MachineCpu::read()?;
-        let processes_cpu_s = self
-            .processes
-            .iter()
-            .map(|&(pid, before)| Ok((cpu_seconds(pid)? - before).max(0.0)))
-            .collect::<Result<_>>()?;
-        let redis = self.redis.until(&Snapshot::take(conn).await?);
+        let process_cpu_s = match self.process {
+            Some((pid, before)) => (cpu_seconds(pid)? - before).max(0.0),
+            None => 0.0,
+        };
         Ok(Spent {
             elapsed,
-            redis,
+            redis: self.redis.until(&Usage::take(conn).await?),
             machine_busy_cores: self.machine.busy_cores_until(&machine),
-            processes_cpu_s,
+            process_cpu_s,
         })
     }
 }
@@ -82,16 +77,6 @@ impl Spent {
     /// `cpu_s` as a share of one core over the window.
     pub fn share(&self, cpu_s: f64) -> f64 {
         cpu_s / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// Redis' CPU as a share of one core over the window.
-    pub fn redis_share(&self) -> f64 {
-        self.share(self.redis.cpu_s)
-    }
-
-    /// The CPU seconds of the `i`-th watched process (0 when none was watched).
-    pub fn process_cpu_s(&self, i: usize) -> f64 {
-        self.processes_cpu_s.get(i).copied().unwrap_or(0.0)
     }
 }
 

@@ -2,10 +2,6 @@
 //! run ([`Settings`]), and the constants they share. The runs themselves are in
 //! [`crate::workloads`].
 
-use std::str::FromStr;
-
-use anyhow::Result;
-
 /// Consumer counts of S1.
 pub const S1_CONSUMERS: [u64; 3] = [1, 2, 4];
 /// S1: the mock API's delay (ms).
@@ -19,8 +15,8 @@ pub const S2_QUEUES: [&str; 3] = ["q-a", "q-b", "q-c"];
 /// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the issue's chunk size).
 pub const CHUNK: u64 = 1000;
 
-/// The workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The workloads, in the order they run; `--only` takes their ids in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
     /// HTTP enqueue through the `producer` binary under `wrk`.
     W1,
@@ -45,20 +41,6 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// Every workload, in the order they run.
-    pub const ALL: [Self; 10] = [
-        Self::W1,
-        Self::W1b,
-        Self::W2,
-        Self::W2h,
-        Self::W3d,
-        Self::W2hTls,
-        Self::W3dTls,
-        Self::W4,
-        Self::S1,
-        Self::S2,
-    ];
-
     /// The issue's id.
     pub fn id(self) -> &'static str {
         match self {
@@ -138,7 +120,9 @@ impl Workload {
                  machine_busy_cores over the drain. Before it, a mock-api of its own is timed alone \
                  for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, api_p99_ms, \
                  and ideal_with_measured_api_s = the same ideal with that mean instead of 20 ms, \
-                 x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean call                  latency the consumer's own /metrics histogram recorded during the drain, and                  x_ideal_consumer_seen_api the wall time against the ideal with that mean",
+                 x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean call \
+                 latency the consumer's own /metrics histogram recorded during the drain, and \
+                 x_ideal_consumer_seen_api the wall time against the ideal with that mean",
                 n = s.tasks(Self::W3d),
                 calls = 3 * s.tasks(Self::W3d)
             ),
@@ -152,10 +136,9 @@ impl Workload {
             ),
             Self::W4 => format!(
                 "depth: W2 (same worker settings and metrics) timing the first {m} completions \
-                 while {d} tasks \
-                 are queued (enqueue_many, chunks of {CHUNK}; later runs top the queue back up to \
-                 {d} untimed); the first run also reports the fill time and Redis' used_memory once \
-                 {d} are queued",
+                 while {d} tasks are queued (enqueue_many, chunks of {CHUNK}; later runs top the \
+                 queue back up to {d} untimed); the first run also reports the fill time and \
+                 Redis' used_memory once {d} are queued",
                 m = s.w4_measure,
                 d = s.w4_depth
             ),
@@ -178,8 +161,8 @@ impl Workload {
                  against the release mock-api (MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); once on \
                  one redis-server, once on a 3-master local cluster (testkit's: redis-server \
                  --cluster-enabled yes, slots split in three by CLUSTER ADDSLOTS, joined by CLUSTER \
-                 MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash tag lands on its own master (checked); the \
-                 order alternates by run; timed from consumer spawn until all {total} are done; \
+                 MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash tag lands \
+                 on its own master (checked); the order alternates by run; timed from consumer spawn until all {total} are done; \
                  Redis CPU summed over the masters; busiest_master_cpu_share is the most loaded \
                  master's share of a core",
                 queues = S2_QUEUES.join(","),
@@ -187,21 +170,6 @@ impl Workload {
                 total = s.s2_tasks_per_queue * S2_QUEUES.len() as u64
             ),
         }
-    }
-}
-
-impl FromStr for Workload {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|w| w.id().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W2h-tls, W3d-tls, W4, S1, S2)"
-                )
-            })
     }
 }
 
@@ -259,10 +227,12 @@ mod tests {
 
     #[test]
     fn workload_ids_parse_in_any_case() {
-        assert_eq!("w2h".parse::<Workload>().ok(), Some(Workload::W2h));
-        assert_eq!(" W1b ".parse::<Workload>().ok(), Some(Workload::W1b));
-        assert_eq!("s2".parse::<Workload>().ok(), Some(Workload::S2));
-        assert!("W5".parse::<Workload>().is_err());
+        use clap::ValueEnum;
+        for &w in Workload::value_variants() {
+            assert_eq!(Workload::from_str(w.id(), true), Ok(w));
+        }
+        assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
+        assert!(Workload::from_str("W5", true).is_err());
     }
 
     #[test]

@@ -29,14 +29,14 @@ const LANES: usize = 64;
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W1b);
     let mut conn = redis_admin::connect(bench.redis).await?;
-    let me = [std::process::id()];
+    let me = Some(std::process::id());
 
     redis_admin::flush(bench.redis).await?;
     let queue = bench.queue("bench-w1b")?;
     queue.ping().await?;
     let all = Arc::new(names(&format!("w1b-r{run}"), 0..n)?);
     let next = Arc::new(AtomicUsize::new(0));
-    let window = Window::open(&mut conn, &me).await?;
+    let window = Window::open(&mut conn, me).await?;
     let mut lanes: JoinSet<taskq::Result<u64>> = JoinSet::new();
     for _ in 0..LANES {
         let (queue, all, next) = (queue.clone(), Arc::clone(&all), Arc::clone(&next));
@@ -60,7 +60,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     redis_admin::flush(bench.redis).await?;
     let queue = bench.queue("bench-w1b-many")?;
     queue.ping().await?;
-    let window = Window::open(&mut conn, &me).await?;
+    let window = Window::open(&mut conn, me).await?;
     fill(&queue, &format!("w1b-many-r{run}"), 0..n).await?;
     let batched = window.close(&mut conn).await?;
     let due = queue.stats().await?.counts.due;
@@ -75,86 +75,65 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let pipelined = redis_limit::run(bench.redis, program, &queue, &sha, 16).await?;
 
     let enqueue_per_s = n as f64 / one_by_one.elapsed.as_secs_f64();
+    let many_per_s = n as f64 / batched.elapsed.as_secs_f64();
+    let pipelined_cpu_us = pipelined.spent.redis.cpu_s * 1e6 / REQUESTS as f64;
     let mut metrics = vec![
         metric("enqueue_tasks_per_s", "tasks/s", enqueue_per_s),
-        metric(
-            "enqueue_many_tasks_per_s",
-            "tasks/s",
-            n as f64 / batched.elapsed.as_secs_f64(),
-        ),
+        metric("enqueue_many_tasks_per_s", "tasks/s", many_per_s),
     ];
-    metrics.extend(cpu_metrics(
-        [
-            "enqueue_redis_cpu_us_per_task",
-            "enqueue_redis_cpu_share",
-            "enqueue_machine_busy_cores",
-        ],
-        &one_by_one,
-        n,
-    ));
-    metrics.push(bench_share("enqueue_bench_cpu_share", &one_by_one));
-    metrics.extend(cpu_metrics(
-        [
-            "enqueue_many_redis_cpu_us_per_task",
-            "enqueue_many_redis_cpu_share",
-            "enqueue_many_machine_busy_cores",
-        ],
-        &batched,
-        n,
-    ));
-    metrics.push(bench_share("enqueue_many_bench_cpu_share", &batched));
+    metrics.extend(cpu_metrics("enqueue", &one_by_one, n, true));
+    metrics.extend(cpu_metrics("enqueue_many", &batched, n, true));
     metrics.push(metric(
         "redis_limit_enqueue_per_s",
         "tasks/s",
         limit.requests_per_s,
     ));
-    metrics.extend(cpu_metrics(
-        [
-            "redis_limit_redis_cpu_us_per_task",
-            "redis_limit_redis_cpu_share",
-            "redis_limit_machine_busy_cores",
-        ],
-        &limit.spent,
-        REQUESTS,
-    ));
-    metrics.push(metric(
-        "enqueue_of_redis_limit",
-        "×",
-        enqueue_per_s / limit.requests_per_s,
-    ));
-    metrics.push(metric(
-        "redis_limit_enqueue_pipelined_per_s",
-        "tasks/s",
-        pipelined.requests_per_s,
-    ));
-    metrics.push(metric(
-        "redis_limit_pipelined_redis_cpu_us_per_task",
-        "µs",
-        pipelined.spent.redis.cpu_s * 1e6 / REQUESTS as f64,
-    ));
-    metrics.push(metric(
-        "enqueue_of_pipelined_redis_limit",
-        "×",
-        enqueue_per_s / pipelined.requests_per_s,
-    ));
+    metrics.extend(cpu_metrics("redis_limit", &limit.spent, REQUESTS, false));
+    metrics.extend([
+        metric(
+            "enqueue_of_redis_limit",
+            "×",
+            enqueue_per_s / limit.requests_per_s,
+        ),
+        metric(
+            "redis_limit_enqueue_pipelined_per_s",
+            "tasks/s",
+            pipelined.requests_per_s,
+        ),
+        metric(
+            "redis_limit_pipelined_redis_cpu_us_per_task",
+            "µs",
+            pipelined_cpu_us,
+        ),
+        metric(
+            "enqueue_of_pipelined_redis_limit",
+            "×",
+            enqueue_per_s / pipelined.requests_per_s,
+        ),
+    ]);
     Ok(metrics)
 }
 
-/// Redis' CPU per task and share of a core, and the machine's busy cores, named by `names`.
-fn cpu_metrics(names: [&'static str; 3], spent: &Spent, tasks: u64) -> [Metric; 3] {
-    let [per_task, share, machine] = names;
-    [
+/// Redis' CPU per task and share of a core, the machine's busy cores, and with `bench` this
+/// process' share of a core (the window watched it), each named `<phase>_...`.
+fn cpu_metrics(phase: &str, spent: &Spent, tasks: u64, bench: bool) -> Vec<Metric> {
+    let cpu_us = spent.redis.cpu_s * 1e6 / tasks.max(1) as f64;
+    let mut metrics = vec![
+        metric(format!("{phase}_redis_cpu_us_per_task"), "µs", cpu_us),
         metric(
-            per_task,
-            "µs",
-            spent.redis.cpu_s * 1e6 / tasks.max(1) as f64,
+            format!("{phase}_redis_cpu_share"),
+            "cores",
+            spent.share(spent.redis.cpu_s),
         ),
-        metric(share, "cores", spent.redis_share()),
-        metric(machine, "cores", spent.machine_busy_cores),
-    ]
-}
-
-/// This process' share of a core (the window watched it alone).
-fn bench_share(name: &'static str, spent: &Spent) -> Metric {
-    metric(name, "cores", spent.share(spent.process_cpu_s(0)))
+        metric(
+            format!("{phase}_machine_busy_cores"),
+            "cores",
+            spent.machine_busy_cores,
+        ),
+    ];
+    if bench {
+        let share = spent.share(spent.process_cpu_s);
+        metrics.push(metric(format!("{phase}_bench_cpu_share"), "cores", share));
+    }
+    metrics
 }

@@ -1,21 +1,14 @@
 //! W2h and W3d: the release `consumer` against the release `mock-api`, tasks pre-enqueued with
 //! `enqueue_many` (untimed), timed from the consumer's spawn (its start-up and first connection
 //! count, as a real deployment's would) until the queue's `done` counter reaches the task count.
-//! The mock's own call counter then proves every task was called exactly as often as it should
-//! be, read again 300 ms later so a late duplicate call would show.
 //!
-//! Both report Redis' cost (round trips, CPU) and the consumer's CPU: W2h per task (one call
-//! each, answered "done"), W3d per API call ("poll": two answered "processing", then "done"), the
-//! two figures the capacity maths of issue 5 rests on. Both report the machine's busy cores over
-//! the drain too.
-//!
-//! W3d's ideal time assumes each call takes the mock's configured 20 ms. Before its drain, the
-//! mock (an instance of its own, so the drain's call count stays exact) is therefore measured
-//! alone at the same concurrency (see [`crate::api_latency`]), and the ideal is given again with
-//! the latency this machine actually delivers.
-//!
-//! W2h-tls and W3d-tls are the same drains with the API over HTTPS: the mock serves a certificate
-//! signed by an authority made for the run, which the consumer (and the latency probe) trust.
+//! Both report Redis' cost and the consumer's CPU: W2h per task (one call each, answered "done"),
+//! W3d per API call ("poll": two answered "processing", then "done"), the two figures the
+//! capacity maths of issue 5 rests on. W3d's ideal time assumes each call takes the mock's
+//! configured 20 ms; the mock is therefore also timed alone (an instance of its own, so the
+//! drain's call count stays exact; see [`crate::api_latency`]), and the ideal given again with
+//! the latency this machine actually delivers. W2h-tls and W3d-tls are the same drains with the
+//! API over HTTPS, its certificate signed by an authority made for the run.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,7 +35,7 @@ struct Spec {
 
 struct Outcome {
     elapsed: Duration,
-    consumer_rss_kib: u64,
+    consumer_rss_mib: f64,
     /// The consumer's CPU seconds from its spawn until the tasks were done.
     consumer_cpu_s: f64,
     /// Redis' and the machine's CPU over the same time.
@@ -66,15 +59,12 @@ pub async fn w2h(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
         poll_interval_ms: 100,
     };
     let out = drain(bench, &spec, run).await?;
-    let secs = out.elapsed.as_secs_f64();
+    let (secs, tasks) = (out.elapsed.as_secs_f64(), spec.tasks as f64);
+    let cpu_us = out.consumer_cpu_s * 1e6 / tasks;
     let mut metrics = vec![
-        metric("tasks_per_s", "tasks/s", spec.tasks as f64 / secs),
-        metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
-        metric(
-            "consumer_cpu_us_per_task",
-            "µs",
-            out.consumer_cpu_s * 1e6 / spec.tasks as f64,
-        ),
+        metric("tasks_per_s", "tasks/s", tasks / secs),
+        metric("consumer_peak_rss_mib", "MiB", out.consumer_rss_mib),
+        metric("consumer_cpu_us_per_task", "µs", cpu_us),
         metric("consumer_cpu_share", "cores", out.consumer_cpu_s / secs),
         metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
     ];
@@ -105,8 +95,9 @@ pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
     let wall = out.elapsed.as_secs_f64();
     let ideal = ideal_s(&spec, spec.delay_ms as f64);
     let ideal_measured = ideal_s(&spec, api.mean_ms);
-    let polls = (spec.tasks * spec.polls) as f64;
-    let usage = &out.spent.redis;
+    let ideal_seen = ideal_s(&spec, out.api_seen_mean_ms);
+    let per_poll = |x: f64| x / (spec.tasks * spec.polls) as f64;
+    let redis = &out.spent.redis;
     Ok(vec![
         metric("wall_s", "s", wall),
         metric("ideal_s", "s", ideal),
@@ -116,22 +107,18 @@ pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
         metric("ideal_with_measured_api_s", "s", ideal_measured),
         metric("x_ideal_measured_api", "×", wall / ideal_measured),
         metric("consumer_seen_api_mean_ms", "ms", out.api_seen_mean_ms),
-        metric(
-            "x_ideal_consumer_seen_api",
-            "×",
-            wall / ideal_s(&spec, out.api_seen_mean_ms),
-        ),
-        metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
+        metric("x_ideal_consumer_seen_api", "×", wall / ideal_seen),
+        metric("consumer_peak_rss_mib", "MiB", out.consumer_rss_mib),
         metric(
             "round_trips_per_poll",
             "round trips",
-            usage.round_trips() as f64 / polls,
+            per_poll(redis.round_trips() as f64),
         ),
-        metric("redis_cpu_us_per_poll", "µs", usage.cpu_s * 1e6 / polls),
+        metric("redis_cpu_us_per_poll", "µs", per_poll(redis.cpu_s * 1e6)),
         metric(
             "consumer_cpu_us_per_poll",
             "µs",
-            out.consumer_cpu_s * 1e6 / polls,
+            per_poll(out.consumer_cpu_s * 1e6),
         ),
         metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
     ])
@@ -147,8 +134,7 @@ fn ideal_s(spec: &Spec, call_ms: f64) -> f64 {
     one_task.max(throughput) / 1000.0
 }
 
-/// The mock's latency alone for about a second at `spec`'s concurrency, on an instance of its
-/// own, so the drain's mock counts the consumer's calls only.
+/// The mock's latency alone for about a second at `spec`'s concurrency.
 async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
     let label = format!("{}-r{run}-alone-mock-api", spec.label);
     let mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &label)?;
@@ -164,37 +150,32 @@ async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> 
 }
 
 async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
-    let Spec { label, tasks, .. } = *spec;
+    let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
     redis_admin::flush(bench.redis).await?;
-    let queue_name = format!("bench-{label}");
+    let queue_name = format!("bench-{}", spec.label);
     let queue = bench.queue(&queue_name)?;
-    fill(&queue, &format!("{label}-r{run}"), 0..tasks).await?;
-
-    let mock = bench.mock_api(
-        spec.delay_ms,
-        spec.polls,
-        spec.tls,
-        &format!("{label}-r{run}-mock-api"),
-    )?;
+    fill(&queue, &label, 0..tasks).await?;
+    let mock_label = format!("{label}-mock-api");
+    let mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &mock_label)?;
 
     let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, &[]).await?;
+    let window = Window::open(&mut conn, None).await?;
     let consumers = Consumers {
         count: 1,
         redis_url: &bench.redis.url(),
         settings: vec![
-            ("QUEUE_NAME", queue_name.clone()),
+            ("QUEUE_NAME", queue_name),
             ("CONCURRENCY", spec.concurrency.to_string()),
             ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
         ],
-        label: format!("{label}-r{run}"),
+        label: label.clone(),
         queues: std::slice::from_ref(&queue),
         each: tasks,
         within: Duration::from_secs(120),
     };
     let drained = bench.drain_by_consumers(&consumers, mock).await?;
     let spent = window.close(&mut conn).await?;
-    write_profile(bench, &format!("{label}-r{run}"), &spent.redis, tasks)?;
+    write_profile(bench, &label, &spent.redis, tasks)?;
 
     let (consumer, metrics) = &drained.consumers[0];
     let api_seen_mean_ms = api_seen_mean_ms(bench, *metrics).await?;
@@ -205,7 +186,7 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     drained.finish(tasks * spec.polls).await?;
     Ok(Outcome {
         elapsed,
-        consumer_rss_kib,
+        consumer_rss_mib: mib(consumer_rss_kib),
         consumer_cpu_s,
         spent,
         api_seen_mean_ms,
@@ -214,14 +195,12 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
 
 /// The mean of the consumer's API call latency histogram (`/metrics`), in ms.
 async fn api_seen_mean_ms(bench: &Bench<'_>, consumer: SocketAddr) -> Result<f64> {
-    let page = bench
+    let response = bench
         .http
         .get(format!("http://{consumer}/metrics"))
         .send()
-        .await?
-        .error_for_status()?
-        .text()
         .await?;
+    let page = response.error_for_status()?.text().await?;
     let total = |series: &str| {
         page.lines()
             .filter(|line| line.starts_with(series))

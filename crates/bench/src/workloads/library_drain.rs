@@ -9,7 +9,7 @@
 use anyhow::{Result, bail};
 
 use super::{Bench, Metric, fill, metric, mib, redis_metrics, write_profile};
-use crate::drain::{DrainArgs, DrainReport, in_child};
+use crate::drain::{DrainArgs, in_child};
 use crate::redis_admin;
 use crate::window::Window;
 use crate::workload::Workload;
@@ -38,39 +38,29 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         bail!("W4 cannot time {measure} completions of {depth} queued tasks");
     }
     let queue = bench.queue(W4_QUEUE)?;
-    let mut fill_metric = Vec::new();
+    let mut fill_metrics = Vec::new();
     if run == 1 {
         redis_admin::flush(bench.redis).await?;
-        let took = fill(&queue, "w4-fill", 0..depth).await?;
-        fill_metric.push(metric("fill_s", "s", took.as_secs_f64()));
-        fill_metric.push(metric(
-            "fill_tasks_per_s",
-            "tasks/s",
-            depth as f64 / took.as_secs_f64(),
-        ));
+        let took = fill(&queue, "w4-fill", 0..depth).await?.as_secs_f64();
         let memory: f64 = redis_admin::info(bench.redis, "memory", "used_memory")
             .await?
             .parse()?;
-        fill_metric.push(metric(
-            "redis_memory_mib",
-            "MiB",
-            memory / (1024.0 * 1024.0),
-        ));
+        fill_metrics = vec![
+            metric("fill_s", "s", took),
+            metric("fill_tasks_per_s", "tasks/s", depth as f64 / took),
+            metric("redis_memory_mib", "MiB", memory / (1024.0 * 1024.0)),
+        ];
     } else {
         let due = queue.stats().await?.counts.due;
-        fill(
-            &queue,
-            &format!("w4-top-r{run}"),
-            0..depth.saturating_sub(due),
-        )
-        .await?;
+        let top_up = 0..depth.saturating_sub(due);
+        fill(&queue, &format!("w4-top-r{run}"), top_up).await?;
     }
     let stats = queue.stats().await?;
     if stats.counts.due != depth {
         bail!("{} tasks queued instead of {depth}", stats.counts.due);
     }
     let mut metrics = drain(bench, W4_QUEUE, measure, &format!("w4-r{run}")).await?;
-    metrics.extend(fill_metric);
+    metrics.extend(fill_metrics);
     Ok(metrics)
 }
 
@@ -78,8 +68,8 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// `<raw>/<label>-redis-profile.json`.
 async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Result<Vec<Metric>> {
     let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, &[]).await?;
-    let report: DrainReport = in_child(
+    let window = Window::open(&mut conn, None).await?;
+    let report = in_child(
         &bench.exe,
         &DrainArgs {
             redis_url: bench.redis.url(),
@@ -100,14 +90,11 @@ async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Resul
             report.redis_errors
         );
     }
+    let cpu_us = report.cpu_s * 1e6 / tasks as f64;
     let mut metrics = vec![
         metric("tasks_per_s", "tasks/s", tasks as f64 / report.elapsed_s),
         metric("worker_peak_rss_mib", "MiB", mib(report.peak_rss_kib)),
-        metric(
-            "worker_cpu_us_per_task",
-            "µs",
-            report.cpu_s * 1e6 / tasks as f64,
-        ),
+        metric("worker_cpu_us_per_task", "µs", cpu_us),
         metric("worker_cpu_share", "cores", report.cpu_s / report.elapsed_s),
         metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ];

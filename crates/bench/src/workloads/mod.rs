@@ -28,16 +28,17 @@ use crate::workload::{CHUNK, Settings};
 /// One measured figure of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
-    /// What it is (`tasks_per_s`, `p99_ms`, ...).
-    pub name: &'static str,
+    /// What it is (`tasks_per_s`, `p99_ms`, ...): the name README and the notes quote.
+    pub name: String,
     /// Its unit, for the tables.
     pub unit: &'static str,
-    /// The value.
+    /// The figure.
     pub value: f64,
 }
 
 /// A metric of one run.
-pub fn metric(name: &'static str, unit: &'static str, value: f64) -> Metric {
+pub fn metric(name: impl Into<String>, unit: &'static str, value: f64) -> Metric {
+    let name = name.into();
     Metric { name, unit, value }
 }
 
@@ -53,27 +54,26 @@ pub struct Bench<'a> {
     pub raw: PathBuf,
     /// Sizes and knobs.
     pub settings: Settings,
-    /// For the services' HTTP endpoints (`/healthz`, `/stats`).
+    /// For the services' HTTP endpoints (`/healthz`, `/metrics`).
     pub http: reqwest::Client,
 }
 
 impl Bench<'_> {
-    /// A handle on queue `name` of the private Redis, with a patient response timeout: the
-    /// benchmark's own bulk calls must not fail because the machine is busy.
+    /// [`queue_on`] the private Redis.
     ///
     /// # Errors
-    /// When the name or URL is unusable.
-    pub fn queue(&self, name: &str) -> Result<Queue> {
+    /// When the name is unusable.
+    pub(crate) fn queue(&self, name: &str) -> Result<Queue> {
         queue_on(&self.redis.url(), name)
     }
 
     /// The release binary `name`.
-    pub fn binary(&self, name: &str) -> PathBuf {
+    pub(crate) fn binary(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
 
     /// Where the log of the process `label` goes.
-    pub fn log(&self, label: &str) -> PathBuf {
+    pub(crate) fn log(&self, label: &str) -> PathBuf {
         self.raw.join(format!("{label}.log"))
     }
 
@@ -82,68 +82,62 @@ impl Bench<'_> {
     ///
     /// # Errors
     /// When it cannot start or does not listen.
-    pub fn mock_api(&self, delay_ms: u64, polls: u64, https: bool, label: &str) -> Result<MockApi> {
+    pub(crate) fn mock_api(
+        &self,
+        delay_ms: u64,
+        polls: u64,
+        https: bool,
+        label: &str,
+    ) -> Result<MockApi> {
         let env = [
             ("MOCK_DELAY_MS", delay_ms.to_string()),
             ("MOCK_POLLS_UNTIL_DONE", polls.to_string()),
         ];
+        let log = self.log(label);
         Ok(MockApi::try_start(
             &self.binary("mock-api"),
             &env,
             https,
-            Some(&self.log(label)),
+            Some(&log),
         )?)
     }
 
-    /// Spawns `consumers.count` release consumers on `consumers.redis_url` calling `mock`, and
-    /// waits until each of `consumers.queues` counts `consumers.each` tasks done; their logs are
-    /// `<raw>/<label>-consumer<i>.log`.
+    /// Spawns the release consumers `c` asks for, calling `mock`, and waits until each of
+    /// `c.queues` counts `c.each` tasks done; their logs are `<raw>/<label>-consumer<i>.log`.
     ///
     /// # Errors
-    /// When a consumer cannot start or exits, Redis fails, or `consumers.within` passes first.
-    pub async fn drain_by_consumers(
+    /// When a consumer cannot start or exits, Redis fails, or `c.within` passes first.
+    pub(crate) async fn drain_by_consumers(
         &self,
-        consumers: &Consumers<'_>,
+        c: &Consumers<'_>,
         mock: MockApi,
-    ) -> Result<ConsumerDrain> {
+    ) -> Result<Drained> {
         let started = Instant::now();
-        let mut running = Vec::new();
-        for i in 0..consumers.count {
+        let mut consumers = Vec::new();
+        for i in 0..c.count {
             let addr = testkit::free_addr();
             let mut env = vec![
-                ("REDIS_URL", consumers.redis_url.to_owned()),
+                ("REDIS_URL", c.redis_url.to_owned()),
                 ("CONSUMER_ADDR", addr.to_string()),
             ];
             env.extend(mock.consumer_env());
-            env.extend_from_slice(&consumers.settings);
-            let log = self.log(&format!("{}-consumer{i}", consumers.label));
-            running.push((
-                Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?,
-                addr,
-            ));
+            env.extend_from_slice(&c.settings);
+            let log = self.log(&format!("{}-consumer{i}", c.label));
+            let process = Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?;
+            consumers.push((process, addr));
         }
-        let elapsed =
-            wait_done(consumers.queues, consumers.each, started, consumers.within).await?;
+        let elapsed = wait_done(c.queues, c.each, started, c.within).await?;
         let mut consumer_cpu_s = 0.0;
-        for (consumer, _) in &mut running {
+        for (consumer, _) in &mut consumers {
             consumer.check_running()?;
             consumer_cpu_s += cpu_seconds(consumer.pid())?;
         }
-        Ok(ConsumerDrain {
-            consumers: running,
+        Ok(Drained {
+            consumers,
             mock,
             elapsed,
             consumer_cpu_s,
         })
-    }
-
-    /// A GET answering JSON.
-    ///
-    /// # Errors
-    /// When the request fails or the answer is not JSON.
-    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value> {
-        let response = self.http.get(url).send().await?.error_for_status()?;
-        Ok(serde_json::from_slice(&response.bytes().await?)?)
     }
 }
 
@@ -153,7 +147,7 @@ impl Bench<'_> {
 ///
 /// # Errors
 /// When the name or URL is unusable.
-pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
+pub(crate) fn queue_on(url: &str, name: &str) -> Result<Queue> {
     let url: RedisUrl = url.parse()?;
     let options = ConnectOptions {
         response_timeout: Duration::from_secs(10),
@@ -163,11 +157,20 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
     Ok(Queue::open(&url, &options, name)?)
 }
 
+/// A GET answering JSON.
+///
+/// # Errors
+/// When the request fails or the answer is not JSON.
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
+    let response = client.get(url).send().await?.error_for_status()?;
+    Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
 /// Task names `<prefix>-<i>` for `i` in `range`.
 ///
 /// # Errors
 /// When a name is invalid (never for the prefixes used here).
-pub fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>> {
+pub(crate) fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>> {
     range
         .map(|i| TaskName::parse(format!("{prefix}-{i}")).map_err(Into::into))
         .collect()
@@ -178,27 +181,25 @@ pub fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>>
 ///
 /// # Errors
 /// When Redis fails or a name was already there.
-pub async fn fill(queue: &Queue, prefix: &str, range: std::ops::Range<u64>) -> Result<Duration> {
+pub(crate) async fn fill(
+    queue: &Queue,
+    prefix: &str,
+    range: std::ops::Range<u64>,
+) -> Result<Duration> {
     let started = Instant::now();
-    let mut from = range.start;
-    while from < range.end {
+    for from in range.clone().step_by(CHUNK as usize) {
         let to = (from + CHUNK).min(range.end);
-        let batch = names(prefix, from..to)?;
-        let created = queue.enqueue_many(&batch).await?;
+        let created = queue.enqueue_many(&names(prefix, from..to)?).await?;
         if created.iter().any(|c| !c) {
             bail!("{prefix}: some of {from}..{to} were already queued");
         }
-        from = to;
     }
     Ok(started.elapsed())
 }
 
 /// Waits until every queue's `done` counter reaches `each` (read every 5 ms); answers the time
 /// since `since`.
-///
-/// # Errors
-/// When Redis fails or `within` passes first.
-pub async fn wait_done(
+async fn wait_done(
     queues: &[Queue],
     each: u64,
     since: Instant,
@@ -220,7 +221,7 @@ pub async fn wait_done(
 }
 
 /// The release consumers a drain starts, and when it is over.
-pub struct Consumers<'a> {
+pub(crate) struct Consumers<'a> {
     /// How many.
     pub count: u64,
     /// The Redis (or cluster) they use.
@@ -238,7 +239,7 @@ pub struct Consumers<'a> {
 }
 
 /// Release consumers that drained queues against a mock-api, still running.
-pub struct ConsumerDrain {
+pub(crate) struct Drained {
     /// The consumers, each with where it serves `/metrics`.
     pub consumers: Vec<(Process, SocketAddr)>,
     /// The API they called.
@@ -249,25 +250,16 @@ pub struct ConsumerDrain {
     pub consumer_cpu_s: f64,
 }
 
-impl ConsumerDrain {
+impl Drained {
     /// Stops the consumers and the mock, and fails unless the mock answered `expected` calls,
     /// counted 300 ms after the drain ended so that a late duplicate call would show.
     ///
     /// # Errors
     /// When the mock's `/stats` cannot be read, a process is gone, or the count is off.
-    pub async fn finish(self, expected: u64) -> Result<()> {
+    pub(crate) async fn finish(self, expected: u64) -> Result<()> {
         sleep(Duration::from_millis(300)).await;
-        let stats = self
-            .mock
-            .client_builder()?
-            .build()?
-            .get(format!("{}/stats", self.mock.base()))
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
-        let stats: serde_json::Value = serde_json::from_slice(&stats)?;
+        let client = self.mock.client_builder()?.build()?;
+        let stats = get_json(&client, &format!("{}/stats", self.mock.base())).await?;
         for (consumer, _) in self.consumers {
             stop(consumer)?;
         }
@@ -287,7 +279,7 @@ impl ConsumerDrain {
 ///
 /// # Errors
 /// When it cannot be signalled (it is gone).
-pub fn stop(mut process: Process) -> Result<()> {
+pub(crate) fn stop(mut process: Process) -> Result<()> {
     process.try_terminate(Duration::from_secs(10))?;
     Ok(())
 }
@@ -295,35 +287,26 @@ pub fn stop(mut process: Process) -> Result<()> {
 /// Redis' cost of `tasks` tasks, as metrics: round trips (script calls plus one candidate read
 /// per claim), script calls, socket reads and tasks per claim, and Redis CPU per task and as a
 /// share of one core over `window`.
-pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
-    let per_task = |x: f64| x / tasks.max(1) as f64;
+pub(crate) fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
+    let per_task = |x: u64| x as f64 / tasks.max(1) as f64;
+    let claims = usage.claims().max(1) as f64;
+    let cpu_us = usage.cpu_s * 1e6 / tasks.max(1) as f64;
+    let share = usage.cpu_s / window.as_secs_f64().max(1e-9);
     vec![
         metric(
             "round_trips_per_task",
             "round trips",
-            per_task(usage.round_trips() as f64),
+            per_task(usage.round_trips()),
         ),
         metric(
             "script_calls_per_task",
             "calls",
-            per_task(usage.evalsha as f64),
+            per_task(usage.script_calls()),
         ),
-        metric(
-            "socket_reads_per_task",
-            "reads",
-            per_task(usage.reads as f64),
-        ),
-        metric(
-            "tasks_per_claim",
-            "tasks",
-            tasks as f64 / usage.claims.max(1) as f64,
-        ),
-        metric("redis_cpu_us_per_task", "µs", per_task(usage.cpu_s * 1e6)),
-        metric(
-            "redis_cpu_share",
-            "cores",
-            usage.cpu_s / window.as_secs_f64().max(1e-9),
-        ),
+        metric("socket_reads_per_task", "reads", per_task(usage.reads)),
+        metric("tasks_per_claim", "tasks", tasks as f64 / claims),
+        metric("redis_cpu_us_per_task", "µs", cpu_us),
+        metric("redis_cpu_share", "cores", share),
     ]
 }
 
@@ -331,7 +314,12 @@ pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric>
 ///
 /// # Errors
 /// When the file cannot be written.
-pub fn write_profile(bench: &Bench<'_>, label: &str, usage: &Usage, tasks: u64) -> Result<()> {
+pub(crate) fn write_profile(
+    bench: &Bench<'_>,
+    label: &str,
+    usage: &Usage,
+    tasks: u64,
+) -> Result<()> {
     let path = bench.raw.join(format!("{label}-redis-profile.json"));
     let json = serde_json::to_string_pretty(&usage.profile_per_task(tasks))?;
     std::fs::write(&path, json + "\n")?;
@@ -339,7 +327,7 @@ pub fn write_profile(bench: &Bench<'_>, label: &str, usage: &Usage, tasks: u64) 
 }
 
 /// KiB to MiB.
-pub fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 

@@ -131,9 +131,6 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
 }
 
 /// The queue's `done` counter.
-///
-/// # Errors
-/// When Redis fails.
 pub async fn done(queue: &Queue) -> Result<u64> {
     let totals = queue.stats().await?.totals;
     Ok(totals.get("done").copied().unwrap_or(0))

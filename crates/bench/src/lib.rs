@@ -12,10 +12,10 @@
 //!
 //! # Layout
 //! - [`redis_admin`]: the benchmark's own commands to its Redis (`FLUSHALL`, `INFO`).
-//! - [`command`]: `wrk` and `redis-benchmark`, run to their end.
+//! - [`command`]: `wrk`, `redis-benchmark` and the `drain` child, run to their end.
 //! - [`probe`]: Redis' own counters (commands by name, CPU time) read around a workload.
-//! - [`machine_cpu`]: the whole machine's busy cores (`/proc/stat`) around a workload.
-//! - [`window`]: a measured window: wall time, Redis', the machine's and a chosen process' CPU.
+//! - [`window`]: a measured window: wall time, Redis', the machine's (`/proc/stat`) and a
+//!   chosen process' CPU.
 //! - [`redis_limit`]: `redis-benchmark` running the library's enqueue script: Redis' own limit.
 //! - [`api_latency`]: the mock API's latency alone, at W3d's concurrency.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
@@ -27,7 +27,6 @@
 mod api_latency;
 mod command;
 pub mod drain;
-mod machine_cpu;
 mod probe;
 pub mod redis_admin;
 mod redis_limit;

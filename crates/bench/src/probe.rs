@@ -43,9 +43,6 @@ pub struct Command {
 
 impl Usage {
     /// Reads the counters.
-    ///
-    /// # Errors
-    /// When Redis fails.
     pub async fn take(conn: &mut MultiplexedConnection) -> Result<Self> {
         let info: String = redis::cmd("INFO")
             .arg(&["commandstats", "stats", "cpu"])

@@ -13,9 +13,6 @@ use testkit::RedisServer;
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A fresh connection to `server` for the benchmark's own commands.
-///
-/// # Errors
-/// When the server does not accept it.
 pub async fn connect(server: &RedisServer) -> Result<MultiplexedConnection> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -26,9 +23,6 @@ pub async fn connect(server: &RedisServer) -> Result<MultiplexedConnection> {
 }
 
 /// Empties `server`: every run starts from nothing.
-///
-/// # Errors
-/// When Redis fails.
 pub async fn flush(server: &RedisServer) -> Result<()> {
     let () = redis::cmd("FLUSHALL")
         .query_async(&mut connect(server).await?)

@@ -18,12 +18,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use taskq::{Queue, TaskName};
+use testkit::RedisServer;
 use tokio::process::Command;
 use tracing::info;
-
-use testkit::RedisServer;
 
 use crate::command::output_of;
 use crate::redis_admin;
@@ -103,8 +103,7 @@ pub async fn run(
         .with_context(|| format!("task records no longer end in task: ({prefix})"))?;
     let ttl_ms = queue.enqueue_policy().result_ttl.as_millis().to_string();
     redis_admin::flush(redis).await?;
-    let mut conn = redis_admin::connect(redis).await?;
-    let window = Window::open(&mut conn, None).await?;
+    let window = Window::open(&[redis], None).await?;
     let stdout = output_of(
         Command::new(program)
             .args(["-h", "127.0.0.1", "-p", &redis.port().to_string()])
@@ -119,10 +118,10 @@ pub async fn run(
         "Debian's redis-tools; scripts/setup installs it",
     )
     .await?;
-    let spent = window.close(&mut conn).await?;
+    let spent = window.close().await?;
     let requests_per_s = csv_rps(&stdout)
         .with_context(|| format!("no requests/s in redis-benchmark's output:\n{stdout}"))?;
-    check_written(&mut conn, queue, pipeline).await?;
+    check_written(&mut redis_admin::connect(redis).await?, queue, pipeline).await?;
     Ok(LimitRun {
         requests_per_s,
         spent,
@@ -146,20 +145,12 @@ async fn check_written(
             stats.counts.due
         );
     }
-    let (_, sample): (u64, Vec<String>) = redis::cmd("SCAN")
-        .arg(0)
-        .arg("MATCH")
-        .arg(format!("{}*", queue.keys().task_prefix()))
-        .arg("COUNT")
-        .arg(100)
-        .query_async(conn)
-        .await?;
+    let pattern = format!("{}*", queue.keys().task_prefix());
+    let mut scan = redis::cmd("SCAN");
+    scan.arg(0).arg(&["MATCH", &pattern, "COUNT", "100"]);
+    let (_, sample): (u64, Vec<String>) = scan.query_async(&mut *conn).await?;
     let first = sample.first().context("SCAN found no task record")?;
-    let state: Option<String> = redis::cmd("HGET")
-        .arg(first)
-        .arg("state")
-        .query_async(conn)
-        .await?;
+    let state: Option<String> = conn.hget(first, "state").await?;
     if state.as_deref() != Some("queued") {
         bail!("{first} holds state {state:?}, not queued");
     }

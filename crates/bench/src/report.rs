@@ -154,9 +154,6 @@ impl Results {
     }
 
     /// Writes `json_path` and the markdown table beside it (`.md`).
-    ///
-    /// # Errors
-    /// When a file cannot be written.
     pub fn write(&self, json_path: &Path) -> Result<()> {
         if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;

@@ -6,6 +6,9 @@
 pub const S1_CONSUMERS: [u64; 3] = [1, 2, 4];
 /// S1: the mock API's delay (ms).
 pub const S1_DELAY_MS: u64 = 200;
+/// Every consumer's `POLL_INTERVAL_MS`: how long a task answered "processing" waits to be polled
+/// again.
+pub const POLL_INTERVAL_MS: u64 = 100;
 /// S1 and S2: each consumer's `CONCURRENCY` (per queue).
 pub const S_CONCURRENCY: u64 = 50;
 /// S2: the queues, in the order the consumer is given them. On the cluster each lands on its own

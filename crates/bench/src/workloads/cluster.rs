@@ -1,24 +1,17 @@
-//! S2: three queues on a three-master Redis Cluster against the same three queues on one Redis.
-//!
-//! Each run starts a fresh cluster ([`RedisCluster`]) and checks that the three queues' hash tags
-//! (`{taskq:q-a}`, ...) land on three different masters, then drains, once on the benchmark's
-//! single `redis-server` and once on the cluster (the order alternates by run, so a drift of the
-//! machine does not always favour the same side). Only `REDIS_URL` differs between the two: one
-//! URL, or the three masters' URLs.
-//!
-//! One consumer for the three queues keeps the client side identical in both setups, so the ratio
-//! shows what the cluster itself costs or gains (the cluster client's routing, three servers
-//! instead of one). On a two-core machine the three masters, the consumer and the mock share the
-//! same two cores, so the cluster cannot show more throughput than the cores give; what it shows
-//! is that Redis' work spreads over three processes (the busiest master's share of a core).
+//! S2: three queues on a three-master Redis Cluster against the same three on one Redis, with only
+//! `REDIS_URL` differing. One consumer serves the three queues in both setups, so the client
+//! side is the same and the ratio shows what the cluster itself costs or gains (the cluster
+//! client's routing, three servers instead of one); the order alternates by run, so a drift of
+//! the machine does not always favour the same side. On a two-core machine the three masters,
+//! the consumer and the mock share the same two cores, so the cluster cannot show more throughput
+//! than the cores give; what it shows is that Redis' work spreads over three processes.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
-use super::{Bench, Consumers, Metric, fill, metric, queue_on, write_profile};
-use crate::probe::Usage;
+use super::{Bench, Consumers, Drained, Metric, fill, metric, queue_on, write_profile};
 use crate::redis_admin;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
@@ -94,10 +87,8 @@ async fn leg(
     } else {
         (bench.redis.url(), vec![bench.redis])
     };
-    let mut conns = Vec::new();
     for server in &servers {
         redis_admin::flush(server).await?;
-        conns.push(redis_admin::connect(server).await?);
     }
     let mut queues = Vec::new();
     for name in S2_QUEUES {
@@ -107,69 +98,63 @@ async fn leg(
     }
     if on_cluster {
         let mut keys = Vec::new();
-        for conn in &mut conns {
-            keys.push(redis::cmd("DBSIZE").query_async::<u64>(conn).await?);
+        for server in &servers {
+            let mut conn = redis_admin::connect(server).await?;
+            keys.push(redis::cmd("DBSIZE").query_async::<u64>(&mut conn).await?);
         }
         if keys.iter().any(|k| *k < per_queue) {
             bail!("keys per master {keys:?}: the queues are not spread over the three masters");
         }
     }
-
-    let mock = bench.mock_api(0, 1, false, &format!("{label}-mock-api"))?;
-    let mut before = Vec::new();
-    for conn in &mut conns {
-        before.push(Usage::take(conn).await?);
-    }
     let consumers = Consumers {
-        count: 1,
-        redis_url: &url,
-        settings: vec![
-            ("QUEUES", S2_QUEUES.join(",")),
-            ("CONCURRENCY", S_CONCURRENCY.to_string()),
-            ("POLL_INTERVAL_MS", "100".to_owned()),
-        ],
         label: label.clone(),
+        count: 1,
+        servers,
+        queue_env: ("QUEUES", S2_QUEUES.join(",")),
+        concurrency: S_CONCURRENCY,
+        api: (0, 1, false),
         queues: &queues,
         each: per_queue,
         within: Duration::from_secs(180),
     };
-    let drained = bench.drain_by_consumers(&consumers, mock).await?;
-    let mut usages = Vec::new();
-    for (conn, before) in conns.iter_mut().zip(&before) {
-        usages.push(before.until(&Usage::take(conn).await?));
-    }
-    let usage = Usage::sum(&usages);
-    write_profile(bench, &label, &usage, total)?;
-    let (secs, consumer_cpu_s) = (drained.elapsed.as_secs_f64(), drained.consumer_cpu_s);
+    let mut drained = bench.drain_by_consumers(&consumers).await?;
+    write_profile(bench, &label, &drained.spent.redis, total)?;
     drained.finish(total).await.context(setup)?;
 
-    let busiest_share = usages.iter().map(|u| u.cpu_s).fold(0.0, f64::max) / secs;
+    let Drained {
+        elapsed,
+        consumer_cpu_s,
+        spent,
+        ..
+    } = &drained;
+    let secs = elapsed.as_secs_f64();
+    let busiest_cpu_s = spent.redis_each.iter().map(|u| u.cpu_s).fold(0.0, f64::max);
     let per_task = |x: f64| x / total as f64;
     let tasks_per_s = total as f64 / secs;
-    let trips = per_task(usage.round_trips() as f64);
+    let name = |what: &str| format!("{setup}_{what}");
     Ok((
         tasks_per_s,
         vec![
-            metric(format!("{setup}_tasks_per_s"), "tasks/s", tasks_per_s),
+            metric(name("tasks_per_s"), "tasks/s", tasks_per_s),
             metric(
-                format!("{setup}_redis_cpu_us_per_task"),
+                name("redis_cpu_us_per_task"),
                 "µs",
-                per_task(usage.cpu_s * 1e6),
+                per_task(spent.redis.cpu_s * 1e6),
             ),
             metric(
-                format!("{setup}_round_trips_per_task"),
+                name("round_trips_per_task"),
                 "round trips",
-                trips,
+                per_task(spent.redis.round_trips() as f64),
             ),
             metric(
-                format!("{setup}_consumer_cpu_us_per_task"),
+                name("consumer_cpu_us_per_task"),
                 "µs",
                 per_task(consumer_cpu_s * 1e6),
             ),
             metric(
-                format!("{setup}_busiest_{busiest}_cpu_share"),
+                name(&format!("busiest_{busiest}_cpu_share")),
                 "cores",
-                busiest_share,
+                busiest_cpu_s / secs,
             ),
         ],
     ))

@@ -1,12 +1,8 @@
-//! W1b: enqueue through the library, without HTTP. One at a time with 64 in flight (64 tokio
-//! tasks sharing one queue handle, so one multiplexed connection, as the anchors' 64 lanes do),
-//! then `enqueue_many` in sequential chunks (the anchors' `addBulk`). Connection set-up is
-//! outside the timing, as it is for the anchors.
-//!
-//! Each phase reports where the CPU went (Redis, this process, the machine), and the run ends
-//! with Redis' own limit for the same script, measured by `redis-benchmark` (see
-//! [`crate::redis_limit`]): together they say whether the library, Redis or the machine bounds
-//! the figure.
+//! W1b: enqueue through the library, without HTTP: one at a time with 64 in flight on one queue
+//! handle (one multiplexed connection, as the anchors' 64 lanes), then `enqueue_many` in chunks
+//! (the anchors' `addBulk`); connection set-up is untimed, as for the anchors. With Redis' own
+//! limit for the same script ([`crate::redis_limit`]) and where the CPU went, the figures say
+//! whether the library, Redis or the machine bounds them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +24,6 @@ const LANES: usize = 64;
 /// When Redis fails, a task was not created, or `redis-benchmark` fails.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W1b);
-    let mut conn = redis_admin::connect(bench.redis).await?;
     let me = Some(std::process::id());
 
     redis_admin::flush(bench.redis).await?;
@@ -36,7 +31,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     queue.ping().await?;
     let all = Arc::new(names(&format!("w1b-r{run}"), 0..n)?);
     let next = Arc::new(AtomicUsize::new(0));
-    let window = Window::open(&mut conn, me).await?;
+    let window = Window::open(&[bench.redis], me).await?;
     let mut lanes: JoinSet<taskq::Result<u64>> = JoinSet::new();
     for _ in 0..LANES {
         let (queue, all, next) = (queue.clone(), Arc::clone(&all), Arc::clone(&next));
@@ -52,7 +47,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     while let Some(lane) = lanes.join_next().await {
         created += lane.context("an enqueue lane failed")??;
     }
-    let one_by_one = window.close(&mut conn).await?;
+    let one_by_one = window.close().await?;
     if created != n {
         bail!("{created} of {n} tasks created");
     }
@@ -60,15 +55,16 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     redis_admin::flush(bench.redis).await?;
     let queue = bench.queue("bench-w1b-many")?;
     queue.ping().await?;
-    let window = Window::open(&mut conn, me).await?;
+    let window = Window::open(&[bench.redis], me).await?;
     fill(&queue, &format!("w1b-many-r{run}"), 0..n).await?;
-    let batched = window.close(&mut conn).await?;
+    let batched = window.close().await?;
     let due = queue.stats().await?.counts.due;
     if due != n {
         bail!("{due} of {n} tasks due after enqueue_many");
     }
 
     let queue = bench.queue("bench-w1b-limit")?;
+    let mut conn = redis_admin::connect(bench.redis).await?;
     let sha = redis_limit::enqueue_sha(&mut conn, &queue).await?;
     let program = &bench.settings.redis_benchmark;
     let limit = redis_limit::run(bench.redis, program, &queue, &sha, 1).await?;

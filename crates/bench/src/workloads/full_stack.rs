@@ -1,14 +1,10 @@
-//! W2h and W3d: the release `consumer` against the release `mock-api`, tasks pre-enqueued with
-//! `enqueue_many` (untimed), timed from the consumer's spawn (its start-up and first connection
-//! count, as a real deployment's would) until the queue's `done` counter reaches the task count.
-//!
-//! Both report Redis' cost and the consumer's CPU: W2h per task (one call each, answered "done"),
-//! W3d per API call ("poll": two answered "processing", then "done"), the two figures the
-//! capacity maths of issue 5 rests on. W3d's ideal time assumes each call takes the mock's
-//! configured 20 ms; the mock is therefore also timed alone (an instance of its own, so the
-//! drain's call count stays exact; see [`crate::api_latency`]), and the ideal given again with
-//! the latency this machine actually delivers. W2h-tls and W3d-tls are the same drains with the
-//! API over HTTPS, its certificate signed by an authority made for the run.
+//! W2h and W3d (and their HTTPS twins): the release `consumer` against the release `mock-api`,
+//! timed from the consumer's spawn, so its start-up and first connection count as a real
+//! deployment's would. W2h reports costs per task, W3d per API call ("poll"): the two figures
+//! the capacity maths of issue 5 rests on. W3d's ideal assumes each call takes the configured
+//! 20 ms; the mock is therefore also timed alone (see [`crate::api_latency`]), on an instance of
+//! its own so that the drain's call count stays exact, and the ideal is given again with the
+//! latency this machine delivers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,54 +14,63 @@ use anyhow::{Context, Result, bail};
 use super::{Bench, Consumers, Metric, fill, metric, mib, redis_metrics, stop, write_profile};
 use crate::api_latency::{self, Latency};
 use crate::redis_admin;
-use crate::window::{Spent, Window};
-use crate::workload::Workload;
+use crate::window::Spent;
+use crate::workload::{POLL_INTERVAL_MS, Workload};
 
 /// One full-stack drain.
 struct Spec {
-    label: &'static str,
+    /// The workload's id in lower case: logs, queue and task names.
+    label: String,
     /// Whether the API is called over HTTPS.
     tls: bool,
     tasks: u64,
     delay_ms: u64,
     polls: u64,
     concurrency: u64,
-    poll_interval_ms: u64,
 }
 
+impl Spec {
+    /// W2h's drain (one call a task, answered "done" at once, 50 in flight) or W3d's (20 ms a
+    /// call, "done" at the third, 100 in flight), of `tasks` tasks.
+    fn new(workload: Workload, tasks: u64) -> Self {
+        let w3d = matches!(workload, Workload::W3d | Workload::W3dTls);
+        let (delay_ms, polls, concurrency) = if w3d { (20, 3, 100) } else { (0, 1, 50) };
+        Self {
+            label: workload.id().to_lowercase(),
+            tls: matches!(workload, Workload::W2hTls | Workload::W3dTls),
+            tasks,
+            delay_ms,
+            polls,
+            concurrency,
+        }
+    }
+}
+
+/// What a drain measured.
 struct Outcome {
-    elapsed: Duration,
-    consumer_rss_mib: f64,
+    elapsed_s: f64,
     /// The consumer's CPU seconds from its spawn until the tasks were done.
     consumer_cpu_s: f64,
-    /// Redis' and the machine's CPU over the same time.
+    /// Redis' and the machine's CPU over the drain.
     spent: Spent,
+    consumer_rss_mib: f64,
     /// The mean API call latency the consumer itself measured (its `/metrics` histogram), ms.
     api_seen_mean_ms: f64,
 }
 
-/// One run of W2h (W2h-tls with `tls`).
+/// One run of W2h or W2h-tls.
 ///
 /// # Errors
 /// When a process or Redis fails, or the API was not called once per task.
-pub async fn w2h(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> {
-    let spec = Spec {
-        label: if tls { "w2h-tls" } else { "w2h" },
-        tls,
-        tasks: bench.settings.tasks(Workload::W2h),
-        delay_ms: 0,
-        polls: 1,
-        concurrency: 50,
-        poll_interval_ms: 100,
-    };
+pub async fn w2h(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
+    let spec = Spec::new(workload, bench.settings.tasks(workload));
     let out = drain(bench, &spec, run).await?;
-    let (secs, tasks) = (out.elapsed.as_secs_f64(), spec.tasks as f64);
-    let cpu_us = out.consumer_cpu_s * 1e6 / tasks;
+    let (secs, tasks, cpu_s) = (out.elapsed_s, spec.tasks as f64, out.consumer_cpu_s);
     let mut metrics = vec![
         metric("tasks_per_s", "tasks/s", tasks / secs),
         metric("consumer_peak_rss_mib", "MiB", out.consumer_rss_mib),
-        metric("consumer_cpu_us_per_task", "µs", cpu_us),
-        metric("consumer_cpu_share", "cores", out.consumer_cpu_s / secs),
+        metric("consumer_cpu_us_per_task", "µs", cpu_s * 1e6 / tasks),
+        metric("consumer_cpu_share", "cores", cpu_s / secs),
         metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
     ];
     metrics.extend(redis_metrics(
@@ -76,28 +81,20 @@ pub async fn w2h(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
     Ok(metrics)
 }
 
-/// One run of W3d (W3d-tls with `tls`).
+/// One run of W3d or W3d-tls.
 ///
 /// # Errors
 /// When a process or Redis fails, or the API was not called three times per task.
-pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> {
-    let spec = Spec {
-        label: if tls { "w3d-tls" } else { "w3d" },
-        tls,
-        tasks: bench.settings.tasks(Workload::W3d),
-        delay_ms: 20,
-        polls: 3,
-        concurrency: 100,
-        poll_interval_ms: 100,
-    };
+pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
+    let spec = Spec::new(workload, bench.settings.tasks(workload));
     let api = api_alone(bench, &spec, run).await?;
     let out = drain(bench, &spec, run).await?;
-    let wall = out.elapsed.as_secs_f64();
+    let wall = out.elapsed_s;
     let ideal = ideal_s(&spec, spec.delay_ms as f64);
     let ideal_measured = ideal_s(&spec, api.mean_ms);
     let ideal_seen = ideal_s(&spec, out.api_seen_mean_ms);
     let per_poll = |x: f64| x / (spec.tasks * spec.polls) as f64;
-    let redis = &out.spent.redis;
+    let trips = per_poll(out.spent.redis.round_trips() as f64);
     Ok(vec![
         metric("wall_s", "s", wall),
         metric("ideal_s", "s", ideal),
@@ -109,12 +106,12 @@ pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
         metric("consumer_seen_api_mean_ms", "ms", out.api_seen_mean_ms),
         metric("x_ideal_consumer_seen_api", "×", wall / ideal_seen),
         metric("consumer_peak_rss_mib", "MiB", out.consumer_rss_mib),
+        metric("round_trips_per_poll", "round trips", trips),
         metric(
-            "round_trips_per_poll",
-            "round trips",
-            per_poll(redis.round_trips() as f64),
+            "redis_cpu_us_per_poll",
+            "µs",
+            per_poll(out.spent.redis.cpu_s * 1e6),
         ),
-        metric("redis_cpu_us_per_poll", "µs", per_poll(redis.cpu_s * 1e6)),
         metric(
             "consumer_cpu_us_per_poll",
             "µs",
@@ -129,7 +126,7 @@ pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
 /// concurrency.
 fn ideal_s(spec: &Spec, call_ms: f64) -> f64 {
     let polls = spec.polls as f64;
-    let one_task = polls * call_ms + (polls - 1.0) * spec.poll_interval_ms as f64;
+    let one_task = polls * call_ms + (polls - 1.0) * POLL_INTERVAL_MS as f64;
     let throughput = spec.tasks as f64 * polls * call_ms / spec.concurrency as f64;
     one_task.max(throughput) / 1000.0
 }
@@ -137,7 +134,7 @@ fn ideal_s(spec: &Spec, call_ms: f64) -> f64 {
 /// The mock's latency alone for about a second at `spec`'s concurrency.
 async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
     let label = format!("{}-r{run}-alone-mock-api", spec.label);
-    let mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &label)?;
+    let mut mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &label)?;
     let latency = api_latency::measure(
         &format!("{}/", mock.base()),
         usize::try_from(spec.concurrency)?,
@@ -145,7 +142,7 @@ async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> 
         mock.client_builder()?,
     )
     .await;
-    stop(mock.process)?;
+    stop(&mut mock.process)?;
     latency
 }
 
@@ -155,40 +152,30 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let queue_name = format!("bench-{}", spec.label);
     let queue = bench.queue(&queue_name)?;
     fill(&queue, &label, 0..tasks).await?;
-    let mock_label = format!("{label}-mock-api");
-    let mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &mock_label)?;
-
-    let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, None).await?;
     let consumers = Consumers {
-        count: 1,
-        redis_url: &bench.redis.url(),
-        settings: vec![
-            ("QUEUE_NAME", queue_name),
-            ("CONCURRENCY", spec.concurrency.to_string()),
-            ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
-        ],
         label: label.clone(),
+        count: 1,
+        servers: vec![bench.redis],
+        queue_env: ("QUEUE_NAME", queue_name),
+        concurrency: spec.concurrency,
+        api: (spec.delay_ms, spec.polls, spec.tls),
         queues: std::slice::from_ref(&queue),
         each: tasks,
         within: Duration::from_secs(120),
     };
-    let drained = bench.drain_by_consumers(&consumers, mock).await?;
-    let spent = window.close(&mut conn).await?;
-    write_profile(bench, &label, &spent.redis, tasks)?;
-
+    let mut drained = bench.drain_by_consumers(&consumers).await?;
+    write_profile(bench, &label, &drained.spent.redis, tasks)?;
     let (consumer, metrics) = &drained.consumers[0];
     let api_seen_mean_ms = api_seen_mean_ms(bench, *metrics).await?;
     let consumer_rss_kib = consumer
         .peak_rss_kib()
         .context("no peak RSS of the consumer")?;
-    let (elapsed, consumer_cpu_s) = (drained.elapsed, drained.consumer_cpu_s);
     drained.finish(tasks * spec.polls).await?;
     Ok(Outcome {
-        elapsed,
+        elapsed_s: drained.elapsed.as_secs_f64(),
+        consumer_cpu_s: drained.consumer_cpu_s,
+        spent: drained.spent,
         consumer_rss_mib: mib(consumer_rss_kib),
-        consumer_cpu_s,
-        spent,
         api_seen_mean_ms,
     })
 }
@@ -220,18 +207,10 @@ mod tests {
 
     #[test]
     fn the_w3d_ideal_is_the_api_latency_spread_over_the_concurrency() {
-        let spec = Spec {
-            label: "w3d",
-            tls: false,
-            tasks: 2000,
-            delay_ms: 20,
-            polls: 3,
-            concurrency: 100,
-            poll_interval_ms: 100,
-        };
+        let spec = Spec::new(Workload::W3d, 2000);
         assert!((ideal_s(&spec, 20.0) - 1.2).abs() < 1e-9);
         assert!((ideal_s(&spec, 25.0) - 1.5).abs() < 1e-9);
-        let few = Spec { tasks: 10, ..spec };
+        let few = Spec::new(Workload::W3dTls, 10);
         assert!((ideal_s(&few, 20.0) - 0.26).abs() < 1e-9);
     }
 }

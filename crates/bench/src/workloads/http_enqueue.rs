@@ -1,10 +1,7 @@
-//! W1: HTTP enqueue. A fresh release `producer` per run; `wrk -t2 -c64` for 2 s to warm it up
-//! (discarded), `FLUSHALL`, then the measured `wrk` run, as the anchors do. wrk's Lua `done()`
-//! hook prints its own figures as JSON, so nothing is scraped from its human summary.
-//!
-//! Over the measured run the CPU is split three ways: Redis (its `INFO` counters), the producer
-//! (its `/proc` CPU time) and the rest of the machine, which is mostly wrk itself: on two cores
-//! the load generator competes with what it measures, and the split says how much.
+//! W1: HTTP enqueue through the release `producer` under `wrk`, as the anchors do; wrk's Lua
+//! `done()` hook prints its figures as JSON, so nothing is scraped from its human summary. The
+//! CPU is split three ways, Redis, the producer and the rest (mostly wrk): on two cores the load
+//! generator competes with what it measures, and the split says how much.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -44,7 +41,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let script = bench.raw.join("unique.lua");
     std::fs::write(&script, SCRIPT)?;
     let addr = testkit::free_addr();
-    let producer = Process::try_serve(
+    let mut producer = Process::try_serve(
         &bench.binary("producer"),
         addr,
         &[
@@ -61,17 +58,16 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     }
     wrk(&script, &url, 2, &format!("warm{run}")).await?;
     redis_admin::flush(bench.redis).await?;
-    let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, Some(producer.pid())).await?;
+    let window = Window::open(&[bench.redis], Some(producer.pid())).await?;
     let secs = bench.settings.wrk_duration_s;
     let result = wrk(&script, &url, secs, &format!("r{run}")).await?;
-    let spent = window.close(&mut conn).await?;
+    let spent = window.close().await?;
     let rss = producer
         .peak_rss_kib()
         .context("no peak RSS of the producer")?;
     let totals = bench.queue(QUEUE)?.stats().await?.totals;
     let enqueued = totals.get("enqueued").copied().unwrap_or(0);
-    stop(producer)?;
+    stop(&mut producer)?;
     // wrk counts answers received; requests cut off at its end may still have been enqueued.
     if enqueued < result.requests {
         bail!(

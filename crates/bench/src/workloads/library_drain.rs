@@ -1,10 +1,8 @@
-//! W2 and W4: the library worker with a no-op handler, in a child process (see
-//! [`crate::drain`]), after the queue was filled with `enqueue_many` (untimed for W2).
-//!
+//! W2 and W4: the library worker with a no-op handler, in a child process (see [`crate::drain`]).
 //! W4 asks whether depth costs speed: the claim takes the earliest due tasks from a sorted set,
 //! O(log N) per claim, so a million queued tasks should drain about as fast as twenty thousand.
-//! Filling a million takes a while, so only the first run fills the queue (timed, reported as
-//! `fill_s`); later runs top it back up to the same depth, untimed, with new names.
+//! Filling a million takes a while, so only the first run fills the queue; later runs top it
+//! back up, untimed, with new names.
 
 use anyhow::{Result, bail};
 
@@ -67,8 +65,7 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// Drains `tasks` of `queue` in the child; Redis' per-command profile of the drain goes to
 /// `<raw>/<label>-redis-profile.json`.
 async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Result<Vec<Metric>> {
-    let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, None).await?;
+    let window = Window::open(&[bench.redis], None).await?;
     let report = in_child(
         &bench.exe,
         &DrainArgs {
@@ -81,7 +78,7 @@ async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Resul
         },
     )
     .await?;
-    let spent = window.close(&mut conn).await?;
+    let spent = window.close().await?;
     write_profile(bench, label, &spent.redis, tasks)?;
     if report.stale > 0 || report.redis_errors > 0 {
         bail!(

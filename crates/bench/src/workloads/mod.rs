@@ -22,8 +22,8 @@ use testkit::{MockApi, Process, RedisServer};
 use tokio::time::{Instant, sleep};
 
 use crate::probe::Usage;
-use crate::window::cpu_seconds;
-use crate::workload::{CHUNK, Settings};
+use crate::window::{Spent, Window, cpu_seconds};
+use crate::workload::{CHUNK, POLL_INTERVAL_MS, Settings};
 
 /// One measured figure of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,20 +60,17 @@ pub struct Bench<'a> {
 
 impl Bench<'_> {
     /// [`queue_on`] the private Redis.
-    ///
-    /// # Errors
-    /// When the name is unusable.
-    pub(crate) fn queue(&self, name: &str) -> Result<Queue> {
+    pub fn queue(&self, name: &str) -> Result<Queue> {
         queue_on(&self.redis.url(), name)
     }
 
     /// The release binary `name`.
-    pub(crate) fn binary(&self, name: &str) -> PathBuf {
+    pub fn binary(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
 
     /// Where the log of the process `label` goes.
-    pub(crate) fn log(&self, label: &str) -> PathBuf {
+    pub fn log(&self, label: &str) -> PathBuf {
         self.raw.join(format!("{label}.log"))
     }
 
@@ -82,61 +79,68 @@ impl Bench<'_> {
     ///
     /// # Errors
     /// When it cannot start or does not listen.
-    pub(crate) fn mock_api(
-        &self,
-        delay_ms: u64,
-        polls: u64,
-        https: bool,
-        label: &str,
-    ) -> Result<MockApi> {
+    pub fn mock_api(&self, delay_ms: u64, polls: u64, https: bool, label: &str) -> Result<MockApi> {
         let env = [
             ("MOCK_DELAY_MS", delay_ms.to_string()),
             ("MOCK_POLLS_UNTIL_DONE", polls.to_string()),
         ];
-        let log = self.log(label);
-        Ok(MockApi::try_start(
-            &self.binary("mock-api"),
-            &env,
-            https,
-            Some(&log),
-        )?)
+        let (program, log) = (self.binary("mock-api"), self.log(label));
+        Ok(MockApi::try_start(&program, &env, https, Some(&log))?)
     }
 
-    /// Spawns the release consumers `c` asks for, calling `mock`, and waits until each of
-    /// `c.queues` counts `c.each` tasks done; their logs are `<raw>/<label>-consumer<i>.log`.
+    /// Starts a release mock-api and the release consumers `c` asks for, and waits until each of
+    /// `c.queues` counts `c.each` tasks done (read every 5 ms), measuring `c.servers` meanwhile;
+    /// the logs are `<raw>/<label>-mock-api.log` and `<raw>/<label>-consumer<i>.log`.
     ///
     /// # Errors
-    /// When a consumer cannot start or exits, Redis fails, or `c.within` passes first.
-    pub(crate) async fn drain_by_consumers(
-        &self,
-        c: &Consumers<'_>,
-        mock: MockApi,
-    ) -> Result<Drained> {
+    /// When a process cannot start or exits, Redis fails, or `c.within` passes first.
+    pub async fn drain_by_consumers(&self, c: &Consumers<'_>) -> Result<Drained> {
+        let (delay_ms, polls, https) = c.api;
+        let mock = self.mock_api(delay_ms, polls, https, &format!("{}-mock-api", c.label))?;
+        let urls: Vec<String> = c.servers.iter().map(|server| server.url()).collect();
+        let redis_url = urls.join(",");
+        let window = Window::open(&c.servers, None).await?;
         let started = Instant::now();
         let mut consumers = Vec::new();
         for i in 0..c.count {
             let addr = testkit::free_addr();
             let mut env = vec![
-                ("REDIS_URL", c.redis_url.to_owned()),
+                ("REDIS_URL", redis_url.clone()),
                 ("CONSUMER_ADDR", addr.to_string()),
+                c.queue_env.clone(),
+                ("CONCURRENCY", c.concurrency.to_string()),
+                ("POLL_INTERVAL_MS", POLL_INTERVAL_MS.to_string()),
             ];
             env.extend(mock.consumer_env());
-            env.extend_from_slice(&c.settings);
             let log = self.log(&format!("{}-consumer{i}", c.label));
             let process = Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?;
             consumers.push((process, addr));
         }
-        let elapsed = wait_done(c.queues, c.each, started, c.within).await?;
+        let elapsed = loop {
+            let mut done = Vec::with_capacity(c.queues.len());
+            for queue in c.queues {
+                done.push(crate::drain::done(queue).await?);
+            }
+            if done.iter().all(|&d| d >= c.each) {
+                break started.elapsed();
+            }
+            if started.elapsed() > c.within {
+                bail!("done per queue {done:?} of {} after {:?}", c.each, c.within);
+            }
+            sleep(Duration::from_millis(5)).await;
+        };
         let mut consumer_cpu_s = 0.0;
         for (consumer, _) in &mut consumers {
             consumer.check_running()?;
             consumer_cpu_s += cpu_seconds(consumer.pid())?;
         }
+        let spent = window.close().await?;
         Ok(Drained {
             consumers,
             mock,
             elapsed,
             consumer_cpu_s,
+            spent,
         })
     }
 }
@@ -147,7 +151,7 @@ impl Bench<'_> {
 ///
 /// # Errors
 /// When the name or URL is unusable.
-pub(crate) fn queue_on(url: &str, name: &str) -> Result<Queue> {
+pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
     let url: RedisUrl = url.parse()?;
     let options = ConnectOptions {
         response_timeout: Duration::from_secs(10),
@@ -161,16 +165,13 @@ pub(crate) fn queue_on(url: &str, name: &str) -> Result<Queue> {
 ///
 /// # Errors
 /// When the request fails or the answer is not JSON.
-pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
     let response = client.get(url).send().await?.error_for_status()?;
     Ok(serde_json::from_slice(&response.bytes().await?)?)
 }
 
 /// Task names `<prefix>-<i>` for `i` in `range`.
-///
-/// # Errors
-/// When a name is invalid (never for the prefixes used here).
-pub(crate) fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>> {
+pub fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>> {
     range
         .map(|i| TaskName::parse(format!("{prefix}-{i}")).map_err(Into::into))
         .collect()
@@ -181,11 +182,7 @@ pub(crate) fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<Tas
 ///
 /// # Errors
 /// When Redis fails or a name was already there.
-pub(crate) async fn fill(
-    queue: &Queue,
-    prefix: &str,
-    range: std::ops::Range<u64>,
-) -> Result<Duration> {
+pub async fn fill(queue: &Queue, prefix: &str, range: std::ops::Range<u64>) -> Result<Duration> {
     let started = Instant::now();
     for from in range.clone().step_by(CHUNK as usize) {
         let to = (from + CHUNK).min(range.end);
@@ -197,39 +194,21 @@ pub(crate) async fn fill(
     Ok(started.elapsed())
 }
 
-/// Waits until every queue's `done` counter reaches `each` (read every 5 ms); answers the time
-/// since `since`.
-async fn wait_done(
-    queues: &[Queue],
-    each: u64,
-    since: Instant,
-    within: Duration,
-) -> Result<Duration> {
-    loop {
-        let mut done = Vec::with_capacity(queues.len());
-        for queue in queues {
-            done.push(crate::drain::done(queue).await?);
-        }
-        if done.iter().all(|&d| d >= each) {
-            return Ok(since.elapsed());
-        }
-        if since.elapsed() > within {
-            bail!("done per queue {done:?} of {each} after {within:?}");
-        }
-        sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// The release consumers a drain starts, and when it is over.
-pub(crate) struct Consumers<'a> {
-    /// How many.
-    pub count: u64,
-    /// The Redis (or cluster) they use.
-    pub redis_url: &'a str,
-    /// Their queues, `CONCURRENCY` and `POLL_INTERVAL_MS`.
-    pub settings: Vec<(&'static str, String)>,
+/// A drain by release consumers of tasks already queued.
+pub struct Consumers<'a> {
     /// Their logs' prefix.
     pub label: String,
+    /// How many consumers.
+    pub count: u64,
+    /// The Redis server their queues live on, or a cluster's masters, measured during the drain.
+    pub servers: Vec<&'a RedisServer>,
+    /// Their queue or queues: `QUEUE_NAME` or `QUEUES`.
+    pub queue_env: (&'static str, String),
+    /// Their `CONCURRENCY` (per queue).
+    pub concurrency: u64,
+    /// The mock-api's delay per call (ms), the call that answers "done", and whether it serves
+    /// HTTPS.
+    pub api: (u64, u64, bool),
     /// The queues they drain.
     pub queues: &'a [Queue],
     /// Tasks done in each queue when the drain is over.
@@ -238,8 +217,8 @@ pub(crate) struct Consumers<'a> {
     pub within: Duration,
 }
 
-/// Release consumers that drained queues against a mock-api, still running.
-pub(crate) struct Drained {
+/// Release consumers that drained queues against a mock-api, running until [`Drained::finish`].
+pub struct Drained {
     /// The consumers, each with where it serves `/metrics`.
     pub consumers: Vec<(Process, SocketAddr)>,
     /// The API they called.
@@ -248,6 +227,8 @@ pub(crate) struct Drained {
     pub elapsed: Duration,
     /// The consumers' CPU seconds until then.
     pub consumer_cpu_s: f64,
+    /// What Redis and the machine spent meanwhile.
+    pub spent: Spent,
 }
 
 impl Drained {
@@ -256,14 +237,14 @@ impl Drained {
     ///
     /// # Errors
     /// When the mock's `/stats` cannot be read, a process is gone, or the count is off.
-    pub(crate) async fn finish(self, expected: u64) -> Result<()> {
+    pub async fn finish(&mut self, expected: u64) -> Result<()> {
         sleep(Duration::from_millis(300)).await;
         let client = self.mock.client_builder()?.build()?;
         let stats = get_json(&client, &format!("{}/stats", self.mock.base())).await?;
-        for (consumer, _) in self.consumers {
+        for (consumer, _) in &mut self.consumers {
             stop(consumer)?;
         }
-        stop(self.mock.process)?;
+        stop(&mut self.mock.process)?;
         let calls = stats["calls"]
             .as_u64()
             .context("no calls in the mock's /stats")?;
@@ -279,7 +260,7 @@ impl Drained {
 ///
 /// # Errors
 /// When it cannot be signalled (it is gone).
-pub(crate) fn stop(mut process: Process) -> Result<()> {
+pub fn stop(process: &mut Process) -> Result<()> {
     process.try_terminate(Duration::from_secs(10))?;
     Ok(())
 }
@@ -287,39 +268,31 @@ pub(crate) fn stop(mut process: Process) -> Result<()> {
 /// Redis' cost of `tasks` tasks, as metrics: round trips (script calls plus one candidate read
 /// per claim), script calls, socket reads and tasks per claim, and Redis CPU per task and as a
 /// share of one core over `window`.
-pub(crate) fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
-    let per_task = |x: u64| x as f64 / tasks.max(1) as f64;
+pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
+    let per_task = |x: f64| x / tasks.max(1) as f64;
+    let trips = per_task(usage.round_trips() as f64);
+    let calls = per_task(usage.script_calls() as f64);
     let claims = usage.claims().max(1) as f64;
-    let cpu_us = usage.cpu_s * 1e6 / tasks.max(1) as f64;
-    let share = usage.cpu_s / window.as_secs_f64().max(1e-9);
     vec![
+        metric("round_trips_per_task", "round trips", trips),
+        metric("script_calls_per_task", "calls", calls),
         metric(
-            "round_trips_per_task",
-            "round trips",
-            per_task(usage.round_trips()),
+            "socket_reads_per_task",
+            "reads",
+            per_task(usage.reads as f64),
         ),
-        metric(
-            "script_calls_per_task",
-            "calls",
-            per_task(usage.script_calls()),
-        ),
-        metric("socket_reads_per_task", "reads", per_task(usage.reads)),
         metric("tasks_per_claim", "tasks", tasks as f64 / claims),
-        metric("redis_cpu_us_per_task", "µs", cpu_us),
-        metric("redis_cpu_share", "cores", share),
+        metric("redis_cpu_us_per_task", "µs", per_task(usage.cpu_s * 1e6)),
+        metric(
+            "redis_cpu_share",
+            "cores",
+            usage.cpu_s / window.as_secs_f64().max(1e-9),
+        ),
     ]
 }
 
 /// Writes Redis' per-command profile of `tasks` tasks to `<raw>/<label>-redis-profile.json`.
-///
-/// # Errors
-/// When the file cannot be written.
-pub(crate) fn write_profile(
-    bench: &Bench<'_>,
-    label: &str,
-    usage: &Usage,
-    tasks: u64,
-) -> Result<()> {
+pub fn write_profile(bench: &Bench<'_>, label: &str, usage: &Usage, tasks: u64) -> Result<()> {
     let path = bench.raw.join(format!("{label}-redis-profile.json"));
     let json = serde_json::to_string_pretty(&usage.profile_per_task(tasks))?;
     std::fs::write(&path, json + "\n")?;
@@ -327,7 +300,7 @@ pub(crate) fn write_profile(
 }
 
 /// KiB to MiB.
-pub(crate) fn mib(kib: u64) -> f64 {
+pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 

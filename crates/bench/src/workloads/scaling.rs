@@ -1,15 +1,9 @@
-//! S1: does throughput grow with consumer processes? 1, 2 and 4 release `consumer` processes
-//! drain one queue against one release `mock-api` whose every call takes 200 ms. A consumer with
-//! 50 calls in flight then finishes at most 50 / 0.2 s = 250 tasks/s, whatever the machine: the
-//! API's latency bounds it, not Redis or CPU (the situation taskq is for). Adding consumers adds
-//! calls in flight, so N consumers should finish close to N times as many; the target is
-//! at least 0.8·N times one consumer's rate.
-//!
-//! Each N starts from an empty Redis, a fresh mock and fresh consumers, with `tasks × N` tasks
-//! pre-enqueued (so each N runs about as long), timed from the first consumer's spawn until the
-//! queue's `done` counter reaches them all. The ratios are taken within one run, so the machine's
-//! drift between runs cancels out. The mock's call counter, read 300 ms after the end, proves
-//! each task was called exactly once (no two consumers ran one task).
+//! S1: does throughput grow with consumer processes? Against a mock API whose every call takes
+//! 200 ms, a consumer with 50 calls in flight finishes at most 250 tasks/s whatever the machine:
+//! the API's latency bounds it, not Redis or CPU (the situation taskq is for). More consumers
+//! add calls in flight, so N of them should finish close to N times as many (the target:
+//! at least 0.8·N). Each N gets N times the tasks, so that each runs about as long, and the ratios
+//! are taken within one run, so that the machine's drift between runs cancels out.
 
 use std::time::Duration;
 
@@ -56,28 +50,24 @@ async fn leg(bench: &Bench<'_>, run: u32, n: u64, tasks: u64) -> Result<(f64, f6
     let queue = bench.queue(QUEUE)?;
     fill(&queue, &label, 0..tasks).await?;
 
-    let mock = bench.mock_api(S1_DELAY_MS, 1, false, &format!("{label}-mock-api"))?;
     let consumers = Consumers {
-        count: n,
-        redis_url: &bench.redis.url(),
-        settings: vec![
-            ("QUEUE_NAME", QUEUE.to_owned()),
-            ("CONCURRENCY", S_CONCURRENCY.to_string()),
-            ("POLL_INTERVAL_MS", "100".to_owned()),
-        ],
         label,
+        count: n,
+        servers: vec![bench.redis],
+        queue_env: ("QUEUE_NAME", QUEUE.to_owned()),
+        concurrency: S_CONCURRENCY,
+        api: (S1_DELAY_MS, 1, false),
         queues: std::slice::from_ref(&queue),
         each: tasks,
         within: Duration::from_secs(120),
     };
-    let drained = bench.drain_by_consumers(&consumers, mock).await?;
-    let leg = (
-        tasks as f64 / drained.elapsed.as_secs_f64(),
-        drained.consumer_cpu_s,
-    );
+    let mut drained = bench.drain_by_consumers(&consumers).await?;
     drained
         .finish(tasks)
         .await
         .with_context(|| format!("N={n}"))?;
-    Ok(leg)
+    Ok((
+        tasks as f64 / drained.elapsed.as_secs_f64(),
+        drained.consumer_cpu_s,
+    ))
 }

@@ -10,7 +10,6 @@ use bench::redis_admin;
 use bench::report::{
     Derived, Machine, MetricResult, Results, WorkloadResult, git_commit, load_avg, now_utc,
 };
-use bench::summary::summarize;
 use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
 use bench::workloads::{
     Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, scaling,
@@ -32,8 +31,7 @@ struct Cli {
     /// Runs per workload.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     runs: u32,
-    /// Workloads to run, comma-separated (W1, W1b, W2, W2h, W3d, W2h-tls, W3d-tls, W4, S1, S2);
-    /// default all.
+    /// Workloads to run, comma-separated, in any case; default all.
     #[arg(long, value_delimiter = ',', ignore_case = true)]
     only: Vec<Workload>,
     /// The JSON results; the markdown table goes beside it (.md).
@@ -80,10 +78,7 @@ async fn run(cli: Cli) -> Result<()> {
         .copied()
         .collect();
     let exe = std::env::current_exe().context("finding this executable")?;
-    let bin_dir = match &cli.bin_dir {
-        Some(dir) => dir.clone(),
-        None => testkit::binaries_dir()?,
-    };
+    let bin_dir = cli.bin_dir.clone().map_or_else(testkit::binaries_dir, Ok)?;
     for name in workloads.iter().flat_map(|w| w.binaries()) {
         testkit::binary_in(&bin_dir, name)?;
     }
@@ -139,7 +134,7 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// Runs `workload` `runs` times; a failed run is recorded with its reason and counts no figure.
 async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadResult {
-    let mut metrics: Vec<(Metric, Vec<f64>)> = Vec::new();
+    let mut measured: Vec<Metric> = Vec::new();
     let mut failures = Vec::new();
     for run in 1..=runs {
         let started = Instant::now();
@@ -155,18 +150,13 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
         };
         let (id, took_s) = (workload.id(), started.elapsed().as_secs());
         match outcome {
-            Ok(measured) => {
-                let line: Vec<String> = measured
+            Ok(metrics) => {
+                let line: Vec<String> = metrics
                     .iter()
                     .map(|m| format!("{}={:.3}", m.name, m.value))
                     .collect();
                 info!(workload = id, run, took_s, "{}", line.join(" "));
-                for m in measured {
-                    match metrics.iter_mut().find(|(seen, _)| seen.name == m.name) {
-                        Some((_, values)) => values.push(m.value),
-                        None => metrics.push((m.clone(), vec![m.value])),
-                    }
-                }
+                measured.extend(metrics);
             }
             Err(err) => {
                 warn!(workload = id, run, error = format!("{err:#}"), "run failed");
@@ -177,17 +167,7 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
     WorkloadResult {
         id: workload.id().into(),
         description: workload.describe(&bench.settings),
-        metrics: metrics
-            .into_iter()
-            .filter_map(|(m, values)| {
-                let (name, unit) = (m.name, m.unit.into());
-                Some(MetricResult {
-                    name,
-                    unit,
-                    summary: summarize(&values)?,
-                })
-            })
-            .collect(),
+        metrics: MetricResult::by_name(measured),
         failures,
     }
 }
@@ -214,11 +194,8 @@ fn derived(results: &Results, l: f64) -> Vec<Derived> {
     }
     for (what, id) in [("producer", "W1"), ("consumer", "W3d")] {
         if let Some(rss) = median(id, &format!("{what}_peak_rss_mib")) {
-            push(
-                format!("M {what} (MiB)"),
-                format!("{id} {what} peak RSS, median"),
-                rss,
-            );
+            let name = format!("M {what} (MiB)");
+            push(name, format!("{id} {what} peak RSS, median"), rss);
         }
     }
 
@@ -228,12 +205,8 @@ fn derived(results: &Results, l: f64) -> Vec<Derived> {
     for (id, what) in [("W2", "task"), ("W2h", "task"), ("W3d", "poll")] {
         let metric = format!("redis_cpu_us_per_{what}");
         if let Some(us) = median(id, &metric) {
-            let formula = format!("1e6 / {id} {metric} ({us:.1} µs)");
-            push(
-                format!("one shard, {what}s/s at 100 % of a core ({id})"),
-                formula,
-                1e6 / us,
-            );
+            let name = format!("one shard, {what}s/s at 100 % of a core ({id})");
+            push(name, format!("1e6 / {id} {metric} ({us:.1} µs)"), 1e6 / us);
             if id != "W2" && costliest.is_none_or(|(_, most)| us > most) {
                 costliest = Some((id, us));
             }
@@ -243,25 +216,19 @@ fn derived(results: &Results, l: f64) -> Vec<Derived> {
         let cores = l * us / 1e6;
         let formula = format!("{l:.0} × {us:.1} µs ({id}, the costlier full-stack figure) / 1e6");
         push(format!("Redis cores for {l:.0} polls/s"), formula, cores);
+        let headroom = SHARD_HEADROOM * 100.0;
         let formula = format!(
-            "ceil(Redis cores / {SHARD_HEADROOM}): each shard at most {:.0} % of its core",
-            SHARD_HEADROOM * 100.0
+            "ceil(Redis cores / {SHARD_HEADROOM}): each shard at most {headroom:.0} % of its core"
         );
-        push(
-            format!("shards for {l:.0} polls/s"),
-            formula,
-            (cores / SHARD_HEADROOM).ceil(),
-        );
+        let shards = (cores / SHARD_HEADROOM).ceil();
+        push(format!("shards for {l:.0} polls/s"), formula, shards);
     }
     for (id, what) in [("W2h", "task"), ("W3d", "poll"), ("S1", "task")] {
         let metric = format!("consumer_cpu_us_per_{what}");
         if let Some(us) = median(id, &metric) {
+            let name = format!("consumer cores for {l:.0} polls/s ({id})");
             let formula = format!("{l:.0} × {us:.1} µs ({id} {metric}) / 1e6");
-            push(
-                format!("consumer cores for {l:.0} polls/s ({id})"),
-                formula,
-                l * us / 1e6,
-            );
+            push(name, formula, l * us / 1e6);
         }
     }
     if let Some(one) = median("S1", "n1_tasks_per_s") {

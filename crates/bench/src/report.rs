@@ -8,7 +8,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::summary::Summary;
+use crate::summary::{Summary, summarize};
+use crate::workloads::Metric;
 
 /// Everything one benchmark invocation measured.
 #[derive(Debug, Serialize)]
@@ -81,6 +82,28 @@ pub struct Derived {
     pub value: f64,
 }
 
+impl MetricResult {
+    /// The metrics of every run summarised by name, in the order the names first appear.
+    pub fn by_name(measured: Vec<Metric>) -> Vec<Self> {
+        let mut runs: Vec<(Metric, Vec<f64>)> = Vec::new();
+        for metric in measured {
+            match runs.iter_mut().find(|(first, _)| first.name == metric.name) {
+                Some((_, values)) => values.push(metric.value),
+                None => runs.push((metric.clone(), vec![metric.value])),
+            }
+        }
+        let summarized = runs.into_iter().map(|(metric, values)| {
+            let (name, unit) = (metric.name, metric.unit.into());
+            Some(Self {
+                name,
+                unit,
+                summary: summarize(&values)?,
+            })
+        });
+        summarized.flatten().collect()
+    }
+}
+
 impl Machine {
     /// Reads `/proc` (fields it cannot read say "unknown").
     pub fn detect() -> Self {
@@ -144,13 +167,9 @@ fn stdout_of(program: &str, args: &[&str]) -> Option<String> {
 impl Results {
     /// The median of `metric` of workload `id`, when it was measured.
     pub fn median(&self, id: &str, metric: &str) -> Option<f64> {
-        self.workloads
-            .iter()
-            .find(|w| w.id == id)?
-            .metrics
-            .iter()
-            .find(|m| m.name == metric)
-            .map(|m| m.summary.median)
+        let workload = self.workloads.iter().find(|w| w.id == id)?;
+        let metric = workload.metrics.iter().find(|m| m.name == metric)?;
+        Some(metric.summary.median)
     }
 
     /// Writes `json_path` and the markdown table beside it (`.md`).
@@ -170,35 +189,21 @@ impl Results {
     /// The markdown report.
     pub fn markdown(&self) -> String {
         let m = &self.machine;
+        let (cpu, cores, mem, kernel) = (&m.cpu, m.cores, m.memory_mib, &m.kernel);
+        let (date, commit, redis) = (&self.date, &self.git_commit, &self.redis_version);
+        let (runs, secs, load) = (self.runs, self.duration_s, &self.load_avg_at_start);
         let mut out = format!(
             "# taskq benchmark\n\n\
              {date} · commit `{commit}` · Redis {redis} · {cores} cores ({cpu}), {mem} MiB, \
              Linux {kernel} · load average at start {load} · {runs} run(s) per workload · whole run \
              {secs:.0} s\n\n\
              | workload | metric | median | min | max | unit |\n|---|---|---:|---:|---:|---|\n",
-            date = self.date,
-            commit = self.git_commit,
-            redis = self.redis_version,
-            cores = m.cores,
-            cpu = m.cpu,
-            mem = m.memory_mib,
-            kernel = m.kernel,
-            runs = self.runs,
-            secs = self.duration_s,
-            load = self.load_avg_at_start,
         );
         for w in &self.workloads {
             for metric in &w.metrics {
-                let s = &metric.summary;
-                out += &format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
-                    w.id,
-                    metric.name,
-                    number(s.median),
-                    number(s.min),
-                    number(s.max),
-                    metric.unit
-                );
+                let (id, name, unit, s) = (&w.id, &metric.name, &metric.unit, &metric.summary);
+                let (median, min, max) = (number(s.median), number(s.min), number(s.max));
+                out += &format!("| {id} | {name} | {median} | {min} | {max} | {unit} |\n");
             }
             for failure in &w.failures {
                 out += &format!("| {} | FAILED RUN | | | | {failure} |\n", w.id);
@@ -220,29 +225,22 @@ impl Results {
 
 /// A figure with as many digits as it deserves: thousands grouped, small values with decimals.
 fn number(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    if x.abs() >= 1000.0 {
-        let digits = format!("{:.0}", x.abs());
-        let mut grouped = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                grouped.push(',');
+    match x.abs() {
+        a if !a.is_finite() => x.to_string(),
+        a if a >= 1000.0 => {
+            let digits = format!("{a:.0}");
+            let mut grouped = String::from(if x < 0.0 { "-" } else { "" });
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    grouped.push(',');
+                }
+                grouped.push(c);
             }
-            grouped.push(c);
-        }
-        if x < 0.0 {
-            format!("-{grouped}")
-        } else {
             grouped
         }
-    } else if x.abs() >= 100.0 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 10.0 => format!("{x:.1}"),
+        _ => format!("{x:.2}"),
     }
 }
 
@@ -257,5 +255,6 @@ mod tests {
         assert_eq!(number(123.4), "123");
         assert_eq!(number(13.63), "13.6");
         assert_eq!(number(1.234), "1.23");
+        assert_eq!(number(-12_345.0), "-12,345");
     }
 }

@@ -73,14 +73,20 @@ impl Workload {
 
     /// What it does, with the sizes actually used.
     pub fn describe(self, s: &Settings) -> String {
+        let (clients, requests) = (crate::redis_limit::CLIENTS, crate::redis_limit::REQUESTS);
+        let (n, secs, m, d) = (s.tasks(self), s.wrk_duration_s, s.w4_measure, s.w4_depth);
+        let (c, b, calls) = (s.w2_concurrency, s.w2_batch_size, 3 * n);
+        let (s1, s2) = (s.s1_tasks_per_consumer, s.s2_tasks_per_queue);
+        let (queues, total) = (S2_QUEUES.join(","), s2 * S2_QUEUES.len() as u64);
+        let bound = bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS);
+        let plain = if self == Self::W2hTls { "W2h" } else { "W3d" };
         match self {
             Self::W1 => format!(
-                "HTTP enqueue: release producer, wrk -t2 -c64 -d{}s, unique task names, after a 2 s \
-                 warm-up and FLUSHALL; producer peak RSS (VmHWM). Over the measured wrk run: Redis' \
-                 and the producer's CPU per request (INFO cpu; /proc/<pid>/stat) and as shares of \
-                 a core, machine_busy_cores (/proc/stat: cores busy on average, of all), and \
-                 wrk_and_rest_cores = machine - Redis - producer (mostly wrk itself)",
-                s.wrk_duration_s
+                "HTTP enqueue: release producer, wrk -t2 -c64 -d{secs}s, unique task names, after \
+                 a 2 s warm-up and FLUSHALL; producer peak RSS (VmHWM). Over the measured wrk run: \
+                 Redis' and the producer's CPU per request (INFO cpu; /proc/<pid>/stat) and as \
+                 shares of a core, machine_busy_cores (/proc/stat: cores busy on average, of all), \
+                 and wrk_and_rest_cores = machine - Redis - producer (mostly wrk itself)"
             ),
             Self::W1b => format!(
                 "library enqueue of {n} unique tasks: Queue::enqueue with 64 in flight (64 tokio \
@@ -92,28 +98,21 @@ impl Workload {
                  unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined \
                  (-P 16, as the multiplexed connection pipelines concurrent calls); \
                  enqueue_of_redis_limit = enqueue_tasks_per_s / redis_limit_enqueue_per_s, \
-                 enqueue_of_pipelined_redis_limit the same over the pipelined figure",
-                n = s.tasks(Self::W1b),
-                clients = crate::redis_limit::CLIENTS,
-                requests = crate::redis_limit::REQUESTS
+                 enqueue_of_pipelined_redis_limit the same over the pipelined figure"
             ),
             Self::W2 => format!(
                 "drain {n} pre-enqueued tasks with the library Worker and a no-op handler, \
                  concurrency {c}, batch size {b}, in a child process; timed from worker start until \
                  the queue's done counter reached {n} (read every 5 ms); peak RSS of that child; \
                  Redis' CPU per task and share of a core, and machine_busy_cores, over the child's \
-                 run",
-                n = s.tasks(Self::W2),
-                c = s.w2_concurrency,
-                b = s.w2_batch_size
+                 run"
             ),
             Self::W2h => format!(
                 "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
                  POLL_INTERVAL_MS=100) against the release mock-api (MOCK_DELAY_MS=0, \
                  MOCK_POLLS_UNTIL_DONE=1); timed from consumer spawn until done = {n}; API calls \
                  must be {n}; consumer CPU and Redis round trips and CPU per task; \
-                 machine_busy_cores over the drain",
-                n = s.tasks(Self::W2h)
+                 machine_busy_cores over the drain"
             ),
             Self::W3d => format!(
                 "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
@@ -125,52 +124,42 @@ impl Workload {
                  and ideal_with_measured_api_s = the same ideal with that mean instead of 20 ms, \
                  x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean call \
                  latency the consumer's own /metrics histogram recorded during the drain, and \
-                 x_ideal_consumer_seen_api the wall time against the ideal with that mean",
-                n = s.tasks(Self::W3d),
-                calls = 3 * s.tasks(Self::W3d)
+                 x_ideal_consumer_seen_api the wall time against the ideal with that mean"
             ),
             Self::W2hTls | Self::W3dTls => format!(
                 "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 \
                  by ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
                  (openssl, prime256v1), which the consumer trusts through API_CA_FILE; everything \
                  else, and every figure, as {plain} (for W3d-tls, consumer_peak_rss_mib is the \
-                 consumer with 100 TLS connections)",
-                plain = if self == Self::W2hTls { "W2h" } else { "W3d" },
+                 consumer with 100 TLS connections)"
             ),
             Self::W4 => format!(
                 "depth: W2 (same worker settings and metrics) timing the first {m} completions \
                  while {d} tasks are queued (enqueue_many, chunks of {CHUNK}; later runs top the \
                  queue back up to {d} untimed); the first run also reports the fill time and \
-                 Redis' used_memory once {d} are queued",
-                m = s.w4_measure,
-                d = s.w4_depth
+                 Redis' used_memory once {d} are queued"
             ),
             Self::S1 => format!(
                 "scaling out: N = 1, 2, 4 release consumer processes (CONCURRENCY={S_CONCURRENCY} \
                  each, POLL_INTERVAL_MS=100) on one queue against one release mock-api \
                  (MOCK_DELAY_MS={S1_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1), so one consumer is bound \
-                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {bound:.0} tasks/s; {n} tasks per consumer \
+                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {bound:.0} tasks/s; {s1} tasks per consumer \
                  pre-enqueued (enqueue_many), timed from the first consumer's spawn until all are \
                  done; API calls must equal the tasks. nK_over_n1 is N=K's tasks/s over N=1's in \
                  the same run (target >= 0.8*K), nK_efficiency that ratio over K; \
-                 consumer_cpu_us_per_task is the consumers' CPU (all N) per task",
-                bound = bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS),
-                n = s.s1_tasks_per_consumer
+                 consumer_cpu_us_per_task is the consumers' CPU (all N) per task"
             ),
             Self::S2 => format!(
-                "cluster against single Redis: 3 queues ({queues}), {n} tasks each pre-enqueued \
+                "cluster against single Redis: 3 queues ({queues}), {s2} tasks each pre-enqueued \
                  (enqueue_many), drained by ONE release consumer serving all three \
                  (QUEUES={queues}, CONCURRENCY={S_CONCURRENCY} per queue, so 150 in flight) \
                  against the release mock-api (MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); once on \
                  one redis-server, once on a 3-master local cluster (testkit's: redis-server \
                  --cluster-enabled yes, slots split in three by CLUSTER ADDSLOTS, joined by CLUSTER \
                  MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash tag lands \
-                 on its own master (checked); the order alternates by run; timed from consumer spawn until all {total} are done; \
-                 Redis CPU summed over the masters; busiest_master_cpu_share is the most loaded \
-                 master's share of a core",
-                queues = S2_QUEUES.join(","),
-                n = s.s2_tasks_per_queue,
-                total = s.s2_tasks_per_queue * S2_QUEUES.len() as u64
+                 on its own master (checked); the order alternates by run; timed from consumer \
+                 spawn until all {total} are done; Redis CPU summed over the masters; \
+                 busiest_master_cpu_share is the most loaded master's share of a core"
             ),
         }
     }

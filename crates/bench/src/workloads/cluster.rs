@@ -35,11 +35,8 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         tasks_per_s[usize::from(on_cluster)] = leg_tasks_per_s;
         metrics.extend(leg_metrics);
     }
-    metrics.push(metric(
-        "cluster_over_single",
-        "×",
-        tasks_per_s[1] / tasks_per_s[0],
-    ));
+    let [single, clustered] = tasks_per_s;
+    metrics.push(metric("cluster_over_single", "×", clustered / single));
     Ok(metrics)
 }
 
@@ -131,31 +128,19 @@ async fn leg(
     let busiest_cpu_s = spent.redis_each.iter().map(|u| u.cpu_s).fold(0.0, f64::max);
     let per_task = |x: f64| x / total as f64;
     let tasks_per_s = total as f64 / secs;
+    let redis_us = per_task(spent.redis.cpu_s * 1e6);
+    let trips = per_task(spent.redis.round_trips() as f64);
+    let consumer_us = per_task(consumer_cpu_s * 1e6);
     let name = |what: &str| format!("{setup}_{what}");
+    let busiest_name = name(&format!("busiest_{busiest}_cpu_share"));
     Ok((
         tasks_per_s,
         vec![
             metric(name("tasks_per_s"), "tasks/s", tasks_per_s),
-            metric(
-                name("redis_cpu_us_per_task"),
-                "µs",
-                per_task(spent.redis.cpu_s * 1e6),
-            ),
-            metric(
-                name("round_trips_per_task"),
-                "round trips",
-                per_task(spent.redis.round_trips() as f64),
-            ),
-            metric(
-                name("consumer_cpu_us_per_task"),
-                "µs",
-                per_task(consumer_cpu_s * 1e6),
-            ),
-            metric(
-                name(&format!("busiest_{busiest}_cpu_share")),
-                "cores",
-                busiest_cpu_s / secs,
-            ),
+            metric(name("redis_cpu_us_per_task"), "µs", redis_us),
+            metric(name("round_trips_per_task"), "round trips", trips),
+            metric(name("consumer_cpu_us_per_task"), "µs", consumer_us),
+            metric(busiest_name, "cores", busiest_cpu_s / secs),
         ],
     ))
 }

@@ -72,40 +72,26 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 
     let enqueue_per_s = n as f64 / one_by_one.elapsed.as_secs_f64();
     let many_per_s = n as f64 / batched.elapsed.as_secs_f64();
-    let pipelined_cpu_us = pipelined.spent.redis.cpu_s * 1e6 / REQUESTS as f64;
+    let (limit_per_s, piped) = (limit.requests_per_s, pipelined.requests_per_s);
+    let piped_us = pipelined.spent.redis.cpu_s * 1e6 / REQUESTS as f64;
+    let of_piped = enqueue_per_s / piped;
     let mut metrics = vec![
         metric("enqueue_tasks_per_s", "tasks/s", enqueue_per_s),
         metric("enqueue_many_tasks_per_s", "tasks/s", many_per_s),
     ];
     metrics.extend(cpu_metrics("enqueue", &one_by_one, n, true));
     metrics.extend(cpu_metrics("enqueue_many", &batched, n, true));
-    metrics.push(metric(
-        "redis_limit_enqueue_per_s",
-        "tasks/s",
-        limit.requests_per_s,
-    ));
+    metrics.push(metric("redis_limit_enqueue_per_s", "tasks/s", limit_per_s));
     metrics.extend(cpu_metrics("redis_limit", &limit.spent, REQUESTS, false));
     metrics.extend([
-        metric(
-            "enqueue_of_redis_limit",
-            "×",
-            enqueue_per_s / limit.requests_per_s,
-        ),
-        metric(
-            "redis_limit_enqueue_pipelined_per_s",
-            "tasks/s",
-            pipelined.requests_per_s,
-        ),
+        metric("enqueue_of_redis_limit", "×", enqueue_per_s / limit_per_s),
+        metric("redis_limit_enqueue_pipelined_per_s", "tasks/s", piped),
         metric(
             "redis_limit_pipelined_redis_cpu_us_per_task",
             "µs",
-            pipelined_cpu_us,
+            piped_us,
         ),
-        metric(
-            "enqueue_of_pipelined_redis_limit",
-            "×",
-            enqueue_per_s / pipelined.requests_per_s,
-        ),
+        metric("enqueue_of_pipelined_redis_limit", "×", of_piped),
     ]);
     Ok(metrics)
 }
@@ -113,23 +99,17 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// Redis' CPU per task and share of a core, the machine's busy cores, and with `bench` this
 /// process' share of a core (the window watched it), each named `<phase>_...`.
 fn cpu_metrics(phase: &str, spent: &Spent, tasks: u64, bench: bool) -> Vec<Metric> {
-    let cpu_us = spent.redis.cpu_s * 1e6 / tasks.max(1) as f64;
+    let name = |what: &str| format!("{phase}_{what}");
+    let (redis_cpu_s, busy) = (spent.redis.cpu_s, spent.machine_busy_cores);
+    let cpu_us = redis_cpu_s * 1e6 / tasks.max(1) as f64;
     let mut metrics = vec![
-        metric(format!("{phase}_redis_cpu_us_per_task"), "µs", cpu_us),
-        metric(
-            format!("{phase}_redis_cpu_share"),
-            "cores",
-            spent.share(spent.redis.cpu_s),
-        ),
-        metric(
-            format!("{phase}_machine_busy_cores"),
-            "cores",
-            spent.machine_busy_cores,
-        ),
+        metric(name("redis_cpu_us_per_task"), "µs", cpu_us),
+        metric(name("redis_cpu_share"), "cores", spent.share(redis_cpu_s)),
+        metric(name("machine_busy_cores"), "cores", busy),
     ];
     if bench {
         let share = spent.share(spent.process_cpu_s);
-        metrics.push(metric(format!("{phase}_bench_cpu_share"), "cores", share));
+        metrics.push(metric(name("bench_cpu_share"), "cores", share));
     }
     metrics
 }

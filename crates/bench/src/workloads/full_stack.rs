@@ -95,6 +95,8 @@ pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<
     let ideal_seen = ideal_s(&spec, out.api_seen_mean_ms);
     let per_poll = |x: f64| x / (spec.tasks * spec.polls) as f64;
     let trips = per_poll(out.spent.redis.round_trips() as f64);
+    let redis_us = per_poll(out.spent.redis.cpu_s * 1e6);
+    let consumer_us = per_poll(out.consumer_cpu_s * 1e6);
     Ok(vec![
         metric("wall_s", "s", wall),
         metric("ideal_s", "s", ideal),
@@ -107,16 +109,8 @@ pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<
         metric("x_ideal_consumer_seen_api", "×", wall / ideal_seen),
         metric("consumer_peak_rss_mib", "MiB", out.consumer_rss_mib),
         metric("round_trips_per_poll", "round trips", trips),
-        metric(
-            "redis_cpu_us_per_poll",
-            "µs",
-            per_poll(out.spent.redis.cpu_s * 1e6),
-        ),
-        metric(
-            "consumer_cpu_us_per_poll",
-            "µs",
-            per_poll(out.consumer_cpu_s * 1e6),
-        ),
+        metric("redis_cpu_us_per_poll", "µs", redis_us),
+        metric("consumer_cpu_us_per_poll", "µs", consumer_us),
         metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
     ])
 }

@@ -272,22 +272,16 @@ pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric>
     let per_task = |x: f64| x / tasks.max(1) as f64;
     let trips = per_task(usage.round_trips() as f64);
     let calls = per_task(usage.script_calls() as f64);
+    let reads = per_task(usage.reads as f64);
     let claims = usage.claims().max(1) as f64;
+    let share = usage.cpu_s / window.as_secs_f64().max(1e-9);
     vec![
         metric("round_trips_per_task", "round trips", trips),
         metric("script_calls_per_task", "calls", calls),
-        metric(
-            "socket_reads_per_task",
-            "reads",
-            per_task(usage.reads as f64),
-        ),
+        metric("socket_reads_per_task", "reads", reads),
         metric("tasks_per_claim", "tasks", tasks as f64 / claims),
         metric("redis_cpu_us_per_task", "µs", per_task(usage.cpu_s * 1e6)),
-        metric(
-            "redis_cpu_share",
-            "cores",
-            usage.cpu_s / window.as_secs_f64().max(1e-9),
-        ),
+        metric("redis_cpu_share", "cores", share),
     ]
 }
 

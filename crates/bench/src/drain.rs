@@ -114,11 +114,8 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let _ = stop.send(());
     running.await.context("the worker task failed")?;
     let Ok(reached) = elapsed else {
-        let so_far = stats.done.load(Ordering::Relaxed);
-        bail!(
-            "{} tasks not done within {give_up:?} (this worker did {so_far})",
-            args.tasks
-        );
+        let (tasks, so_far) = (args.tasks, stats.done.load(Ordering::Relaxed));
+        bail!("{tasks} tasks not done within {give_up:?} (this worker did {so_far})");
     };
     let (elapsed, cpu_after) = reached?;
     Ok(DrainReport {

@@ -17,21 +17,17 @@
 //! - [`window`]: a measured window: wall time, Redis', the machine's (`/proc/stat`) and a
 //!   chosen process' CPU.
 //! - [`redis_limit`]: `redis-benchmark` running the library's enqueue script: Redis' own limit.
-//! - [`api_latency`]: the mock API's latency alone, at W3d's concurrency.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
 //! - [`workload`]: the workloads, what each measures, and the sizes of a run.
 //! - [`workloads`]: one module per workload; each run answers named metrics.
-//! - [`summary`]: median, min and max over runs.
-//! - [`report`]: the machine's facts and the two result files.
+//! - [`report`]: median, min and max over runs, the machine's facts, and the two result files.
 
-mod api_latency;
 mod command;
 pub mod drain;
 mod probe;
 pub mod redis_admin;
 mod redis_limit;
 pub mod report;
-pub mod summary;
 mod window;
 pub mod workload;
 pub mod workloads;

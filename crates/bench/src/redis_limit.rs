@@ -54,9 +54,6 @@ pub struct LimitRun {
 /// Checks that the library's enqueue script is [`ENQUEUE_SCRIPT`] and answers its SHA: after a
 /// `SCRIPT FLUSH` Redis does not know that SHA, and after one `Queue::enqueue` it does. Leaves
 /// one task in `queue` ([`run`] empties Redis first).
-///
-/// # Errors
-/// When Redis fails, or the library runs another script.
 pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Result<String> {
     let sha = redis::Script::new(ENQUEUE_SCRIPT).get_hash().to_owned();
     let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(conn).await?;
@@ -85,9 +82,6 @@ async fn script_exists(conn: &mut MultiplexedConnection, sha: &str) -> Result<bo
 /// Empties Redis, then runs `program` (`redis-benchmark`) once with `pipeline` calls per client
 /// in flight, each an `EVALSHA` of `sha` enqueueing a new task into `queue`; then checks through
 /// the library that the tasks are there.
-///
-/// # Errors
-/// When `redis-benchmark` is missing or fails, or the tasks are not where the library looks.
 pub async fn run(
     redis: &RedisServer,
     program: &str,

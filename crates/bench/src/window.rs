@@ -128,12 +128,8 @@ impl MachineCpu {
         // already counted in user and nice.
         let total: u64 = ticks.iter().take(8).sum();
         let idle = ticks.get(3)? + ticks.get(4)?;
-        let cpus = lines
-            .filter(|l| {
-                l.strip_prefix("cpu")
-                    .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-            })
-            .count();
+        // After the aggregate line, every line naming a cpu is one CPU's (`cpuN`).
+        let cpus = lines.filter(|l| l.starts_with("cpu")).count();
         Some(Self {
             busy: total.saturating_sub(idle),
             total,
@@ -158,15 +154,10 @@ mod tests {
 
     #[test]
     fn busy_cores_are_the_busy_share_times_the_cpus() {
-        let before = MachineCpu::parse(
-            "cpu  100 0 50 800 50 0 0 0 7 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1\n",
-        )
-        .unwrap();
+        let cpus = "cpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1\n";
+        let before = MachineCpu::parse(&format!("cpu  100 0 50 800 50 0 0 0 7 0\n{cpus}")).unwrap();
         // 200 more ticks (1 s of 2 CPUs): 150 busy (user 100, system 30, steal 20), 50 idle.
-        let after = MachineCpu::parse(
-            "cpu  200 0 80 840 60 0 0 20 9 0\ncpu0 1 0 0 0 0 0 0 0 0 0\ncpu1 1 0 0 0 0 0 0 0 0 0\n",
-        )
-        .unwrap();
+        let after = MachineCpu::parse(&format!("cpu  200 0 80 840 60 0 0 20 9 0\n{cpus}")).unwrap();
         assert_eq!(before.cpus, 2);
         assert!((before.busy_cores_until(&after) - 1.5).abs() < 1e-9);
     }

@@ -6,6 +6,9 @@
 pub const S1_CONSUMERS: [u64; 3] = [1, 2, 4];
 /// S1: the mock API's delay (ms).
 pub const S1_DELAY_MS: u64 = 200;
+/// S1: the most tasks per second one consumer can finish, its calls in flight each taking the
+/// API's delay (Little's law): 250.
+pub const S1_BOUND_TASKS_PER_S: f64 = S_CONCURRENCY as f64 * 1000.0 / S1_DELAY_MS as f64;
 /// Every consumer's `POLL_INTERVAL_MS`: how long a task answered "processing" waits to be polled
 /// again.
 pub const POLL_INTERVAL_MS: u64 = 100;
@@ -78,7 +81,6 @@ impl Workload {
         let (c, b, calls) = (s.w2_concurrency, s.w2_batch_size, 3 * n);
         let (s1, s2) = (s.s1_tasks_per_consumer, s.s2_tasks_per_queue);
         let (queues, total) = (S2_QUEUES.join(","), s2 * S2_QUEUES.len() as u64);
-        let bound = bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS);
         let plain = if self == Self::W2hTls { "W2h" } else { "W3d" };
         match self {
             Self::W1 => format!(
@@ -143,7 +145,7 @@ impl Workload {
                 "scaling out: N = 1, 2, 4 release consumer processes (CONCURRENCY={S_CONCURRENCY} \
                  each, POLL_INTERVAL_MS=100) on one queue against one release mock-api \
                  (MOCK_DELAY_MS={S1_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1), so one consumer is bound \
-                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {bound:.0} tasks/s; {s1} tasks per consumer \
+                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {S1_BOUND_TASKS_PER_S:.0} tasks/s; {s1} tasks per consumer \
                  pre-enqueued (enqueue_many), timed from the first consumer's spawn until all are \
                  done; API calls must equal the tasks. nK_over_n1 is N=K's tasks/s over N=1's in \
                  the same run (target >= 0.8*K), nK_efficiency that ratio over K; \
@@ -207,12 +209,6 @@ impl Settings {
     }
 }
 
-/// The most tasks per second `concurrency` calls in flight can finish when each takes
-/// `delay_ms`: Little's law.
-pub fn bound_tasks_per_s(concurrency: u64, delay_ms: u64) -> f64 {
-    concurrency as f64 * 1000.0 / delay_ms.max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,10 +221,5 @@ mod tests {
         }
         assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
         assert!(Workload::from_str("W5", true).is_err());
-    }
-
-    #[test]
-    fn one_consumer_on_a_slow_api_is_bound_by_its_concurrency() {
-        assert!((bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS) - 250.0).abs() < 1e-9);
     }
 }

@@ -15,6 +15,9 @@ use super::{Bench, Consumers, Drained, Metric, fill, metric, queue_on, write_pro
 use crate::redis_admin;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
+/// The two setups' names in the metrics, with what their busiest Redis process is called.
+const SETUPS: [(&str, &str); 2] = [("single", "redis"), ("cluster", "master")];
+
 /// One run of S2.
 ///
 /// # Errors
@@ -23,14 +26,11 @@ use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let cluster = RedisCluster::try_start()?;
     check_spread(&cluster)?;
-    let order = if run % 2 == 1 {
-        [false, true]
-    } else {
-        [true, false]
-    };
     let mut metrics = Vec::new();
     let mut tasks_per_s = [0.0; 2]; // single, cluster
-    for on_cluster in order {
+    // Odd runs start on the single Redis, even ones on the cluster.
+    let even = run.is_multiple_of(2);
+    for on_cluster in [even, !even] {
         let (leg_tasks_per_s, leg_metrics) = leg(bench, &cluster, on_cluster, run).await?;
         tasks_per_s[usize::from(on_cluster)] = leg_tasks_per_s;
         metrics.extend(leg_metrics);
@@ -53,11 +53,9 @@ fn check_spread(cluster: &RedisCluster) -> Result<()> {
     masters.sort_unstable();
     masters.dedup();
     let placement = placement.join("; ");
-    if masters.len() != S2_QUEUES.len() {
-        bail!(
-            "the queues do not land on {} different masters ({placement})",
-            S2_QUEUES.len()
-        );
+    let want = S2_QUEUES.len();
+    if masters.len() != want {
+        bail!("the queues do not land on {want} different masters ({placement})");
     }
     tracing::info!(placement, "S2 queues on the cluster");
     Ok(())
@@ -73,11 +71,7 @@ async fn leg(
 ) -> Result<(f64, Vec<Metric>)> {
     let per_queue = bench.settings.s2_tasks_per_queue;
     let total = per_queue * S2_QUEUES.len() as u64;
-    let (setup, busiest) = if on_cluster {
-        ("cluster", "master")
-    } else {
-        ("single", "redis")
-    };
+    let (setup, busiest) = SETUPS[usize::from(on_cluster)];
     let label = format!("s2-r{run}-{setup}");
     let (url, servers): (String, Vec<&RedisServer>) = if on_cluster {
         (cluster.url(), cluster.nodes().iter().collect())

@@ -62,18 +62,14 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let secs = bench.settings.wrk_duration_s;
     let result = wrk(&script, &url, secs, &format!("r{run}")).await?;
     let spent = window.close().await?;
-    let rss = producer
-        .peak_rss_kib()
-        .context("no peak RSS of the producer")?;
+    let rss = producer.peak_rss_kib().context("no producer peak RSS")?;
     let totals = bench.queue(QUEUE)?.stats().await?.totals;
     let enqueued = totals.get("enqueued").copied().unwrap_or(0);
     stop(&mut producer)?;
     // wrk counts answers received; requests cut off at its end may still have been enqueued.
-    if enqueued < result.requests {
-        bail!(
-            "wrk got {} answers but only {enqueued} tasks were enqueued",
-            result.requests
-        );
+    let answers = result.requests;
+    if enqueued < answers {
+        bail!("wrk got {answers} answers but only {enqueued} tasks were enqueued");
     }
     let per_req = |cpu_s: f64| cpu_s * 1e6 / result.requests.max(1) as f64;
     let (redis_cpu_s, producer_cpu_s) = (spent.redis.cpu_s, spent.process_cpu_s);

@@ -40,9 +40,8 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     if run == 1 {
         redis_admin::flush(bench.redis).await?;
         let took = fill(&queue, "w4-fill", 0..depth).await?.as_secs_f64();
-        let memory: f64 = redis_admin::info(bench.redis, "memory", "used_memory")
-            .await?
-            .parse()?;
+        let memory = redis_admin::info(bench.redis, "memory", "used_memory").await?;
+        let memory: f64 = memory.parse()?;
         fill_metrics = vec![
             metric("fill_s", "s", took),
             metric("fill_tasks_per_s", "tasks/s", depth as f64 / took),
@@ -53,9 +52,9 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         let top_up = 0..depth.saturating_sub(due);
         fill(&queue, &format!("w4-top-r{run}"), top_up).await?;
     }
-    let stats = queue.stats().await?;
-    if stats.counts.due != depth {
-        bail!("{} tasks queued instead of {depth}", stats.counts.due);
+    let due = queue.stats().await?.counts.due;
+    if due != depth {
+        bail!("{due} tasks queued instead of {depth}");
     }
     let mut metrics = drain(bench, W4_QUEUE, measure, &format!("w4-r{run}")).await?;
     metrics.extend(fill_metrics);
@@ -66,26 +65,20 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// `<raw>/<label>-redis-profile.json`.
 async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Result<Vec<Metric>> {
     let window = Window::open(&[bench.redis], None).await?;
-    let report = in_child(
-        &bench.exe,
-        &DrainArgs {
-            redis_url: bench.redis.url(),
-            queue: queue.into(),
-            tasks,
-            concurrency: bench.settings.w2_concurrency,
-            batch_size: bench.settings.w2_batch_size,
-            timeout_s: 120,
-        },
-    )
-    .await?;
+    let args = DrainArgs {
+        redis_url: bench.redis.url(),
+        queue: queue.into(),
+        tasks,
+        concurrency: bench.settings.w2_concurrency,
+        batch_size: bench.settings.w2_batch_size,
+        timeout_s: 120,
+    };
+    let report = in_child(&bench.exe, &args).await?;
     let spent = window.close().await?;
     write_profile(bench, label, &spent.redis, tasks)?;
-    if report.stale > 0 || report.redis_errors > 0 {
-        bail!(
-            "the worker saw {} stale answers and {} Redis errors",
-            report.stale,
-            report.redis_errors
-        );
+    let (stale, errors) = (report.stale, report.redis_errors);
+    if stale > 0 || errors > 0 {
+        bail!("the worker saw {stale} stale answers and {errors} Redis errors");
     }
     let cpu_us = report.cpu_s * 1e6 / tasks as f64;
     let mut metrics = vec![

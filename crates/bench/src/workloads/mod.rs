@@ -245,9 +245,7 @@ impl Drained {
             stop(consumer)?;
         }
         stop(&mut self.mock.process)?;
-        let calls = stats["calls"]
-            .as_u64()
-            .context("no calls in the mock's /stats")?;
+        let calls = stats["calls"].as_u64().context("no calls in /stats")?;
         if calls != expected {
             bail!("the API was called {calls} times instead of {expected}");
         }

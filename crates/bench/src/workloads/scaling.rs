@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::{Bench, Consumers, Metric, fill, metric};
 use crate::redis_admin;
-use crate::workload::{S_CONCURRENCY, S1_CONSUMERS, S1_DELAY_MS, bound_tasks_per_s};
+use crate::workload::{S_CONCURRENCY, S1_BOUND_TASKS_PER_S, S1_CONSUMERS, S1_DELAY_MS};
 
 const QUEUE: &str = "bench-s1";
 
@@ -20,14 +20,13 @@ const QUEUE: &str = "bench-s1";
 /// # Errors
 /// When a process or Redis fails, or the API was not called once per task.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
-    let bound = bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS);
     let mut metrics = Vec::new();
     let (mut one, mut all_tasks, mut all_cpu_s) = (0.0, 0, 0.0);
     for n in S1_CONSUMERS {
         let tasks = bench.settings.s1_tasks_per_consumer * n;
         let (tasks_per_s, consumer_cpu_s) = leg(bench, run, n, tasks).await?;
         (all_tasks, all_cpu_s) = (all_tasks + tasks, all_cpu_s + consumer_cpu_s);
-        let of_bound = tasks_per_s / (bound * n as f64);
+        let of_bound = tasks_per_s / (S1_BOUND_TASKS_PER_S * n as f64);
         metrics.push(metric(format!("n{n}_tasks_per_s"), "tasks/s", tasks_per_s));
         metrics.push(metric(format!("n{n}_of_bound"), "×", of_bound));
         if n == 1 {

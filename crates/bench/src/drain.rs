@@ -9,7 +9,6 @@
 //! orders come as JSON too, the one argument of `bench drain`.
 
 use std::future::Future;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -133,13 +132,13 @@ pub async fn done(queue: &Queue) -> Result<u64> {
     Ok(totals.get("done").copied().unwrap_or(0))
 }
 
-/// The parent's side: runs `bench drain` (`exe`) and reads its report; the child's log goes to
-/// the parent's stderr.
+/// The parent's side: runs `bench drain` (this executable) and reads its report; the child
+/// logs to the parent's stderr.
 ///
 /// # Errors
 /// When the child fails or prints no report.
-pub async fn in_child(exe: &Path, args: &DrainArgs) -> Result<DrainReport> {
-    let mut child = Command::new(exe);
+pub async fn in_child(args: &DrainArgs) -> Result<DrainReport> {
+    let mut child = Command::new(std::env::current_exe().context("finding this executable")?);
     child.arg("drain").arg(serde_json::to_string(args)?);
     child.env("RUST_LOG", "warn").stderr(Stdio::inherit());
     let within = Duration::from_secs(args.timeout_s + 30);

@@ -77,7 +77,6 @@ async fn run(cli: Cli) -> Result<()> {
         .filter(|w| cli.only.is_empty() || cli.only.contains(w))
         .copied()
         .collect();
-    let exe = std::env::current_exe().context("finding this executable")?;
     let bin_dir = cli.bin_dir.clone().map_or_else(testkit::binaries_dir, Ok)?;
     for name in workloads.iter().flat_map(|w| w.binaries()) {
         testkit::binary_in(&bin_dir, name)?;
@@ -91,7 +90,6 @@ async fn run(cli: Cli) -> Result<()> {
     let bench = Bench {
         redis: &redis,
         bin_dir,
-        exe,
         raw: cli.raw_dir.clone(),
         settings: cli.settings.clone(),
         http: {

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use redis::aio::MultiplexedConnection;
+use serde_json::json;
 
 use crate::redis_admin::info_field;
 
@@ -134,20 +135,15 @@ impl Usage {
     /// The per-command profile divided by `tasks`, as JSON: what one task costs Redis.
     pub fn profile_per_task(&self, tasks: u64) -> serde_json::Value {
         let n = tasks.max(1) as f64;
-        let commands: serde_json::Map<String, serde_json::Value> = self
-            .per_command
-            .iter()
-            .map(|(name, c)| {
-                let row = serde_json::json!({
-                    "calls_per_task": c.calls as f64 / n,
-                    "usec_per_task": c.usec as f64 / n,
-                    "calls": c.calls,
-                    "usec": c.usec,
-                });
-                (name.clone(), row)
-            })
-            .collect();
-        serde_json::json!({
+        let mut commands = serde_json::Map::new();
+        for (name, c) in &self.per_command {
+            let (calls, usec) = (c.calls as f64 / n, c.usec as f64 / n);
+            let row = json!({
+                "calls_per_task": calls, "usec_per_task": usec, "calls": c.calls, "usec": c.usec
+            });
+            commands.insert(name.clone(), row);
+        }
+        json!({
             "tasks": tasks,
             "commands_per_task": self.commands as f64 / n,
             "round_trips_per_task": self.round_trips() as f64 / n,

@@ -71,11 +71,9 @@ pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Res
 }
 
 async fn script_exists(conn: &mut MultiplexedConnection, sha: &str) -> Result<bool> {
-    let known: Vec<bool> = redis::cmd("SCRIPT")
-        .arg("EXISTS")
-        .arg(sha)
-        .query_async(conn)
-        .await?;
+    let mut exists = redis::cmd("SCRIPT");
+    exists.arg(&["EXISTS", sha]);
+    let known: Vec<bool> = exists.query_async(conn).await?;
     Ok(known.first().copied().unwrap_or(false))
 }
 
@@ -177,7 +175,8 @@ mod tests {
     #[test]
     fn requests_per_second_are_read_from_the_csv() {
         let csv = "\"test\",\"rps\",\"avg_latency_ms\",\"p99_latency_ms\"\n\
-                   \"EVALSHA abc 3 {taskq:q}:task:rb-__rand_int__ x,y\",\"14084.51\",\"0.190\",\"3.8\"\n";
+                   \"EVALSHA abc 3 {taskq:q}:task:rb-__rand_int__ x,y\",\
+                   \"14084.51\",\"0.190\",\"3.8\"\n";
         assert_eq!(csv_rps(csv), Some(14_084.51));
         assert_eq!(csv_rps("\"test\",\"avg\"\n\"x\",\"1\"\n"), None);
     }

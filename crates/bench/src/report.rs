@@ -61,13 +61,10 @@ pub struct WorkloadResult {
 /// One metric over runs.
 #[derive(Debug, Serialize)]
 pub struct MetricResult {
-    /// Its name.
-    pub name: String,
-    /// Its unit.
-    pub unit: String,
-    /// Median, min, max and every run.
+    name: String,
+    unit: String,
     #[serde(flatten)]
-    pub summary: Summary,
+    summary: Summary,
 }
 
 /// A figure computed from two workloads' medians.
@@ -194,8 +191,8 @@ impl Results {
         let mut out = format!(
             "# taskq benchmark\n\n\
              {date} · commit `{commit}` · Redis {redis} · {cores} cores ({cpu}), {mem} MiB, \
-             Linux {kernel} · load average at start {load} · {runs} run(s) per workload · whole run \
-             {secs:.0} s\n\n\
+             Linux {kernel} · load average at start {load} · {runs} run(s) per workload · \
+             whole run {secs:.0} s\n\n\
              | workload | metric | median | min | max | unit |\n|---|---|---:|---:|---:|---|\n",
         );
         for w in &self.workloads {

@@ -97,17 +97,17 @@ impl Workload {
                  process' share, and machine_busy_cores. redis_limit_*: Redis' own limit for the \
                  same script, redis-benchmark -c {clients} -n {requests} -r 1e8 EVALSHA of the \
                  library's enqueue script (SHA checked) on the queue's real keys with new names, \
-                 unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined \
-                 (-P 16, as the multiplexed connection pipelines concurrent calls); \
+                 unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined (-P \
+                 16, as the multiplexed connection pipelines concurrent calls); \
                  enqueue_of_redis_limit = enqueue_tasks_per_s / redis_limit_enqueue_per_s, \
                  enqueue_of_pipelined_redis_limit the same over the pipelined figure"
             ),
             Self::W2 => format!(
                 "drain {n} pre-enqueued tasks with the library Worker and a no-op handler, \
-                 concurrency {c}, batch size {b}, in a child process; timed from worker start until \
-                 the queue's done counter reached {n} (read every 5 ms); peak RSS of that child; \
-                 Redis' CPU per task and share of a core, and machine_busy_cores, over the child's \
-                 run"
+                 concurrency {c}, batch size {b}, in a child process; timed from worker start \
+                 until the queue's done counter reached {n} (read every 5 ms); peak RSS of that \
+                 child; Redis' CPU per task and share of a core, and machine_busy_cores, over the \
+                 child's run"
             ),
             Self::W2h => format!(
                 "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
@@ -118,19 +118,19 @@ impl Workload {
             ),
             Self::W3d => format!(
                 "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
-                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all done \
-                 against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
+                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all \
+                 done against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
                  {calls}; Redis round trips and CPU and consumer CPU per API call (poll); \
-                 machine_busy_cores over the drain. Before it, a mock-api of its own is timed alone \
-                 for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, api_p99_ms, \
-                 and ideal_with_measured_api_s = the same ideal with that mean instead of 20 ms, \
-                 x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean call \
-                 latency the consumer's own /metrics histogram recorded during the drain, and \
+                 machine_busy_cores over the drain. Before it, a mock-api of its own is timed \
+                 alone for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, \
+                 api_p99_ms, and ideal_with_measured_api_s = the same ideal with that mean instead \
+                 of 20 ms, x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean \
+                 call latency the consumer's own /metrics histogram recorded during the drain, and \
                  x_ideal_consumer_seen_api the wall time against the ideal with that mean"
             ),
             Self::W2hTls | Self::W3dTls => format!(
-                "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 \
-                 by ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
+                "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 by \
+                 ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
                  (openssl, prime256v1), which the consumer trusts through API_CA_FILE; everything \
                  else, and every figure, as {plain} (for W3d-tls, consumer_peak_rss_mib is the \
                  consumer with 100 TLS connections)"
@@ -145,11 +145,11 @@ impl Workload {
                 "scaling out: N = 1, 2, 4 release consumer processes (CONCURRENCY={S_CONCURRENCY} \
                  each, POLL_INTERVAL_MS=100) on one queue against one release mock-api \
                  (MOCK_DELAY_MS={S1_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1), so one consumer is bound \
-                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {S1_BOUND_TASKS_PER_S:.0} tasks/s; {s1} tasks per consumer \
-                 pre-enqueued (enqueue_many), timed from the first consumer's spawn until all are \
-                 done; API calls must equal the tasks. nK_over_n1 is N=K's tasks/s over N=1's in \
-                 the same run (target >= 0.8*K), nK_efficiency that ratio over K; \
-                 consumer_cpu_us_per_task is the consumers' CPU (all N) per task"
+                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {S1_BOUND_TASKS_PER_S:.0} tasks/s; {s1} \
+                 tasks per consumer pre-enqueued (enqueue_many), timed from the first consumer's \
+                 spawn until all are done; API calls must equal the tasks. nK_over_n1 is N=K's \
+                 tasks/s over N=1's in the same run (target >= 0.8*K), nK_efficiency that ratio \
+                 over K; consumer_cpu_us_per_task is the consumers' CPU (all N) per task"
             ),
             Self::S2 => format!(
                 "cluster against single Redis: 3 queues ({queues}), {s2} tasks each pre-enqueued \
@@ -157,10 +157,10 @@ impl Workload {
                  (QUEUES={queues}, CONCURRENCY={S_CONCURRENCY} per queue, so 150 in flight) \
                  against the release mock-api (MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); once on \
                  one redis-server, once on a 3-master local cluster (testkit's: redis-server \
-                 --cluster-enabled yes, slots split in three by CLUSTER ADDSLOTS, joined by CLUSTER \
-                 MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash tag lands \
-                 on its own master (checked); the order alternates by run; timed from consumer \
-                 spawn until all {total} are done; Redis CPU summed over the masters; \
+                 --cluster-enabled yes, slots split in three by CLUSTER ADDSLOTS, joined by \
+                 CLUSTER MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash \
+                 tag lands on its own master (checked); the order alternates by run; timed from \
+                 consumer spawn until all {total} are done; Redis CPU summed over the masters; \
                  busiest_master_cpu_share is the most loaded master's share of a core"
             ),
         }

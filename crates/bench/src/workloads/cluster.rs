@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
-use super::{Bench, Consumers, Drained, Metric, fill, metric, queue_on, write_profile};
+use super::{Bench, Consumers, Metric, fill, metric, queue_on, write_profile};
 use crate::redis_admin;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
@@ -112,19 +112,13 @@ async fn leg(
     write_profile(bench, &label, &drained.spent.redis, total)?;
     drained.finish(total).await.context(setup)?;
 
-    let Drained {
-        elapsed,
-        consumer_cpu_s,
-        spent,
-        ..
-    } = &drained;
-    let secs = elapsed.as_secs_f64();
+    let (spent, secs) = (&drained.spent, drained.elapsed.as_secs_f64());
     let busiest_cpu_s = spent.redis_each.iter().map(|u| u.cpu_s).fold(0.0, f64::max);
     let per_task = |x: f64| x / total as f64;
     let tasks_per_s = total as f64 / secs;
     let redis_us = per_task(spent.redis.cpu_s * 1e6);
     let trips = per_task(spent.redis.round_trips() as f64);
-    let consumer_us = per_task(consumer_cpu_s * 1e6);
+    let consumer_us = per_task(drained.consumer_cpu_s * 1e6);
     let name = |what: &str| format!("{setup}_{what}");
     let busiest_name = name(&format!("busiest_{busiest}_cpu_share"));
     Ok((

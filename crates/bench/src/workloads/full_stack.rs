@@ -16,9 +16,10 @@ use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Bench, Consumers, Metric, fill, metric, mib, redis_metrics, stop, write_profile};
+use super::{
+    Bench, Consumers, Drained, Metric, fill, metric, mib, redis_metrics, stop, write_profile,
+};
 use crate::redis_admin;
-use crate::window::Spent;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
 
 /// One full-stack drain.
@@ -50,38 +51,23 @@ impl Spec {
     }
 }
 
-/// What a drain measured.
-struct Outcome {
-    elapsed_s: f64,
-    /// The consumer's CPU seconds from its spawn until the tasks were done.
-    consumer_cpu_s: f64,
-    /// Redis' and the machine's CPU over the drain.
-    spent: Spent,
-    consumer_rss_mib: f64,
-    /// The mean API call latency the consumer itself measured (its `/metrics` histogram), ms.
-    api_seen_mean_ms: f64,
-}
-
 /// One run of W2h or W2h-tls.
 ///
 /// # Errors
 /// When a process or Redis fails, or the API was not called once per task.
 pub async fn w2h(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
     let spec = Spec::new(workload, bench.settings.tasks(workload));
-    let out = drain(bench, &spec, run).await?;
-    let (secs, tasks, cpu_s) = (out.elapsed_s, spec.tasks as f64, out.consumer_cpu_s);
+    let (drained, rss_mib, _) = drain(bench, &spec, run).await?;
+    let (secs, spent) = (drained.elapsed.as_secs_f64(), &drained.spent);
+    let (tasks, cpu_s) = (spec.tasks as f64, drained.consumer_cpu_s);
     let mut metrics = vec![
         metric("tasks_per_s", "tasks/s", tasks / secs),
-        metric("consumer_peak_rss_mib", "MiB", out.consumer_rss_mib),
+        metric("consumer_peak_rss_mib", "MiB", rss_mib),
         metric("consumer_cpu_us_per_task", "µs", cpu_s * 1e6 / tasks),
         metric("consumer_cpu_share", "cores", cpu_s / secs),
-        metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
+        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ];
-    metrics.extend(redis_metrics(
-        &out.spent.redis,
-        spec.tasks,
-        out.spent.elapsed,
-    ));
+    metrics.extend(redis_metrics(&spent.redis, spec.tasks, spent.elapsed));
     Ok(metrics)
 }
 
@@ -92,15 +78,15 @@ pub async fn w2h(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<
 pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
     let spec = Spec::new(workload, bench.settings.tasks(workload));
     let api = api_alone(bench, &spec, run).await?;
-    let out = drain(bench, &spec, run).await?;
-    let wall = out.elapsed_s;
+    let (drained, rss_mib, seen_ms) = drain(bench, &spec, run).await?;
+    let (wall, spent) = (drained.elapsed.as_secs_f64(), &drained.spent);
     let ideal = ideal_s(&spec, spec.delay_ms as f64);
     let ideal_measured = ideal_s(&spec, api.mean_ms);
-    let ideal_seen = ideal_s(&spec, out.api_seen_mean_ms);
+    let ideal_seen = ideal_s(&spec, seen_ms);
     let per_poll = |x: f64| x / (spec.tasks * spec.polls) as f64;
-    let trips = per_poll(out.spent.redis.round_trips() as f64);
-    let redis_us = per_poll(out.spent.redis.cpu_s * 1e6);
-    let consumer_us = per_poll(out.consumer_cpu_s * 1e6);
+    let trips = per_poll(spent.redis.round_trips() as f64);
+    let redis_us = per_poll(spent.redis.cpu_s * 1e6);
+    let consumer_us = per_poll(drained.consumer_cpu_s * 1e6);
     Ok(vec![
         metric("wall_s", "s", wall),
         metric("ideal_s", "s", ideal),
@@ -109,13 +95,13 @@ pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<
         metric("api_p99_ms", "ms", api.p99_ms),
         metric("ideal_with_measured_api_s", "s", ideal_measured),
         metric("x_ideal_measured_api", "×", wall / ideal_measured),
-        metric("consumer_seen_api_mean_ms", "ms", out.api_seen_mean_ms),
+        metric("consumer_seen_api_mean_ms", "ms", seen_ms),
         metric("x_ideal_consumer_seen_api", "×", wall / ideal_seen),
-        metric("consumer_peak_rss_mib", "MiB", out.consumer_rss_mib),
+        metric("consumer_peak_rss_mib", "MiB", rss_mib),
         metric("round_trips_per_poll", "round trips", trips),
         metric("redis_cpu_us_per_poll", "µs", redis_us),
         metric("consumer_cpu_us_per_poll", "µs", consumer_us),
-        metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
+        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ])
 }
 
@@ -198,7 +184,9 @@ fn latency(mut times: Vec<Duration>) -> Result<Latency> {
     })
 }
 
-async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
+/// Drains `spec`'s tasks; answers the drain (stopped), the consumer's peak RSS (MiB) and the mean
+/// API call latency it measured itself (its `/metrics` histogram, ms).
+async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64, f64)> {
     let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
     redis_admin::flush(bench.redis).await?;
     let queue_name = format!("bench-{}", spec.label);
@@ -221,22 +209,13 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
     let api_seen_mean_ms = api_seen_mean_ms(bench, *metrics).await?;
     let consumer_rss_kib = consumer.peak_rss_kib().context("no consumer peak RSS")?;
     drained.finish(tasks * spec.polls).await?;
-    Ok(Outcome {
-        elapsed_s: drained.elapsed.as_secs_f64(),
-        consumer_cpu_s: drained.consumer_cpu_s,
-        spent: drained.spent,
-        consumer_rss_mib: mib(consumer_rss_kib),
-        api_seen_mean_ms,
-    })
+    Ok((drained, mib(consumer_rss_kib), api_seen_mean_ms))
 }
 
 /// The mean of the consumer's API call latency histogram (`/metrics`), in ms.
 async fn api_seen_mean_ms(bench: &Bench<'_>, consumer: SocketAddr) -> Result<f64> {
-    let response = bench
-        .http
-        .get(format!("http://{consumer}/metrics"))
-        .send()
-        .await?;
+    let url = format!("http://{consumer}/metrics");
+    let response = bench.http.get(url).send().await?;
     let page = response.error_for_status()?.text().await?;
     let total = |series: &str| {
         page.lines()

@@ -73,7 +73,7 @@ async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Resul
         batch_size: bench.settings.w2_batch_size,
         timeout_s: 120,
     };
-    let report = in_child(&bench.exe, &args).await?;
+    let report = in_child(&args).await?;
     let spent = window.close().await?;
     write_profile(bench, label, &spent.redis, tasks)?;
     let (stale, errors) = (report.stale, report.redis_errors);

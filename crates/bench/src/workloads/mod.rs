@@ -48,8 +48,6 @@ pub struct Bench<'a> {
     pub redis: &'a RedisServer,
     /// Where the release binaries are (each workload's were checked to be there).
     pub bin_dir: PathBuf,
-    /// This executable, for the `drain` child.
-    pub exe: PathBuf,
     /// Where child logs and wrk's script go (git-ignored).
     pub raw: PathBuf,
     /// Sizes and knobs.

@@ -61,12 +61,7 @@ async fn leg(bench: &Bench<'_>, run: u32, n: u64, tasks: u64) -> Result<(f64, f6
         within: Duration::from_secs(120),
     };
     let mut drained = bench.drain_by_consumers(&consumers).await?;
-    drained
-        .finish(tasks)
-        .await
-        .with_context(|| format!("N={n}"))?;
-    Ok((
-        tasks as f64 / drained.elapsed.as_secs_f64(),
-        drained.consumer_cpu_s,
-    ))
+    drained.finish(tasks).await.context(format!("N={n}"))?;
+    let tasks_per_s = tasks as f64 / drained.elapsed.as_secs_f64();
+    Ok((tasks_per_s, drained.consumer_cpu_s))
 }

@@ -12,11 +12,11 @@
 //!
 //! # Layout
 //! - [`redis_admin`]: the benchmark's own commands to its Redis (`FLUSHALL`, `INFO`).
-//! - [`command`]: `wrk`, `redis-benchmark` and the `drain` child, run to their end.
-//! - [`probe`]: Redis' own counters (commands by name, CPU time) read around a workload.
-//! - [`window`]: a measured window: wall time, Redis', the machine's (`/proc/stat`) and a
+//! - `command`: `wrk`, `redis-benchmark` and the `drain` child, run to their end.
+//! - `probe`: Redis' own counters (commands by name, CPU time) read around a workload.
+//! - `window`: a measured window: wall time, Redis', the machine's (`/proc/stat`) and a
 //!   chosen process' CPU.
-//! - [`redis_limit`]: `redis-benchmark` running the library's enqueue script: Redis' own limit.
+//! - `redis_limit`: `redis-benchmark` running the library's enqueue script: Redis' own limit.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
 //! - [`workload`]: the workloads, what each measures, and the sizes of a run.
 //! - [`workloads`]: one module per workload; each run answers named metrics.

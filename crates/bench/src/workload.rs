@@ -15,7 +15,7 @@ pub const POLL_INTERVAL_MS: u64 = 100;
 /// S1 and S2: each consumer's `CONCURRENCY` (per queue).
 pub const S_CONCURRENCY: u64 = 50;
 /// S2: the queues, in the order the consumer is given them. On the cluster each lands on its own
-/// master (checked in every run: see [`cluster`]).
+/// master (checked in every run: see [`crate::workloads::cluster`]).
 pub const S2_QUEUES: [&str; 3] = ["q-a", "q-b", "q-c"];
 
 /// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the chunk size).

@@ -1,8 +1,8 @@
 //! W1b: enqueue through the library, without HTTP: one at a time with 64 in flight on one queue
 //! handle (one multiplexed connection, as the anchors' 64 lanes), then `enqueue_many` in chunks
 //! (the anchors' `addBulk`); connection set-up is untimed, as for the anchors. With Redis' own
-//! limit for the same script ([`crate::redis_limit`]) and where the CPU went, the figures say
-//! whether the library, Redis or the machine bounds them.
+//! limit for the same script (`redis_limit`) and where the CPU went, the figures say whether the
+//! library, Redis or the machine bounds them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,10 +5,10 @@
 //! buffers, as a real consumer process would be. The child times from just before the worker
 //! starts (its Redis connection is made inside the timing, as a fresh consumer's is) until the
 //! queue's `done` counter has grown by the number of tasks asked for, read every 5 ms on a
-//! connection of its own; then it stops the worker and prints one `DRAIN {json}` line.
+//! connection of its own; then it stops the worker and prints one `DRAIN {json}` line. Its
+//! orders come as JSON too, the one argument of `bench drain`.
 
 use std::future::Future;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,14 +20,14 @@ use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::command::output_of;
 use crate::window::cpu_seconds;
 
 /// How often the queue's counters are read while waiting for the drain to end.
 const POLL: Duration = Duration::from_millis(5);
 
 /// Answers every task "done" at once: the queue's own cost is all that remains.
-#[derive(Debug, Clone, Copy)]
-pub struct NoopHandler;
+struct NoopHandler;
 
 impl Handler for NoopHandler {
     fn handle(&self, _task: &ClaimedTask) -> impl Future<Output = Outcome> + Send {
@@ -36,53 +36,25 @@ impl Handler for NoopHandler {
 }
 
 /// What the child is asked to do.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrainArgs {
     /// Redis to use.
-    #[arg(long)]
     pub redis_url: String,
     /// The queue to drain.
-    #[arg(long)]
     pub queue: String,
     /// Stop timing once this many more tasks are done than when the child started.
-    #[arg(long)]
     pub tasks: u64,
     /// Worker concurrency.
-    #[arg(long)]
     pub concurrency: usize,
     /// Worker batch size (tasks per claim at most).
-    #[arg(long)]
     pub batch_size: usize,
     /// Give up after this many seconds.
-    #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
-}
-
-impl DrainArgs {
-    fn to_args(&self) -> Vec<String> {
-        vec![
-            "drain".into(),
-            "--redis-url".into(),
-            self.redis_url.clone(),
-            "--queue".into(),
-            self.queue.clone(),
-            "--tasks".into(),
-            self.tasks.to_string(),
-            "--concurrency".into(),
-            self.concurrency.to_string(),
-            "--batch-size".into(),
-            self.batch_size.to_string(),
-            "--timeout-s".into(),
-            self.timeout_s.to_string(),
-        ]
-    }
 }
 
 /// What the child measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrainReport {
-    /// Tasks timed.
-    pub tasks: u64,
     /// Seconds from worker start until they were done.
     pub elapsed_s: f64,
     /// The child's peak RSS (KiB) at the end, the worker having run.
@@ -97,12 +69,13 @@ pub struct DrainReport {
 
 const MARK: &str = "DRAIN ";
 
-/// The child's side: drains, then prints the report on stdout.
+/// The child's side: drains as `args` (a [`DrainArgs`] in JSON) says, then prints the report on
+/// stdout.
 ///
 /// # Errors
-/// When Redis fails or the drain does not end in time.
-pub async fn run_child(args: &DrainArgs) -> Result<()> {
-    let report = drain(args).await?;
+/// When the orders are unreadable, Redis fails or the drain does not end in time.
+pub async fn run_child(args: &str) -> Result<()> {
+    let report = drain(&serde_json::from_str(args).context("reading the drain's orders")?).await?;
     println!("{MARK}{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -112,16 +85,13 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let open = || Queue::open(&url, &ConnectOptions::default(), &args.queue);
     let (queue, watch) = (open()?, open()?);
     let target = done(&watch).await? + args.tasks;
-    let worker = Worker::new(
-        queue,
-        NoopHandler,
-        WorkerConfig {
-            concurrency: args.concurrency,
-            batch_size: args.batch_size,
-            idle_poll: Some(Duration::from_millis(100)),
-            ..WorkerConfig::default()
-        },
-    );
+    let config = WorkerConfig {
+        concurrency: args.concurrency,
+        batch_size: args.batch_size,
+        idle_poll: Some(Duration::from_millis(100)),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(queue, NoopHandler, config);
     let stats = worker.stats();
     let (stop, stopped) = oneshot::channel::<()>();
     let give_up = Duration::from_secs(args.timeout_s);
@@ -142,16 +112,12 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let elapsed = timeout(give_up, reached).await;
     let _ = stop.send(());
     running.await.context("the worker task failed")?;
-    let (elapsed, cpu_after) = match elapsed {
-        Ok(reached) => reached?,
-        Err(_) => bail!(
-            "{} tasks not done within {give_up:?} (done so far by this worker: {})",
-            args.tasks,
-            stats.done.load(Ordering::Relaxed)
-        ),
+    let Ok(reached) = elapsed else {
+        let (tasks, so_far) = (args.tasks, stats.done.load(Ordering::Relaxed));
+        bail!("{tasks} tasks not done within {give_up:?} (this worker did {so_far})");
     };
+    let (elapsed, cpu_after) = reached?;
     Ok(DrainReport {
-        tasks: args.tasks,
         elapsed_s: elapsed.as_secs_f64(),
         peak_rss_kib: testkit::peak_rss_kib(me).context("no peak RSS of this process")?,
         cpu_s: cpu_after - cpu_before,
@@ -161,41 +127,22 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
 }
 
 /// The queue's `done` counter.
-///
-/// # Errors
-/// When Redis fails.
 pub async fn done(queue: &Queue) -> Result<u64> {
-    Ok(queue
-        .stats()
-        .await?
-        .totals
-        .get("done")
-        .copied()
-        .unwrap_or(0))
+    let totals = queue.stats().await?.totals;
+    Ok(totals.get("done").copied().unwrap_or(0))
 }
 
-/// The parent's side: runs `bench drain` (`exe`) and reads its report.
+/// The parent's side: runs `bench drain` (this executable) and reads its report; the child
+/// logs to the parent's stderr.
 ///
 /// # Errors
 /// When the child fails or prints no report.
-pub async fn in_child(exe: &Path, args: &DrainArgs) -> Result<DrainReport> {
-    let child = Command::new(exe)
-        .args(args.to_args())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {} drain", exe.display()))?;
-    let limit = Duration::from_secs(args.timeout_s + 30);
-    let output = timeout(limit, child.wait_with_output())
-        .await
-        .with_context(|| format!("the drain child did not exit within {limit:?}"))??;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!("the drain child failed ({})", output.status);
-    }
+pub async fn in_child(args: &DrainArgs) -> Result<DrainReport> {
+    let mut child = Command::new(std::env::current_exe().context("finding this executable")?);
+    child.arg("drain").arg(serde_json::to_string(args)?);
+    child.env("RUST_LOG", "warn").stderr(Stdio::inherit());
+    let within = Duration::from_secs(args.timeout_s + 30);
+    let stdout = output_of(&mut child, within, "this executable's hidden subcommand").await?;
     let line = stdout
         .lines()
         .find_map(|line| line.strip_prefix(MARK))

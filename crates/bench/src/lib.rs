@@ -4,44 +4,30 @@
 //!
 //! Two kinds of workload, because the question is twofold. The library ones (W1b, W2, W4) measure
 //! the queue apart from HTTP: is `taskq` bound by Redis or by its own code? The process ones (W1,
-//! W2h, W3d) run the release binaries exactly as a user does, with their environment contract, so
-//! the figures are comparable with the anchors in `shared/anchors`, which time the same things the
-//! same way. Peak memory is `VmHWM` of the process that does the work; that is why the library
-//! worker of W2 and W4 runs in a child process (bench's hidden `drain` subcommand): the parent's
-//! enqueue buffers never count against it.
-//!
-//! Issue 5's workloads are process ones too: S1 runs 1, 2 and 4 `consumer` processes against a
-//! slow API (does throughput grow with consumers?), S2 the same three queues on one Redis and on
-//! a three-master cluster. The capacity maths (shards and consumers for a given load) is derived
-//! from W2h's and W3d's Redis and consumer CPU per task and per poll (see `main.rs`).
-//!
-//! Redis, the cluster and the release binaries are started by `testkit`, the harness the tests
-//! use too, through its fallible constructors: a run that cannot start something fails with the
-//! reason and the others go on.
+//! W2h, W3d, S1, S2) run the release binaries exactly as a user does, with their environment
+//! contract, so the figures are comparable with the anchors in `shared/anchors`, which time the
+//! same things the same way. Peak memory is `VmHWM` of the process that does the work. Redis, the
+//! cluster and the binaries are started by `testkit`'s fallible constructors: a run that cannot
+//! start something fails with the reason and the others go on.
 //!
 //! # Layout
 //! - [`redis_admin`]: the benchmark's own commands to its Redis (`FLUSHALL`, `INFO`).
-//! - [`command`]: `wrk` and `redis-benchmark`, run to their end.
-//! - [`probe`]: Redis' own counters (commands by name, CPU time) read around a workload.
-//! - [`machine_cpu`]: the whole machine's busy cores (`/proc/stat`) around a workload.
-//! - [`window`]: a measured window: wall time, Redis', the machine's and chosen processes' CPU.
-//! - [`redis_limit`]: `redis-benchmark` running the library's enqueue script: Redis' own limit.
-//! - [`api_latency`]: the mock API's latency alone, at W3d's concurrency.
+//! - `command`: `wrk`, `redis-benchmark` and the `drain` child, run to their end.
+//! - `probe`: Redis' own counters (commands by name, CPU time) read around a workload.
+//! - `window`: a measured window: wall time, Redis', the machine's (`/proc/stat`) and a
+//!   chosen process' CPU.
+//! - `redis_limit`: `redis-benchmark` running the library's enqueue script: Redis' own limit.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
 //! - [`workload`]: the workloads, what each measures, and the sizes of a run.
 //! - [`workloads`]: one module per workload; each run answers named metrics.
-//! - [`summary`]: median, min and max over runs.
-//! - [`report`]: the machine's facts and the two result files.
+//! - [`report`]: median, min and max over runs, the machine's facts, and the two result files.
 
-pub mod api_latency;
-pub mod command;
+mod command;
 pub mod drain;
-pub mod machine_cpu;
-pub mod probe;
+mod probe;
 pub mod redis_admin;
-pub mod redis_limit;
+mod redis_limit;
 pub mod report;
-pub mod summary;
-pub mod window;
+mod window;
 pub mod workload;
 pub mod workloads;

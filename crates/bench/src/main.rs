@@ -5,17 +5,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use bench::drain::{DrainArgs, run_child};
+use bench::drain::run_child;
 use bench::redis_admin;
 use bench::report::{
     Derived, Machine, MetricResult, Results, WorkloadResult, git_commit, load_avg, now_utc,
 };
-use bench::summary::summarize;
 use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
 use bench::workloads::{
     Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, scaling,
 };
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use service::{LogFormat, init_tracing};
 use testkit::RedisServer;
 use tracing::{info, warn};
@@ -32,9 +31,8 @@ struct Cli {
     /// Runs per workload.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     runs: u32,
-    /// Workloads to run, comma-separated (W1, W1b, W2, W2h, W3d, W2h-tls, W3d-tls, W4, S1, S2);
-    /// default all.
-    #[arg(long, value_delimiter = ',')]
+    /// Workloads to run, comma-separated, in any case; default all.
+    #[arg(long, value_delimiter = ',', ignore_case = true)]
     only: Vec<Workload>,
     /// The JSON results; the markdown table goes beside it (.md).
     #[arg(long, default_value = "bench/results.json")]
@@ -56,7 +54,10 @@ struct Cli {
 enum Cmd {
     /// Internal: drain a queue with the library worker and print a report (run by bench itself).
     #[command(hide = true)]
-    Drain(DrainArgs),
+    Drain {
+        /// What to drain, as JSON (see `DrainArgs`).
+        orders: String,
+    },
 }
 
 #[tokio::main]
@@ -64,26 +65,19 @@ async fn main() -> Result<()> {
     init_tracing(LogFormat::Text);
     let cli = Cli::parse();
     match &cli.command {
-        Some(Cmd::Drain(args)) => run_child(args).await,
+        Some(Cmd::Drain { orders }) => run_child(orders).await,
         None => run(cli).await,
     }
 }
 
 async fn run(cli: Cli) -> Result<()> {
     let started = Instant::now();
-    let workloads = if cli.only.is_empty() {
-        Workload::ALL.to_vec()
-    } else {
-        Workload::ALL
-            .into_iter()
-            .filter(|w| cli.only.contains(w))
-            .collect()
-    };
-    let exe = std::env::current_exe().context("finding this executable")?;
-    let bin_dir = match &cli.bin_dir {
-        Some(dir) => dir.clone(),
-        None => testkit::binaries_dir()?,
-    };
+    let workloads: Vec<Workload> = Workload::value_variants()
+        .iter()
+        .filter(|w| cli.only.is_empty() || cli.only.contains(w))
+        .copied()
+        .collect();
+    let bin_dir = cli.bin_dir.clone().map_or_else(testkit::binaries_dir, Ok)?;
     for name in workloads.iter().flat_map(|w| w.binaries()) {
         testkit::binary_in(&bin_dir, name)?;
     }
@@ -96,7 +90,6 @@ async fn run(cli: Cli) -> Result<()> {
     let bench = Bench {
         redis: &redis,
         bin_dir,
-        exe,
         raw: cli.raw_dir.clone(),
         settings: cli.settings.clone(),
         http: {
@@ -139,7 +132,7 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// Runs `workload` `runs` times; a failed run is recorded with its reason and counts no figure.
 async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadResult {
-    let mut values: Vec<Metric> = Vec::new();
+    let mut measured: Vec<Metric> = Vec::new();
     let mut failures = Vec::new();
     for run in 1..=runs {
         let started = Instant::now();
@@ -147,65 +140,32 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
             Workload::W1 => http_enqueue::run(bench, run).await,
             Workload::W1b => enqueue::run(bench, run).await,
             Workload::W2 => library_drain::w2(bench, run).await,
-            Workload::W2h => full_stack::w2h(bench, run, false).await,
-            Workload::W3d => full_stack::w3d(bench, run, false).await,
-            Workload::W2hTls => full_stack::w2h(bench, run, true).await,
-            Workload::W3dTls => full_stack::w3d(bench, run, true).await,
+            Workload::W2h | Workload::W2hTls => full_stack::w2h(bench, workload, run).await,
+            Workload::W3d | Workload::W3dTls => full_stack::w3d(bench, workload, run).await,
             Workload::W4 => library_drain::w4(bench, run).await,
             Workload::S1 => scaling::run(bench, run).await,
             Workload::S2 => cluster::run(bench, run).await,
         };
+        let (id, took_s) = (workload.id(), started.elapsed().as_secs());
         match outcome {
             Ok(metrics) => {
                 let line: Vec<String> = metrics
                     .iter()
                     .map(|m| format!("{}={:.3}", m.name, m.value))
                     .collect();
-                info!(
-                    workload = workload.id(),
-                    run,
-                    took_s = started.elapsed().as_secs(),
-                    "{}",
-                    line.join(" ")
-                );
-                values.extend(metrics);
+                info!(workload = id, run, took_s, "{}", line.join(" "));
+                measured.extend(metrics);
             }
             Err(err) => {
-                warn!(
-                    workload = workload.id(),
-                    run,
-                    error = format!("{err:#}"),
-                    "run failed"
-                );
+                warn!(workload = id, run, error = format!("{err:#}"), "run failed");
                 failures.push(format!("run {run}: {err:#}"));
             }
         }
     }
-    let mut names: Vec<(&'static str, &'static str)> = Vec::new();
-    for m in &values {
-        if !names.iter().any(|(name, _)| *name == m.name) {
-            names.push((m.name, m.unit));
-        }
-    }
-    let metrics = names
-        .into_iter()
-        .filter_map(|(name, unit)| {
-            let runs: Vec<f64> = values
-                .iter()
-                .filter(|m| m.name == name)
-                .map(|m| m.value)
-                .collect();
-            Some(MetricResult {
-                name: name.into(),
-                unit: unit.into(),
-                summary: summarize(&runs)?,
-            })
-        })
-        .collect();
     WorkloadResult {
         id: workload.id().into(),
         description: workload.describe(&bench.settings),
-        metrics,
+        metrics: MetricResult::by_name(measured),
         failures,
     }
 }
@@ -215,8 +175,9 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
 const SHARD_HEADROOM: f64 = 0.7;
 
 /// Figures computed from several workloads' medians: the ratios issue 4 asks for, and the
-/// capacity maths of issue 5 for `load` API polls per second.
-fn derived(results: &Results, load: f64) -> Vec<Derived> {
+/// capacity maths of issue 5 for `l` API polls per second.
+fn derived(results: &Results, l: f64) -> Vec<Derived> {
+    let median = |id: &str, metric: &str| results.median(id, metric);
     let mut out = Vec::new();
     let mut push = |name: String, formula: String, value: f64| {
         out.push(Derived {
@@ -225,92 +186,57 @@ fn derived(results: &Results, load: f64) -> Vec<Derived> {
             value,
         });
     };
-    if let (Some(w4), Some(w2)) = (
-        results.median("W4", "tasks_per_s"),
-        results.median("W2", "tasks_per_s"),
-    ) {
-        push(
-            "W4 / W2".into(),
-            "median tasks/s of W4 over median tasks/s of W2".into(),
-            w4 / w2,
-        );
+    if let (Some(w4), Some(w2)) = (median("W4", "tasks_per_s"), median("W2", "tasks_per_s")) {
+        let formula = "median tasks/s of W4 over median tasks/s of W2";
+        push("W4 / W2".into(), formula.into(), w4 / w2);
     }
-    if let Some(rss) = results.median("W1", "producer_peak_rss_mib") {
-        push(
-            "M producer (MiB)".into(),
-            "W1 producer peak RSS, median".into(),
-            rss,
-        );
-    }
-    if let Some(rss) = results.median("W3d", "consumer_peak_rss_mib") {
-        push(
-            "M consumer (MiB)".into(),
-            "W3d consumer peak RSS, median".into(),
-            rss,
-        );
+    for (what, id) in [("producer", "W1"), ("consumer", "W3d")] {
+        if let Some(rss) = median(id, &format!("{what}_peak_rss_mib")) {
+            let name = format!("M {what} (MiB)");
+            push(name, format!("{id} {what} peak RSS, median"), rss);
+        }
     }
 
     // Capacity: what one Redis core does, from the CPU Redis spent per task (W2, W2h) and per
     // API call (W3d: two "processing" answers and one "done" per task).
-    let mut redis_us: Vec<(&str, f64)> = Vec::new();
-    for (id, metric, what) in [
-        ("W2", "redis_cpu_us_per_task", "task"),
-        ("W2h", "redis_cpu_us_per_task", "task"),
-        ("W3d", "redis_cpu_us_per_poll", "poll"),
-    ] {
-        if let Some(us) = results.median(id, metric) {
-            push(
-                format!("one shard, {what}s/s at 100 % of a core ({id})"),
-                format!("1e6 / {id} {metric} ({us:.1} µs)"),
-                1e6 / us,
-            );
-            redis_us.push((id, us));
+    let mut costliest: Option<(&str, f64)> = None;
+    for (id, what) in [("W2", "task"), ("W2h", "task"), ("W3d", "poll")] {
+        let metric = format!("redis_cpu_us_per_{what}");
+        if let Some(us) = median(id, &metric) {
+            let name = format!("one shard, {what}s/s at 100 % of a core ({id})");
+            push(name, format!("1e6 / {id} {metric} ({us:.1} µs)"), 1e6 / us);
+            if id != "W2" && costliest.is_none_or(|(_, most)| us > most) {
+                costliest = Some((id, us));
+            }
         }
     }
-    let l = load;
-    if let Some(&(id, us)) = redis_us
-        .iter()
-        .filter(|(id, _)| *id != "W2")
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-    {
+    if let Some((id, us)) = costliest {
         let cores = l * us / 1e6;
-        push(
-            format!("Redis cores for {l:.0} polls/s"),
-            format!("{l:.0} × {us:.1} µs ({id}, the costlier full-stack figure) / 1e6"),
-            cores,
+        let formula = format!("{l:.0} × {us:.1} µs ({id}, the costlier full-stack figure) / 1e6");
+        push(format!("Redis cores for {l:.0} polls/s"), formula, cores);
+        let headroom = SHARD_HEADROOM * 100.0;
+        let formula = format!(
+            "ceil(Redis cores / {SHARD_HEADROOM}): each shard at most {headroom:.0} % of its core"
         );
-        push(
-            format!("shards for {l:.0} polls/s"),
-            format!(
-                "ceil(Redis cores / {SHARD_HEADROOM}): each shard at most {:.0} % of its core",
-                SHARD_HEADROOM * 100.0
-            ),
-            (cores / SHARD_HEADROOM).ceil(),
-        );
+        let shards = (cores / SHARD_HEADROOM).ceil();
+        push(format!("shards for {l:.0} polls/s"), formula, shards);
     }
-    for (id, metric) in [
-        ("W2h", "consumer_cpu_us_per_task"),
-        ("W3d", "consumer_cpu_us_per_poll"),
-        ("S1", "consumer_cpu_us_per_task"),
-    ] {
-        if let Some(us) = results.median(id, metric) {
-            push(
-                format!("consumer cores for {l:.0} polls/s ({id})"),
-                format!("{l:.0} × {us:.1} µs ({id} {metric}) / 1e6"),
-                l * us / 1e6,
-            );
+    for (id, what) in [("W2h", "task"), ("W3d", "poll"), ("S1", "task")] {
+        let metric = format!("consumer_cpu_us_per_{what}");
+        if let Some(us) = median(id, &metric) {
+            let name = format!("consumer cores for {l:.0} polls/s ({id})");
+            let formula = format!("{l:.0} × {us:.1} µs ({id} {metric}) / 1e6");
+            push(name, formula, l * us / 1e6);
         }
     }
-    if let Some(one) = results.median("S1", "n1_tasks_per_s") {
-        push(
-            format!(
-                "consumers for {l:.0} polls/s at {S1_DELAY_MS} ms, CONCURRENCY={S_CONCURRENCY} (S1)"
-            ),
-            format!(
-                "ceil({l:.0} / {one:.0} tasks/s, one consumer's rate in S1; S1 shows it adds up)"
-            ),
-            (l / one).ceil(),
+    if let Some(one) = median("S1", "n1_tasks_per_s") {
+        let name = format!(
+            "consumers for {l:.0} polls/s at {S1_DELAY_MS} ms, CONCURRENCY={S_CONCURRENCY} (S1)"
         );
+        let formula = format!(
+            "ceil({l:.0} / {one:.0} tasks/s, one consumer's rate in S1; S1 shows it adds up)"
+        );
+        push(name, formula, (l / one).ceil());
     }
     out
 }

@@ -9,31 +9,21 @@ use anyhow::{Context, Result};
 use redis::aio::MultiplexedConnection;
 use testkit::RedisServer;
 
-/// How long the benchmark's own commands may take.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// A fresh connection to `server` for the benchmark's own commands.
-///
-/// # Errors
-/// When the server does not accept it.
 pub async fn connect(server: &RedisServer) -> Result<MultiplexedConnection> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(ADMIN_TIMEOUT));
-    Ok(redis::Client::open(server.url())?
+        .set_response_timeout(Some(Duration::from_secs(60)));
+    let client = redis::Client::open(server.url())?;
+    Ok(client
         .get_multiplexed_async_connection_with_config(&config)
         .await?)
 }
 
 /// Empties `server`: every run starts from nothing.
-///
-/// # Errors
-/// When Redis fails.
 pub async fn flush(server: &RedisServer) -> Result<()> {
-    let () = redis::cmd("FLUSHALL")
-        .query_async(&mut connect(server).await?)
-        .await?;
-    Ok(())
+    let mut conn = connect(server).await?;
+    Ok(redis::cmd("FLUSHALL").query_async(&mut conn).await?)
 }
 
 /// The value of `field` in `server`'s `INFO section`.
@@ -41,22 +31,20 @@ pub async fn flush(server: &RedisServer) -> Result<()> {
 /// # Errors
 /// When Redis fails or does not say.
 pub async fn info(server: &RedisServer, section: &str, field: &str) -> Result<String> {
+    let mut conn = connect(server).await?;
     let info: String = redis::cmd("INFO")
         .arg(section)
-        .query_async(&mut connect(server).await?)
+        .query_async(&mut conn)
         .await?;
-    info_field(&info, field)
-        .map(str::to_owned)
-        .with_context(|| format!("no {field} in INFO {section}"))
+    let value =
+        info_field(&info, field).with_context(|| format!("no {field} in INFO {section}"))?;
+    Ok(value.to_owned())
 }
 
 /// The value of `field` in an `INFO` answer (`field:value` lines).
 pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
-    info.lines().find_map(|line| {
-        line.strip_prefix(field)
-            .and_then(|rest| rest.strip_prefix(':'))
-            .map(str::trim)
-    })
+    let value = |line: &'a str| line.strip_prefix(field)?.strip_prefix(':');
+    info.lines().find_map(value).map(str::trim)
 }
 
 #[cfg(test)]

@@ -5,26 +5,25 @@
 //! This is the limit of one enqueue per script call: `redis-benchmark` is a small C client, so
 //! its figure is about as much as Redis serves on this machine for such calls. The library's
 //! concurrent enqueues share calls (`taskq`'s `enqueue` module), which is how W1b passes it; the
-//! ratio of the two shows what sharing is worth. The script is the library's own text
-//! (`prelude.lua` + `enqueue.lua`, as `taskq::scripts` builds it), proven identical by its SHA:
-//! Redis knows it after one `Queue::enqueue` and not before. The keys are the queue's own
-//! (`Queue::keys`); the run is checked through the library afterwards (its counters and due set
-//! count the tasks, and a sample of records is read back).
+//! ratio of the two shows what sharing is worth. The script is the library's own text, proven
+//! identical by its SHA, on the queue's own keys (`Queue::keys`); the run is checked through the
+//! library afterwards.
 //!
 //! `redis-benchmark` draws every `__rand_int__` apart, so a task's record key and the name it
 //! queues carry different numbers; both are new, of the same length, so the script does the same
 //! work as for a real new task. About one draw in a thousand repeats (200,000 among 10^8) and
 //! takes the duplicate path.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use taskq::{Queue, TaskName};
+use testkit::RedisServer;
 use tokio::process::Command;
 use tracing::info;
-
-use testkit::RedisServer;
 
 use crate::command::output_of;
 use crate::redis_admin;
@@ -55,9 +54,6 @@ pub struct LimitRun {
 /// Checks that the library's enqueue script is [`ENQUEUE_SCRIPT`] and answers its SHA: after a
 /// `SCRIPT FLUSH` Redis does not know that SHA, and after one `Queue::enqueue` it does. Leaves
 /// one task in `queue` ([`run`] empties Redis first).
-///
-/// # Errors
-/// When Redis fails, or the library runs another script.
 pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Result<String> {
     let sha = redis::Script::new(ENQUEUE_SCRIPT).get_hash().to_owned();
     let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(conn).await?;
@@ -75,20 +71,15 @@ pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Res
 }
 
 async fn script_exists(conn: &mut MultiplexedConnection, sha: &str) -> Result<bool> {
-    let known: Vec<bool> = redis::cmd("SCRIPT")
-        .arg("EXISTS")
-        .arg(sha)
-        .query_async(conn)
-        .await?;
+    let mut exists = redis::cmd("SCRIPT");
+    exists.arg(&["EXISTS", sha]);
+    let known: Vec<bool> = exists.query_async(conn).await?;
     Ok(known.first().copied().unwrap_or(false))
 }
 
 /// Empties Redis, then runs `program` (`redis-benchmark`) once with `pipeline` calls per client
 /// in flight, each an `EVALSHA` of `sha` enqueueing a new task into `queue`; then checks through
 /// the library that the tasks are there.
-///
-/// # Errors
-/// When `redis-benchmark` is missing or fails, or the tasks are not where the library looks.
 pub async fn run(
     redis: &RedisServer,
     program: &str,
@@ -104,8 +95,7 @@ pub async fn run(
         .with_context(|| format!("task records no longer end in task: ({prefix})"))?;
     let ttl_ms = queue.enqueue_policy().result_ttl.as_millis().to_string();
     redis_admin::flush(redis).await?;
-    let mut conn = redis_admin::connect(redis).await?;
-    let window = Window::open(&mut conn, &[]).await?;
+    let window = Window::open(&[redis], None).await?;
     let stdout = output_of(
         Command::new(program)
             .args(["-h", "127.0.0.1", "-p", &redis.port().to_string()])
@@ -115,15 +105,16 @@ pub async fn run(
             .arg(format!("{prefix}rb-__rand_int__"))
             // One task per call, answering its record if it was already there, no payload, due
             // now.
-            .args([&ttl_ms, "1", prefix, "", ""]),
+            .args([&ttl_ms, "1", prefix, "", ""])
+            .stderr(Stdio::piped()),
         Duration::from_secs(300),
         "Debian's redis-tools; scripts/setup installs it",
     )
     .await?;
-    let spent = window.close(&mut conn).await?;
+    let spent = window.close().await?;
     let requests_per_s = csv_rps(&stdout)
         .with_context(|| format!("no requests/s in redis-benchmark's output:\n{stdout}"))?;
-    check_written(&mut conn, queue, pipeline).await?;
+    check_written(&mut redis_admin::connect(redis).await?, queue, pipeline).await?;
     Ok(LimitRun {
         requests_per_s,
         spent,
@@ -147,20 +138,12 @@ async fn check_written(
             stats.counts.due
         );
     }
-    let (_, sample): (u64, Vec<String>) = redis::cmd("SCAN")
-        .arg(0)
-        .arg("MATCH")
-        .arg(format!("{}*", queue.keys().task_prefix()))
-        .arg("COUNT")
-        .arg(100)
-        .query_async(conn)
-        .await?;
+    let pattern = format!("{}*", queue.keys().task_prefix());
+    let mut scan = redis::cmd("SCAN");
+    scan.arg(0).arg(&["MATCH", &pattern, "COUNT", "100"]);
+    let (_, sample): (u64, Vec<String>) = scan.query_async(&mut *conn).await?;
     let first = sample.first().context("SCAN found no task record")?;
-    let state: Option<String> = redis::cmd("HGET")
-        .arg(first)
-        .arg("state")
-        .query_async(conn)
-        .await?;
+    let state: Option<String> = conn.hget(first, "state").await?;
     if state.as_deref() != Some("queued") {
         bail!("{first} holds state {state:?}, not queued");
     }
@@ -193,7 +176,8 @@ mod tests {
     #[test]
     fn requests_per_second_are_read_from_the_csv() {
         let csv = "\"test\",\"rps\",\"avg_latency_ms\",\"p99_latency_ms\"\n\
-                   \"EVALSHA abc 3 {taskq:q}:task:rb-__rand_int__ x,y\",\"14084.51\",\"0.190\",\"3.8\"\n";
+                   \"EVALSHA abc 3 {taskq:q}:task:rb-__rand_int__ x,y\",\
+                   \"14084.51\",\"0.190\",\"3.8\"\n";
         assert_eq!(csv_rps(csv), Some(14_084.51));
         assert_eq!(csv_rps("\"test\",\"avg\"\n\"x\",\"1\"\n"), None);
     }

@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::summary::Summary;
+use crate::workloads::Metric;
 
 /// Everything one benchmark invocation measured.
 #[derive(Debug, Serialize)]
@@ -38,16 +37,12 @@ pub struct Results {
 /// The machine's facts.
 #[derive(Debug, Serialize)]
 pub struct Machine {
-    /// Host name.
-    pub hostname: String,
-    /// CPU model.
-    pub cpu: String,
+    hostname: String,
+    cpu: String,
     /// Cores this process may use.
-    pub cores: usize,
-    /// Memory in MiB.
-    pub memory_mib: u64,
-    /// Kernel release.
-    pub kernel: String,
+    cores: usize,
+    memory_mib: u64,
+    kernel: String,
 }
 
 /// One workload's figures.
@@ -66,13 +61,10 @@ pub struct WorkloadResult {
 /// One metric over runs.
 #[derive(Debug, Serialize)]
 pub struct MetricResult {
-    /// Its name.
-    pub name: String,
-    /// Its unit.
-    pub unit: String,
-    /// Median, min, max and every run.
+    name: String,
+    unit: String,
     #[serde(flatten)]
-    pub summary: Summary,
+    summary: Summary,
 }
 
 /// A figure computed from two workloads' medians.
@@ -84,6 +76,28 @@ pub struct Derived {
     pub formula: String,
     /// Its value.
     pub value: f64,
+}
+
+impl MetricResult {
+    /// The metrics of every run summarised by name, in the order the names first appear.
+    pub fn by_name(measured: Vec<Metric>) -> Vec<Self> {
+        let mut runs: Vec<(Metric, Vec<f64>)> = Vec::new();
+        for metric in measured {
+            match runs.iter_mut().find(|(first, _)| first.name == metric.name) {
+                Some((_, values)) => values.push(metric.value),
+                None => runs.push((metric.clone(), vec![metric.value])),
+            }
+        }
+        let summarized = runs.into_iter().map(|(metric, values)| {
+            let (name, unit) = (metric.name, metric.unit.into());
+            Some(Self {
+                name,
+                unit,
+                summary: summarize(&values)?,
+            })
+        });
+        summarized.flatten().collect()
+    }
 }
 
 impl Machine {
@@ -118,25 +132,12 @@ impl Machine {
 /// The commit of the work tree in the current folder, `-dirty` when it has changes to tracked
 /// files; "unknown" outside git.
 pub fn git_commit() -> String {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    let Some(commit) = stdout_of("git", &["rev-parse", "HEAD"]) else {
+        return "unknown".into();
     };
-    match git(&["rev-parse", "HEAD"]) {
-        Some(commit) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{commit}-dirty")
-            } else {
-                commit
-            }
-        }
-        None => "unknown".into(),
+    match stdout_of("git", &["status", "--porcelain", "--untracked-files=no"]) {
+        Some(changes) if !changes.is_empty() => format!("{commit}-dirty"),
+        _ => commit,
     }
 }
 
@@ -147,50 +148,27 @@ pub fn load_avg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 pub fn now_utc() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    iso8601(secs)
+    stdout_of("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_else(|| "unknown".into())
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (days to civil date: H. Hinnant's algorithm).
-fn iso8601(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// The trimmed standard output of `program` when it succeeds.
+fn stdout_of(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    output.status.success().then_some(stdout)
 }
 
 impl Results {
     /// The median of `metric` of workload `id`, when it was measured.
     pub fn median(&self, id: &str, metric: &str) -> Option<f64> {
-        self.workloads
-            .iter()
-            .find(|w| w.id == id)?
-            .metrics
-            .iter()
-            .find(|m| m.name == metric)
-            .map(|m| m.summary.median)
+        let workload = self.workloads.iter().find(|w| w.id == id)?;
+        let metric = workload.metrics.iter().find(|m| m.name == metric)?;
+        Some(metric.summary.median)
     }
 
     /// Writes `json_path` and the markdown table beside it (`.md`).
-    ///
-    /// # Errors
-    /// When a file cannot be written.
     pub fn write(&self, json_path: &Path) -> Result<()> {
         if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
@@ -207,35 +185,21 @@ impl Results {
     /// The markdown report.
     pub fn markdown(&self) -> String {
         let m = &self.machine;
+        let (cpu, cores, mem, kernel) = (&m.cpu, m.cores, m.memory_mib, &m.kernel);
+        let (date, commit, redis) = (&self.date, &self.git_commit, &self.redis_version);
+        let (runs, secs, load) = (self.runs, self.duration_s, &self.load_avg_at_start);
         let mut out = format!(
             "# taskq benchmark\n\n\
              {date} · commit `{commit}` · Redis {redis} · {cores} cores ({cpu}), {mem} MiB, \
-             Linux {kernel} · load average at start {load} · {runs} run(s) per workload · whole run \
-             {secs:.0} s\n\n\
+             Linux {kernel} · load average at start {load} · {runs} run(s) per workload · \
+             whole run {secs:.0} s\n\n\
              | workload | metric | median | min | max | unit |\n|---|---|---:|---:|---:|---|\n",
-            date = self.date,
-            commit = self.git_commit,
-            redis = self.redis_version,
-            cores = m.cores,
-            cpu = m.cpu,
-            mem = m.memory_mib,
-            kernel = m.kernel,
-            runs = self.runs,
-            secs = self.duration_s,
-            load = self.load_avg_at_start,
         );
         for w in &self.workloads {
             for metric in &w.metrics {
-                let s = &metric.summary;
-                out += &format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
-                    w.id,
-                    metric.name,
-                    number(s.median),
-                    number(s.min),
-                    number(s.max),
-                    metric.unit
-                );
+                let (id, name, unit, s) = (&w.id, &metric.name, &metric.unit, &metric.summary);
+                let (median, min, max) = (number(s.median), number(s.min), number(s.max));
+                out += &format!("| {id} | {name} | {median} | {min} | {max} | {unit} |\n");
             }
             for failure in &w.failures {
                 out += &format!("| {} | FAILED RUN | | | | {failure} |\n", w.id);
@@ -255,31 +219,57 @@ impl Results {
     }
 }
 
+/// One metric over all runs: the median is what a noisy shared machine can repeat, the range
+/// says how noisy it was.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// The middle value (the mean of the two middle ones for an even count).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// Every run's value, in run order.
+    pub runs: Vec<f64>,
+}
+
+/// Summarises `values`; `None` when there are none.
+fn summarize(values: &[f64]) -> Option<Summary> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (first, last) = (*sorted.first()?, *sorted.last()?);
+    let mid = sorted.len() / 2;
+    let median = if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        f64::midpoint(sorted[mid - 1], sorted[mid])
+    };
+    Some(Summary {
+        median,
+        min: first,
+        max: last,
+        runs: values.to_vec(),
+    })
+}
+
 /// A figure with as many digits as it deserves: thousands grouped, small values with decimals.
 fn number(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    if x.abs() >= 1000.0 {
-        let digits = format!("{:.0}", x.abs());
-        let mut grouped = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                grouped.push(',');
+    match x.abs() {
+        a if !a.is_finite() => x.to_string(),
+        a if a >= 1000.0 => {
+            let digits = format!("{a:.0}");
+            let mut grouped = String::from(if x < 0.0 { "-" } else { "" });
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    grouped.push(',');
+                }
+                grouped.push(c);
             }
-            grouped.push(c);
-        }
-        if x < 0.0 {
-            format!("-{grouped}")
-        } else {
             grouped
         }
-    } else if x.abs() >= 100.0 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 10.0 => format!("{x:.1}"),
+        _ => format!("{x:.2}"),
     }
 }
 
@@ -288,18 +278,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn epoch_seconds_become_utc_dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(1_795_764_508), "2026-11-27T07:28:28Z");
-    }
-
-    #[test]
     fn numbers_keep_the_digits_that_matter() {
         assert_eq!(number(18_728.4), "18,728");
         assert_eq!(number(1_000_000.0), "1,000,000");
         assert_eq!(number(123.4), "123");
         assert_eq!(number(13.63), "13.6");
         assert_eq!(number(1.234), "1.23");
+        assert_eq!(number(-12_345.0), "-12,345");
+    }
+
+    #[test]
+    fn odd_counts_take_the_middle_value() {
+        let s = summarize(&[3.0, 1.0, 2.0]).expect("three values");
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(s.runs, vec![3.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn even_counts_average_the_two_middle_values() {
+        let s = summarize(&[4.0, 1.0]).expect("two values");
+        assert_eq!(s.median, 2.5);
+    }
+
+    #[test]
+    fn no_runs_no_summary() {
+        assert_eq!(summarize(&[]), None);
     }
 }

@@ -2,25 +2,27 @@
 //! run ([`Settings`]), and the constants they share. The runs themselves are in
 //! [`crate::workloads`].
 
-use std::str::FromStr;
-
-use anyhow::Result;
-
 /// Consumer counts of S1.
 pub const S1_CONSUMERS: [u64; 3] = [1, 2, 4];
 /// S1: the mock API's delay (ms).
 pub const S1_DELAY_MS: u64 = 200;
+/// S1: the most tasks per second one consumer can finish, its calls in flight each taking the
+/// API's delay (Little's law): 250.
+pub const S1_BOUND_TASKS_PER_S: f64 = S_CONCURRENCY as f64 * 1000.0 / S1_DELAY_MS as f64;
+/// Every consumer's `POLL_INTERVAL_MS`: how long a task answered "processing" waits to be polled
+/// again.
+pub const POLL_INTERVAL_MS: u64 = 100;
 /// S1 and S2: each consumer's `CONCURRENCY` (per queue).
 pub const S_CONCURRENCY: u64 = 50;
 /// S2: the queues, in the order the consumer is given them. On the cluster each lands on its own
-/// master (checked in every run: see [`cluster`]).
+/// master (checked in every run: see [`crate::workloads::cluster`]).
 pub const S2_QUEUES: [&str; 3] = ["q-a", "q-b", "q-c"];
 
 /// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the issue's chunk size).
 pub const CHUNK: u64 = 1000;
 
-/// The workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The workloads, in the order they run; `--only` takes their ids in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
     /// HTTP enqueue through the `producer` binary under `wrk`.
     W1,
@@ -45,20 +47,6 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// Every workload, in the order they run.
-    pub const ALL: [Self; 10] = [
-        Self::W1,
-        Self::W1b,
-        Self::W2,
-        Self::W2h,
-        Self::W3d,
-        Self::W2hTls,
-        Self::W3dTls,
-        Self::W4,
-        Self::S1,
-        Self::S2,
-    ];
-
     /// The issue's id.
     pub fn id(self) -> &'static str {
         match self {
@@ -88,14 +76,19 @@ impl Workload {
 
     /// What it does, with the sizes actually used.
     pub fn describe(self, s: &Settings) -> String {
+        let (clients, requests) = (crate::redis_limit::CLIENTS, crate::redis_limit::REQUESTS);
+        let (n, secs, m, d) = (s.tasks(self), s.wrk_duration_s, s.w4_measure, s.w4_depth);
+        let (c, b, calls) = (s.w2_concurrency, s.w2_batch_size, 3 * n);
+        let (s1, s2) = (s.s1_tasks_per_consumer, s.s2_tasks_per_queue);
+        let (queues, total) = (S2_QUEUES.join(","), s2 * S2_QUEUES.len() as u64);
+        let plain = if self == Self::W2hTls { "W2h" } else { "W3d" };
         match self {
             Self::W1 => format!(
-                "HTTP enqueue: release producer, wrk -t2 -c64 -d{}s, unique task names, after a 2 s \
-                 warm-up and FLUSHALL; producer peak RSS (VmHWM). Over the measured wrk run: Redis' \
-                 and the producer's CPU per request (INFO cpu; /proc/<pid>/stat) and as shares of \
-                 a core, machine_busy_cores (/proc/stat: cores busy on average, of all), and \
-                 wrk_and_rest_cores = machine - Redis - producer (mostly wrk itself)",
-                s.wrk_duration_s
+                "HTTP enqueue: release producer, wrk -t2 -c64 -d{secs}s, unique task names, after \
+                 a 2 s warm-up and FLUSHALL; producer peak RSS (VmHWM). Over the measured wrk run: \
+                 Redis' and the producer's CPU per request (INFO cpu; /proc/<pid>/stat) and as \
+                 shares of a core, machine_busy_cores (/proc/stat: cores busy on average, of all), \
+                 and wrk_and_rest_cores = machine - Redis - producer (mostly wrk itself)"
             ),
             Self::W1b => format!(
                 "library enqueue of {n} unique tasks: Queue::enqueue with 64 in flight (64 tokio \
@@ -104,104 +97,73 @@ impl Workload {
                  process' share, and machine_busy_cores. redis_limit_*: Redis' own limit for the \
                  same script, redis-benchmark -c {clients} -n {requests} -r 1e8 EVALSHA of the \
                  library's enqueue script (SHA checked) on the queue's real keys with new names, \
-                 unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined \
-                 (-P 16, as the multiplexed connection pipelines concurrent calls); \
+                 unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined (-P \
+                 16, as the multiplexed connection pipelines concurrent calls); \
                  enqueue_of_redis_limit = enqueue_tasks_per_s / redis_limit_enqueue_per_s, \
-                 enqueue_of_pipelined_redis_limit the same over the pipelined figure",
-                n = s.tasks(Self::W1b),
-                clients = crate::redis_limit::CLIENTS,
-                requests = crate::redis_limit::REQUESTS
+                 enqueue_of_pipelined_redis_limit the same over the pipelined figure"
             ),
             Self::W2 => format!(
                 "drain {n} pre-enqueued tasks with the library Worker and a no-op handler, \
-                 concurrency {c}, batch size {b}, in a child process; timed from worker start until \
-                 the queue's done counter reached {n} (read every 5 ms); peak RSS of that child; \
-                 Redis' CPU per task and share of a core, and machine_busy_cores, over the child's \
-                 run",
-                n = s.tasks(Self::W2),
-                c = s.w2_concurrency,
-                b = s.w2_batch_size
+                 concurrency {c}, batch size {b}, in a child process; timed from worker start \
+                 until the queue's done counter reached {n} (read every 5 ms); peak RSS of that \
+                 child; Redis' CPU per task and share of a core, and machine_busy_cores, over the \
+                 child's run"
             ),
             Self::W2h => format!(
                 "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
                  POLL_INTERVAL_MS=100) against the release mock-api (MOCK_DELAY_MS=0, \
                  MOCK_POLLS_UNTIL_DONE=1); timed from consumer spawn until done = {n}; API calls \
                  must be {n}; consumer CPU and Redis round trips and CPU per task; \
-                 machine_busy_cores over the drain",
-                n = s.tasks(Self::W2h)
+                 machine_busy_cores over the drain"
             ),
             Self::W3d => format!(
                 "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
-                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all done \
-                 against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
+                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all \
+                 done against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
                  {calls}; Redis round trips and CPU and consumer CPU per API call (poll); \
-                 machine_busy_cores over the drain. Before it, a mock-api of its own is timed alone \
-                 for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, api_p99_ms, \
-                 and ideal_with_measured_api_s = the same ideal with that mean instead of 20 ms, \
-                 x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean call                  latency the consumer's own /metrics histogram recorded during the drain, and                  x_ideal_consumer_seen_api the wall time against the ideal with that mean",
-                n = s.tasks(Self::W3d),
-                calls = 3 * s.tasks(Self::W3d)
+                 machine_busy_cores over the drain. Before it, a mock-api of its own is timed \
+                 alone for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, \
+                 api_p99_ms, and ideal_with_measured_api_s = the same ideal with that mean instead \
+                 of 20 ms, x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean \
+                 call latency the consumer's own /metrics histogram recorded during the drain, and \
+                 x_ideal_consumer_seen_api the wall time against the ideal with that mean"
             ),
             Self::W2hTls | Self::W3dTls => format!(
-                "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 \
-                 by ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
+                "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 by \
+                 ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
                  (openssl, prime256v1), which the consumer trusts through API_CA_FILE; everything \
                  else, and every figure, as {plain} (for W3d-tls, consumer_peak_rss_mib is the \
-                 consumer with 100 TLS connections)",
-                plain = if self == Self::W2hTls { "W2h" } else { "W3d" },
+                 consumer with 100 TLS connections)"
             ),
             Self::W4 => format!(
                 "depth: W2 (same worker settings and metrics) timing the first {m} completions \
-                 while {d} tasks \
-                 are queued (enqueue_many, chunks of {CHUNK}; later runs top the queue back up to \
-                 {d} untimed); the first run also reports the fill time and Redis' used_memory once \
-                 {d} are queued",
-                m = s.w4_measure,
-                d = s.w4_depth
+                 while {d} tasks are queued (enqueue_many, chunks of {CHUNK}; later runs top the \
+                 queue back up to {d} untimed); the first run also reports the fill time and \
+                 Redis' used_memory once {d} are queued"
             ),
             Self::S1 => format!(
                 "scaling out: N = 1, 2, 4 release consumer processes (CONCURRENCY={S_CONCURRENCY} \
                  each, POLL_INTERVAL_MS=100) on one queue against one release mock-api \
                  (MOCK_DELAY_MS={S1_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1), so one consumer is bound \
-                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {bound:.0} tasks/s; {n} tasks per consumer \
-                 pre-enqueued (enqueue_many), timed from the first consumer's spawn until all are \
-                 done; API calls must equal the tasks. nK_over_n1 is N=K's tasks/s over N=1's in \
-                 the same run (target >= 0.8*K), nK_efficiency that ratio over K; \
-                 consumer_cpu_us_per_task is the consumers' CPU (all N) per task",
-                bound = bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS),
-                n = s.s1_tasks_per_consumer
+                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {S1_BOUND_TASKS_PER_S:.0} tasks/s; {s1} \
+                 tasks per consumer pre-enqueued (enqueue_many), timed from the first consumer's \
+                 spawn until all are done; API calls must equal the tasks. nK_over_n1 is N=K's \
+                 tasks/s over N=1's in the same run (target >= 0.8*K), nK_efficiency that ratio \
+                 over K; consumer_cpu_us_per_task is the consumers' CPU (all N) per task"
             ),
             Self::S2 => format!(
-                "cluster against single Redis: 3 queues ({queues}), {n} tasks each pre-enqueued \
+                "cluster against single Redis: 3 queues ({queues}), {s2} tasks each pre-enqueued \
                  (enqueue_many), drained by ONE release consumer serving all three \
                  (QUEUES={queues}, CONCURRENCY={S_CONCURRENCY} per queue, so 150 in flight) \
                  against the release mock-api (MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); once on \
                  one redis-server, once on a 3-master local cluster (testkit's: redis-server \
-                 --cluster-enabled yes, slots split in three by CLUSTER ADDSLOTS, joined by CLUSTER \
-                 MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash tag lands on its own master (checked); the \
-                 order alternates by run; timed from consumer spawn until all {total} are done; \
-                 Redis CPU summed over the masters; busiest_master_cpu_share is the most loaded \
-                 master's share of a core",
-                queues = S2_QUEUES.join(","),
-                n = s.s2_tasks_per_queue,
-                total = s.s2_tasks_per_queue * S2_QUEUES.len() as u64
+                 --cluster-enabled yes, slots split in three by CLUSTER ADDSLOTS, joined by \
+                 CLUSTER MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash \
+                 tag lands on its own master (checked); the order alternates by run; timed from \
+                 consumer spawn until all {total} are done; Redis CPU summed over the masters; \
+                 busiest_master_cpu_share is the most loaded master's share of a core"
             ),
         }
-    }
-}
-
-impl FromStr for Workload {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|w| w.id().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown workload {s:?} (W1, W1b, W2, W2h, W3d, W2h-tls, W3d-tls, W4, S1, S2)"
-                )
-            })
     }
 }
 
@@ -247,26 +209,17 @@ impl Settings {
     }
 }
 
-/// The most tasks per second `concurrency` calls in flight can finish when each takes
-/// `delay_ms`: Little's law.
-pub fn bound_tasks_per_s(concurrency: u64, delay_ms: u64) -> f64 {
-    concurrency as f64 * 1000.0 / delay_ms.max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn workload_ids_parse_in_any_case() {
-        assert_eq!("w2h".parse::<Workload>().ok(), Some(Workload::W2h));
-        assert_eq!(" W1b ".parse::<Workload>().ok(), Some(Workload::W1b));
-        assert_eq!("s2".parse::<Workload>().ok(), Some(Workload::S2));
-        assert!("W5".parse::<Workload>().is_err());
-    }
-
-    #[test]
-    fn one_consumer_on_a_slow_api_is_bound_by_its_concurrency() {
-        assert!((bound_tasks_per_s(S_CONCURRENCY, S1_DELAY_MS) - 250.0).abs() < 1e-9);
+        use clap::ValueEnum;
+        for &w in Workload::value_variants() {
+            assert_eq!(Workload::from_str(w.id(), true), Ok(w));
+        }
+        assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
+        assert!(Workload::from_str("W5", true).is_err());
     }
 }

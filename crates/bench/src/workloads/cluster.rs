@@ -1,18 +1,10 @@
-//! S2: three queues on a three-master Redis Cluster against the same three queues on one Redis.
-//!
-//! Each run starts a fresh cluster ([`RedisCluster`]) and checks that the three queues' hash tags
-//! (`{taskq:q-a}`, ...) land on three different masters, then drains, once on the benchmark's
-//! single `redis-server` and once on the cluster (the order alternates by run, so a drift of the
-//! machine does not always favour the same side): `n` tasks per queue pre-enqueued with
-//! `enqueue_many`, one release `consumer` serving all three queues (`QUEUES=q-a,q-b,q-c`,
-//! `CONCURRENCY=50` each) against the release `mock-api` answering "done" at once. Only
-//! `REDIS_URL` differs between the two: one URL, or the three masters' URLs.
-//!
-//! One consumer for the three queues keeps the client side identical in both setups, so the ratio
-//! shows what the cluster itself costs or gains (the cluster client's routing, three servers
-//! instead of one). On a two-core machine the three masters, the consumer and the mock share the
-//! same two cores, so the cluster cannot show more throughput than the cores give; what it shows
-//! is that Redis' work spreads over three processes (the busiest master's share of a core).
+//! S2: three queues on a three-master Redis Cluster against the same three on one Redis, with only
+//! `REDIS_URL` differing. One consumer serves the three queues in both setups, so the client
+//! side is the same and the ratio shows what the cluster itself costs or gains (the cluster
+//! client's routing, three servers instead of one); the order alternates by run, so a drift of
+//! the machine does not always favour the same side. On a two-core machine the three masters,
+//! the consumer and the mock share the same two cores, so the cluster cannot show more throughput
+//! than the cores give; what it shows is that Redis' work spreads over three processes.
 
 use std::time::Duration;
 
@@ -20,46 +12,11 @@ use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
 use super::{Bench, Consumers, Metric, fill, metric, queue_on, write_profile};
-use crate::probe::{Snapshot, Usage};
 use crate::redis_admin;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
-/// Where the queues live in one leg, with its metric names.
-#[derive(Clone, Copy)]
-enum Setup {
-    Single,
-    Cluster,
-}
-
-impl Setup {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Single => "single",
-            Self::Cluster => "cluster",
-        }
-    }
-
-    /// Names of: tasks/s, Redis CPU per task, Redis round trips per task, consumer CPU per task,
-    /// busiest Redis process' share of a core.
-    fn names(self) -> [&'static str; 5] {
-        match self {
-            Self::Single => [
-                "single_tasks_per_s",
-                "single_redis_cpu_us_per_task",
-                "single_round_trips_per_task",
-                "single_consumer_cpu_us_per_task",
-                "single_busiest_redis_cpu_share",
-            ],
-            Self::Cluster => [
-                "cluster_tasks_per_s",
-                "cluster_redis_cpu_us_per_task",
-                "cluster_round_trips_per_task",
-                "cluster_consumer_cpu_us_per_task",
-                "cluster_busiest_master_cpu_share",
-            ],
-        }
-    }
-}
+/// The two setups' names in the metrics, with what their busiest Redis process is called.
+const SETUPS: [(&str, &str); 2] = [("single", "redis"), ("cluster", "master")];
 
 /// One run of S2.
 ///
@@ -69,21 +26,16 @@ impl Setup {
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let cluster = RedisCluster::try_start()?;
     check_spread(&cluster)?;
-    let order = if run % 2 == 1 {
-        [Setup::Single, Setup::Cluster]
-    } else {
-        [Setup::Cluster, Setup::Single]
-    };
     let mut metrics = Vec::new();
-    let (mut single, mut clustered) = (0.0, 0.0);
-    for setup in order {
-        let (tasks_per_s, m) = leg(bench, &cluster, setup, run).await?;
-        match setup {
-            Setup::Single => single = tasks_per_s,
-            Setup::Cluster => clustered = tasks_per_s,
-        }
-        metrics.extend(m);
+    let mut tasks_per_s = [0.0; 2]; // single, cluster
+    // Odd runs start on the single Redis, even ones on the cluster.
+    let even = run.is_multiple_of(2);
+    for on_cluster in [even, !even] {
+        let (leg_tasks_per_s, leg_metrics) = leg(bench, &cluster, on_cluster, run).await?;
+        tasks_per_s[usize::from(on_cluster)] = leg_tasks_per_s;
+        metrics.extend(leg_metrics);
     }
+    let [single, clustered] = tasks_per_s;
     metrics.push(metric("cluster_over_single", "×", clustered / single));
     Ok(metrics)
 }
@@ -100,101 +52,83 @@ fn check_spread(cluster: &RedisCluster) -> Result<()> {
     }
     masters.sort_unstable();
     masters.dedup();
-    if masters.len() != S2_QUEUES.len() {
-        bail!(
-            "the queues do not land on {} different masters ({})",
-            S2_QUEUES.len(),
-            placement.join("; ")
-        );
+    let placement = placement.join("; ");
+    let want = S2_QUEUES.len();
+    if masters.len() != want {
+        bail!("the queues do not land on {want} different masters ({placement})");
     }
-    tracing::info!(placement = placement.join("; "), "S2 queues on the cluster");
+    tracing::info!(placement, "S2 queues on the cluster");
     Ok(())
 }
 
-/// Drains the three queues once on `setup`; answers tasks/s and the leg's metrics.
+/// Drains the three queues once on the cluster or on the single Redis; answers tasks/s and the
+/// leg's metrics, named `single_...` or `cluster_...`.
 async fn leg(
     bench: &Bench<'_>,
     cluster: &RedisCluster,
-    setup: Setup,
+    on_cluster: bool,
     run: u32,
 ) -> Result<(f64, Vec<Metric>)> {
     let per_queue = bench.settings.s2_tasks_per_queue;
     let total = per_queue * S2_QUEUES.len() as u64;
-    let label = format!("s2-r{run}-{}", setup.label());
-    let (url, servers): (String, Vec<&RedisServer>) = match setup {
-        Setup::Single => {
-            redis_admin::flush(bench.redis).await?;
-            (bench.redis.url(), vec![bench.redis])
-        }
-        Setup::Cluster => {
-            for node in cluster.nodes() {
-                redis_admin::flush(node).await?;
-            }
-            (cluster.url(), cluster.nodes().iter().collect())
-        }
+    let (setup, busiest) = SETUPS[usize::from(on_cluster)];
+    let label = format!("s2-r{run}-{setup}");
+    let (url, servers): (String, Vec<&RedisServer>) = if on_cluster {
+        (cluster.url(), cluster.nodes().iter().collect())
+    } else {
+        (bench.redis.url(), vec![bench.redis])
     };
+    for server in &servers {
+        redis_admin::flush(server).await?;
+    }
     let mut queues = Vec::new();
     for name in S2_QUEUES {
         let queue = queue_on(&url, name)?;
         fill(&queue, &format!("{label}-{name}"), 0..per_queue).await?;
         queues.push(queue);
     }
-    let mut conns = Vec::new();
-    for server in &servers {
-        conns.push(redis_admin::connect(server).await?);
-    }
-    if let Setup::Cluster = setup {
+    if on_cluster {
         let mut keys = Vec::new();
-        for conn in &mut conns {
-            keys.push(redis::cmd("DBSIZE").query_async::<u64>(conn).await?);
+        for server in &servers {
+            let mut conn = redis_admin::connect(server).await?;
+            keys.push(redis::cmd("DBSIZE").query_async::<u64>(&mut conn).await?);
         }
         if keys.iter().any(|k| *k < per_queue) {
             bail!("keys per master {keys:?}: the queues are not spread over the three masters");
         }
     }
-
-    let mock = bench.mock_api(0, 1, false, &format!("{label}-mock-api"))?;
-
-    let mut before = Vec::new();
-    for conn in &mut conns {
-        before.push(Snapshot::take(conn).await?);
-    }
     let consumers = Consumers {
-        count: 1,
-        redis_url: &url,
-        settings: vec![
-            ("QUEUES", S2_QUEUES.join(",")),
-            ("CONCURRENCY", S_CONCURRENCY.to_string()),
-            ("POLL_INTERVAL_MS", "100".to_owned()),
-        ],
         label: label.clone(),
+        count: 1,
+        servers,
+        queue_env: ("QUEUES", S2_QUEUES.join(",")),
+        concurrency: S_CONCURRENCY,
+        api: (0, 1, false),
         queues: &queues,
         each: per_queue,
         within: Duration::from_secs(180),
     };
-    let drained = bench.drain_by_consumers(&consumers, mock).await?;
-    let mut usages = Vec::new();
-    for (conn, before) in conns.iter_mut().zip(&before) {
-        usages.push(before.until(&Snapshot::take(conn).await?));
-    }
-    let usage = Usage::sum(&usages);
-    write_profile(bench, &label, &usage, total)?;
-    let (elapsed, consumer_cpu) = (drained.elapsed, drained.consumer_cpu_s);
-    drained.finish(total).await.context(setup.label())?;
+    let mut drained = bench.drain_by_consumers(&consumers).await?;
+    write_profile(bench, &label, &drained.spent.redis, total)?;
+    drained.finish(total).await.context(setup)?;
 
-    let secs = elapsed.as_secs_f64();
-    let busiest = usages.iter().map(|u| u.cpu_s).fold(0.0, f64::max) / secs;
+    let (spent, secs) = (&drained.spent, drained.elapsed.as_secs_f64());
+    let busiest_cpu_s = spent.redis_each.iter().map(|u| u.cpu_s).fold(0.0, f64::max);
     let per_task = |x: f64| x / total as f64;
     let tasks_per_s = total as f64 / secs;
-    let [tps, cpu, trips, consumer_cpu_name, busiest_name] = setup.names();
+    let redis_us = per_task(spent.redis.cpu_s * 1e6);
+    let trips = per_task(spent.redis.round_trips() as f64);
+    let consumer_us = per_task(drained.consumer_cpu_s * 1e6);
+    let name = |what: &str| format!("{setup}_{what}");
+    let busiest_name = name(&format!("busiest_{busiest}_cpu_share"));
     Ok((
         tasks_per_s,
         vec![
-            metric(tps, "tasks/s", tasks_per_s),
-            metric(cpu, "µs", per_task(usage.cpu_s * 1e6)),
-            metric(trips, "round trips", per_task(usage.round_trips() as f64)),
-            metric(consumer_cpu_name, "µs", per_task(consumer_cpu * 1e6)),
-            metric(busiest_name, "cores", busiest),
+            metric(name("tasks_per_s"), "tasks/s", tasks_per_s),
+            metric(name("redis_cpu_us_per_task"), "µs", redis_us),
+            metric(name("round_trips_per_task"), "round trips", trips),
+            metric(name("consumer_cpu_us_per_task"), "µs", consumer_us),
+            metric(busiest_name, "cores", busiest_cpu_s / secs),
         ],
     ))
 }

@@ -1,112 +1,92 @@
-//! W2h and W3d: the release `consumer` against the release `mock-api`, tasks pre-enqueued with
-//! `enqueue_many` (untimed), timed from the consumer's spawn (its start-up and first connection
-//! count, as a real deployment's would) until the queue's `done` counter reaches the task count.
-//! The mock's own call counter then proves every task was called exactly as often as it should
-//! be, read again 300 ms later so a late duplicate call would show.
+//! W2h and W3d (and their HTTPS twins): the release `consumer` against the release `mock-api`,
+//! timed from the consumer's spawn, so its start-up and first connection count as a real
+//! deployment's would. W2h reports costs per task, W3d per API call ("poll"): the two figures
+//! the capacity maths of issue 5 rests on.
 //!
-//! Both report Redis' cost (round trips, CPU) and the consumer's CPU: W2h per task (one call
-//! each, answered "done"), W3d per API call ("poll": two answered "processing", then "done"), the
-//! two figures the capacity maths of issue 5 rests on. Both report the machine's busy cores over
-//! the drain too.
-//!
-//! W3d's ideal time assumes each call takes the mock's configured 20 ms. Before its drain, the
-//! mock (an instance of its own, so the drain's call count stays exact) is therefore measured
-//! alone at the same concurrency (see [`crate::api_latency`]), and the ideal is given again with
-//! the latency this machine actually delivers.
-//!
-//! W2h-tls and W3d-tls are the same drains with the API over HTTPS: the mock serves a certificate
-//! signed by an authority made for the run, which the consumer (and the latency probe) trust.
+//! W3d's ideal assumes each call takes the configured 20 ms. On a busy 2-core machine it takes
+//! longer (a timer's lateness, the HTTP stack on both ends), and that excess is no fault of the
+//! consumer. The mock is therefore also timed alone with a plain HTTP client at the same
+//! concurrency, just before the drain and on an instance of its own (so that the drain's call
+//! count stays exact), and the ideal is given again with the latency this machine delivers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use super::{Bench, Consumers, Metric, fill, metric, mib, redis_metrics, stop, write_profile};
-use crate::api_latency::{self, Latency};
+use super::{
+    Bench, Consumers, Drained, Metric, fill, metric, mib, redis_metrics, stop, write_profile,
+};
 use crate::redis_admin;
-use crate::window::{Spent, Window};
-use crate::workload::Workload;
+use crate::workload::{POLL_INTERVAL_MS, Workload};
 
 /// One full-stack drain.
 struct Spec {
-    label: &'static str,
+    /// The workload's id in lower case: logs, queue and task names.
+    label: String,
     /// Whether the API is called over HTTPS.
     tls: bool,
     tasks: u64,
     delay_ms: u64,
     polls: u64,
     concurrency: u64,
-    poll_interval_ms: u64,
 }
 
-struct Outcome {
-    elapsed: Duration,
-    consumer_rss_kib: u64,
-    /// The consumer's CPU seconds from its spawn until the tasks were done.
-    consumer_cpu_s: f64,
-    /// Redis' and the machine's CPU over the same time.
-    spent: Spent,
-    /// The mean API call latency the consumer itself measured (its `/metrics` histogram), ms.
-    api_seen_mean_ms: f64,
+impl Spec {
+    /// W2h's drain (one call a task, answered "done" at once, 50 in flight) or W3d's (20 ms a
+    /// call, "done" at the third, 100 in flight), of `tasks` tasks.
+    fn new(workload: Workload, tasks: u64) -> Self {
+        let w3d = matches!(workload, Workload::W3d | Workload::W3dTls);
+        let (delay_ms, polls, concurrency) = if w3d { (20, 3, 100) } else { (0, 1, 50) };
+        Self {
+            label: workload.id().to_lowercase(),
+            tls: matches!(workload, Workload::W2hTls | Workload::W3dTls),
+            tasks,
+            delay_ms,
+            polls,
+            concurrency,
+        }
+    }
 }
 
-/// One run of W2h (W2h-tls with `tls`).
+/// One run of W2h or W2h-tls.
 ///
 /// # Errors
 /// When a process or Redis fails, or the API was not called once per task.
-pub async fn w2h(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> {
-    let spec = Spec {
-        label: if tls { "w2h-tls" } else { "w2h" },
-        tls,
-        tasks: bench.settings.tasks(Workload::W2h),
-        delay_ms: 0,
-        polls: 1,
-        concurrency: 50,
-        poll_interval_ms: 100,
-    };
-    let out = drain(bench, &spec, run).await?;
-    let secs = out.elapsed.as_secs_f64();
+pub async fn w2h(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
+    let spec = Spec::new(workload, bench.settings.tasks(workload));
+    let (drained, rss_mib, _) = drain(bench, &spec, run).await?;
+    let (secs, spent) = (drained.elapsed.as_secs_f64(), &drained.spent);
+    let (tasks, cpu_s) = (spec.tasks as f64, drained.consumer_cpu_s);
     let mut metrics = vec![
-        metric("tasks_per_s", "tasks/s", spec.tasks as f64 / secs),
-        metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
-        metric(
-            "consumer_cpu_us_per_task",
-            "µs",
-            out.consumer_cpu_s * 1e6 / spec.tasks as f64,
-        ),
-        metric("consumer_cpu_share", "cores", out.consumer_cpu_s / secs),
-        metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
+        metric("tasks_per_s", "tasks/s", tasks / secs),
+        metric("consumer_peak_rss_mib", "MiB", rss_mib),
+        metric("consumer_cpu_us_per_task", "µs", cpu_s * 1e6 / tasks),
+        metric("consumer_cpu_share", "cores", cpu_s / secs),
+        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ];
-    metrics.extend(redis_metrics(
-        &out.spent.redis,
-        spec.tasks,
-        out.spent.elapsed,
-    ));
+    metrics.extend(redis_metrics(&spent.redis, spec.tasks, spent.elapsed));
     Ok(metrics)
 }
 
-/// One run of W3d (W3d-tls with `tls`).
+/// One run of W3d or W3d-tls.
 ///
 /// # Errors
 /// When a process or Redis fails, or the API was not called three times per task.
-pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> {
-    let spec = Spec {
-        label: if tls { "w3d-tls" } else { "w3d" },
-        tls,
-        tasks: bench.settings.tasks(Workload::W3d),
-        delay_ms: 20,
-        polls: 3,
-        concurrency: 100,
-        poll_interval_ms: 100,
-    };
+pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
+    let spec = Spec::new(workload, bench.settings.tasks(workload));
     let api = api_alone(bench, &spec, run).await?;
-    let out = drain(bench, &spec, run).await?;
-    let wall = out.elapsed.as_secs_f64();
+    let (drained, rss_mib, seen_ms) = drain(bench, &spec, run).await?;
+    let (wall, spent) = (drained.elapsed.as_secs_f64(), &drained.spent);
     let ideal = ideal_s(&spec, spec.delay_ms as f64);
     let ideal_measured = ideal_s(&spec, api.mean_ms);
-    let polls = (spec.tasks * spec.polls) as f64;
-    let usage = &out.spent.redis;
+    let ideal_seen = ideal_s(&spec, seen_ms);
+    let per_poll = |x: f64| x / (spec.tasks * spec.polls) as f64;
+    let trips = per_poll(spent.redis.round_trips() as f64);
+    let redis_us = per_poll(spent.redis.cpu_s * 1e6);
+    let consumer_us = per_poll(drained.consumer_cpu_s * 1e6);
     Ok(vec![
         metric("wall_s", "s", wall),
         metric("ideal_s", "s", ideal),
@@ -115,25 +95,13 @@ pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
         metric("api_p99_ms", "ms", api.p99_ms),
         metric("ideal_with_measured_api_s", "s", ideal_measured),
         metric("x_ideal_measured_api", "×", wall / ideal_measured),
-        metric("consumer_seen_api_mean_ms", "ms", out.api_seen_mean_ms),
-        metric(
-            "x_ideal_consumer_seen_api",
-            "×",
-            wall / ideal_s(&spec, out.api_seen_mean_ms),
-        ),
-        metric("consumer_peak_rss_mib", "MiB", mib(out.consumer_rss_kib)),
-        metric(
-            "round_trips_per_poll",
-            "round trips",
-            usage.round_trips() as f64 / polls,
-        ),
-        metric("redis_cpu_us_per_poll", "µs", usage.cpu_s * 1e6 / polls),
-        metric(
-            "consumer_cpu_us_per_poll",
-            "µs",
-            out.consumer_cpu_s * 1e6 / polls,
-        ),
-        metric("machine_busy_cores", "cores", out.spent.machine_busy_cores),
+        metric("consumer_seen_api_mean_ms", "ms", seen_ms),
+        metric("x_ideal_consumer_seen_api", "×", wall / ideal_seen),
+        metric("consumer_peak_rss_mib", "MiB", rss_mib),
+        metric("round_trips_per_poll", "round trips", trips),
+        metric("redis_cpu_us_per_poll", "µs", redis_us),
+        metric("consumer_cpu_us_per_poll", "µs", consumer_us),
+        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ])
 }
 
@@ -142,86 +110,113 @@ pub async fn w3d(bench: &Bench<'_>, run: u32, tls: bool) -> Result<Vec<Metric>> 
 /// concurrency.
 fn ideal_s(spec: &Spec, call_ms: f64) -> f64 {
     let polls = spec.polls as f64;
-    let one_task = polls * call_ms + (polls - 1.0) * spec.poll_interval_ms as f64;
+    let one_task = polls * call_ms + (polls - 1.0) * POLL_INTERVAL_MS as f64;
     let throughput = spec.tasks as f64 * polls * call_ms / spec.concurrency as f64;
     one_task.max(throughput) / 1000.0
 }
 
-/// The mock's latency alone for about a second at `spec`'s concurrency, on an instance of its
-/// own, so the drain's mock counts the consumer's calls only.
-async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
-    let label = format!("{}-r{run}-alone-mock-api", spec.label);
-    let mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &label)?;
-    let latency = api_latency::measure(
-        &format!("{}/", mock.base()),
-        usize::try_from(spec.concurrency)?,
-        Duration::from_secs(1),
-        mock.client_builder()?,
-    )
-    .await;
-    stop(mock.process)?;
-    latency
+/// Latency of the mock's calls, in ms.
+struct Latency {
+    mean_ms: f64,
+    p99_ms: f64,
 }
 
-async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Outcome> {
-    let Spec { label, tasks, .. } = *spec;
+/// The mock's latency alone: `spec.concurrency` calls of `GET /?task-name=...` in flight for a
+/// second, each with a task name of its own (a fresh name is a "processing" answer, as most of
+/// W3d's are). Each lane's first call opens its connection and is not timed. The client is set
+/// up as the consumer's is (idle pool as large as the concurrency, `TCP_NODELAY`, the mock's
+/// authority trusted when it serves HTTPS).
+async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
+    let label = format!("{}-r{run}-alone-mock-api", spec.label);
+    let mut mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &label)?;
+    let concurrency = usize::try_from(spec.concurrency)?;
+    let client = mock
+        .client_builder()?
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let (base, started) = (format!("{}/", mock.base()), Instant::now());
+    let times = async {
+        let mut lanes: JoinSet<Result<Vec<Duration>>> = JoinSet::new();
+        for lane in 0..concurrency {
+            let (client, base) = (client.clone(), base.clone());
+            lanes.spawn(async move {
+                let mut times = Vec::new();
+                for i in 0_u64.. {
+                    let url = format!("{base}?task-name=latency-{lane}-{i}");
+                    let call = Instant::now();
+                    let response = client.get(url).send().await?;
+                    response.error_for_status()?.bytes().await?;
+                    if i > 0 {
+                        times.push(call.elapsed());
+                    }
+                    if started.elapsed() >= Duration::from_secs(1) {
+                        break;
+                    }
+                }
+                Ok(times)
+            });
+        }
+        let mut times = Vec::new();
+        while let Some(lane) = lanes.join_next().await {
+            times.extend(lane.context("a latency lane panicked")??);
+        }
+        anyhow::Ok(times)
+    };
+    let times = times.await;
+    stop(&mut mock.process)?;
+    latency(times?)
+}
+
+/// The mean and 99th percentile of `times`.
+fn latency(mut times: Vec<Duration>) -> Result<Latency> {
+    if times.is_empty() {
+        bail!("no call was timed");
+    }
+    times.sort_unstable();
+    let n = times.len();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let p99 = times[(n * 99).div_ceil(100) - 1];
+    Ok(Latency {
+        mean_ms: times.iter().map(|&d| ms(d)).sum::<f64>() / n as f64,
+        p99_ms: ms(p99),
+    })
+}
+
+/// Drains `spec`'s tasks; answers the drain (stopped), the consumer's peak RSS (MiB) and the mean
+/// API call latency it measured itself (its `/metrics` histogram, ms).
+async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64, f64)> {
+    let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
     redis_admin::flush(bench.redis).await?;
-    let queue_name = format!("bench-{label}");
+    let queue_name = format!("bench-{}", spec.label);
     let queue = bench.queue(&queue_name)?;
-    fill(&queue, &format!("{label}-r{run}"), 0..tasks).await?;
-
-    let mock = bench.mock_api(
-        spec.delay_ms,
-        spec.polls,
-        spec.tls,
-        &format!("{label}-r{run}-mock-api"),
-    )?;
-
-    let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, &[]).await?;
+    fill(&queue, &label, 0..tasks).await?;
     let consumers = Consumers {
+        label: label.clone(),
         count: 1,
-        redis_url: &bench.redis.url(),
-        settings: vec![
-            ("QUEUE_NAME", queue_name.clone()),
-            ("CONCURRENCY", spec.concurrency.to_string()),
-            ("POLL_INTERVAL_MS", spec.poll_interval_ms.to_string()),
-        ],
-        label: format!("{label}-r{run}"),
+        servers: vec![bench.redis],
+        queue_env: ("QUEUE_NAME", queue_name),
+        concurrency: spec.concurrency,
+        api: (spec.delay_ms, spec.polls, spec.tls),
         queues: std::slice::from_ref(&queue),
         each: tasks,
         within: Duration::from_secs(120),
     };
-    let drained = bench.drain_by_consumers(&consumers, mock).await?;
-    let spent = window.close(&mut conn).await?;
-    write_profile(bench, &format!("{label}-r{run}"), &spent.redis, tasks)?;
-
+    let mut drained = bench.drain_by_consumers(&consumers).await?;
+    write_profile(bench, &label, &drained.spent.redis, tasks)?;
     let (consumer, metrics) = &drained.consumers[0];
     let api_seen_mean_ms = api_seen_mean_ms(bench, *metrics).await?;
-    let consumer_rss_kib = consumer
-        .peak_rss_kib()
-        .context("no peak RSS of the consumer")?;
-    let (elapsed, consumer_cpu_s) = (drained.elapsed, drained.consumer_cpu_s);
+    let consumer_rss_kib = consumer.peak_rss_kib().context("no consumer peak RSS")?;
     drained.finish(tasks * spec.polls).await?;
-    Ok(Outcome {
-        elapsed,
-        consumer_rss_kib,
-        consumer_cpu_s,
-        spent,
-        api_seen_mean_ms,
-    })
+    Ok((drained, mib(consumer_rss_kib), api_seen_mean_ms))
 }
 
 /// The mean of the consumer's API call latency histogram (`/metrics`), in ms.
 async fn api_seen_mean_ms(bench: &Bench<'_>, consumer: SocketAddr) -> Result<f64> {
-    let page = bench
-        .http
-        .get(format!("http://{consumer}/metrics"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let url = format!("http://{consumer}/metrics");
+    let response = bench.http.get(url).send().await?;
+    let page = response.error_for_status()?.text().await?;
     let total = |series: &str| {
         page.lines()
             .filter(|line| line.starts_with(series))
@@ -241,18 +236,24 @@ mod tests {
 
     #[test]
     fn the_w3d_ideal_is_the_api_latency_spread_over_the_concurrency() {
-        let spec = Spec {
-            label: "w3d",
-            tls: false,
-            tasks: 2000,
-            delay_ms: 20,
-            polls: 3,
-            concurrency: 100,
-            poll_interval_ms: 100,
-        };
+        let spec = Spec::new(Workload::W3d, 2000);
         assert!((ideal_s(&spec, 20.0) - 1.2).abs() < 1e-9);
         assert!((ideal_s(&spec, 25.0) - 1.5).abs() < 1e-9);
-        let few = Spec { tasks: 10, ..spec };
+        let few = Spec::new(Workload::W3dTls, 10);
         assert!((ideal_s(&few, 20.0) - 0.26).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_p99_is_the_call_at_or_above_which_one_percent_were_slower() -> Result<()> {
+        let times: Vec<Duration> = (1..=200).rev().map(Duration::from_millis).collect();
+        let latency = latency(times)?;
+        assert!((latency.mean_ms - 100.5).abs() < 1e-9);
+        assert!((latency.p99_ms - 198.0).abs() < 1e-9);
+        Ok(())
+    }
+
+    #[test]
+    fn no_calls_is_an_error() {
+        assert!(latency(Vec::new()).is_err());
     }
 }

@@ -1,11 +1,9 @@
-//! W1: HTTP enqueue. A fresh release `producer` per run; `wrk -t2 -c64` for 2 s to warm it up
-//! (discarded), `FLUSHALL`, then the measured `wrk` run, as the anchors do. wrk's Lua `done()`
-//! hook prints its own figures as JSON, so nothing is scraped from its human summary.
-//!
-//! Over the measured run the CPU is split three ways: Redis (its `INFO` counters), the producer
-//! (its `/proc` CPU time) and the rest of the machine, which is mostly wrk itself: on two cores
-//! the load generator competes with what it measures, and the split says how much.
+//! W1: HTTP enqueue through the release `producer` under `wrk`, as the anchors do; wrk's Lua
+//! `done()` hook prints its figures as JSON, so nothing is scraped from its human summary. The
+//! CPU is split three ways, Redis, the producer and the rest (mostly wrk): on two cores the load
+//! generator competes with what it measures, and the split says how much.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +12,7 @@ use tokio::process::Command;
 
 use testkit::Process;
 
-use super::{Bench, Metric, metric, mib, stop};
+use super::{Bench, Metric, get_json, metric, mib, stop};
 use crate::command::output_of;
 use crate::redis_admin;
 use crate::window::Window;
@@ -43,7 +41,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let script = bench.raw.join("unique.lua");
     std::fs::write(&script, SCRIPT)?;
     let addr = testkit::free_addr();
-    let producer = Process::try_serve(
+    let mut producer = Process::try_serve(
         &bench.binary("producer"),
         addr,
         &[
@@ -54,64 +52,42 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         Some(&bench.log(&format!("w1-r{run}-producer"))),
     )?;
     let url = format!("http://{addr}/");
-    let health = bench.get_json(&format!("{url}healthz")).await?;
+    let health = get_json(&bench.http, &format!("{url}healthz")).await?;
     if health["status"] != "ok" {
         bail!("producer /healthz answered {health}");
     }
     wrk(&script, &url, 2, &format!("warm{run}")).await?;
     redis_admin::flush(bench.redis).await?;
-    let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, &[producer.pid()]).await?;
-    let result = wrk(
-        &script,
-        &url,
-        bench.settings.wrk_duration_s,
-        &format!("r{run}"),
-    )
-    .await?;
-    let spent = window.close(&mut conn).await?;
-    let rss = producer
-        .peak_rss_kib()
-        .context("no peak RSS of the producer")?;
-    let enqueued = bench
-        .queue(QUEUE)?
-        .stats()
-        .await?
-        .totals
-        .get("enqueued")
-        .copied()
-        .unwrap_or(0);
-    stop(producer)?;
+    let window = Window::open(&[bench.redis], Some(producer.pid())).await?;
+    let secs = bench.settings.wrk_duration_s;
+    let result = wrk(&script, &url, secs, &format!("r{run}")).await?;
+    let spent = window.close().await?;
+    let rss = producer.peak_rss_kib().context("no producer peak RSS")?;
+    let totals = bench.queue(QUEUE)?.stats().await?.totals;
+    let enqueued = totals.get("enqueued").copied().unwrap_or(0);
+    stop(&mut producer)?;
     // wrk counts answers received; requests cut off at its end may still have been enqueued.
-    if enqueued < result.requests {
-        bail!(
-            "wrk got {} answers but only {enqueued} tasks were enqueued",
-            result.requests
-        );
+    let answers = result.requests;
+    if enqueued < answers {
+        bail!("wrk got {answers} answers but only {enqueued} tasks were enqueued");
     }
     let per_req = |cpu_s: f64| cpu_s * 1e6 / result.requests.max(1) as f64;
-    let producer_cpu_s = spent.process_cpu_s(0);
-    let (redis_share, producer_share) = (spent.redis_share(), spent.share(producer_cpu_s));
+    let (redis_cpu_s, producer_cpu_s) = (spent.redis.cpu_s, spent.process_cpu_s);
+    let (redis_share, producer_share) = (spent.share(redis_cpu_s), spent.share(producer_cpu_s));
+    let errors = (result.errors + result.non_2xx) as f64;
+    let rest = spent.machine_busy_cores - redis_share - producer_share;
     Ok(vec![
         metric("req_per_s", "req/s", result.rps),
         metric("p50_ms", "ms", result.p50_ms),
         metric("p99_ms", "ms", result.p99_ms),
-        metric(
-            "errors",
-            "requests",
-            (result.errors + result.non_2xx) as f64,
-        ),
+        metric("errors", "requests", errors),
         metric("producer_peak_rss_mib", "MiB", mib(rss)),
-        metric("redis_cpu_us_per_req", "µs", per_req(spent.redis.cpu_s)),
+        metric("redis_cpu_us_per_req", "µs", per_req(redis_cpu_s)),
         metric("redis_cpu_share", "cores", redis_share),
         metric("producer_cpu_us_per_req", "µs", per_req(producer_cpu_s)),
         metric("producer_cpu_share", "cores", producer_share),
         metric("machine_busy_cores", "cores", spent.machine_busy_cores),
-        metric(
-            "wrk_and_rest_cores",
-            "cores",
-            spent.machine_busy_cores - redis_share - producer_share,
-        ),
+        metric("wrk_and_rest_cores", "cores", rest),
     ])
 }
 
@@ -120,7 +96,8 @@ async fn wrk(script: &std::path::Path, url: &str, secs: u64, prefix: &str) -> Re
         Command::new("wrk")
             .args(["-t2", "-c64", &format!("-d{secs}s"), "-s"])
             .arg(script)
-            .args([url, "--", prefix]),
+            .args([url, "--", prefix])
+            .stderr(Stdio::piped()),
         Duration::from_secs(secs + 30),
         "Debian's package `wrk`; scripts/bench installs it",
     )

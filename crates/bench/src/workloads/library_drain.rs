@@ -1,15 +1,13 @@
-//! W2 and W4: the library worker with a no-op handler, in a child process (see
-//! [`crate::drain`]), after the queue was filled with `enqueue_many` (untimed for W2).
-//!
+//! W2 and W4: the library worker with a no-op handler, in a child process (see [`crate::drain`]).
 //! W4 asks whether depth costs speed: the claim takes the earliest due tasks from a sorted set,
 //! O(log N) per claim, so a million queued tasks should drain about as fast as twenty thousand.
-//! Filling a million takes a while, so only the first run fills the queue (timed, reported as
-//! `fill_s`); later runs top it back up to the same depth, untimed, with new names.
+//! Filling a million takes a while, so only the first run fills the queue; later runs top it
+//! back up, untimed, with new names.
 
 use anyhow::{Result, bail};
 
 use super::{Bench, Metric, fill, metric, mib, redis_metrics, write_profile};
-use crate::drain::{DrainArgs, DrainReport, in_child};
+use crate::drain::{DrainArgs, in_child};
 use crate::redis_admin;
 use crate::window::Window;
 use crate::workload::Workload;
@@ -38,76 +36,55 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         bail!("W4 cannot time {measure} completions of {depth} queued tasks");
     }
     let queue = bench.queue(W4_QUEUE)?;
-    let mut fill_metric = Vec::new();
+    let mut fill_metrics = Vec::new();
     if run == 1 {
         redis_admin::flush(bench.redis).await?;
-        let took = fill(&queue, "w4-fill", 0..depth).await?;
-        fill_metric.push(metric("fill_s", "s", took.as_secs_f64()));
-        fill_metric.push(metric(
-            "fill_tasks_per_s",
-            "tasks/s",
-            depth as f64 / took.as_secs_f64(),
-        ));
-        let memory: f64 = redis_admin::info(bench.redis, "memory", "used_memory")
-            .await?
-            .parse()?;
-        fill_metric.push(metric(
-            "redis_memory_mib",
-            "MiB",
-            memory / (1024.0 * 1024.0),
-        ));
+        let took = fill(&queue, "w4-fill", 0..depth).await?.as_secs_f64();
+        let memory = redis_admin::info(bench.redis, "memory", "used_memory").await?;
+        let memory: f64 = memory.parse()?;
+        fill_metrics = vec![
+            metric("fill_s", "s", took),
+            metric("fill_tasks_per_s", "tasks/s", depth as f64 / took),
+            metric("redis_memory_mib", "MiB", memory / (1024.0 * 1024.0)),
+        ];
     } else {
         let due = queue.stats().await?.counts.due;
-        fill(
-            &queue,
-            &format!("w4-top-r{run}"),
-            0..depth.saturating_sub(due),
-        )
-        .await?;
+        let top_up = 0..depth.saturating_sub(due);
+        fill(&queue, &format!("w4-top-r{run}"), top_up).await?;
     }
-    let stats = queue.stats().await?;
-    if stats.counts.due != depth {
-        bail!("{} tasks queued instead of {depth}", stats.counts.due);
+    let due = queue.stats().await?.counts.due;
+    if due != depth {
+        bail!("{due} tasks queued instead of {depth}");
     }
     let mut metrics = drain(bench, W4_QUEUE, measure, &format!("w4-r{run}")).await?;
-    metrics.extend(fill_metric);
+    metrics.extend(fill_metrics);
     Ok(metrics)
 }
 
 /// Drains `tasks` of `queue` in the child; Redis' per-command profile of the drain goes to
 /// `<raw>/<label>-redis-profile.json`.
 async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Result<Vec<Metric>> {
-    let mut conn = redis_admin::connect(bench.redis).await?;
-    let window = Window::open(&mut conn, &[]).await?;
-    let report: DrainReport = in_child(
-        &bench.exe,
-        &DrainArgs {
-            redis_url: bench.redis.url(),
-            queue: queue.into(),
-            tasks,
-            concurrency: bench.settings.w2_concurrency,
-            batch_size: bench.settings.w2_batch_size,
-            timeout_s: 120,
-        },
-    )
-    .await?;
-    let spent = window.close(&mut conn).await?;
+    let window = Window::open(&[bench.redis], None).await?;
+    let args = DrainArgs {
+        redis_url: bench.redis.url(),
+        queue: queue.into(),
+        tasks,
+        concurrency: bench.settings.w2_concurrency,
+        batch_size: bench.settings.w2_batch_size,
+        timeout_s: 120,
+    };
+    let report = in_child(&args).await?;
+    let spent = window.close().await?;
     write_profile(bench, label, &spent.redis, tasks)?;
-    if report.stale > 0 || report.redis_errors > 0 {
-        bail!(
-            "the worker saw {} stale answers and {} Redis errors",
-            report.stale,
-            report.redis_errors
-        );
+    let (stale, errors) = (report.stale, report.redis_errors);
+    if stale > 0 || errors > 0 {
+        bail!("the worker saw {stale} stale answers and {errors} Redis errors");
     }
+    let cpu_us = report.cpu_s * 1e6 / tasks as f64;
     let mut metrics = vec![
         metric("tasks_per_s", "tasks/s", tasks as f64 / report.elapsed_s),
         metric("worker_peak_rss_mib", "MiB", mib(report.peak_rss_kib)),
-        metric(
-            "worker_cpu_us_per_task",
-            "µs",
-            report.cpu_s * 1e6 / tasks as f64,
-        ),
+        metric("worker_cpu_us_per_task", "µs", cpu_us),
         metric("worker_cpu_share", "cores", report.cpu_s / report.elapsed_s),
         metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ];

@@ -22,22 +22,23 @@ use testkit::{MockApi, Process, RedisServer};
 use tokio::time::{Instant, sleep};
 
 use crate::probe::Usage;
-use crate::window::cpu_seconds;
-use crate::workload::{CHUNK, Settings};
+use crate::window::{Spent, Window, cpu_seconds};
+use crate::workload::{CHUNK, POLL_INTERVAL_MS, Settings};
 
 /// One measured figure of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
-    /// What it is (`tasks_per_s`, `p99_ms`, ...).
-    pub name: &'static str,
+    /// What it is (`tasks_per_s`, `p99_ms`, ...): the name README and the notes quote.
+    pub name: String,
     /// Its unit, for the tables.
     pub unit: &'static str,
-    /// The value.
+    /// The figure.
     pub value: f64,
 }
 
 /// A metric of one run.
-pub fn metric(name: &'static str, unit: &'static str, value: f64) -> Metric {
+pub fn metric(name: impl Into<String>, unit: &'static str, value: f64) -> Metric {
+    let name = name.into();
     Metric { name, unit, value }
 }
 
@@ -47,22 +48,16 @@ pub struct Bench<'a> {
     pub redis: &'a RedisServer,
     /// Where the release binaries are (each workload's were checked to be there).
     pub bin_dir: PathBuf,
-    /// This executable, for the `drain` child.
-    pub exe: PathBuf,
     /// Where child logs and wrk's script go (git-ignored).
     pub raw: PathBuf,
     /// Sizes and knobs.
     pub settings: Settings,
-    /// For the services' HTTP endpoints (`/healthz`, `/stats`).
+    /// For the services' HTTP endpoints (`/healthz`, `/metrics`).
     pub http: reqwest::Client,
 }
 
 impl Bench<'_> {
-    /// A handle on queue `name` of the private Redis, with a patient response timeout: the
-    /// benchmark's own bulk calls must not fail because the machine is busy.
-    ///
-    /// # Errors
-    /// When the name or URL is unusable.
+    /// [`queue_on`] the private Redis.
     pub fn queue(&self, name: &str) -> Result<Queue> {
         queue_on(&self.redis.url(), name)
     }
@@ -87,63 +82,64 @@ impl Bench<'_> {
             ("MOCK_DELAY_MS", delay_ms.to_string()),
             ("MOCK_POLLS_UNTIL_DONE", polls.to_string()),
         ];
-        Ok(MockApi::try_start(
-            &self.binary("mock-api"),
-            &env,
-            https,
-            Some(&self.log(label)),
-        )?)
+        let (program, log) = (self.binary("mock-api"), self.log(label));
+        Ok(MockApi::try_start(&program, &env, https, Some(&log))?)
     }
 
-    /// Spawns `consumers.count` release consumers on `consumers.redis_url` calling `mock`, and
-    /// waits until each of `consumers.queues` counts `consumers.each` tasks done; their logs are
-    /// `<raw>/<label>-consumer<i>.log`.
+    /// Starts a release mock-api and the release consumers `c` asks for, and waits until each of
+    /// `c.queues` counts `c.each` tasks done (read every 5 ms), measuring `c.servers` meanwhile;
+    /// the logs are `<raw>/<label>-mock-api.log` and `<raw>/<label>-consumer<i>.log`.
     ///
     /// # Errors
-    /// When a consumer cannot start or exits, Redis fails, or `consumers.within` passes first.
-    pub async fn drain_by_consumers(
-        &self,
-        consumers: &Consumers<'_>,
-        mock: MockApi,
-    ) -> Result<ConsumerDrain> {
+    /// When a process cannot start or exits, Redis fails, or `c.within` passes first.
+    pub async fn drain_by_consumers(&self, c: &Consumers<'_>) -> Result<Drained> {
+        let (delay_ms, polls, https) = c.api;
+        let mock = self.mock_api(delay_ms, polls, https, &format!("{}-mock-api", c.label))?;
+        let urls: Vec<String> = c.servers.iter().map(|server| server.url()).collect();
+        let redis_url = urls.join(",");
+        let window = Window::open(&c.servers, None).await?;
         let started = Instant::now();
-        let mut running = Vec::new();
-        for i in 0..consumers.count {
+        let mut consumers = Vec::new();
+        for i in 0..c.count {
             let addr = testkit::free_addr();
             let mut env = vec![
-                ("REDIS_URL", consumers.redis_url.to_owned()),
+                ("REDIS_URL", redis_url.clone()),
                 ("CONSUMER_ADDR", addr.to_string()),
+                c.queue_env.clone(),
+                ("CONCURRENCY", c.concurrency.to_string()),
+                ("POLL_INTERVAL_MS", POLL_INTERVAL_MS.to_string()),
             ];
             env.extend(mock.consumer_env());
-            env.extend_from_slice(&consumers.settings);
-            let log = self.log(&format!("{}-consumer{i}", consumers.label));
-            running.push((
-                Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?,
-                addr,
-            ));
+            let log = self.log(&format!("{}-consumer{i}", c.label));
+            let process = Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?;
+            consumers.push((process, addr));
         }
-        let elapsed =
-            wait_done(consumers.queues, consumers.each, started, consumers.within).await?;
+        let elapsed = loop {
+            let mut done = Vec::with_capacity(c.queues.len());
+            for queue in c.queues {
+                done.push(crate::drain::done(queue).await?);
+            }
+            if done.iter().all(|&d| d >= c.each) {
+                break started.elapsed();
+            }
+            if started.elapsed() > c.within {
+                bail!("done per queue {done:?} of {} after {:?}", c.each, c.within);
+            }
+            sleep(Duration::from_millis(5)).await;
+        };
         let mut consumer_cpu_s = 0.0;
-        for (consumer, _) in &mut running {
+        for (consumer, _) in &mut consumers {
             consumer.check_running()?;
             consumer_cpu_s += cpu_seconds(consumer.pid())?;
         }
-        Ok(ConsumerDrain {
-            consumers: running,
+        let spent = window.close().await?;
+        Ok(Drained {
+            consumers,
             mock,
             elapsed,
             consumer_cpu_s,
+            spent,
         })
-    }
-
-    /// A GET answering JSON.
-    ///
-    /// # Errors
-    /// When the request fails or the answer is not JSON.
-    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value> {
-        let response = self.http.get(url).send().await?.error_for_status()?;
-        Ok(serde_json::from_slice(&response.bytes().await?)?)
     }
 }
 
@@ -163,10 +159,16 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
     Ok(Queue::open(&url, &options, name)?)
 }
 
-/// Task names `<prefix>-<i>` for `i` in `range`.
+/// A GET answering JSON.
 ///
 /// # Errors
-/// When a name is invalid (never for the prefixes used here).
+/// When the request fails or the answer is not JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
+    let response = client.get(url).send().await?.error_for_status()?;
+    Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
+/// Task names `<prefix>-<i>` for `i` in `range`.
 pub fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>> {
     range
         .map(|i| TaskName::parse(format!("{prefix}-{i}")).map_err(Into::into))
@@ -180,55 +182,31 @@ pub fn names(prefix: &str, range: std::ops::Range<u64>) -> Result<Vec<TaskName>>
 /// When Redis fails or a name was already there.
 pub async fn fill(queue: &Queue, prefix: &str, range: std::ops::Range<u64>) -> Result<Duration> {
     let started = Instant::now();
-    let mut from = range.start;
-    while from < range.end {
+    for from in range.clone().step_by(CHUNK as usize) {
         let to = (from + CHUNK).min(range.end);
-        let batch = names(prefix, from..to)?;
-        let created = queue.enqueue_many(&batch).await?;
+        let created = queue.enqueue_many(&names(prefix, from..to)?).await?;
         if created.iter().any(|c| !c) {
             bail!("{prefix}: some of {from}..{to} were already queued");
         }
-        from = to;
     }
     Ok(started.elapsed())
 }
 
-/// Waits until every queue's `done` counter reaches `each` (read every 5 ms); answers the time
-/// since `since`.
-///
-/// # Errors
-/// When Redis fails or `within` passes first.
-pub async fn wait_done(
-    queues: &[Queue],
-    each: u64,
-    since: Instant,
-    within: Duration,
-) -> Result<Duration> {
-    loop {
-        let mut done = Vec::with_capacity(queues.len());
-        for queue in queues {
-            done.push(crate::drain::done(queue).await?);
-        }
-        if done.iter().all(|&d| d >= each) {
-            return Ok(since.elapsed());
-        }
-        if since.elapsed() > within {
-            bail!("done per queue {done:?} of {each} after {within:?}");
-        }
-        sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// The release consumers a drain starts, and when it is over.
+/// A drain by release consumers of tasks already queued.
 pub struct Consumers<'a> {
-    /// How many.
-    pub count: u64,
-    /// The Redis (or cluster) they use.
-    pub redis_url: &'a str,
-    /// Their queues, `CONCURRENCY` and `POLL_INTERVAL_MS`.
-    pub settings: Vec<(&'static str, String)>,
     /// Their logs' prefix.
     pub label: String,
+    /// How many consumers.
+    pub count: u64,
+    /// The Redis server their queues live on, or a cluster's masters, measured during the drain.
+    pub servers: Vec<&'a RedisServer>,
+    /// Their queue or queues: `QUEUE_NAME` or `QUEUES`.
+    pub queue_env: (&'static str, String),
+    /// Their `CONCURRENCY` (per queue).
+    pub concurrency: u64,
+    /// The mock-api's delay per call (ms), the call that answers "done", and whether it serves
+    /// HTTPS.
+    pub api: (u64, u64, bool),
     /// The queues they drain.
     pub queues: &'a [Queue],
     /// Tasks done in each queue when the drain is over.
@@ -237,8 +215,8 @@ pub struct Consumers<'a> {
     pub within: Duration,
 }
 
-/// Release consumers that drained queues against a mock-api, still running.
-pub struct ConsumerDrain {
+/// Release consumers that drained queues against a mock-api, running until [`Drained::finish`].
+pub struct Drained {
     /// The consumers, each with where it serves `/metrics`.
     pub consumers: Vec<(Process, SocketAddr)>,
     /// The API they called.
@@ -247,34 +225,25 @@ pub struct ConsumerDrain {
     pub elapsed: Duration,
     /// The consumers' CPU seconds until then.
     pub consumer_cpu_s: f64,
+    /// What Redis and the machine spent meanwhile.
+    pub spent: Spent,
 }
 
-impl ConsumerDrain {
+impl Drained {
     /// Stops the consumers and the mock, and fails unless the mock answered `expected` calls,
     /// counted 300 ms after the drain ended so that a late duplicate call would show.
     ///
     /// # Errors
     /// When the mock's `/stats` cannot be read, a process is gone, or the count is off.
-    pub async fn finish(self, expected: u64) -> Result<()> {
+    pub async fn finish(&mut self, expected: u64) -> Result<()> {
         sleep(Duration::from_millis(300)).await;
-        let stats = self
-            .mock
-            .client_builder()?
-            .build()?
-            .get(format!("{}/stats", self.mock.base()))
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
-        let stats: serde_json::Value = serde_json::from_slice(&stats)?;
-        for (consumer, _) in self.consumers {
+        let client = self.mock.client_builder()?.build()?;
+        let stats = get_json(&client, &format!("{}/stats", self.mock.base())).await?;
+        for (consumer, _) in &mut self.consumers {
             stop(consumer)?;
         }
-        stop(self.mock.process)?;
-        let calls = stats["calls"]
-            .as_u64()
-            .context("no calls in the mock's /stats")?;
+        stop(&mut self.mock.process)?;
+        let calls = stats["calls"].as_u64().context("no calls in /stats")?;
         if calls != expected {
             bail!("the API was called {calls} times instead of {expected}");
         }
@@ -287,7 +256,7 @@ impl ConsumerDrain {
 ///
 /// # Errors
 /// When it cannot be signalled (it is gone).
-pub fn stop(mut process: Process) -> Result<()> {
+pub fn stop(process: &mut Process) -> Result<()> {
     process.try_terminate(Duration::from_secs(10))?;
     Ok(())
 }
@@ -297,40 +266,22 @@ pub fn stop(mut process: Process) -> Result<()> {
 /// share of one core over `window`.
 pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
     let per_task = |x: f64| x / tasks.max(1) as f64;
+    let trips = per_task(usage.round_trips() as f64);
+    let calls = per_task(usage.script_calls() as f64);
+    let reads = per_task(usage.reads as f64);
+    let claims = usage.claims().max(1) as f64;
+    let share = usage.cpu_s / window.as_secs_f64().max(1e-9);
     vec![
-        metric(
-            "round_trips_per_task",
-            "round trips",
-            per_task(usage.round_trips() as f64),
-        ),
-        metric(
-            "script_calls_per_task",
-            "calls",
-            per_task(usage.evalsha as f64),
-        ),
-        metric(
-            "socket_reads_per_task",
-            "reads",
-            per_task(usage.reads as f64),
-        ),
-        metric(
-            "tasks_per_claim",
-            "tasks",
-            tasks as f64 / usage.claims.max(1) as f64,
-        ),
+        metric("round_trips_per_task", "round trips", trips),
+        metric("script_calls_per_task", "calls", calls),
+        metric("socket_reads_per_task", "reads", reads),
+        metric("tasks_per_claim", "tasks", tasks as f64 / claims),
         metric("redis_cpu_us_per_task", "µs", per_task(usage.cpu_s * 1e6)),
-        metric(
-            "redis_cpu_share",
-            "cores",
-            usage.cpu_s / window.as_secs_f64().max(1e-9),
-        ),
+        metric("redis_cpu_share", "cores", share),
     ]
 }
 
 /// Writes Redis' per-command profile of `tasks` tasks to `<raw>/<label>-redis-profile.json`.
-///
-/// # Errors
-/// When the file cannot be written.
 pub fn write_profile(bench: &Bench<'_>, label: &str, usage: &Usage, tasks: u64) -> Result<()> {
     let path = bench.raw.join(format!("{label}-redis-profile.json"));
     let json = serde_json::to_string_pretty(&usage.profile_per_task(tasks))?;

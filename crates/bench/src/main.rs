@@ -12,7 +12,7 @@ use bench::report::{
 };
 use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
 use bench::workloads::{
-    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, scaling,
+    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, rate_limit, scaling,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use service::{LogFormat, init_tracing};
@@ -145,6 +145,7 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
             Workload::W4 => library_drain::w4(bench, run).await,
             Workload::S1 => scaling::run(bench, run).await,
             Workload::S2 => cluster::run(bench, run).await,
+            Workload::W5 => rate_limit::run(bench, run).await,
         };
         let (id, took_s) = (workload.id(), started.elapsed().as_secs());
         match outcome {

@@ -18,6 +18,17 @@ pub const S_CONCURRENCY: u64 = 50;
 /// master (checked in every run: see [`crate::workloads::cluster`]).
 pub const S2_QUEUES: [&str; 3] = ["q-a", "q-b", "q-c"];
 
+/// W5: consumer processes sharing the API.
+pub const W5_CONSUMERS: u64 = 4;
+/// W5: each consumer's `CONCURRENCY` (800 slots in all, far beyond what the API admits).
+pub const W5_CONCURRENCY: u64 = 200;
+/// W5: the API's quota, calls per second (a sliding second), and the limit's rate.
+pub const W5_RATE: u64 = 500;
+/// W5: the API's cap on calls in flight, and the limit's cap and burst.
+pub const W5_IN_FLIGHT: u64 = 50;
+/// W5: the mock-api's delay per call (ms).
+pub const W5_DELAY_MS: u64 = 50;
+
 /// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the issue's chunk size).
 pub const CHUNK: u64 = 1000;
 
@@ -44,6 +55,8 @@ pub enum Workload {
     S1,
     /// Three queues on a three-master Redis Cluster against the same three on one Redis.
     S2,
+    /// A fleet of consumers sharing an API with a hard quota, with and without a shared limit.
+    W5,
 }
 
 impl Workload {
@@ -60,6 +73,7 @@ impl Workload {
             Self::W4 => "W4",
             Self::S1 => "S1",
             Self::S2 => "S2",
+            Self::W5 => "W5",
         }
     }
 
@@ -67,9 +81,13 @@ impl Workload {
     pub fn binaries(self) -> &'static [&'static str] {
         match self {
             Self::W1 => &["producer"],
-            Self::W2h | Self::W3d | Self::W2hTls | Self::W3dTls | Self::S1 | Self::S2 => {
-                &["consumer", "mock-api"]
-            }
+            Self::W2h
+            | Self::W3d
+            | Self::W2hTls
+            | Self::W3dTls
+            | Self::S1
+            | Self::S2
+            | Self::W5 => &["consumer", "mock-api"],
             Self::W1b | Self::W2 | Self::W4 => &[],
         }
     }
@@ -163,6 +181,19 @@ impl Workload {
                  consumer spawn until all {total} are done; Redis CPU summed over the masters; \
                  busiest_master_cpu_share is the most loaded master's share of a core"
             ),
+            Self::W5 => format!(
+                "fleet-wide limit: {n} tasks pre-enqueued, {W5_CONSUMERS} release consumers \
+                 (CONCURRENCY={W5_CONCURRENCY} each) against one release mock-api \
+                 (MOCK_DELAY_MS={W5_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1) admitting \
+                 MOCK_RATE_LIMIT_PER_SEC={W5_RATE} calls in any second and MOCK_MAX_IN_FLIGHT=\
+                 {W5_IN_FLIGHT}, 429 (Retry-After) beyond. limited_*: the consumers share the \
+                 limit API_RATE_PER_SEC={W5_RATE}, API_RATE_BURST={W5_IN_FLIGHT}, \
+                 API_MAX_IN_FLIGHT={W5_IN_FLIGHT}; unlimited_*: no limit (a 429 only backs its \
+                 task off). Timed from the first consumer's spawn until all are done; calls \
+                 (admitted, must be {n}) per second and against the quota, throttled_share = \
+                 429s / all requests, the most calls in flight the API saw, Redis' and the \
+                 consumers' CPU per admitted call"
+            ),
         }
     }
 }
@@ -170,7 +201,8 @@ impl Workload {
 /// Sizes and knobs of a benchmark run (the bench's flags).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// Task count of W1b, W2, W2h and W3d instead of theirs (20,000; W3d 2,000), for quick runs.
+    /// Task count of W1b, W2, W2h, W3d and W5 instead of theirs (20,000; W3d 2,000; W5 10,000),
+    /// for quick runs.
     #[arg(long)]
     pub tasks: Option<u64>,
     /// W4: tasks queued.
@@ -204,6 +236,7 @@ impl Settings {
     pub fn tasks(&self, w: Workload) -> u64 {
         self.tasks.unwrap_or(match w {
             Workload::W3d | Workload::W3dTls => 2_000,
+            Workload::W5 => 10_000,
             _ => 20_000,
         })
     }
@@ -220,6 +253,6 @@ mod tests {
             assert_eq!(Workload::from_str(w.id(), true), Ok(w));
         }
         assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
-        assert!(Workload::from_str("W5", true).is_err());
+        assert!(Workload::from_str("W6", true).is_err());
     }
 }

@@ -128,7 +128,7 @@ struct Latency {
 /// authority trusted when it serves HTTPS).
 async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
     let label = format!("{}-r{run}-alone-mock-api", spec.label);
-    let mut mock = bench.mock_api(spec.delay_ms, spec.polls, spec.tls, &label)?;
+    let mut mock = bench.mock_api((spec.delay_ms, spec.polls, spec.tls), &[], &label)?;
     let concurrency = usize::try_from(spec.concurrency)?;
     let client = mock
         .client_builder()?
@@ -196,7 +196,8 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64
         label: label.clone(),
         count: 1,
         servers: vec![bench.redis],
-        queue_env: ("QUEUE_NAME", queue_name),
+        env: vec![("QUEUE_NAME", queue_name)],
+        api_limits: Vec::new(),
         concurrency: spec.concurrency,
         api: (spec.delay_ms, spec.polls, spec.tls),
         queues: std::slice::from_ref(&queue),

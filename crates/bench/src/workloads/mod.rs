@@ -10,6 +10,7 @@ pub mod enqueue;
 pub mod full_stack;
 pub mod http_enqueue;
 pub mod library_drain;
+pub mod rate_limit;
 pub mod scaling;
 
 use std::net::SocketAddr;
@@ -73,15 +74,22 @@ impl Bench<'_> {
     }
 
     /// Starts the release mock-api with `delay_ms` per call, answering "done" at the
-    /// `polls`-th call of a task (over HTTPS when `https`); its log is `<raw>/<label>.log`.
+    /// `polls`-th call of a task (over HTTPS when `https`), with `limits` (its `MOCK_*` limits,
+    /// if any); its log is `<raw>/<label>.log`.
     ///
     /// # Errors
     /// When it cannot start or does not listen.
-    pub fn mock_api(&self, delay_ms: u64, polls: u64, https: bool, label: &str) -> Result<MockApi> {
-        let env = [
+    pub fn mock_api(
+        &self,
+        (delay_ms, polls, https): (u64, u64, bool),
+        limits: &[(&'static str, String)],
+        label: &str,
+    ) -> Result<MockApi> {
+        let mut env = vec![
             ("MOCK_DELAY_MS", delay_ms.to_string()),
             ("MOCK_POLLS_UNTIL_DONE", polls.to_string()),
         ];
+        env.extend_from_slice(limits);
         let (program, log) = (self.binary("mock-api"), self.log(label));
         Ok(MockApi::try_start(&program, &env, https, Some(&log))?)
     }
@@ -93,8 +101,7 @@ impl Bench<'_> {
     /// # Errors
     /// When a process cannot start or exits, Redis fails, or `c.within` passes first.
     pub async fn drain_by_consumers(&self, c: &Consumers<'_>) -> Result<Drained> {
-        let (delay_ms, polls, https) = c.api;
-        let mock = self.mock_api(delay_ms, polls, https, &format!("{}-mock-api", c.label))?;
+        let mock = self.mock_api(c.api, &c.api_limits, &format!("{}-mock-api", c.label))?;
         let urls: Vec<String> = c.servers.iter().map(|server| server.url()).collect();
         let redis_url = urls.join(",");
         let window = Window::open(&c.servers, None).await?;
@@ -105,10 +112,10 @@ impl Bench<'_> {
             let mut env = vec![
                 ("REDIS_URL", redis_url.clone()),
                 ("CONSUMER_ADDR", addr.to_string()),
-                c.queue_env.clone(),
                 ("CONCURRENCY", c.concurrency.to_string()),
                 ("POLL_INTERVAL_MS", POLL_INTERVAL_MS.to_string()),
             ];
+            env.extend_from_slice(&c.env);
             env.extend(mock.consumer_env());
             let log = self.log(&format!("{}-consumer{i}", c.label));
             let process = Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?;
@@ -200,13 +207,15 @@ pub struct Consumers<'a> {
     pub count: u64,
     /// The Redis server their queues live on, or a cluster's masters, measured during the drain.
     pub servers: Vec<&'a RedisServer>,
-    /// Their queue or queues: `QUEUE_NAME` or `QUEUES`.
-    pub queue_env: (&'static str, String),
+    /// Their queue or queues (`QUEUE_NAME` or `QUEUES`), and any other setting.
+    pub env: Vec<(&'static str, String)>,
     /// Their `CONCURRENCY` (per queue).
     pub concurrency: u64,
     /// The mock-api's delay per call (ms), the call that answers "done", and whether it serves
     /// HTTPS.
     pub api: (u64, u64, bool),
+    /// The mock-api's limits (`MOCK_RATE_LIMIT_PER_SEC`, `MOCK_MAX_IN_FLIGHT`), if any.
+    pub api_limits: Vec<(&'static str, String)>,
     /// The queues they drain.
     pub queues: &'a [Queue],
     /// Tasks done in each queue when the drain is over.

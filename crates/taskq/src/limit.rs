@@ -7,10 +7,13 @@
 //!
 //! A worker asks for permits before it claims, for as many tasks as it may start, so no task is
 //! claimed that cannot be called: [`Limiter::wait_for_permits`] makes one round trip per batch of
-//! permits and, when none is left, sleeps exactly the wait the script names (the next permit of
-//! the pace, the end of a pause), so waiting costs no spin and no polling faster than the limit's
-//! own pace. Only a full cap on calls in flight has no exact end: the worker then waits for one of
-//! its own calls to end, or [`IN_FLIGHT_RECHECK`], whichever comes first.
+//! permits. The script grants them for one moment, now or up to [`RESERVE_AHEAD`] later (a
+//! reservation: the batch the pace allows within that horizon, so that consumers sharing a limit
+//! take turns instead of all asking at every interval), and the worker sleeps until then; when
+//! nothing is within reach it sleeps exactly the wait the script names (the next permits of the
+//! pace, the end of a pause). Waiting costs no spin and no polling faster than the limit's own
+//! pace. Only a full cap on calls in flight has no exact end: the worker then waits for one of its
+//! own calls to end, or [`IN_FLIGHT_RECHECK`], whichever comes first.
 //!
 //! A permit for a call in flight is given back when the call ends ([`Permit`] does it when
 //! dropped): the ids gather here and go back to Redis in one call per batch
@@ -31,6 +34,11 @@ use crate::scripts::{self, RunScript, millis};
 /// How often a worker asks again while every place in flight is taken by other processes' calls
 /// (its own calls' ends wake it at once).
 pub const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(25);
+
+/// How far ahead a batch of permits may be reserved: at the limit's pace, one script call grants
+/// what the pace allows in this long (10 permits at 500 calls/s), and the caller sleeps until
+/// their moment.
+pub const RESERVE_AHEAD: Duration = Duration::from_millis(20);
 
 /// How much longer than a second the rate's window is. A permit reaches the provider a few
 /// milliseconds after it is granted (a claim, a connection), and not always the same few: a
@@ -99,8 +107,8 @@ impl std::fmt::Debug for Limiter {
 
 /// The answer to a request for permits.
 enum Grant {
-    /// Some permits (at most as many as asked for).
-    Granted(Vec<Permit>),
+    /// Some permits (at most as many as asked for), for a moment this long from now.
+    Granted(Vec<Permit>, Duration),
     /// None now: ask again after this long.
     Wait(Duration, Why),
 }
@@ -119,6 +127,8 @@ pub struct Permit {
     limiter: Arc<Limiter>,
     /// The id leased in Redis (only with a cap on calls in flight).
     id: Option<String>,
+    /// Its number in the rate's log (only with a rate), to take it out if it goes unused.
+    grant: Option<u64>,
 }
 
 impl Drop for Permit {
@@ -185,7 +195,10 @@ impl Limiter {
         let started = Instant::now();
         let permits = loop {
             match self.acquire(want).await? {
-                Grant::Granted(permits) => break permits,
+                Grant::Granted(permits, at) => {
+                    tokio::time::sleep(at).await;
+                    break permits;
+                }
                 Grant::Wait(wait, Why::InFlight) => {
                     let room = self.room.notified();
                     let _ = tokio::time::timeout(wait.min(IN_FLIGHT_RECHECK), room).await;
@@ -211,7 +224,9 @@ impl Limiter {
             Vec::new()
         };
         let window = Duration::from_secs(1) + WINDOW_GUARD;
-        let (granted, wait_ms, why, _in_flight): (usize, u64, u8, u64) = scripts::ACQUIRE
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        type Reply = (usize, u64, u8, u64, u64);
+        let (granted, wait_ms, why, _in_flight, first_grant): Reply = scripts::ACQUIRE
             .key(&self.keys.state)
             .key(&self.keys.granted)
             .key(&self.keys.in_flight)
@@ -219,7 +234,8 @@ impl Limiter {
             .arg(want)
             .arg(per_sec)
             .arg(burst)
-            .arg(u64::try_from(window.as_micros()).unwrap_or(u64::MAX))
+            .arg(micros(window))
+            .arg(micros(RESERVE_AHEAD))
             .arg(cap)
             .arg(millis(self.lease))
             .arg(&ids)
@@ -232,10 +248,12 @@ impl Limiter {
                     .granted
                     .fetch_add(granted as u64, Ordering::Relaxed);
                 let mut ids = ids.into_iter().take(granted);
-                let permits = (0..granted)
-                    .map(|_| Permit {
+                let rated = per_sec > 0.0;
+                let permits = (0..granted as u64)
+                    .map(|i| Permit {
                         limiter: Arc::clone(self),
                         id: ids.next(),
+                        grant: rated.then_some(first_grant + i),
                     })
                     .collect::<Vec<_>>();
                 if cap > 0 {
@@ -243,11 +261,11 @@ impl Limiter {
                         .in_flight
                         .fetch_add(granted as u64, Ordering::Relaxed);
                 }
-                return Ok(Grant::Granted(permits));
+                return Ok(Grant::Granted(permits, wait));
             }
             1 => Why::Paused,
             2 => Why::InFlight,
-            3 | 4 => Why::Pace,
+            3 => Why::Pace,
             other => return Err(Error::UnexpectedReply(format!("acquire reason {other}"))),
         };
         Ok(Grant::Wait(wait, why))
@@ -262,15 +280,15 @@ impl Limiter {
         if permits.is_empty() {
             return Ok(());
         }
-        let unused = permits.len();
-        let ids: Vec<String> = permits
-            .into_iter()
-            .filter_map(|mut permit| permit.id.take())
-            .collect();
         self.stats
             .granted
-            .fetch_sub(unused as u64, Ordering::Relaxed);
-        self.give_back(unused, ids).await
+            .fetch_sub(permits.len() as u64, Ordering::Relaxed);
+        let (mut grants, mut ids) = (Vec::new(), Vec::new());
+        for mut permit in permits {
+            grants.extend(permit.grant);
+            ids.extend(permit.id.take());
+        }
+        self.give_back(&grants, ids).await
     }
 
     /// Notes that the call holding permit `id` ended.
@@ -292,7 +310,7 @@ impl Limiter {
         if ids.is_empty() {
             return Ok(());
         }
-        let result = self.give_back(0, ids.clone()).await;
+        let result = self.give_back(&[], ids.clone()).await;
         if result.is_err() {
             self.ended
                 .lock()
@@ -314,16 +332,18 @@ impl Limiter {
         }
     }
 
-    /// `give_back.lua`: `unused` permits of the rate, and the places in flight `ids`.
-    async fn give_back(&self, unused: usize, ids: Vec<String>) -> Result<()> {
+    /// `give_back.lua`: the rate of the unused permits numbered `grants`, and the places in
+    /// flight `ids`.
+    async fn give_back(&self, grants: &[u64], ids: Vec<String>) -> Result<()> {
         let (per_sec, _) = self.rate_args();
         let returned = ids.len() as u64;
         let _in_flight: u64 = scripts::GIVE_BACK
             .key(&self.keys.state)
             .key(&self.keys.granted)
             .key(&self.keys.in_flight)
-            .arg(unused)
             .arg(per_sec)
+            .arg(grants.len())
+            .arg(grants)
             .arg(&ids)
             .run(&self.conn)
             .await?;

@@ -1,25 +1,30 @@
--- acquire.lua: grants up to n permits of one shared limit, or says how long to wait. A permit is
--- one call to the API: it spends the rate (GCRA, and a count over a sliding window) and, when
--- calls in flight are capped, holds a place in flight until it is given back or its lease ends.
+-- acquire.lua: grants up to n permits of one shared limit for one moment, now or a little ahead
+-- (a reservation), or says how long to wait. A permit is one call to the API: it spends the rate
+-- (GCRA for the pace and the burst, and a log over a sliding window so that no window ever holds
+-- more than the rate) and, when calls in flight are capped, holds a place in flight until it is
+-- given back or its lease ends. Reserving a little ahead lets a caller take a batch of permits in
+-- one call and sleep until their moment, instead of asking again at every interval.
 -- KEYS[1] state (HASH: tat = theoretical arrival time in µs, seq = last grant number)
--- KEYS[2] granted (ZSET: grant number -> grant time in µs, the sliding window's log)
+-- KEYS[2] granted (ZSET: grant number -> the moment it was granted for, in µs: the window's log)
 -- KEYS[3] in flight (ZSET: permit id -> lease deadline in ms)
 -- KEYS[4] paused (STRING with a PX expiry: present while the API asked everyone to wait)
 -- ARGV[1] permits wanted   ARGV[2] calls per second (0: no rate)   ARGV[3] burst
--- ARGV[4] window (µs)      ARGV[5] calls in flight at most (0: no cap)   ARGV[6] lease (ms)
--- ARGV[6+i] the id of permit i (with a cap on calls in flight)
--- Returns {granted, wait (ms, when none was granted), why none (0 granted, 1 paused, 2 in flight,
--- 3 rate, 4 window), permits in flight after this call}.
+-- ARGV[4] window (µs)   ARGV[5] how far ahead a moment may be reserved (µs)
+-- ARGV[6] calls in flight at most (0: no cap)   ARGV[7] lease (ms)
+-- ARGV[7+i] the id of permit i (with a cap on calls in flight)
+-- Returns {granted, wait (ms): until the moment granted or, with none granted, until asking again
+-- is worth it, why none (0 granted, 1 paused, 2 in flight, 3 rate), permits in flight after this
+-- call, first grant number (the permits hold numbers first .. first + granted - 1)}.
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
 local n = tonumber(ARGV[1])
-local per_sec, burst, window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_in_flight, lease = tonumber(ARGV[5]), tonumber(ARGV[6])
+local per_sec, burst, window, ahead = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_in_flight, lease = tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local paused = redis.call('PTTL', KEYS[4])
 if paused > 0 then
-  return {0, paused, 1, redis.call('ZCARD', KEYS[3])}
+  return {0, paused, 1, redis.call('ZCARD', KEYS[3]), 0}
 end
 
 local in_flight = 0
@@ -30,37 +35,58 @@ if max_in_flight > 0 then
   n = math.min(n, max_in_flight - in_flight)
   if n <= 0 then
     local first = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
-    return {0, math.max(1, tonumber(first[2]) - now), 2, in_flight}
+    return {0, math.max(1, tonumber(first[2]) - now), 2, in_flight, 0}
   end
 end
 
+local at, first_seq = now_us, 0
 if per_sec > 0 then
   local interval = 1000000 / per_sec
-  local tat = math.max(tonumber(redis.call('HGET', KEYS[1], 'tat') or '0'), now_us)
-  -- GCRA: the permits that fit before the theoretical arrival time runs a burst ahead of now.
-  local fit = math.floor((burst * interval - (tat - now_us)) / interval + 1e-9)
-  n = math.min(n, fit)
-  if n <= 0 then
-    return {0, math.max(1, math.ceil((tat + interval - burst * interval - now_us) / 1000)), 3, in_flight}
+  local cap = math.ceil(per_sec)
+  local stored = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
+  -- GCRA: m permits conform at t once the arrival time is no more than a burst ahead of t after
+  -- them. Aim for a batch worth the round trip: as many as the reservation horizon holds.
+  local m = math.max(1, math.min(n, burst, math.floor(ahead / interval)))
+  at = math.max(now_us, stored - (burst - m) * interval)
+  if at > now_us + ahead then
+    -- Not m within reach: as many as conform at the horizon, or wait for the first.
+    at = now_us + ahead
   end
-  -- The sliding window: at most per_sec grants in any window, whatever the burst.
+  local function fit(moment)
+    return math.floor((burst * interval - (math.max(stored, moment) - moment)) / interval + 1e-9)
+  end
+  if fit(at) < 1 then
+    local first_at = math.max(now_us, stored - (burst - 1) * interval)
+    return {0, math.max(1, math.ceil((first_at - now_us) / 1000) - math.floor(ahead / 1000)), 3, in_flight, 0}
+  end
+  -- The sliding window, for the moment granted: fewer than cap grants in the window before it.
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now_us - window))
-  n = math.min(n, math.ceil(per_sec) - redis.call('ZCARD', KEYS[2]))
-  if n <= 0 then
-    local first = redis.call('ZRANGE', KEYS[2], '0', '0', 'WITHSCORES')
-    return {0, math.max(1, math.ceil((tonumber(first[2]) + window - now_us) / 1000)), 4, in_flight}
+  local held = redis.call('ZCOUNT', KEYS[2], '(' .. int(at - window), '+inf')
+  if held >= cap then
+    local total = redis.call('ZCARD', KEYS[2])
+    local leaving = redis.call('ZRANGE', KEYS[2], int(total - cap), int(total - cap), 'WITHSCORES')
+    at = math.max(at, tonumber(leaving[2]) + window)
+    if at > now_us + ahead then
+      return {0, math.max(1, math.ceil((at - now_us) / 1000) - math.floor(ahead / 1000)), 3, in_flight, 0}
+    end
+    held = redis.call('ZCOUNT', KEYS[2], '(' .. int(at - window), '+inf')
   end
-  local seq = redis.call('HINCRBY', KEYS[1], 'seq', int(n))
+  n = math.min(n, fit(at), cap - held)
+  if n <= 0 then
+    return {0, math.max(1, math.ceil(interval / 1000)), 3, in_flight, 0}
+  end
+  local last_seq = redis.call('HINCRBY', KEYS[1], 'seq', int(n))
+  first_seq = last_seq - n + 1
   local log = {}
   for i = 1, n do
-    log[#log + 1] = int(now_us)
-    log[#log + 1] = int(seq - n + i)
+    log[#log + 1] = int(at)
+    log[#log + 1] = int(first_seq + i - 1)
   end
   redis.call('ZADD', KEYS[2], unpack(log))
-  tat = tat + n * interval
+  local tat = math.max(stored, at) + n * interval
   redis.call('HSET', KEYS[1], 'tat', int(math.ceil(tat)))
   -- Idle limits leave nothing behind once neither their window nor their arrival time matters.
-  local keep = int(math.ceil(math.max(window, tat - now_us) / 1000) + 1000)
+  local keep = int(math.ceil((math.max(at + window, tat) - now_us) / 1000) + 1000)
   redis.call('PEXPIRE', KEYS[1], keep)
   redis.call('PEXPIRE', KEYS[2], keep)
 end
@@ -69,10 +95,10 @@ if max_in_flight > 0 then
   local leased = {}
   for i = 1, n do
     leased[#leased + 1] = int(now + lease)
-    leased[#leased + 1] = ARGV[6 + i]
+    leased[#leased + 1] = ARGV[7 + i]
   end
   redis.call('ZADD', KEYS[3], unpack(leased))
   redis.call('PEXPIRE', KEYS[3], int(lease * 2))
   in_flight = in_flight + n
 end
-return {n, 0, 0, in_flight}
+return {n, math.max(0, math.ceil((at - now_us) / 1000)), 0, in_flight, first_seq}

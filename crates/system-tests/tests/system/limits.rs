@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::eventually;
+use testkit::{eventually, free_addr};
 
-use crate::stack::{Stack, names};
+use crate::stack::{Stack, get_text, names};
 
 /// The mock's `/stats` field `field`.
 fn stat(stats: &Value, field: &str) -> u64 {
@@ -115,8 +115,15 @@ async fn one_consumers_429_with_retry_after_pauses_every_consumer_of_the_key() {
         ("MOCK_FAILURE_STATUS", "429"),
         ("MOCK_RETRY_AFTER_SECS", "2"),
     ]);
-    let shared = [("API_LIMIT_KEY", "paused-api"), ("CONCURRENCY", "3")];
-    let _consumers = [stack.consumer(&shared), stack.consumer(&shared)];
+    let addrs = [free_addr(), free_addr()];
+    let _consumers = addrs.map(|addr| {
+        let addr = addr.to_string();
+        stack.consumer(&[
+            ("API_LIMIT_KEY", "paused-api"),
+            ("CONCURRENCY", "3"),
+            ("CONSUMER_ADDR", &addr),
+        ])
+    });
     // One task: one consumer calls, meets the 429, and pauses the key; the other sits idle.
     stack.enqueue("first").await;
     let paused = eventually(Duration::from_secs(10), "a first 429", || async {
@@ -134,6 +141,25 @@ async fn one_consumers_429_with_retry_after_pauses_every_consumer_of_the_key() {
         (stat(&stack.mock_stats().await, "calls") > during).then_some(())
     })
     .await;
+    // Each consumer's /metrics shows its share of the limit: together, the pauses they started
+    // and the permits they were granted.
+    let mut pauses = 0.0;
+    for addr in addrs {
+        let (_, page) = get_text(&stack.client, format!("http://{addr}/metrics")).await;
+        pauses += sample(&page, "taskq_limit_pauses_total{limit_key=\"paused-api\"}");
+        assert!(
+            page.contains("taskq_limit_permits_granted_total{limit_key=\"paused-api\"}"),
+            "{page}"
+        );
+    }
+    assert!(pauses >= 1.0, "pauses started: {pauses}");
+}
+
+/// The value of the series `series` on a Prometheus page.
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {page}"))
 }
 
 #[tokio::test]

@@ -39,10 +39,11 @@ pub struct SharedLimit {
 /// Why the limits could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LimitsError {
-    /// Two queues name one key with different limits.
+    /// Two queues name one key with different limits (or leases, which its places in flight
+    /// last).
     #[error(
         "queues {first} and {second} share limit key {key} with different limits; give them the \
-         same rate and max_in_flight, or different keys"
+         same rate, max_in_flight and lease_ms, or different keys"
     )]
     Differ {
         /// The key.
@@ -78,7 +79,7 @@ impl Limiters {
         lease: Duration,
     ) -> Result<Arc<Limiter>, LimitsError> {
         if let Some((limiter, first)) = self.by_key.get(&shared.key) {
-            if limiter.limit() != shared.limit {
+            if limiter.limit() != shared.limit || limiter.lease() != lease {
                 return Err(LimitsError::Differ {
                     key: shared.key.clone(),
                     first: first.clone(),
@@ -112,12 +113,18 @@ pub fn write_limits(page: &mut Exposition, limiters: &[Arc<Limiter>]) {
     if limiters.is_empty() {
         return;
     }
-    let series: [Series; 4] = [
+    let series: [Series; 5] = [
         (
             "taskq_limit_permits_granted_total",
             Kind::Counter,
             "Permits granted by a shared limit to this process (calls allowed).",
             |l| l.stats().granted.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "taskq_limit_permits_returned_total",
+            Kind::Counter,
+            "Permits of a shared limit this process was granted but gave back unused.",
+            |l| l.stats().returned.load(Ordering::Relaxed) as f64,
         ),
         (
             "taskq_limit_wait_seconds_total",
@@ -185,8 +192,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "queues a and d share limit key k with different limits; give them the same rate and \
-             max_in_flight, or different keys"
+            "queues a and d share limit key k with different limits; give them the same rate, \
+             max_in_flight and lease_ms, or different keys"
         );
         assert_eq!(limiters.all().len(), 2);
     }

@@ -16,8 +16,10 @@
 //! own calls to end, or [`IN_FLIGHT_RECHECK`], whichever comes first.
 //!
 //! A permit for a call in flight is given back when the call ends ([`Permit`] does it when
-//! dropped): the ids gather here and go back to Redis in one call per batch
-//! ([`Limiter::give_back_ended`], run in the background by the worker).
+//! dropped), and permits granted for calls that will not be made are given back whole (rate and
+//! place): both gather here and go back to Redis in one call per batch
+//! ([`Limiter::give_back_pending`], run in the background by the worker), so a worker never
+//! waits on a give-back between its claim and its calls.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,6 +36,9 @@ use crate::scripts::{self, RunScript, millis};
 /// How often a worker asks again while every place in flight is taken by other processes' calls
 /// (its own calls' ends wake it at once).
 pub const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(25);
+
+/// The most permits one request asks for (the scripts pass them to a single command).
+pub const MAX_PERMITS_PER_CALL: usize = 1000;
 
 /// How far ahead a batch of permits may be reserved: at the limit's pace, one script call grants
 /// what the pace allows in this long (10 permits at 500 calls/s), and the caller sleeps until
@@ -69,6 +74,8 @@ pub struct Rate {
 pub struct LimiterStats {
     /// Permits granted (calls allowed).
     pub granted: AtomicU64,
+    /// Of those, given back unused (fewer tasks were due than permits granted).
+    pub returned: AtomicU64,
     /// Time spent waiting for permits (µs).
     pub waited_us: AtomicU64,
     /// Pauses this process started (a 429 or 503 with `Retry-After`).
@@ -87,10 +94,10 @@ pub struct Limiter {
     /// Makes permit ids unique across processes: `<owner>:<n>`.
     owner: String,
     next_id: AtomicU64,
-    /// Ids of permits whose calls ended, waiting to be given back.
-    ended: Mutex<Vec<String>>,
-    /// Wakes the background give-back when `ended` fills.
-    ended_some: Notify,
+    /// Permits waiting to be given back.
+    pending: Mutex<Returns>,
+    /// Wakes the background give-back when `pending` fills.
+    pending_some: Notify,
     /// Wakes workers waiting for a place in flight once permits went back.
     room: Notify,
     stats: LimiterStats,
@@ -103,6 +110,14 @@ impl std::fmt::Debug for Limiter {
             .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
+}
+
+/// Permits to give back: the grant numbers of unused ones (their rate comes back) and the ids of
+/// places in flight (calls ended, or never made).
+#[derive(Debug, Default)]
+struct Returns {
+    unused: Vec<u64>,
+    ids: Vec<String>,
 }
 
 /// The answer to a request for permits.
@@ -158,8 +173,8 @@ impl Limiter {
             lease,
             owner: format!("{:016x}", fastrand::u64(..)),
             next_id: AtomicU64::new(0),
-            ended: Mutex::default(),
-            ended_some: Notify::new(),
+            pending: Mutex::default(),
+            pending_some: Notify::new(),
             room: Notify::new(),
             stats: LimiterStats::default(),
         }))
@@ -173,6 +188,11 @@ impl Limiter {
     /// The limit.
     pub fn limit(&self) -> Limit {
         self.limit
+    }
+
+    /// How long a place in flight lasts unless given back.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// What this process did with the limit.
@@ -192,15 +212,20 @@ impl Limiter {
     /// # Errors
     /// [`Error::Redis`] when Redis fails.
     pub async fn wait_for_permits(self: &Arc<Self>, want: usize) -> Result<Vec<Permit>> {
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let want = want.min(MAX_PERMITS_PER_CALL);
         let started = Instant::now();
         let permits = loop {
+            // Made before asking, so that a place given back meanwhile still wakes this wait.
+            let room = self.room.notified();
             match self.acquire(want).await? {
                 Grant::Granted(permits, at) => {
                     tokio::time::sleep(at).await;
                     break permits;
                 }
                 Grant::Wait(wait, Why::InFlight) => {
-                    let room = self.room.notified();
                     let _ = tokio::time::timeout(wait.min(IN_FLIGHT_RECHECK), room).await;
                 }
                 Grant::Wait(wait, Why::Paused | Why::Pace) => tokio::time::sleep(wait).await,
@@ -225,8 +250,8 @@ impl Limiter {
         };
         let window = Duration::from_secs(1) + WINDOW_GUARD;
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        type Reply = (usize, u64, u8, u64, u64);
-        let (granted, wait_ms, why, _in_flight, first_grant): Reply = scripts::ACQUIRE
+        type Reply = (usize, u64, u8, u64);
+        let (granted, wait_ms, why, first_grant): Reply = scripts::ACQUIRE
             .key(&self.keys.state)
             .key(&self.keys.granted)
             .key(&self.keys.in_flight)
@@ -276,78 +301,82 @@ impl Limiter {
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis fails (the places in flight then come back with their leases).
-    pub async fn give_back_unused(&self, permits: Vec<Permit>) -> Result<()> {
+    pub fn give_back_unused(&self, permits: Vec<Permit>) {
         if permits.is_empty() {
-            return Ok(());
+            return;
         }
         self.stats
-            .granted
-            .fetch_sub(permits.len() as u64, Ordering::Relaxed);
-        let (mut grants, mut ids) = (Vec::new(), Vec::new());
+            .returned
+            .fetch_add(permits.len() as u64, Ordering::Relaxed);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         for mut permit in permits {
-            grants.extend(permit.grant);
-            ids.extend(permit.id.take());
+            pending.unused.extend(permit.grant);
+            pending.ids.extend(permit.id.take());
         }
-        self.give_back(&grants, ids).await
+        drop(pending);
+        self.pending_some.notify_one();
     }
 
     /// Notes that the call holding permit `id` ended.
     fn ended_call(&self, id: String) {
-        self.ended
+        self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .ids
             .push(id);
-        self.ended_some.notify_one();
+        self.pending_some.notify_one();
     }
 
-    /// Gives back, in one call, the places in flight of every call that ended since the last
-    /// time.
+    /// Gives back, in one call, every permit waiting to go back: the places in flight of ended
+    /// calls, and unused permits whole.
     ///
     /// # Errors
-    /// [`Error::Redis`] when Redis fails (the ids are kept for the next try).
-    pub async fn give_back_ended(&self) -> Result<()> {
-        let ids = std::mem::take(&mut *self.ended.lock().unwrap_or_else(PoisonError::into_inner));
-        if ids.is_empty() {
+    /// [`Error::Redis`] when Redis fails (they are kept for the next try).
+    pub async fn give_back_pending(&self) -> Result<()> {
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if pending.unused.is_empty() && pending.ids.is_empty() {
             return Ok(());
         }
-        let result = self.give_back(&[], ids.clone()).await;
+        let result = self.give_back(&pending.unused, &pending.ids).await;
         if result.is_err() {
-            self.ended
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(ids);
+            let mut kept = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            kept.unused.extend(pending.unused);
+            kept.ids.extend(pending.ids);
         }
         result
     }
 
-    /// Gives back the places in flight of ended calls as they end, in batches, until dropped.
+    /// Gives back pending permits as they come, in batches, until dropped.
     pub async fn give_back_in_background(self: Arc<Self>) {
         loop {
-            self.ended_some.notified().await;
-            if let Err(err) = self.give_back_ended().await {
+            self.pending_some.notified().await;
+            if let Err(err) = self.give_back_pending().await {
                 tracing::warn!(error = %err, limit_key = self.limit_key(), "giving back permits failed");
                 tokio::time::sleep(IN_FLIGHT_RECHECK).await;
-                self.ended_some.notify_one();
+                self.pending_some.notify_one();
             }
         }
     }
 
     /// `give_back.lua`: the rate of the unused permits numbered `grants`, and the places in
     /// flight `ids`.
-    async fn give_back(&self, grants: &[u64], ids: Vec<String>) -> Result<()> {
+    async fn give_back(&self, grants: &[u64], ids: &[String]) -> Result<()> {
         let (per_sec, _) = self.rate_args();
-        let returned = ids.len() as u64;
-        let _in_flight: u64 = scripts::GIVE_BACK
+        let () = scripts::GIVE_BACK
             .key(&self.keys.state)
             .key(&self.keys.granted)
             .key(&self.keys.in_flight)
+            .key(&self.keys.paused)
             .arg(per_sec)
             .arg(grants.len())
             .arg(grants)
-            .arg(&ids)
+            .arg(ids)
             .run(&self.conn)
             .await?;
-        self.stats.in_flight.fetch_sub(returned, Ordering::Relaxed);
+        self.stats
+            .in_flight
+            .fetch_sub(ids.len() as u64, Ordering::Relaxed);
         self.room.notify_waiters();
         Ok(())
     }

@@ -13,8 +13,8 @@
 -- ARGV[6] calls in flight at most (0: no cap)   ARGV[7] lease (ms)
 -- ARGV[7+i] the id of permit i (with a cap on calls in flight)
 -- Returns {granted, wait (ms): until the moment granted or, with none granted, until asking again
--- is worth it, why none (0 granted, 1 paused, 2 in flight, 3 rate), permits in flight after this
--- call, first grant number (the permits hold numbers first .. first + granted - 1)}.
+-- is worth it, why none (0 granted, 1 paused, 2 in flight, 3 rate), first grant number (the
+-- permits hold numbers first .. first + granted - 1)}.
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
@@ -24,18 +24,17 @@ local max_in_flight, lease = tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local paused = redis.call('PTTL', KEYS[4])
 if paused > 0 then
-  return {0, paused, 1, redis.call('ZCARD', KEYS[3]), 0}
+  return {0, paused, 1, 0}
 end
 
-local in_flight = 0
 if max_in_flight > 0 then
   -- A consumer that died holding permits gives them back here, once their leases end.
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', int(now))
-  in_flight = redis.call('ZCARD', KEYS[3])
+  local in_flight = redis.call('ZCARD', KEYS[3])
   n = math.min(n, max_in_flight - in_flight)
   if n <= 0 then
     local first = redis.call('ZRANGE', KEYS[3], '0', '0', 'WITHSCORES')
-    return {0, math.max(1, tonumber(first[2]) - now), 2, in_flight, 0}
+    return {0, math.max(1, tonumber(first[2]) - now), 2, 0}
   end
 end
 
@@ -57,7 +56,7 @@ if per_sec > 0 then
   end
   if fit(at) < 1 then
     local first_at = math.max(now_us, stored - (burst - 1) * interval)
-    return {0, math.max(1, math.ceil((first_at - now_us) / 1000) - math.floor(ahead / 1000)), 3, in_flight, 0}
+    return {0, math.max(1, math.ceil((first_at - now_us) / 1000) - math.floor(ahead / 1000)), 3, 0}
   end
   -- The sliding window, for the moment granted: fewer than cap grants in the window before it.
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now_us - window))
@@ -67,13 +66,13 @@ if per_sec > 0 then
     local leaving = redis.call('ZRANGE', KEYS[2], int(total - cap), int(total - cap), 'WITHSCORES')
     at = math.max(at, tonumber(leaving[2]) + window)
     if at > now_us + ahead then
-      return {0, math.max(1, math.ceil((at - now_us) / 1000) - math.floor(ahead / 1000)), 3, in_flight, 0}
+      return {0, math.max(1, math.ceil((at - now_us) / 1000) - math.floor(ahead / 1000)), 3, 0}
     end
     held = redis.call('ZCOUNT', KEYS[2], '(' .. int(at - window), '+inf')
   end
   n = math.min(n, fit(at), cap - held)
   if n <= 0 then
-    return {0, math.max(1, math.ceil(interval / 1000)), 3, in_flight, 0}
+    return {0, math.max(1, math.ceil(interval / 1000)), 3, 0}
   end
   local last_seq = redis.call('HINCRBY', KEYS[1], 'seq', int(n))
   first_seq = last_seq - n + 1
@@ -99,6 +98,5 @@ if max_in_flight > 0 then
   end
   redis.call('ZADD', KEYS[3], unpack(leased))
   redis.call('PEXPIRE', KEYS[3], int(lease * 2))
-  in_flight = in_flight + n
 end
-return {n, math.max(0, math.ceil((at - now_us) / 1000)), 0, in_flight, first_seq}
+return {n, math.max(0, math.ceil((at - now_us) / 1000)), 0, first_seq}

@@ -18,7 +18,11 @@ if per_sec > 0 then
   local earliest = now_us + pause * 1000 + (burst - 1) * interval
   local tat = math.max(tonumber(redis.call('HGET', KEYS[2], 'tat') or '0'), earliest)
   redis.call('HSET', KEYS[2], 'tat', int(math.ceil(tat)))
-  redis.call('PEXPIRE', KEYS[2], int(math.ceil((tat - now_us) / 1000) + 1000))
+  -- Longer, never shorter: the grant counter in it must outlive the window's log.
+  local keep = math.ceil((tat - now_us) / 1000) + 1000
+  if redis.call('PTTL', KEYS[2]) < keep then
+    redis.call('PEXPIRE', KEYS[2], int(keep))
+  end
 end
 if left > 0 then
   return 2

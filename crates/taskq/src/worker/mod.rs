@@ -181,20 +181,21 @@ impl<H: Handler> Worker<H> {
             .min(shared.config.concurrency)
             .max(1);
         let (claim, permits) = shared.claim_with_permits(limit).await?;
-        if claim.tasks.is_empty() {
-            return Ok(Step::Empty);
-        }
         let mut permits = permits.into_iter();
-        let claimed = claim
+        let claimed: Vec<_> = claim
             .tasks
             .into_iter()
             .map(|task| (task, permits.next().flatten()))
             .collect();
-        let processed = shared.run_all(claimed).await;
+        let step = match claimed.len() {
+            0 => Step::Empty,
+            _ => Step::Processed(shared.run_all(claimed).await),
+        };
+        // One step leaves no permit behind: the unused and those of ended calls go back now.
         if let Some(limiter) = &shared.config.limiter {
-            limiter.give_back_ended().await?;
+            limiter.give_back_pending().await?;
         }
-        Ok(Step::Processed(processed))
+        Ok(step)
     }
 
     /// Runs until `shutdown` resolves, then drains: calls in flight get the grace period to
@@ -245,7 +246,7 @@ impl<H: Handler> Worker<H> {
             giver.abort();
         }
         if let Some(limiter) = &shared.config.limiter
-            && let Err(err) = limiter.give_back_ended().await
+            && let Err(err) = limiter.give_back_pending().await
         {
             warn!(error = %err, "could not give back the permits of ended calls; they return with their leases");
         }

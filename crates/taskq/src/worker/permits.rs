@@ -23,10 +23,9 @@ impl<H: Handler> Shared<H> {
         let mut permits = limiter.wait_for_permits(want).await?;
         let claimed = self.queue.claim(permits.len()).await;
         let used = claimed.as_ref().map_or(0, |claim| claim.tasks.len());
-        let unused = permits.split_off(used.min(permits.len()));
-        if let Err(err) = limiter.give_back_unused(unused).await {
-            warn!(error = %err, limit_key = limiter.limit_key(), "giving back unused permits failed; their places in flight return with their leases");
-        }
+        // Given back in the background: nothing may stand between a claim and the tasks' entry
+        // among the held leases, or a shutdown there would strand them.
+        limiter.give_back_unused(permits.split_off(used.min(permits.len())));
         Ok((claimed?, permits.into_iter().map(Some).collect()))
     }
 

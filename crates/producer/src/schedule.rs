@@ -9,9 +9,8 @@ use taskq::RunAt;
 /// The longest delay accepted: a year.
 pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 
-/// The latest time accepted (ms since the epoch): the year 2286, far beyond any real schedule,
-/// and well within what Redis scores hold exactly.
-pub const MAX_RUN_AT_MS: u64 = 9_999_999_999_999;
+/// The latest time accepted (ms since the epoch): the library's bound, the year 2286.
+pub use taskq::MAX_RUN_AT_MS;
 
 /// Why a schedule was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -949,6 +949,13 @@ async fn a_scheduled_task_is_queued_until_its_time_and_a_bad_schedule_writes_not
     let (status, _, body) = call(addr, Method::POST, "/tasks", Some(both), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "give delay_ms or run_at_ms, not both");
+    let typo = json!({"name": "x", "delay": 60000});
+    let (status, _, body) = call(addr, Method::POST, "/tasks", Some(typo), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a misspelt key: {body}"
+    );
     let (status, _, _) = get(addr, "/tasks/x").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing written");
 }

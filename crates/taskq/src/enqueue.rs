@@ -80,6 +80,7 @@ impl Queue {
         run_at: RunAt,
     ) -> Result<Enqueued> {
         check_payload(payload)?;
+        run_at.check()?;
         self.enqueue_one(name, payload.map(ToOwned::to_owned), run_at)
             .await
     }
@@ -90,12 +91,13 @@ impl Queue {
     /// second answer is the first's task.
     ///
     /// # Errors
-    /// [`Error::PayloadTooLarge`] (before anything is written) when a payload is over
-    /// [`MAX_PAYLOAD_BYTES`]; [`Error::Redis`] when Redis fails: each call is written whole or not
+    /// [`Error::PayloadTooLarge`] or [`Error::InvalidRunAt`] (before anything is written) when a
+    /// payload is over [`MAX_PAYLOAD_BYTES`] or a time out of range; [`Error::Redis`] when Redis fails: each call is written whole or not
     /// at all, and the calls before it stay written.
     pub async fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<Enqueued>> {
         for task in tasks {
             check_payload(task.payload.as_deref())?;
+            task.run_at.check()?;
         }
         let mut answers = Vec::with_capacity(tasks.len());
         let mut rest = tasks;

@@ -36,6 +36,9 @@ pub enum Error {
     /// The queue name cannot be used in a key.
     #[error("invalid queue name {0:?}: use 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'")]
     InvalidQueueName(String),
+    /// A task scheduled beyond what the queue holds exactly (ms from now, or since the epoch).
+    #[error("a task may be due at most 9999999999999 ms from now or since the epoch, not {0}")]
+    InvalidRunAt(u64),
     /// The limit key cannot be used in a key.
     #[error("invalid limit key {0:?}: use 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'")]
     InvalidLimitKey(String),

@@ -72,5 +72,5 @@ pub use purge::FinalState;
 pub use queue::Queue;
 pub use stats::{QueueStats, StateCounts};
 pub use sweep::Sweep;
-pub use task::{ClaimedTask, RunAt, State, TaskView};
+pub use task::{ClaimedTask, MAX_RUN_AT_MS, RunAt, State, TaskView};
 pub use worker::{Failure, Handler, Outcome, Step, WakeHandle, Worker, WorkerConfig, WorkerStats};

@@ -34,7 +34,27 @@ pub enum RunAt {
     At(u64),
 }
 
+/// The latest time (ms since the epoch) and the longest delay (ms) a task may be scheduled for:
+/// the year 2286, well within what Redis scores and the scripts' numbers hold exactly.
+pub const MAX_RUN_AT_MS: u64 = 9_999_999_999_999;
+
 impl RunAt {
+    /// Refuses a time or delay beyond [`MAX_RUN_AT_MS`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunAt`].
+    pub fn check(self) -> Result<Self> {
+        let ms = match self {
+            Self::Now => 0,
+            Self::After(delay) => u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Self::At(at_ms) => at_ms,
+        };
+        if ms > MAX_RUN_AT_MS {
+            return Err(Error::InvalidRunAt(ms));
+        }
+        Ok(self)
+    }
+
     /// The form `enqueue.lua` takes: `''`, `'+N'` (ms from now) or `'N'` (ms since the epoch).
     pub(crate) fn as_arg(self) -> String {
         match self {
@@ -321,5 +341,18 @@ mod tests {
         assert_eq!(json["state"], "dead");
         assert_eq!(json["data"], serde_json::Value::Null);
         assert!(json.get("run_at_ms").is_none());
+    }
+
+    #[test]
+    fn a_time_or_delay_beyond_the_bound_is_refused_naming_it() {
+        assert!(RunAt::At(MAX_RUN_AT_MS).check().is_ok());
+        assert!(
+            RunAt::After(Duration::from_millis(MAX_RUN_AT_MS))
+                .check()
+                .is_ok()
+        );
+        let err = RunAt::At(u64::MAX).check().unwrap_err().to_string();
+        assert!(err.contains(&MAX_RUN_AT_MS.to_string()), "{err}");
+        assert!(RunAt::After(Duration::MAX).check().is_err());
     }
 }

@@ -63,7 +63,7 @@ pub struct BatchResponse {
         (status = 413, description = "Body over 8 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape (tasks is not an array)", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable, or the queue is full: nothing written, try again after Retry-After", body = ErrorBody, headers(
+        (status = 503, description = "Redis is unavailable, or the queue is full: try again after Retry-After. A batch over about 1 MiB of payload is written in several calls: those before a failure stay written, and sending the whole batch again is safe (names dedup)", body = ErrorBody, headers(
             ("Retry-After" = u64, description = "seconds to wait when the queue is full"),
         )),
     )

@@ -39,8 +39,10 @@ impl TaskResponse {
     }
 }
 
-/// The body of `POST /tasks`.
+/// The body of `POST /tasks`. An unknown key is refused (a misspelt `delay_ms` must not enqueue a
+/// task due at once).
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Submit {
     /// The task's name: the dedup key, 1 to 256 bytes of UTF-8 without control characters
     /// (not `.` or `..`).

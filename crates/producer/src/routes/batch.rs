@@ -27,8 +27,10 @@ pub const MAX_BATCH_BODY_BYTES: usize = 8 << 20;
 /// The body of `POST /tasks/batch`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Batch {
-    /// 1 to 1,000 tasks, each as the body of `POST /tasks`.
-    #[schema(value_type = Vec<Submit>, min_items = 1, max_items = 1000)]
+    /// 1 to 1,000 tasks, each as the body of `POST /tasks` (`{"name", "payload", "delay_ms" |
+    /// "run_at_ms"}`). Any JSON is accepted here: an entry that is not such a task gets its own
+    /// `{"error"}` in the answer and fails nobody else.
+    #[schema(value_type = Vec<serde_json::Value>, min_items = 1, max_items = 1000)]
     pub tasks: Vec<Box<RawValue>>,
 }
 

@@ -106,8 +106,8 @@ impl Limiters {
 /// One series family: name, kind, help, and its value for a limiter.
 type Series = (&'static str, Kind, &'static str, fn(&Limiter) -> f64);
 
-/// Writes each limit's series: permits granted, time spent waiting for them, pauses started, and
-/// permits held for calls in flight, by limit key (this process's share; Prometheus sums the
+/// Writes each limit's series: permits granted and given back unused, time spent waiting for
+/// them, pauses started, and permits held for calls in flight, by limit key (this process's share; Prometheus sums the
 /// fleet).
 pub fn write_limits(page: &mut Exposition, limiters: &[Arc<Limiter>]) {
     if limiters.is_empty() {

@@ -38,6 +38,7 @@ const RANDOM_RANGE: u64 = 100_000_000;
 
 /// The library's enqueue script, as `taskq::scripts` concatenates it.
 const ENQUEUE_SCRIPT: &str = concat!(
+    "local PUBLISH = 'PUBLISH'\n",
     include_str!("../../taskq/src/lua/prelude.lua"),
     include_str!("../../taskq/src/lua/enqueue.lua")
 );
@@ -101,7 +102,8 @@ pub async fn run(
             .args(["-h", "127.0.0.1", "-p", &redis.port().to_string()])
             .args(["-c", &CLIENTS.to_string(), "-n", &REQUESTS.to_string()])
             .args(["-r", &RANDOM_RANGE.to_string(), "-P", &pipeline.to_string()])
-            .args(["--csv", "EVALSHA", sha, "3", keys.due_key(), &stats])
+            .args(["--csv", "EVALSHA", sha, "4", keys.due_key(), &stats])
+            .arg(keys.wake_channel())
             .arg(format!("{prefix}rb-__rand_int__"))
             // One task per call, answering its record if it was already there, no payload, due
             // now.

@@ -48,14 +48,16 @@ pub(crate) const CALLS_IN_FLIGHT: usize = 4;
 /// The enqueue script for `tasks` (name, payload and when each is due). With `records`, a task
 /// already there answers its record; without, 0.
 pub(crate) fn invocation<'a>(
+    conn: &RedisConnection,
     keys: &QueueKeys,
     result_ttl_ms: u64,
     records: bool,
     tasks: impl IntoIterator<Item = (&'a TaskName, Option<&'a RawValue>, RunAt)>,
 ) -> ScriptInvocation<'static> {
-    let mut invocation = scripts::ENQUEUE.key(&keys.due);
+    let mut invocation = scripts::ENQUEUE.on(conn).key(&keys.due);
     invocation
         .key(&keys.stats)
+        .key(&keys.wake)
         .arg(result_ttl_ms)
         .arg(if records { "1" } else { "0" })
         .arg(keys.task_prefix());
@@ -214,9 +216,10 @@ impl CallTarget {
         let tasks = batch
             .iter()
             .map(|request| (&request.name, request.payload.as_deref(), request.run_at));
-        let reply: Result<Vec<Value>> = invocation(&self.keys, self.result_ttl_ms, true, tasks)
-            .run(&self.conn)
-            .await;
+        let reply: Result<Vec<Value>> =
+            invocation(&self.conn, &self.keys, self.result_ttl_ms, true, tasks)
+                .run(&self.conn)
+                .await;
         let answers = reply.and_then(|reply| split(reply, batch.len()));
         match answers {
             Ok((created_at_ms, replies)) => {

@@ -37,12 +37,14 @@ impl Queue {
     pub async fn cancel(&self, name: &TaskName) -> Result<Cancel> {
         let keys = self.keys();
         let (code, fields): (i64, Vec<(String, String)>) = scripts::CANCEL
+            .on(self.redis())
             .key(keys.task(name))
             .key(&keys.due)
             .key(&keys.leased)
             .key(&keys.dead)
             .key(&keys.cancelled)
             .key(&keys.stats)
+            .key(&keys.events)
             .arg(keys.task_prefix())
             .arg(millis(self.dead_ttl()))
             .arg(SWEEP_LIMIT)

@@ -42,12 +42,13 @@ impl Queue {
                 (&self.keys().leased, lease_candidates),
             ])
             .await?;
-        let mut invocation = scripts::CLAIM.key(&self.keys().due);
+        let mut invocation = scripts::CLAIM.on(self.redis()).key(&self.keys().due);
         invocation
             .key(&self.keys().leased)
             .key(&self.keys().dead)
             .key(&self.keys().seq)
-            .key(&self.keys().stats);
+            .key(&self.keys().stats)
+            .key(&self.keys().events);
         for name in due.iter().chain(&leased) {
             invocation.key(self.keys().task_raw(name));
         }

@@ -153,13 +153,15 @@ impl Default for ConnectOptions {
 #[derive(Clone)]
 pub struct RedisConnection {
     link: Link,
+    connect_timeout: Duration,
     wait_for_replicas: Option<WaitForReplicas>,
 }
 
 #[derive(Clone)]
 enum Link {
-    /// One Redis, multiplexed, reconnecting in the background.
-    Single(ConnectionManager),
+    /// One Redis, multiplexed, reconnecting in the background; the client opens pub/sub
+    /// connections (see [`crate::events`]).
+    Single(ConnectionManager, Box<redis::Client>),
     /// A Redis Cluster, connected on first use.
     Cluster(Arc<LazyCluster>),
     /// The master of a Sentinel-watched Redis, looked up on first use and after a failover.
@@ -170,6 +172,11 @@ impl RedisConnection {
     /// How many replicas each state change waits for, if any.
     pub fn wait_for_replicas(&self) -> Option<WaitForReplicas> {
         self.wait_for_replicas
+    }
+
+    /// Whether this is a Redis Cluster (events then travel by sharded pub/sub).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
     }
 
     /// After replicas failed to acknowledge a change: a master found through Sentinel is looked
@@ -185,6 +192,9 @@ impl RedisConnection {
 /// while the cluster is still down, as it does with a single Redis.
 pub struct LazyCluster {
     client: ClusterClient,
+    /// The nodes and settings, for the pub/sub connections (see [`crate::events`]).
+    url: RedisUrl,
+    options: ConnectOptions,
     connection: tokio::sync::OnceCell<ClusterConnection>,
 }
 
@@ -200,7 +210,7 @@ impl LazyCluster {
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.link {
-            Link::Single(conn) => conn.req_packed_command(cmd),
+            Link::Single(conn, _) => conn.req_packed_command(cmd),
             Link::Cluster(cluster) => Box::pin(async move {
                 let mut conn = cluster.get().await?;
                 conn.req_packed_command(cmd).await
@@ -216,7 +226,7 @@ impl ConnectionLike for RedisConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.link {
-            Link::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Link::Single(conn, _) => conn.req_packed_commands(pipeline, offset, count),
             Link::Cluster(cluster) => Box::pin(async move {
                 let mut conn = cluster.get().await?;
                 conn.req_packed_commands(pipeline, offset, count).await
@@ -229,7 +239,7 @@ impl ConnectionLike for RedisConnection {
 
     fn get_db(&self) -> i64 {
         match &self.link {
-            Link::Single(conn) => conn.get_db(),
+            Link::Single(conn, _) => conn.get_db(),
             Link::Cluster(_) => 0,
             Link::Sentinel(master) => master.db(),
         }
@@ -248,6 +258,7 @@ pub fn connect(url: &RedisUrl, options: &ConnectOptions) -> Result<RedisConnecti
     }
     Ok(RedisConnection {
         link,
+        connect_timeout: options.connect_timeout,
         wait_for_replicas: options.wait_for_replicas,
     })
 }
@@ -261,28 +272,15 @@ fn connect_link(url: &RedisUrl, options: &ConnectOptions) -> Result<Link> {
         )?;
         return Ok(Link::Sentinel(Arc::new(master)));
     }
-    let certificates = || {
-        options
-            .tls_root_cert
-            .as_ref()
-            .map(|root_cert| redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(root_cert.clone()),
-            })
-    };
     if url.is_cluster() {
-        let mut builder = ClusterClient::builder(url.nodes())
-            .response_timeout(options.response_timeout)
-            .connection_timeout(options.connect_timeout);
-        if let Some(certificates) = certificates() {
-            builder = builder.certs(certificates);
-        }
         return Ok(Link::Cluster(Arc::new(LazyCluster {
-            client: builder.build()?,
+            client: cluster_builder(url, options).build()?,
+            url: url.clone(),
+            options: options.clone(),
             connection: tokio::sync::OnceCell::new(),
         })));
     }
-    let client = match certificates() {
+    let client = match tls_certificates(options) {
         Some(certificates) => redis::Client::build_with_tls(url.expose(), certificates)?,
         None => redis::Client::open(url.expose())?,
     };
@@ -292,9 +290,63 @@ fn connect_link(url: &RedisUrl, options: &ConnectOptions) -> Result<Link> {
         // One connection attempt per failure: while Redis is down each command fails within the
         // connect timeout instead of waiting out a retry schedule; the next command tries again.
         .set_number_of_retries(0);
-    Ok(Link::Single(ConnectionManager::new_lazy_with_config(
-        client, config,
-    )?))
+    Ok(Link::Single(
+        ConnectionManager::new_lazy_with_config(client.clone(), config)?,
+        Box::new(client),
+    ))
+}
+
+/// The authority to trust over TLS, when one is configured.
+fn tls_certificates(options: &ConnectOptions) -> Option<redis::TlsCertificates> {
+    options
+        .tls_root_cert
+        .as_ref()
+        .map(|root_cert| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert.clone()),
+        })
+}
+
+/// A cluster client's settings for `url`'s nodes.
+pub(crate) fn cluster_builder(
+    url: &RedisUrl,
+    options: &ConnectOptions,
+) -> redis::cluster::ClusterClientBuilder {
+    let mut builder = ClusterClient::builder(url.nodes())
+        .response_timeout(options.response_timeout)
+        .connection_timeout(options.connect_timeout);
+    if let Some(certificates) = tls_certificates(options) {
+        builder = builder.certs(certificates);
+    }
+    builder
+}
+
+/// Where a pub/sub connection comes from (see [`crate::events`]).
+pub(crate) enum PubSubSource {
+    /// A single Redis: its client.
+    Single(redis::Client),
+    /// A cluster: its nodes and settings, for a client of its own built with a push sender.
+    Cluster(RedisUrl, ConnectOptions),
+    /// The master found through Sentinel, looked up at each connection.
+    Sentinel(Arc<SentinelMaster>),
+}
+
+impl RedisConnection {
+    /// Where to open pub/sub connections to the Redis this connection talks to.
+    pub(crate) fn pubsub_source(&self) -> PubSubSource {
+        match &self.link {
+            Link::Single(_, client) => PubSubSource::Single(client.as_ref().clone()),
+            Link::Cluster(cluster) => {
+                PubSubSource::Cluster(cluster.url.clone(), cluster.options.clone())
+            }
+            Link::Sentinel(master) => PubSubSource::Sentinel(Arc::clone(master)),
+        }
+    }
+
+    /// How long one connection attempt may take.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
 }
 
 #[cfg(test)]

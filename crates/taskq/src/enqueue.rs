@@ -105,6 +105,7 @@ impl Queue {
             let (call, after) = rest.split_at(call_size(rest));
             rest = after;
             let invocation = batcher::invocation(
+                self.redis(),
                 self.keys(),
                 millis(self.enqueue_policy().result_ttl),
                 true,
@@ -133,6 +134,7 @@ impl Queue {
     pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
         let tasks = names.iter().map(|name| (name, None, RunAt::Now));
         let reply: Vec<redis::Value> = batcher::invocation(
+            self.redis(),
             self.keys(),
             millis(self.enqueue_policy().result_ttl),
             false,

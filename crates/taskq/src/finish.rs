@@ -136,11 +136,12 @@ impl Queue {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = scripts::FINISH.key(&self.keys().leased);
+        let mut invocation = scripts::FINISH.on(self.redis()).key(&self.keys().leased);
         invocation
             .key(&self.keys().due)
             .key(&self.keys().dead)
             .key(&self.keys().stats)
+            .key(&self.keys().events)
             .arg(self.keys().task_prefix())
             .arg(self.worker_policy().max_poll.map_or(0, millis))
             .arg(self.worker_policy().max_attempts)
@@ -187,10 +188,12 @@ impl Queue {
     /// [`Error::Redis`] when Redis fails; safe to call again.
     pub async fn release(&self, task: &ClaimedTask) -> Result<Ack> {
         let code: i64 = scripts::RELEASE
+            .on(self.redis())
             .key(self.keys().task(&task.name))
             .key(&self.keys().leased)
             .key(&self.keys().due)
             .key(&self.keys().stats)
+            .key(&self.keys().events)
             .arg(self.keys().task_prefix())
             .arg(&task.token)
             .run(self.redis())
@@ -207,7 +210,7 @@ impl Queue {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = scripts::EXTEND.key(&self.keys().leased);
+        let mut invocation = scripts::EXTEND.on(self.redis()).key(&self.keys().leased);
         invocation
             .arg(millis(self.worker_policy().lease))
             .arg(self.keys().task_prefix());

@@ -30,6 +30,12 @@ pub struct QueueKeys {
     pub(crate) seq: String,
     /// Queue-wide counters written by the scripts (enqueued, done, dead, ...).
     pub(crate) stats: String,
+    /// The pub/sub channel of the queue's task changes (see [`crate::events`]): what the producer
+    /// listens to, to answer a waiting client the moment its task changes.
+    pub(crate) events: String,
+    /// The pub/sub channel that says work is due now (a new task, a provider's webhook): what
+    /// idle consumers listen to, so they claim at once instead of at their next tick.
+    pub(crate) wake: String,
 }
 
 impl QueueKeys {
@@ -52,6 +58,8 @@ impl QueueKeys {
             cancelled: format!("{tag}:cancelled"),
             seq: format!("{tag}:seq"),
             stats: format!("{tag}:stats"),
+            events: format!("{tag}:events"),
+            wake: format!("{tag}:wake"),
         })
     }
 
@@ -63,6 +71,16 @@ impl QueueKeys {
     /// The due set's key (every key of the queue lives in its hash slot).
     pub fn due_key(&self) -> &str {
         &self.due
+    }
+
+    /// The channel of the queue's task changes.
+    pub fn events_channel(&self) -> &str {
+        &self.events
+    }
+
+    /// The channel that says work is due now.
+    pub fn wake_channel(&self) -> &str {
+        &self.wake
     }
 
     /// The prefix of every task record.
@@ -149,6 +167,8 @@ mod tests {
             keys.cancelled.clone(),
             keys.seq.clone(),
             keys.stats.clone(),
+            keys.events.clone(),
+            keys.wake.clone(),
         ] {
             assert!(key.starts_with("{taskq:example}:"), "{key}");
         }

@@ -252,6 +252,7 @@ impl Limiter {
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         type Reply = (usize, u64, u8, u64);
         let (granted, wait_ms, why, first_grant): Reply = scripts::ACQUIRE
+            .on(&self.conn)
             .key(&self.keys.state)
             .key(&self.keys.granted)
             .key(&self.keys.in_flight)
@@ -364,6 +365,7 @@ impl Limiter {
     async fn give_back(&self, grants: &[u64], ids: &[String]) -> Result<()> {
         let (per_sec, _) = self.rate_args();
         let () = scripts::GIVE_BACK
+            .on(&self.conn)
             .key(&self.keys.state)
             .key(&self.keys.granted)
             .key(&self.keys.in_flight)
@@ -389,6 +391,7 @@ impl Limiter {
     pub async fn pause(&self, wait: Duration) -> Result<()> {
         let (per_sec, burst) = self.rate_args();
         let started: u8 = scripts::PAUSE
+            .on(&self.conn)
             .key(&self.keys.paused)
             .key(&self.keys.state)
             .arg(millis(wait).max(1))

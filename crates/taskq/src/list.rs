@@ -177,6 +177,7 @@ impl Queue {
             Cursor::Scan(cursor) => (cursor.to_string(), ""),
         };
         let reply: Vec<String> = scripts::LIST
+            .on(self.redis())
             .key(index)
             .arg(mode)
             .arg(n)

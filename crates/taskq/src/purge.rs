@@ -56,7 +56,7 @@ impl Queue {
         while left > 0 {
             let batch = self.batch(state.state(), &cursor, BATCH).await?;
             left = left.saturating_sub(batch.names.len() as u64);
-            let mut invocation = scripts::PURGE.key(&keys.stats);
+            let mut invocation = scripts::PURGE.on(self.redis()).key(&keys.stats);
             invocation
                 .key(index)
                 .arg(state.state().as_str())

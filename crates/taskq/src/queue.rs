@@ -125,6 +125,11 @@ impl Queue {
         &self.conn
     }
 
+    /// The connection this handle uses (to subscribe to its events, see [`crate::events`]).
+    pub fn redis_connection(&self) -> &RedisConnection {
+        &self.conn
+    }
+
     /// Checks that Redis answers.
     ///
     /// # Errors

@@ -19,10 +19,12 @@ impl Queue {
     /// [`Error::Redis`] when Redis fails.
     pub async fn retry_dead(&self, name: &TaskName) -> Result<bool> {
         let code: i64 = scripts::RETRY
+            .on(self.redis())
             .key(self.keys().task(name))
             .key(&self.keys().dead)
             .key(&self.keys().due)
             .key(&self.keys().stats)
+            .key(&self.keys().events)
             .arg(self.keys().task_prefix())
             .run(self.redis())
             .await?;
@@ -45,10 +47,11 @@ impl Queue {
                 break;
             }
             left = left.saturating_sub(batch.names.len() as u64);
-            let mut invocation = scripts::RETRY_ALL.key(&keys.dead);
+            let mut invocation = scripts::RETRY_ALL.on(self.redis()).key(&keys.dead);
             invocation
                 .key(&keys.due)
                 .key(&keys.stats)
+                .key(&keys.events)
                 .arg(keys.task_prefix());
             for name in &batch.names {
                 invocation.key(keys.task_raw(name));

@@ -1,8 +1,9 @@
 //! The Lua scripts, one file each under `lua/`, loaded once, and how they are run.
 //!
 //! Every state change of a task is one of these scripts, so it is atomic on the server. Each
-//! script is the shared `prelude.lua` (time, ownership check, bury, reschedule, reap) followed by
-//! its own body; each body opens with its `KEYS`/`ARGV` contract. `redis::Script` sends `EVALSHA`
+//! script is the shared `prelude.lua` (time, ownership check, bury, reschedule, reap, events)
+//! followed by its own body; each body opens with its `KEYS`/`ARGV` contract. Every script comes
+//! in two forms, for the two ways of publishing its events ([`QueueScript`]). `redis::Script` sends `EVALSHA`
 //! and falls back to loading the script when the server does not know it (after a restart or a
 //! `SCRIPT FLUSH`).
 
@@ -15,49 +16,79 @@ use crate::connect::RedisConnection;
 use crate::error::{Error, Result};
 use crate::replication::run_replicated;
 
+/// A script in its two forms: publishing its events with `PUBLISH` (a single Redis, Sentinel) or
+/// `SPUBLISH` (a Redis Cluster, where a plain `PUBLISH` would travel to every node while the
+/// queue's channels, sharing its hash tag, belong to one shard). Each form is the prelude's
+/// `PUBLISH` line, `prelude.lua` and the script's own body.
+pub(crate) struct QueueScript {
+    plain: Script,
+    sharded: Script,
+}
+
+impl QueueScript {
+    fn new(body: &str) -> Self {
+        let form = |command: &str| {
+            Script::new(&format!(
+                "local PUBLISH = '{command}'\n{}{body}",
+                include_str!("lua/prelude.lua")
+            ))
+        };
+        Self {
+            plain: form("PUBLISH"),
+            sharded: form("SPUBLISH"),
+        }
+    }
+
+    /// The form for `conn`.
+    pub(crate) fn on(&self, conn: &RedisConnection) -> &Script {
+        if conn.is_cluster() {
+            &self.sharded
+        } else {
+            &self.plain
+        }
+    }
+}
+
 macro_rules! script {
     ($file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("lua/prelude.lua"),
-                include_str!(concat!("lua/", $file))
-            ))
-        })
+        LazyLock::new(|| QueueScript::new(include_str!(concat!("lua/", $file))))
     };
 }
 
 /// Adds tasks (one or many per call) unless they are live or done.
-pub(crate) static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
+pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua");
 /// Leases due tasks to a worker.
-pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
+pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua");
 /// Records the outcomes of calls: done, processing (reschedule) or failed (retry or bury).
-pub(crate) static FINISH: LazyLock<Script> = script!("finish.lua");
+pub(crate) static FINISH: LazyLock<QueueScript> = script!("finish.lua");
 /// Hands a task back unrun.
-pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
+pub(crate) static RELEASE: LazyLock<QueueScript> = script!("release.lua");
 /// Renews held leases.
-pub(crate) static EXTEND: LazyLock<Script> = script!("extend.lua");
+pub(crate) static EXTEND: LazyLock<QueueScript> = script!("extend.lua");
 /// Takes back expired leases and prunes the dead set.
-pub(crate) static REAP: LazyLock<Script> = script!("reap.lua");
+pub(crate) static REAP: LazyLock<QueueScript> = script!("reap.lua");
 /// Brings a dead task back.
-pub(crate) static RETRY: LazyLock<Script> = script!("retry.lua");
+pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua");
 /// Brings back the dead set, a batch per call.
-pub(crate) static RETRY_ALL: LazyLock<Script> = script!("retry_all.lua");
+pub(crate) static RETRY_ALL: LazyLock<QueueScript> = script!("retry_all.lua");
 /// Cancels a task: out of every set, token revoked, record kept.
-pub(crate) static CANCEL: LazyLock<Script> = script!("cancel.lua");
+pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua");
+/// Makes a waiting task due at once (a provider's webhook said its job moved).
+pub(crate) static HURRY: LazyLock<QueueScript> = script!("hurry.lua");
 /// One page of the tasks in one state.
-pub(crate) static LIST: LazyLock<Script> = script!("list.lua");
+pub(crate) static LIST: LazyLock<QueueScript> = script!("list.lua");
 /// Counts per state, oldest due task and counters, in one round trip.
-pub(crate) static STATS: LazyLock<Script> = script!("stats.lua");
+pub(crate) static STATS: LazyLock<QueueScript> = script!("stats.lua");
 /// What the Redis holding the queue says about itself (memory, policy, AOF) and the queue's size.
-pub(crate) static SERVER: LazyLock<Script> = script!("server.lua");
+pub(crate) static SERVER: LazyLock<QueueScript> = script!("server.lua");
 /// Deletes finished records, a batch per call.
-pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
+pub(crate) static PURGE: LazyLock<QueueScript> = script!("purge.lua");
 /// Grants permits of a shared limit, or says how long to wait.
-pub(crate) static ACQUIRE: LazyLock<Script> = script!("acquire.lua");
+pub(crate) static ACQUIRE: LazyLock<QueueScript> = script!("acquire.lua");
 /// Gives back permits of a shared limit: calls ended, or never made.
-pub(crate) static GIVE_BACK: LazyLock<Script> = script!("give_back.lua");
+pub(crate) static GIVE_BACK: LazyLock<QueueScript> = script!("give_back.lua");
 /// Pauses a shared limit until the API's Retry-After.
-pub(crate) static PAUSE: LazyLock<Script> = script!("pause.lua");
+pub(crate) static PAUSE: LazyLock<QueueScript> = script!("pause.lua");
 
 /// Whether a failed call is worth one more try: the connection dropped (and the manager has
 /// reconnected), but Redis neither refused it nor hung.

@@ -214,6 +214,20 @@ impl SentinelMaster {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// A client of the master, looked up now through the sentinels (for a pub/sub connection,
+    /// which follows a failover by connecting anew).
+    pub(crate) async fn master_client(&self) -> RedisResult<redis::Client> {
+        let mut client = self.client.lock().await;
+        tokio::time::timeout(self.lookup_timeout, client.async_get_client())
+            .await
+            .map_err(|_| {
+                redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "looking up the master through sentinel timed out",
+                ))
+            })?
+    }
+
     /// The master's database.
     pub(crate) fn db(&self) -> i64 {
         self.db

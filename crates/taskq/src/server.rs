@@ -117,6 +117,7 @@ impl Queue {
     /// [`crate::Error::Redis`] when Redis does not answer the script.
     pub async fn server_report(&self) -> Result<ServerReport> {
         let (used_memory, maxmemory, policy, aof, queued): (u64, u64, String, u8, u64) = SERVER
+            .on(self.redis())
             .key(&self.keys().due)
             .key(&self.keys().leased)
             .read(&self.conn())

@@ -52,6 +52,7 @@ impl Queue {
         type Reply = (u64, u64, u64, i64, u64, u64, u64, BTreeMap<String, u64>);
         let (now, due, due_now, first_due, running, dead, cancelled, totals): Reply =
             scripts::STATS
+                .on(self.redis())
                 .key(&keys.due)
                 .key(&keys.leased)
                 .key(&keys.dead)

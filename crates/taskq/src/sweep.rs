@@ -28,11 +28,12 @@ impl Queue {
                 (&self.keys().dead, SWEEP_LIMIT),
             ])
             .await?;
-        let mut invocation = scripts::REAP.key(&self.keys().leased);
+        let mut invocation = scripts::REAP.on(self.redis()).key(&self.keys().leased);
         invocation
             .key(&self.keys().due)
             .key(&self.keys().dead)
-            .key(&self.keys().stats);
+            .key(&self.keys().stats)
+            .key(&self.keys().events);
         for name in leased.iter().chain(&dead) {
             invocation.key(self.keys().task_raw(name));
         }

@@ -5,7 +5,7 @@
 -- task's does. Cancelled entries older than `keep` (their records have expired) are pruned here,
 -- a bounded number per call, so the cancelled set stays as small as the window it covers.
 -- KEYS[1] task record   KEYS[2] due   KEYS[3] leased   KEYS[4] dead   KEYS[5] cancelled
--- KEYS[6] stats
+-- KEYS[6] stats   KEYS[7] events channel
 -- ARGV[1] task key prefix   ARGV[2] keep (ms)   ARGV[3] expired cancelled entries to prune at most
 -- Returns {code, HGETALL of the record}: 1 cancelled now, 2 already cancelled, 3 done (left
 -- alone), 0 no such task.
@@ -23,4 +23,6 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', int(now - keep), 'L
 if #expired > 0 then redis.call('ZREM', KEYS[5], unpack(expired)) end
 redis.call('ZADD', KEYS[5], at, name)
 redis.call('HINCRBY', KEYS[6], 'cancelled', '1')
+tell(name, 'cancelled')
+publish_changes(KEYS[7])
 return {1, redis.call('HGETALL', KEYS[1])}

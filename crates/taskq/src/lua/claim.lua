@@ -4,7 +4,8 @@
 -- their records as keys; this script re-checks each against the server clock, so a candidate
 -- that another worker took meanwhile, or that is not due yet, is skipped.
 -- KEYS[1] due   KEYS[2] leased   KEYS[3] dead   KEYS[4] token sequence   KEYS[5] stats
--- KEYS[6 .. 5+D] records of the due candidates   KEYS[6+D ..] records of the lease candidates
+-- KEYS[6] events channel
+-- KEYS[7 .. 6+D] records of the due candidates   KEYS[7+D ..] records of the lease candidates
 -- ARGV[1] task key prefix   ARGV[2] D   ARGV[3] lease (ms)   ARGV[4] max attempts
 -- ARGV[5] dead record ttl (ms)   ARGV[6] how many tasks to claim at most
 -- ARGV[7] '1' when the queue's calls start with a submit: a task without a remote id and without
@@ -19,13 +20,13 @@ local prefix, d, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_attempts, dead_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local submits = ARGV[7] == '1'
 local now = now_ms()
-for i = 6 + d, #KEYS do
+for i = 7 + d, #KEYS do
   reap_if_expired(KEYS[i], name_of(KEYS[i], prefix), KEYS[2], KEYS[1], KEYS[3], KEYS[5], now,
     max_attempts, dead_ttl)
 end
 -- The two candidate lists are read without a transaction, so a name can be in both: claim once.
 local names, keys, seen = {}, {}, {}
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   if #names >= limit then break end
   local name = name_of(KEYS[i], prefix)
   local run_at = redis.call('ZSCORE', KEYS[1], name)
@@ -61,6 +62,7 @@ if #names > 0 then
     end
     redis.call('HINCRBY', key, 'claims', '1')
     redis.call('ZADD', KEYS[2], deadline, name)
+    tell(name, 'running')
     out[#out + 1] = name
     out[#out + 1] = token
     out[#out + 1] = f[1] or '0'
@@ -74,6 +76,7 @@ if #names > 0 then
   end
   redis.call('HINCRBY', KEYS[5], 'claimed', int(#names))
 end
+publish_changes(KEYS[6])
 local next_due = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')
 if next_due[2] then
   out[1] = math.max(0, tonumber(next_due[2]) - now)

@@ -2,7 +2,7 @@
 -- One call carries one task or many: concurrent enqueues share calls (see batcher.rs) and
 -- enqueue_many sends its chunks here. Within a call tasks are added in order, so a name given
 -- twice is created once (the second sees the first).
--- KEYS[1] due zset   KEYS[2] stats hash   KEYS[2+i] record of task i
+-- KEYS[1] due zset   KEYS[2] stats hash   KEYS[3] wake channel   KEYS[3+i] record of task i
 -- ARGV[1] result ttl (ms)   ARGV[2] '1': answer the record of a task already there, '0': answer 0
 -- ARGV[3] task key prefix   ARGV[2+2i]: payload (JSON text; '' for none) of task i
 -- ARGV[3+2i]: when task i is due: '' now, '+N' N ms from now, 'N' at N ms since the epoch (server
@@ -14,11 +14,11 @@
 local now_n = now_ms()
 local now = int(now_n)
 local ttl, records, prefix = ARGV[1], ARGV[2] == '1', ARGV[3]
-local replies, due = {now}, {}
-for i = 3, #KEYS do
-  local name, payload, when = name_of(KEYS[i], prefix), ARGV[2 * i - 2], ARGV[2 * i - 1]
+local replies, due, due_now = {now}, {}, false
+for i = 4, #KEYS do
+  local name, payload, when = name_of(KEYS[i], prefix), ARGV[2 * i - 4], ARGV[2 * i - 3]
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    replies[i - 1] = records and redis.call('HGETALL', KEYS[i]) or 0
+    replies[i - 2] = records and redis.call('HGETALL', KEYS[i]) or 0
   else
     local run_at = now
     if when ~= '' then
@@ -34,9 +34,10 @@ for i = 3, #KEYS do
       record[#record + 1] = payload
     end
     redis.call('HSET', KEYS[i], unpack(record))
+    due_now = due_now or run_at == now
     due[#due + 1] = run_at
     due[#due + 1] = name
-    replies[i - 1] = 1
+    replies[i - 2] = 1
   end
 end
 -- One ZADD per call (in slices, within Lua's stack limit for unpack).
@@ -45,7 +46,9 @@ for first = 1, #due, 1000 do
 end
 local created = #due / 2
 if created > 0 then redis.call('HINCRBY', KEYS[2], 'enqueued', int(created)) end
-if created < #KEYS - 2 then
-  redis.call('HINCRBY', KEYS[2], 'duplicates', int(#KEYS - 2 - created))
+if created < #KEYS - 3 then
+  redis.call('HINCRBY', KEYS[2], 'duplicates', int(#KEYS - 3 - created))
 end
+-- Idle consumers claim at once rather than at their next tick when a new task is due now.
+if due_now then redis.call(PUBLISH, KEYS[3], '') end
 return replies

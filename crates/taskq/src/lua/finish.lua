@@ -4,7 +4,8 @@
 -- call (no attempt used; past the poll deadline: dead), "failed" a retry after the given delay
 -- (at the attempt limit, or when permanent: dead).
 -- Batching matters: the per-call cost of a script dominates the work inside it.
--- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats   KEYS[4+i] record of task i
+-- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats   KEYS[5] events channel
+-- KEYS[5+i] record of task i
 -- ARGV[1] task key prefix   ARGV[2] poll deadline, ms after creation (0 = none)
 -- ARGV[3] max attempts   ARGV[4] dead record ttl (ms)
 -- then six ARGV per task i, from ARGV[6*i-1]: kind (done|processing|submitted|throttled|failed),
@@ -21,9 +22,9 @@ local done, snoozed, retried, throttled = 0, 0, 0, 0
 local function overdue(key)
   return max_poll > 0 and now - tonumber(redis.call('HGET', key, 'created')) >= max_poll
 end
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   local key, name = KEYS[i], name_of(KEYS[i], prefix)
-  local a = 6 * (i - 4) - 1
+  local a = 6 * (i - 5) - 1
   local kind, token, text, delay = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local permanent, remote_id = ARGV[a + 4] == '1', ARGV[a + 5]
   local own = ownership(key, token, KEYS[4])
@@ -36,6 +37,7 @@ for i = 5, #KEYS do
       local at = int(now)
       redis.call('HSET', key, 'state', 'done', 'data', text, 'updated', at, 'done_at', at)
       redis.call('PEXPIRE', key, redis.call('HGET', key, 'ttl') or '3600000')
+      tell(name, 'done')
       done = done + 1
     elseif kind == 'processing' or kind == 'submitted' then
       if kind == 'submitted' then
@@ -53,6 +55,9 @@ for i = 5, #KEYS do
         bury(key, name, now, reason, KEYS[3], KEYS[4], dead_ttl)
         code = 2
       else
+        -- A provider's webhook came in during this call (hurry.lua): its news is newer than
+        -- this answer, so call again at once.
+        if redis.call('HDEL', key, 'hurried') == 1 then delay = 0 end
         schedule(key, name, now + delay, now, KEYS[2], 'processing')
         snoozed = snoozed + 1
       end
@@ -88,4 +93,5 @@ if done > 0 then redis.call('HINCRBY', KEYS[4], 'done', int(done)) end
 if snoozed > 0 then redis.call('HINCRBY', KEYS[4], 'snoozed', int(snoozed)) end
 if retried > 0 then redis.call('HINCRBY', KEYS[4], 'retried', int(retried)) end
 if throttled > 0 then redis.call('HINCRBY', KEYS[4], 'throttled', int(throttled)) end
+publish_changes(KEYS[5])
 return codes

@@ -20,6 +20,23 @@
 --   error     the last error, kept for the record
 --   created, updated, run_at, done_at, died_at, cancelled_at   server time in ms
 --   ttl       how long (ms) a done record is kept, chosen by whoever enqueued the task
+--   hurried   '1' when a provider's webhook came in while the task's call was on its way
+
+-- Events. Whoever waits on a task (a long-polling client, an event stream) is told of every change
+-- of its state and of every new partial data: each script that changes tasks gathers the changes
+-- (`tell`) and publishes them once, at its end, on the queue's events channel (`publish_changes`):
+-- one message per call, lines of '<state> <name>' (a name holds no control character, a state no
+-- space). `PUBLISH` is the first line of every script (scripts.rs): 'SPUBLISH' on a Redis
+-- Cluster, where the channel, under the queue's hash tag, belongs to the queue's shard.
+local changes = {}
+local function tell(name, state)
+  changes[#changes + 1] = state .. ' ' .. name
+end
+local function publish_changes(k_events)
+  if #changes > 0 then
+    redis.call(PUBLISH, k_events, table.concat(changes, '\n'))
+  end
+end
 
 -- An integer as a Redis argument. Redis 7.0 turns a Lua number argument into text with
 -- printf("%.17g"), which profiles showed taking a tenth of Redis' time in these scripts; '%d'
@@ -71,6 +88,7 @@ local function bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
   redis.call('HSET', key, 'state', 'dead', 'error', reason, 'updated', at, 'died_at', at)
   redis.call('ZADD', k_dead, at, name)
   redis.call('HINCRBY', k_stats, 'dead', '1')
+  tell(name, 'dead')
   if dead_ttl_ms > 0 then
     redis.call('PEXPIRE', key, int(dead_ttl_ms))
   end
@@ -80,8 +98,10 @@ end
 -- from its record; a caller that knows it passes it and saves the read).
 local function schedule(key, name, run_at, now, k_due, state)
   local at = int(run_at)
-  redis.call('HSET', key, 'state', state or waiting_state(key), 'run_at', at, 'updated', int(now))
+  state = state or waiting_state(key)
+  redis.call('HSET', key, 'state', state, 'run_at', at, 'updated', int(now))
   redis.call('ZADD', k_due, at, name)
+  tell(name, state)
 end
 
 -- Takes back the lease of `name` (record `key`) if it expired before `now`: the token is revoked

@@ -1,5 +1,5 @@
 -- release.lua: a worker hands a task back unrun (shutdown): due at once, no attempt counted.
--- KEYS[1] task record   KEYS[2] leased   KEYS[3] due   KEYS[4] stats
+-- KEYS[1] task record   KEYS[2] leased   KEYS[3] due   KEYS[4] stats   KEYS[5] events channel
 -- ARGV[1] task key prefix   ARGV[2] claim token
 -- Returns 1 released, 0 stale token.
 local own = ownership(KEYS[1], ARGV[2], KEYS[4])
@@ -10,4 +10,5 @@ redis.call('ZREM', KEYS[2], name)
 redis.call('HINCRBY', KEYS[1], 'claims', '-1')
 schedule(KEYS[1], name, now, now, KEYS[3])
 redis.call('HINCRBY', KEYS[4], 'released', '1')
+publish_changes(KEYS[5])
 return 1

@@ -1,0 +1,25 @@
+-- hurry.lua: a provider's webhook says the job of a task moved: call it at once instead of at its
+-- next poll. A waiting task (queued, processing) becomes due now; a running one (its call is on
+-- its way, and may bring back a "processing" answer older than the webhook) is marked, so that
+-- finish.lua makes it due at once instead of after the poll interval. A finished task, or none,
+-- is left alone: a webhook repeated or late changes nothing.
+-- KEYS[1] task record   KEYS[2] due   KEYS[3] stats   KEYS[4] wake channel
+-- ARGV[1] task key prefix
+-- Returns 1 hurried, 2 finished (done, dead, cancelled: nothing to do), 0 no such task.
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 0 end
+if state == 'done' or state == 'dead' or state == 'cancelled' then return 2 end
+redis.call('HINCRBY', KEYS[3], 'hurried', '1')
+if state == 'running' then
+  redis.call('HSET', KEYS[1], 'hurried', '1')
+  return 1
+end
+local now = now_ms()
+local name = name_of(KEYS[1], ARGV[1])
+local run_at = redis.call('ZSCORE', KEYS[2], name)
+if run_at and tonumber(run_at) > now then
+  redis.call('ZADD', KEYS[2], int(now), name)
+  redis.call('HSET', KEYS[1], 'run_at', int(now))
+end
+redis.call(PUBLISH, KEYS[4], '')
+return 1

@@ -9,6 +9,7 @@
 //! - [`client`]: the HTTPS client (rustls, system roots plus configured authorities).
 //! - [`poller`]: the call per task, bounded in time and size ([`taskq::Handler`]).
 //! - [`tick`]: the cron tick that wakes the claim loop and sweeps expired leases.
+//! - [`wake`]: the queues' wake channels, which wake the claim loop the moment work is due.
 //! - [`limits`]: the provider's limits the queues share, one limiter per limit key.
 //! - [`metrics`]: what this process measures of its calls (latency, status codes, in flight).
 //! - [`server`]: `/metrics` and `/healthz` on `CONSUMER_ADDR`.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod poller;
 pub mod server;
 pub mod tick;
+pub mod wake;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -126,6 +128,7 @@ pub async fn run(
         });
         workers.push(worker);
     }
+    let waker = wake::spawn(ticked.clone());
     let mut scheduler =
         tick::start(&config.tick, ticked)
             .await
@@ -159,6 +162,9 @@ pub async fn run(
     let _ = stop.send(true);
     while running.join_next().await.is_some() {}
     watching.abort_all();
+    if let Some(waker) = waker {
+        waker.abort();
+    }
     let _ = server_stop.send(());
     if let Ok(Err(err)) = server.await {
         tracing::warn!(error = %err, "the metrics server failed");

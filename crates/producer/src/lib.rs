@@ -9,6 +9,7 @@
 //! - [`query`]: the task name (and `delay_ms`) of `GET /?task-name=`, read strictly.
 //! - [`schedule`]: a new task's `delay_ms` or `run_at_ms`, checked.
 //! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
+//! - [`waiters`]: requests waiting on tasks (long-polls, event streams), woken by events.
 //! - [`routes`]: the handlers and the router ([`routes::app`]): the client's side
 //!   ([`routes::tasks`]), the operator's ([`routes::admin`]), health and metrics ([`routes::ops`]).
 //! - [`error`]: [`error::AppError`], every failure as a JSON `{"error": ...}` answer.
@@ -26,6 +27,7 @@ pub mod routes;
 pub mod schedule;
 pub mod state;
 pub mod throughput;
+pub mod waiters;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,9 +36,9 @@ pub use config::Config;
 pub use routes::app;
 pub use state::AppState;
 
-/// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish.
-/// Samples every queue's throughput and watches its Redis (memory, policy, persistence)
-/// meanwhile.
+/// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish
+/// (long-polls and event streams answer at once then). Samples every queue's throughput, watches
+/// its Redis (memory, policy, persistence) and listens to its events meanwhile.
 ///
 /// # Errors
 /// When the server fails.
@@ -53,6 +55,13 @@ pub async fn serve(
         let every = state.redis_check;
         samplers.spawn(async move { watch.run(queue, every).await });
     }
+    let queues = state.queues.iter().map(|served| served.queue.clone());
+    samplers.spawn(Arc::clone(&state.waiters).listen(queues.collect()));
+    let waiters = Arc::clone(&state.waiters);
+    let shutdown = async move {
+        shutdown.await;
+        waiters.close();
+    };
     let served = axum::serve(parse_errors::Listener(listener), app(state))
         .with_graceful_shutdown(shutdown)
         .await;

@@ -8,7 +8,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, batch, ops, tasks};
+use crate::routes::{admin, batch, ops, stream, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use crate::routes::{admin, batch, ops, tasks};
         tasks::submit,
         batch::submit_batch,
         tasks::show,
+        stream::events,
         tasks::cancel,
         admin::list,
         admin::stats,

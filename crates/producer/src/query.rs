@@ -1,8 +1,10 @@
 //! The task name in a query string (`GET /?task-name=NAME`), the seed design's way to enqueue,
-//! and the optional `delay_ms` that schedules it.
+//! the optional `delay_ms` that schedules it, and the optional `wait` of a long-poll.
 //!
 //! Decoding is strict: a malformed escape or bytes that are not UTF-8 are refused rather than
 //! replaced, so two different requests can never end up naming the same task.
+
+use std::time::Duration;
 
 use taskq::{NameError, TaskName};
 
@@ -27,7 +29,13 @@ pub enum QueryError {
     /// `delay_ms` is not one whole number of milliseconds.
     #[error("delay_ms must be given once, as a whole number of milliseconds")]
     BadDelay,
+    /// `wait` is not a number of seconds from 0 to 60.
+    #[error("wait must be given once, as seconds from 0 to 60 (at most 3 decimals)")]
+    BadWait,
 }
+
+/// The longest long-poll a client may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Reads the `task-name` parameter of a raw query string (`a=1&task-name=x%20y`).
 ///
@@ -60,6 +68,35 @@ pub fn delay_ms(query: Option<&str>) -> Result<Option<u64>, QueryError> {
 }
 
 /// The decoded value of the parameter `name`, if given; [`QueryError::Repeated`] when given twice.
+/// Reads the optional `wait` parameter of a raw query string: how long a long-poll may hold the
+/// request (zero when absent).
+///
+/// # Errors
+/// [`QueryError::BadWait`] when it is repeated, not a number of seconds (`5`, `0.25`), or over 60;
+/// [`QueryError::BadEscape`] when the query string is badly encoded.
+pub fn wait(query: Option<&str>) -> Result<Duration, QueryError> {
+    let text = match param(query, b"wait") {
+        Err(QueryError::Repeated) => return Err(QueryError::BadWait),
+        Err(other) => return Err(other),
+        Ok(None) => return Ok(Duration::ZERO),
+        Ok(Some(bytes)) => String::from_utf8(bytes).map_err(|_| QueryError::BadWait)?,
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let digits = |s: &str, most: usize| s.len() <= most && s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole, 2) || !digits(fraction, 3) {
+        return Err(QueryError::BadWait);
+    }
+    let secs: u64 = whole.parse().map_err(|_| QueryError::BadWait)?;
+    let millis: u64 = format!("{fraction:0<3}")
+        .parse()
+        .map_err(|_| QueryError::BadWait)?;
+    let wait = Duration::from_secs(secs) + Duration::from_millis(millis);
+    if wait > MAX_WAIT {
+        return Err(QueryError::BadWait);
+    }
+    Ok(wait)
+}
+
 fn param(query: Option<&str>, name: &[u8]) -> Result<Option<Vec<u8>>, QueryError> {
     let mut found = None;
     for pair in query.unwrap_or("").split('&') {
@@ -99,6 +136,31 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_is_seconds_from_zero_to_sixty_with_at_most_three_decimals() {
+        let ms = |n| Ok(Duration::from_millis(n));
+        assert_eq!(wait(None), ms(0));
+        assert_eq!(wait(Some("task-name=a")), ms(0));
+        assert_eq!(wait(Some("wait=5")), ms(5000));
+        assert_eq!(wait(Some("wait=0.25&queue=x")), ms(250));
+        assert_eq!(wait(Some("wait=60")), ms(60_000));
+        assert_eq!(wait(Some("wait=60.000")), ms(60_000));
+        for bad in [
+            "wait=",
+            "wait=60.001",
+            "wait=61",
+            "wait=-1",
+            "wait=1e3",
+            "wait=.5",
+            "wait=1.2345",
+            "wait=1&wait=2",
+            "wait=%FF",
+            "wait=100",
+        ] {
+            assert_eq!(wait(Some(bad)), Err(QueryError::BadWait), "{bad}");
+        }
+    }
 
     #[test]
     fn the_query_parameter_is_decoded_strictly() {

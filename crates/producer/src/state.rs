@@ -1,11 +1,13 @@
 //! What every handler may use: the queues served, the tokens, and the timings answers carry.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
 
 use crate::routes::auth::Tokens;
 use crate::routes::served::Queues;
+use crate::waiters::Waiters;
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -19,6 +21,8 @@ pub struct AppState {
     pub retry_after: Duration,
     /// How often each queue's Redis is read for memory, policy and persistence.
     pub redis_check: Duration,
+    /// The requests waiting on tasks (long-polls, event streams), woken by the queues' events.
+    pub waiters: Arc<Waiters>,
 }
 
 impl AppState {
@@ -29,6 +33,7 @@ impl AppState {
             tokens: Tokens::default(),
             retry_after: Duration::from_secs(2),
             redis_check: Duration::from_millis(250),
+            waiters: Arc::default(),
         }
     }
 }

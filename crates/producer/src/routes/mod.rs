@@ -6,6 +6,8 @@
 //! | `POST /tasks` `{"name", "payload", "delay_ms" \| "run_at_ms"}` | the same, with a JSON payload kept in the record, due now or later |
 //! | `POST /tasks/batch` `{"tasks": [...]}` | up to 1,000 enqueues; one answer (or error) per task, in order |
 //! | `GET /tasks/{name}` | the task's view; 404 for a name never seen |
+//! | `GET /?task-name=NAME&wait=SECS`, `GET /tasks/{name}?wait=SECS` | long-poll: held until the task is final or the time is up |
+//! | `GET /tasks/{name}/events` | server-sent events: the view at once and at every change, until final |
 //! | `DELETE /tasks/{name}` | cancel: the task is never called again |
 //! | `HEAD /?task-name=NAME` | the status a read of the task would answer; never enqueues |
 //! | `GET /tasks?state=&cursor=&limit=` | admin: one page of the tasks in a state |
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod batch;
 pub mod ops;
 pub mod served;
+pub mod stream;
 pub mod tasks;
 
 use axum::extract::DefaultBodyLimit;
@@ -59,6 +62,7 @@ pub fn app(state: AppState) -> Router {
             post(batch::submit_batch).layer(DefaultBodyLimit::max(batch::MAX_BATCH_BODY_BYTES)),
         )
         .route("/tasks/{name}", get(tasks::show))
+        .route("/tasks/{name}/events", get(stream::events))
         .route_layer(middleware::from_fn_with_state(
             (state.tokens.clone(), Guard::Client),
             auth::require,

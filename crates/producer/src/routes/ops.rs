@@ -83,6 +83,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .map(|served| (served.name(), &*served.admission))
         .collect();
     admission::write_metrics(&mut page, &admissions);
+    state.waiters.write_metrics(&mut page);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),

@@ -2,7 +2,11 @@
 //!
 //! This is the asynchronous request-reply pattern: an enqueue answers at once, 202 with
 //! `Location` (where the task can be read) and `Retry-After` (when reading it again may show
-//! news), or 200 with the result when the task is already done.
+//! news), or 200 with the result when the task is already done. With `?wait=SECS` (up to 60) an
+//! enqueue or a read is a long-poll: it holds the request until the task is final or the time is
+//! up, woken by the task's events (see [`crate::waiters`]), then answers as usual.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -17,6 +21,7 @@ use taskq::{Enqueued, TaskName, TaskView};
 use super::served::{QueueParam, Target};
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
+use crate::waiters::Interest;
 use crate::{query, schedule};
 
 /// A task's view as answered to clients.
@@ -68,6 +73,7 @@ pub struct Submit {
     params(
         ("task-name" = String, Query, description = "the task's name (percent-encoded)"),
         ("delay_ms" = Option<u64>, Query, description = "the new task is first due this many ms from now (at most a year; a duplicate keeps its own time)", maximum = 31_536_000_000_u64),
+        WaitParam,
         QueueParam,
     ),
     responses(
@@ -76,7 +82,7 @@ pub struct Submit {
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
         (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
-        (status = 400, description = "Missing, repeated or invalid task-name, or a bad delay_ms", body = ErrorBody),
+        (status = 400, description = "Missing, repeated or invalid task-name, or a bad delay_ms or wait", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable, or the queue is full (Redis' memory above REDIS_MEMORY_HIGH_WATER of maxmemory, or MAX_QUEUED tasks): nothing written, try again after Retry-After", body = ErrorBody, headers(
@@ -91,9 +97,47 @@ pub async fn enqueue(
 ) -> Result<Response, AppError> {
     let name = query::task_name(query.as_deref())?;
     let run_at = schedule::run_at(query::delay_ms(query.as_deref())?, None)?;
+    let wait = query::wait(query.as_deref())?;
     admit(&state, &target)?;
-    let enqueued = target.queue().schedule(&name, None, run_at).await?;
+    let mut enqueued = target.queue().schedule(&name, None, run_at).await?;
+    if !wait.is_zero() && !enqueued.view.state.is_final() {
+        enqueued.view = until_final(&state, &target, &name, wait).await?;
+    }
     accepted(&state, &target, &name, enqueued)
+}
+
+/// The `wait` query parameter of a long-poll.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParam {
+    /// Hold the request up to this many seconds (0 to 60, at most 3 decimals) until the task is
+    /// done, dead or cancelled; answered at once when it already is, else with the view as it is
+    /// when the time is up.
+    #[param(minimum = 0, maximum = 60)]
+    pub wait: Option<f64>,
+}
+
+/// Reads the task until it is final or `wait` is up (a long-poll), then answers it as it is.
+/// Woken by the task's events, it reads Redis once per wake-up (and once at the deadline), never
+/// in a loop of its own.
+async fn until_final(
+    state: &AppState,
+    target: &Target,
+    name: &TaskName,
+    wait: Duration,
+) -> Result<TaskView, AppError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    // Registered before the first read: a change between the read and the wait still wakes it.
+    let watch = state
+        .waiters
+        .watch(target.served.name(), name, Interest::Final);
+    loop {
+        let view = view(target, name).await?;
+        if view.state.is_final() || watch.closing() || tokio::time::Instant::now() >= deadline {
+            return Ok(view);
+        }
+        let _ = tokio::time::timeout_at(deadline, watch.changed()).await;
+    }
 }
 
 /// `HEAD /?task-name=NAME`: the status a read of the task would answer (200, or 404 for a name
@@ -205,27 +249,42 @@ fn accepted(
 #[utoipa::path(
     get, path = "/tasks/{name}", tag = "tasks",
     security((), ("client_token" = []), ("admin_token" = [])),
-    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), WaitParam, QueueParam),
     responses(
-        (status = 200, description = "The task as it is now", body = TaskResponse),
-        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 200, description = "The task as it is now (with wait: once final, or when the time is up)", body = TaskResponse),
+        (status = 400, description = "Invalid name, or a bad wait", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No task of that name (or its result expired), or no such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
 )]
 pub async fn show(
+    State(state): State<AppState>,
     target: Target,
     name: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<TaskResponse>, AppError> {
-    read(&target, &path_name(name)?).await
+    let name = path_name(name)?;
+    let wait = query::wait(query.as_deref())?;
+    if wait.is_zero() {
+        return read(&target, &name).await;
+    }
+    Ok(TaskResponse::of(
+        until_final(&state, &target, &name, wait).await?,
+    ))
 }
 
 async fn read(target: &Target, name: &TaskName) -> Result<Json<TaskResponse>, AppError> {
-    match target.queue().get(name).await? {
-        Some(view) => Ok(TaskResponse::of(view)),
-        None => Err(not_found(name)),
-    }
+    Ok(TaskResponse::of(view(target, name).await?))
+}
+
+/// The task's view; 404 when there is none.
+pub(super) async fn view(target: &Target, name: &TaskName) -> Result<TaskView, AppError> {
+    target
+        .queue()
+        .get(name)
+        .await?
+        .ok_or_else(|| not_found(name))
 }
 
 /// Cancels a task: it leaves the queue, a worker still calling the API for it has its answer

@@ -1,0 +1,89 @@
+//! What every producer test file does first: serve a producer in-process on a free port against
+//! the test's Redis, and call it.
+
+use std::net::SocketAddr;
+
+use producer::Config;
+use reqwest::StatusCode;
+use serde_json::Value;
+use testkit::{RedisServer, unique_queue};
+
+/// The producer's flags, parsed as the binary parses them.
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// A producer served in-process on a free port, and its queue; it stops when the returned sender
+/// drops.
+pub async fn spawn_producer(
+    redis: &RedisServer,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
+    spawn_producer_with(redis, &[]).await
+}
+
+/// As [`spawn_producer`], with extra flags.
+pub async fn spawn_producer_with(
+    redis: &RedisServer,
+    flags: &[&str],
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
+    serve(redis, &unique_queue("http"), flags).await
+}
+
+/// As [`spawn_producer`], serving the queue `queue_name` (a second producer on one queue).
+pub async fn spawn_producer_on_queue(
+    redis: &RedisServer,
+    queue_name: &str,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
+    serve(redis, queue_name, &[]).await
+}
+
+async fn serve(
+    redis: &RedisServer,
+    queue_name: &str,
+    flags: &[&str],
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
+    let url = redis.url();
+    let mut args = vec![
+        "producer",
+        "--redis-url",
+        &url,
+        "--queue-name",
+        queue_name,
+        "--redis-timeout-ms",
+        "300",
+        "--addr",
+        "127.0.0.1:0",
+        "--result-ttl-secs",
+        "60",
+    ];
+    args.extend_from_slice(flags);
+    let config = <Cli as clap::Parser>::parse_from(args).config;
+    let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = config.state().unwrap();
+    let queue = state.queues.default().queue.clone();
+    tokio::spawn(producer::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, queue)
+}
+
+pub async fn get(
+    addr: SocketAddr,
+    path_and_query: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = testkit::http_client()
+        .get(format!("http://{addr}{path_and_query}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap();
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{path_and_query}: body is not JSON ({e}): {body:?}"));
+    (status, headers, json)
+}

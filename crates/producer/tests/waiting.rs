@@ -295,7 +295,8 @@ async fn a_stopping_producer_answers_its_long_polls_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5));
 
     // A client that polls again meets a new producer, and its task's news.
-    let (addr, _stop, _) = support::spawn_producer_on_queue(&redis, queue.keys().queue()).await;
+    let (addr, _stop, _) =
+        support::spawn_producer_with(&redis, &["--queue-name", queue.keys().queue()]).await;
     let poll = tokio::spawn(async move { get(addr, "/tasks/pending?wait=30").await });
     until_waiting(addr, 1).await;
     complete_all(&queue).await;

@@ -23,41 +23,26 @@ pub async fn spawn_producer(
     spawn_producer_with(redis, &[]).await
 }
 
-/// As [`spawn_producer`], with extra flags.
+/// As [`spawn_producer`], with extra flags; `--queue-name` among them serves that queue (a second
+/// producer on one queue) instead of a new one.
 pub async fn spawn_producer_with(
     redis: &RedisServer,
     flags: &[&str],
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
-    serve(redis, &unique_queue("http"), flags).await
-}
-
-/// As [`spawn_producer`], serving the queue `queue_name` (a second producer on one queue).
-pub async fn spawn_producer_on_queue(
-    redis: &RedisServer,
-    queue_name: &str,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
-    serve(redis, queue_name, &[]).await
-}
-
-async fn serve(
-    redis: &RedisServer,
-    queue_name: &str,
-    flags: &[&str],
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
     let url = redis.url();
-    let mut args = vec![
-        "producer",
-        "--redis-url",
-        &url,
-        "--queue-name",
-        queue_name,
+    let queue_name = unique_queue("http");
+    let mut args = vec!["producer", "--redis-url", &url];
+    if !flags.contains(&"--queue-name") {
+        args.extend(["--queue-name", &queue_name]);
+    }
+    args.extend([
         "--redis-timeout-ms",
         "300",
         "--addr",
         "127.0.0.1:0",
         "--result-ttl-secs",
         "60",
-    ];
+    ]);
     args.extend_from_slice(flags);
     let config = <Cli as clap::Parser>::parse_from(args).config;
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();

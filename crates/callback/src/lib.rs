@@ -1,0 +1,38 @@
+//! Task callbacks: when a task submitted with a `callback_url` ends (done, dead, cancelled), the
+//! consumer POSTs the task's view to that URL, signed the way the Standard Webhooks
+//! specification says, so a client can trust it came from taskq and handle each one once.
+//!
+//! A callback URL is chosen by a client and called from inside taskq's network, so it is
+//! checked twice: by the producer when the task is submitted ([`Destination::parse`]) and by
+//! the consumer at every delivery, on the addresses the connection actually uses
+//! ([`Deliverer`]). Neither ever calls a loopback, private, link-local or cloud-metadata
+//! address unless `CALLBACK_ALLOW_PRIVATE` says so.
+//!
+//! This crate is one delivery and the pieces it needs; queueing the callbacks and retrying
+//! them with backoff (up to `CALLBACK_MAX_ATTEMPTS`) belong to the caller, guided by
+//! [`DeliveryError::is_permanent`].
+//!
+//! # Layout
+//! - [`settings`]: `CALLBACK_SECRET`, `CALLBACK_MAX_ATTEMPTS`, `CALLBACK_TIMEOUT_MS`,
+//!   `CALLBACK_ALLOW_PRIVATE` as flags and environment variables.
+//! - [`sign`]: the `whsec_` secret (printed as `***`), `v1` signatures and their verification,
+//!   and the `webhook-id` rules.
+//! - [`destination`]: which URLs and addresses a callback may go to, and the redacted form
+//!   that logs and errors show.
+//! - [`deliver`]: the POST itself and what came of it.
+//! - `resolver` (private): the host-name resolution that refuses forbidden addresses.
+//! - `tls` (private): rustls with ring and the system's authorities, loaded at the first
+//!   `https://` callback.
+
+pub mod deliver;
+pub mod destination;
+mod resolver;
+pub mod settings;
+pub mod sign;
+mod tls;
+
+pub use deliver::{BuildError, Delivered, Deliverer, DeliveryError, MAX_SNIPPET_BYTES};
+pub use destination::{Destination, DestinationError, MAX_URL_BYTES, is_forbidden};
+pub use settings::CallbackSettings;
+pub use sign::{CallbackSecret, InvalidId, SecretError, check_id, message_id};
+pub use tls::TlsError;

@@ -1,0 +1,175 @@
+//! The callback settings, each a flag and an environment variable, read by both binaries: the
+//! producer checks a task's `callback_url` at submit (`CALLBACK_ALLOW_PRIVATE`), the consumer
+//! signs and delivers (all four).
+//!
+//! The secret is parsed by a parser of its own, not clap's `FromStr` bridge: clap quotes a
+//! refused value in its error, and this value is the secret.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use crate::sign::CallbackSecret;
+
+/// How callbacks are signed and delivered.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CallbackSettings {
+    /// The secret callbacks are signed with, Standard Webhooks style: whsec_ followed by the
+    /// base64 of 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32)). Unset:
+    /// callbacks are sent unsigned. Never shown by --help or in logs.
+    #[arg(
+        long,
+        env = "CALLBACK_SECRET",
+        hide_env_values = true,
+        value_parser = SecretParser
+    )]
+    pub callback_secret: Option<CallbackSecret>,
+    /// Attempts at delivering one callback (the first included) before it is given up.
+    #[arg(
+        long,
+        env = "CALLBACK_MAX_ATTEMPTS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub callback_max_attempts: u32,
+    /// How long one delivery may take in all, connecting included, before it counts as failed
+    /// (ms).
+    #[arg(
+        long,
+        env = "CALLBACK_TIMEOUT_MS",
+        default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub callback_timeout_ms: u64,
+    /// Allow callbacks to loopback, private, link-local (cloud metadata included) and other
+    /// non-public addresses: for tests and receivers inside your own network. Off, such a
+    /// callback URL is refused at submit and such an address is never connected to.
+    #[arg(
+        long,
+        env = "CALLBACK_ALLOW_PRIVATE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub callback_allow_private: bool,
+}
+
+impl CallbackSettings {
+    /// The whole time one delivery may take.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.callback_timeout_ms.max(1))
+    }
+}
+
+impl Default for CallbackSettings {
+    /// The defaults of the flags: unsigned, 10 attempts, 5 s, public addresses only.
+    fn default() -> Self {
+        Self {
+            callback_secret: None,
+            callback_max_attempts: 10,
+            callback_timeout_ms: 5000,
+            callback_allow_private: false,
+        }
+    }
+}
+
+/// Parses `CALLBACK_SECRET` / `--callback-secret`, and when it is refused says why without the
+/// value.
+#[derive(Debug, Clone, Copy)]
+struct SecretParser;
+
+impl clap::builder::TypedValueParser for SecretParser {
+    type Value = CallbackSecret;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<CallbackSecret, clap::Error> {
+        let refuse = |reason: &dyn std::fmt::Display| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("CALLBACK_SECRET (--callback-secret): {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse(&"not UTF-8"))?;
+        text.parse().map_err(|err| refuse(&err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        callback: CallbackSettings,
+    }
+
+    fn parse(args: &[&str]) -> Result<CallbackSettings, clap::Error> {
+        Cli::try_parse_from(std::iter::once("taskq").chain(args.iter().copied()))
+            .map(|cli| cli.callback)
+    }
+
+    #[test]
+    fn defaults_are_unsigned_ten_attempts_five_seconds_public_only() {
+        let settings = parse(&[]).unwrap();
+        assert!(settings.callback_secret.is_none());
+        assert_eq!(settings.callback_max_attempts, 10);
+        assert_eq!(settings.timeout(), Duration::from_secs(5));
+        assert!(!settings.callback_allow_private);
+        let default = CallbackSettings::default();
+        assert_eq!(default.callback_max_attempts, 10);
+        assert_eq!(default.callback_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn flags_are_read_and_zero_attempts_or_timeout_refused() {
+        let settings = parse(&[
+            "--callback-secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "--callback-max-attempts",
+            "3",
+            "--callback-timeout-ms",
+            "250",
+            "--callback-allow-private",
+        ])
+        .unwrap();
+        assert!(settings.callback_secret.is_some());
+        assert_eq!(settings.callback_max_attempts, 3);
+        assert_eq!(settings.timeout(), Duration::from_millis(250));
+        assert!(settings.callback_allow_private);
+        assert!(parse(&["--callback-max-attempts", "0"]).is_err());
+        assert!(parse(&["--callback-timeout-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_bad_secret_is_refused_without_echoing_it() {
+        let refused = parse(&["--callback-secret", "whsec_c2hvcnQtc2VjcmV0LXZhbHVl"])
+            .expect_err("refused")
+            .to_string();
+        assert!(refused.contains("CALLBACK_SECRET"), "{refused}");
+        assert!(refused.contains("at least 24"), "{refused}");
+        assert!(!refused.contains("c2hvcnQtc2VjcmV0LXZhbHVl"), "{refused}");
+
+        let refused = parse(&["--callback-secret", "hunter2hunter2hunter2hunter2"])
+            .expect_err("refused")
+            .to_string();
+        assert!(!refused.contains("hunter2"), "{refused}");
+    }
+
+    #[test]
+    fn the_settings_print_without_the_secret() {
+        let settings = parse(&[
+            "--callback-secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ])
+        .unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("MfKQ9r8"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+}

@@ -98,6 +98,9 @@ pub struct Config {
     /// naming one key share one limit, and a 429 with Retry-After pauses it for all of them.
     #[arg(long, env = "API_LIMIT_KEY")]
     pub api_limit_key: Option<String>,
+    /// Provider webhooks in (PUBLIC_URL, HOOK_SECRET): where a profile's `{{webhook_url}}` points.
+    #[command(flatten)]
+    pub hooks: webhooks::HookSettings,
 }
 
 /// A rate for `--api-rate-per-sec`: 0 (none) or within the limit's range.

@@ -57,6 +57,15 @@ pub enum StartError {
         /// Why.
         source: client::ClientError,
     },
+    /// A profile gives providers hook URLs (`{{webhook_url}}`) and the settings to write them
+    /// are missing or wrong.
+    #[error("queue {queue}: {source}")]
+    Hooks {
+        /// The queue whose profile it is.
+        queue: String,
+        /// Why.
+        source: webhooks::HookSettingsError,
+    },
     /// The cron tick could not be scheduled.
     #[error("scheduling the tick {schedule:?}: {source}")]
     Tick {
@@ -110,6 +119,14 @@ pub async fn run(
             queue: settings.name.clone(),
             source,
         })?;
+        let hooks = if settings.api.uses_webhook_url() {
+            Some(config.hooks.urls().map_err(|source| StartError::Hooks {
+                queue: settings.name.clone(),
+                source,
+            })?)
+        } else {
+            None
+        };
         let poller = Poller::new(
             http,
             settings.api,
@@ -117,6 +134,7 @@ pub async fn run(
             config.api_max_body_bytes,
             Duration::from_secs(config.retry_after_max_secs),
             Arc::clone(&calls),
+            hooks,
         );
         let worker = Worker::new(queue.clone(), poller, settings.worker);
         ticked.push((queue.clone(), worker.wake_handle()));

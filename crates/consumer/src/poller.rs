@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use taskq::{ClaimedTask, Failure, Handler, Outcome};
+use webhooks::HookUrls;
 
 use crate::api::failure::retry_after;
 use crate::api::read::{self, ApiResponse};
@@ -30,6 +31,8 @@ pub struct Poller {
     max_retry_after: Duration,
     /// Latency, status codes and calls in flight, for `/metrics`.
     metrics: Arc<CallMetrics>,
+    /// The hook URLs a profile's submit may give the provider (`{{webhook_url}}`).
+    hooks: Option<HookUrls>,
 }
 
 /// What came back from a call.
@@ -60,6 +63,7 @@ impl Poller {
         max_body_bytes: usize,
         max_retry_after: Duration,
         metrics: Arc<CallMetrics>,
+        hooks: Option<HookUrls>,
     ) -> Self {
         Self {
             client,
@@ -68,6 +72,7 @@ impl Poller {
             max_body_bytes,
             max_retry_after,
             metrics,
+            hooks,
         }
     }
 
@@ -113,7 +118,7 @@ impl Poller {
         profile: &Profile,
         task: &ClaimedTask,
     ) -> Result<Outcome, CallFailed> {
-        let call = match request::render(profile, &self.queue, task) {
+        let call = match request::render(profile, &self.queue, task, self.hooks.as_ref()) {
             Ok(call) => call,
             Err(why) => {
                 return Ok(Outcome::Failed(Failure::permanent(format!(

@@ -49,6 +49,9 @@ pub struct Config {
     /// ADMIN_TOKEN (when that is set).
     #[arg(long, env = "CLIENT_TOKEN", hide_env_values = true)]
     pub client_token: Option<BearerToken>,
+    /// Provider webhooks in (PUBLIC_URL, HOOK_SECRET): the producer checks the hook URLs.
+    #[command(flatten)]
+    pub hooks: webhooks::HookSettings,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
                 client: BearerToken::unless_empty(self.client_token.as_ref()),
             },
             retry_after: Duration::from_millis(self.poll_interval_ms),
+            hook_secret: self.hooks.hook_secret.clone(),
             ..AppState::new(Queues::new(
                 default,
                 queues.collect::<Result<Vec<_>, _>>()?,

@@ -31,6 +31,11 @@ pub enum AppError {
     /// A guarded route without a token it accepts (401).
     #[error("{0}")]
     Unauthorized(Required),
+    /// A provider webhook whose `sig` is missing or wrong (401).
+    #[error(
+        "the hook URL's sig is missing or does not match: use the URL the task was submitted with"
+    )]
+    BadSignature,
     /// A request an extractor refused, with the status it chose (413 body too large, 415 not
     /// JSON, 422 JSON of the wrong shape, ...).
     #[error("{1}")]
@@ -97,6 +102,7 @@ impl IntoResponse for AppError {
                 extra = Some((header::WWW_AUTHENTICATE, "Bearer".to_owned()));
                 (StatusCode::UNAUTHORIZED, required.to_string())
             }
+            Self::BadSignature => (StatusCode::UNAUTHORIZED, self.to_string()),
             Self::Rejected(status, message) => (status, message),
             Self::Full(refused, retry_after) => {
                 extra = Some((header::RETRY_AFTER, retry_after.to_string()));

@@ -8,7 +8,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, batch, ops, stream, tasks};
+use crate::routes::{admin, batch, hooks, ops, stream, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use crate::routes::{admin, batch, ops, stream, tasks};
         tasks::show,
         stream::events,
         tasks::cancel,
+        hooks::hook,
         admin::list,
         admin::stats,
         admin::retry,
@@ -38,6 +39,7 @@ use crate::routes::{admin, batch, ops, stream, tasks};
     tags(
         (name = "tasks", description = "Asynchronous request-reply: enqueue, read, cancel. Requires Authorization: Bearer <CLIENT_TOKEN> (or the admin token) when a client token is set; cancel requires the admin token when only that is set."),
         (name = "admin", description = "Requires Authorization: Bearer <ADMIN_TOKEN> when the token is set."),
+        (name = "hooks", description = "Provider webhooks: the signed URL a provider calls when a job ends (no token; the sig is the credential)."),
         (name = "ops", description = "Health and metrics."),
     )
 )]

@@ -68,6 +68,18 @@ pub fn delay_ms(query: Option<&str>) -> Result<Option<u64>, QueryError> {
 }
 
 /// The decoded value of the parameter `name`, if given; [`QueryError::Repeated`] when given twice.
+/// Reads the `sig` parameter of a hook URL's query string (absent: none).
+///
+/// # Errors
+/// [`QueryError::BadEscape`] when the query string is badly encoded.
+pub fn sig(query: Option<&str>) -> Result<Option<String>, QueryError> {
+    match param(query, b"sig") {
+        Err(QueryError::Repeated) => Ok(None),
+        Err(other) => Err(other),
+        Ok(bytes) => Ok(bytes.and_then(|bytes| String::from_utf8(bytes).ok())),
+    }
+}
+
 /// Reads the optional `wait` parameter of a raw query string: how long a long-poll may hold the
 /// request (zero when absent).
 ///

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::FromRef;
 
 use crate::routes::auth::Tokens;
+use crate::routes::hooks::HookCounts;
 use crate::routes::served::Queues;
 use crate::waiters::Waiters;
 
@@ -23,6 +24,10 @@ pub struct AppState {
     pub redis_check: Duration,
     /// The requests waiting on tasks (long-polls, event streams), woken by the queues' events.
     pub waiters: Arc<Waiters>,
+    /// The secret of the hook URLs providers call (`HOOK_SECRET`); none: no hooks served.
+    pub hook_secret: Option<webhooks::HookSecret>,
+    /// Provider webhooks received, by outcome.
+    pub hooks: Arc<HookCounts>,
 }
 
 impl AppState {
@@ -34,6 +39,8 @@ impl AppState {
             retry_after: Duration::from_secs(2),
             redis_check: Duration::from_millis(250),
             waiters: Arc::default(),
+            hook_secret: None,
+            hooks: Arc::default(),
         }
     }
 }

@@ -55,6 +55,12 @@ impl Api {
         matches!(self, Self::Profile(profile) if profile.submit.is_some())
     }
 
+    /// Whether a submit gives the provider the task's hook URL (`{{webhook_url}}`).
+    pub fn uses_webhook_url(&self) -> bool {
+        matches!(self, Self::Profile(profile)
+            if profile.submit.as_ref().is_some_and(profile::Submit::uses_webhook_url))
+    }
+
     /// Whether the API is called over `https://`.
     pub fn is_https(&self) -> bool {
         let url = match self {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::secret::Secret;
-use super::template::{BodyTemplate, Template};
+use super::template::{BodyTemplate, Placeholder, Template};
 
 /// What a poll's answer says of the job.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -62,6 +62,15 @@ pub struct Submit {
     pub body: Option<BodyTemplate>,
     /// Where the job's id is in the answer.
     pub id: IdSource,
+}
+
+impl Submit {
+    /// Whether the submit gives the provider the task's hook URL (`{{webhook_url}}`).
+    pub fn uses_webhook_url(&self) -> bool {
+        self.body
+            .as_ref()
+            .is_some_and(|body| body.uses(&Placeholder::WebhookUrl))
+    }
 }
 
 /// Where a submit's answer names the job.

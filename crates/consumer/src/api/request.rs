@@ -11,6 +11,7 @@ use percent_encoding::utf8_percent_encode;
 use reqwest::{Method, Url};
 use serde_json::Value;
 use taskq::ClaimedTask;
+use webhooks::HookUrls;
 
 use super::profile::{PollTarget, Profile, Submit};
 use super::same_origin;
@@ -127,6 +128,7 @@ pub fn render<'p>(
     profile: &'p Profile,
     queue: &str,
     task: &ClaimedTask,
+    hooks: Option<&HookUrls>,
 ) -> Result<Call<'p>, RequestError> {
     let payload: Option<Value> = task
         .payload
@@ -134,10 +136,18 @@ pub fn render<'p>(
         .map(serde_json::from_str)
         .transpose()
         .map_err(RequestError::Payload)?;
+    // Written (an HMAC) only for a submit whose profile gives it to the provider.
+    let webhook_url = match (&profile.submit, &task.remote_id, hooks) {
+        (Some(submit), None, Some(hooks)) if submit.uses_webhook_url() => {
+            Some(hooks.url(queue, task.name.as_str()))
+        }
+        _ => None,
+    };
     let values = Values {
         name: task.name.as_str(),
         id: task.remote_id.as_deref(),
         payload: payload.as_ref(),
+        webhook_url: webhook_url.as_deref(),
     };
     let body = |template: Option<&BodyTemplate>| -> Result<Option<Vec<u8>>, RequestError> {
         Ok(template
@@ -206,7 +216,7 @@ mod tests {
     #[test]
     fn the_first_call_submits_with_a_stable_key_and_the_next_ones_poll_the_id() {
         let jobs = jobs();
-        let submit = render(&jobs, "q", &task(None)).unwrap();
+        let submit = render(&jobs, "q", &task(None), None).unwrap();
         assert!(matches!(submit.kind, Kind::Submit(_)));
         assert_eq!(submit.method, Method::POST);
         assert_eq!(submit.url.as_str(), "https://api.test/base/v1/jobs");
@@ -217,7 +227,7 @@ mod tests {
             json!({"input": {"prompt": "a cat"}, "ref": "report 7"})
         );
 
-        let poll = render(&jobs, "q", &task(Some("ab/c"))).unwrap();
+        let poll = render(&jobs, "q", &task(Some("ab/c"), None)).unwrap();
         assert!(matches!(poll.kind, Kind::Poll));
         assert_eq!(poll.url.as_str(), "https://api.test/base/v1/jobs/ab/c");
         assert_eq!(poll.idempotency_key, None);
@@ -226,10 +236,10 @@ mod tests {
     #[test]
     fn no_id_can_take_a_call_off_the_configured_host() {
         for id in ["../../admin", "/..", "..", "a/./b"] {
-            assert!(render(&jobs(), "q", &task(Some(id))).is_err(), "{id}");
+            assert!(render(&jobs(), "q", &task(Some(id), None)).is_err(), "{id}");
         }
         let jobs = jobs();
-        let poll = render(&jobs, "q", &task(Some("//evil.test/x"))).unwrap();
+        let poll = render(&jobs, "q", &task(Some("//evil.test/x"), None)).unwrap();
         assert_eq!(poll.url.host_str(), Some("api.test"));
 
         let by_url = profile(json!({
@@ -242,6 +252,7 @@ mod tests {
             &by_url,
             "q",
             &task(Some("https://api.test:443/results/1?api-version=2")),
+            None,
         )
         .unwrap();
         assert_eq!(ok.url.as_str(), "https://api.test/results/1?api-version=2");
@@ -253,10 +264,34 @@ mod tests {
             "not a url",
         ] {
             assert!(
-                render(&by_url, "q", &task(Some(elsewhere))).is_err(),
+                render(&by_url, "q", &task(Some(elsewhere), None)).is_err(),
                 "{elsewhere}"
             );
         }
+    }
+
+    #[test]
+    fn a_submit_gives_the_provider_its_signed_hook_url_and_a_poll_never_does() {
+        let hooked = profile(json!({
+            "base_url": "https://api.test",
+            "submit": {"path": "/predictions", "id": "/id",
+                       "body": {"input": "{{payload}}", "webhook": "{{webhook_url}}"}},
+            "poll": {"path": "/predictions/{{id}}"},
+            "status": {"pointer": "/status", "done": ["succeeded"]},
+        }));
+        let secret: webhooks::HookSecret = "a-hook-secret-for-tests".parse().unwrap();
+        let hooks = HookUrls::new("https://taskq.example", secret.clone());
+        let submit = render(&hooked, "q", &task(None), Some(&hooks)).unwrap();
+        let body: Value = serde_json::from_slice(submit.body.as_deref().unwrap()).unwrap();
+        let url = body["webhook"].as_str().unwrap();
+        let sig = url.split_once("?sig=").unwrap().1;
+        assert!(url.starts_with("https://taskq.example/hooks/q/"), "{url}");
+        assert!(secret.verify("q", task(None).name.as_str(), sig));
+        let poll = render(&hooked, "q", &task(Some("p1")), Some(&hooks)).unwrap();
+        assert!(poll.body.is_none());
+        // Without PUBLIC_URL and HOOK_SECRET the call cannot be made as configured.
+        let err = render(&hooked, "q", &task(None), None).unwrap_err();
+        assert!(err.to_string().contains("webhook_url"), "{err}");
     }
 
     #[test]
@@ -266,7 +301,7 @@ mod tests {
             "poll": {"path": "/v1/run/{{payload.model}}"},
             "status": {"pointer": "/status", "done": ["done"]},
         }));
-        let err = render(&needs, "q", &task(None)).unwrap_err();
+        let err = render(&needs, "q", &task(None), None).unwrap_err();
         assert_eq!(err.to_string(), "the task's payload has no field model");
     }
 

@@ -17,7 +17,7 @@ use super::profile::{
     HttpRule, IdSource, PointerRule, Poll, PollTarget, Profile, StatusRule, Submit, Verdict,
 };
 use super::secret;
-use super::template::{BodyTemplate, Template};
+use super::template::{BodyTemplate, Placeholder, Template};
 use crate::limits::rate_limit;
 use taskq::Limit;
 use taskq::keys::LimitKeys;
@@ -277,6 +277,12 @@ fn compile_submit(spec: &SubmitSpec) -> Result<Submit, ProfileError> {
             "{{id}} is what the submit answers: it cannot be used in the submit",
         ));
     }
+    if path.uses(&Placeholder::WebhookUrl) {
+        return Err(refuse(
+            "submit.path",
+            "{{webhook_url}} goes in the submit's body",
+        ));
+    }
     let id = match spec.id.strip_prefix("header:") {
         Some(name) => IdSource::Header(
             HeaderName::from_bytes(name.trim().as_bytes())
@@ -313,6 +319,17 @@ fn compile_poll(spec: &PollSpec, submits: bool) -> Result<Poll, ProfileError> {
     let uses_id = match &target {
         PollTarget::Path(t) | PollTarget::Url(t) => t.uses_id(),
     } || body.as_ref().is_some_and(BodyTemplate::uses_id);
+    let uses_webhook_url = match &target {
+        PollTarget::Path(t) | PollTarget::Url(t) => t.uses(&Placeholder::WebhookUrl),
+    } || body
+        .as_ref()
+        .is_some_and(|body| body.uses(&Placeholder::WebhookUrl));
+    if uses_webhook_url {
+        return Err(refuse(
+            "poll",
+            "{{webhook_url}} is given to the provider once, in the submit's body",
+        ));
+    }
     if uses_id && !submits {
         return Err(refuse(
             "poll",

@@ -1,5 +1,7 @@
 //! Templates of a profile's requests: `{{name}}`, `{{id}}`, `{{payload}}` and
-//! `{{payload.FIELD}}` (nested: `{{payload.a.b}}`, an array index: `{{payload.items.0}}`).
+//! `{{payload.FIELD}}` (nested: `{{payload.a.b}}`, an array index: `{{payload.items.0}}`), and in
+//! a submit `{{webhook_url}}`: the signed URL at which the provider may tell the producer that
+//! the task's job moved (see `webhooks::hook`).
 //!
 //! A template is parsed once, at start, into literal text and placeholders, so a typo is a
 //! start-up error naming the field, and rendering a call is a walk over a few parts. Where a
@@ -27,6 +29,8 @@ pub enum Placeholder {
     Id,
     /// The task's payload (`path` empty) or a field of it.
     Payload(Vec<String>),
+    /// The task's hook URL (submits only).
+    WebhookUrl,
 }
 
 impl Placeholder {
@@ -36,6 +40,7 @@ impl Placeholder {
             "name" => Ok(Self::Name),
             "id" => Ok(Self::Id),
             "payload" => Ok(Self::Payload(Vec::new())),
+            "webhook_url" => Ok(Self::WebhookUrl),
             _ => match inner.strip_prefix("payload.") {
                 Some(path) if path.split('.').all(|part| !part.is_empty()) => {
                     Ok(Self::Payload(path.split('.').map(str::to_owned).collect()))
@@ -51,7 +56,7 @@ impl Placeholder {
 pub enum TemplateError {
     /// `{{...}}` names nothing a task has.
     #[error(
-        "unknown placeholder {{{{{0}}}}}: use {{{{name}}}}, {{{{id}}}}, {{{{payload}}}} or {{{{payload.FIELD}}}}"
+        "unknown placeholder {{{{{0}}}}}: use {{{{name}}}}, {{{{id}}}}, {{{{payload}}}}, {{{{payload.FIELD}}}} or {{{{webhook_url}}}}"
     )]
     Unknown(String),
     /// A `{{` without its `}}`.
@@ -68,6 +73,9 @@ pub enum RenderError {
     /// `{{id}}` before the API gave one.
     #[error("the task has no remote id yet")]
     NoId,
+    /// `{{webhook_url}}` outside a submit.
+    #[error("{{{{webhook_url}}}} is only known in a submit")]
+    NoWebhookUrl,
     /// A path value holds a `.` or `..` segment.
     #[error("{0:?} cannot go in a URL path: it holds a . or .. segment")]
     DotSegment(String),
@@ -82,6 +90,8 @@ pub struct Values<'a> {
     pub id: Option<&'a str>,
     /// The payload, parsed.
     pub payload: Option<&'a Value>,
+    /// The task's hook URL, in a submit of a profile that uses it.
+    pub webhook_url: Option<&'a str>,
 }
 
 impl Values<'_> {
@@ -92,6 +102,10 @@ impl Values<'_> {
                 .id
                 .map(|id| Value::String(id.to_owned()))
                 .ok_or(RenderError::NoId),
+            Placeholder::WebhookUrl => self
+                .webhook_url
+                .map(|url| Value::String(url.to_owned()))
+                .ok_or(RenderError::NoWebhookUrl),
             Placeholder::Payload(path) => {
                 let mut value = match self.payload {
                     Some(payload) => payload,
@@ -177,7 +191,14 @@ impl Template {
 
     /// Whether the template reads `{{id}}`.
     pub fn uses_id(&self) -> bool {
-        self.parts.contains(&Part::Value(Placeholder::Id))
+        self.uses(&Placeholder::Id)
+    }
+
+    /// Whether the template reads `placeholder`.
+    pub fn uses(&self, placeholder: &Placeholder) -> bool {
+        self.parts
+            .iter()
+            .any(|part| matches!(part, Part::Value(p) if p == placeholder))
     }
 
     /// Whether `{{id}}` is the only value the template reads.
@@ -293,12 +314,17 @@ impl BodyTemplate {
 
     /// Whether the body reads `{{id}}`.
     pub fn uses_id(&self) -> bool {
+        self.uses(&Placeholder::Id)
+    }
+
+    /// Whether the body reads `placeholder`.
+    pub fn uses(&self, placeholder: &Placeholder) -> bool {
         match self {
             Self::Literal(_) => false,
-            Self::Exact(placeholder) => *placeholder == Placeholder::Id,
-            Self::Text(template) => template.uses_id(),
-            Self::Array(items) => items.iter().any(Self::uses_id),
-            Self::Object(members) => members.iter().any(|(_, m)| m.uses_id()),
+            Self::Exact(exact) => exact == placeholder,
+            Self::Text(template) => template.uses(placeholder),
+            Self::Array(items) => items.iter().any(|item| item.uses(placeholder)),
+            Self::Object(members) => members.iter().any(|(_, m)| m.uses(placeholder)),
         }
     }
 

@@ -8,6 +8,7 @@
 //! | `GET /tasks/{name}` | the task's view; 404 for a name never seen |
 //! | `GET /?task-name=NAME&wait=SECS`, `GET /tasks/{name}?wait=SECS` | long-poll: held until the task is final or the time is up |
 //! | `GET /tasks/{name}/events` | server-sent events: the view at once and at every change, until final |
+//! | `POST /hooks/{queue}/{name}?sig=` | a provider's webhook: the task is polled at once (signed URL, no token) |
 //! | `DELETE /tasks/{name}` | cancel: the task is never called again |
 //! | `HEAD /?task-name=NAME` | the status a read of the task would answer; never enqueues |
 //! | `GET /tasks?state=&cursor=&limit=` | admin: one page of the tasks in a state |
@@ -26,6 +27,7 @@
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod hooks;
 pub mod ops;
 pub mod served;
 pub mod stream;
@@ -76,6 +78,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(client)
         .merge(cancel)
+        .route(
+            "/hooks/{queue}/{name}",
+            post(hooks::hook).layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY_BYTES)),
+        )
         .route("/queues", get(ops::queues))
         .route("/healthz", get(ops::health))
         .route("/metrics", get(ops::metrics))

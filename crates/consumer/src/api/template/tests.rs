@@ -8,6 +8,7 @@ fn values<'a>(payload: Option<&'a Value>, id: Option<&'a str>) -> Values<'a> {
         name: "report 42/é",
         id,
         payload,
+        webhook_url: None,
     }
 }
 

@@ -1,3 +1,6 @@
+//! Webhooks both ways: taskq calls its clients back when their tasks end (callbacks), and
+//! providers call taskq back when their jobs end (hooks, see [`hook`]).
+//!
 //! Task callbacks: when a task submitted with a `callback_url` ends (done, dead, cancelled), the
 //! consumer POSTs the task's view to that URL, signed the way the Standard Webhooks
 //! specification says, so a client can trust it came from taskq and handle each one once.
@@ -20,12 +23,14 @@
 //! - [`destination`]: which URLs and addresses a callback may go to, and the redacted form
 //!   that logs and errors show.
 //! - [`deliver`]: the POST itself and what came of it.
+//! - [`hook`]: provider webhooks in: the signed URL a provider calls back, and its check.
 //! - `resolver` (private): the host-name resolution that refuses forbidden addresses.
 //! - `tls` (private): rustls with ring and the system's authorities, loaded at the first
 //!   `https://` callback.
 
 pub mod deliver;
 pub mod destination;
+pub mod hook;
 mod resolver;
 pub mod settings;
 pub mod sign;
@@ -33,6 +38,7 @@ mod tls;
 
 pub use deliver::{BuildError, Delivered, Deliverer, DeliveryError, MAX_SNIPPET_BYTES};
 pub use destination::{Destination, DestinationError, MAX_URL_BYTES, is_forbidden};
-pub use settings::CallbackSettings;
+pub use hook::{HookSecret, HookUrls};
+pub use settings::{CallbackSettings, HookSettings, HookSettingsError};
 pub use sign::{CallbackSecret, InvalidId, SecretError, check_id, message_id};
 pub use tls::TlsError;

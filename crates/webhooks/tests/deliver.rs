@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, Response, header};
 use axum::routing::any;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use callback::{CallbackSecret, CallbackSettings, Deliverer, DeliveryError, Destination};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use webhooks::{CallbackSecret, CallbackSettings, Deliverer, DeliveryError, Destination};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const BODY: &[u8] = br#"{"name":"report-42","state":"done","result":{"rows":3}}"#;
@@ -115,7 +115,7 @@ async fn a_signed_delivery_is_verified_by_the_receiver() {
     // Arrange
     let receiver = Receiver::start(200, None).await;
     let deliverer = deliverer(Some(SECRET), true, Duration::from_secs(5));
-    let id = callback::message_id(&[b"example", b"report-42"]);
+    let id = webhooks::message_id(&[b"example", b"report-42"]);
 
     // Act
     let delivered = deliverer
@@ -381,7 +381,7 @@ async fn a_huge_answer_is_cut_at_4_kib_and_the_call_returns_promptly() {
             assert_eq!(*status, 500);
             assert!(!body_snippet.is_empty());
             assert!(
-                body_snippet.len() <= callback::MAX_SNIPPET_BYTES,
+                body_snippet.len() <= webhooks::MAX_SNIPPET_BYTES,
                 "{}",
                 body_snippet.len()
             );

@@ -1,0 +1,129 @@
+//! `POST /hooks/{queue}/{name}?sig=...`: a provider's webhook says a task's job moved.
+//!
+//! The URL is the one the consumer wrote into the task's submit (`{{webhook_url}}`, see
+//! [`webhooks::hook`]); its `sig` is the only credential, since a provider sends no token of
+//! ours. A good `sig` makes the task due at once ([`taskq::Queue::hurry`]) and wakes an idle
+//! consumer, whose poll fetches the provider's authoritative answer: the webhook's body (any, up
+//! to 1 MiB) is read and dropped, never trusted. A bad or missing `sig` is 401 and changes
+//! nothing; an unknown task is 404; a finished one is 200 and changes nothing, so a provider's
+//! retries and replays are harmless.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use service::prometheus::{Exposition, Kind};
+use taskq::{Hurry, TaskName};
+
+use crate::error::{AppError, ErrorBody};
+use crate::query;
+use crate::state::AppState;
+
+/// The largest webhook body read (and dropped).
+pub const MAX_HOOK_BODY_BYTES: usize = 1024 * 1024;
+
+/// What a webhook did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HookAnswer {
+    /// The task.
+    pub task: String,
+    /// Whether the task was made due at once (false: it was already finished).
+    pub hurried: bool,
+}
+
+/// Webhooks received, by what came of them.
+#[derive(Debug, Default)]
+pub struct HookCounts {
+    hurried: AtomicU64,
+    finished: AtomicU64,
+    unknown: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl HookCounts {
+    /// Writes `taskq_hooks_total` to `/metrics`.
+    pub fn write_metrics(&self, page: &mut Exposition) {
+        page.family(
+            "taskq_hooks_total",
+            Kind::Counter,
+            "Provider webhooks received: hurried (the task made due at once), finished (nothing \
+             to do), unknown (no such task), refused (a missing or wrong sig).",
+        );
+        for (outcome, count) in [
+            ("hurried", &self.hurried),
+            ("finished", &self.finished),
+            ("unknown", &self.unknown),
+            ("refused", &self.refused),
+        ] {
+            page.sample(
+                "taskq_hooks_total",
+                &[("outcome", outcome)],
+                count.load(Ordering::Relaxed),
+            );
+        }
+    }
+}
+
+/// A provider's webhook for one task.
+#[utoipa::path(
+    post, path = "/hooks/{queue}/{name}", tag = "hooks",
+    params(
+        ("queue" = String, Path, description = "the task's queue"),
+        ("name" = String, Path, description = "the task's name, percent-encoded as one path segment"),
+        ("sig" = String, Query, description = "the URL's signature, as the consumer wrote it"),
+    ),
+    request_body(content = String, description = "anything the provider sends (at most 1 MiB); read and dropped", content_type = "*/*"),
+    responses(
+        (status = 202, description = "The task is due at once: a consumer polls the provider now", body = HookAnswer),
+        (status = 200, description = "The task is already done, dead or cancelled: nothing changed", body = HookAnswer),
+        (status = 401, description = "The sig is missing or wrong: nothing changed", body = ErrorBody),
+        (status = 404, description = "No such task, no such queue, or hooks are off (no HOOK_SECRET)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; the provider's retry is welcome", body = ErrorBody),
+    )
+)]
+pub async fn hook(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
+    _body: Bytes,
+) -> Result<(StatusCode, Json<HookAnswer>), AppError> {
+    let Path((queue, name)) = path?;
+    let Some(secret) = &state.hook_secret else {
+        return Err(AppError::NotFound(
+            "hooks are off here (no HOOK_SECRET)".into(),
+        ));
+    };
+    let served = state
+        .queues
+        .get(&queue)
+        .ok_or_else(|| AppError::NotFound(format!("no queue named {queue:?} is served here")))?;
+    let signed =
+        query::sig(query.as_deref())?.is_some_and(|sig| secret.verify(&queue, &name, &sig));
+    if !signed {
+        state.hooks.refused.fetch_add(1, Ordering::Relaxed);
+        return Err(AppError::BadSignature);
+    }
+    let task = TaskName::parse(name)?;
+    let (status, hurried, count) = match served.queue.hurry(&task).await? {
+        Hurry::Hurried => (StatusCode::ACCEPTED, true, &state.hooks.hurried),
+        Hurry::Finished => (StatusCode::OK, false, &state.hooks.finished),
+        Hurry::NotFound => {
+            state.hooks.unknown.fetch_add(1, Ordering::Relaxed);
+            return Err(super::tasks::not_found(&task));
+        }
+    };
+    count.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(queue, task = %task, hurried, "provider webhook");
+    Ok((
+        status,
+        Json(HookAnswer {
+            task: task.as_str().to_owned(),
+            hurried,
+        }),
+    ))
+}

@@ -1,16 +1,36 @@
-//! The jobs of the real-API shapes: made by a submit, advanced by each successful poll.
+//! The jobs of the real-API shapes: made by a submit, finished by their polls or by the clock.
 //!
-//! A job answers "processing" until its `polls_until_done`-th poll, then "done" (or "failed"
-//! with the message its submit asked for: a `"fail"` member anywhere in the submitted body, or
-//! a string that starts with `fail:`), and so on every poll after. A submit that carries an
-//! `Idempotency-Key` already seen answers the job that key made instead of making another, as
-//! providers that honour the header do; `/stats` counts the jobs made, so a test can prove one
-//! job per task.
+//! A job answers "processing" until it is due, then "done" (or "failed" with the message its
+//! submit asked for: a `"fail"` member anywhere in the submitted body, or a string that starts
+//! with `fail:`), and so on every poll after. When it is due is its [`Pace`]: at its
+//! `polls_until_done`-th poll, or `job_ms` after its submit whatever its polls, as a real
+//! provider's job runs on its own however often it is asked.
+//!
+//! A job finishes once: the first to see it due, a poll or (for a job with a webhook under the
+//! clock's pace) the timer its submit armed, gets a [`Finished`], counts it and calls its
+//! webhook. Everything happens under one lock held for a few comparisons, never across an await;
+//! what a finish sets off happens after the lock is let go.
+//!
+//! A submit that carries an `Idempotency-Key` already seen answers the job that key made instead
+//! of making another, as providers that honour the header do; `/stats` counts the jobs made, so
+//! a test can prove one job per task. A reset forgets every job and starts a new epoch, so that a
+//! timer armed before it cannot finish a job made after it under the same id.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use serde_json::Value;
+use tokio::time::Instant;
+
+/// When a job is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// At its n-th poll (the first, when 0).
+    Polls(u32),
+    /// This long after its submit, by the clock, whatever its polls.
+    Clock(Duration),
+}
 
 /// One job.
 #[derive(Debug, Clone)]
@@ -23,22 +43,82 @@ pub struct Job {
     pub polls: u32,
     /// The message it fails with, when its submit asked.
     pub fail: Option<String>,
+    /// Where to call when it finishes: its submit's `"webhook"`, when webhooks are on.
+    pub webhook: Option<String>,
+    /// When its submit made it: the clock's pace counts from here.
+    pub made: Instant,
+    /// Whether it was seen finished: it finishes once, whoever sees it first.
+    pub finished: bool,
+}
+
+impl Job {
+    /// Where the job stands at `now` under `pace`, this poll (if one) counted.
+    fn progress(&self, pace: Pace, now: Instant) -> Progress {
+        let (done, of) = match pace {
+            Pace::Polls(n) => (self.polls, n.max(1)),
+            Pace::Clock(after) => {
+                let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+                let elapsed = ms(now.saturating_duration_since(self.made));
+                (elapsed, ms(after).max(1))
+            }
+        };
+        if done < of {
+            return Progress::Running { done, of };
+        }
+        match &self.fail {
+            Some(message) => Progress::Failed(message.clone()),
+            None => Progress::Done(result(&self.id, &self.input)),
+        }
+    }
+
+    /// The job's finish, if `progress` shows it finished and nobody saw that before.
+    fn finish(&mut self, progress: &Progress) -> Option<Finished> {
+        if self.finished || matches!(progress, Progress::Running { .. }) {
+            return None;
+        }
+        self.finished = true;
+        Some(Finished {
+            id: self.id.clone(),
+            webhook: self.webhook.clone(),
+            outcome: progress.clone(),
+        })
+    }
 }
 
 /// What a poll found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
-    /// Still running: this poll is the `of`-th's `done`-th.
+    /// Still running: step `done` of `of` (polls, or milliseconds under the clock's pace).
     Running {
-        /// Polls so far, this one included.
+        /// Steps so far: polls, this one included, or milliseconds since the submit.
         done: u32,
-        /// Polls until done.
+        /// Steps until done.
         of: u32,
     },
     /// Finished with this result.
     Done(Value),
     /// Failed with this message.
     Failed(String),
+}
+
+/// A job that has just finished: what its finisher acts on once the lock is let go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The job.
+    pub id: String,
+    /// Where to call, if anywhere.
+    pub webhook: Option<String>,
+    /// How it ended: [`Progress::Done`] or [`Progress::Failed`].
+    pub outcome: Progress,
+}
+
+/// A poll's answer: where the job stands, and its finish if this poll was the first to see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polled {
+    /// Where the job stands.
+    pub progress: Progress,
+    /// `Some` when this poll finished the job.
+    pub finished: Option<Finished>,
 }
 
 /// Every job, by id, and the idempotency keys seen.
@@ -53,6 +133,21 @@ struct Inner {
     by_key: HashMap<String, String>,
     made: u64,
     replays: u64,
+    /// Resets so far: a timer from an earlier epoch finishes nothing.
+    epoch: u64,
+}
+
+/// What a submit asks for.
+#[derive(Debug, Clone)]
+pub struct Submit<'a> {
+    /// Its `Idempotency-Key`, if any.
+    pub key: Option<&'a str>,
+    /// The submitted body.
+    pub input: Value,
+    /// Where to call when the job finishes.
+    pub webhook: Option<String>,
+    /// When it arrived.
+    pub now: Instant,
 }
 
 /// A submit's result.
@@ -62,6 +157,8 @@ pub struct Submitted {
     pub id: String,
     /// Whether this submit made it (false: an idempotency key already seen).
     pub new: bool,
+    /// The epoch it was made in, for [`Jobs::finish_due`].
+    pub epoch: u64,
 }
 
 impl Jobs {
@@ -69,62 +166,64 @@ impl Jobs {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes a job for `input`, named by `name_job(n)` (n counts jobs from 1), unless `key` was
-    /// seen: then answers that key's job.
-    pub fn submit(
-        &self,
-        key: Option<&str>,
-        input: Value,
-        name_job: impl Fn(u64) -> String,
-    ) -> Submitted {
+    /// Makes a job for `submit`, named by `name_job(n)` (n counts jobs from 1), unless its key
+    /// was seen: then answers that key's job.
+    pub fn submit(&self, submit: Submit<'_>, name_job: impl Fn(u64) -> String) -> Submitted {
         let mut inner = self.lock();
-        if let Some(id) = key.and_then(|key| inner.by_key.get(key)).cloned() {
+        let epoch = inner.epoch;
+        if let Some(id) = submit.key.and_then(|key| inner.by_key.get(key)).cloned() {
             inner.replays += 1;
-            return Submitted { id, new: false };
+            return Submitted {
+                id,
+                new: false,
+                epoch,
+            };
         }
         inner.made += 1;
         let id = name_job(inner.made);
-        let fail = failure_asked(&input);
+        let fail = failure_asked(&submit.input);
         inner.jobs.insert(
             id.clone(),
             Job {
                 id: id.clone(),
-                input,
+                input: submit.input,
                 polls: 0,
                 fail,
+                webhook: submit.webhook,
+                made: submit.now,
+                finished: false,
             },
         );
-        if let Some(key) = key {
+        if let Some(key) = submit.key {
             inner.by_key.insert(key.to_owned(), id.clone());
         }
-        Submitted { id, new: true }
+        Submitted {
+            id,
+            new: true,
+            epoch,
+        }
     }
 
-    /// Advances job `id` by one poll; `None` for an unknown id. `finished` is told when this
-    /// poll is the one that finished the job.
-    pub fn poll(
-        &self,
-        id: &str,
-        polls_until_done: u32,
-        finished: impl FnOnce(),
-    ) -> Option<Progress> {
+    /// Answers a poll of job `id` at `now` under `pace`; `None` for an unknown id.
+    pub fn poll(&self, id: &str, pace: Pace, now: Instant) -> Option<Polled> {
         let mut inner = self.lock();
         let job = inner.jobs.get_mut(id)?;
         job.polls = job.polls.saturating_add(1);
-        let of = polls_until_done.max(1);
-        if job.polls < of {
-            return Some(Progress::Running {
-                done: job.polls,
-                of,
-            });
+        let progress = job.progress(pace, now);
+        let finished = job.finish(&progress);
+        Some(Polled { progress, finished })
+    }
+
+    /// Finishes job `id` of `epoch` if it is due at `now` under `pace` and nobody saw it
+    /// finished yet: the clock's side of [`Jobs::poll`], counting no poll.
+    pub fn finish_due(&self, id: &str, epoch: u64, pace: Pace, now: Instant) -> Option<Finished> {
+        let mut inner = self.lock();
+        if inner.epoch != epoch {
+            return None;
         }
-        if job.polls == of {
-            finished();
-        }
-        Some(match &job.fail {
-            Some(message) => Progress::Failed(message.clone()),
-            None => Progress::Done(result(&job.id, &job.input)),
-        })
+        let job = inner.jobs.get_mut(id)?;
+        let progress = job.progress(pace, now);
+        job.finish(&progress)
     }
 
     /// Jobs made, and submits answered with an existing job.
@@ -133,9 +232,14 @@ impl Jobs {
         (inner.made, inner.replays)
     }
 
-    /// Forgets every job and key.
+    /// Forgets every job and key, and starts a new epoch.
     pub fn reset(&self) {
-        *self.lock() = Inner::default();
+        let mut inner = self.lock();
+        let epoch = inner.epoch + 1;
+        *inner = Inner {
+            epoch,
+            ..Inner::default()
+        };
     }
 }
 
@@ -167,12 +271,23 @@ mod tests {
 
     use super::*;
 
+    fn submit(key: Option<&str>, input: Value, now: Instant) -> Submit<'_> {
+        Submit {
+            key,
+            input,
+            webhook: None,
+            now,
+        }
+    }
+
     #[test]
-    fn a_job_runs_then_finishes_and_a_repeated_key_answers_the_same_job() {
+    fn a_job_runs_then_finishes_once_and_a_repeated_key_answers_the_same_job() {
         let jobs = Jobs::default();
-        let first = jobs.submit(Some("k"), json!({"input": 1}), |n| format!("j{n}"));
-        let again = jobs.submit(Some("k"), json!({"input": 1}), |n| format!("j{n}"));
-        let other = jobs.submit(None, json!({}), |n| format!("j{n}"));
+        let now = Instant::now();
+        let name = |n| format!("j{n}");
+        let first = jobs.submit(submit(Some("k"), json!({"input": 1}), now), name);
+        let again = jobs.submit(submit(Some("k"), json!({"input": 1}), now), name);
+        let other = jobs.submit(submit(None, json!({}), now), name);
         assert!(first.new && !again.new && other.new);
         assert_eq!(
             (first.id.as_str(), again.id.as_str(), other.id.as_str()),
@@ -180,36 +295,82 @@ mod tests {
         );
         assert_eq!(jobs.counts(), (2, 1));
 
-        let mut finished = 0;
-        assert_eq!(
-            jobs.poll("j1", 2, || finished += 1),
-            Some(Progress::Running { done: 1, of: 2 })
+        let pace = Pace::Polls(2);
+        let polls: Vec<_> = (0..3)
+            .map(|_| jobs.poll("j1", pace, now).expect("a job"))
+            .collect();
+
+        assert_eq!(polls[0].progress, Progress::Running { done: 1, of: 2 });
+        assert_eq!(polls[0].finished, None);
+        assert!(matches!(polls[1].progress, Progress::Done(_)));
+        assert!(
+            matches!(&polls[1].finished, Some(f) if f.id == "j1" && f.outcome == polls[1].progress)
         );
-        assert!(matches!(
-            jobs.poll("j1", 2, || finished += 1),
-            Some(Progress::Done(_))
-        ));
-        assert!(matches!(
-            jobs.poll("j1", 2, || finished += 1),
-            Some(Progress::Done(_))
-        ));
-        assert_eq!(finished, 1);
-        assert_eq!(jobs.poll("nope", 2, || {}), None);
+        assert!(matches!(polls[2].progress, Progress::Done(_)));
+        assert_eq!(polls[2].finished, None);
+        assert_eq!(jobs.poll("nope", pace, now), None);
     }
 
     #[test]
     fn a_submit_asking_to_fail_fails_when_it_would_be_done() {
         let jobs = Jobs::default();
+        let input = json!({"input": {"x": [{"fail": "out of memory"}]}});
         let id = jobs
-            .submit(
-                None,
-                json!({"input": {"x": [{"fail": "out of memory"}]}}),
-                |n| n.to_string(),
-            )
+            .submit(submit(None, input, Instant::now()), |n| n.to_string())
             .id;
+
+        let polled = jobs
+            .poll(&id, Pace::Polls(1), Instant::now())
+            .expect("a job");
+
+        assert_eq!(polled.progress, Progress::Failed("out of memory".into()));
         assert_eq!(
-            jobs.poll(&id, 1, || {}),
+            polled.finished.map(|f| f.outcome),
             Some(Progress::Failed("out of memory".into()))
         );
+    }
+
+    #[test]
+    fn under_the_clock_a_job_is_due_after_its_time_whatever_its_polls() {
+        let jobs = Jobs::default();
+        let made = Instant::now();
+        let pace = Pace::Clock(Duration::from_millis(100));
+        let submitted = jobs.submit(
+            Submit {
+                webhook: Some("http://hook/x".into()),
+                ..submit(None, json!({}), made)
+            },
+            |n| n.to_string(),
+        );
+        let at = |ms| made + Duration::from_millis(ms);
+
+        let early = jobs.poll("1", pace, at(40)).expect("a job");
+        assert_eq!(early.progress, Progress::Running { done: 40, of: 100 });
+        assert_eq!(jobs.finish_due("1", submitted.epoch, pace, at(99)), None);
+
+        let finished = jobs.finish_due("1", submitted.epoch, pace, at(100));
+        let late = jobs.poll("1", pace, at(101)).expect("a job");
+
+        let finished = finished.expect("finished by the clock");
+        assert_eq!(finished.webhook.as_deref(), Some("http://hook/x"));
+        assert!(matches!(finished.outcome, Progress::Done(_)));
+        assert_eq!(late.progress, finished.outcome);
+        assert_eq!(late.finished, None, "finished once, by the clock");
+    }
+
+    #[test]
+    fn a_timer_from_before_a_reset_finishes_nothing() {
+        let jobs = Jobs::default();
+        let made = Instant::now();
+        let pace = Pace::Clock(Duration::from_millis(1));
+        let before = jobs.submit(submit(None, json!({}), made), |n| n.to_string());
+        jobs.reset();
+        let after = jobs.submit(submit(None, json!({}), made), |n| n.to_string());
+        assert_eq!(before.id, after.id);
+
+        let later = made + Duration::from_millis(5);
+
+        assert_eq!(jobs.finish_due("1", before.epoch, pace, later), None);
+        assert!(jobs.finish_due("1", after.epoch, pace, later).is_some());
     }
 }

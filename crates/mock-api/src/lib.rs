@@ -18,12 +18,21 @@
 //! For fault-injection tests, successful calls of the original shape can answer a broken body
 //! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
 //! real-API shape can have their answer cut off after the job was made (`drop_submit_answers`).
+//!
+//! Like Replicate or AssemblyAI, the real-API shapes can call a webhook when a job finishes
+//! (`webhooks`; see [`webhooks`]): a submit whose body has a top-level string `"webhook"` gets
+//! that URL POSTed the job's finished poll answer, in the background, with a few retries;
+//! `webhooks_sent` and `webhooks_failed` count the deliveries. A job finishes at its
+//! `polls_until_done`-th poll (the webhook is called as that poll sees it done), or, with
+//! `job_ms`, that long after its submit whatever its polls, as a real job runs on its own (see
+//! [`jobs`]).
 
 pub mod jobs;
 pub mod limits;
 pub mod original;
 pub mod shapes;
 mod tls;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -99,6 +108,20 @@ pub struct Config {
     /// others answer 429 with `Retry-After: 1`. 0: no limit.
     #[arg(long, env = "MOCK_MAX_IN_FLIGHT", default_value_t = 0)]
     pub max_in_flight: u32,
+    /// Real-API shapes: when a job whose submit body has a top-level string "webhook" finishes,
+    /// POST its finished poll answer to that URL (http:// only; a few retries on 5xx or no
+    /// answer). 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        env = "MOCK_WEBHOOKS",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhooks: bool,
+    /// Real-API shapes: a job finishes this long after its submit (ms), by the clock, whatever
+    /// its polls. 0: at its MOCK_POLLS_UNTIL_DONE-th poll.
+    #[arg(long, env = "MOCK_JOB_MS", default_value_t = 0)]
+    pub job_ms: u64,
     /// A PEM certificate (chain) to serve HTTPS with; needs MOCK_TLS_KEY.
     #[arg(long, env = "MOCK_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -171,6 +194,8 @@ impl Default for Config {
             drop_submit_answers: 0,
             rate_limit_per_sec: 0,
             max_in_flight: 0,
+            webhooks: false,
+            job_ms: 0,
             tls_cert: None,
             tls_key: None,
         }
@@ -215,12 +240,22 @@ pub struct Mock {
     /// The provider's limits: the layer in front of the call routes checks them, `/stats` and
     /// `/reset` read and clear their counts.
     limits: Arc<limits::Limits>,
+    /// The webhook client and its counts; shared with the deliveries under way.
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl Mock {
     /// Waits the configured delay.
     async fn delay(&self) {
         tokio::time::sleep(Duration::from_millis(self.config.delay_ms)).await;
+    }
+
+    /// When a job is due.
+    fn pace(&self) -> jobs::Pace {
+        match self.config.job_ms {
+            0 => jobs::Pace::Polls(self.config.polls_until_done),
+            ms => jobs::Pace::Clock(Duration::from_millis(ms)),
+        }
     }
 
     /// The scheme clients reach the mock by.
@@ -300,6 +335,7 @@ pub fn app(config: Config) -> Router {
             config.rate_limit_per_sec,
             config.max_in_flight,
         )),
+        webhooks: Arc::new(webhooks::Webhooks::new(config.webhooks)),
         config,
     });
     let calls = match mock.config.shape {
@@ -352,6 +388,7 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
     let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let c = &mock.counters;
     let limits = mock.limits.stats();
+    let webhooks = mock.webhooks.stats();
     Json(json!({
         "calls": count(&c.calls),
         "tasks": names as u64 + jobs,
@@ -364,6 +401,8 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
         "throttled": limits.throttled,
         "max_in_flight_seen": limits.max_in_flight_seen,
         "in_flight": limits.in_flight,
+        "webhooks_sent": webhooks.sent,
+        "webhooks_failed": webhooks.failed,
     }))
 }
 
@@ -379,5 +418,6 @@ async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {
     }
     mock.drops.store(0, Ordering::Relaxed);
     mock.limits.reset();
+    mock.webhooks.reset();
     StatusCode::NO_CONTENT
 }

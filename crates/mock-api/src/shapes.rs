@@ -8,6 +8,10 @@
 //! | `google` (`x-goog-api-key`) | `POST /v1/models/{model}:predictLongRunning` → `{"name": "models/{model}/operations/{n}"}` | `GET /v1/{name}` (a slash in the id) | no `done` field → `"done": true` with `response`, or with `error: {code, message}` |
 //! | `azure` (`Ocp-Apim-Subscription-Key`) | `POST /documentintelligence/documentModels/{model}:analyze` → 202, empty, `Operation-Location: <full URL>`, `Retry-After: 1` | `GET` that URL | `"status"`: `running` (with `Retry-After: 1`) → `succeeded` (`analyzeResult`) or `failed` (`error: {code, message}`) |
 //! | `stability` (`Authorization: Bearer`) | `POST /v2beta/image-to-video` → 200 `{"id"}` | `GET /v2beta/image-to-video/result/{id}` | HTTP 202 `{"status": "in-progress"}` → HTTP 200 `{"video", "finish_reason"}`, or HTTP 422 `{"errors": [message]}` |
+//!
+//! With webhooks on, a job's webhook is POSTed the body its poll answers once it finished (the
+//! last column's finished bodies), made by the same function as the poll's, so the two cannot
+//! drift apart.
 
 use std::sync::Arc;
 
@@ -19,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::jobs::Progress;
+use crate::jobs::{Finished, Pace, Progress, Submit};
 use crate::{Mock, Shape};
 
 /// The routes of `shape` (not `original`).
@@ -90,9 +94,11 @@ fn check(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
 }
 
 /// A submit: admitted, the body parsed, the job made (or found by its idempotency key), then
-/// the configured delay; the answer may be dropped on purpose. `answer` shapes the reply.
+/// the configured delay; the answer may be dropped on purpose. `answer` shapes the reply. A new
+/// job with a webhook under the clock's pace gets a timer that finishes it when it is due, so
+/// that its webhook is called then even if nobody polls.
 async fn submit(
-    mock: &Mock,
+    mock: &Arc<Mock>,
     headers: &HeaderMap,
     body: &Bytes,
     name_job: impl Fn(u64) -> String,
@@ -115,8 +121,41 @@ async fn submit(
             }
         }
     };
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let submitted = mock.jobs.submit(key, input, name_job);
+    let webhook = mock
+        .config
+        .webhooks
+        .then(|| {
+            input
+                .get("webhook")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .flatten();
+    let with_webhook = webhook.is_some();
+    let now = tokio::time::Instant::now();
+    let submitted = mock.jobs.submit(
+        Submit {
+            key: headers.get("idempotency-key").and_then(|v| v.to_str().ok()),
+            input,
+            webhook,
+            now,
+        },
+        name_job,
+    );
+    let pace = mock.pace();
+    if let Pace::Clock(after) = pace
+        && submitted.new
+        && with_webhook
+    {
+        let (mock, id, epoch) = (Arc::clone(mock), submitted.id.clone(), submitted.epoch);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(now + after).await;
+            let now = tokio::time::Instant::now();
+            if let Some(finished) = mock.jobs.finish_due(&id, epoch, pace, now) {
+                job_finished(&mock, finished);
+            }
+        });
+    }
     mock.delay().await;
     if submitted.new && mock.drop_this_answer() {
         return crate::dropped_answer();
@@ -125,6 +164,8 @@ async fn submit(
 }
 
 /// A poll: admitted, the job advanced, then the configured delay. `answer` shapes the reply.
+/// When this poll is the first to see the job finished, its webhook is called at once, before
+/// the delay: the job finished at this poll's arrival.
 async fn poll(
     mock: &Mock,
     headers: &HeaderMap,
@@ -134,8 +175,12 @@ async fn poll(
     if let Some(refused) = refusal(mock, headers).await {
         return refused;
     }
-    let progress = mock.jobs.poll(id, mock.config.polls_until_done, || {
-        mock.counters.finished()
+    let polled = mock.jobs.poll(id, mock.pace(), tokio::time::Instant::now());
+    let progress = polled.map(|polled| {
+        if let Some(finished) = polled.finished {
+            job_finished(mock, finished);
+        }
+        polled.progress
     });
     mock.delay().await;
     match progress {
@@ -145,6 +190,28 @@ async fn poll(
             axum::Json(json!({"error": format!("no job {id}")})),
         )
             .into_response(),
+    }
+}
+
+/// A job just finished: counted, and its webhook, if any, called with the body a poll of it
+/// answers from now on.
+fn job_finished(mock: &Mock, finished: Finished) {
+    mock.counters.finished();
+    if let Some(url) = finished.webhook {
+        let (_, body) = answer(mock.config.shape, &finished.id, finished.outcome);
+        mock.webhooks.send(url, finished.id, &body);
+    }
+}
+
+/// What a poll of job `id` of `shape` answers when it stands at `progress` (headers aside).
+fn answer(shape: Shape, id: &str, progress: Progress) -> (StatusCode, Value) {
+    match shape {
+        // The original shape makes no jobs.
+        Shape::Original => (StatusCode::NOT_FOUND, Value::Null),
+        Shape::Replicate => replicate_answer(id, progress),
+        Shape::Google => google_answer(id, progress),
+        Shape::Azure => azure_answer(progress),
+        Shape::Stability => stability_answer(id, progress),
     }
 }
 
@@ -189,21 +256,26 @@ async fn replicate_poll(
     Path(id): Path<String>,
 ) -> Response {
     let answer = |progress| {
-        let body = match progress {
-            Progress::Running { done, of } => json!({
-                "id": id, "status": "processing", "output": null, "error": null,
-                "logs": format!("step {done} of {of}"),
-            }),
-            Progress::Done(result) => json!({
-                "id": id, "status": "succeeded", "output": result, "error": null,
-            }),
-            Progress::Failed(message) => json!({
-                "id": id, "status": "failed", "output": null, "error": message,
-            }),
-        };
-        json_response(StatusCode::OK, body)
+        let (status, body) = replicate_answer(&id, progress);
+        json_response(status, body)
     };
     poll(&mock, &headers, &id, answer).await
+}
+
+fn replicate_answer(id: &str, progress: Progress) -> (StatusCode, Value) {
+    let body = match progress {
+        Progress::Running { done, of } => json!({
+            "id": id, "status": "processing", "output": null, "error": null,
+            "logs": format!("step {done} of {of}"),
+        }),
+        Progress::Done(result) => json!({
+            "id": id, "status": "succeeded", "output": result, "error": null,
+        }),
+        Progress::Failed(message) => json!({
+            "id": id, "status": "failed", "output": null, "error": message,
+        }),
+    };
+    (StatusCode::OK, body)
 }
 
 async fn google_submit(
@@ -232,19 +304,24 @@ async fn google_poll(
 ) -> Response {
     let name = format!("models/{model}/operations/{n}");
     let answer = |progress| {
-        // As in proto3 JSON, a running operation leaves `done` out (false is the default).
-        let body = match progress {
-            Progress::Running { done, of } => {
-                json!({"name": name, "metadata": {"progress": done, "of": of}})
-            }
-            Progress::Done(result) => json!({"name": name, "done": true, "response": result}),
-            Progress::Failed(message) => json!({
-                "name": name, "done": true, "error": {"code": 3, "message": message},
-            }),
-        };
-        json_response(StatusCode::OK, body)
+        let (status, body) = google_answer(&name, progress);
+        json_response(status, body)
     };
     poll(&mock, &headers, &name, answer).await
+}
+
+fn google_answer(name: &str, progress: Progress) -> (StatusCode, Value) {
+    // As in proto3 JSON, a running operation leaves `done` out (false is the default).
+    let body = match progress {
+        Progress::Running { done, of } => {
+            json!({"name": name, "metadata": {"progress": done, "of": of}})
+        }
+        Progress::Done(result) => json!({"name": name, "done": true, "response": result}),
+        Progress::Failed(message) => json!({
+            "name": name, "done": true, "error": {"code": 3, "message": message},
+        }),
+    };
+    (StatusCode::OK, body)
 }
 
 async fn azure_submit(
@@ -282,30 +359,34 @@ async fn azure_poll(
     Path((_model, id)): Path<(String, String)>,
 ) -> Response {
     let answer = |progress| {
-        let stamp = "2026-12-02T00:00:00Z";
-        match progress {
-            Progress::Running { .. } => {
-                let mut response = json_response(
-                    StatusCode::OK,
-                    json!({"status": "running", "createdDateTime": stamp, "lastUpdatedDateTime": stamp}),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
-            Progress::Done(result) => json_response(
-                StatusCode::OK,
-                json!({"status": "succeeded", "createdDateTime": stamp, "lastUpdatedDateTime": stamp, "analyzeResult": result}),
-            ),
-            Progress::Failed(message) => json_response(
-                StatusCode::OK,
-                json!({"status": "failed", "createdDateTime": stamp, "lastUpdatedDateTime": stamp,
-                       "error": {"code": "InvalidRequest", "message": message}}),
-            ),
+        let running = matches!(progress, Progress::Running { .. });
+        let (status, body) = azure_answer(progress);
+        let mut response = json_response(status, body);
+        if running {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        response
     };
     poll(&mock, &headers, &id, answer).await
+}
+
+fn azure_answer(progress: Progress) -> (StatusCode, Value) {
+    let stamp = "2026-12-02T00:00:00Z";
+    let body = match progress {
+        Progress::Running { .. } => {
+            json!({"status": "running", "createdDateTime": stamp, "lastUpdatedDateTime": stamp})
+        }
+        Progress::Done(result) => {
+            json!({"status": "succeeded", "createdDateTime": stamp, "lastUpdatedDateTime": stamp, "analyzeResult": result})
+        }
+        Progress::Failed(message) => {
+            json!({"status": "failed", "createdDateTime": stamp, "lastUpdatedDateTime": stamp,
+                   "error": {"code": "InvalidRequest", "message": message}})
+        }
+    };
+    (StatusCode::OK, body)
 }
 
 async fn stability_submit(
@@ -328,21 +409,28 @@ async fn stability_poll(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let answer = |progress| match progress {
-        Progress::Running { .. } => json_response(
+    let answer = |progress| {
+        let (status, body) = stability_answer(&id, progress);
+        json_response(status, body)
+    };
+    poll(&mock, &headers, &id, answer).await
+}
+
+fn stability_answer(id: &str, progress: Progress) -> (StatusCode, Value) {
+    match progress {
+        Progress::Running { .. } => (
             StatusCode::ACCEPTED,
             json!({"id": id, "status": "in-progress"}),
         ),
-        Progress::Done(result) => json_response(
+        Progress::Done(result) => (
             StatusCode::OK,
             json!({"video": result, "finish_reason": "SUCCESS", "seed": 42}),
         ),
-        Progress::Failed(message) => json_response(
+        Progress::Failed(message) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"id": id, "name": "generation_failed", "errors": [message]}),
         ),
-    };
-    poll(&mock, &headers, &id, answer).await
+    }
 }
 
 /// The host the client called (for the URLs a shape answers with): the request's authority

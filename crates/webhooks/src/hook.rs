@@ -13,11 +13,18 @@ use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use ring::hmac;
 
 /// The shortest hook secret accepted, in bytes.
 pub const MIN_HOOK_SECRET_BYTES: usize = 16;
+
+/// What a path segment of a hook URL escapes: everything but RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The path every hook URL starts with.
 pub const HOOKS_PATH: &str = "/hooks";
@@ -106,8 +113,8 @@ impl HookUrls {
         format!(
             "{}{HOOKS_PATH}/{}/{}?sig={}",
             self.public_url,
-            utf8_percent_encode(queue, NON_ALPHANUMERIC),
-            utf8_percent_encode(name, NON_ALPHANUMERIC),
+            utf8_percent_encode(queue, SEGMENT),
+            utf8_percent_encode(name, SEGMENT),
             self.secret.sign(queue, name)
         )
     }

@@ -227,7 +227,7 @@ mod tests {
             json!({"input": {"prompt": "a cat"}, "ref": "report 7"})
         );
 
-        let poll = render(&jobs, "q", &task(Some("ab/c"), None)).unwrap();
+        let poll = render(&jobs, "q", &task(Some("ab/c")), None).unwrap();
         assert!(matches!(poll.kind, Kind::Poll));
         assert_eq!(poll.url.as_str(), "https://api.test/base/v1/jobs/ab/c");
         assert_eq!(poll.idempotency_key, None);
@@ -236,10 +236,10 @@ mod tests {
     #[test]
     fn no_id_can_take_a_call_off_the_configured_host() {
         for id in ["../../admin", "/..", "..", "a/./b"] {
-            assert!(render(&jobs(), "q", &task(Some(id), None)).is_err(), "{id}");
+            assert!(render(&jobs(), "q", &task(Some(id)), None).is_err(), "{id}");
         }
         let jobs = jobs();
-        let poll = render(&jobs, "q", &task(Some("//evil.test/x"), None)).unwrap();
+        let poll = render(&jobs, "q", &task(Some("//evil.test/x")), None).unwrap();
         assert_eq!(poll.url.host_str(), Some("api.test"));
 
         let by_url = profile(json!({
@@ -264,7 +264,7 @@ mod tests {
             "not a url",
         ] {
             assert!(
-                render(&by_url, "q", &task(Some(elsewhere), None)).is_err(),
+                render(&by_url, "q", &task(Some(elsewhere)), None).is_err(),
                 "{elsewhere}"
             );
         }

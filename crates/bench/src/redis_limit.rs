@@ -107,7 +107,7 @@ pub async fn run(
             .arg(format!("{prefix}rb-__rand_int__"))
             // One task per call, answering its record if it was already there, no payload, due
             // now.
-            .args([&ttl_ms, "1", prefix, "", ""])
+            .args([&ttl_ms, "1", prefix, "", "", ""])
             .stderr(Stdio::piped()),
         Duration::from_secs(300),
         "Debian's redis-tools; scripts/setup installs it",

@@ -52,6 +52,9 @@ pub struct Config {
     /// Provider webhooks in (PUBLIC_URL, HOOK_SECRET): the producer checks the hook URLs.
     #[command(flatten)]
     pub hooks: webhooks::HookSettings,
+    /// Callbacks to clients (the producer checks a task's callback_url; the consumer delivers).
+    #[command(flatten)]
+    pub callbacks: webhooks::CallbackSettings,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Config {
             },
             retry_after: Duration::from_millis(self.poll_interval_ms),
             hook_secret: self.hooks.hook_secret.clone(),
+            callback_allow_private: self.callbacks.callback_allow_private,
             ..AppState::new(Queues::new(
                 default,
                 queues.collect::<Result<Vec<_>, _>>()?,

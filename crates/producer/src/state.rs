@@ -28,6 +28,9 @@ pub struct AppState {
     pub hook_secret: Option<webhooks::HookSecret>,
     /// Provider webhooks received, by outcome.
     pub hooks: Arc<HookCounts>,
+    /// Whether a `callback_url` may name a loopback, private or link-local address
+    /// (`CALLBACK_ALLOW_PRIVATE`).
+    pub callback_allow_private: bool,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
             waiters: Arc::default(),
             hook_secret: None,
             hooks: Arc::default(),
+            callback_allow_private: false,
         }
     }
 }

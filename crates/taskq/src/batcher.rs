@@ -45,14 +45,22 @@ pub(crate) const MAX_CALL_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Shared calls on their way at once, per queue handle (and its clones).
 pub(crate) const CALLS_IN_FLIGHT: usize = 4;
 
-/// The enqueue script for `tasks` (name, payload and when each is due). With `records`, a task
-/// already there answers its record; without, 0.
+/// One task of an enqueue call.
+pub(crate) struct TaskArgs<'a> {
+    pub name: &'a TaskName,
+    pub payload: Option<&'a RawValue>,
+    pub run_at: RunAt,
+    pub callback_url: Option<&'a str>,
+}
+
+/// The enqueue script for `tasks`. With `records`, a task already there answers its record;
+/// without, 0.
 pub(crate) fn invocation<'a>(
     conn: &RedisConnection,
     keys: &QueueKeys,
     result_ttl_ms: u64,
     records: bool,
-    tasks: impl IntoIterator<Item = (&'a TaskName, Option<&'a RawValue>, RunAt)>,
+    tasks: impl IntoIterator<Item = TaskArgs<'a>>,
 ) -> ScriptInvocation<'static> {
     let mut invocation = scripts::ENQUEUE.on(conn).key(&keys.due);
     invocation
@@ -61,11 +69,12 @@ pub(crate) fn invocation<'a>(
         .arg(result_ttl_ms)
         .arg(if records { "1" } else { "0" })
         .arg(keys.task_prefix());
-    for (name, payload, run_at) in tasks {
+    for task in tasks {
         invocation
-            .key(keys.task(name))
-            .arg(payload.map_or("", RawValue::get))
-            .arg(run_at.as_arg());
+            .key(keys.task(task.name))
+            .arg(task.payload.map_or("", RawValue::get))
+            .arg(task.run_at.as_arg())
+            .arg(task.callback_url.unwrap_or(""));
     }
     invocation
 }
@@ -86,20 +95,21 @@ pub(crate) fn split(reply: Vec<Value>, tasks: usize) -> Result<(u64, Vec<Value>)
 
 /// One task's answer: 1 when created now, else its record (or 0 without records).
 pub(crate) fn answer(
-    name: &TaskName,
+    task: &TaskArgs<'_>,
     payload: Option<Box<RawValue>>,
-    run_at: RunAt,
     created_at_ms: u64,
     reply: Value,
 ) -> Result<Enqueued> {
-    if let Value::Int(1) = reply {
+    let name = task.name;
+    if reply == Value::Int(1) {
         return Ok(Enqueued {
             created: true,
             view: TaskView::enqueued(
                 name.as_str(),
                 created_at_ms,
-                run_at.resolve(created_at_ms),
+                task.run_at.resolve(created_at_ms),
                 payload,
+                task.callback_url.is_some(),
             ),
         });
     }
@@ -120,10 +130,20 @@ struct Request {
     name: TaskName,
     payload: Option<Box<RawValue>>,
     run_at: RunAt,
+    callback_url: Option<String>,
     answer: oneshot::Sender<Result<Enqueued>>,
 }
 
 impl Request {
+    fn args(&self) -> TaskArgs<'_> {
+        TaskArgs {
+            name: &self.name,
+            payload: self.payload.as_deref(),
+            run_at: self.run_at,
+            callback_url: self.callback_url.as_deref(),
+        }
+    }
+
     fn payload_len(&self) -> usize {
         self.payload
             .as_ref()
@@ -149,17 +169,16 @@ impl Enqueuer {
     /// Enqueues `name` in the next call to `target` and waits for its answer.
     pub async fn enqueue(
         &self,
-        name: &TaskName,
-        payload: Option<Box<RawValue>>,
-        run_at: RunAt,
+        task: crate::enqueue::NewTask,
         target: impl FnOnce() -> CallTarget,
     ) -> Result<Enqueued> {
         let (answer, answered) = oneshot::channel();
         self.send(
             Request {
-                name: name.clone(),
-                payload,
-                run_at,
+                name: task.name,
+                payload: task.payload,
+                run_at: task.run_at,
+                callback_url: task.callback_url,
                 answer,
             },
             target,
@@ -213,9 +232,7 @@ async fn gather_and_call(mut requests: mpsc::UnboundedReceiver<Request>, target:
 impl CallTarget {
     /// Runs one call for `batch` and hands each caller its answer.
     async fn call(&self, batch: Vec<Request>) {
-        let tasks = batch
-            .iter()
-            .map(|request| (&request.name, request.payload.as_deref(), request.run_at));
+        let tasks = batch.iter().map(Request::args);
         let reply: Result<Vec<Value>> =
             invocation(&self.conn, &self.keys, self.result_ttl_ms, true, tasks)
                 .run(&self.conn)
@@ -223,14 +240,9 @@ impl CallTarget {
         let answers = reply.and_then(|reply| split(reply, batch.len()));
         match answers {
             Ok((created_at_ms, replies)) => {
-                for (request, reply) in batch.into_iter().zip(replies) {
-                    let answer = answer(
-                        &request.name,
-                        request.payload,
-                        request.run_at,
-                        created_at_ms,
-                        reply,
-                    );
+                for (mut request, reply) in batch.into_iter().zip(replies) {
+                    let payload = request.payload.take();
+                    let answer = answer(&request.args(), payload, created_at_ms, reply);
                     let _ = request.answer.send(answer);
                 }
             }

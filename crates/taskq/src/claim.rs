@@ -48,9 +48,14 @@ impl Queue {
             .key(&self.keys().dead)
             .key(&self.keys().seq)
             .key(&self.keys().stats)
-            .key(&self.keys().events);
+            .key(&self.keys().events)
+            .key(&self.keys().callback_due)
+            .key(&self.keys().callback_wake);
         for name in due.iter().chain(&leased) {
             invocation.key(self.keys().task_raw(name));
+        }
+        for name in &leased {
+            invocation.key(self.keys().callback_of(name));
         }
         let reply: Vec<redis::Value> = invocation
             .arg(self.keys().task_prefix())
@@ -67,9 +72,9 @@ impl Queue {
 }
 
 fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
-    // Fields per claimed task: six, and two more (remote id, submit token) for a queue whose
+    // Fields per claimed task: seven, and two more (remote id, submit token) for a queue whose
     // calls start with a submit.
-    let per_task = if submits { 8 } else { 6 };
+    let per_task = if submits { 9 } else { 7 };
     let bad = |what: &str| Error::UnexpectedReply(format!("claim reply: {what}"));
     let mut items = reply.into_iter();
     let next_due: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("empty"))?)
@@ -91,6 +96,7 @@ fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
         let polls = number(&next()?)?;
         let payload = text(next()?);
         let throttled = number(&next()?)?;
+        let has_callback = next()? == "1";
         let (remote_id, submit_token) = if submits {
             (text(next()?), text(next()?))
         } else {
@@ -104,6 +110,7 @@ fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
             payload,
             remote_id,
             throttled,
+            has_callback,
             submit_token,
         });
     }

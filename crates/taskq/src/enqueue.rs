@@ -28,6 +28,20 @@ pub struct NewTask {
     pub payload: Option<Box<RawValue>>,
     /// When it is first due.
     pub run_at: RunAt,
+    /// Where its view is POSTed when it ends (see [`crate::callback`]); checked by the caller
+    /// (the producer refuses addresses it must not call).
+    pub callback_url: Option<String>,
+}
+
+impl NewTask {
+    fn args(&self) -> batcher::TaskArgs<'_> {
+        batcher::TaskArgs {
+            name: &self.name,
+            payload: self.payload.as_deref(),
+            run_at: self.run_at,
+            callback_url: self.callback_url.as_deref(),
+        }
+    }
 }
 
 /// Refuses a payload over [`MAX_PAYLOAD_BYTES`] ([`Error::PayloadTooLarge`]), as every enqueue
@@ -72,17 +86,31 @@ impl Queue {
     ///
     /// # Errors
     /// As [`Queue::submit`].
-    #[instrument(level = "debug", skip(self, payload), fields(task = %name))]
     pub async fn schedule(
         &self,
         name: &TaskName,
         payload: Option<&RawValue>,
         run_at: RunAt,
     ) -> Result<Enqueued> {
-        check_payload(payload)?;
-        run_at.check()?;
-        self.enqueue_one(name, payload.map(ToOwned::to_owned), run_at)
-            .await
+        self.submit_task(NewTask {
+            name: name.clone(),
+            payload: payload.map(ToOwned::to_owned),
+            run_at,
+            callback_url: None,
+        })
+        .await
+    }
+
+    /// Adds `task` as [`Queue::schedule`] does, with its callback URL if it has one (a duplicate
+    /// keeps the first task's).
+    ///
+    /// # Errors
+    /// As [`Queue::submit`], and [`Error::InvalidRunAt`] for a time out of range.
+    #[instrument(level = "debug", skip_all, fields(task = %task.name))]
+    pub async fn submit_task(&self, task: NewTask) -> Result<Enqueued> {
+        check_payload(task.payload.as_deref())?;
+        task.run_at.check()?;
+        self.enqueue_one(task).await
     }
 
     /// Adds many tasks, each with its payload and time, in as few calls as their size allows (up
@@ -109,16 +137,14 @@ impl Queue {
                 self.keys(),
                 millis(self.enqueue_policy().result_ttl),
                 true,
-                call.iter()
-                    .map(|task| (&task.name, task.payload.as_deref(), task.run_at)),
+                call.iter().map(NewTask::args),
             );
             let reply: Vec<redis::Value> = invocation.run(self.redis()).await?;
             let (created_at_ms, replies) = batcher::split(reply, call.len())?;
             for (task, reply) in call.iter().zip(replies) {
                 answers.push(batcher::answer(
-                    &task.name,
+                    &task.args(),
                     task.payload.clone(),
-                    task.run_at,
                     created_at_ms,
                     reply,
                 )?);
@@ -132,7 +158,12 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`] when Redis fails; the batch is then either wholly written or not at all.
     pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
-        let tasks = names.iter().map(|name| (name, None, RunAt::Now));
+        let tasks = names.iter().map(|name| batcher::TaskArgs {
+            name,
+            payload: None,
+            run_at: RunAt::Now,
+            callback_url: None,
+        });
         let reply: Vec<redis::Value> = batcher::invocation(
             self.redis(),
             self.keys(),

@@ -142,12 +142,19 @@ impl Queue {
             .key(&self.keys().dead)
             .key(&self.keys().stats)
             .key(&self.keys().events)
+            .key(&self.keys().callback_due)
+            .key(&self.keys().callback_wake)
             .arg(self.keys().task_prefix())
             .arg(self.worker_policy().max_poll.map_or(0, millis))
             .arg(self.worker_policy().max_attempts)
-            .arg(millis(self.dead_ttl()));
-        for (task, finish) in batch {
+            .arg(millis(self.dead_ttl()))
+            .arg(batch.len());
+        // The callback lane records follow the tasks' records: KEYS[7 + N + 1], ...
+        let mut lane_keys = 7 + batch.len();
+        for (task, _) in batch {
             invocation.key(self.keys().task(&task.name));
+        }
+        for (task, finish) in batch {
             let (kind, text, delay, permanent, remote_id) = match *finish {
                 Finish::Done(data) => ("done", data, Duration::ZERO, false, ""),
                 Finish::Processing { data, delay } => ("processing", data, delay, false, ""),
@@ -170,6 +177,14 @@ impl Queue {
                 .arg(millis(delay))
                 .arg(u8::from(permanent))
                 .arg(remote_id);
+            if task.has_callback {
+                lane_keys += 1;
+                invocation
+                    .key(self.keys().callback_of(task.name.as_str()))
+                    .arg(lane_keys);
+            } else {
+                invocation.arg(0);
+            }
         }
         let codes: Vec<i64> = invocation.run(self.redis()).await?;
         if codes.len() != batch.len() {

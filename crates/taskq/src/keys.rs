@@ -5,9 +5,17 @@
 //! slots, has its own tag, `{taskq-limit:<key>}`. A task's record is `{taskq:<queue>}:task:<name>`:
 //! the name comes after the tag, so no name (not even one holding `{` or `}`) can move a key to
 //! another slot or name a key outside its own record.
+//!
+//! A queue's callbacks ([`QueueKeys::callbacks`]) are a queue of their own, a lane beside the
+//! queue's tasks under the same tag (`{taskq:<queue>}:callback:...`): the script that ends a task
+//! hands its callback to the lane in the same atomic step, and the lane's deliveries are claimed,
+//! retried and buried by the same scripts as any task.
 
 use crate::error::Error;
 use crate::name::TaskName;
+
+/// The part of a key name that says it belongs to a queue's callback lane.
+const CALLBACK_LANE: &str = "callback:";
 
 /// The longest queue name accepted, in bytes.
 pub const MAX_QUEUE_NAME_LEN: usize = 128;
@@ -16,6 +24,9 @@ pub const MAX_QUEUE_NAME_LEN: usize = 128;
 #[derive(Debug, Clone)]
 pub struct QueueKeys {
     queue: String,
+    /// `{taskq:<queue>}`, and the lane's part of every key name ("" for the tasks).
+    tag: String,
+    lane: String,
     /// The prefix of every task record: `{taskq:<queue>}:task:`.
     task_prefix: String,
     /// Due tasks, scored by the time (ms) they may run.
@@ -36,6 +47,13 @@ pub struct QueueKeys {
     /// The pub/sub channel that says work is due now (a new task, a provider's webhook): what
     /// idle consumers listen to, so they claim at once instead of at their next tick.
     pub(crate) wake: String,
+    /// The prefix of the callback lane's records (see [`QueueKeys::callbacks`]): where a task that
+    /// ends hands its callback.
+    pub(crate) callback_prefix: String,
+    /// The callback lane's due set.
+    pub(crate) callback_due: String,
+    /// The callback lane's wake channel.
+    pub(crate) callback_wake: String,
 }
 
 impl QueueKeys {
@@ -48,19 +66,46 @@ impl QueueKeys {
         if !fits_a_tag(queue) {
             return Err(Error::InvalidQueueName(queue.to_owned()));
         }
-        let tag = format!("{{taskq:{queue}}}");
-        Ok(Self {
+        Ok(Self::in_lane(queue, &format!("{{taskq:{queue}}}"), ""))
+    }
+
+    /// The keys of one lane of `queue` under `tag`: `lane` is "" for the tasks, `callback:` for
+    /// their callbacks. A lane's own callbacks would go to `callback:callback:`, never written:
+    /// a delivery has no callback.
+    fn in_lane(queue: &str, tag: &str, lane: &str) -> Self {
+        let key = |name: &str| format!("{tag}:{lane}{name}");
+        Self {
             queue: queue.to_owned(),
-            task_prefix: format!("{tag}:task:"),
-            due: format!("{tag}:due"),
-            leased: format!("{tag}:leased"),
-            dead: format!("{tag}:dead"),
-            cancelled: format!("{tag}:cancelled"),
-            seq: format!("{tag}:seq"),
-            stats: format!("{tag}:stats"),
-            events: format!("{tag}:events"),
-            wake: format!("{tag}:wake"),
-        })
+            tag: tag.to_owned(),
+            lane: lane.to_owned(),
+            task_prefix: key("task:"),
+            due: key("due"),
+            leased: key("leased"),
+            dead: key("dead"),
+            cancelled: key("cancelled"),
+            seq: key("seq"),
+            stats: key("stats"),
+            events: key("events"),
+            wake: key("wake"),
+            callback_prefix: format!("{tag}:{lane}{CALLBACK_LANE}task:"),
+            callback_due: format!("{tag}:{lane}{CALLBACK_LANE}due"),
+            callback_wake: format!("{tag}:{lane}{CALLBACK_LANE}wake"),
+        }
+    }
+
+    /// The keys of this queue's callback lane: a queue of deliveries, one per task that ended
+    /// with a `callback_url`, named like its task.
+    pub fn callbacks(&self) -> Self {
+        Self::in_lane(
+            &self.queue,
+            &self.tag,
+            &format!("{}{CALLBACK_LANE}", self.lane),
+        )
+    }
+
+    /// The record of the callback of task `name`.
+    pub(crate) fn callback_of(&self, name: &str) -> String {
+        format!("{}{name}", self.callback_prefix)
     }
 
     /// The queue's name.
@@ -173,6 +218,28 @@ mod tests {
             assert!(key.starts_with("{taskq:example}:"), "{key}");
         }
         assert_eq!(keys.task(&name), "{taskq:example}:task:a}b{c");
+    }
+
+    #[test]
+    fn the_callback_lane_shares_the_tag_and_its_records_are_named_like_their_tasks() {
+        let keys = QueueKeys::new("q").unwrap();
+        let lane = keys.callbacks();
+        assert_eq!(lane.due, "{taskq:q}:callback:due");
+        assert_eq!(lane.task_prefix(), keys.callback_prefix);
+        assert_eq!(lane.task_raw("a"), keys.callback_of("a"));
+        assert_eq!(lane.due, keys.callback_due);
+        assert_eq!(lane.wake, keys.callback_wake);
+        assert_eq!(lane.queue(), "q");
+        assert_eq!(lane.callbacks().due, "{taskq:q}:callback:callback:due");
+        for key in [
+            &lane.leased,
+            &lane.dead,
+            &lane.stats,
+            &lane.seq,
+            &lane.events,
+        ] {
+            assert!(key.starts_with("{taskq:q}:callback:"), "{key}");
+        }
     }
 
     #[test]

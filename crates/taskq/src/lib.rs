@@ -33,6 +33,7 @@
 
 pub mod backoff;
 mod batcher;
+pub mod callback;
 mod cancel;
 mod claim;
 pub mod connect;
@@ -60,6 +61,7 @@ pub mod worker;
 
 pub use backoff::Backoff;
 pub use batcher::Enqueued;
+pub use callback::{CallbackState, CallbackView};
 pub use cancel::Cancel;
 pub use claim::Claim;
 pub use connect::{ConnectOptions, RedisConnection, RedisUrl, WaitForReplicas};

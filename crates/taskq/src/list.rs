@@ -109,7 +109,7 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis fails, [`Error::UnexpectedReply`] for a corrupt record.
-    pub async fn get(&self, name: &TaskName) -> Result<Option<TaskView>> {
+    pub(crate) async fn record(&self, name: &TaskName) -> Result<Option<TaskView>> {
         let key = self.keys().task(name);
         let fields: Vec<(String, String)> = once_more_if_dropped(|| {
             let mut conn = self.conn();

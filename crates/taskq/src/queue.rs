@@ -20,12 +20,11 @@ use redis::AsyncCommands;
 
 use crate::batcher::{self, Enqueued, Enqueuer};
 use crate::connect::{ConnectOptions, RedisConnection, RedisUrl, connect};
+use crate::enqueue::NewTask;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
-use crate::name::TaskName;
 use crate::policy::{DEFAULT_DEAD_TTL, EnqueuePolicy, WorkerPolicy};
 use crate::scripts::{millis, once_more_if_dropped};
-use crate::task::RunAt;
 
 /// A handle on one queue; cheap to clone (all clones share one connection).
 #[derive(Clone)]
@@ -72,6 +71,16 @@ impl Queue {
     /// As [`Queue::new`] and [`connect`].
     pub fn open(url: &RedisUrl, options: &ConnectOptions, queue: &str) -> Result<Self> {
         Self::new(connect(url, options)?, queue)
+    }
+
+    /// A handle on another lane of this queue (its callbacks), with this handle's connection and
+    /// policies.
+    pub(crate) fn lane(&self, keys: Arc<QueueKeys>) -> Self {
+        Self {
+            keys,
+            enqueuer: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// This handle with the enqueuing side's policy (the producer's).
@@ -143,14 +152,9 @@ impl Queue {
     }
 
     /// Enqueues one task in the next call shared with other enqueues (see [`crate::enqueue`]).
-    pub(crate) async fn enqueue_one(
-        &self,
-        name: &TaskName,
-        payload: Option<Box<serde_json::value::RawValue>>,
-        run_at: RunAt,
-    ) -> Result<Enqueued> {
+    pub(crate) async fn enqueue_one(&self, task: NewTask) -> Result<Enqueued> {
         self.enqueuer
-            .enqueue(name, payload, run_at, || batcher::CallTarget {
+            .enqueue(task, || batcher::CallTarget {
                 conn: self.conn.clone(),
                 keys: Arc::clone(&self.keys),
                 result_ttl_ms: millis(self.enqueue_policy.result_ttl),

@@ -33,8 +33,16 @@ impl Queue {
             .key(&self.keys().due)
             .key(&self.keys().dead)
             .key(&self.keys().stats)
-            .key(&self.keys().events);
-        for name in leased.iter().chain(&dead) {
+            .key(&self.keys().events)
+            .key(&self.keys().callback_due)
+            .key(&self.keys().callback_wake);
+        for name in &leased {
+            invocation.key(self.keys().task_raw(name));
+        }
+        for name in &leased {
+            invocation.key(self.keys().callback_of(name));
+        }
+        for name in &dead {
             invocation.key(self.keys().task_raw(name));
         }
         let (reaped, pruned): (u64, u64) = invocation

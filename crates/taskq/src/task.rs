@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::callback::CallbackView;
 use crate::error::{Error, Result};
 use crate::name::TaskName;
 
@@ -183,6 +184,10 @@ pub struct TaskView {
     /// When the task was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancelled_at_ms: Option<u64>,
+    /// How the task's callback fares, when it was submitted with a `callback_url` (the URL
+    /// itself is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackView>,
 }
 
 impl TaskView {
@@ -192,9 +197,11 @@ impl TaskView {
         created_at_ms: u64,
         run_at_ms: u64,
         payload: Option<Box<RawValue>>,
+        has_callback: bool,
     ) -> Self {
         Self {
             payload,
+            callback: has_callback.then(CallbackView::waiting),
             created_at_ms,
             updated_at_ms: created_at_ms,
             run_at_ms: Some(run_at_ms),
@@ -221,6 +228,7 @@ impl TaskView {
             done_at_ms: None,
             died_at_ms: None,
             cancelled_at_ms: None,
+            callback: None,
         }
     }
 
@@ -247,6 +255,7 @@ impl TaskView {
                 "done_at" => view.done_at_ms = Some(number(&field, &value)?),
                 "died_at" => view.died_at_ms = Some(number(&field, &value)?),
                 "cancelled_at" => view.cancelled_at_ms = Some(number(&field, &value)?),
+                "callback_url" => view.callback = Some(CallbackView::waiting()),
                 _ => {}
             }
         }
@@ -289,6 +298,8 @@ pub struct ClaimedTask {
     pub remote_id: Option<String>,
     /// Answers so far that asked to slow down (they use no attempt; their backoff grows with it).
     pub throttled: u32,
+    /// Whether the task was enqueued with a callback URL: ending it hands its callback over.
+    pub has_callback: bool,
     /// Fixed at the task's first claim on a queue whose calls start with a submit (see
     /// [`crate::Policy::submit_keys`]) and kept until a retry of the dead task: every submit of
     /// the task carries it in its idempotency key, whoever makes it and however often.

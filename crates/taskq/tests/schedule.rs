@@ -77,17 +77,20 @@ async fn a_batch_answers_each_task_in_order_and_a_name_given_twice_is_created_on
             } else {
                 RunAt::After(Duration::from_secs(60))
             },
+            callback_url: None,
         })
         .collect();
     tasks.push(NewTask {
         name: name("b0001"),
         payload: payload("{\"i\":\"again\"}"),
         run_at: RunAt::Now,
+        callback_url: None,
     });
     tasks.push(NewTask {
         name: name("old"),
         payload: None,
         run_at: RunAt::Now,
+        callback_url: None,
     });
     let answers = queue.submit_many(&tasks).await.unwrap();
     assert_eq!(answers.len(), 1502);

@@ -180,6 +180,7 @@ mod tests {
             payload: payload.map(str::to_owned),
             remote_id: None,
             throttled: 0,
+            has_callback: false,
             submit_token: None,
         }
     }

@@ -209,6 +209,7 @@ mod tests {
             payload: Some(r#"{"prompt": "a cat"}"#.into()),
             remote_id: remote_id.map(str::to_owned),
             throttled: 0,
+            has_callback: false,
             submit_token: Some("9".into()),
         }
     }

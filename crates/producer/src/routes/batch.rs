@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use taskq::{NewTask, TaskName};
 
 use super::served::{QueueParam, Target};
-use super::tasks::{Submit, TaskResponse, admit};
+use super::tasks::{Submit, TaskResponse, admit, callback_url};
 use crate::error::{AppError, ErrorBody};
 use crate::schedule;
 use crate::state::AppState;
@@ -85,7 +85,7 @@ pub async fn submit_batch(
     let (accepted, refused): (Vec<_>, Vec<_>) = batch
         .tasks
         .iter()
-        .map(|raw| new_task(raw))
+        .map(|raw| new_task(&state, raw))
         .enumerate()
         .partition(|(_, parsed)| parsed.is_ok());
     admit(&state, &target)?;
@@ -113,14 +113,16 @@ pub async fn submit_batch(
 }
 
 /// One entry of a batch as a task to add, or why not.
-fn new_task(raw: &RawValue) -> Result<NewTask, String> {
+fn new_task(state: &AppState, raw: &RawValue) -> Result<NewTask, String> {
     let submit: Submit = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
     let name = TaskName::parse(submit.name).map_err(|e| e.to_string())?;
     taskq::check_payload(submit.payload.as_deref()).map_err(|e| e.to_string())?;
     let run_at = schedule::run_at(submit.delay_ms, submit.run_at_ms).map_err(|e| e.to_string())?;
+    let callback_url = callback_url(state, submit.callback_url).map_err(|e| e.to_string())?;
     Ok(NewTask {
         name,
         payload: submit.payload,
         run_at,
+        callback_url,
     })
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use taskq::Cancel;
-use taskq::{Enqueued, TaskName, TaskView};
+use taskq::{Enqueued, NewTask, TaskName, TaskView};
 
 use super::served::{QueueParam, Target};
 use crate::error::{AppError, ErrorBody};
@@ -64,6 +64,24 @@ pub struct Submit {
     /// views' `*_at_ms` show it; a time already past is now); not with `delay_ms`.
     #[schema(maximum = 9_999_999_999_999_u64)]
     pub run_at_ms: Option<u64>,
+    /// Optional: where to POST the task's view when it ends (done, dead or cancelled), signed
+    /// the Standard Webhooks way and retried until a 2xx. http or https, at most 2,048 bytes, no
+    /// credentials; a loopback, private, link-local or metadata address is refused (unless
+    /// CALLBACK_ALLOW_PRIVATE). A duplicate keeps the first task's.
+    #[schema(max_length = 2048)]
+    pub callback_url: Option<String>,
+}
+
+/// A `callback_url` the producer may accept: checked by the callback policy (see
+/// [`webhooks::Destination`]); the consumer checks again, on the addresses it connects to.
+pub(super) fn callback_url(
+    state: &AppState,
+    url: Option<String>,
+) -> Result<Option<String>, AppError> {
+    let Some(url) = url else { return Ok(None) };
+    webhooks::Destination::parse(&url, state.callback_allow_private)
+        .map_err(|err| AppError::BadRequest(format!("callback_url: {err}")))?;
+    Ok(Some(url))
 }
 
 /// Enqueues the task named by the `task-name` query parameter.
@@ -162,7 +180,7 @@ pub async fn peek(
             ("Retry-After" = u64, description = "seconds until reading it again may show news"),
         )),
         (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
-        (status = 400, description = "Invalid name, malformed JSON, or delay_ms and run_at_ms both given or out of range", body = ErrorBody),
+        (status = 400, description = "Invalid name, malformed JSON, delay_ms and run_at_ms both given or out of range, or a callback_url refused", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
@@ -181,10 +199,16 @@ pub async fn submit(
     let Json(submit) = body?;
     let name = TaskName::parse(submit.name)?;
     let run_at = schedule::run_at(submit.delay_ms, submit.run_at_ms)?;
+    let callback_url = callback_url(&state, submit.callback_url)?;
     admit(&state, &target)?;
     let enqueued = target
         .queue()
-        .schedule(&name, submit.payload.as_deref(), run_at)
+        .submit_task(NewTask {
+            name: name.clone(),
+            payload: submit.payload,
+            run_at,
+            callback_url,
+        })
         .await?;
     accepted(&state, &target, &name, enqueued)
 }

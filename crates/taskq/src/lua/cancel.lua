@@ -5,7 +5,8 @@
 -- task's does. Cancelled entries older than `keep` (their records have expired) are pruned here,
 -- a bounded number per call, so the cancelled set stays as small as the window it covers.
 -- KEYS[1] task record   KEYS[2] due   KEYS[3] leased   KEYS[4] dead   KEYS[5] cancelled
--- KEYS[6] stats   KEYS[7] events channel
+-- KEYS[6] stats   KEYS[7] events channel   KEYS[8] the task's callback lane record
+-- KEYS[9] callback lane's due set   KEYS[10] callback lane's wake channel
 -- ARGV[1] task key prefix   ARGV[2] keep (ms)   ARGV[3] expired cancelled entries to prune at most
 -- Returns {code, HGETALL of the record}: 1 cancelled now, 2 already cancelled, 3 done (left
 -- alone), 0 no such task.
@@ -24,5 +25,7 @@ if #expired > 0 then redis.call('ZREM', KEYS[5], unpack(expired)) end
 redis.call('ZADD', KEYS[5], at, name)
 redis.call('HINCRBY', KEYS[6], 'cancelled', '1')
 tell(name, 'cancelled')
+hand_callback(KEYS[1], name, now, KEYS[8], KEYS[9])
 publish_changes(KEYS[7])
+wake_callbacks(KEYS[10])
 return {1, redis.call('HGETALL', KEYS[1])}

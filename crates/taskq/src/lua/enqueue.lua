@@ -4,9 +4,9 @@
 -- twice is created once (the second sees the first).
 -- KEYS[1] due zset   KEYS[2] stats hash   KEYS[3] wake channel   KEYS[3+i] record of task i
 -- ARGV[1] result ttl (ms)   ARGV[2] '1': answer the record of a task already there, '0': answer 0
--- ARGV[3] task key prefix   ARGV[2+2i]: payload (JSON text; '' for none) of task i
--- ARGV[3+2i]: when task i is due: '' now, '+N' N ms from now, 'N' at N ms since the epoch (server
--- time; a time already past is now)
+-- ARGV[3] task key prefix   ARGV[1+3i]: payload (JSON text; '' for none) of task i
+-- ARGV[2+3i]: when task i is due: '' now, '+N' N ms from now, 'N' at N ms since the epoch (server
+-- time; a time already past is now)   ARGV[3+3i]: its callback URL ('' for none)
 -- Returns {created, r1, r2, ...}: `created` is the server time (ms) at which the new tasks were
 -- created (and are due, unless scheduled later); r_i is 1 for a task created now, else 0 or the
 -- record's HGETALL (the client knows the rest of a new record: reading it back would cost Redis
@@ -16,7 +16,8 @@ local now = int(now_n)
 local ttl, records, prefix = ARGV[1], ARGV[2] == '1', ARGV[3]
 local replies, due, due_now = {now}, {}, false
 for i = 4, #KEYS do
-  local name, payload, when = name_of(KEYS[i], prefix), ARGV[2 * i - 4], ARGV[2 * i - 3]
+  local a = 3 * (i - 3) + 1
+  local name, payload, when, callback = name_of(KEYS[i], prefix), ARGV[a], ARGV[a + 1], ARGV[a + 2]
   if redis.call('EXISTS', KEYS[i]) == 1 then
     replies[i - 2] = records and redis.call('HGETALL', KEYS[i]) or 0
   else
@@ -32,6 +33,10 @@ for i = 4, #KEYS do
     if payload ~= '' then
       record[#record + 1] = 'payload'
       record[#record + 1] = payload
+    end
+    if callback ~= '' then
+      record[#record + 1] = 'callback_url'
+      record[#record + 1] = callback
     end
     redis.call('HSET', KEYS[i], unpack(record))
     due_now = due_now or run_at == now

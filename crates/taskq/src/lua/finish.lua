@@ -5,16 +5,19 @@
 -- (at the attempt limit, or when permanent: dead).
 -- Batching matters: the per-call cost of a script dominates the work inside it.
 -- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats   KEYS[5] events channel
--- KEYS[5+i] record of task i
+-- KEYS[6] callback lane's due set   KEYS[7] callback lane's wake channel
+-- KEYS[7+i] record of task i (i = 1..N), then the callback lane records of the tasks that have a
+-- callback (the worker knows which from their claim)
 -- ARGV[1] task key prefix   ARGV[2] poll deadline, ms after creation (0 = none)
 -- ARGV[3] max attempts   ARGV[4] dead record ttl (ms)
--- then six ARGV per task i, from ARGV[6*i-1]: kind (done|processing|submitted|throttled|failed),
+-- ARGV[5] N, the number of tasks
+-- then seven ARGV per task i, from ARGV[7*i-1]: kind (done|processing|submitted|throttled|failed),
 -- claim token, data (JSON text) or error, delay (ms), permanent (1|0, for failed), remote id (for
--- submitted; '' otherwise)
+-- submitted; '' otherwise), the KEYS index of its callback lane record (0: none)
 -- Returns one code per task: 1 recorded (or already recorded by this token), 2 recorded and the
 -- task is now dead, 0 stale token (the lease was lost; counted).
 local prefix, max_poll = ARGV[1], tonumber(ARGV[2])
-local max_attempts, dead_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_attempts, dead_ttl, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local codes, finished = {}, {}
 local done, snoozed, retried, throttled = 0, 0, 0, 0
@@ -22,11 +25,12 @@ local done, snoozed, retried, throttled = 0, 0, 0, 0
 local function overdue(key)
   return max_poll > 0 and now - tonumber(redis.call('HGET', key, 'created')) >= max_poll
 end
-for i = 6, #KEYS do
+for i = 8, 7 + n do
   local key, name = KEYS[i], name_of(KEYS[i], prefix)
-  local a = 6 * (i - 5) - 1
+  local a = 7 * (i - 7) - 1
   local kind, token, text, delay = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local permanent, remote_id = ARGV[a + 4] == '1', ARGV[a + 5]
+  local lane = KEYS[tonumber(ARGV[a + 6])]
   local own = ownership(key, token, KEYS[4])
   local code = 1
   if own == 'stale' then
@@ -38,6 +42,7 @@ for i = 6, #KEYS do
       redis.call('HSET', key, 'state', 'done', 'data', text, 'updated', at, 'done_at', at)
       redis.call('PEXPIRE', key, redis.call('HGET', key, 'ttl') or '3600000')
       tell(name, 'done')
+      hand_callback(key, name, now, lane, KEYS[6])
       done = done + 1
     elseif kind == 'processing' or kind == 'submitted' then
       if kind == 'submitted' then
@@ -52,7 +57,7 @@ for i = 6, #KEYS do
         if kind == 'submitted' then
           reason = 'poll deadline passed: the job was only just submitted'
         end
-        bury(key, name, now, reason, KEYS[3], KEYS[4], dead_ttl)
+        bury(key, name, now, reason, KEYS[3], KEYS[4], dead_ttl, lane, KEYS[6])
         code = 2
       else
         -- A provider's webhook came in during this call (hurry.lua): its news is newer than
@@ -65,7 +70,7 @@ for i = 6, #KEYS do
       local times = redis.call('HINCRBY', key, 'throttled', '1')
       if overdue(key) then
         bury(key, name, now, 'poll deadline passed: throttled ' .. times .. ' times, last: ' .. text,
-          KEYS[3], KEYS[4], dead_ttl)
+          KEYS[3], KEYS[4], dead_ttl, lane, KEYS[6])
         code = 2
       else
         redis.call('HSET', key, 'error', text)
@@ -75,7 +80,7 @@ for i = 6, #KEYS do
     else
       local attempts = redis.call('HINCRBY', key, 'attempts', '1')
       if permanent or attempts >= max_attempts then
-        bury(key, name, now, text, KEYS[3], KEYS[4], dead_ttl)
+        bury(key, name, now, text, KEYS[3], KEYS[4], dead_ttl, lane, KEYS[6])
         code = 2
       else
         redis.call('HSET', key, 'error', text)
@@ -94,4 +99,5 @@ if snoozed > 0 then redis.call('HINCRBY', KEYS[4], 'snoozed', int(snoozed)) end
 if retried > 0 then redis.call('HINCRBY', KEYS[4], 'retried', int(retried)) end
 if throttled > 0 then redis.call('HINCRBY', KEYS[4], 'throttled', int(throttled)) end
 publish_changes(KEYS[5])
+wake_callbacks(KEYS[7])
 return codes

@@ -21,6 +21,7 @@
 --   created, updated, run_at, done_at, died_at, cancelled_at   server time in ms
 --   ttl       how long (ms) a done record is kept, chosen by whoever enqueued the task
 --   hurried   '1' when a provider's webhook came in while the task's call was on its way
+--   callback_url  where the task's view is POSTed when it ends (see hand_callback)
 
 -- Events. Whoever waits on a task (a long-polling client, an event stream) is told of every change
 -- of its state and of every new partial data: each script that changes tasks gathers the changes
@@ -44,6 +45,29 @@ end
 -- string literal).
 local function int(n)
   return string.format('%d', n)
+end
+
+-- Callbacks. A task enqueued with a callback_url hands its callback, when it ends (done, dead,
+-- cancelled), to the queue's callback lane, in the step that ends it: a delivery record named
+-- like the task (`lane_record`, declared in KEYS by the caller), due at once, whose payload is
+-- {"url": ...}, kept as long as the task's result. The lane is a queue like any other: claimed,
+-- retried with backoff and buried by these same scripts. A task without a callback_url, or a
+-- caller that passes no lane record (it knows the task has none), hands nothing.
+local callbacks_due = false
+local function hand_callback(key, name, now, lane_record, k_lane_due)
+  if not lane_record then return end
+  local f = redis.call('HMGET', key, 'callback_url', 'ttl')
+  if not f[1] then return end
+  local at = int(now)
+  redis.call('DEL', lane_record)
+  redis.call('HSET', lane_record, 'state', 'queued', 'created', at, 'updated', at, 'run_at', at,
+    'ttl', f[2] or '3600000', 'payload', cjson.encode({url = f[1]}))
+  redis.call('ZADD', k_lane_due, at, name)
+  callbacks_due = true
+end
+-- Wakes the lane's idle deliverers when a callback was handed to it.
+local function wake_callbacks(k_lane_wake)
+  if callbacks_due then redis.call(PUBLISH, k_lane_wake, '') end
 end
 
 -- The name of the task whose record is `key`.
@@ -82,13 +106,15 @@ local function ownership(key, token, k_stats)
   return 'own'
 end
 
--- Moves a task to the dead set with a reason. Dead records expire after dead_ttl_ms (0 = never).
-local function bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
+-- Moves a task to the dead set with a reason, and hands its callback over (see hand_callback).
+-- Dead records expire after dead_ttl_ms (0 = never).
+local function bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms, lane_record, k_lane_due)
   local at = int(now)
   redis.call('HSET', key, 'state', 'dead', 'error', reason, 'updated', at, 'died_at', at)
   redis.call('ZADD', k_dead, at, name)
   redis.call('HINCRBY', k_stats, 'dead', '1')
   tell(name, 'dead')
+  hand_callback(key, name, now, lane_record, k_lane_due)
   if dead_ttl_ms > 0 then
     redis.call('PEXPIRE', key, int(dead_ttl_ms))
   end
@@ -107,7 +133,8 @@ end
 -- Takes back the lease of `name` (record `key`) if it expired before `now`: the token is revoked
 -- (a late answer from the old owner is refused as stale) and the expiry counts as a failed
 -- attempt. Returns 1 when it did.
-local function reap_if_expired(key, name, k_leased, k_due, k_dead, k_stats, now, max_attempts, dead_ttl_ms)
+local function reap_if_expired(key, name, k_leased, k_due, k_dead, k_stats, now, max_attempts,
+    dead_ttl_ms, lane_record, k_lane_due)
   local deadline = redis.call('ZSCORE', k_leased, name)
   if not deadline or tonumber(deadline) > now then
     return 0
@@ -121,7 +148,7 @@ local function reap_if_expired(key, name, k_leased, k_due, k_dead, k_stats, now,
   redis.call('HINCRBY', k_stats, 'reaped', '1')
   local reason = 'lease expired: the consumer holding the task stopped answering'
   if attempts >= max_attempts then
-    bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms)
+    bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms, lane_record, k_lane_due)
   else
     redis.call('HSET', key, 'error', reason)
     schedule(key, name, now, now, k_due)

@@ -1,0 +1,100 @@
+//! Callbacks: a task enqueued with a `callback_url` has its view POSTed there when it ends (done,
+//! dead, cancelled), at least once.
+//!
+//! The delivery is a task of the queue's callback lane ([`QueueKeys::callbacks`]), named like
+//! its task, made by the script that ends the task in the same atomic step (see `prelude.lua`,
+//! `hand_callback`): no ending is ever without its delivery, and a delivery survives any crash
+//! or restart as any task does. A worker on the lane ([`Queue::callbacks`]) delivers, retried with
+//! backoff up to its attempt limit, then dead (kept, visible, retryable). The task's view shows how
+//! its callback fares ([`CallbackView`]), read from the lane's record.
+//!
+//! [`QueueKeys::callbacks`]: crate::keys::QueueKeys::callbacks
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::name::TaskName;
+use crate::queue::Queue;
+use crate::task::{State, TaskView};
+
+/// How a task's callback fares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackState {
+    /// The task has not ended: nothing to send yet.
+    Waiting,
+    /// Being delivered, or retried after a failed delivery.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: the attempt limit, or a receiver that can never take it (410, a refused
+    /// address).
+    Failed,
+}
+
+/// A task's callback, as its view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallbackView {
+    /// How it fares.
+    pub state: CallbackState,
+    /// Deliveries that failed so far.
+    pub attempts: u32,
+    /// Why the last delivery failed, if one did.
+    pub last_error: Option<String>,
+}
+
+impl CallbackView {
+    /// The callback of a task that has not ended.
+    pub(crate) fn waiting() -> Self {
+        Self {
+            state: CallbackState::Waiting,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    /// The callback as its delivery's record (`delivery`, the lane's view of it) tells.
+    fn of(delivery: &TaskView) -> Self {
+        Self {
+            state: match delivery.state {
+                State::Done => CallbackState::Delivered,
+                State::Dead | State::Cancelled => CallbackState::Failed,
+                State::Queued | State::Running | State::Processing => CallbackState::Pending,
+            },
+            attempts: delivery.attempts,
+            last_error: delivery.last_error.clone(),
+        }
+    }
+}
+
+impl Queue {
+    /// The queue's callback lane: a queue of deliveries, one per ended task with a callback,
+    /// named like the task, with this handle's connection and policies.
+    pub fn callbacks(&self) -> Queue {
+        self.lane(Arc::new(self.keys().callbacks()))
+    }
+
+    /// The view of the task `name`, with its callback's state when it has one; `None` when
+    /// there is no such task.
+    ///
+    /// # Errors
+    /// [`crate::Error::Redis`] when Redis fails.
+    pub async fn get(&self, name: &TaskName) -> Result<Option<TaskView>> {
+        let Some(mut view) = self.record(name).await? else {
+            return Ok(None);
+        };
+        if view.callback.is_some()
+            && let Some(delivery) = self.callbacks().record(name).await?
+        {
+            // A delivery older than the task's end belongs to an earlier life of the name.
+            if delivery.created_at_ms >= view.updated_at_ms && view.state.is_final() {
+                view.callback = Some(CallbackView::of(&delivery));
+            }
+        }
+        Ok(Some(view))
+    }
+}

@@ -39,7 +39,7 @@ pub struct Batch {
 #[serde(untagged)]
 pub enum BatchEntry {
     /// The task as it is now, and whether this request created it.
-    Task(TaskResponse),
+    Task(Box<TaskResponse>),
     /// Why this task was refused (nothing written for it).
     Refused(ErrorBody),
 }
@@ -99,10 +99,10 @@ pub async fn submit_batch(
         .map(|i| match refused.next_if(|(at, _)| *at == i) {
             Some((_, Err(error))) => BatchEntry::Refused(ErrorBody { error }),
             _ => match answers.next() {
-                Some(enqueued) => BatchEntry::Task(TaskResponse {
+                Some(enqueued) => BatchEntry::Task(Box::new(TaskResponse {
                     view: enqueued.view,
                     enqueued: Some(enqueued.created),
-                }),
+                })),
                 None => BatchEntry::Refused(ErrorBody {
                     error: "no answer for this task".into(),
                 }),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{get, spawn_producer, spawn_producer_with};
+use support::{get, metrics, spawn_producer, spawn_producer_with};
 use taskq::{Queue, TaskName};
 use testkit::RedisServer;
 use webhooks::{HookSecret, HookUrls};
@@ -107,14 +107,7 @@ async fn only_the_url_signed_for_a_task_hurries_it_and_replays_change_nothing() 
     let (status, _) = post(&good, vec![b'x'; 1024 * 1024 + 1]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
-    let metrics = testkit::http_client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(addr).await;
     for line in [
         r#"taskq_hooks_total{outcome="hurried"} 1"#,
         r#"taskq_hooks_total{outcome="finished"} 1"#,

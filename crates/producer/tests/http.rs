@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{get, spawn_producer, spawn_producer_with};
+use support::{get, metrics, spawn_producer, spawn_producer_with};
 use testkit::{RedisServer, eventually, unique_queue};
 
 #[tokio::test]
@@ -827,14 +827,7 @@ async fn one_producer_serves_several_queues_picked_by_the_queue_parameter() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"], "no queue named \"elsewhere\" is served here");
     }
-    let text = testkit::http_client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(addr).await;
     for queue in [&first, &second] {
         let line = format!("taskq_enqueued_total{{queue=\"{queue}\"}} 1");
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

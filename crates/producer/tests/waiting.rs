@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{get, spawn_producer};
+use support::{get, metrics, spawn_producer};
 use taskq::{Finish, Queue, TaskName};
 use testkit::{RedisServer, eventually};
 
@@ -25,14 +25,7 @@ fn name(s: &str) -> TaskName {
 
 /// The producer's `taskq_waiting_requests`.
 async fn waiting(addr: SocketAddr) -> u64 {
-    let text = testkit::http_client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(addr).await;
     text.lines()
         .find_map(|line| line.strip_prefix("taskq_waiting_requests "))
         .and_then(|n| n.parse().ok())
@@ -46,28 +39,46 @@ async fn until_waiting(addr: SocketAddr, n: u64) {
     .await;
 }
 
-/// Claims every due task (the test is the only consumer) and completes each with its name.
-async fn complete_all(queue: &Queue) -> usize {
-    let mut done = 0;
+/// Claims every due task (the test is the only consumer), `batch` at a time as a consumer would,
+/// and finishes each: dead (a permanent failure) when `dies` says so, else done with its name as
+/// its result. Answers how many it finished.
+async fn finish_all(queue: &Queue, batch: usize, dies: impl Fn(&TaskName) -> bool) -> usize {
+    let mut finished = 0;
     loop {
-        let claim = queue.claim(500).await.unwrap();
+        let claim = queue.claim(batch).await.unwrap();
         if claim.tasks.is_empty() {
-            return done;
+            return finished;
         }
         let results: Vec<String> = claim
             .tasks
             .iter()
             .map(|task| format!(r#"{{"for":"{}"}}"#, task.name.as_str()))
             .collect();
-        let batch: Vec<_> = claim
+        let outcomes: Vec<_> = claim
             .tasks
             .iter()
             .zip(&results)
-            .map(|(task, result)| (task, Finish::Done(result)))
+            .map(|(task, result)| {
+                let finish = if dies(&task.name) {
+                    Finish::Failed {
+                        error: "gone wrong",
+                        delay: Duration::ZERO,
+                        permanent: true,
+                    }
+                } else {
+                    Finish::Done(result)
+                };
+                (task, finish)
+            })
             .collect();
-        queue.finish_many(&batch).await.unwrap();
-        done += batch.len();
+        queue.finish_many(&outcomes).await.unwrap();
+        finished += outcomes.len();
     }
+}
+
+/// Completes every due task: [`finish_all`] with none dying.
+async fn complete_all(queue: &Queue) -> usize {
+    finish_all(queue, 500, |_| false).await
 }
 
 #[tokio::test]
@@ -161,36 +172,13 @@ async fn a_thousand_concurrent_long_polls_are_each_answered_with_their_own_final
 
     // A third die, one is cancelled, the rest are done, in batches as a consumer would.
     queue.cancel(&name("t7")).await.unwrap();
-    loop {
-        let claim = queue.claim(100).await.unwrap();
-        if claim.tasks.is_empty() {
-            break;
-        }
-        let results: Vec<String> = claim
-            .tasks
-            .iter()
-            .map(|task| format!(r#"{{"for":"{}"}}"#, task.name.as_str()))
-            .collect();
-        let batch: Vec<_> = claim
-            .tasks
-            .iter()
-            .zip(&results)
-            .map(|(task, result)| {
-                let i: usize = task.name.as_str()[1..].parse().unwrap();
-                let finish = if i.is_multiple_of(3) {
-                    Finish::Failed {
-                        error: "gone wrong",
-                        delay: Duration::ZERO,
-                        permanent: true,
-                    }
-                } else {
-                    Finish::Done(result)
-                };
-                (task, finish)
-            })
-            .collect();
-        queue.finish_many(&batch).await.unwrap();
-    }
+    finish_all(&queue, 100, |name| {
+        name.as_str()[1..]
+            .parse::<usize>()
+            .unwrap()
+            .is_multiple_of(3)
+    })
+    .await;
 
     for (i, poll) in polls.into_iter().enumerate() {
         let (status, _, body) = tokio::time::timeout(PATIENCE, poll)

@@ -72,3 +72,15 @@ pub async fn get(
         .unwrap_or_else(|e| panic!("{path_and_query}: body is not JSON ({e}): {body:?}"));
     (status, headers, json)
 }
+
+/// The producer's `/metrics` page.
+pub async fn metrics(addr: SocketAddr) -> String {
+    testkit::http_client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

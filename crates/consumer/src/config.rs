@@ -101,6 +101,9 @@ pub struct Config {
     /// Provider webhooks in (PUBLIC_URL, HOOK_SECRET): where a profile's `{{webhook_url}}` points.
     #[command(flatten)]
     pub hooks: webhooks::HookSettings,
+    /// Callbacks to clients (CALLBACK_*): how the consumer signs and delivers them.
+    #[command(flatten)]
+    pub callbacks: webhooks::CallbackSettings,
 }
 
 /// A rate for `--api-rate-per-sec`: 0 (none) or within the limit's range.

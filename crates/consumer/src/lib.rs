@@ -9,6 +9,8 @@
 //! - [`client`]: the HTTPS client (rustls, system roots plus configured authorities).
 //! - [`poller`]: the call per task, bounded in time and size ([`taskq::Handler`]).
 //! - [`tick`]: the cron tick that wakes the claim loop and sweeps expired leases.
+//! - [`callbacks`]: the callbacks of tasks that ended, delivered from each queue's callback
+//!   lane.
 //! - [`wake`]: the queues' wake channels, which wake the claim loop the moment work is due.
 //! - [`limits`]: the provider's limits the queues share, one limiter per limit key.
 //! - [`metrics`]: what this process measures of its calls (latency, status codes, in flight).
@@ -17,6 +19,7 @@
 //! The claim loop, leases and shutdown drain are the library's [`taskq::Worker`].
 
 pub mod api;
+pub mod callbacks;
 pub mod client;
 pub mod config;
 pub mod limits;
@@ -30,6 +33,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
+use callbacks::Courier;
 pub use config::Config;
 use poller::Poller;
 use server::Served;
@@ -66,6 +70,9 @@ pub enum StartError {
         /// Why.
         source: webhooks::HookSettingsError,
     },
+    /// The callback deliverer could not be built.
+    #[error("callbacks: {0}")]
+    Callbacks(#[from] webhooks::BuildError),
     /// The cron tick could not be scheduled.
     #[error("scheduling the tick {schedule:?}: {source}")]
     Tick {
@@ -89,10 +96,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let mut workers = Vec::new();
+    let mut couriers = Vec::new();
     let mut ticked = Vec::new();
     let mut served = Vec::new();
     let redis_check = Duration::from_millis(config.redis.redis_check_ms);
     let mut limiters = limits::Limiters::default();
+    let deliverer = webhooks::Deliverer::new(&config.callbacks)?;
     for mut settings in config.queues()? {
         let queue = settings.open(&config)?;
         if let Some(shared) = &settings.limit {
@@ -136,6 +145,22 @@ pub async fn run(
             Arc::clone(&calls),
             hooks,
         );
+        let lane = queue.callbacks().with_worker_policy(callbacks::lane_policy(
+            &settings.policy,
+            config.callbacks.callback_max_attempts,
+        ));
+        let courier = Courier::new(
+            queue.clone(),
+            deliverer.clone(),
+            config.callbacks.callback_allow_private,
+        );
+        let deliveries = Worker::new(
+            lane.clone(),
+            courier,
+            callbacks::lane_worker(&settings.worker),
+        );
+        ticked.push((lane, deliveries.wake_handle()));
+        couriers.push(deliveries);
         let worker = Worker::new(queue.clone(), poller, settings.worker);
         ticked.push((queue.clone(), worker.wake_handle()));
         served.push(Served {
@@ -170,11 +195,17 @@ pub async fn run(
             .into_future(),
     );
     let mut running = tokio::task::JoinSet::new();
-    for worker in workers {
+    let until_stopped = || {
         let mut stopped = stopped.clone();
-        running.spawn(worker.run(async move {
+        async move {
             let _ = stopped.wait_for(|stop| *stop).await;
-        }));
+        }
+    };
+    for worker in workers {
+        running.spawn(worker.run(until_stopped()));
+    }
+    for courier in couriers {
+        running.spawn(courier.run(until_stopped()));
     }
     shutdown.await;
     let _ = stop.send(true);

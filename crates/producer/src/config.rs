@@ -49,6 +49,11 @@ pub struct Config {
     /// ADMIN_TOKEN (when that is set).
     #[arg(long, env = "CLIENT_TOKEN", hide_env_values = true)]
     pub client_token: Option<BearerToken>,
+    /// The longest a long-poll (`?wait=`) holds a request (ms, at most 60000): a longer wait is
+    /// answered with the view as it is when this is up. Keep it below the idle timeout of any
+    /// proxy or load balancer in front of the producer.
+    #[arg(long, env = "LONG_POLL_MAX_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub long_poll_max_ms: u64,
     /// Provider webhooks in (PUBLIC_URL, HOOK_SECRET): the producer checks the hook URLs.
     #[command(flatten)]
     pub hooks: webhooks::HookSettings,
@@ -88,6 +93,7 @@ impl Config {
                 client: BearerToken::unless_empty(self.client_token.as_ref()),
             },
             retry_after: Duration::from_millis(self.poll_interval_ms),
+            long_poll_max: Duration::from_millis(self.long_poll_max_ms),
             hook_secret: self.hooks.hook_secret.clone(),
             callback_allow_private: self.callbacks.callback_allow_private,
             ..AppState::new(Queues::new(

@@ -20,6 +20,8 @@ pub struct AppState {
     /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
     /// interval); also of 503s for a full queue.
     pub retry_after: Duration,
+    /// The longest a long-poll holds a request (`LONG_POLL_MAX_MS`); longer waits are cut to it.
+    pub long_poll_max: Duration,
     /// How often each queue's Redis is read for memory, policy and persistence.
     pub redis_check: Duration,
     /// The requests waiting on tasks (long-polls, event streams), woken by the queues' events.
@@ -40,6 +42,7 @@ impl AppState {
             queues,
             tokens: Tokens::default(),
             retry_after: Duration::from_secs(2),
+            long_poll_max: crate::query::MAX_WAIT,
             redis_check: Duration::from_millis(250),
             waiters: Arc::default(),
             hook_secret: None,

@@ -57,20 +57,83 @@ const COUNTERS: [(&str, &str); 14] = [
 /// [`write_queues`]: the `/metrics` of the producer and of the consumer. A queue whose Redis did
 /// not answer is logged, and shows `taskq_redis_up 0` without its other series.
 pub async fn write_queue_stats(page: &mut Exposition, queues: &[&Queue]) {
-    let mut read = Vec::with_capacity(queues.len());
+    let mut tasks = Vec::with_capacity(queues.len());
+    let mut lanes = Vec::with_capacity(queues.len());
     for queue in queues {
+        let name = queue.keys().queue();
         let stats = queue.stats().await;
         if let Err(err) = &stats {
-            tracing::warn!(queue = queue.keys().queue(), error = %err, "metrics: redis unavailable");
+            tracing::warn!(queue = name, error = %err, "metrics: redis unavailable");
         }
-        read.push(stats.ok());
+        // The callback lane only when the queue answered: one warning per queue is enough.
+        let lane = match stats {
+            Ok(_) => queue.callbacks().stats().await.ok(),
+            Err(_) => None,
+        };
+        tasks.push((name, stats.ok()));
+        lanes.push((name, lane));
     }
-    let named: Vec<(&str, Option<&QueueStats>)> = queues
+    write_queues(page, &borrowed(&tasks));
+    write_callbacks(page, &borrowed(&lanes));
+}
+
+/// Each queue's name with a borrow of what was read for it.
+fn borrowed<'a>(
+    read: &'a [(&'a str, Option<QueueStats>)],
+) -> Vec<(&'a str, Option<&'a QueueStats>)> {
+    read.iter()
+        .map(|(name, stats)| (*name, stats.as_ref()))
+        .collect()
+}
+
+/// Writes each queue's callbacks, from its callback lane's statistics: deliveries by outcome
+/// (queue-wide, exact, as the lane's scripts count them) and callbacks pending or failed now.
+pub fn write_callbacks(page: &mut Exposition, lanes: &[(&str, Option<&QueueStats>)]) {
+    let answered: Vec<(&str, &QueueStats)> = lanes
         .iter()
-        .zip(&read)
-        .map(|(queue, stats)| (queue.keys().queue(), stats.as_ref()))
+        .filter_map(|(queue, stats)| Some((*queue, (*stats)?)))
         .collect();
-    write_queues(page, &named);
+    if answered.is_empty() {
+        return;
+    }
+    page.family(
+        "taskq_callback_deliveries_total",
+        Kind::Counter,
+        "Callback deliveries by outcome: delivered (2xx), retried (failed, tried again after a \
+         backoff), failed (given up: attempt limit, 410, refused address). Queue-wide, exact.",
+    );
+    for (queue, stats) in &answered {
+        let total = |name: &str| stats.totals.get(name).copied().unwrap_or(0);
+        for (outcome, value) in [
+            ("delivered", total("done")),
+            ("retried", total("retried") + total("reaped")),
+            ("failed", total("dead")),
+        ] {
+            page.sample(
+                "taskq_callback_deliveries_total",
+                &[("queue", queue), ("outcome", outcome)],
+                value,
+            );
+        }
+    }
+    page.family(
+        "taskq_callbacks",
+        Kind::Gauge,
+        "Callbacks now: pending (to deliver or being delivered) and failed (given up, kept).",
+    );
+    for (queue, stats) in &answered {
+        let counts = &stats.counts;
+        for (state, value) in [
+            ("pending", counts.due + counts.running),
+            ("failed", counts.dead),
+        ] {
+            page.sample(
+                "taskq_callbacks",
+                &[("queue", queue), ("state", state)],
+                value,
+            );
+        }
+    }
 }
 
 /// Writes the queue-wide series of each queue: whether Redis answered, the scripts' counters,
@@ -180,6 +243,25 @@ mod tests {
         }
         assert!(!text.contains("queue=\"down\",state"));
         assert_eq!(text.matches("# TYPE taskq_done_total ").count(), 1);
+
+        let mut lane = QueueStats::default();
+        lane.totals.insert("done".into(), 3);
+        lane.totals.insert("retried".into(), 2);
+        lane.totals.insert("reaped".into(), 1);
+        lane.counts.due = 4;
+        lane.counts.running = 1;
+        let mut callbacks = Exposition::new();
+        write_callbacks(&mut callbacks, &[("q", Some(&lane)), ("down", None)]);
+        let text = callbacks.finish();
+        for line in [
+            "taskq_callback_deliveries_total{queue=\"q\",outcome=\"delivered\"} 3",
+            "taskq_callback_deliveries_total{queue=\"q\",outcome=\"retried\"} 3",
+            "taskq_callback_deliveries_total{queue=\"q\",outcome=\"failed\"} 0",
+            "taskq_callbacks{queue=\"q\",state=\"pending\"} 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("down"));
 
         let mut down = Exposition::new();
         write_queues(&mut down, &[("q", None)]);

@@ -78,6 +78,18 @@ impl Queue {
         self.lane(Arc::new(self.keys().callbacks()))
     }
 
+    /// The view a callback of the task `name` carries: its record, without the callback's own
+    /// state (the receiver is that callback); `None` when there is no such task.
+    ///
+    /// # Errors
+    /// [`crate::Error::Redis`] when Redis fails.
+    pub async fn callback_body(&self, name: &TaskName) -> Result<Option<TaskView>> {
+        Ok(self.record(name).await?.map(|view| TaskView {
+            callback: None,
+            ..view
+        }))
+    }
+
     /// The view of the task `name`, with its callback's state when it has one; `None` when
     /// there is no such task.
     ///

@@ -29,6 +29,29 @@ use crate::waiters::{Interest, Watch};
 /// A comment sent on an idle stream this often, so that proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// One event of the stream (the shape the OpenAPI document gives each event).
+#[derive(utoipa::ToSchema)]
+pub struct StreamEvent {
+    /// The view's `updated_at_ms-state`, to send back as `Last-Event-ID`; none on `gone`.
+    id: Option<String>,
+    /// The task's state (queued, running, processing, done, dead, cancelled), or `gone` when the
+    /// task was purged or expired.
+    #[schema(value_type = String)]
+    event: &'static str,
+    /// The task's view (a TaskResponse) as JSON; on `gone`, why.
+    data: String,
+}
+
+impl From<StreamEvent> for Event {
+    fn from(event: StreamEvent) -> Self {
+        let sse = Event::default().event(event.event).data(event.data);
+        match event.id {
+            Some(id) => sse.id(id),
+            None => sse,
+        }
+    }
+}
+
 /// Streams a task's views as server-sent events until it is final.
 #[utoipa::path(
     get, path = "/tasks/{name}/events", tag = "tasks",
@@ -39,7 +62,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
         QueueParam,
     ),
     responses(
-        (status = 200, description = "text/event-stream: one event per state or partial data, each the task's view as JSON (event: the state; id: updated_at_ms-state), closed after done, dead or cancelled", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream: one event per state or partial data, each the task's view as JSON (event: the state; id: updated_at_ms-state), closed after done, dead or cancelled", content_type = "text/event-stream", body = StreamEvent),
         (status = 204, description = "Last-Event-ID names the task's final view: nothing more will come"),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
@@ -146,7 +169,12 @@ impl Streamer {
                         // Gone (purged, expired): the stream says so and ends.
                         Err(AppError::NotFound(message)) => {
                             self.ended = true;
-                            return Some((Ok(Event::default().event("gone").data(message)), self));
+                            let gone = StreamEvent {
+                                id: None,
+                                event: "gone",
+                                data: message,
+                            };
+                            return Some((Ok(gone.into()), self));
                         }
                         // Redis failing: the client reconnects with its Last-Event-ID.
                         Err(_) => return None,
@@ -156,11 +184,15 @@ impl Streamer {
             let id = EventId::of(&view);
             let is_final = view.state.is_final();
             if id.is_news_after(self.seen.as_ref()) {
-                let event = Event::default()
-                    .id(id.render())
-                    .event(view.state.as_str())
-                    .json_data(&view)
-                    .unwrap_or_else(|_| Event::default().comment("unserializable view"));
+                let event = match serde_json::to_string(&view) {
+                    Ok(data) => StreamEvent {
+                        id: Some(id.render()),
+                        event: view.state.as_str(),
+                        data,
+                    }
+                    .into(),
+                    Err(_) => Event::default().comment("unserializable view"),
+                };
                 self.seen = Some(id);
                 self.ended = is_final || self.watch.closing();
                 return Some((Ok(event), self));

@@ -115,7 +115,7 @@ pub async fn enqueue(
 ) -> Result<Response, AppError> {
     let name = query::task_name(query.as_deref())?;
     let run_at = schedule::run_at(query::delay_ms(query.as_deref())?, None)?;
-    let wait = query::wait(query.as_deref())?;
+    let wait = query::wait(query.as_deref())?.min(state.long_poll_max);
     admit(&state, &target)?;
     let mut enqueued = target.queue().schedule(&name, None, run_at).await?;
     if !wait.is_zero() && !enqueued.view.state.is_final() {
@@ -130,7 +130,7 @@ pub async fn enqueue(
 pub struct WaitParam {
     /// Hold the request up to this many seconds (0 to 60, at most 3 decimals) until the task is
     /// done, dead or cancelled; answered at once when it already is, else with the view as it is
-    /// when the time is up.
+    /// when the time is up (or sooner, at the producer's LONG_POLL_MAX_MS).
     #[param(minimum = 0, maximum = 60)]
     pub wait: Option<f64>,
 }
@@ -289,7 +289,7 @@ pub async fn show(
     RawQuery(query): RawQuery,
 ) -> Result<Json<TaskResponse>, AppError> {
     let name = path_name(name)?;
-    let wait = query::wait(query.as_deref())?;
+    let wait = query::wait(query.as_deref())?.min(state.long_poll_max);
     if wait.is_zero() {
         return read(&target, &name).await;
     }

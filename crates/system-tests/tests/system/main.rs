@@ -13,6 +13,7 @@
 //! - [`limits`]: limits shared across consumers and queues, pauses, scheduled tasks.
 //! - [`redis_ops`]: Redis at `maxmemory`, over it, and evicting without persistence.
 //! - [`real_apis`]: each real-API shape over HTTPS, from its profile.
+//! - [`notifications`]: callbacks to clients and provider webhooks in.
 //! - [`metrics`]: `/metrics` of every binary under load.
 //! - [`deploy`]: every series the alert rules and the dashboard name is served.
 //! - [`ui`]: the dashboard in headless Chromium.
@@ -26,6 +27,7 @@ mod failover;
 mod faults;
 mod limits;
 mod metrics;
+mod notifications;
 mod real_apis;
 mod redis_ops;
 mod ui;

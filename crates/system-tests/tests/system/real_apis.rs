@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use testkit::eventually;
 
 /// The credential the mock requires; it must show nowhere but in the mock's own check.
-const SECRET: &str = "tq-secret-9f3a1c77e2";
+pub(crate) const SECRET: &str = "tq-secret-9f3a1c77e2";
 
 /// The variable the profiles read it from.
-const KEY_VAR: &str = "TASKQ_TEST_API_KEY";
+pub(crate) const KEY_VAR: &str = "TASKQ_TEST_API_KEY";
 
 /// A real-API shape: the mock's name for it, the profile that calls it, and what to expect.
 struct Shape {
@@ -45,7 +45,7 @@ fn json_file(queue: &str, api: Value) -> QueuesFile {
     }
 }
 
-fn replicate_profile(base: &str) -> Value {
+pub(crate) fn replicate_profile(base: &str) -> Value {
     json!({
         "base_url": base,
         "headers": {"Authorization": format!("Bearer ${{{KEY_VAR}}}")},
@@ -174,17 +174,17 @@ error = "/errors/0"
 };
 
 /// A file removed when dropped.
-struct TempFile(PathBuf);
+pub(crate) struct TempFile(PathBuf);
 
 impl TempFile {
-    fn write(name: &str, text: &str) -> Self {
+    pub(crate) fn write(name: &str, text: &str) -> Self {
         let path =
             std::env::temp_dir().join(format!("taskq-real-apis-{}-{name}", std::process::id()));
         std::fs::write(&path, text).unwrap();
         Self(path)
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.0.display().to_string()
     }
 }

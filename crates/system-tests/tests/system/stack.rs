@@ -256,16 +256,32 @@ impl<R: Topology> Stack<R> {
         let producer = free_addr();
         let base = redis_env(&redis, &queue_name);
         let mock = MockApi::start(&with(base.clone(), mock_env), https);
-        let mut producer_vars = with(base, producer_env);
-        producer_vars.push(("PRODUCER_ADDR", producer.to_string()));
         Self {
-            producer_process: Process::serve("producer", producer, &producer_vars),
+            producer_process: Process::serve(
+                "producer",
+                producer,
+                &producer_vars(base, producer, producer_env),
+            ),
             client: mock.client_builder().unwrap().build().unwrap(),
             redis,
             queue_name,
             mock,
             producer,
         }
+    }
+
+    /// Starts another producer of this stack's queue on `addr`, with `env` on top of the
+    /// defaults.
+    pub fn another_producer(&self, addr: SocketAddr, env: &[(&str, &str)]) -> Process {
+        let base = redis_env(&self.redis, &self.queue_name);
+        Process::serve("producer", addr, &producer_vars(base, addr, env))
+    }
+
+    /// Kills the producer (SIGKILL) and starts a new one on its address with `env` on top of the
+    /// defaults.
+    pub fn restart_producer(&mut self, env: &[(&str, &str)]) {
+        self.producer_process.kill();
+        self.producer_process = self.another_producer(self.producer, env);
     }
 
     /// The variables every consumer of this stack gets: Redis, the queue, the mock (and the
@@ -491,6 +507,17 @@ pub fn redis_env(redis: &impl Topology, queue_name: &str) -> Vec<(&'static str, 
     if let Some(ca) = redis.tls_ca_file() {
         vars.push(("REDIS_TLS_CA_FILE", ca.display().to_string()));
     }
+    vars
+}
+
+/// A producer's variables: `base`, its address, then `env` on top.
+fn producer_vars<'a>(
+    base: Vec<(&'a str, String)>,
+    addr: SocketAddr,
+    env: &[(&'a str, &str)],
+) -> Vec<(&'a str, String)> {
+    let mut vars = with(base, env);
+    vars.push(("PRODUCER_ADDR", addr.to_string()));
     vars
 }
 

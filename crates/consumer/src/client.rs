@@ -14,7 +14,6 @@
 //! send a call, with its credentials, anywhere the configuration did not name.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, redirect};
@@ -97,21 +96,12 @@ fn tls(settings: &ClientSettings<'_>) -> Result<rustls::ClientConfig, ClientErro
         }
     }
     if settings.https {
-        let system = rustls_native_certs::load_native_certs();
-        let (added, ignored) = roots.add_parsable_certificates(system.certs);
-        tracing::debug!(added, ignored, "the system's certificate authorities");
+        webhooks::tls::add_system_authorities(&mut roots);
         if roots.is_empty() {
             return Err(ClientError::NoAuthorities);
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    Ok(webhooks::tls::client_config(roots)?)
 }
 
 /// The certificates of a PEM file.

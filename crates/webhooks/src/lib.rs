@@ -25,8 +25,8 @@
 //! - [`deliver`]: the POST itself and what came of it.
 //! - [`hook`]: provider webhooks in: the signed URL a provider calls back, and its check.
 //! - `resolver` (private): the host-name resolution that refuses forbidden addresses.
-//! - `tls` (private): rustls with ring and the system's authorities, loaded at the first
-//!   `https://` callback.
+//! - [`tls`]: rustls with ring and the system's authorities, loaded at the first `https://`
+//!   callback; the consumer's API client uses its pieces too.
 
 pub mod deliver;
 pub mod destination;
@@ -34,7 +34,7 @@ pub mod hook;
 mod resolver;
 pub mod settings;
 pub mod sign;
-mod tls;
+pub mod tls;
 
 pub use deliver::{BuildError, Delivered, Deliverer, DeliveryError, MAX_SNIPPET_BYTES};
 pub use destination::{Destination, DestinationError, MAX_URL_BYTES, is_forbidden};

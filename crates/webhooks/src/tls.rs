@@ -1,6 +1,7 @@
-//! TLS for `https://` callbacks: rustls with ring (the crypto the Redis connection and the
-//! consumer's API client use; reqwest here has no provider of its own), the system's
-//! certificate authorities, HTTP/1.1 offered by ALPN.
+//! TLS for `https://` callbacks: rustls with ring (the crypto the Redis connection uses; reqwest
+//! here has no provider of its own), the system's certificate authorities, HTTP/1.1 offered by
+//! ALPN. The consumer's API client is built from the same two pieces ([`add_system_authorities`],
+//! [`client_config`]), so both clients speak TLS alike.
 //!
 //! The authorities are loaded at the first `https://` delivery, not when the deliverer is
 //! built: parsed, they cost a consumer about 1.5 MiB, a cost a deployment whose callbacks are
@@ -28,26 +29,33 @@ pub enum TlsError {
 
 /// TLS settings trusting nothing: for the `http://` client, which reqwest still asks for one.
 pub(crate) fn without_authorities() -> Result<rustls::ClientConfig, TlsError> {
-    config(RootCertStore::empty())
+    Ok(client_config(RootCertStore::empty())?)
 }
 
 /// TLS settings trusting the system's authorities (blocking: reads them from disk).
 pub(crate) fn with_system_authorities() -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
-    let system = rustls_native_certs::load_native_certs();
-    let (added, ignored) = roots.add_parsable_certificates(system.certs);
-    tracing::debug!(
-        added,
-        ignored,
-        "the system's certificate authorities, for https callbacks"
-    );
+    add_system_authorities(&mut roots);
     if roots.is_empty() {
         return Err(TlsError::NoAuthorities);
     }
-    config(roots)
+    Ok(client_config(roots)?)
 }
 
-fn config(roots: RootCertStore) -> Result<rustls::ClientConfig, TlsError> {
+/// Adds the system's certificate authorities to `roots` (blocking: reads them from disk); those
+/// that do not parse are skipped, and the counts logged.
+pub fn add_system_authorities(roots: &mut RootCertStore) {
+    let system = rustls_native_certs::load_native_certs();
+    let (added, ignored) = roots.add_parsable_certificates(system.certs);
+    tracing::debug!(added, ignored, "the system's certificate authorities");
+}
+
+/// A client's TLS settings trusting `roots`: ring, the safe default protocol versions, no client
+/// certificate, HTTP/1.1 offered by ALPN.
+///
+/// # Errors
+/// When rustls refuses the settings.
+pub fn client_config(roots: RootCertStore) -> Result<rustls::ClientConfig, rustls::Error> {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -14,12 +14,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use testkit::{RedisServer, eventually, free_addr};
 
 use crate::real_apis::{KEY_VAR, SECRET, TempFile, replicate_profile};
-use crate::stack::{Stack, get_text};
+use crate::stack::{Stack, get_text, post_task};
 
 /// The callback secret: `whsec_` and the base64 of 32 bytes.
 const CALLBACK_KEY: &[u8; 32] = b"taskq-system-test-callback-key!!";
@@ -111,16 +110,8 @@ async fn submit_with_callback(
     name: &str,
     url: &str,
 ) -> (StatusCode, Value) {
-    let response = client
-        .post(format!("http://{producer}/tasks"))
-        .header(CONTENT_TYPE, "application/json")
-        .body(json!({"name": name, "payload": {"n": name}, "callback_url": url}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&body).unwrap())
+    let body = json!({"name": name, "payload": {"n": name}, "callback_url": url});
+    post_task(client, producer, &body).await
 }
 
 fn unix_now() -> i64 {

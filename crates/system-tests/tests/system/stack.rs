@@ -306,17 +306,8 @@ impl<R: Topology> Stack<R> {
 
     /// `POST /tasks` with a payload on the producer.
     pub async fn submit(&self, name: &str, payload: &Value) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("http://{}/tasks", self.producer))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::json!({"name": name, "payload": payload}).to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = response.bytes().await.unwrap();
-        (status, serde_json::from_slice(&body).unwrap())
+        let body = serde_json::json!({"name": name, "payload": payload});
+        post_task(&self.client, self.producer, &body).await
     }
 
     /// Waits until the task `name` is done, dead or cancelled, then answers its view.
@@ -442,6 +433,24 @@ pub fn enqueue_url(producer: SocketAddr, name: &str) -> String {
     reqwest::Url::parse_with_params(&format!("http://{producer}/"), [("task-name", name)])
         .unwrap()
         .to_string()
+}
+
+/// `POST /tasks` with `body` on the producer at `producer`; the answer parsed as JSON.
+pub async fn post_task(
+    client: &reqwest::Client,
+    producer: SocketAddr,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let response = client
+        .post(format!("http://{producer}/tasks"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
 }
 
 /// GET `url` and parse the body as JSON.

@@ -7,7 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::stack::{Stack, names};
+use crate::stack::{Stack, names, post_task};
 use serde_json::{Value, json};
 use testkit::{eventually, free_addr};
 
@@ -288,5 +288,102 @@ async fn the_dashboard_shows_the_queue_picked_among_those_a_producer_serves() {
         .await;
     let hash = browser.eval("return location.hash;").await;
     assert!(hash.as_str().unwrap().contains(&stack.queue_name), "{hash}");
+    browser.call("DELETE", "", Value::Null).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browsers_event_source_follows_a_task_to_its_end() {
+    // The producer takes a callback to a private address; the consumer refuses to send it, so
+    // the task's callback ends "failed", which the dashboard shows.
+    let stack = Stack::start_with_producer_env(
+        testkit::RedisServer::start(),
+        &[("MOCK_DELAY_MS", "100"), ("MOCK_POLLS_UNTIL_DONE", "3")],
+        &[("CALLBACK_ALLOW_PRIVATE", "1")],
+    );
+    let body = json!({"name": "streamed", "callback_url": "http://127.0.0.1:9/hook"});
+    let (status, view) = post_task(&stack.client, stack.producer, &body).await;
+    assert_eq!(status, 202, "{view}");
+    let browser = Browser::start().await;
+    let ui = format!("http://{}/ui", stack.producer);
+    browser.open(&ui).await;
+    // Every event as the page's EventSource hands it over; `gaveUp` once the EventSource gave
+    // up for good, which it does only on the producer's 204 to its reconnection.
+    browser
+        .eval(
+            r#"
+            window.seen = []; window.gaveUp = false;
+            const source = new EventSource("/tasks/streamed/events");
+            for (const name of ["queued", "running", "processing", "done", "dead", "cancelled"]) {
+              source.addEventListener(name, (e) => {
+                const view = JSON.parse(e.data);
+                window.seen.push({event: e.type, id: e.lastEventId, state: view.state, polls: view.polls});
+              });
+            }
+            source.onerror = () => { if (source.readyState === EventSource.CLOSED) window.gaveUp = true; };
+            return true;
+            "#,
+        )
+        .await;
+    eventually(Duration::from_secs(10), "the first event", || async {
+        let seen = browser.eval("return window.seen.length;").await;
+        (seen.as_u64() > Some(0)).then_some(())
+    })
+    .await;
+    let _consumer = stack.consumer(&[("POLL_INTERVAL_MS", "200")]);
+    eventually(
+        Duration::from_secs(30),
+        "the EventSource closed",
+        || async { (browser.eval("return window.gaveUp;").await == json!(true)).then_some(()) },
+    )
+    .await;
+
+    let seen = browser.eval("return window.seen;").await;
+    let seen = seen.as_array().unwrap();
+    let events: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events.first(), Some(&"queued"), "{seen:?}");
+    assert_eq!(events.last(), Some(&"done"), "{seen:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == "done").count(),
+        1,
+        "the reconnection repeated nothing: {seen:?}"
+    );
+    assert!(
+        events.contains(&"processing"),
+        "partial data came: {seen:?}"
+    );
+    for event in seen {
+        assert_eq!(event["event"], event["state"], "{event}");
+        let id = event["id"].as_str().unwrap();
+        assert!(id.ends_with(event["state"].as_str().unwrap()), "{id}");
+    }
+    let times: Vec<u64> = seen
+        .iter()
+        .map(|e| {
+            e["id"]
+                .as_str()
+                .unwrap()
+                .split('-')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "in order: {times:?}"
+    );
+    let polls: Vec<u64> = seen.iter().map(|e| e["polls"].as_u64().unwrap()).collect();
+    assert!(
+        polls.windows(2).all(|w| w[0] <= w[1]),
+        "in order: {polls:?}"
+    );
+
+    browser.open(&format!("{ui}#list=done&task=streamed")).await;
+    browser
+        .wait_text("#detail-callback", "the callback's state", |t| {
+            t.starts_with("failed") && t.contains("not a public address")
+        })
+        .await;
     browser.call("DELETE", "", Value::Null).await;
 }

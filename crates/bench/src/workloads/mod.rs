@@ -10,6 +10,7 @@ pub mod enqueue;
 pub mod full_stack;
 pub mod http_enqueue;
 pub mod library_drain;
+pub mod notify;
 pub mod rate_limit;
 pub mod scaling;
 

@@ -4,7 +4,7 @@
 //!
 //! Two kinds of workload, because the question is twofold. The library ones (W1b, W2, W4) measure
 //! the queue apart from HTTP: is `taskq` bound by Redis or by its own code? The process ones (W1,
-//! W2h, W3d, S1, S2) run the release binaries exactly as a user does, with their environment
+//! W2h, W3d, S1, S2, W5, W6, W7) run the release binaries exactly as a user does, with their environment
 //! contract, so the figures are comparable with the anchors in `shared/anchors`, which time the
 //! same things the same way. Peak memory is `VmHWM` of the process that does the work. Redis, the
 //! cluster and the binaries are started by `testkit`'s fallible constructors: a run that cannot

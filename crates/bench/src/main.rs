@@ -12,7 +12,8 @@ use bench::report::{
 };
 use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
 use bench::workloads::{
-    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, rate_limit, scaling,
+    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, notify, rate_limit,
+    scaling,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use service::{LogFormat, init_tracing};
@@ -146,6 +147,8 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
             Workload::S1 => scaling::run(bench, run).await,
             Workload::S2 => cluster::run(bench, run).await,
             Workload::W5 => rate_limit::run(bench, run).await,
+            Workload::W6 => notify::w6(bench, run).await,
+            Workload::W7 => notify::w7(bench, run).await,
         };
         let (id, took_s) = (workload.id(), started.elapsed().as_secs());
         match outcome {

@@ -29,6 +29,31 @@ pub const W5_IN_FLIGHT: u64 = 50;
 /// W5: the mock-api's delay per call (ms).
 pub const W5_DELAY_MS: u64 = 50;
 
+/// W6 and W7: the mock-api's delay per call (ms).
+pub const NOTIFY_API_DELAY_MS: u64 = 20;
+/// W6 and W7: the consumer's `CONCURRENCY`.
+pub const NOTIFY_CONCURRENCY: u64 = 50;
+/// W6: tasks, each followed by a client of its own.
+pub const W6_TASKS: u64 = 1_000;
+/// W6: the tasks fall due at random over this long (ms)...
+pub const W6_SPREAD_MS: u64 = 10_000;
+/// W6: ...after this lead (ms), in which every client starts waiting.
+pub const W6_LEAD_MS: u64 = 2_000;
+/// W6: the long-polls' `wait` (s).
+pub const W6_WAIT_S: u64 = 60;
+/// W6: the polling clients' interval (ms), the baseline.
+pub const W6_POLL_EVERY_MS: u64 = 1_000;
+/// W6: idle long-polls held at once.
+pub const W6_IDLE: u64 = 10_000;
+/// W7: tasks.
+pub const W7_TASKS: u64 = 500;
+/// W7: the tasks fall due (and are submitted to the API) at random over this long (ms).
+pub const W7_SPREAD_MS: u64 = 3_000;
+/// W7: how long a job runs at the API (`MOCK_JOB_MS`) before it calls its webhook.
+pub const W7_JOB_MS: u64 = 500;
+/// W7: the queue's `poll_interval_ms`: a task that needs it has missed its webhook.
+pub const W7_POLL_INTERVAL_MS: u64 = 60_000;
+
 /// Tasks per `enqueue_many` call wherever tasks are pre-enqueued (the issue's chunk size).
 pub const CHUNK: u64 = 1000;
 
@@ -57,6 +82,10 @@ pub enum Workload {
     S2,
     /// A fleet of consumers sharing an API with a hard quota, with and without a shared limit.
     W5,
+    /// Results pushed to clients: long-polls against polling, and idle long-polls' memory.
+    W6,
+    /// Provider webhooks: from the API's webhook to the task done.
+    W7,
 }
 
 impl Workload {
@@ -74,6 +103,8 @@ impl Workload {
             Self::S1 => "S1",
             Self::S2 => "S2",
             Self::W5 => "W5",
+            Self::W6 => "W6",
+            Self::W7 => "W7",
         }
     }
 
@@ -88,6 +119,7 @@ impl Workload {
             | Self::S1
             | Self::S2
             | Self::W5 => &["consumer", "mock-api"],
+            Self::W6 | Self::W7 => &["producer", "consumer", "mock-api"],
             Self::W1b | Self::W2 | Self::W4 => &[],
         }
     }
@@ -100,6 +132,9 @@ impl Workload {
         let (s1, s2) = (s.s1_tasks_per_consumer, s.s2_tasks_per_queue);
         let (queues, total) = (S2_QUEUES.join(","), s2 * S2_QUEUES.len() as u64);
         let plain = if self == Self::W2hTls { "W2h" } else { "W3d" };
+        let (api_ms, conc) = (NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY);
+        let (w6, lead, last) = (W6_TASKS, W6_LEAD_MS, W6_LEAD_MS + W6_SPREAD_MS);
+        let (w7, w7_calls, ceiling) = (W7_TASKS, 2 * W7_TASKS, NOTIFY_API_DELAY_MS + 20);
         match self {
             Self::W1 => format!(
                 "HTTP enqueue: release producer, wrk -t2 -c64 -d{secs}s, unique task names, after \
@@ -194,6 +229,38 @@ impl Workload {
                  429s / all requests, the most calls in flight the API saw, Redis' and the \
                  consumers' CPU per admitted call"
             ),
+            Self::W6 => format!(
+                "results pushed to clients: release producer, consumer (CONCURRENCY={conc}, \
+                 POLL_INTERVAL_MS={POLL_INTERVAL_MS}) and mock-api (MOCK_DELAY_MS={api_ms}, \
+                 MOCK_POLLS_UNTIL_DONE=1); {w6} tasks enqueued at once (Queue::submit_many), each \
+                 due at a pseudo-random moment {lead} to {last} ms later (a fixed sequence per \
+                 run). long_poll_*: one client per task (reqwest, {w6} connections) holds GET \
+                 /tasks/NAME?wait={W6_WAIT_S}, all {w6} waiting (the producer's \
+                 taskq_waiting_requests) before the first task is due, asking again if answered \
+                 before the task is final; late_* = the client's answer time (system clock) - the \
+                 task's done_at_ms (Redis TIME, same machine; both whole ms), target p99 <= 10 \
+                 ms; \
+                 requests_per_task should be 1. poll_*: the same with everything fresh, each client \
+                 reading GET /tasks/NAME every {W6_POLL_EVERY_MS} ms (first reads spread over the \
+                 first interval) until final. idle_*: a fresh producer alone (no consumer) with \
+                 {W6_IDLE} queued tasks holds {W6_IDLE} long-polls (?wait={W6_WAIT_S}, one raw \
+                 HTTP/1.1 request per TCP connection) until its taskq_waiting_requests is \
+                 {W6_IDLE}: its VmRSS before and then, and the KiB per waiting request"
+            ),
+            Self::W7 => format!(
+                "provider webhooks: release producer (HOOK_SECRET), consumer (CONCURRENCY={conc}; \
+                 QUEUES_FILE: a Replicate profile whose submit body has \"webhook\": \
+                 \"{{{{webhook_url}}}}\", poll_interval_ms {W7_POLL_INTERVAL_MS}; PUBLIC_URL = the \
+                 producer, HOOK_SECRET) and mock-api (MOCK_SHAPE=replicate, MOCK_WEBHOOKS=1, \
+                 MOCK_JOB_MS={W7_JOB_MS}, MOCK_DELAY_MS={api_ms}); {w7} tasks enqueued at once, \
+                 each due (then submitted) at a pseudo-random moment in the next {W7_SPREAD_MS} \
+                 ms. hook_to_done_* = the task's done_at_ms - when the mock sent its job's webhook \
+                 (GET /webhooks: the start of the POST that was answered; same clock), target p99 \
+                 <= {ceiling} ms (the API's {api_ms} ms + 20); every task must be claimed exactly \
+                 twice (the submit, one poll after the webhook) and the API called {w7_calls} \
+                 times; slowest_task_ms = the longest from a task's due time to its done_at_ms \
+                 (its job's {W7_JOB_MS} ms included), against the {W7_POLL_INTERVAL_MS} ms poll"
+            ),
         }
     }
 }
@@ -253,6 +320,6 @@ mod tests {
             assert_eq!(Workload::from_str(w.id(), true), Ok(w));
         }
         assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
-        assert!(Workload::from_str("W6", true).is_err());
+        assert!(Workload::from_str("W8", true).is_err());
     }
 }

@@ -22,7 +22,8 @@
 //! Like Replicate or AssemblyAI, the real-API shapes can call a webhook when a job finishes
 //! (`webhooks`; see [`webhooks`]): a submit whose body has a top-level string `"webhook"` gets
 //! that URL POSTed the job's finished poll answer, in the background, with a few retries;
-//! `webhooks_sent` and `webhooks_failed` count the deliveries. A job finishes at its
+//! `webhooks_sent` and `webhooks_failed` count the deliveries, and `GET /webhooks` says when each
+//! delivery answered 2xx was sent (ms since the Unix epoch), by job id. A job finishes at its
 //! `polls_until_done`-th poll (the webhook is called as that poll sees it done), or, with
 //! `job_ms`, that long after its submit whatever its polls, as a real job runs on its own (see
 //! [`jobs`]).
@@ -348,6 +349,7 @@ pub fn app(config: Config) -> Router {
             limits::enforce,
         ))
         .route("/stats", get(stats))
+        .route("/webhooks", get(webhooks_sent))
         .route("/reset", post(reset))
         .with_state(mock)
 }
@@ -404,6 +406,12 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
         "webhooks_sent": webhooks.sent,
         "webhooks_failed": webhooks.failed,
     }))
+}
+
+/// `{"sent_at_ms": {JOB_ID: ms, ...}}`: when each webhook answered 2xx since the last reset was
+/// sent (its answered attempt's start, ms since the Unix epoch).
+async fn webhooks_sent(State(mock): State<Arc<Mock>>) -> Json<Value> {
+    Json(json!({"sent_at_ms": mock.webhooks.sent_at_ms()}))
 }
 
 async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {

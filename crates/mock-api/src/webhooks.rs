@@ -8,14 +8,20 @@
 //! retries running out counts it `failed`. Every attempt carries the same `webhook-id` (the job's
 //! id), so a receiver can tell a retry from a new event.
 //!
+//! A delivery answered 2xx also keeps when its answered attempt was sent (`GET /webhooks`): the
+//! moment the POST started, in ms since the Unix epoch by the system clock, the clock Redis'
+//! `TIME` reads on the same machine. The benchmark times a provider webhook from there to the
+//! task's `done_at_ms`; a receiver's own clock would leave out the trip it wants to time.
+//!
 //! Only `http://` URLs are called: the mock stands in for a provider on a test network, and
 //! reqwest is built without a crypto provider of its own. It is still handed TLS settings (ring,
 //! and no authority trusted) so that building it needs nothing installed process-wide. A reset
 //! starts a new epoch: a delivery from before it stops retrying and counts nothing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -36,6 +42,8 @@ pub struct Webhooks {
     sent: AtomicU64,
     /// Deliveries given up.
     failed: AtomicU64,
+    /// When each delivery answered 2xx was sent, by job id (see [`Webhooks::sent_at_ms`]).
+    sent_at: Mutex<HashMap<String, u64>>,
     /// Resets so far: a delivery counts only in the epoch it started in.
     epoch: AtomicU64,
 }
@@ -82,24 +90,25 @@ impl Webhooks {
         let body = body.to_string().into_bytes();
         let webhooks = Arc::clone(self);
         tokio::spawn(async move {
-            let sent = webhooks.deliver(&url, &id, body, epoch).await;
+            let sent_at = webhooks.deliver(&url, &id, body, epoch).await;
             if webhooks.epoch.load(Ordering::Relaxed) != epoch {
                 return;
             }
-            let counter = if sent {
-                &webhooks.sent
-            } else {
-                &webhooks.failed
+            let Some(ms) = sent_at else {
+                webhooks.failed.fetch_add(1, Ordering::Relaxed);
+                return;
             };
-            counter.fetch_add(1, Ordering::Relaxed);
+            webhooks.lock_sent_at().insert(id, ms);
+            webhooks.sent.fetch_add(1, Ordering::Relaxed);
         });
     }
 
-    /// The attempts of one delivery; whether one was answered 2xx.
-    async fn deliver(&self, url: &str, id: &str, body: Vec<u8>, epoch: u64) -> bool {
+    /// The attempts of one delivery; when the attempt answered 2xx was sent (ms since the Unix
+    /// epoch), `None` when none was.
+    async fn deliver(&self, url: &str, id: &str, body: Vec<u8>, epoch: u64) -> Option<u64> {
         let Some(client) = &self.client else {
             tracing::warn!(job = id, url, "webhook not sent: no client");
-            return false;
+            return None;
         };
         if !url.starts_with("http://") {
             tracing::warn!(
@@ -107,24 +116,25 @@ impl Webhooks {
                 url,
                 "webhook not sent: only http:// URLs are called"
             );
-            return false;
+            return None;
         }
         let mut backoff = BACKOFF;
         for attempt in 1..=RETRIES + 1 {
+            let sent_at = epoch_ms();
             let reason = match self::attempt(client, url, id, body.clone()).await {
                 Attempt::Sent => {
                     tracing::debug!(job = id, url, attempt, "webhook sent");
-                    return true;
+                    return Some(sent_at);
                 }
                 Attempt::GiveUp(reason) => {
                     tracing::warn!(job = id, url, attempt, reason, "webhook refused: given up");
-                    return false;
+                    return None;
                 }
                 Attempt::Retry(reason) => reason,
             };
             if attempt > RETRIES {
                 tracing::warn!(job = id, url, attempt, reason, "webhook failed: given up");
-                return false;
+                return None;
             }
             tracing::debug!(
                 job = id,
@@ -137,10 +147,10 @@ impl Webhooks {
             tokio::time::sleep(backoff).await;
             backoff *= 2;
             if self.epoch.load(Ordering::Relaxed) != epoch {
-                return false;
+                return None;
             }
         }
-        false
+        None
     }
 
     /// The counts.
@@ -151,12 +161,32 @@ impl Webhooks {
         }
     }
 
-    /// Clears the counts; deliveries under way stop and count nothing.
+    /// When each delivery answered 2xx since the last reset was sent, by job id: the start of
+    /// its answered attempt, in ms since the Unix epoch (system clock).
+    pub fn sent_at_ms(&self) -> HashMap<String, u64> {
+        self.lock_sent_at().clone()
+    }
+
+    fn lock_sent_at(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.sent_at.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Clears the counts and the times sent; deliveries under way stop and count nothing.
     pub fn reset(&self) {
         self.epoch.fetch_add(1, Ordering::Relaxed);
         self.sent.store(0, Ordering::Relaxed);
         self.failed.store(0, Ordering::Relaxed);
+        self.lock_sent_at().clear();
     }
+}
+
+/// Now, in ms since the Unix epoch by the system clock.
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// One POST.

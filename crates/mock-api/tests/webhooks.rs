@@ -1,8 +1,9 @@
 //! The mock's webhooks over real sockets: the mock served on a free port, a receiver on another
 //! that records every POST and answers as a test tells it, and `/stats` read back.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -24,6 +25,8 @@ struct Api {
 #[derive(Debug, Clone)]
 struct Post {
     at: Instant,
+    /// When it arrived, in ms since the Unix epoch (the clock `GET /webhooks` uses).
+    wall_ms: u64,
     path: String,
     headers: HeaderMap,
     body: Value,
@@ -51,6 +54,7 @@ async fn receiver(answers: &[u16]) -> Receiver {
     ) -> StatusCode {
         let post = Post {
             at: Instant::now(),
+            wall_ms: epoch_ms(),
             path: uri.to_string(),
             headers,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
@@ -207,6 +211,16 @@ impl Api {
         (answer.status(), json_body(answer).await)
     }
 
+    /// `GET /webhooks`.
+    async fn webhooks(&self) -> Value {
+        let answer = self
+            .http
+            .get(format!("{}/webhooks", self.base))
+            .send()
+            .await;
+        json_body(answer.expect("an answer")).await
+    }
+
     async fn stats(&self) -> Value {
         let answer = self.http.get(format!("{}/stats", self.base)).send().await;
         json_body(answer.expect("an answer")).await
@@ -223,6 +237,20 @@ impl Api {
         })
         .await
     }
+}
+
+/// Now, in ms since the Unix epoch.
+fn epoch_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(since.as_millis()).expect("a u64")
+}
+
+/// A port that was free a moment ago: a connection to it is refused.
+fn closed_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address")
 }
 
 /// A body read as JSON (reqwest is built without its `json` feature).
@@ -332,6 +360,43 @@ async fn a_webhook_answered_500_twice_is_retried_until_it_is_answered_200() {
 }
 
 #[tokio::test]
+async fn get_webhooks_says_when_each_answered_webhook_was_sent() {
+    let hooks = receiver(&[500]).await;
+    let api = start(hooked(Shape::Replicate, 20)).await;
+
+    let (_, id) = api
+        .submit(&json!({"webhook": format!("{}/x", hooks.base)}))
+        .await;
+    api.wait_for_stats(&[("webhooks_sent", 1)]).await;
+    let given_up = format!("http://{}/x", closed_addr());
+    api.submit(&json!({ "webhook": given_up })).await;
+    api.wait_for_stats(&[("webhooks_sent", 1), ("webhooks_failed", 1)])
+        .await;
+    let shown = api.webhooks().await;
+
+    let posts = hooks.posts();
+    assert_eq!(
+        posts.len(),
+        2,
+        "refused with a 500, then answered: {posts:?}"
+    );
+    let times = shown["sent_at_ms"].as_object().expect("an object");
+    assert_eq!(times.len(), 1, "only the answered delivery: {shown}");
+    let sent = times[&id].as_u64().expect("ms since the epoch");
+    assert!(
+        posts[0].wall_ms < sent && sent <= posts[1].wall_ms,
+        "the answered (second) attempt was sent at {sent}: {posts:?}"
+    );
+
+    api.http
+        .post(format!("{}/reset", api.base))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(api.webhooks().await, json!({"sent_at_ms": {}}));
+}
+
+#[tokio::test]
 async fn a_webhook_refused_with_a_4xx_is_given_up_at_once() {
     let hooks = receiver(&[404]).await;
     let api = start(hooked(Shape::Replicate, 50)).await;
@@ -347,11 +412,7 @@ async fn a_webhook_refused_with_a_4xx_is_given_up_at_once() {
 
 #[tokio::test]
 async fn a_webhook_nobody_answers_is_given_up_after_its_retries() {
-    // A port that was free a moment ago: the connection is refused.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.local_addr().expect("its address")
-    };
+    let closed = closed_addr();
     let api = start(hooked(Shape::Replicate, 10)).await;
 
     api.submit(&json!({"webhook": format!("http://{closed}/x")}))

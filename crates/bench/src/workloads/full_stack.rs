@@ -17,7 +17,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{
-    Bench, Consumers, Drained, Metric, fill, metric, mib, redis_metrics, stop, write_profile,
+    Bench, Consumers, Drained, Metric, fill, metric, metrics_page, mib, percentile, redis_metrics,
+    series_total, stop, write_profile,
 };
 use crate::redis_admin;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
@@ -177,7 +178,7 @@ fn latency(mut times: Vec<Duration>) -> Result<Latency> {
     times.sort_unstable();
     let n = times.len();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let p99 = times[(n * 99).div_ceil(100) - 1];
+    let p99 = percentile(&times, 99);
     Ok(Latency {
         mean_ms: times.iter().map(|&d| ms(d)).sum::<f64>() / n as f64,
         p99_ms: ms(p99),
@@ -215,20 +216,12 @@ async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64
 
 /// The mean of the consumer's API call latency histogram (`/metrics`), in ms.
 async fn api_seen_mean_ms(bench: &Bench<'_>, consumer: SocketAddr) -> Result<f64> {
-    let url = format!("http://{consumer}/metrics");
-    let response = bench.http.get(url).send().await?;
-    let page = response.error_for_status()?.text().await?;
-    let total = |series: &str| {
-        page.lines()
-            .filter(|line| line.starts_with(series))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
-    let count = total("taskq_api_call_duration_seconds_count");
+    let page = metrics_page(&bench.http, consumer).await?;
+    let count = series_total(&page, "taskq_api_call_duration_seconds_count");
     if count == 0.0 {
         bail!("the consumer's /metrics shows no API call");
     }
-    Ok(total("taskq_api_call_duration_seconds_sum") / count * 1000.0)
+    Ok(series_total(&page, "taskq_api_call_duration_seconds_sum") / count * 1000.0)
 }
 
 #[cfg(test)]

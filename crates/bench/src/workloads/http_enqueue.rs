@@ -10,8 +10,6 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tokio::process::Command;
 
-use testkit::Process;
-
 use super::{Bench, Metric, get_json, metric, mib, stop};
 use crate::command::output_of;
 use crate::redis_admin;
@@ -40,17 +38,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     redis_admin::flush(bench.redis).await?;
     let script = bench.raw.join("unique.lua");
     std::fs::write(&script, SCRIPT)?;
-    let addr = testkit::free_addr();
-    let mut producer = Process::try_serve(
-        &bench.binary("producer"),
-        addr,
-        &[
-            ("REDIS_URL", bench.redis.url()),
-            ("QUEUE_NAME", QUEUE.into()),
-            ("PRODUCER_ADDR", addr.to_string()),
-        ],
-        Some(&bench.log(&format!("w1-r{run}-producer"))),
-    )?;
+    let (mut producer, addr) = bench.producer(QUEUE, &[], &format!("w1-r{run}-producer"))?;
     let url = format!("http://{addr}/");
     let health = get_json(&bench.http, &format!("{url}healthz")).await?;
     if health["status"] != "ok" {

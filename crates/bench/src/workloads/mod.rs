@@ -10,6 +10,7 @@ pub mod enqueue;
 pub mod full_stack;
 pub mod http_enqueue;
 pub mod library_drain;
+pub mod notify;
 pub mod rate_limit;
 pub mod scaling;
 
@@ -74,24 +75,71 @@ impl Bench<'_> {
     }
 
     /// Starts the release mock-api with `delay_ms` per call, answering "done" at the
-    /// `polls`-th call of a task (over HTTPS when `https`), with `limits` (its `MOCK_*` limits,
-    /// if any); its log is `<raw>/<label>.log`.
+    /// `polls`-th call of a task (over HTTPS when `https`), with `extra` (its other `MOCK_*`
+    /// settings, if any: limits, shape, webhooks); its log is `<raw>/<label>.log`.
     ///
     /// # Errors
     /// When it cannot start or does not listen.
     pub fn mock_api(
         &self,
         (delay_ms, polls, https): (u64, u64, bool),
-        limits: &[(&'static str, String)],
+        extra: &[(&'static str, String)],
         label: &str,
     ) -> Result<MockApi> {
         let mut env = vec![
             ("MOCK_DELAY_MS", delay_ms.to_string()),
             ("MOCK_POLLS_UNTIL_DONE", polls.to_string()),
         ];
-        env.extend_from_slice(limits);
+        env.extend_from_slice(extra);
         let (program, log) = (self.binary("mock-api"), self.log(label));
         Ok(MockApi::try_start(&program, &env, https, Some(&log))?)
+    }
+
+    /// Starts the release producer of `queue` on the private Redis, on a free port, with `env`
+    /// on top, and waits until it listens; answers it and its address. Its log is
+    /// `<raw>/<label>.log`.
+    ///
+    /// # Errors
+    /// When it cannot start or does not listen.
+    pub fn producer(
+        &self,
+        queue: &str,
+        env: &[(&'static str, String)],
+        label: &str,
+    ) -> Result<(Process, SocketAddr)> {
+        let addr = testkit::free_addr();
+        let mut vars = vec![
+            ("REDIS_URL", self.redis.url()),
+            ("QUEUE_NAME", queue.to_owned()),
+            ("PRODUCER_ADDR", addr.to_string()),
+        ];
+        vars.extend_from_slice(env);
+        let log = self.log(label);
+        let process = Process::try_serve(&self.binary("producer"), addr, &vars, Some(&log))?;
+        Ok((process, addr))
+    }
+
+    /// Starts a release consumer of the Redis (or cluster) at `redis_url` with `env` on top,
+    /// serving `/metrics` on a free port; answers it and that address. Its log is
+    /// `<raw>/<label>.log`.
+    ///
+    /// # Errors
+    /// When it cannot start.
+    pub fn consumer(
+        &self,
+        redis_url: &str,
+        env: &[(&'static str, String)],
+        label: &str,
+    ) -> Result<(Process, SocketAddr)> {
+        let addr = testkit::free_addr();
+        let mut vars = vec![
+            ("REDIS_URL", redis_url.to_owned()),
+            ("CONSUMER_ADDR", addr.to_string()),
+        ];
+        vars.extend_from_slice(env);
+        let log = self.log(label);
+        let process = Process::try_spawn(&self.binary("consumer"), &vars, Some(&log))?;
+        Ok((process, addr))
     }
 
     /// Starts a release mock-api and the release consumers `c` asks for, and waits until each of
@@ -108,18 +156,14 @@ impl Bench<'_> {
         let started = Instant::now();
         let mut consumers = Vec::new();
         for i in 0..c.count {
-            let addr = testkit::free_addr();
             let mut env = vec![
-                ("REDIS_URL", redis_url.clone()),
-                ("CONSUMER_ADDR", addr.to_string()),
                 ("CONCURRENCY", c.concurrency.to_string()),
                 ("POLL_INTERVAL_MS", POLL_INTERVAL_MS.to_string()),
             ];
             env.extend_from_slice(&c.env);
             env.extend(mock.consumer_env());
-            let log = self.log(&format!("{}-consumer{i}", c.label));
-            let process = Process::try_spawn(&self.binary("consumer"), &env, Some(&log))?;
-            consumers.push((process, addr));
+            let label = format!("{}-consumer{i}", c.label);
+            consumers.push(self.consumer(&redis_url, &env, &label)?);
         }
         let elapsed = loop {
             let mut done = Vec::with_capacity(c.queues.len());
@@ -173,6 +217,30 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
     let response = client.get(url).send().await?.error_for_status()?;
     Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
+/// The `/metrics` page of the service at `addr`.
+///
+/// # Errors
+/// When the request fails.
+pub async fn metrics_page(client: &reqwest::Client, addr: SocketAddr) -> Result<String> {
+    let response = client.get(format!("http://{addr}/metrics")).send().await?;
+    Ok(response.error_for_status()?.text().await?)
+}
+
+/// The sum of every sample of `series` (all its labels) on a `/metrics` page; 0 when absent.
+pub fn series_total(page: &str, series: &str) -> f64 {
+    page.lines()
+        .filter(|line| line.starts_with(series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The `pct`-th percentile of `sorted` (ascending, not empty) by nearest rank: the value at or
+/// above which `100 - pct` % of them lie.
+pub fn percentile<T: Copy>(sorted: &[T], pct: usize) -> T {
+    let rank = (sorted.len() * pct).div_ceil(100).max(1);
+    sorted[rank - 1]
 }
 
 /// Task names `<prefix>-<i>` for `i` in `range`.
@@ -306,6 +374,23 @@ pub fn mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_are_summed_over_their_labels() {
+        let page = "# HELP taskq_x What.\n# TYPE taskq_x gauge\ntaskq_x{queue=\"a\"} 2\n\
+                    taskq_x{queue=\"b\"} 3.5\ntaskq_xy 100\n";
+        assert_eq!(series_total(page, "taskq_x{"), 5.5);
+        assert_eq!(series_total(page, "taskq_z"), 0.0);
+    }
+
+    #[test]
+    fn percentiles_are_by_nearest_rank() {
+        let values: Vec<u32> = (1..=200).collect();
+        assert_eq!(percentile(&values, 50), 100);
+        assert_eq!(percentile(&values, 99), 198);
+        assert_eq!(percentile(&values, 100), 200);
+        assert_eq!(percentile(&[7], 1), 7);
+    }
 
     #[test]
     fn names_are_numbered_within_the_range() -> Result<()> {

@@ -227,6 +227,17 @@ impl Api {
     }
 
     /// Waits until `/stats` shows each of `expected`'s counts.
+    /// `POST /reset`, answered 204.
+    async fn reset(&self) {
+        let reset = self
+            .http
+            .post(format!("{}/reset", self.base))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    }
+
     async fn wait_for_stats(&self, expected: &[(&str, u64)]) -> Value {
         testkit::eventually(PATIENCE, &format!("stats {expected:?}"), || async {
             let stats = self.stats().await;
@@ -348,13 +359,7 @@ async fn a_webhook_answered_500_twice_is_retried_until_it_is_answered_200() {
     api.wait_for_stats(&[("webhooks_sent", 1), ("webhooks_failed", 0)])
         .await;
 
-    let reset = api
-        .http
-        .post(format!("{}/reset", api.base))
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    api.reset().await;
     api.wait_for_stats(&[("webhooks_sent", 0), ("webhooks_failed", 0)])
         .await;
 }
@@ -388,11 +393,7 @@ async fn get_webhooks_says_when_each_answered_webhook_was_sent() {
         "the answered (second) attempt was sent at {sent}: {posts:?}"
     );
 
-    api.http
-        .post(format!("{}/reset", api.base))
-        .send()
-        .await
-        .expect("an answer");
+    api.reset().await;
     assert_eq!(api.webhooks().await, json!({"sent_at_ms": {}}));
 }
 

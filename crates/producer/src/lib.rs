@@ -69,8 +69,8 @@ pub async fn serve(
         parse_errors::Listener(listener),
         app(state).into_make_service(),
     )
-        .with_graceful_shutdown(shutdown)
-        .await;
+    .with_graceful_shutdown(shutdown)
+    .await;
     samplers.abort_all();
     served
 }

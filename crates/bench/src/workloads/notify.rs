@@ -254,6 +254,24 @@ struct Stack {
 }
 
 impl Stack {
+    /// The stack of `mock` and a producer, completed by a consumer with `env`.
+    fn with_consumer(
+        bench: &Bench<'_>,
+        label: &str,
+        mock: MockApi,
+        (producer, addr): (Process, SocketAddr),
+        env: &[(&'static str, String)],
+    ) -> Result<Self> {
+        let redis = bench.redis.url();
+        let (consumer, _) = bench.consumer(&redis, env, &format!("{label}-consumer"))?;
+        Ok(Self {
+            mock,
+            producer,
+            addr,
+            consumer,
+        })
+    }
+
     /// W6's: the original API shape, answering "done" at the first call after its delay.
     fn w6(bench: &Bench<'_>, label: &str) -> Result<Self> {
         let api = (NOTIFY_API_DELAY_MS, 1, false);
@@ -265,14 +283,7 @@ impl Stack {
             ("POLL_INTERVAL_MS", POLL_INTERVAL_MS.to_string()),
         ];
         env.extend(mock.consumer_env());
-        let redis = bench.redis.url();
-        let (consumer, _) = bench.consumer(&redis, &env, &format!("{label}-consumer"))?;
-        Ok(Self {
-            mock,
-            producer,
-            addr,
-            consumer,
-        })
+        Self::with_consumer(bench, label, mock, (producer, addr), &env)
     }
 
     /// W7's: Replicate's shape, each job done [`W7_JOB_MS`] after its submit and calling the
@@ -299,14 +310,7 @@ impl Stack {
             ("PUBLIC_URL", format!("http://{addr}")),
             ("HOOK_SECRET", HOOK_SECRET.to_owned()),
         ];
-        let redis = bench.redis.url();
-        let (consumer, _) = bench.consumer(&redis, &env, &format!("{label}-consumer"))?;
-        Ok(Self {
-            mock,
-            producer,
-            addr,
-            consumer,
-        })
+        Self::with_consumer(bench, label, mock, (producer, addr), &env)
     }
 
     /// Fails when one of them has exited.

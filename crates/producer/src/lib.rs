@@ -9,6 +9,7 @@
 //! - [`query`]: the task name (and `delay_ms`) of `GET /?task-name=`, read strictly.
 //! - [`schedule`]: a new task's `delay_ms` or `run_at_ms`, checked.
 //! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
+//! - [`hook_counts`]: the provider webhooks received, for `/metrics`.
 //! - [`waiters`]: requests waiting on tasks (long-polls, event streams), woken by events.
 //! - [`routes`]: the handlers and the router ([`routes::app`]): the client's side
 //!   ([`routes::tasks`]), the operator's ([`routes::admin`]), health and metrics ([`routes::ops`]).
@@ -20,6 +21,7 @@
 pub mod admission;
 pub mod config;
 pub mod error;
+pub mod hook_counts;
 pub mod openapi;
 pub mod parse_errors;
 pub mod query;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 
+use crate::hook_counts::HookCounts;
 use crate::routes::auth::Tokens;
-use crate::routes::hooks::HookCounts;
 use crate::routes::served::Queues;
 use crate::waiters::Waiters;
 

@@ -169,7 +169,7 @@ impl Enqueuer {
     /// Enqueues `name` in the next call to `target` and waits for its answer.
     pub async fn enqueue(
         &self,
-        task: crate::enqueue::NewTask,
+        task: crate::task::NewTask,
         target: impl FnOnce() -> CallTarget,
     ) -> Result<Enqueued> {
         let (answer, answered) = oneshot::channel();

@@ -12,51 +12,12 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::error::Result;
 use crate::name::TaskName;
 use crate::queue::Queue;
-use crate::task::{State, TaskView};
-
-/// How a task's callback fares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum CallbackState {
-    /// The task has not ended: nothing to send yet.
-    Waiting,
-    /// Being delivered, or retried after a failed delivery.
-    Pending,
-    /// The receiver answered 2xx.
-    Delivered,
-    /// Given up: the attempt limit, or a receiver that can never take it (410, a refused
-    /// address).
-    Failed,
-}
-
-/// A task's callback, as its view shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct CallbackView {
-    /// How it fares.
-    pub state: CallbackState,
-    /// Deliveries that failed so far.
-    pub attempts: u32,
-    /// Why the last delivery failed, if one did.
-    pub last_error: Option<String>,
-}
+use crate::task::{CallbackState, CallbackView, State, TaskView};
 
 impl CallbackView {
-    /// The callback of a task that has not ended.
-    pub(crate) fn waiting() -> Self {
-        Self {
-            state: CallbackState::Waiting,
-            attempts: 0,
-            last_error: None,
-        }
-    }
-
     /// The callback as its delivery's record (`delivery`, the lane's view of it) tells.
     fn of(delivery: &TaskView) -> Self {
         Self {

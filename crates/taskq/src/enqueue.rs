@@ -11,27 +11,13 @@ use crate::error::{Error, Result};
 use crate::name::TaskName;
 use crate::queue::Queue;
 use crate::scripts::{RunScript, millis};
-use crate::task::RunAt;
+use crate::task::{NewTask, RunAt};
 
 /// The largest payload accepted with a task, in bytes of JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// The most tasks one call of [`Queue::submit_many`] writes (it makes more calls for more).
 pub const MAX_TASKS_PER_CALL: usize = 1000;
-
-/// A task to add with [`Queue::submit_many`].
-#[derive(Debug, Clone)]
-pub struct NewTask {
-    /// Its name.
-    pub name: TaskName,
-    /// Its payload (JSON), if any.
-    pub payload: Option<Box<RawValue>>,
-    /// When it is first due.
-    pub run_at: RunAt,
-    /// Where its view is POSTed when it ends (see [`crate::callback`]); checked by the caller
-    /// (the producer refuses addresses it must not call).
-    pub callback_url: Option<String>,
-}
 
 impl NewTask {
     fn args(&self) -> batcher::TaskArgs<'_> {

@@ -61,11 +61,10 @@ pub mod worker;
 
 pub use backoff::Backoff;
 pub use batcher::Enqueued;
-pub use callback::{CallbackState, CallbackView};
 pub use cancel::Cancel;
 pub use claim::Claim;
 pub use connect::{ConnectOptions, RedisConnection, RedisUrl, WaitForReplicas};
-pub use enqueue::{MAX_PAYLOAD_BYTES, MAX_TASKS_PER_CALL, NewTask, check_payload};
+pub use enqueue::{MAX_PAYLOAD_BYTES, MAX_TASKS_PER_CALL, check_payload};
 pub use error::{Error, NameError, Result};
 pub use finish::{Ack, Finish};
 pub use hurry::Hurry;
@@ -77,5 +76,7 @@ pub use purge::FinalState;
 pub use queue::Queue;
 pub use stats::{QueueStats, StateCounts};
 pub use sweep::Sweep;
-pub use task::{ClaimedTask, MAX_RUN_AT_MS, RunAt, State, TaskView};
+pub use task::{
+    CallbackState, CallbackView, ClaimedTask, MAX_RUN_AT_MS, NewTask, RunAt, State, TaskView,
+};
 pub use worker::{Failure, Handler, Outcome, Step, WakeHandle, Worker, WorkerConfig, WorkerStats};

@@ -20,11 +20,11 @@ use redis::AsyncCommands;
 
 use crate::batcher::{self, Enqueued, Enqueuer};
 use crate::connect::{ConnectOptions, RedisConnection, RedisUrl, connect};
-use crate::enqueue::NewTask;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::policy::{DEFAULT_DEAD_TTL, EnqueuePolicy, WorkerPolicy};
 use crate::scripts::{millis, once_more_if_dropped};
+use crate::task::NewTask;
 
 /// A handle on one queue; cheap to clone (all clones share one connection).
 #[derive(Clone)]

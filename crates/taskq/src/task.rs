@@ -18,7 +18,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::callback::CallbackView;
 use crate::error::{Error, Result};
 use crate::name::TaskName;
 
@@ -75,6 +74,59 @@ impl RunAt {
             Self::At(at_ms) => at_ms.max(created_at_ms),
         }
     }
+}
+
+/// How a task's callback fares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackState {
+    /// The task has not ended: nothing to send yet.
+    Waiting,
+    /// Being delivered, or retried after a failed delivery.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: the attempt limit, or a receiver that can never take it (410, a refused
+    /// address).
+    Failed,
+}
+
+/// A task's callback, as its view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallbackView {
+    /// How it fares.
+    pub state: CallbackState,
+    /// Deliveries that failed so far.
+    pub attempts: u32,
+    /// Why the last delivery failed, if one did.
+    pub last_error: Option<String>,
+}
+
+impl CallbackView {
+    /// The callback of a task that has not ended.
+    pub(crate) fn waiting() -> Self {
+        Self {
+            state: CallbackState::Waiting,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// A task to add with [`crate::Queue::submit_many`] (or [`crate::Queue::submit_task`]).
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// Its name.
+    pub name: TaskName,
+    /// Its payload (JSON), if any.
+    pub payload: Option<Box<RawValue>>,
+    /// When it is first due.
+    pub run_at: RunAt,
+    /// Where its view is POSTed when it ends (see [`crate::callback`]); checked by the caller
+    /// (the producer refuses addresses it must not call).
+    pub callback_url: Option<String>,
 }
 
 /// Where a task is in its life.

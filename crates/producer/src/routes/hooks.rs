@@ -8,7 +8,7 @@
 //! nothing; an unknown task is 404; a finished one is 200 and changes nothing, so a provider's
 //! retries and replays are harmless.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -16,7 +16,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use service::prometheus::{Exposition, Kind};
 use taskq::{Hurry, TaskName};
 
 use crate::error::{AppError, ErrorBody};
@@ -33,39 +32,6 @@ pub struct HookAnswer {
     pub task: String,
     /// Whether the task was made due at once (false: it was already finished).
     pub hurried: bool,
-}
-
-/// Webhooks received, by what came of them.
-#[derive(Debug, Default)]
-pub struct HookCounts {
-    hurried: AtomicU64,
-    finished: AtomicU64,
-    unknown: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl HookCounts {
-    /// Writes `taskq_hooks_total` to `/metrics`.
-    pub fn write_metrics(&self, page: &mut Exposition) {
-        page.family(
-            "taskq_hooks_total",
-            Kind::Counter,
-            "Provider webhooks received: hurried (the task made due at once), finished (nothing \
-             to do), unknown (no such task), refused (a missing or wrong sig).",
-        );
-        for (outcome, count) in [
-            ("hurried", &self.hurried),
-            ("finished", &self.finished),
-            ("unknown", &self.unknown),
-            ("refused", &self.refused),
-        ] {
-            page.sample(
-                "taskq_hooks_total",
-                &[("outcome", outcome)],
-                count.load(Ordering::Relaxed),
-            );
-        }
-    }
 }
 
 /// A provider's webhook for one task.

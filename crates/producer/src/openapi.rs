@@ -27,6 +27,7 @@ use crate::routes::{admin, batch, hooks, ops, stream, tasks};
         admin::list,
         admin::stats,
         admin::retry,
+        admin::retry_callback,
         admin::retry_dead,
         admin::purge,
         ops::queues,

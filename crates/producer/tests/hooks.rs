@@ -6,25 +6,12 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::Value;
-use support::{get, metrics, spawn_producer, spawn_producer_with};
+use support::{get, metrics, post, spawn_producer, spawn_producer_with};
 use taskq::{Queue, TaskName};
 use testkit::RedisServer;
 use webhooks::{HookSecret, HookUrls};
 
 const SECRET: &str = "a-hook-secret-for-the-tests";
-
-async fn post(url: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let response = testkit::http_client()
-        .post(url)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 /// A task waiting a minute for its next poll, as after a "processing" answer.
 async fn waiting_a_minute(queue: &Queue, name: &TaskName) {

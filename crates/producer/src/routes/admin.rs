@@ -1,13 +1,13 @@
-//! The operator's side: list tasks by state, statistics, retry dead tasks, purge finished
-//! records. Every route here requires `Authorization: Bearer <ADMIN_TOKEN>` when the token is set
-//! (see [`super::auth`]).
+//! The operator's side: list tasks by state, statistics, retry dead tasks (and failed callbacks),
+//! purge finished records. Every route here requires `Authorization: Bearer <ADMIN_TOKEN>` when
+//! the token is set (see [`super::auth`]).
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 use taskq::State as TaskState;
-use taskq::{FinalState, MAX_PAGE_SIZE, Page, QueueStats};
+use taskq::{CallbackState, FinalState, MAX_PAGE_SIZE, Page, QueueStats};
 
 use super::served::{QueueParam, Target};
 use super::tasks::{TaskResponse, not_found, path_name};
@@ -125,6 +125,50 @@ pub async fn retry(
         )));
     }
     tracing::info!(task = %name, "retried by an operator");
+    Ok(Json(TaskResponse {
+        view,
+        enqueued: None,
+    }))
+}
+
+/// Delivers a task's failed callback again: its delivery due at once with a fresh attempt
+/// budget (`CALLBACK_MAX_ATTEMPTS`), for after a receiver that was down or refusing is fixed.
+#[utoipa::path(
+    post, path = "/tasks/{name}/callback/retry", tag = "admin",
+    params(("name" = String, Path, description = "the task's name, percent-encoded as one path segment"), QueueParam),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The callback is pending again: the task's view", body = TaskResponse),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
+        (status = 409, description = "The task has no callback, or its callback has not failed", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn retry_callback(
+    target: Target,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<TaskResponse>, AppError> {
+    let name = path_name(name)?;
+    let queue = target.queue();
+    let view = queue.get(&name).await?.ok_or_else(|| not_found(&name))?;
+    let failed = view
+        .callback
+        .as_ref()
+        .is_some_and(|callback| callback.state == CallbackState::Failed);
+    // The lane's script revives only a delivery that is dead: one that changed meanwhile stays.
+    if !failed || !queue.callbacks().retry_dead(&name).await? {
+        let callback = view.callback.map_or("no callback".to_owned(), |callback| {
+            format!("a callback that is {:?}", callback.state).to_lowercase()
+        });
+        return Err(AppError::Conflict(format!(
+            "task {:?} has {callback}, not a failed one",
+            name.as_str()
+        )));
+    }
+    let view = queue.get(&name).await?.ok_or_else(|| not_found(&name))?;
+    tracing::info!(task = %name, "callback retried by an operator");
     Ok(Json(TaskResponse {
         view,
         enqueued: None,

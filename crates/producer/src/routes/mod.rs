@@ -14,6 +14,7 @@
 //! | `GET /tasks?state=&cursor=&limit=` | admin: one page of the tasks in a state |
 //! | `GET /stats` | admin: counts per set, oldest due age, throughput, counters |
 //! | `POST /tasks/{name}/retry`, `POST /dead/retry` | admin: bring back one or every dead task |
+//! | `POST /tasks/{name}/callback/retry` | admin: deliver a failed callback again |
 //! | `POST /purge?state=` | admin: delete the done, dead or cancelled records |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
@@ -50,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tasks", get(admin::list))
         .route("/stats", get(admin::stats))
         .route("/tasks/{name}/retry", post(admin::retry))
+        .route("/tasks/{name}/callback/retry", post(admin::retry_callback))
         .route("/dead/retry", post(admin::retry_dead))
         .route("/purge", post(admin::purge))
         .route_layer(middleware::from_fn_with_state(

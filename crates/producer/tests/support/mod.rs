@@ -84,3 +84,17 @@ pub async fn metrics(addr: SocketAddr) -> String {
         .await
         .unwrap()
 }
+
+/// POSTs `body` to `url`; the status and the body as JSON (`Null` when it is not JSON).
+#[allow(dead_code, reason = "the files that only GET do not use it")]
+pub async fn post(url: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let response = testkit::http_client()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}

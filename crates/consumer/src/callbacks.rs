@@ -17,6 +17,8 @@ use serde::Deserialize;
 use taskq::{ClaimedTask, Failure, Handler, Outcome, Queue, TaskView};
 use webhooks::{Deliverer, DeliveryError, Destination, message_id};
 
+use crate::api::failure::clip;
+
 /// The most of a receiver's refusal kept in the delivery's last error.
 const MAX_SNIPPET_SHOWN: usize = 200;
 
@@ -27,8 +29,6 @@ pub struct Courier {
     tasks: Queue,
     /// Signs and sends, refusing non-public addresses unless allowed.
     deliverer: Deliverer,
-    /// Whether a callback URL may name a non-public address (`CALLBACK_ALLOW_PRIVATE`).
-    allow_private: bool,
 }
 
 /// A delivery's payload, as the script that ended the task wrote it.
@@ -39,12 +39,8 @@ struct Payload {
 
 impl Courier {
     /// A courier for the callbacks of `tasks`' tasks.
-    pub fn new(tasks: Queue, deliverer: Deliverer, allow_private: bool) -> Self {
-        Self {
-            tasks,
-            deliverer,
-            allow_private,
-        }
+    pub fn new(tasks: Queue, deliverer: Deliverer) -> Self {
+        Self { tasks, deliverer }
     }
 
     /// Where delivery `delivery` goes, and the view it carries.
@@ -55,7 +51,7 @@ impl Courier {
             .and_then(|payload| serde_json::from_str::<Payload>(payload).ok())
             .ok_or_else(|| Failure::permanent("the delivery names no callback url"))?
             .url;
-        let destination = Destination::parse(&url, self.allow_private)
+        let destination = Destination::parse(&url, self.deliverer.allows_private())
             .map_err(|err| Failure::permanent(format!("callback url refused: {err}")))?;
         match self.tasks.callback_body(&delivery.name).await {
             Ok(Some(view)) if view.state.is_final() => Ok((destination, view)),
@@ -101,11 +97,7 @@ impl Handler for Courier {
 fn describe(err: &DeliveryError) -> String {
     match err {
         DeliveryError::Status { body_snippet, .. } if !body_snippet.trim().is_empty() => {
-            let mut end = body_snippet.len().min(MAX_SNIPPET_SHOWN);
-            while !body_snippet.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{err}: {}", body_snippet[..end].trim())
+            format!("{err}: {}", clip(body_snippet, MAX_SNIPPET_SHOWN).trim())
         }
         _ => err.to_string(),
     }

@@ -149,11 +149,7 @@ pub async fn run(
             &settings.policy,
             config.callbacks.callback_max_attempts,
         ));
-        let courier = Courier::new(
-            queue.clone(),
-            deliverer.clone(),
-            config.callbacks.callback_allow_private,
-        );
+        let courier = Courier::new(queue.clone(), deliverer.clone());
         let deliveries = Worker::new(
             lane.clone(),
             courier,

@@ -37,7 +37,7 @@ use std::time::Duration;
 pub use cluster::RedisCluster;
 pub use mock_api::MockApi;
 pub use process::{
-    Process, binaries_dir, binary, binary_in, cpu_seconds, peak_rss_kib, run_to_end,
+    Process, binaries_dir, binary, binary_in, cpu_seconds, peak_rss_kib, rss_kib, run_to_end,
 };
 pub use sentinel::RedisSentinel;
 pub use server::RedisServer;

@@ -164,6 +164,11 @@ impl Process {
         peak_rss_kib(self.pid())
     }
 
+    /// Resident memory in KiB, now.
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.pid())
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
@@ -263,6 +268,12 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(&status, "VmHWM")
 }
 
+/// Resident memory (`VmRSS`) of process `pid` in KiB, now.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_kib(&status, "VmRSS")
+}
+
 /// CPU time (user plus system, all threads) process `pid` has used, in seconds, while it runs.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
@@ -297,6 +308,7 @@ mod tests {
     fn vm_hwm_is_read_in_kib() {
         let status = "Name:\tbench\nVmPeak:\t  20000 kB\nVmHWM:\t    6612 kB\nVmRSS:\t 6000 kB\n";
         assert_eq!(status_kib(status, "VmHWM"), Some(6612));
+        assert_eq!(status_kib(status, "VmRSS"), Some(6000));
         assert_eq!(status_kib(status, "VmSwap"), None);
     }
 

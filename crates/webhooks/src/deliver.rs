@@ -167,6 +167,12 @@ impl Deliverer {
         })
     }
 
+    /// Whether it may call non-public addresses (`CALLBACK_ALLOW_PRIVATE`): the policy a caller
+    /// checks a destination with before handing it over.
+    pub fn allows_private(&self) -> bool {
+        self.allow_private
+    }
+
     /// POSTs `body` (the task's view, JSON) to `dest`, signed when a secret is set.
     ///
     /// Headers: `content-type: application/json`, `user-agent: taskq-callback/<version>`,

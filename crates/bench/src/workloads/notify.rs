@@ -558,17 +558,9 @@ fn epoch_ms() -> u64 {
 
 /// The resident memory (`VmRSS`) of `process` now, in KiB.
 fn rss_kib(process: &Process) -> Result<u64> {
-    let path = format!("/proc/{}/status", process.pid());
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    status_kib(&status, "VmRSS").with_context(|| format!("no VmRSS in {path}"))
-}
-
-/// A `kB` field of a `/proc/<pid>/status` text.
-fn status_kib(status: &str, field: &str) -> Option<u64> {
-    status.lines().find_map(|line| {
-        let value = line.strip_prefix(field)?.strip_prefix(':')?;
-        value.trim().trim_end_matches("kB").trim().parse().ok()
-    })
+    process
+        .rss_kib()
+        .with_context(|| format!("no VmRSS for process {}", process.pid()))
 }
 
 /// Makes sure this process may open `need` files, raising its soft limit to its hard one if it
@@ -633,13 +625,6 @@ mod tests {
             "Max open files            unlimited            unlimited            files\n";
         assert_eq!(open_files(unlimited), Some((u64::MAX, u64::MAX)));
         assert_eq!(open_files("Max processes 1 1 processes\n"), None);
-    }
-
-    #[test]
-    fn vm_rss_is_read_in_kib() {
-        let status = "Name:\tproducer\nVmHWM:\t    9000 kB\nVmRSS:\t    8612 kB\n";
-        assert_eq!(status_kib(status, "VmRSS"), Some(8612));
-        assert_eq!(status_kib(status, "VmSwap"), None);
     }
 
     #[test]

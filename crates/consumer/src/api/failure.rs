@@ -76,14 +76,19 @@ pub fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
 pub fn message_of(value: &serde_json::Value) -> String {
     let mut text = text_of(value);
     if text.len() > MAX_MESSAGE_BYTES {
-        let mut end = MAX_MESSAGE_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+        text.truncate(clip(&text, MAX_MESSAGE_BYTES).len());
         text.push('…');
     }
     text
+}
+
+/// The start of `text`, at most `max_bytes` long, cut between characters.
+pub(crate) fn clip(text: &str, max_bytes: usize) -> &str {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]
@@ -178,5 +183,8 @@ mod tests {
         assert!(cut.len() <= MAX_MESSAGE_BYTES + '…'.len_utf8());
         assert!(cut.ends_with('…'));
         assert_eq!(message_of(&serde_json::json!({"code": 3})), r#"{"code":3}"#);
+        assert_eq!(clip("héllo", 2), "h", "é is two bytes: cut before it");
+        assert_eq!(clip("héllo", 3), "hé");
+        assert_eq!(clip("hi", 200), "hi");
     }
 }

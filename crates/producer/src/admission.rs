@@ -1,14 +1,15 @@
 //! Admission control: refuse new enqueues before Redis is full, so that what was accepted still
 //! finishes.
 //!
-//! A Redis at `maxmemory` (with `noeviction`, the only safe policy) refuses every script that
-//! writes: the consumers' claims and completions too, so nothing drains. So the producer refuses
-//! enqueues (503 with `Retry-After`) once memory passes a high-water mark of `maxmemory`
-//! (`REDIS_MEMORY_HIGH_WATER`), and optionally once a queue holds `MAX_QUEUED` tasks; the
-//! consumers keep claiming and finishing in the headroom above the mark, and enqueues resume by
-//! themselves when memory falls. The figures come from the queue's [`Watch`], refreshed every
-//! `REDIS_CHECK_MS` in the background: a request never waits on them, and the limits may be
-//! passed by the enqueues of one interval.
+//! The refusal itself is the queue library's ([`taskq::Full`]): the enqueue script estimates
+//! Redis' memory from its latest reading plus what every enqueue wrote since, and refuses a task
+//! that would take it past the high-water mark of `maxmemory` (`REDIS_MEMORY_HIGH_WATER`), or
+//! past `MAX_QUEUED` tasks; Redis itself refuses what adds data once it is at `maxmemory`. Kept in
+//! the script, the check holds against a burst and across producers, and a task already there is
+//! still answered. The consumers keep claiming and finishing in the headroom above the mark (and
+//! at `maxmemory` too: what drains the queue runs there), and enqueues resume by themselves when
+//! memory falls. This module counts the refusals and shows memory against the mark, from the
+//! queue's [`Watch`], refreshed every `REDIS_CHECK_MS` in the background.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,55 +17,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use service::prometheus::{Exposition, Kind};
 use taskq::server::{ServerReport, Watch};
-
-/// The limits, the same for every queue of a producer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
-    /// The share of `maxmemory` above which enqueues are refused (1 or more: never).
-    pub high_water: f64,
-    /// The tasks a queue may hold (due and leased) before enqueues are refused; 0: no limit.
-    pub max_queued: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            high_water: 0.85,
-            max_queued: 0,
-        }
-    }
-}
-
-/// Why an enqueue was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    /// Redis' memory is above the high-water mark.
-    #[error(
-        "the queue is full: Redis uses {used} bytes, above the high-water mark of {mark} bytes; \
-         try again later"
-    )]
-    Memory {
-        /// Bytes in use.
-        used: u64,
-        /// The mark.
-        mark: u64,
-    },
-    /// The queue holds `MAX_QUEUED` tasks.
-    #[error(
-        "the queue is full: it holds {queued} tasks, at most {max} are allowed; try again later"
-    )]
-    MaxQueued {
-        /// Tasks held.
-        queued: u64,
-        /// The limit.
-        max: u64,
-    },
-}
+use taskq::{EnqueuePolicy, Full};
 
 /// One queue's admission: its limits, its Redis' latest report, and the enqueues refused.
 #[derive(Debug, Default)]
 pub struct Admission {
-    limits: Limits,
+    /// The share of `maxmemory` above which enqueues are refused (`None`: never).
+    high_water: Option<f64>,
+    /// The tasks a queue may hold before enqueues are refused (`None`: no limit).
+    max_queued: Option<u64>,
     /// The queue's Redis, watched in the background.
     pub watch: Arc<Watch>,
     refused_memory: AtomicU64,
@@ -91,57 +52,38 @@ pub struct AdmissionView {
 }
 
 impl Admission {
-    /// Admission with `limits`, before any report.
-    pub fn new(limits: Limits) -> Self {
+    /// Admission of a queue enqueued with `policy`, before any report.
+    pub fn new(policy: &EnqueuePolicy) -> Self {
         Self {
-            limits,
+            high_water: policy.memory_high_water.filter(|share| *share < 1.0),
+            max_queued: policy.max_queued,
             ..Self::default()
         }
     }
 
-    /// The mark in bytes for `report`'s Redis; 0 when there is none (no `maxmemory`, or a mark of
-    /// 1 or more).
+    /// The mark in bytes for `report`'s Redis; 0 when there is none (no `maxmemory`, or no
+    /// mark).
     pub fn high_water_bytes(&self, report: &ServerReport) -> u64 {
-        if report.maxmemory == 0 || self.limits.high_water >= 1.0 {
+        let Some(share) = self.high_water else {
             return 0;
-        }
+        };
         // maxmemory is far below 2^52: the product is exact enough, and never negative.
         #[allow(
             clippy::cast_precision_loss,
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss
         )]
-        let mark = (report.maxmemory as f64 * self.limits.high_water.max(0.0)) as u64;
+        let mark = (report.maxmemory as f64 * share.max(0.0)) as u64;
         mark
     }
 
-    /// Whether an enqueue may go ahead now; a refusal is counted.
-    ///
-    /// # Errors
-    /// [`Refused`] above the memory mark or at `MAX_QUEUED`.
-    pub fn check(&self) -> Result<(), Refused> {
-        let Some(report) = self.watch.latest() else {
-            // No report yet (the producer just started, or Redis never answered): the enqueue
-            // itself will tell.
-            return Ok(());
+    /// Counts an enqueue refused because the queue is full.
+    pub fn count_refusal(&self, full: Full) {
+        let counter = match full {
+            Full::MaxQueued { .. } => &self.refused_max_queued,
+            _ => &self.refused_memory,
         };
-        let mark = self.high_water_bytes(&report);
-        if mark > 0 && report.used_memory >= mark {
-            self.refused_memory.fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::Memory {
-                used: report.used_memory,
-                mark,
-            });
-        }
-        let max = self.limits.max_queued;
-        if max > 0 && report.queued >= max {
-            self.refused_max_queued.fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::MaxQueued {
-                queued: report.queued,
-                max,
-            });
-        }
-        Ok(())
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Memory against the mark and the refusals, for `/stats`.
@@ -152,7 +94,7 @@ impl Admission {
             maxmemory_bytes: report.as_ref().map(|r| r.maxmemory),
             high_water_bytes: report.as_ref().map(|r| self.high_water_bytes(r)),
             queued: report.as_ref().map(|r| r.queued),
-            max_queued: self.limits.max_queued,
+            max_queued: self.max_queued.unwrap_or(0),
             refused_memory: self.refused_memory.load(Ordering::Relaxed),
             refused_max_queued: self.refused_max_queued.load(Ordering::Relaxed),
         }
@@ -180,7 +122,8 @@ pub fn write_metrics(page: &mut Exposition, queues: &[(&str, &Admission)]) {
     page.family(
         "taskq_enqueue_refused_total",
         Kind::Counter,
-        "Enqueues this producer refused with 503: memory above the mark, or MAX_QUEUED reached.",
+        "Enqueues this producer refused with 503: memory past the mark (or Redis at maxmemory), \
+         or MAX_QUEUED reached.",
     );
     for (queue, admission) in queues {
         for (reason, count) in [

@@ -7,7 +7,6 @@ use queue_service::RedisArgs;
 use taskq::connect::connect;
 use taskq::{EnqueuePolicy, Queue};
 
-use crate::admission::Limits;
 use crate::routes::auth::{BearerToken, Tokens};
 use crate::routes::served::Queues;
 use crate::state::AppState;
@@ -72,6 +71,8 @@ impl Config {
         let conn = connect(&self.redis.redis_url, &self.redis.connect_options()?)?;
         let policy = EnqueuePolicy {
             result_ttl: Duration::from_secs(self.result_ttl_secs.max(1)),
+            memory_high_water: Some(self.redis_memory_high_water),
+            max_queued: (self.max_queued > 0).then_some(self.max_queued),
         };
         let dead_ttl = Duration::from_secs(self.dead_ttl_secs);
         let mut queues = self.redis.queue_names().into_iter().map(|name| {
@@ -82,10 +83,6 @@ impl Config {
             })
         });
         let default = queues.next().expect("queue_names is never empty")?;
-        let limits = Limits {
-            high_water: self.redis_memory_high_water,
-            max_queued: self.max_queued,
-        };
         Ok(AppState {
             redis_check: Duration::from_millis(self.redis.redis_check_ms),
             tokens: Tokens {
@@ -96,11 +93,7 @@ impl Config {
             long_poll_max: Duration::from_millis(self.long_poll_max_ms),
             hook_secret: self.hooks.hook_secret.clone(),
             callback_allow_private: self.callbacks.callback_allow_private,
-            ..AppState::new(Queues::new(
-                default,
-                queues.collect::<Result<Vec<_>, _>>()?,
-                limits,
-            ))
+            ..AppState::new(Queues::new(default, queues.collect::<Result<Vec<_>, _>>()?))
         })
     }
 }

@@ -42,7 +42,7 @@ pub enum AppError {
     Rejected(StatusCode, String),
     /// Admission control refused an enqueue (503 with `Retry-After`, in seconds).
     #[error("{0}")]
-    Full(crate::admission::Refused, u64),
+    Full(taskq::Full, u64),
     /// The queue failed underneath (503 when Redis is unreachable, 500 otherwise).
     #[error(transparent)]
     Queue(#[from] taskq::Error),
@@ -120,6 +120,10 @@ impl IntoResponse for AppError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the queue is unavailable (redis did not answer); try again".to_owned(),
                 )
+            }
+            Self::Queue(taskq::Error::Full(full)) => {
+                extra = Some((header::RETRY_AFTER, "1".to_owned()));
+                (StatusCode::SERVICE_UNAVAILABLE, full.to_string())
             }
             Self::Queue(err @ taskq::Error::NotReplicated { .. }) => {
                 tracing::warn!(error = %err, "change not acknowledged by enough replicas");

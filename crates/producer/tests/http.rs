@@ -55,7 +55,7 @@ async fn a_done_task_answers_200_with_its_result() {
 #[tokio::test]
 async fn bad_input_gets_a_4xx_json_error_and_writes_nothing() {
     let redis = RedisServer::start();
-    let (addr, _stop, _) = spawn_producer(&redis).await;
+    let (addr, _stop, queue) = spawn_producer(&redis).await;
     let long = "n".repeat(257);
     let cases = [
         ("/".to_owned(), StatusCode::BAD_REQUEST),
@@ -91,10 +91,12 @@ async fn bad_input_gets_a_4xx_json_error_and_writes_nothing() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 
-    let keys: Vec<String> = redis::cmd("KEYS")
+    let mut keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")
         .query(&mut redis.connection())
         .unwrap();
+    // The watch keeps its reading of Redis' memory, whatever the requests.
+    keys.retain(|key| key != queue.keys().memory(false));
     assert!(keys.is_empty(), "bad input wrote {keys:?}");
 }
 
@@ -198,7 +200,9 @@ async fn generated_hostile_names_round_trip_to_their_own_key_and_nowhere_else() 
     }
 
     let mut conn = redis.connection();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    // The reading of Redis' memory, kept for admission, is not the queue's.
+    keys.retain(|key| key != queue.keys().memory(false));
     let prefix = queue.keys().task_prefix();
     let records: std::collections::HashSet<&str> =
         keys.iter().filter_map(|k| k.strip_prefix(prefix)).collect();

@@ -12,7 +12,7 @@ use taskq::{Queue, QueueStats};
 
 /// The queue-wide counters the scripts keep, with their help text. A counter that has not
 /// happened yet is shown as 0, so that its series exists from the start.
-const COUNTERS: [(&str, &str); 14] = [
+const COUNTERS: [(&str, &str); 16] = [
     ("enqueued", "Tasks created by an enqueue."),
     (
         "duplicates",
@@ -51,6 +51,14 @@ const COUNTERS: [(&str, &str); 14] = [
     ("revived", "Dead tasks retried by an operator."),
     ("cancelled", "Tasks cancelled."),
     ("purged", "Finished records deleted by an operator."),
+    (
+        "results_deferred",
+        "Results that found no room in a Redis at maxmemory: the task waits, called again later.",
+    ),
+    (
+        "payloads_dropped",
+        "Done tasks whose payload made room for their result in a Redis at maxmemory.",
+    ),
 ];
 
 /// Reads every queue's statistics from Redis (one after another) and writes them with

@@ -22,8 +22,8 @@ pub fn health_of(watches: &[(&str, &Watch)]) -> serde_json::Map<String, serde_js
 }
 
 /// Writes the configuration and memory series of each queue's Redis: memory in use and its
-/// limit, whether the eviction policy is safe (labelled with the policy), and whether
-/// persistence is on (left out when unknown). Queues whose Redis has not answered yet are left
+/// limit, whether the eviction policy is safe (labelled with the policy), the replicas online
+/// against those every change waits for, and whether persistence is on (left out when unknown). Queues whose Redis has not answered yet are left
 /// out.
 pub fn write_server_reports(page: &mut Exposition, watches: &[(&str, &Watch)]) {
     let reports = latest_reports(watches);
@@ -65,6 +65,31 @@ pub fn write_server_reports(page: &mut Exposition, watches: &[(&str, &Watch)]) {
         );
     }
     page.family(
+        "taskq_redis_replicas_online",
+        Kind::Gauge,
+        "Replicas online of the master holding the queue: those that acknowledge writes.",
+    );
+    for (queue, report) in known() {
+        page.sample(
+            "taskq_redis_replicas_online",
+            &[("queue", queue)],
+            report.replicas,
+        );
+    }
+    page.family(
+        "taskq_redis_wait_replicas",
+        Kind::Gauge,
+        "Replicas every change waits for (REDIS_WAIT_REPLICAS); with fewer online, every enqueue \
+         is refused and no task is run.",
+    );
+    for (queue, report) in known() {
+        page.sample(
+            "taskq_redis_wait_replicas",
+            &[("queue", queue)],
+            report.wait_replicas,
+        );
+    }
+    page.family(
         "taskq_redis_persistence_enabled",
         Kind::Gauge,
         "1 when AOF or RDB snapshots are on, 0 when both are off (absent when CONFIG is refused \
@@ -96,6 +121,8 @@ mod tests {
             aof,
             rdb,
             queued,
+            replicas: 0,
+            wait_replicas: 0,
         }
     }
 

@@ -11,32 +11,18 @@
 //!
 //! Nothing waits on a timer: a lone enqueue is sent at once, and enqueues gather only while
 //! [`CALLS_IN_FLIGHT`] earlier calls are on their way. Each task keeps the guarantees it has alone:
-//! the call is one script, so a batch is written whole or not at all, and a name given twice in
-//! one call is created once. A caller that stops waiting does not stop its enqueue, as with any
-//! command already sent.
+//! the call is one atomic script, a name given twice in one call is created once, and each task
+//! gets its own answer (created, there already, or refused because the queue is full). A caller
+//! that stops waiting does not stop its enqueue, as with any command already sent. This module
+//! only gathers; the call itself is the enqueue's ([`Call`], made by `crate::enqueue`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use redis::{ScriptInvocation, Value};
-use serde_json::value::RawValue;
 use tokio::sync::mpsc::error::SendError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::connect::RedisConnection;
 use crate::error::{Error, Result};
-use crate::keys::QueueKeys;
-use crate::name::TaskName;
-use crate::scripts::{self, RunScript};
-use crate::task::{RunAt, TaskView};
-
-/// The answer to an enqueue.
-#[derive(Debug, Clone)]
-pub struct Enqueued {
-    /// Whether this call created the task (false: a task of that name was already there).
-    pub created: bool,
-    /// The task as it is now.
-    pub view: TaskView,
-}
+use crate::task::{Enqueued, NewTask};
 
 /// The most tasks one shared call carries.
 pub(crate) const MAX_TASKS: usize = 256;
@@ -45,117 +31,28 @@ pub(crate) const MAX_CALL_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Shared calls on their way at once, per queue handle (and its clones).
 pub(crate) const CALLS_IN_FLIGHT: usize = 4;
 
-/// One task of an enqueue call.
-pub(crate) struct TaskArgs<'a> {
-    pub name: &'a TaskName,
-    pub payload: Option<&'a RawValue>,
-    pub run_at: RunAt,
-    pub callback_url: Option<&'a str>,
-}
-
-/// The enqueue script for `tasks`. With `records`, a task already there answers its record;
-/// without, 0.
-pub(crate) fn invocation<'a>(
-    conn: &RedisConnection,
-    keys: &QueueKeys,
-    result_ttl_ms: u64,
-    records: bool,
-    tasks: impl IntoIterator<Item = TaskArgs<'a>>,
-) -> ScriptInvocation<'static> {
-    let mut invocation = scripts::ENQUEUE.on(conn).key(&keys.due);
-    invocation
-        .key(&keys.stats)
-        .key(&keys.wake)
-        .arg(result_ttl_ms)
-        .arg(if records { "1" } else { "0" })
-        .arg(keys.task_prefix());
-    for task in tasks {
-        invocation
-            .key(keys.task(task.name))
-            .arg(task.payload.map_or("", RawValue::get))
-            .arg(task.run_at.as_arg())
-            .arg(task.callback_url.unwrap_or(""));
-    }
-    invocation
-}
-
-/// Splits the script's reply into the creation time and one reply per task.
-pub(crate) fn split(reply: Vec<Value>, tasks: usize) -> Result<(u64, Vec<Value>)> {
-    let mut items = reply.into_iter();
-    let created = items
-        .next()
-        .and_then(|value| redis::from_redis_value(value).ok())
-        .ok_or_else(|| bad("creation time"))?;
-    let replies: Vec<Value> = items.collect();
-    if replies.len() != tasks {
-        return Err(bad(&format!("{} answers for {tasks} tasks", replies.len())));
-    }
-    Ok((created, replies))
-}
-
-/// One task's answer: 1 when created now, else its record (or 0 without records).
-pub(crate) fn answer(
-    task: &TaskArgs<'_>,
-    payload: Option<Box<RawValue>>,
-    created_at_ms: u64,
-    reply: Value,
-) -> Result<Enqueued> {
-    let name = task.name;
-    if reply == Value::Int(1) {
-        return Ok(Enqueued {
-            created: true,
-            view: TaskView::enqueued(
-                name.as_str(),
-                created_at_ms,
-                task.run_at.resolve(created_at_ms),
-                payload,
-                task.callback_url.is_some(),
-            ),
-        });
-    }
-    let fields: Vec<(String, String)> =
-        redis::from_redis_value(reply).map_err(|_| bad("record"))?;
-    Ok(Enqueued {
-        created: false,
-        view: TaskView::from_fields(name.as_str(), fields)?,
-    })
-}
-
-fn bad(what: &str) -> Error {
-    Error::UnexpectedReply(format!("enqueue reply: {what}"))
-}
-
 /// One enqueue waiting for a call.
-struct Request {
-    name: TaskName,
-    payload: Option<Box<RawValue>>,
-    run_at: RunAt,
-    callback_url: Option<String>,
-    answer: oneshot::Sender<Result<Enqueued>>,
+pub(crate) struct Request {
+    /// The task to add.
+    pub task: NewTask,
+    /// Where its answer goes.
+    pub answer: oneshot::Sender<Result<Enqueued>>,
 }
 
 impl Request {
-    fn args(&self) -> TaskArgs<'_> {
-        TaskArgs {
-            name: &self.name,
-            payload: self.payload.as_deref(),
-            run_at: self.run_at,
-            callback_url: self.callback_url.as_deref(),
-        }
-    }
-
     fn payload_len(&self) -> usize {
-        self.payload
+        self.task
+            .payload
             .as_ref()
             .map_or(0, |payload| payload.get().len())
     }
 }
 
-/// Where the background task sends its calls.
-pub(crate) struct CallTarget {
-    pub conn: RedisConnection,
-    pub keys: Arc<QueueKeys>,
-    pub result_ttl_ms: u64,
+/// What a gathered batch is handed to: one script call for all its tasks, which answers each
+/// request (see [`crate::enqueue`]).
+pub(crate) trait Call: Send + Sync + 'static {
+    /// Writes `batch` in one call and sends each request its answer.
+    fn call(&self, batch: Vec<Request>) -> impl Future<Output = ()> + Send;
 }
 
 /// The enqueues of one queue handle and its clones; starts its background task on first use,
@@ -166,27 +63,18 @@ pub(crate) struct Enqueuer {
 }
 
 impl Enqueuer {
-    /// Enqueues `name` in the next call to `target` and waits for its answer.
-    pub async fn enqueue(
+    /// Enqueues `task` in the next call made by `target` and waits for its answer.
+    pub async fn enqueue<C: Call>(
         &self,
-        task: crate::task::NewTask,
-        target: impl FnOnce() -> CallTarget,
+        task: NewTask,
+        target: impl FnOnce() -> C,
     ) -> Result<Enqueued> {
         let (answer, answered) = oneshot::channel();
-        self.send(
-            Request {
-                name: task.name,
-                payload: task.payload,
-                run_at: task.run_at,
-                callback_url: task.callback_url,
-                answer,
-            },
-            target,
-        );
+        self.send(Request { task, answer }, target);
         answered.await.unwrap_or(Err(Error::Interrupted))
     }
 
-    fn send(&self, request: Request, target: impl FnOnce() -> CallTarget) {
+    fn send<C: Call>(&self, request: Request, target: impl FnOnce() -> C) {
         let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
         let request = match requests.as_ref() {
             Some(sender) => match sender.send(request) {
@@ -205,7 +93,7 @@ impl Enqueuer {
 
 /// The background task: waits for a free call, gathers what is waiting, calls. Ends when every
 /// handle of the queue is gone.
-async fn gather_and_call(mut requests: mpsc::UnboundedReceiver<Request>, target: Arc<CallTarget>) {
+async fn gather_and_call<C: Call>(mut requests: mpsc::UnboundedReceiver<Request>, target: Arc<C>) {
     let calls = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
     loop {
         let Ok(call) = Arc::clone(&calls).acquire_owned().await else {
@@ -226,49 +114,5 @@ async fn gather_and_call(mut requests: mpsc::UnboundedReceiver<Request>, target:
             target.call(batch).await;
             drop(call);
         });
-    }
-}
-
-impl CallTarget {
-    /// Runs one call for `batch` and hands each caller its answer.
-    async fn call(&self, batch: Vec<Request>) {
-        let tasks = batch.iter().map(Request::args);
-        let reply: Result<Vec<Value>> =
-            invocation(&self.conn, &self.keys, self.result_ttl_ms, true, tasks)
-                .run(&self.conn)
-                .await;
-        let answers = reply.and_then(|reply| split(reply, batch.len()));
-        match answers {
-            Ok((created_at_ms, replies)) => {
-                for (mut request, reply) in batch.into_iter().zip(replies) {
-                    let payload = request.payload.take();
-                    let answer = answer(&request.args(), payload, created_at_ms, reply);
-                    let _ = request.answer.send(answer);
-                }
-            }
-            Err(err) => {
-                for request in batch {
-                    let _ = request.answer.send(Err(again(&err)));
-                }
-            }
-        }
-    }
-}
-
-/// The failure of a call, once more for each of its callers.
-fn again(err: &Error) -> Error {
-    match err {
-        Error::Redis(err) => Error::Redis(err.clone()),
-        Error::UnexpectedReply(text) => Error::UnexpectedReply(text.clone()),
-        &Error::NotReplicated {
-            wanted,
-            acknowledged,
-            timeout,
-        } => Error::NotReplicated {
-            wanted,
-            acknowledged,
-            timeout,
-        },
-        other => Error::UnexpectedReply(other.to_string()),
     }
 }

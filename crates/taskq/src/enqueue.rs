@@ -1,17 +1,29 @@
 //! Enqueueing: `enqueue.lua` adds a task unless one of its name is live (one live task per
-//! name), in one atomic step, due at once or later ([`RunAt`]). Single enqueues go through the
-//! queue handle's batcher ([`crate::batcher`]), which shares script calls between enqueues made
-//! at the same time; [`Queue::enqueue_many`] and [`Queue::submit_many`] send their own calls.
+//! name), in one atomic step, due at once or later ([`RunAt`]), and unless the queue is full
+//! ([`Full`]: Redis' memory past the enqueuing side's high-water mark, or the most tasks it may
+//! hold). Single enqueues are gathered by the queue handle's batcher ([`crate::batcher`]), which
+//! shares script calls between enqueues made at the same time; [`Queue::enqueue_many`] and
+//! [`Queue::submit_many`] send their own calls. Every call goes through [`Writer::write`].
+//!
+//! Admission lives in the script, where every enqueue of every producer passes: the estimate is
+//! the latest reading of Redis' memory plus what enqueues wrote since, so neither a burst nor
+//! several producers can pass the mark between two readings (the script's header says how).
 
+use std::sync::Arc;
+
+use redis::Value;
 use serde_json::value::RawValue;
 use tracing::instrument;
 
-use crate::batcher::{self, Enqueued, MAX_CALL_PAYLOAD_BYTES};
-use crate::error::{Error, Result};
+use crate::batcher::{self, MAX_CALL_PAYLOAD_BYTES, Request};
+use crate::connect::RedisConnection;
+use crate::error::{Error, Full, Result};
+use crate::keys::QueueKeys;
 use crate::name::TaskName;
+use crate::policy::EnqueuePolicy;
 use crate::queue::Queue;
-use crate::scripts::{RunScript, millis};
-use crate::task::{NewTask, RunAt};
+use crate::scripts::{self, RunScript, millis};
+use crate::task::{Enqueued, NewTask, RunAt, TaskView};
 
 /// The largest payload accepted with a task, in bytes of JSON text.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -19,15 +31,246 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// The most tasks one call of [`Queue::submit_many`] writes (it makes more calls for more).
 pub const MAX_TASKS_PER_CALL: usize = 1000;
 
+/// One task of an enqueue call.
+pub(crate) struct TaskArgs<'a> {
+    pub name: &'a TaskName,
+    pub payload: Option<&'a RawValue>,
+    pub run_at: RunAt,
+    pub callback_url: Option<&'a str>,
+}
+
 impl NewTask {
-    fn args(&self) -> batcher::TaskArgs<'_> {
-        batcher::TaskArgs {
+    fn args(&self) -> TaskArgs<'_> {
+        TaskArgs {
             name: &self.name,
             payload: self.payload.as_deref(),
             run_at: self.run_at,
             callback_url: self.callback_url.as_deref(),
         }
     }
+}
+
+/// What an enqueue call needs: the queue's connection, keys and enqueuing policy.
+pub(crate) struct Writer {
+    pub conn: RedisConnection,
+    pub keys: Arc<QueueKeys>,
+    pub policy: Arc<EnqueuePolicy>,
+}
+
+/// What a task already there answers in a call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Existing {
+    /// Its record, as a view.
+    Record,
+    /// Nothing: only whether each task was created.
+    Nothing,
+}
+
+/// One task's reply in a call.
+pub(crate) enum Reply {
+    /// Created now, at this server time (ms).
+    Created(u64),
+    /// A task of that name was there; its view when the call asked for records.
+    Existing(Option<Box<TaskView>>),
+    /// Refused: the queue is full.
+    Refused(Full),
+}
+
+impl Writer {
+    /// Runs one call of the enqueue script for `tasks`; answers each task, in order. At
+    /// `maxmemory`, where Redis refuses the script, the call is made again in its looking-up
+    /// form: a task already there is answered, a new one refused ([`Full::MaxMemory`]).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails: nothing was written then.
+    pub(crate) async fn write(
+        &self,
+        tasks: &[TaskArgs<'_>],
+        existing: Existing,
+    ) -> Result<Vec<Reply>> {
+        let reply: Vec<Value> = match self
+            .invocation(tasks, existing, false)
+            .run(&self.conn)
+            .await
+        {
+            Err(Error::Full(Full::MaxMemory)) => {
+                self.invocation(tasks, existing, true)
+                    .read(&self.conn)
+                    .await?
+            }
+            reply => reply?,
+        };
+        replies(reply, tasks)
+    }
+
+    /// The `enqueue.lua` call for `tasks`, in its `looking_up` form or not.
+    fn invocation(
+        &self,
+        tasks: &[TaskArgs<'_>],
+        existing: Existing,
+        looking_up: bool,
+    ) -> redis::ScriptInvocation<'static> {
+        let script = if looking_up {
+            &scripts::ENQUEUE_LOOKUP
+        } else {
+            &scripts::ENQUEUE
+        };
+        let mut invocation = script.on(&self.conn).key(&self.keys.due);
+        invocation
+            .key(&self.keys.stats)
+            .key(&self.keys.wake)
+            .key(&self.keys.leased)
+            .key(self.keys.memory(self.conn.is_cluster()))
+            .arg(millis(self.policy.result_ttl))
+            .arg(if existing == Existing::Record {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(self.keys.task_prefix())
+            .arg(self.policy.high_water_ppm())
+            .arg(self.policy.max_queued.unwrap_or(0))
+            .arg(u8::from(looking_up));
+        for task in tasks {
+            invocation
+                .key(self.keys.task(task.name))
+                .arg(task.payload.map_or("", RawValue::get))
+                .arg(task.run_at.as_arg())
+                .arg(task.callback_url.unwrap_or(""));
+        }
+        invocation
+    }
+}
+
+/// Reads the script's reply: `{created, reason, figure, limit, r1, r2, ...}`.
+fn replies(reply: Vec<Value>, tasks: &[TaskArgs<'_>]) -> Result<Vec<Reply>> {
+    if reply.len() != tasks.len() + 4 {
+        return Err(bad(&format!(
+            "{} values for {} tasks",
+            reply.len(),
+            tasks.len()
+        )));
+    }
+    let mut items = reply.into_iter();
+    let mut header = |what: &str| items.next().ok_or_else(|| bad(what));
+    let (created, reason, figure, limit) = (
+        header("creation time")?,
+        header("reason")?,
+        header("figure")?,
+        header("limit")?,
+    );
+    let number = |value: Value, what: &str| -> Result<u64> {
+        redis::from_redis_value(value).map_err(|_| bad(what))
+    };
+    let created_at_ms = number(created, "creation time")?;
+    let reason: String = redis::from_redis_value(reason).map_err(|_| bad("reason"))?;
+    let (figure, limit) = (number(figure, "figure")?, number(limit, "limit")?);
+    let full = match reason.as_str() {
+        "" => None,
+        "memory" => Some(Full::Memory {
+            used: figure,
+            mark: limit,
+        }),
+        "max_queued" => Some(Full::MaxQueued {
+            queued: figure,
+            max: limit,
+        }),
+        "maxmemory" => Some(Full::MaxMemory),
+        other => return Err(bad(&format!("reason {other:?}"))),
+    };
+    tasks
+        .iter()
+        .zip(items)
+        .map(|(task, value)| match value {
+            Value::Int(1) => Ok(Reply::Created(created_at_ms)),
+            Value::Int(0) => Ok(Reply::Existing(None)),
+            Value::Int(-1) => full
+                .map(Reply::Refused)
+                .ok_or_else(|| bad("refused, no reason")),
+            record => {
+                let fields: Vec<(String, String)> =
+                    redis::from_redis_value(record).map_err(|_| bad("record"))?;
+                Ok(Reply::Existing(Some(Box::new(TaskView::from_fields(
+                    task.name.as_str(),
+                    fields,
+                )?))))
+            }
+        })
+        .collect()
+}
+
+impl Reply {
+    /// The answer to `task`, whose `payload` goes into the view of a task created now.
+    ///
+    /// # Errors
+    /// [`Error::Full`] for a refused task.
+    pub(crate) fn enqueued(
+        self,
+        task: &TaskArgs<'_>,
+        payload: Option<Box<RawValue>>,
+    ) -> Result<Enqueued> {
+        match self {
+            Self::Created(created_at_ms) => Ok(Enqueued {
+                created: true,
+                view: TaskView::enqueued(
+                    task.name.as_str(),
+                    created_at_ms,
+                    task.run_at.resolve(created_at_ms),
+                    payload,
+                    task.callback_url.is_some(),
+                ),
+            }),
+            Self::Existing(Some(view)) => Ok(Enqueued {
+                created: false,
+                view: *view,
+            }),
+            Self::Existing(None) => Err(bad("no record")),
+            Self::Refused(full) => Err(Error::Full(full)),
+        }
+    }
+}
+
+impl batcher::Call for Writer {
+    async fn call(&self, batch: Vec<Request>) {
+        let args: Vec<TaskArgs<'_>> = batch.iter().map(|request| request.task.args()).collect();
+        match self.write(&args, Existing::Record).await {
+            Ok(replies) => {
+                for (request, reply) in batch.into_iter().zip(replies) {
+                    let Request { mut task, answer } = request;
+                    let payload = task.payload.take();
+                    let _ = answer.send(reply.enqueued(&task.args(), payload));
+                }
+            }
+            Err(err) => {
+                for request in batch {
+                    let _ = request.answer.send(Err(again(&err)));
+                }
+            }
+        }
+    }
+}
+
+/// The failure of a call, once more for each of its callers.
+fn again(err: &Error) -> Error {
+    match err {
+        Error::Redis(err) => Error::Redis(err.clone()),
+        &Error::Full(full) => Error::Full(full),
+        Error::UnexpectedReply(text) => Error::UnexpectedReply(text.clone()),
+        &Error::NotReplicated {
+            wanted,
+            acknowledged,
+            timeout,
+        } => Error::NotReplicated {
+            wanted,
+            acknowledged,
+            timeout,
+        },
+        other => Error::UnexpectedReply(other.to_string()),
+    }
+}
+
+fn bad(what: &str) -> Error {
+    Error::UnexpectedReply(format!("enqueue reply: {what}"))
 }
 
 /// Refuses a payload over [`MAX_PAYLOAD_BYTES`] ([`Error::PayloadTooLarge`]), as every enqueue
@@ -51,7 +294,8 @@ impl Queue {
     /// is. [`Queue::submit`] adds a payload.
     ///
     /// # Errors
-    /// [`Error::Redis`] when Redis fails; nothing is written then.
+    /// [`Error::Full`] when the queue is full; [`Error::Redis`] (or [`Full::MaxMemory`]) when
+    /// Redis fails; nothing is written then.
     pub async fn enqueue(&self, name: &TaskName) -> Result<Enqueued> {
         self.submit(name, None).await
     }
@@ -61,8 +305,8 @@ impl Queue {
     /// task as it now is. A duplicate keeps the first payload.
     ///
     /// # Errors
-    /// [`Error::PayloadTooLarge`] over [`MAX_PAYLOAD_BYTES`]; [`Error::Redis`] when Redis fails,
-    /// and nothing is written then.
+    /// [`Error::PayloadTooLarge`] over [`MAX_PAYLOAD_BYTES`]; [`Error::Full`] when the queue is
+    /// full; [`Error::Redis`] (or [`Full::MaxMemory`]) when Redis fails; nothing is written then.
     pub async fn submit(&self, name: &TaskName, payload: Option<&RawValue>) -> Result<Enqueued> {
         self.schedule(name, payload, RunAt::Now).await
     }
@@ -96,44 +340,38 @@ impl Queue {
     pub async fn submit_task(&self, task: NewTask) -> Result<Enqueued> {
         check_payload(task.payload.as_deref())?;
         task.run_at.check()?;
-        self.enqueue_one(task).await
+        self.enqueuer().enqueue(task, || self.writer()).await
     }
 
     /// Adds many tasks, each with its payload and time, in as few calls as their size allows (up
     /// to [`MAX_TASKS_PER_CALL`] tasks and about 1 MiB of payload per call, in order); answers
-    /// each task as [`Queue::submit`] does, in order. A name given twice is created once: the
-    /// second answer is the first's task.
+    /// each task as [`Queue::submit`] does, in order, or why the queue refused it ([`Full`]:
+    /// within a call, every new task after the first refused one is refused too, while a task
+    /// already there is still answered). A name given twice is created once: the second answer
+    /// is the first's task.
     ///
     /// # Errors
     /// [`Error::PayloadTooLarge`] or [`Error::InvalidRunAt`] (before anything is written) when a
-    /// payload is over [`MAX_PAYLOAD_BYTES`] or a time out of range; [`Error::Redis`] when Redis fails: each call is written whole or not
-    /// at all, and the calls before it stay written.
-    pub async fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<Enqueued>> {
+    /// payload is over [`MAX_PAYLOAD_BYTES`] or a time out of range; [`Error::Redis`] when Redis
+    /// fails: each call is written whole or not at all, and the calls before it stay written.
+    pub async fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<Result<Enqueued, Full>>> {
         for task in tasks {
             check_payload(task.payload.as_deref())?;
             task.run_at.check()?;
         }
+        let writer = self.writer();
         let mut answers = Vec::with_capacity(tasks.len());
         let mut rest = tasks;
         while !rest.is_empty() {
             let (call, after) = rest.split_at(call_size(rest));
             rest = after;
-            let invocation = batcher::invocation(
-                self.redis(),
-                self.keys(),
-                millis(self.enqueue_policy().result_ttl),
-                true,
-                call.iter().map(NewTask::args),
-            );
-            let reply: Vec<redis::Value> = invocation.run(self.redis()).await?;
-            let (created_at_ms, replies) = batcher::split(reply, call.len())?;
-            for (task, reply) in call.iter().zip(replies) {
-                answers.push(batcher::answer(
-                    &task.args(),
-                    task.payload.clone(),
-                    created_at_ms,
-                    reply,
-                )?);
+            let args: Vec<TaskArgs<'_>> = call.iter().map(NewTask::args).collect();
+            let replies = writer.write(&args, Existing::Record).await?;
+            for ((task, args), reply) in call.iter().zip(&args).zip(replies) {
+                answers.push(match reply {
+                    Reply::Refused(full) => Err(full),
+                    reply => Ok(reply.enqueued(args, task.payload.clone())?),
+                });
             }
         }
         Ok(answers)
@@ -142,28 +380,28 @@ impl Queue {
     /// Adds many tasks in one round trip; answers, per name, whether it was created.
     ///
     /// # Errors
-    /// [`Error::Redis`] when Redis fails; the batch is then either wholly written or not at all.
+    /// [`Error::Full`] when the queue refused a task (the tasks before it are written);
+    /// [`Error::Redis`] when Redis fails: the batch is then either wholly written or not at all.
     pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
-        let tasks = names.iter().map(|name| batcher::TaskArgs {
-            name,
-            payload: None,
-            run_at: RunAt::Now,
-            callback_url: None,
-        });
-        let reply: Vec<redis::Value> = batcher::invocation(
-            self.redis(),
-            self.keys(),
-            millis(self.enqueue_policy().result_ttl),
-            false,
-            tasks,
-        )
-        .run(self.redis())
-        .await?;
-        let (_, flags) = batcher::split(reply, names.len())?;
-        Ok(flags
+        let tasks: Vec<TaskArgs<'_>> = names
+            .iter()
+            .map(|name| TaskArgs {
+                name,
+                payload: None,
+                run_at: RunAt::Now,
+                callback_url: None,
+            })
+            .collect();
+        self.writer()
+            .write(&tasks, Existing::Nothing)
+            .await?
             .into_iter()
-            .map(|flag| flag == redis::Value::Int(1))
-            .collect())
+            .map(|reply| match reply {
+                Reply::Created(_) => Ok(true),
+                Reply::Existing(_) => Ok(false),
+                Reply::Refused(full) => Err(Error::Full(full)),
+            })
+            .collect()
     }
 }
 

@@ -29,7 +29,10 @@ pub enum NameError {
 pub enum Error {
     /// Redis could not be reached or answered with an error.
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
+    /// The queue is full: nothing was written (see [`Full`]).
+    #[error(transparent)]
+    Full(#[from] Full),
     /// A script answered something this version does not understand.
     #[error("unexpected reply from redis: {0}")]
     UnexpectedReply(String),
@@ -98,6 +101,52 @@ pub enum Error {
         /// The limit in bytes.
         max: usize,
     },
+}
+
+/// Why a change that adds data was refused before anything was written: the queue holds as much
+/// as its enqueuing side allows ([`crate::EnqueuePolicy`]), or Redis as much as its `maxmemory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Full {
+    /// The task would take Redis' memory past the high-water mark.
+    #[error(
+        "the queue is full: Redis would use {used} bytes, above the high-water mark of {mark} \
+         bytes; try again later"
+    )]
+    Memory {
+        /// Bytes in use, as estimated with the task.
+        used: u64,
+        /// The mark.
+        mark: u64,
+    },
+    /// Redis is at `maxmemory` and refused a change that adds data (enqueue, retry, a result
+    /// larger than what it replaces); what drains the queue still runs (see `crate::scripts`).
+    #[error(
+        "the queue is full: Redis is at maxmemory and refuses what adds data until memory is freed; try again later"
+    )]
+    MaxMemory,
+    /// The queue holds its most tasks (due and leased).
+    #[error(
+        "the queue is full: it holds {queued} tasks, at most {max} are allowed; try again later"
+    )]
+    MaxQueued {
+        /// Tasks held.
+        queued: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+impl From<redis::RedisError> for Error {
+    /// A refusal for memory (`OOM`: a script that adds data, at `maxmemory`) is told apart, so
+    /// that callers can say the queue is full rather than that Redis failed.
+    fn from(err: redis::RedisError) -> Self {
+        if err.code() == Some("OOM") {
+            Self::Full(Full::MaxMemory)
+        } else {
+            Self::Redis(err)
+        }
+    }
 }
 
 /// The library's result type.

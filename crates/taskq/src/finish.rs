@@ -2,15 +2,26 @@
 //! many tasks per call), `release.lua` (handed back unrun) and `extend.lua` (leases renewed).
 //! Each checks the claim token, so a worker whose lease was taken back gets [`Ack::Stale`] and
 //! its answer is dropped.
+//!
+//! Release and extend only move tasks, so they run whatever Redis' memory. Recording outcomes
+//! adds data (results, partial data), so Redis refuses `finish.lua` at `maxmemory`; the queue must
+//! still drain there, so a refused batch is sent again in the script's draining form, which
+//! moves every task on and writes no text larger than what it replaces: a result that does not
+//! fit waits for room ([`Ack::Deferred`]), called again after [`WAIT_FOR_ROOM`].
 
 use std::time::Duration;
 
 use tracing::instrument;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Full, Result};
 use crate::queue::Queue;
 use crate::scripts::{self, RunScript, millis};
 use crate::task::ClaimedTask;
+
+/// How long a task whose result found no room in a full Redis waits before it is called again:
+/// long enough not to spin on a Redis that stays full, short enough to take the room freed by
+/// expiring results and finishing tasks soon.
+pub const WAIT_FOR_ROOM: Duration = Duration::from_secs(5);
 
 /// What a finishing call (complete, snooze, fail, release) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +32,10 @@ pub enum Ack {
     Dead,
     /// Refused: the token no longer owns the task (its lease was reaped). Counted as `stale`.
     Stale,
+    /// Redis is at `maxmemory` and the result did not fit in what it replaces: the task waits,
+    /// due again after [`WAIT_FOR_ROOM`], its data as before; no attempt is used. Counted as
+    /// `results_deferred`.
+    Deferred,
 }
 
 impl Ack {
@@ -29,6 +44,7 @@ impl Ack {
             0 => Ok(Self::Stale),
             1 => Ok(Self::Applied),
             2 => Ok(Self::Dead),
+            3 => Ok(Self::Deferred),
             other => Err(Error::UnexpectedReply(format!("ack code {other}"))),
         }
     }
@@ -127,7 +143,8 @@ impl Queue {
     }
 
     /// Records the outcomes of many calls in one round trip (the worker's path: one script call
-    /// costs Redis more than the work inside it). Answers one ack per task, in order.
+    /// costs Redis more than the work inside it). Answers one ack per task, in order. At
+    /// `maxmemory` the batch is recorded in the draining form (see the module doc).
     ///
     /// # Errors
     /// [`Error::Redis`] when Redis fails; the batch is then either wholly recorded or not at
@@ -136,7 +153,38 @@ impl Queue {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = scripts::FINISH.on(self.redis()).key(&self.keys().leased);
+        let codes: Vec<i64> = match self.finishing(batch, false).run(self.redis()).await {
+            Err(Error::Full(Full::MaxMemory)) => {
+                tracing::debug!(
+                    tasks = batch.len(),
+                    "redis is at maxmemory: recording as it drains"
+                );
+                self.finishing(batch, true).run(self.redis()).await?
+            }
+            codes => codes?,
+        };
+        if codes.len() != batch.len() {
+            return Err(Error::UnexpectedReply(format!(
+                "finish: {} acks for {} tasks",
+                codes.len(),
+                batch.len()
+            )));
+        }
+        codes.into_iter().map(Ack::from_code).collect()
+    }
+
+    /// The `finish.lua` call for `batch`, in its `draining` form or not.
+    fn finishing(
+        &self,
+        batch: &[(&ClaimedTask, Finish<'_>)],
+        draining: bool,
+    ) -> redis::ScriptInvocation<'static> {
+        let script = if draining {
+            &scripts::FINISH_DRAINING
+        } else {
+            &scripts::FINISH
+        };
+        let mut invocation = script.on(self.redis()).key(&self.keys().leased);
         invocation
             .key(&self.keys().due)
             .key(&self.keys().dead)
@@ -148,7 +196,9 @@ impl Queue {
             .arg(self.worker_policy().max_poll.map_or(0, millis))
             .arg(self.worker_policy().max_attempts)
             .arg(millis(self.dead_ttl()))
-            .arg(batch.len());
+            .arg(batch.len())
+            .arg(u8::from(draining))
+            .arg(millis(WAIT_FOR_ROOM));
         // The callback lane records follow the tasks' records: KEYS[7 + N + 1], ...
         let mut lane_keys = 7 + batch.len();
         for (task, _) in batch {
@@ -186,15 +236,7 @@ impl Queue {
                 invocation.arg(0);
             }
         }
-        let codes: Vec<i64> = invocation.run(self.redis()).await?;
-        if codes.len() != batch.len() {
-            return Err(Error::UnexpectedReply(format!(
-                "finish: {} acks for {} tasks",
-                codes.len(),
-                batch.len()
-            )));
-        }
-        codes.into_iter().map(Ack::from_code).collect()
+        invocation
     }
 
     /// Hands a task back unrun: due at once, no attempt counted.

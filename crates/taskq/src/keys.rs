@@ -17,6 +17,12 @@ use crate::name::TaskName;
 /// The part of a key name that says it belongs to a queue's callback lane.
 const CALLBACK_LANE: &str = "callback:";
 
+/// The latest reading of Redis' memory and what enqueues wrote since (see `enqueue.lua`), shared
+/// by every queue of a Redis that is not a cluster: memory is the whole server's, so every queue
+/// must count every enqueue. On a cluster a script may touch one slot only: there each queue
+/// keeps its own ([`QueueKeys::memory`]).
+const SHARED_MEMORY: &str = "taskq:memory";
+
 /// The longest queue name accepted, in bytes.
 pub const MAX_QUEUE_NAME_LEN: usize = 128;
 
@@ -54,6 +60,8 @@ pub struct QueueKeys {
     pub(crate) callback_due: String,
     /// The callback lane's wake channel.
     pub(crate) callback_wake: String,
+    /// The queue's own memory reading, on a cluster (see [`QueueKeys::memory`]).
+    memory: String,
 }
 
 impl QueueKeys {
@@ -90,6 +98,7 @@ impl QueueKeys {
             callback_prefix: format!("{tag}:{lane}{CALLBACK_LANE}task:"),
             callback_due: format!("{tag}:{lane}{CALLBACK_LANE}due"),
             callback_wake: format!("{tag}:{lane}{CALLBACK_LANE}wake"),
+            memory: format!("{tag}:memory"),
         }
     }
 
@@ -106,6 +115,13 @@ impl QueueKeys {
     /// The record of the callback of task `name`.
     pub(crate) fn callback_of(&self, name: &str) -> String {
         format!("{}{name}", self.callback_prefix)
+    }
+
+    /// Where the latest reading of Redis' memory is kept, with what enqueues wrote since: one
+    /// key for every queue of a Redis, or, on a `cluster` (whose scripts reach one slot only),
+    /// one per queue.
+    pub fn memory(&self, cluster: bool) -> &str {
+        if cluster { &self.memory } else { SHARED_MEMORY }
     }
 
     /// The queue's name.

@@ -60,13 +60,12 @@ pub mod task;
 pub mod worker;
 
 pub use backoff::Backoff;
-pub use batcher::Enqueued;
 pub use cancel::Cancel;
 pub use claim::Claim;
 pub use connect::{ConnectOptions, RedisConnection, RedisUrl, WaitForReplicas};
 pub use enqueue::{MAX_PAYLOAD_BYTES, MAX_TASKS_PER_CALL, check_payload};
-pub use error::{Error, NameError, Result};
-pub use finish::{Ack, Finish};
+pub use error::{Error, Full, NameError, Result};
+pub use finish::{Ack, Finish, WAIT_FOR_ROOM};
 pub use hurry::Hurry;
 pub use limit::{Limit, Limiter, LimiterStats, Permit, Rate};
 pub use list::{MAX_PAGE_SIZE, Page};
@@ -77,6 +76,7 @@ pub use queue::Queue;
 pub use stats::{QueueStats, StateCounts};
 pub use sweep::Sweep;
 pub use task::{
-    CallbackState, CallbackView, ClaimedTask, MAX_RUN_AT_MS, NewTask, RunAt, State, TaskView,
+    CallbackState, CallbackView, ClaimedTask, Enqueued, MAX_RUN_AT_MS, NewTask, RunAt, State,
+    TaskView,
 };
 pub use worker::{Failure, Handler, Outcome, Step, WakeHandle, Worker, WorkerConfig, WorkerStats};

@@ -18,18 +18,41 @@ pub(crate) const SWEEP_LIMIT: usize = 100;
 /// How long dead and cancelled records are kept unless a binary says otherwise.
 pub(crate) const DEFAULT_DEAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// What the enqueuing side decides; stored in each record at enqueue.
+/// What the enqueuing side decides: how long results are kept (stored in each record at
+/// enqueue), and how much the queue may hold before enqueues are refused ([`crate::Full`],
+/// applied by the enqueue script).
 #[derive(Debug, Clone)]
 pub struct EnqueuePolicy {
     /// How long a done task's result is kept (and answers requests) before the name may be
     /// enqueued again.
     pub result_ttl: Duration,
+    /// The share of Redis' `maxmemory` past which a new task is refused, so that the workers
+    /// keep the rest to finish what was accepted; `None` (or 1 and more): no mark. No effect on
+    /// a Redis without `maxmemory`.
+    pub memory_high_water: Option<f64>,
+    /// The most tasks the queue may hold, due and leased, before a new task is refused; `None`:
+    /// no limit.
+    pub max_queued: Option<u64>,
 }
 
 impl Default for EnqueuePolicy {
     fn default() -> Self {
         Self {
             result_ttl: Duration::from_secs(3600),
+            memory_high_water: Some(0.85),
+            max_queued: None,
+        }
+    }
+}
+
+impl EnqueuePolicy {
+    /// The memory mark as the enqueue script takes it: millionths of `maxmemory`, 0 for none.
+    pub(crate) fn high_water_ppm(&self) -> u64 {
+        match self.memory_high_water {
+            // In (0, 1): the product is in (0, 1e6), exact enough, and never negative.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(share) if share > 0.0 && share < 1.0 => (share * 1e6).round() as u64,
+            _ => 0,
         }
     }
 }

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use crate::batcher::{self, Enqueued, Enqueuer};
+use crate::batcher::Enqueuer;
 use crate::connect::{ConnectOptions, RedisConnection, RedisUrl, connect};
+use crate::enqueue::Writer;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::policy::{DEFAULT_DEAD_TTL, EnqueuePolicy, WorkerPolicy};
-use crate::scripts::{millis, once_more_if_dropped};
-use crate::task::NewTask;
+use crate::scripts::once_more_if_dropped;
 
 /// A handle on one queue; cheap to clone (all clones share one connection).
 #[derive(Clone)]
@@ -151,15 +151,18 @@ impl Queue {
         Ok(())
     }
 
-    /// Enqueues one task in the next call shared with other enqueues (see [`crate::enqueue`]).
-    pub(crate) async fn enqueue_one(&self, task: NewTask) -> Result<Enqueued> {
-        self.enqueuer
-            .enqueue(task, || batcher::CallTarget {
-                conn: self.conn.clone(),
-                keys: Arc::clone(&self.keys),
-                result_ttl_ms: millis(self.enqueue_policy.result_ttl),
-            })
-            .await
+    /// Gathers this handle's single enqueues into shared calls (see [`crate::batcher`]).
+    pub(crate) fn enqueuer(&self) -> &Enqueuer {
+        &self.enqueuer
+    }
+
+    /// What an enqueue call of this handle needs.
+    pub(crate) fn writer(&self) -> Writer {
+        Writer {
+            conn: self.conn.clone(),
+            keys: Arc::clone(&self.keys),
+            policy: Arc::clone(&self.enqueue_policy),
+        }
     }
 
     /// The members with the lowest scores of each sorted set, in one pipelined round trip.

@@ -26,10 +26,18 @@ pub(crate) struct QueueScript {
 }
 
 impl QueueScript {
-    fn new(body: &str) -> Self {
+    /// The two forms of `file`, a script that opens with its flags line (`#!lua ...`).
+    fn new(file: &str) -> Self {
+        let (flags, body) = split_flags(file);
+        Self::with_flags(flags, body)
+    }
+
+    /// The two forms of `body` under `flags`, which Redis reads only on a script's first line:
+    /// they go before the prelude.
+    fn with_flags(flags: &str, body: &str) -> Self {
         let form = |command: &str| {
             Script::new(&format!(
-                "local PUBLISH = '{command}'\n{}{body}",
+                "{flags}\nlocal PUBLISH = '{command}'\n{}{body}",
                 include_str!("lua/prelude.lua")
             ))
         };
@@ -49,6 +57,22 @@ impl QueueScript {
     }
 }
 
+/// Splits a script file into its flags line and its body.
+///
+/// Every script declares its flags (Redis 7's `#!lua` line), and so its memory class: one that
+/// adds data is plain `#!lua`, which Redis refuses as a whole, before it runs, when it is at
+/// `maxmemory`; one that only moves tasks or frees memory is `#!lua flags=allow-oom`, so that a
+/// full Redis still drains; one that only reads is `#!lua flags=no-writes`. Each file's header
+/// says why it is in its class.
+fn split_flags(file: &str) -> (&str, &str) {
+    match file.split_once('\n') {
+        Some((first, body)) if first.starts_with("#!lua") => (first, body),
+        // Checked by a test for every script; a script without flags would run in Redis'
+        // compatibility mode, refused at its first write at maxmemory.
+        _ => ("#!lua", file),
+    }
+}
+
 macro_rules! script {
     ($file:literal) => {
         LazyLock::new(|| QueueScript::new(include_str!(concat!("lua/", $file))))
@@ -57,10 +81,22 @@ macro_rules! script {
 
 /// Adds tasks (one or many per call) unless they are live or done.
 pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua");
+/// `enqueue.lua` in its looking-up form, for a Redis at `maxmemory`: Redis lets it run there, and
+/// it writes nothing: it answers the tasks already there and refuses the others.
+pub(crate) static ENQUEUE_LOOKUP: LazyLock<QueueScript> = LazyLock::new(|| {
+    let (_, body) = split_flags(include_str!("lua/enqueue.lua"));
+    QueueScript::with_flags("#!lua flags=no-writes", body)
+});
 /// Leases due tasks to a worker.
 pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua");
 /// Records the outcomes of calls: done, processing (reschedule) or failed (retry or bury).
 pub(crate) static FINISH: LazyLock<QueueScript> = script!("finish.lua");
+/// `finish.lua` in its draining form, for a Redis at `maxmemory`: Redis lets it run there, and it
+/// writes no text larger than what it replaces (see the script's header).
+pub(crate) static FINISH_DRAINING: LazyLock<QueueScript> = LazyLock::new(|| {
+    let (_, body) = split_flags(include_str!("lua/finish.lua"));
+    QueueScript::with_flags("#!lua flags=allow-oom", body)
+});
 /// Hands a task back unrun.
 pub(crate) static RELEASE: LazyLock<QueueScript> = script!("release.lua");
 /// Renews held leases.
@@ -147,4 +183,38 @@ impl RunScript for redis::ScriptInvocation<'_> {
 /// A duration in whole milliseconds, as the scripts take it.
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every script file but the prelude opens with its flags and says in its header why it is
+    /// in its memory class (see [`split_flags`]).
+    #[test]
+    fn every_script_declares_its_memory_class() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lua");
+        let mut scripts = 0;
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|name| name == "prelude.lua") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (flags, body) = split_flags(&text);
+            assert!(
+                ["#!lua", "#!lua flags=allow-oom", "#!lua flags=no-writes"].contains(&flags)
+                    && text.starts_with(flags),
+                "{}: flags line {flags:?}",
+                path.display()
+            );
+            assert!(
+                body.contains("\n-- Memory: "),
+                "{}: no Memory line",
+                path.display()
+            );
+            scripts += 1;
+        }
+        assert!(scripts >= 17, "only {scripts} scripts found");
+    }
 }

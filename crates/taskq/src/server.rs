@@ -1,16 +1,16 @@
 //! What the Redis holding a queue says about itself: memory in use against `maxmemory`, the
-//! eviction policy, persistence, and how many tasks the queue holds.
+//! eviction policy, persistence, the replicas online, and how many tasks the queue holds.
 //!
 //! taskq keeps its promises only on a Redis that never drops keys by itself: with
 //! `maxmemory-policy allkeys-lru` (a cache's setting, the default of some managed offers) Redis
-//! silently evicts task records and set entries. And a Redis at `maxmemory` with `noeviction`
-//! refuses every script that writes, the consumer's too, so nothing drains. So both binaries read
-//! this report at start and then periodically: they log an error for an evicting policy, a
-//! warning for persistence off, and show both on `/healthz` and `/metrics`; the producer also
-//! refuses enqueues above a high-water mark of `maxmemory`, so the consumers keep the headroom
-//! to finish what was accepted.
+//! silently evicts task records and set entries. With `REDIS_WAIT_REPLICAS`, a master with fewer
+//! replicas online than that (after a failover, say) acknowledges no change: every enqueue is
+//! refused and no claim is acted on. So every binary reads this report at start and then
+//! periodically: it logs an error for an evicting policy, a warning for too few replicas or
+//! persistence off, and shows them on `/healthz` and `/metrics`. Each reading is also stored for
+//! the enqueue script's admission control (see `enqueue.lua`).
 //!
-//! Memory, policy and AOF come from `INFO` inside a read-only script (so they come from the master
+//! Memory, policy, AOF and replicas come from `INFO` inside a script (so they come from the master
 //! holding the queue, on a cluster too, and still answer at `maxmemory`); RDB snapshots from
 //! `CONFIG GET save`, which a managed Redis may forbid: then persistence is unknown unless AOF is
 //! on.
@@ -41,6 +41,10 @@ pub struct ServerReport {
     pub rdb: Option<bool>,
     /// Tasks waiting for a call or in one (due and leased).
     pub queued: u64,
+    /// Replicas online, those that acknowledge writes (`WAIT` counts them).
+    pub replicas: u32,
+    /// Replicas every change waits for (`REDIS_WAIT_REPLICAS`); 0: none.
+    pub wait_replicas: u32,
 }
 
 impl ServerReport {
@@ -54,12 +58,25 @@ impl ServerReport {
         if self.aof { Some(true) } else { self.rdb }
     }
 
-    /// What is wrong with this Redis for a queue, worst first: an evicting policy (an error) and
-    /// persistence off (a warning, since some deployments accept it).
+    /// Whether enough replicas are online for every change to be acknowledged: fewer than
+    /// `wait_replicas` means every enqueue is refused and no claim is acted on.
+    pub fn replicas_suffice(&self) -> bool {
+        self.replicas >= self.wait_replicas
+    }
+
+    /// What is wrong with this Redis for a queue, worst first: an evicting policy (an error),
+    /// fewer replicas online than every change waits for and persistence off (warnings: the
+    /// first stops the queue until a replica is back, the second some deployments accept).
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if self.evicts() {
             problems.push(Problem::Evicts(self.policy.clone()));
+        }
+        if !self.replicas_suffice() {
+            problems.push(Problem::TooFewReplicas {
+                online: self.replicas,
+                wanted: self.wait_replicas,
+            });
         }
         if self.persistence() == Some(false) {
             problems.push(Problem::NoPersistence);
@@ -73,7 +90,9 @@ impl ServerReport {
         for problem in self.problems() {
             match problem {
                 Problem::Evicts(_) => tracing::error!(queue, "{problem}"),
-                Problem::NoPersistence => tracing::warn!(queue, "{problem}"),
+                Problem::TooFewReplicas { .. } | Problem::NoPersistence => {
+                    tracing::warn!(queue, "{problem}");
+                }
             }
         }
     }
@@ -86,6 +105,8 @@ impl ServerReport {
             "persistence": self.persistence(),
             "used_memory_bytes": self.used_memory,
             "maxmemory_bytes": self.maxmemory,
+            "replicas_online": self.replicas,
+            "wait_replicas": self.wait_replicas,
             "problems": self.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
         })
     }
@@ -101,6 +122,20 @@ pub enum Problem {
          noeviction, and in redis.conf) and size maxmemory for the queue"
     )]
     Evicts(String),
+    /// Fewer replicas are online than every change waits for (`REDIS_WAIT_REPLICAS`): no change
+    /// is acknowledged, so every enqueue is refused and no claim is acted on, until one is back.
+    #[error(
+        "{online} replicas are online and REDIS_WAIT_REPLICAS is {wanted}: no change can be \
+         acknowledged, so every enqueue is refused and no task is run until enough replicas are \
+         back (after a failover, the new master needs {wanted} replicas of its own: run at least \
+         one more replica than REDIS_WAIT_REPLICAS)"
+    )]
+    TooFewReplicas {
+        /// Replicas online.
+        online: u32,
+        /// Replicas every change waits for.
+        wanted: u32,
+    },
     /// Neither AOF nor RDB snapshots are on.
     #[error(
         "persistence is off (no AOF, no RDB snapshots): a Redis restart loses every task; turn \
@@ -116,10 +151,18 @@ impl Queue {
     /// # Errors
     /// [`crate::Error::Redis`] when Redis does not answer the script.
     pub async fn server_report(&self) -> Result<ServerReport> {
-        let (used_memory, maxmemory, policy, aof, queued): (u64, u64, String, u8, u64) = SERVER
+        let (used_memory, maxmemory, policy, aof, queued, replicas): (
+            u64,
+            u64,
+            String,
+            u8,
+            u64,
+            u32,
+        ) = SERVER
             .on(self.redis())
             .key(&self.keys().due)
             .key(&self.keys().leased)
+            .key(self.keys().memory(self.redis().is_cluster()))
             .read(&self.conn())
             .await?;
         let save: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
@@ -138,6 +181,11 @@ impl Queue {
             aof: aof == 1,
             rdb,
             queued,
+            replicas,
+            wait_replicas: self
+                .redis()
+                .wait_for_replicas()
+                .map_or(0, |wait| wait.replicas),
         })
     }
 }
@@ -204,6 +252,8 @@ mod tests {
             aof,
             rdb,
             queued: 3,
+            replicas: 1,
+            wait_replicas: 1,
         }
     }
 
@@ -219,5 +269,16 @@ mod tests {
             vec![Problem::NoPersistence]
         );
         assert_eq!(report("noeviction", false, None).persistence(), None);
+        let alone = ServerReport {
+            replicas: 0,
+            ..report("noeviction", true, None)
+        };
+        assert_eq!(
+            alone.problems(),
+            vec![Problem::TooFewReplicas {
+                online: 0,
+                wanted: 1
+            }]
+        );
     }
 }

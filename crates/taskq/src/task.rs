@@ -115,6 +115,15 @@ impl CallbackView {
     }
 }
 
+/// The answer to an enqueue.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    /// Whether this call created the task (false: a task of that name was already there).
+    pub created: bool,
+    /// The task as it is now.
+    pub view: TaskView,
+}
+
 /// A task to add with [`crate::Queue::submit_many`] (or [`crate::Queue::submit_task`]).
 #[derive(Debug, Clone)]
 pub struct NewTask {

@@ -415,7 +415,9 @@ async fn a_completion_racing_the_reaper_either_wins_whole_or_is_refused_and_coun
                         task.name
                     );
                 }
-                Ack::Dead => panic!("a completion never kills a task"),
+                Ack::Dead | Ack::Deferred => {
+                    panic!("a completion on a Redis with room is recorded or stale: {ack:?}")
+                }
             }
         }
         // Reaped tasks are due again; take them out of the way for the next round.
@@ -499,6 +501,7 @@ async fn a_hundred_thousand_results_expire_and_redis_memory_returns_near_its_sta
     let mut conn = redis.connection();
     let queue = open(&redis).with_enqueue_policy(EnqueuePolicy {
         result_ttl: Duration::from_secs(2),
+        ..EnqueuePolicy::default()
     });
     let start = used_memory(&mut conn);
     let names: Vec<TaskName> = (0..100_000).map(|i| name(&format!("m{i}"))).collect();
@@ -533,7 +536,8 @@ async fn a_hundred_thousand_results_expire_and_redis_memory_returns_near_its_sta
         let mut conn = redis.connection();
         async move {
             let keys: u64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
-            (keys <= 2).then(|| used_memory(&mut conn))
+            // What stays: the counters, the token sequence and the memory reading.
+            (keys <= 3).then(|| used_memory(&mut conn))
         }
     })
     .await;

@@ -92,7 +92,13 @@ async fn a_batch_answers_each_task_in_order_and_a_name_given_twice_is_created_on
         run_at: RunAt::Now,
         callback_url: None,
     });
-    let answers = queue.submit_many(&tasks).await.unwrap();
+    let answers: Vec<_> = queue
+        .submit_many(&tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(answers.len(), 1502);
     for (i, answer) in answers.iter().take(1500).enumerate() {
         assert!(answer.created, "{i}");

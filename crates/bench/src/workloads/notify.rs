@@ -380,6 +380,7 @@ async fn schedule_spread(
     enqueued
         .into_iter()
         .map(|enqueued| {
+            let enqueued = enqueued?;
             let task = &enqueued.view.task;
             if !enqueued.created {
                 bail!("{task} was already queued");

@@ -1,8 +1,10 @@
 //! `POST /tasks/batch`: up to [`MAX_BATCH`] enqueues in one request, written in as few script
 //! calls as the library's [`taskq::Queue::submit_many`] allows. Each task gets its own answer, in
 //! order: its view and whether this request created it, or its own error; one bad task fails
-//! nobody else. Only what concerns the whole request (not JSON, no tasks, too many, the queue
-//! full, Redis down) fails it whole, and then nothing is written.
+//! nobody else. Only what concerns the whole request (not JSON, no tasks, too many, Redis down)
+//! fails it whole, and then nothing is written. When the queue fills up part-way, the tasks
+//! written are answered and the rest refused each with its error; when it was full from the
+//! start, the whole request is refused (503 with `Retry-After`), as a single enqueue is.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +14,7 @@ use serde_json::value::RawValue;
 use taskq::{NewTask, TaskName};
 
 use super::served::{QueueParam, Target};
-use super::tasks::{Submit, TaskResponse, admit, callback_url};
+use super::tasks::{Submit, TaskResponse, callback_url, refused};
 use crate::error::{AppError, ErrorBody};
 use crate::schedule;
 use crate::state::AppState;
@@ -82,33 +84,44 @@ pub async fn submit_batch(
             batch.tasks.len()
         )));
     }
-    let (accepted, refused): (Vec<_>, Vec<_>) = batch
+    let (accepted, invalid): (Vec<_>, Vec<_>) = batch
         .tasks
         .iter()
         .map(|raw| new_task(&state, raw))
         .enumerate()
         .partition(|(_, parsed)| parsed.is_ok());
-    admit(&state, &target)?;
     let tasks: Vec<NewTask> = accepted
         .into_iter()
         .filter_map(|(_, parsed)| parsed.ok())
         .collect();
-    let mut answers = target.queue().submit_many(&tasks).await?.into_iter();
-    let mut refused = refused.into_iter().peekable();
+    let answers = target.queue().submit_many(&tasks).await?;
+    let nothing_written = !answers.is_empty() && answers.iter().all(Result::is_err);
+    let mut full = None;
+    let mut answers = answers.into_iter();
+    let mut invalid = invalid.into_iter().peekable();
     let entries = (0..batch.tasks.len())
-        .map(|i| match refused.next_if(|(at, _)| *at == i) {
+        .map(|i| match invalid.next_if(|(at, _)| *at == i) {
             Some((_, Err(error))) => BatchEntry::Refused(ErrorBody { error }),
             _ => match answers.next() {
-                Some(enqueued) => BatchEntry::Task(Box::new(TaskResponse {
+                Some(Ok(enqueued)) => BatchEntry::Task(Box::new(TaskResponse {
                     view: enqueued.view,
                     enqueued: Some(enqueued.created),
                 })),
+                Some(Err(refusal)) => {
+                    let error = refusal.to_string();
+                    full = Some(refused(&state, &target, refusal));
+                    BatchEntry::Refused(ErrorBody { error })
+                }
                 None => BatchEntry::Refused(ErrorBody {
                     error: "no answer for this task".into(),
                 }),
             },
         })
         .collect();
+    // Nothing written because the queue is full: the whole request is refused, as one enqueue is.
+    if let (true, Some(full)) = (nothing_written, full) {
+        return Err(full);
+    }
     Ok(Json(BatchResponse { tasks: entries }))
 }
 

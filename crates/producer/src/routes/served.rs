@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use taskq::Queue;
 
-use crate::admission::{Admission, Limits};
+use crate::admission::Admission;
 use crate::error::AppError;
 use crate::throughput::Throughput;
 
@@ -22,16 +22,16 @@ pub struct ServedQueue {
     pub queue: Queue,
     /// A minute of samples of its totals, for `/stats`.
     pub throughput: Arc<Throughput>,
-    /// Whether it takes enqueues now, from its Redis' latest report.
+    /// Its refused enqueues and its Redis' latest report.
     pub admission: Arc<Admission>,
 }
 
 impl ServedQueue {
-    fn new(queue: Queue, limits: Limits) -> Self {
+    fn new(queue: Queue) -> Self {
         Self {
+            admission: Arc::new(Admission::new(queue.enqueue_policy())),
             queue,
             throughput: Arc::default(),
-            admission: Arc::new(Admission::new(limits)),
         }
     }
 
@@ -46,12 +46,12 @@ impl ServedQueue {
 pub struct Queues(Arc<[ServedQueue]>);
 
 impl Queues {
-    /// `default` and `others` (each named once), each admitting enqueues within `limits`.
-    pub fn new(default: Queue, others: impl IntoIterator<Item = Queue>, limits: Limits) -> Self {
+    /// `default` and `others` (each named once), each admitting enqueues by its own policy.
+    pub fn new(default: Queue, others: impl IntoIterator<Item = Queue>) -> Self {
         Self(
             std::iter::once(default)
                 .chain(others)
-                .map(|queue| ServedQueue::new(queue, limits))
+                .map(ServedQueue::new)
                 .collect(),
         )
     }

@@ -116,8 +116,11 @@ pub async fn enqueue(
     let name = query::task_name(query.as_deref())?;
     let run_at = schedule::run_at(query::delay_ms(query.as_deref())?, None)?;
     let wait = query::wait(query.as_deref())?.min(state.long_poll_max);
-    admit(&state, &target)?;
-    let mut enqueued = target.queue().schedule(&name, None, run_at).await?;
+    let mut enqueued = admitted(
+        &state,
+        &target,
+        target.queue().schedule(&name, None, run_at).await,
+    )?;
     if !wait.is_zero() && !enqueued.view.state.is_final() {
         enqueued.view = until_final(&state, &target, &name, wait).await?;
     }
@@ -200,7 +203,6 @@ pub async fn submit(
     let name = TaskName::parse(submit.name)?;
     let run_at = schedule::run_at(submit.delay_ms, submit.run_at_ms)?;
     let callback_url = callback_url(&state, submit.callback_url)?;
-    admit(&state, &target)?;
     let enqueued = target
         .queue()
         .submit_task(NewTask {
@@ -209,17 +211,28 @@ pub async fn submit(
             run_at,
             callback_url,
         })
-        .await?;
+        .await;
+    let enqueued = admitted(&state, &target, enqueued)?;
     accepted(&state, &target, &name, enqueued)
 }
 
-/// Refuses an enqueue while the queue is full (see [`crate::admission`]).
-pub(super) fn admit(state: &AppState, target: &Target) -> Result<(), AppError> {
-    target
-        .served
-        .admission
-        .check()
-        .map_err(|refused| AppError::Full(refused, retry_after_secs(state)))
+/// An enqueue's result; a refusal because the queue is full (see [`crate::admission`]) is
+/// counted and answered 503 with `Retry-After`.
+pub(super) fn admitted<T>(
+    state: &AppState,
+    target: &Target,
+    result: taskq::Result<T>,
+) -> Result<T, AppError> {
+    result.map_err(|err| match err {
+        taskq::Error::Full(full) => refused(state, target, full),
+        err => err.into(),
+    })
+}
+
+/// A refusal because the queue is full, counted.
+pub(super) fn refused(state: &AppState, target: &Target, full: taskq::Full) -> AppError {
+    target.served.admission.count_refusal(full);
+    AppError::Full(full, retry_after_secs(state))
 }
 
 /// The `Retry-After` of 202 and 503 answers, in whole seconds (at least 1).

@@ -12,6 +12,7 @@
 //! - [`failover`]: Sentinel failovers under load, with and without `WAIT`.
 //! - [`limits`]: limits shared across consumers and queues, pauses, scheduled tasks.
 //! - [`redis_ops`]: Redis at `maxmemory`, over it, and evicting without persistence.
+//! - [`full_redis`]: bursts against a small Redis, and a Redis filled behind taskq's back.
 //! - [`real_apis`]: each real-API shape over HTTPS, from its profile.
 //! - [`notifications`]: callbacks to clients and provider webhooks in.
 //! - [`metrics`]: `/metrics` of every binary under load.
@@ -25,6 +26,7 @@ mod deploy;
 mod end_to_end;
 mod failover;
 mod faults;
+mod full_redis;
 mod limits;
 mod metrics;
 mod notifications;

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- acquire.lua: grants up to n permits of one shared limit for one moment, now or a little ahead
 -- (a reservation), or says how long to wait. A permit is one call to the API: it spends the rate
 -- (GCRA for the pace and the burst, and a log over a sliding window so that no window ever holds
@@ -15,6 +16,9 @@
 -- Returns {granted, wait (ms): until the moment granted or, with none granted, until asking again
 -- is worth it, why none (0 granted, 1 paused, 2 in flight, 3 rate), first grant number (the
 -- permits hold numbers first .. first + granted - 1)}.
+-- Memory: drains, so it runs at maxmemory: a limit's state is bounded (one hash, a log of at most
+-- a window of grants, at most max-in-flight places); refusing it would stop every claim of a
+-- limited queue, and with it the work that frees memory.
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)

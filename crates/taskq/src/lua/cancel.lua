@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- cancel.lua: a client or an operator cancels a task: it is never called again.
 -- The task leaves the due, leased and dead sets and its claim token is revoked, so a worker
 -- still calling the API for it has its answer refused as stale (and its lease renewal refused).
@@ -10,6 +11,9 @@
 -- ARGV[1] task key prefix   ARGV[2] keep (ms)   ARGV[3] expired cancelled entries to prune at most
 -- Returns {code, HGETALL of the record}: 1 cancelled now, 2 already cancelled, 3 done (left
 -- alone), 0 no such task.
+-- Memory: drains, so it runs at maxmemory: it takes a task out of every set and prunes old
+-- cancelled entries; the record only changes fixed-size fields (a callback record may be handed
+-- over).
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {0, {}} end
 if state == 'cancelled' then return {2, redis.call('HGETALL', KEYS[1])} end

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- claim.lua: lease due tasks to one worker, each with a fresh token, after taking back expired
 -- leases among the given candidates.
 -- The client reads candidates first (the earliest entries of `due` and of `leased`) and declares
@@ -19,6 +20,10 @@
 -- ('0' otherwise), and when ARGV[7] is '1' remote id and submit token ('' for absent text, '0' for
 -- absent counters)}. A queue that does not
 -- submit is answered two fields a task fewer (measured: W2's drain spends less on the reply).
+-- Memory: drains, so it runs at maxmemory: it moves due tasks to the leased set and rewrites
+-- fixed-size fields of records that exist (state, token, counters); a lease taken back at the
+-- attempt limit buries its task, which may hand a callback record of a few hundred bytes to the
+-- lane. Refusing it would stop the very work that frees memory.
 local prefix, d, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_attempts, dead_ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local submits = ARGV[7] == '1'

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- give_back.lua: returns permits of one shared limit: places in flight whose calls have ended,
 -- and permits granted for calls that will not be made (fewer tasks were due than permits
 -- granted), so the rate they spent is spent again.
@@ -6,6 +7,7 @@
 -- ARGV[2+i], i <= u: the grant number of unused permit i   ARGV[2+u+j]: permit ids leaving flight
 -- While the limit is paused, the arrival time stays where the pause put it (calls resume at the
 -- pace): only the log entries go.
+-- Memory: drains, so it runs at maxmemory: it only removes log entries and places in flight.
 local per_sec, unused = tonumber(ARGV[1]), tonumber(ARGV[2])
 if unused > 0 and per_sec > 0 then
   local tat = redis.call('HGET', KEYS[1], 'tat')

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- hurry.lua: a provider's webhook says the job of a task moved: call it at once instead of at its
 -- next poll. A waiting task (queued, processing) becomes due now; a running one (its call is on
 -- its way, and may bring back a "processing" answer older than the webhook) is marked, so that
@@ -6,6 +7,7 @@
 -- KEYS[1] task record   KEYS[2] due   KEYS[3] stats   KEYS[4] wake channel
 -- ARGV[1] task key prefix
 -- Returns 1 hurried, 2 finished (done, dead, cancelled: nothing to do), 0 no such task.
+-- Memory: drains, so it runs at maxmemory: it moves a task's due time, or sets a one-byte flag.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 0 end
 if state == 'done' or state == 'dead' or state == 'cancelled' then return 2 end

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- list.lua: the next names in one state, oldest first, after a cursor: what the admin API pages
 -- through, and what purge and retry-all take in batches. Reads only; touches no task record (the
 -- client reads the records it gets here, declaring each, as every script of a cluster must).
@@ -14,6 +15,7 @@
 -- the task key prefix
 -- Returns {next cursor ('' at the end), then index mode: name, score, name, score, ...; scan
 -- mode: record key, record key, ...}.
+-- Memory: reads only, so it runs at maxmemory.
 local n = tonumber(ARGV[2])
 
 if ARGV[1] == 'scan' then

@@ -1,9 +1,11 @@
+#!lua flags=allow-oom
 -- pause.lua: the API asked to be left alone (429 or 503 with Retry-After): no permit of this limit
 -- is granted to anyone until then, and calls resume at the limit's pace, not in one burst.
 -- KEYS[1] paused   KEYS[2] state   (as in acquire.lua)
 -- ARGV[1] pause (ms)   ARGV[2] calls per second (0: no rate)   ARGV[3] burst
 -- Returns 1 when this call paused the limit, 2 when it made a pause longer, 0 when a pause at
 -- least as long was already on.
+-- Memory: drains, so it runs at maxmemory: one small key with an expiry.
 local pause = tonumber(ARGV[1])
 local left = redis.call('PTTL', KEYS[1])
 if left >= pause then

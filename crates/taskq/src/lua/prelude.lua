@@ -170,3 +170,19 @@ local function revive(key, name, now, k_dead, k_due, k_stats)
   redis.call('HINCRBY', k_stats, 'revived', '1')
   return true
 end
+
+-- Memory. Admission control starts from a reading of Redis' memory kept in a small hash (the
+-- queue's `memory` key: used, max, at = when read, written = bytes the enqueues added since),
+-- refreshed by server.lua and by enqueue.lua itself. A field of INFO's text.
+local function info_field(text, name)
+  return string.match(text, '\r\n' .. name .. ':([^\r]*)') or string.match(text, '^' .. name .. ':([^\r]*)')
+end
+-- Reads used_memory and maxmemory (0: none) now and stores them as the latest reading, with
+-- nothing written since. Returns used, max, and INFO's memory section.
+local function read_memory(k_memory, now)
+  local info = redis.call('INFO', 'memory')
+  local used = tonumber(info_field(info, 'used_memory')) or 0
+  local max = tonumber(info_field(info, 'maxmemory')) or 0
+  redis.call('HSET', k_memory, 'used', int(used), 'max', int(max), 'at', int(now), 'written', '0')
+  return used, max, info
+end

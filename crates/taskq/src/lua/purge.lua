@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- purge.lua: an operator deletes finished records (done, dead or cancelled); their names may then
 -- be enqueued anew. The client names a batch of candidates (list.lua); each record is deleted
 -- only if it is still in that state. Dead and cancelled candidates also leave their sorted set,
@@ -7,6 +8,7 @@
 -- KEYS[3..] candidate records
 -- ARGV[1] state   ARGV[2] task key prefix
 -- Returns the number of records deleted.
+-- Memory: drains, so it runs at maxmemory: it only deletes, which is how an operator frees memory.
 local state, prefix, deleted = ARGV[1], ARGV[2], 0
 for i = 3, #KEYS do
   if state ~= 'done' then redis.call('ZREM', KEYS[2], name_of(KEYS[i], prefix)) end

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- reap.lua: the periodic sweep any consumer may run; idempotent.
 -- Takes back expired leases, then prunes dead tasks older than the dead ttl or beyond the dead
 -- cap. As in claim.lua, the client passes candidates (the earliest entries of `leased` and of
@@ -9,6 +10,8 @@
 -- ARGV[1] task key prefix   ARGV[2] L   ARGV[3] max attempts   ARGV[4] dead ttl (ms)
 -- ARGV[5] dead cap (count kept)
 -- Returns {leases reaped, dead records pruned}.
+-- Memory: drains, so it runs at maxmemory: it moves expired leases back to the due set (fixed-size
+-- fields; a burial may hand a callback record to the lane) and deletes old dead records.
 local prefix, l = ARGV[1], tonumber(ARGV[2])
 local max_attempts, dead_ttl, dead_cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()

@@ -1,7 +1,10 @@
+#!lua flags=allow-oom
 -- release.lua: a worker hands a task back unrun (shutdown): due at once, no attempt counted.
 -- KEYS[1] task record   KEYS[2] leased   KEYS[3] due   KEYS[4] stats   KEYS[5] events channel
 -- ARGV[1] task key prefix   ARGV[2] claim token
 -- Returns 1 released, 0 stale token.
+-- Memory: drains, so it runs at maxmemory: it moves a task from the leased set back to the due set
+-- and rewrites fixed-size fields.
 local own = ownership(KEYS[1], ARGV[2], KEYS[4])
 if own == 'stale' then return 0 end
 if own == 'replay' then return 1 end

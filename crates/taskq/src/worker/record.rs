@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 
 use super::handler::{Handler, Outcome};
 use super::{Shared, WorkerStats};
-use crate::finish::{Ack, Finish};
+use crate::finish::{Ack, Finish, WAIT_FOR_ROOM};
 use crate::task::ClaimedTask;
 
 /// Answers recorded per Redis call at most.
@@ -105,8 +105,13 @@ impl<H: Handler> Shared<H> {
         let mut earliest: Option<Instant> = None;
         for ((answer, ack), delay) in batch.iter().zip(acks).zip(&delays) {
             self.log(answer, ack);
-            if let (Some(delay), Ack::Applied) = (delay, ack) {
-                let at = Instant::now() + *delay;
+            let due_again = match (delay, ack) {
+                (Some(delay), Ack::Applied) => Some(*delay),
+                (_, Ack::Deferred) => Some(WAIT_FOR_ROOM),
+                _ => None,
+            };
+            if let Some(delay) = due_again {
+                let at = Instant::now() + delay;
                 earliest = Some(earliest.map_or(at, |e| e.min(at)));
             }
         }
@@ -135,6 +140,12 @@ impl<H: Handler> Shared<H> {
                 WorkerStats::bump(&self.stats.stale);
             }
             (outcome, Ack::Dead) => warn!(%task, attempt, ?outcome, "task is dead"),
+            (_, Ack::Deferred) => warn!(
+                %task,
+                attempt,
+                retry_in = ?WAIT_FOR_ROOM,
+                "redis is at maxmemory and the result does not fit: the task waits for room"
+            ),
             (Outcome::Throttled { message, .. }, Ack::Applied) => {
                 info!(%task, attempt, answer = %message, "throttled; will call again");
             }

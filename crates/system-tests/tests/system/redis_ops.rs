@@ -282,7 +282,7 @@ fn consistent_states(stack: &Stack) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_out_of_memory_refuses_whole_scripts_and_the_consumer_resumes_by_itself() {
+async fn a_redis_over_maxmemory_keeps_every_task_consistent_and_finishes_them_once_there_is_room() {
     let stack = Stack::start(&[("MOCK_DELAY_MS", "100"), ("MOCK_POLLS_UNTIL_DONE", "2")]);
     let mut consumer = stack.consumer(&[
         ("CONCURRENCY", "8"),
@@ -294,17 +294,27 @@ async fn a_redis_out_of_memory_refuses_whole_scripts_and_the_consumer_resumes_by
     stack.enqueue_all(&names).await;
     stack.wait_done(5, Duration::from_secs(30)).await;
 
-    // Redis over maxmemory (noeviction): every script that writes is refused, claims and
-    // completions included, for longer than a lease.
+    // Redis over maxmemory (noeviction): Redis refuses every script that adds data (the first
+    // form of each finish), and the queue drains on in the draining form, where the results
+    // (larger than the partial data they replace) wait for room, their tasks due again later.
     config_set(&stack, "maxmemory", "1");
     let refused_before = oom_errors(&stack);
+    let queue = stack.queue();
     eventually(
-        Duration::from_secs(10),
-        "the consumer's scripts refused",
-        || async { (oom_errors(&stack) >= refused_before + 5).then_some(()) },
+        Duration::from_secs(20),
+        "results to wait for room",
+        || async {
+            let deferred = queue
+                .stats()
+                .await
+                .ok()?
+                .totals
+                .get("results_deferred")
+                .copied();
+            (deferred >= Some(3) && oom_errors(&stack) >= refused_before + 3).then_some(())
+        },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // let leases run out while refused
     let states = consistent_states(&stack);
     assert_eq!(states.len(), names.len(), "{states:?}");
     assert!(
@@ -320,4 +330,99 @@ async fn a_redis_out_of_memory_refuses_whole_scripts_and_the_consumer_resumes_by
     let states = consistent_states(&stack);
     assert!(states.iter().all(|s| s == "done"), "{states:?}");
     assert!(consumer.running(), "the consumer lived through it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_replicas_than_redis_wait_replicas_is_a_warning_in_logs_healthz_and_metrics() {
+    let wait = [("REDIS_WAIT_REPLICAS", "1")];
+    let stack = Stack::start_with_producer_env(
+        testkit::RedisServer::start(),
+        &[("MOCK_DELAY_MS", "0")],
+        &wait,
+    );
+    let log = stack.queue_server().dir().join("consumer.log");
+    let metrics_addr = testkit::free_addr();
+    let _consumer = stack.consumer_logged(
+        &[
+            ("CONSUMER_ADDR", &metrics_addr.to_string()),
+            ("REDIS_WAIT_REPLICAS", "1"),
+        ],
+        &log,
+    );
+    let queue = stack.queue_name.clone();
+    let warned = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("REDIS_WAIT_REPLICAS is 1"))
+            .count()
+    };
+    // What each binary says about the replicas: the problem on /healthz, if any.
+    let replica_problem = |health: String| {
+        let client = stack.client.clone();
+        let queue = queue.clone();
+        async move {
+            // The consumer serves /healthz once it is up: until then, no answer.
+            let response = client.get(health).send().await.ok()?;
+            let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+            let problems = body["redis"][&queue]["problems"].as_array()?.clone();
+            Some(
+                problems
+                    .iter()
+                    .any(|p| p.as_str().unwrap().contains("REDIS_WAIT_REPLICAS")),
+            )
+        }
+    };
+    let healths = [
+        format!("http://{}/healthz", stack.producer),
+        format!("http://{metrics_addr}/healthz"),
+    ];
+    for health in &healths {
+        eventually(Duration::from_secs(10), "the warning on /healthz", || {
+            let problem = replica_problem(health.clone());
+            async move { (problem.await == Some(true)).then_some(()) }
+        })
+        .await;
+    }
+    for metrics in [
+        format!("http://{}/metrics", stack.producer),
+        format!("http://{metrics_addr}/metrics"),
+    ] {
+        let (_, text) = get_text(&stack.client, metrics).await;
+        for line in [
+            format!("taskq_redis_replicas_online{{queue=\"{queue}\"}} 0"),
+            format!("taskq_redis_wait_replicas{{queue=\"{queue}\"}} 1"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the warning in the log",
+        || async { (warned() == 1).then_some(()) },
+    )
+    .await;
+    // No change is acknowledged meanwhile: an enqueue is refused, and says to come back.
+    let (status, body) = stack.enqueue("unreplicated").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    // A replica comes: the warning clears; it goes: the warning is back, logged again.
+    let port = stack.queue_server().port().to_string();
+    let mut replica = testkit::RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    for health in &healths {
+        eventually(Duration::from_secs(10), "the warning to clear", || {
+            let problem = replica_problem(health.clone());
+            async move { (problem.await == Some(false)).then_some(()) }
+        })
+        .await;
+    }
+    let (status, body) = stack.enqueue("replicated").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    replica.kill();
+    eventually(
+        Duration::from_secs(10),
+        "the warning logged again",
+        || async { (warned() == 2).then_some(()) },
+    )
+    .await;
 }

@@ -23,35 +23,38 @@ pub fn health_of(watches: &[(&str, &Watch)]) -> serde_json::Map<String, serde_js
 
 /// Writes the configuration and memory series of each queue's Redis: memory in use and its
 /// limit, whether the eviction policy is safe (labelled with the policy), the replicas online
-/// against those every change waits for, and whether persistence is on (left out when unknown). Queues whose Redis has not answered yet are left
-/// out.
+/// against those every change waits for, and whether persistence is on (left out when unknown).
+/// Queues whose Redis has not answered yet are left out.
 pub fn write_server_reports(page: &mut Exposition, watches: &[(&str, &Watch)]) {
     let reports = latest_reports(watches);
     let known = || reports.iter().map(|(queue, report)| (*queue, report));
-    page.family(
+    let mut gauge = |name: &str, help: &str, value: fn(&ServerReport) -> u64| {
+        page.family(name, Kind::Gauge, help);
+        for (queue, report) in known() {
+            page.sample(name, &[("queue", queue)], value(report));
+        }
+    };
+    gauge(
         "taskq_redis_memory_used_bytes",
-        Kind::Gauge,
         "Memory in use by the Redis holding the queue (INFO used_memory).",
+        |report| report.used_memory,
     );
-    for (queue, report) in known() {
-        page.sample(
-            "taskq_redis_memory_used_bytes",
-            &[("queue", queue)],
-            report.used_memory,
-        );
-    }
-    page.family(
+    gauge(
         "taskq_redis_memory_max_bytes",
-        Kind::Gauge,
         "maxmemory of the Redis holding the queue; 0 when it has none.",
+        |report| report.maxmemory,
     );
-    for (queue, report) in known() {
-        page.sample(
-            "taskq_redis_memory_max_bytes",
-            &[("queue", queue)],
-            report.maxmemory,
-        );
-    }
+    gauge(
+        "taskq_redis_replicas_online",
+        "Replicas online of the master holding the queue: those that acknowledge writes.",
+        |report| report.replicas.into(),
+    );
+    gauge(
+        "taskq_redis_wait_replicas",
+        "Replicas every change waits for (REDIS_WAIT_REPLICAS); with fewer online, every enqueue \
+         is refused and no task is run.",
+        |report| report.wait_replicas.into(),
+    );
     page.family(
         "taskq_redis_eviction_policy_ok",
         Kind::Gauge,
@@ -62,31 +65,6 @@ pub fn write_server_reports(page: &mut Exposition, watches: &[(&str, &Watch)]) {
             "taskq_redis_eviction_policy_ok",
             &[("queue", queue), ("policy", &report.policy)],
             u8::from(!report.evicts()),
-        );
-    }
-    page.family(
-        "taskq_redis_replicas_online",
-        Kind::Gauge,
-        "Replicas online of the master holding the queue: those that acknowledge writes.",
-    );
-    for (queue, report) in known() {
-        page.sample(
-            "taskq_redis_replicas_online",
-            &[("queue", queue)],
-            report.replicas,
-        );
-    }
-    page.family(
-        "taskq_redis_wait_replicas",
-        Kind::Gauge,
-        "Replicas every change waits for (REDIS_WAIT_REPLICAS); with fewer online, every enqueue \
-         is refused and no task is run.",
-    );
-    for (queue, report) in known() {
-        page.sample(
-            "taskq_redis_wait_replicas",
-            &[("queue", queue)],
-            report.wait_replicas,
         );
     }
     page.family(

@@ -134,6 +134,19 @@ async fn a_full_redis_refuses_enqueues_and_every_acknowledged_task_still_finishe
     .await;
 }
 
+/// Asserts that the producer's `/metrics` and the consumer's (at `consumer`) serve every line.
+async fn assert_served(stack: &Stack, consumer: std::net::SocketAddr, lines: &[String]) {
+    for metrics in [
+        format!("http://{}/metrics", stack.producer),
+        format!("http://{consumer}/metrics"),
+    ] {
+        let (_, text) = get_text(&stack.client, metrics).await;
+        for line in lines {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicting_redis_without_persistence_is_named_in_logs_healthz_and_metrics() {
     let stack = Stack::start(&[("MOCK_DELAY_MS", "0")]);
@@ -168,18 +181,15 @@ async fn an_evicting_redis_without_persistence_is_named_in_logs_healthz_and_metr
         );
         assert!(problems.contains("appendonly yes"), "{problems}");
     }
-    for metrics in [
-        format!("http://{}/metrics", stack.producer),
-        format!("http://{metrics_addr}/metrics"),
-    ] {
-        let (_, text) = get_text(&stack.client, metrics).await;
-        for line in [
+    assert_served(
+        &stack,
+        metrics_addr,
+        &[
             format!("taskq_redis_eviction_policy_ok{{queue=\"{queue}\",policy=\"allkeys-lru\"}} 0"),
             format!("taskq_redis_persistence_enabled{{queue=\"{queue}\"}} 0"),
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
-        }
-    }
+        ],
+    )
+    .await;
     eventually(
         Duration::from_secs(10),
         "the error in the consumer's log",
@@ -384,18 +394,15 @@ async fn fewer_replicas_than_redis_wait_replicas_is_a_warning_in_logs_healthz_an
         })
         .await;
     }
-    for metrics in [
-        format!("http://{}/metrics", stack.producer),
-        format!("http://{metrics_addr}/metrics"),
-    ] {
-        let (_, text) = get_text(&stack.client, metrics).await;
-        for line in [
+    assert_served(
+        &stack,
+        metrics_addr,
+        &[
             format!("taskq_redis_replicas_online{{queue=\"{queue}\"}} 0"),
             format!("taskq_redis_wait_replicas{{queue=\"{queue}\"}} 1"),
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
-        }
-    }
+        ],
+    )
+    .await;
     eventually(
         Duration::from_secs(10),
         "the warning in the log",

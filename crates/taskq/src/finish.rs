@@ -3,6 +3,14 @@
 //! Each checks the claim token, so a worker whose lease was taken back gets [`Ack::Stale`] and
 //! its answer is dropped.
 //!
+//! One call's outcome passes through three types, one per party: a handler answers an
+//! [`crate::Outcome`] (owned, in its own terms: "call again when you like", a `Retry-After`
+//! if the API gave one); the worker turns it into a [`Finish`] (what to write, borrowed, every
+//! delay decided: the poll interval, the backoff for this attempt); the script answers an
+//! [`Ack`] (what it did, which only Redis knows: recorded, buried, refused as stale, or
+//! waiting for room). Folding any two would make a handler decide the worker's policy, or the
+//! worker guess what the script did.
+//!
 //! Release and extend only move tasks, so they run whatever Redis' memory. Recording outcomes
 //! adds data (results, partial data), so Redis refuses `finish.lua` at `maxmemory`; the queue must
 //! still drain there, so a refused batch is sent again in the script's draining form, which
@@ -50,7 +58,8 @@ impl Ack {
     }
 }
 
-/// The outcome of one call, as recorded by [`Queue::finish_many`].
+/// The outcome of one call, as recorded by [`Queue::finish_many`]: what to write, borrowed, with
+/// the delay of the next call decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish<'a> {
     /// Done: store the final data (JSON text).
@@ -89,6 +98,20 @@ pub enum Finish<'a> {
         /// Whether retrying cannot help.
         permanent: bool,
     },
+}
+
+impl Finish<'_> {
+    /// How long until the task is due again once this is recorded as asked; `None` when it
+    /// leaves the queue (done) or a failure may bury it (the script decides).
+    pub(crate) fn due_again_in(&self) -> Option<Duration> {
+        match *self {
+            Finish::Done(_) => None,
+            Finish::Processing { delay, .. }
+            | Finish::Submitted { delay, .. }
+            | Finish::Throttled { delay, .. }
+            | Finish::Failed { delay, .. } => Some(delay),
+        }
+    }
 }
 
 impl Queue {

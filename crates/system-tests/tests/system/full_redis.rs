@@ -26,6 +26,41 @@ fn memory_field(redis: &RedisServer, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in INFO"))
 }
 
+/// Samples `used_memory` of `redis` every 10 ms until dropped; answers the highest seen.
+struct MemorySampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<u64>,
+}
+
+impl MemorySampler {
+    fn start(redis: &RedisServer) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut conn = redis.connection();
+        let stopped = Arc::clone(&stop);
+        let sampler = std::thread::spawn(move || {
+            let mut highest = 0;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let info: String = redis::cmd("INFO").arg("memory").query(&mut conn).unwrap();
+                let used = info
+                    .lines()
+                    .find_map(|line| line.strip_prefix("used_memory:"))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                highest = highest.max(used);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            highest
+        });
+        Self { stop, sampler }
+    }
+
+    /// The highest `used_memory` seen.
+    fn highest(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().unwrap()
+    }
+}
+
 /// A Redis of `maxmemory` bytes that never evicts.
 fn small_redis(maxmemory: u64) -> RedisServer {
     RedisServer::start_with(&[
@@ -255,10 +290,35 @@ async fn a_redis_filled_behind_taskqs_back_drains_and_takes_enqueues_again_by_it
     }
     let full_at = memory_field(&stack.redis, "used_memory");
     assert!(full_at > MAXMEMORY, "{full_at}");
+    // Held there: what the queue frees while it drains (payloads, buffers) must not make room.
+    let held_at = full_at - (256 << 10);
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(held_at)
+        .query(&mut filler)
+        .unwrap();
+    let sampler = MemorySampler::start(&stack.redis);
 
-    // New tasks are refused; a task already there is answered.
-    let refused = post(&stack, "/tasks", &json!({"name": "while-full"})).await;
+    // New tasks are refused (from the next reading of Redis' memory, at most 100 ms old); a task
+    // already there is answered.
+    let mut accepted_before_the_reading = Vec::new();
+    let refused = eventually(Duration::from_secs(2), "a refusal", || {
+        let name = format!("while-full-{}", accepted_before_the_reading.len());
+        accepted_before_the_reading.push(name.clone());
+        let stack = &stack;
+        async move {
+            let answer = post(stack, "/tasks", &json!({ "name": name })).await;
+            (answer.status != StatusCode::ACCEPTED).then_some(answer)
+        }
+    })
+    .await;
     assert_full(&refused);
+    accepted_before_the_reading.pop();
+    assert!(
+        accepted_before_the_reading.len() <= 1,
+        "{accepted_before_the_reading:?}"
+    );
     let (status, view) = stack.enqueue(&with_payload[0]).await;
     assert!(status.is_success(), "{status}: {view}");
     // The queue drains what it holds: every task with a payload ends done.
@@ -283,11 +343,18 @@ async fn a_redis_filled_behind_taskqs_back_drains_and_takes_enqueues_again_by_it
         assert_ne!(view["state"], "dead", "{view}");
         assert_eq!(view["attempts"], 0, "{view}");
     }
-    let peak = memory_field(&stack.redis, "used_memory_peak");
+    let peak = sampler.highest();
     eprintln!(
-        "FIGURES full_redis filled: {blocks} blocks of 4 KB filled Redis to {full_at} bytes; it \
-         peaked at {peak} while the queue drained ({} KB past maxmemory)",
-        peak.saturating_sub(MAXMEMORY) / 1024
+        "FIGURES full_redis filled: {blocks} blocks of 4 KB filled Redis to {full_at} bytes, \
+         maxmemory then held 256 KB below; it used at most {peak} while the queue drained ({} \
+         KB more); {} enqueues acknowledged before the next reading of memory",
+        peak.saturating_sub(full_at) / 1024,
+        accepted_before_the_reading.len()
+    );
+    // README: the draining scripts still write fixed-size fields, about a KB a task (27 here).
+    assert!(
+        peak <= full_at + (128 << 10),
+        "draining took Redis from {full_at} to {peak} bytes"
     );
     let (_, metrics) =
         crate::stack::get_text(&stack.client, format!("http://{}/metrics", stack.producer)).await;
@@ -306,7 +373,7 @@ async fn a_redis_filled_behind_taskqs_back_drains_and_takes_enqueues_again_by_it
             .query(&mut filler)
             .unwrap();
     }
-    for name in &bare {
+    for name in bare.iter().chain(&accepted_before_the_reading) {
         let view = stack.wait_final(name, Duration::from_secs(30)).await;
         assert_eq!(view["state"], "done", "{view}");
     }

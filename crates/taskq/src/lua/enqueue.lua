@@ -27,14 +27,15 @@
 -- reading of used_memory plus what the enqueues wrote since (counted here, by every producer,
 -- in the reading's hash); a task that would take it past the mark is refused only on a reading
 -- at most FRESH_MS old, read again here when needed (INFO: tens of µs, paid only near the mark).
--- A reading older than STALE_MS is read again in any case, so a queue needs no other reader.
+-- A reading older than STALE_MS is read again in any case (at most ten INFO calls a second), so
+-- memory taken behind taskq's back is seen within that time, and a queue needs no other reader.
 -- A task's bytes are estimated from a measurement of Redis 7 (jemalloc): a record and its entry
 -- in the due set take about 670 to 1,200 bytes beside the payload, and jemalloc rounds a large
 -- payload up by at most a quarter; 1,024 bytes plus a quarter of the payload over-estimates both.
 -- Memory: grows, so Redis refuses it at maxmemory: it adds tasks. There a task already there must
 -- still be answered, so the library sends the call again in the looking-up form (flags=no-writes,
 -- ARGV[6] '1', see enqueue.rs), which answers the tasks already there and refuses the others.
-local FRESH_MS, STALE_MS = 10, 1000
+local FRESH_MS, STALE_MS = 10, 100
 local now_n = now_ms()
 local now = int(now_n)
 local ttl, records, prefix = ARGV[1], ARGV[2] == '1', ARGV[3]

@@ -40,49 +40,9 @@ impl<H: Handler> Shared<H> {
     /// for up to one lease period; after that the leases end and the tasks come back by
     /// themselves.
     pub(super) async fn record(&self, batch: &[CallOutcome]) {
-        let delays: Vec<Option<Duration>> = batch
-            .iter()
-            .map(|answer| match &answer.outcome {
-                Outcome::Done(_) => None,
-                Outcome::Processing { poll_in, .. } | Outcome::Submitted { poll_in, .. } => {
-                    Some(poll_in.unwrap_or(self.config.poll_interval))
-                }
-                Outcome::Throttled { retry_after, .. } => Some(retry_after.unwrap_or_else(|| {
-                    self.config
-                        .backoff
-                        .delay(answer.task.throttled.saturating_add(1))
-                })),
-                Outcome::Failed(failure) => Some(
-                    failure
-                        .retry_after
-                        .unwrap_or_else(|| self.config.backoff.delay(answer.task.attempts + 1)),
-                ),
-            })
-            .collect();
         let finishes: Vec<(&ClaimedTask, Finish<'_>)> = batch
             .iter()
-            .zip(&delays)
-            .map(|(answer, delay)| {
-                let delay = delay.unwrap_or_default();
-                let finish = match &answer.outcome {
-                    Outcome::Done(data) => Finish::Done(data),
-                    Outcome::Processing { data, .. } => Finish::Processing { data, delay },
-                    Outcome::Submitted {
-                        remote_id, data, ..
-                    } => Finish::Submitted {
-                        remote_id,
-                        data,
-                        delay,
-                    },
-                    Outcome::Throttled { message, .. } => Finish::Throttled { message, delay },
-                    Outcome::Failed(failure) => Finish::Failed {
-                        error: &failure.message,
-                        delay,
-                        permanent: failure.permanent,
-                    },
-                };
-                (&answer.task, finish)
-            })
+            .map(|answer| (&answer.task, self.finish(answer)))
             .collect();
         let give_up = Instant::now() + self.queue.worker_policy().lease;
         let mut pause = Duration::from_millis(50);
@@ -103,12 +63,12 @@ impl<H: Handler> Shared<H> {
             }
         };
         let mut earliest: Option<Instant> = None;
-        for ((answer, ack), delay) in batch.iter().zip(acks).zip(&delays) {
+        for ((answer, ack), (_, finish)) in batch.iter().zip(acks).zip(&finishes) {
             self.log(answer, ack);
-            let due_again = match (delay, ack) {
-                (Some(delay), Ack::Applied) => Some(*delay),
-                (_, Ack::Deferred) => Some(WAIT_FOR_ROOM),
-                _ => None,
+            let due_again = match ack {
+                Ack::Applied => finish.due_again_in(),
+                Ack::Deferred => Some(WAIT_FOR_ROOM),
+                Ack::Dead | Ack::Stale => None,
             };
             if let Some(delay) = due_again {
                 let at = Instant::now() + delay;
@@ -126,6 +86,43 @@ impl<H: Handler> Shared<H> {
                 drop(retry);
                 self.rescheduled.notify_one();
             }
+        }
+    }
+
+    /// What to record for one call: the handler's outcome, with the delay of its next call
+    /// worked out (the handler's own, else the poll interval or the backoff).
+    fn finish<'a>(&self, answer: &'a CallOutcome) -> Finish<'a> {
+        let backoff = |attempt: u32| self.config.backoff.delay(attempt);
+        match &answer.outcome {
+            Outcome::Done(data) => Finish::Done(data),
+            Outcome::Processing { data, poll_in } => Finish::Processing {
+                data,
+                delay: poll_in.unwrap_or(self.config.poll_interval),
+            },
+            Outcome::Submitted {
+                remote_id,
+                data,
+                poll_in,
+            } => Finish::Submitted {
+                remote_id,
+                data,
+                delay: poll_in.unwrap_or(self.config.poll_interval),
+            },
+            Outcome::Throttled {
+                message,
+                retry_after,
+            } => Finish::Throttled {
+                message,
+                delay: retry_after
+                    .unwrap_or_else(|| backoff(answer.task.throttled.saturating_add(1))),
+            },
+            Outcome::Failed(failure) => Finish::Failed {
+                error: &failure.message,
+                delay: failure
+                    .retry_after
+                    .unwrap_or_else(|| backoff(answer.task.attempts + 1)),
+                permanent: failure.permanent,
+            },
         }
     }
 

@@ -39,7 +39,8 @@ pub use routes::app;
 pub use state::AppState;
 
 /// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish
-/// (long-polls and event streams answer at once then). Samples every queue's throughput, watches
+/// (long-polls and event streams answer at once then). Connections are held to
+/// `state.connections`' limits: header-read and keep-alive timeouts, and the cap. Samples every queue's throughput, watches
 /// its Redis (memory, policy, persistence) and listens to its events meanwhile.
 ///
 /// # Errors
@@ -64,14 +65,16 @@ pub async fn serve(
         shutdown.await;
         waiters.close();
     };
-    // A make-service, not the router itself: given a `Router`, `axum::serve` rebuilds its route
-    // table for every connection accepted (about 14 KB each, held while the connection lives:
-    // 137 MiB for 10,000 idle long-polls); the make-service only shares it.
-    let served = axum::serve(
+    // One router shared by every connection (given a `Router`, `axum::serve` rebuilt its route
+    // table for each one accepted: about 14 KB per connection, 137 MiB for 10,000 idle
+    // long-polls); connections held to the timeouts and the cap (`service::http_server`).
+    let connections = Arc::clone(&state.connections);
+    let served = service::serve(
         parse_errors::Listener(listener),
-        app(state).into_make_service(),
+        app(state),
+        connections,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await;
     samplers.abort_all();
     served

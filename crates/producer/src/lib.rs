@@ -8,6 +8,7 @@
 //! - [`state`]: what every handler may use.
 //! - [`query`]: the task name (and `delay_ms`) of `GET /?task-name=`, read strictly.
 //! - [`schedule`]: a new task's `delay_ms` or `run_at_ms`, checked.
+//! - [`payload`]: a task's payload, checked to be one the consumer can read.
 //! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
 //! - [`hook_counts`]: the provider webhooks received, for `/metrics`.
 //! - [`waiters`]: requests waiting on tasks (long-polls, event streams), woken by events.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod hook_counts;
 pub mod openapi;
 pub mod parse_errors;
+pub mod payload;
 pub mod query;
 pub mod routes;
 pub mod schedule;

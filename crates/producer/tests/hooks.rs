@@ -110,8 +110,12 @@ async fn only_the_url_signed_for_a_task_hurries_it_and_replays_change_nothing() 
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = post(&good, vec![b'x'; 1024 * 1024 + 1]).await;
+    let (status, body) = post(&good, vec![b'x'; 1024 * 1024 + 1]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        body["error"].is_string(),
+        "a JSON error like every other: {body}"
+    );
 
     let metrics = metrics(addr).await;
     for line in [

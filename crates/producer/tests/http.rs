@@ -1039,3 +1039,30 @@ async fn a_payload_the_consumer_could_not_read_is_refused_at_the_door_and_nothin
     let (status, _, _) = get(addr, "/tasks/huge").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_whatever_its_case() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer_with(&redis, &["--admin-token", "s3cret"]).await;
+    let stats = |authorization: &'static str| async move {
+        testkit::http_client()
+            .get(format!("http://{addr}/stats"))
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+
+    for accepted in [
+        "Bearer s3cret",
+        "bearer s3cret",
+        "BEARER s3cret",
+        "bEaReR  s3cret",
+    ] {
+        assert_eq!(stats(accepted).await, StatusCode::OK, "{accepted}");
+    }
+    for refused in ["Basic s3cret", "bearer wrong", "Bearers3cret"] {
+        assert_eq!(stats(refused).await, StatusCode::UNAUTHORIZED, "{refused}");
+    }
+}

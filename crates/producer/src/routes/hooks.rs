@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -61,8 +61,10 @@ pub async fn hook(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
-    _body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<HookAnswer>), AppError> {
+    // Read (up to 1 MiB) and dropped; a larger body is a JSON 413 like every other error.
+    body.map_err(|refused| AppError::Rejected(refused.status(), refused.body_text()))?;
     let Path((queue, name)) = path?;
     let Some(secret) = &state.hook_secret else {
         return Err(AppError::NotFound(

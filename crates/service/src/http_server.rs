@@ -34,7 +34,8 @@ use crate::connections::{Connections, Due, Held};
 /// finish (idle connections close at once) and returns when every connection has closed.
 ///
 /// # Errors
-/// None so far: accept errors are retried by the listener; the result is `axum::serve`'s.
+/// Never: the listener retries failed accepts. The `io::Result` is `axum::serve`'s, which
+/// callers already handle.
 pub async fn serve<L: Listener>(
     mut listener: L,
     router: Router,

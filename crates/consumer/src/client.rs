@@ -120,10 +120,25 @@ fn authorities(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError>
     Ok(certificates)
 }
 
+/// The longest URI a request can carry (the `http` crate's limit, and hyper's for a request
+/// line): a longer URL is no valid URI.
+const MAX_URI_BYTES: usize = 65_534;
+
 /// A failed call in words a task record can keep: what failed, with its cause (a certificate
-/// the system does not trust, a refused connection, ...), without the URL.
+/// the system does not trust, a refused connection, a URL too long to send, ...), without the
+/// URL.
 pub fn describe(err: &reqwest::Error) -> String {
-    let mut text = if err.is_timeout() {
+    let mut text = if err.is_builder() {
+        let mut text = "the call cannot be made".to_owned();
+        if let Some(url) = err.url().filter(|url| url.as_str().len() > MAX_URI_BYTES) {
+            text.push_str(&format!(
+                ": its URL is {} bytes, over the {MAX_URI_BYTES} a request may carry (a payload \
+                 this large cannot travel as query parameters)",
+                url.as_str().len()
+            ));
+        }
+        text
+    } else if err.is_timeout() {
         "the API did not answer in time".to_owned()
     } else if err.is_connect() {
         "could not connect to the API".to_owned()

@@ -104,6 +104,9 @@ pub struct Config {
     /// Callbacks to clients (CALLBACK_*): how the consumer signs and delivers them.
     #[command(flatten)]
     pub callbacks: webhooks::CallbackSettings,
+    /// Connections to /metrics and /healthz: the header-read and keep-alive timeouts, the cap.
+    #[command(flatten)]
+    pub connections: service::ConnectionArgs,
 }
 
 /// A rate for `--api-rate-per-sec`: 0 (none) or within the limit's range.

@@ -29,7 +29,7 @@ pub mod server;
 pub mod tick;
 pub mod wake;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +70,9 @@ pub enum StartError {
         /// Why.
         source: webhooks::HookSettingsError,
     },
+    /// The connection cap of `/metrics` does not fit the open-file limit.
+    #[error(transparent)]
+    Connections(#[from] service::connections::LimitsError),
     /// The callback deliverer could not be built.
     #[error("callbacks: {0}")]
     Callbacks(#[from] webhooks::BuildError),
@@ -82,6 +85,10 @@ pub enum StartError {
         source: tokio_cron_scheduler::JobSchedulerError,
     },
 }
+
+/// The default cap of connections to `/metrics` and `/healthz`: scrapers and health checks need
+/// a handful, and the process' other open files go to its calls to the APIs.
+pub const METRICS_CONNECTIONS: u64 = 1024;
 
 /// Runs the consumer, serving `/metrics` and `/healthz` on `listener`, until `shutdown`
 /// resolves, then drains (see [`taskq::Worker::run`]). The caller binds the listener (`main`
@@ -102,6 +109,9 @@ pub async fn run(
     let redis_check = Duration::from_millis(config.redis.redis_check_ms);
     let mut limiters = limits::Limiters::default();
     let deliverer = webhooks::Deliverer::new(&config.callbacks)?;
+    let connections = Arc::new(service::Connections::new(
+        config.connections.limits(METRICS_CONNECTIONS)?,
+    ));
     for mut settings in config.queues()? {
         let queue = settings.open(&config)?;
         if let Some(shared) = &settings.limit {
@@ -183,13 +193,14 @@ pub async fn run(
         watching.spawn(async move { watch.run(queue, redis_check).await });
     }
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, server::app(served, limiters.all()))
-            .with_graceful_shutdown(async {
-                let _ = server_stopped.await;
-            })
-            .into_future(),
-    );
+    let server = tokio::spawn(service::serve(
+        listener,
+        server::app(served, limiters.all(), Arc::clone(&connections)),
+        connections,
+        async {
+            let _ = server_stopped.await;
+        },
+    ));
     let mut running = tokio::task::JoinSet::new();
     let until_stopped = || {
         let mut stopped = stopped.clone();

@@ -42,15 +42,32 @@ struct Response {
     body: Vec<u8>,
 }
 
-/// Why a call brought no answer: a retryable failure of the task.
+/// Why a call brought no answer.
 #[derive(Debug, thiserror::Error)]
 enum CallFailed {
-    /// No answer: timeout, connection, TLS, a broken body.
+    /// No answer: timeout, connection, TLS, a broken body. Retryable.
     #[error("{}", describe(.0))]
     Transport(reqwest::Error),
-    /// An answer too large to read.
+    /// An answer too large to read. Retryable.
     #[error("the API's answer is over {0} bytes")]
     TooBig(usize),
+    /// The request could not be built (a URL that is no valid URI, such as one longer than a
+    /// request line may be; a header value HTTP does not allow): permanent, since the same task
+    /// builds the same request every time.
+    #[error("{}", describe(.0))]
+    CannotMake(reqwest::Error),
+}
+
+impl CallFailed {
+    fn outcome(self) -> Outcome {
+        let permanent = matches!(self, Self::CannotMake(_));
+        let message = self.to_string();
+        Outcome::Failed(if permanent {
+            Failure::permanent(message)
+        } else {
+            Failure::retryable(message)
+        })
+    }
 }
 
 impl Poller {
@@ -80,6 +97,10 @@ impl Poller {
     async fn send(&self, request: RequestBuilder) -> Result<Response, CallFailed> {
         let mut call = self.metrics.start();
         let mut response = request.send().await.map_err(|err| {
+            if err.is_builder() {
+                call.outcome("error");
+                return CallFailed::CannotMake(err);
+            }
             call.outcome(if err.is_timeout() {
                 "timeout"
             } else if err.is_connect() {
@@ -167,8 +188,6 @@ impl Poller {
 
 impl Handler for Poller {
     async fn handle(&self, task: &ClaimedTask) -> Outcome {
-        self.call(task)
-            .await
-            .unwrap_or_else(|failed| Outcome::Failed(Failure::retryable(failed.to_string())))
+        self.call(task).await.unwrap_or_else(CallFailed::outcome)
     }
 }

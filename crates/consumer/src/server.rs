@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use queue_service::write_queue_stats;
 use queue_service::{health_of, write_server_reports};
 use serde_json::json;
+use service::Connections;
 use service::prometheus::Exposition;
 use taskq::server::Watch;
 use taskq::{Limiter, Queue, WorkerStats};
@@ -32,14 +33,19 @@ pub struct Served {
     pub redis: Arc<Watch>,
 }
 
-/// What the server shows: the queues served and the limits they share.
+/// What the server shows: the queues served, the limits they share, its own connections.
 struct Shown {
     queues: Vec<Served>,
     limiters: Vec<Arc<Limiter>>,
+    connections: Arc<Connections>,
 }
 
 /// The server's routes.
-pub fn app(served: Vec<Served>, limiters: Vec<Arc<Limiter>>) -> Router {
+pub fn app(
+    served: Vec<Served>,
+    limiters: Vec<Arc<Limiter>>,
+    connections: Arc<Connections>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(health))
@@ -52,6 +58,7 @@ pub fn app(served: Vec<Served>, limiters: Vec<Arc<Limiter>>) -> Router {
         .with_state(Arc::new(Shown {
             queues: served,
             limiters,
+            connections,
         }))
 }
 
@@ -67,6 +74,7 @@ async fn metrics(State(shown): State<Arc<Shown>>) -> impl IntoResponse {
     write_calls(&mut page, &calls);
     write_server_reports(&mut page, &watches(served));
     write_limits(&mut page, &shown.limiters);
+    shown.connections.write_metrics(&mut page);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),

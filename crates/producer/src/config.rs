@@ -1,9 +1,11 @@
 //! The producer's settings.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use queue_service::RedisArgs;
+use service::Connections;
 use taskq::connect::connect;
 use taskq::{EnqueuePolicy, Queue};
 
@@ -59,15 +61,32 @@ pub struct Config {
     /// Callbacks to clients (the producer checks a task's callback_url; the consumer delivers).
     #[command(flatten)]
     pub callbacks: webhooks::CallbackSettings,
+    /// Client connections: the header-read and keep-alive timeouts, the cap.
+    #[command(flatten)]
+    pub connections: service::ConnectionArgs,
+}
+
+/// Why the producer cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A queue name or the Redis URL is unusable.
+    #[error("opening the queue: {0}")]
+    Queue(#[from] taskq::Error),
+    /// The connection cap does not fit the open-file limit.
+    #[error(transparent)]
+    Connections(#[from] service::connections::LimitsError),
 }
 
 impl Config {
     /// The handlers' state: the queues (QUEUES, else QUEUE_NAME) on one connection made on
-    /// first use, the tokens, the `Retry-After` hint.
+    /// first use, the tokens, the `Retry-After` hint, and the client connections' limits (the
+    /// process' soft limit of open files is raised to its hard limit first: the default cap is
+    /// sized from it).
     ///
     /// # Errors
-    /// When a queue name or the Redis URL is unusable.
-    pub fn state(&self) -> taskq::Result<AppState> {
+    /// When a queue name or the Redis URL is unusable, or the connection cap does not fit.
+    pub fn state(&self) -> Result<AppState, StartError> {
         let conn = connect(&self.redis.redis_url, &self.redis.connect_options()?)?;
         let policy = EnqueuePolicy {
             result_ttl: Duration::from_secs(self.result_ttl_secs.max(1)),
@@ -93,6 +112,7 @@ impl Config {
             long_poll_max: Duration::from_millis(self.long_poll_max_ms),
             hook_secret: self.hooks.hook_secret.clone(),
             callback_allow_private: self.callbacks.callback_allow_private,
+            connections: Arc::new(Connections::new(self.connections.limits(u64::MAX)?)),
             ..AppState::new(Queues::new(default, queues.collect::<Result<Vec<_>, _>>()?))
         })
     }

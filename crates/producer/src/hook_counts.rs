@@ -15,6 +15,8 @@ pub struct HookCounts {
     pub(crate) finished: AtomicU64,
     /// For no such task.
     pub(crate) unknown: AtomicU64,
+    /// For another run of the task than the URL's (that run ended and was purged or retried).
+    pub(crate) replaced: AtomicU64,
     /// A missing or wrong `sig`.
     pub(crate) refused: AtomicU64,
 }
@@ -26,12 +28,14 @@ impl HookCounts {
             "taskq_hooks_total",
             Kind::Counter,
             "Provider webhooks received: hurried (the task made due at once), finished (nothing \
-             to do), unknown (no such task), refused (a missing or wrong sig).",
+             to do), unknown (no such task), replaced (for an earlier run of the name: nothing \
+             done), refused (a missing or wrong sig).",
         );
         for (outcome, count) in [
             ("hurried", &self.hurried),
             ("finished", &self.finished),
             ("unknown", &self.unknown),
+            ("replaced", &self.replaced),
             ("refused", &self.refused),
         ] {
             page.sample(

@@ -8,6 +8,7 @@
 //! - [`state`]: what every handler may use.
 //! - [`query`]: the task name (and `delay_ms`) of `GET /?task-name=`, read strictly.
 //! - [`schedule`]: a new task's `delay_ms` or `run_at_ms`, checked.
+//! - [`payload`]: a task's payload, checked to be one the consumer can read.
 //! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
 //! - [`hook_counts`]: the provider webhooks received, for `/metrics`.
 //! - [`waiters`]: requests waiting on tasks (long-polls, event streams), woken by events.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod hook_counts;
 pub mod openapi;
 pub mod parse_errors;
+pub mod payload;
 pub mod query;
 pub mod routes;
 pub mod schedule;
@@ -39,7 +41,8 @@ pub use routes::app;
 pub use state::AppState;
 
 /// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish
-/// (long-polls and event streams answer at once then). Samples every queue's throughput, watches
+/// (long-polls and event streams answer at once then). Connections are held to
+/// `state.connections`' limits: header-read and keep-alive timeouts, and the cap. Samples every queue's throughput, watches
 /// its Redis (memory, policy, persistence) and listens to its events meanwhile.
 ///
 /// # Errors
@@ -64,14 +67,16 @@ pub async fn serve(
         shutdown.await;
         waiters.close();
     };
-    // A make-service, not the router itself: given a `Router`, `axum::serve` rebuilds its route
-    // table for every connection accepted (about 14 KB each, held while the connection lives:
-    // 137 MiB for 10,000 idle long-polls); the make-service only shares it.
-    let served = axum::serve(
+    // One router shared by every connection (given a `Router`, `axum::serve` rebuilt its route
+    // table for each one accepted: about 14 KB per connection, 137 MiB for 10,000 idle
+    // long-polls); connections held to the timeouts and the cap (`service::http_server`).
+    let connections = Arc::clone(&state.connections);
+    let served = service::serve(
         parse_errors::Listener(listener),
-        app(state).into_make_service(),
+        app(state),
+        connections,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await;
     samplers.abort_all();
     served

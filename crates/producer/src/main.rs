@@ -27,11 +27,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let state = cli.config.state().context("opening the queue")?;
+    let state = cli.config.state().context("starting")?;
     let listener = tokio::net::TcpListener::bind(cli.config.addr)
         .await
         .with_context(|| format!("binding {}", cli.config.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, config = ?cli.config, "producer listening");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        config = ?cli.config,
+        connections = ?state.connections.limits(),
+        "producer listening"
+    );
     if state.tokens.admin.is_none() {
         tracing::warn!(
             "ADMIN_TOKEN is not set: the admin routes are open to anyone who can reach this address"

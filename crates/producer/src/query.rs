@@ -68,12 +68,13 @@ pub fn delay_ms(query: Option<&str>) -> Result<Option<u64>, QueryError> {
 }
 
 /// The decoded value of the parameter `name`, if given; [`QueryError::Repeated`] when given twice.
-/// Reads the `sig` parameter of a hook URL's query string (absent: none).
+/// Reads a parameter of a hook URL's query string (`sig`, `run`): absent, repeated or not UTF-8
+/// is none (the signature check then fails).
 ///
 /// # Errors
 /// [`QueryError::BadEscape`] when the query string is badly encoded.
-pub fn sig(query: Option<&str>) -> Result<Option<String>, QueryError> {
-    match param(query, b"sig") {
+pub fn hook_param(query: Option<&str>, name: &str) -> Result<Option<String>, QueryError> {
+    match param(query, name.as_bytes()) {
         Err(QueryError::Repeated) => Ok(None),
         Err(other) => Err(other),
         Ok(bytes) => Ok(bytes.and_then(|bytes| String::from_utf8(bytes).ok())),

@@ -33,6 +33,9 @@ pub struct AppState {
     /// Whether a `callback_url` may name a loopback, private or link-local address
     /// (`CALLBACK_ALLOW_PRIVATE`).
     pub callback_allow_private: bool,
+    /// The client connections, held to their limits (timeouts, the cap), for the server and
+    /// `/metrics`.
+    pub connections: Arc<service::Connections>,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
             hook_secret: None,
             hooks: Arc::default(),
             callback_allow_private: false,
+            connections: Arc::new(service::Connections::new(service::Limits::default())),
         }
     }
 }

@@ -989,3 +989,84 @@ async fn a_batch_of_a_thousand_answers_each_task_in_order_duplicates_and_bad_ent
         "nothing written"
     );
 }
+
+#[tokio::test]
+async fn a_payload_the_consumer_could_not_read_is_refused_at_the_door_and_nothing_is_written() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer(&redis).await;
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        ("1e400", "number out of range"),
+        (&"9".repeat(60_000), "number out of range"),
+        (&deep, "recursion limit exceeded"),
+    ];
+
+    for (i, (payload, problem)) in cases.iter().enumerate() {
+        let body = format!(r#"{{"name": "bad-{i}", "payload": {payload}}}"#);
+        let response = testkit::http_client()
+            .post(format!("http://{addr}/tasks"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("payload") && error.contains(problem),
+            "{error}"
+        );
+        let (status, _, _) = get(addr, &format!("/tasks/bad-{i}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing written");
+    }
+
+    let batch = format!(
+        r#"{{"tasks": [{{"name": "fine", "payload": 1e300}}, {{"name": "huge", "payload": 1e400}}, {{"name": "deep", "payload": {deep}}}]}}"#
+    );
+    let response = testkit::http_client()
+        .post(format!("http://{addr}/tasks/batch"))
+        .header("content-type", "application/json")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer["tasks"][0]["enqueued"], true, "{answer}");
+    for (entry, problem) in [(1, "number out of range"), (2, "recursion limit exceeded")] {
+        let error = answer["tasks"][entry]["error"].as_str().unwrap();
+        assert!(error.contains(problem), "{error}");
+    }
+    let (status, _, _) = get(addr, "/tasks/huge").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_whatever_its_case() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer_with(&redis, &["--admin-token", "s3cret"]).await;
+    let stats = |authorization: &'static str| async move {
+        testkit::http_client()
+            .get(format!("http://{addr}/stats"))
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+
+    for accepted in [
+        "Bearer s3cret",
+        "bearer s3cret",
+        "BEARER s3cret",
+        "bEaReR  s3cret",
+    ] {
+        assert_eq!(stats(accepted).await, StatusCode::OK, "{accepted}");
+    }
+    for refused in ["Basic s3cret", "bearer wrong", "Bearers3cret"] {
+        assert_eq!(stats(refused).await, StatusCode::UNAUTHORIZED, "{refused}");
+    }
+}

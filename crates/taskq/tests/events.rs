@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::{name, open};
 use taskq::events::{self, Signal};
-use taskq::{ConnectOptions, Hurry, Queue, State};
+use taskq::{ConnectOptions, Hurry, Queue, State, WorkerPolicy};
 use testkit::{RedisCluster, RedisServer, unique_queue};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
@@ -51,7 +51,17 @@ async fn subscribed(queue: &Queue) -> Receiver<Signal> {
 const EVENTS: usize = 0;
 const WAKE: usize = 1;
 
+/// The queue as a consumer whose calls start with a submit claims it: each run of a task gets a
+/// submit token, which a hook names.
+fn submitting(queue: &Queue) -> Queue {
+    queue.clone().with_worker_policy(WorkerPolicy {
+        submit_keys: true,
+        ..WorkerPolicy::default()
+    })
+}
+
 async fn every_change_is_told(queue: &Queue) {
+    let queue = &submitting(queue);
     let mut signals = subscribed(queue).await;
 
     queue.enqueue(&name("a")).await.unwrap();
@@ -63,6 +73,7 @@ async fn every_change_is_told(queue: &Queue) {
     assert_eq!(changes(&payload), vec![("a".into(), State::Running)]);
 
     let task = &claim.tasks[0];
+    let run = task.submit_token.clone().unwrap();
     queue
         .snooze(task, r#"{"step":1}"#, Duration::from_secs(60))
         .await
@@ -71,7 +82,8 @@ async fn every_change_is_told(queue: &Queue) {
     assert_eq!(changes(&payload), vec![("a".into(), State::Processing)]);
 
     // A provider's webhook: the task is due at once, and idle consumers are woken.
-    assert_eq!(queue.hurry(&name("a")).await.unwrap(), Hurry::Hurried);
+    assert_eq!(queue.hurry(&name("a"), "0").await.unwrap(), Hurry::Replaced);
+    assert_eq!(queue.hurry(&name("a"), &run).await.unwrap(), Hurry::Hurried);
     assert_eq!(message(&mut signals).await, (WAKE, String::new()));
     let claim = queue.claim(10).await.unwrap();
     assert_eq!(claim.tasks.len(), 1, "hurried: due now, not in a minute");
@@ -84,8 +96,14 @@ async fn every_change_is_told(queue: &Queue) {
         .unwrap();
     let (_, payload) = message(&mut signals).await;
     assert_eq!(changes(&payload), vec![("a".into(), State::Done)]);
-    assert_eq!(queue.hurry(&name("a")).await.unwrap(), Hurry::Finished);
-    assert_eq!(queue.hurry(&name("nobody")).await.unwrap(), Hurry::NotFound);
+    assert_eq!(
+        queue.hurry(&name("a"), &run).await.unwrap(),
+        Hurry::Finished
+    );
+    assert_eq!(
+        queue.hurry(&name("nobody"), &run).await.unwrap(),
+        Hurry::NotFound
+    );
 
     queue.enqueue(&name("b")).await.unwrap();
     assert_eq!(message(&mut signals).await, (WAKE, String::new()));
@@ -116,7 +134,7 @@ async fn on_a_cluster_events_travel_by_sharded_pub_sub() {
 async fn a_batch_of_changes_is_one_message_and_a_hurried_running_task_is_due_at_once_after_its_call()
  {
     let redis = RedisServer::start();
-    let queue = open(&redis);
+    let queue = submitting(&open(&redis));
     let mut signals = subscribed(&queue).await;
     for n in ["x", "y"] {
         queue.enqueue(&name(n)).await.unwrap();
@@ -130,7 +148,8 @@ async fn a_batch_of_changes_is_one_message_and_a_hurried_running_task_is_due_at_
     );
 
     // A webhook during the call: the "processing" answer that follows is older news.
-    assert_eq!(queue.hurry(&name("x")).await.unwrap(), Hurry::Hurried);
+    let run = claim.tasks[0].submit_token.as_deref().unwrap();
+    assert_eq!(queue.hurry(&name("x"), run).await.unwrap(), Hurry::Hurried);
     let batch: Vec<_> = claim
         .tasks
         .iter()

@@ -4,8 +4,10 @@
 //!
 //! The policy has two halves. [`Destination::parse`] refuses what can be judged from the text:
 //! a scheme other than `http`/`https`, a missing host, credentials (a URL is logged; the error
-//! never repeats them), more than [`MAX_URL_BYTES`], and a host that is an IP literal in a
-//! forbidden range. A host *name* can only be judged once resolved, at each delivery: that is
+//! never repeats them), more than [`MAX_URL_BYTES`], a host that is an IP literal in a
+//! forbidden range, and a host name that can only name a host inside the network
+//! ([`is_internal_name`]: `localhost`, cloud metadata names, a name without a dot). Any other
+//! host *name* can only be judged once resolved, at each delivery: that is
 //! the delivering client's resolver (`resolver`), which refuses a name when any of its
 //! addresses is forbidden, and the connection then uses exactly the addresses it judged.
 //!
@@ -63,6 +65,16 @@ pub enum DestinationError {
          signature instead"
     )]
     Credentials,
+    /// The host is a name that only means something inside the network.
+    #[error(
+        "the callback URL's host {host} names a host inside the network (localhost, a cloud \
+         metadata service, a name without a dot or under .internal, .local or .home.arpa); \
+         refused unless CALLBACK_ALLOW_PRIVATE is set"
+    )]
+    InternalName {
+        /// The host as written in the URL.
+        host: String,
+    },
     /// The host is a loopback, private, link-local or otherwise non-public address.
     #[error(
         "the callback URL's host {host} is not a public address (loopback, private, link-local \
@@ -97,10 +109,20 @@ impl Destination {
         }
         let destination = Self { url };
         let host = destination.host().ok_or(DestinationError::NoHost)?;
-        if !allow_private && (destination.ip().is_some_and(is_forbidden) || is_localhost(host)) {
-            return Err(DestinationError::Forbidden {
-                host: host.to_owned(),
-            });
+        if !allow_private {
+            match destination.ip() {
+                Some(ip) if is_forbidden(ip) => {
+                    return Err(DestinationError::Forbidden {
+                        host: host.to_owned(),
+                    });
+                }
+                None if is_internal_name(host) => {
+                    return Err(DestinationError::InternalName {
+                        host: host.to_owned(),
+                    });
+                }
+                _ => {}
+            }
         }
         Ok(destination)
     }
@@ -150,11 +172,25 @@ impl fmt::Debug for Destination {
     }
 }
 
-/// `localhost` and its subdomains, which resolvers answer with loopback without asking DNS
-/// (RFC 6761): refused by name already, before any resolving.
-fn is_localhost(host: &str) -> bool {
+/// Whether a host name can only name a host inside the network, refused by name already, before
+/// any resolving: `localhost` and its subdomains (answered with loopback without asking DNS,
+/// RFC 6761); a name without a dot (`metadata`, `instance-data`, `redis`: completed by the
+/// resolver's search domains, never a public host); names under `.internal` (ICANN's private
+/// use, GCP's `metadata.google.internal`, AWS's `*.ec2.internal`), `.local` (multicast DNS) and
+/// `.home.arpa`; and `metadata.goog`, Google's other name for its metadata service.
+fn is_internal_name(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost" || host.ends_with(".localhost")
+    let under = |zone: &str| host == zone || host.ends_with(&format!(".{zone}"));
+    !host.contains('.')
+        || [
+            "localhost",
+            "internal",
+            "local",
+            "home.arpa",
+            "metadata.goog",
+        ]
+        .into_iter()
+        .any(under)
 }
 
 /// Whether a callback must not connect to `ip`: any address that is not public unicast.
@@ -393,9 +429,6 @@ mod tests {
             "http://2130706433/",
             "http://0x7f.1/",
             "http://0/",
-            "http://localhost:8080/",
-            "http://LOCALHOST./",
-            "http://api.localhost/",
         ] {
             let err = Destination::parse(url, false).unwrap_err();
             assert!(
@@ -403,6 +436,39 @@ mod tests {
                 "{url}: {err}"
             );
             Destination::parse(url, true).unwrap();
+        }
+    }
+
+    #[test]
+    fn names_of_hosts_inside_the_network_are_refused_unless_private_is_allowed() {
+        for url in [
+            "http://localhost:8080/",
+            "http://LOCALHOST./",
+            "http://api.localhost/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://METADATA.google.internal./",
+            "http://metadata/computeMetadata/v1/",
+            "http://metadata.goog/",
+            "http://instance-data/latest/meta-data/",
+            "http://instance-data.ec2.internal/",
+            "http://printer.local/",
+            "http://nas.home.arpa/",
+            "http://redis:6379/",
+        ] {
+            let err = Destination::parse(url, false).unwrap_err();
+            assert!(
+                matches!(err, DestinationError::InternalName { .. }),
+                "{url}: {err}"
+            );
+            Destination::parse(url, true).unwrap();
+        }
+        for public in [
+            "https://hooks.example.com/in",
+            "https://internal.example.com/",
+            "https://metadata.example.org/",
+            "https://local.example/",
+        ] {
+            Destination::parse(public, false).unwrap();
         }
     }
 

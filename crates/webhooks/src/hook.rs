@@ -1,12 +1,14 @@
 //! Provider webhooks in: the URL a provider calls when a job ends, and its check.
 //!
 //! A profile's submit body may hold `{{webhook_url}}`; the consumer fills in
-//! `{PUBLIC_URL}/hooks/{queue}/{name}?sig={sig}`, where `sig` is an HMAC-SHA256 of the queue and
-//! the task's name under `HOOK_SECRET` (URL-safe base64, no padding). The producer serves that
-//! path and acts only on a valid `sig`, so nobody can hurry a task whose URL they were not given,
-//! and a URL names its one task only: a provider (or anyone who sees the URL) can make that task
-//! be polled early, nothing more. The webhook's body is never trusted: the poll that follows
-//! fetches the provider's own answer.
+//! `{PUBLIC_URL}/hooks/{queue}/{name}?run={run}&sig={sig}`, where `run` is the task's submit token
+//! (fixed for one run of the task, new for a later task of the same name or a retried one) and
+//! `sig` an HMAC-SHA256 of the queue, the name and the run under `HOOK_SECRET` (URL-safe base64,
+//! no padding). The producer serves that path and acts only on a valid `sig`, and only on the run
+//! it names, so nobody can hurry a task whose URL they were not given, and a URL names one run of
+//! one task: a provider (or anyone who sees the URL) can make that run be polled early, nothing
+//! more, and never a later task that reuses the name. The webhook's body is never trusted: the
+//! poll that follows fetches the provider's own answer.
 
 use std::fmt;
 use std::str::FromStr;
@@ -63,29 +65,30 @@ impl fmt::Display for HookSecret {
 }
 
 impl HookSecret {
-    /// The message signed: the queue and the name, each ended by a NUL (neither holds one), so
-    /// no two pairs sign alike.
-    fn message(queue: &str, name: &str) -> Vec<u8> {
-        let mut message = Vec::with_capacity(queue.len() + name.len() + 2);
-        for part in [queue, name] {
+    /// The message signed: the queue, the name and the run, each ended by a NUL (none holds
+    /// one), so no two triples sign alike.
+    fn message(queue: &str, name: &str, run: &str) -> Vec<u8> {
+        let mut message = Vec::with_capacity(queue.len() + name.len() + run.len() + 3);
+        for part in [queue, name, run] {
             message.extend_from_slice(part.as_bytes());
             message.push(0);
         }
         message
     }
 
-    /// The `sig` of the hook URL of task `name` of `queue`.
-    pub fn sign(&self, queue: &str, name: &str) -> String {
-        let tag = hmac::sign(&self.0, &Self::message(queue, name));
+    /// The `sig` of the hook URL of run `run` (its submit token) of task `name` of `queue`.
+    pub fn sign(&self, queue: &str, name: &str, run: &str) -> String {
+        let tag = hmac::sign(&self.0, &Self::message(queue, name, run));
         URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
-    /// Whether `sig` is the signature of task `name` of `queue` (compared in constant time).
-    pub fn verify(&self, queue: &str, name: &str, sig: &str) -> bool {
+    /// Whether `sig` is the signature of run `run` of task `name` of `queue` (compared in
+    /// constant time).
+    pub fn verify(&self, queue: &str, name: &str, run: &str, sig: &str) -> bool {
         let Ok(tag) = URL_SAFE_NO_PAD.decode(sig) else {
             return false;
         };
-        hmac::verify(&self.0, &Self::message(queue, name), &tag).is_ok()
+        hmac::verify(&self.0, &Self::message(queue, name, run), &tag).is_ok()
     }
 }
 
@@ -107,15 +110,17 @@ impl HookUrls {
         }
     }
 
-    /// The hook URL of task `name` of `queue`: `{PUBLIC_URL}/hooks/{queue}/{name}?sig={sig}`,
-    /// the name percent-encoded as one path segment.
-    pub fn url(&self, queue: &str, name: &str) -> String {
+    /// The hook URL of run `run` (its submit token) of task `name` of `queue`:
+    /// `{PUBLIC_URL}/hooks/{queue}/{name}?run={run}&sig={sig}`, the name percent-encoded as one
+    /// path segment.
+    pub fn url(&self, queue: &str, name: &str, run: &str) -> String {
         format!(
-            "{}{HOOKS_PATH}/{}/{}?sig={}",
+            "{}{HOOKS_PATH}/{}/{}?run={}&sig={}",
             self.public_url,
             utf8_percent_encode(queue, SEGMENT),
             utf8_percent_encode(name, SEGMENT),
-            self.secret.sign(queue, name)
+            utf8_percent_encode(run, SEGMENT),
+            self.secret.sign(queue, name, run)
         )
     }
 }
@@ -129,28 +134,30 @@ mod tests {
     }
 
     #[test]
-    fn a_signature_names_one_task_of_one_queue() {
+    fn a_signature_names_one_run_of_one_task_of_one_queue() {
         let key = secret("0123456789abcdef-hook");
-        let sig = key.sign("images", "cat/1");
-        assert!(key.verify("images", "cat/1", &sig));
-        assert!(!key.verify("images", "cat/2", &sig));
-        assert!(!key.verify("other", "cat/1", &sig));
+        let sig = key.sign("images", "cat/1", "17");
+        assert!(key.verify("images", "cat/1", "17", &sig));
+        assert!(!key.verify("images", "cat/2", "17", &sig));
+        assert!(!key.verify("other", "cat/1", "17", &sig));
+        assert!(!key.verify("images", "cat/1", "18", &sig), "a later run");
         // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(key.sign("ab", "c"), key.sign("a", "bc"));
-        assert!(!secret("another secret, 16+ bytes").verify("images", "cat/1", &sig));
+        assert_ne!(key.sign("ab", "c", "1"), key.sign("a", "bc", "1"));
+        assert_ne!(key.sign("a", "b1", ""), key.sign("a", "b", "1"));
+        assert!(!secret("another secret, 16+ bytes").verify("images", "cat/1", "17", &sig));
         for bad in ["", "not base64 !", &sig[1..]] {
-            assert!(!key.verify("images", "cat/1", bad), "{bad:?}");
+            assert!(!key.verify("images", "cat/1", "17", bad), "{bad:?}");
         }
     }
 
     #[test]
     fn the_url_encodes_the_name_as_one_segment_and_carries_its_signature() {
         let urls = HookUrls::new("https://taskq.example.com/", secret("0123456789abcdef"));
-        let url = urls.url("q", "a/b c");
-        let sig = secret("0123456789abcdef").sign("q", "a/b c");
+        let url = urls.url("q", "a/b c", "42");
+        let sig = secret("0123456789abcdef").sign("q", "a/b c", "42");
         assert_eq!(
             url,
-            format!("https://taskq.example.com/hooks/q/a%2Fb%20c?sig={sig}")
+            format!("https://taskq.example.com/hooks/q/a%2Fb%20c?run=42&sig={sig}")
         );
     }
 

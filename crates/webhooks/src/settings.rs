@@ -212,8 +212,8 @@ mod tests {
         assert!(
             both.urls()
                 .unwrap()
-                .url("q", "n")
-                .starts_with("https://t.example/hooks/q/n?sig=")
+                .url("q", "n", "7")
+                .starts_with("https://t.example/hooks/q/n?run=7&sig=")
         );
         assert!(!format!("{both:?}").contains(secret));
         assert_eq!(

@@ -76,12 +76,17 @@ const MAX_KEY_BYTES: usize = 255;
 /// new job. The name is percent-encoded (the header holds visible ASCII) and cut when the key
 /// would pass [`MAX_KEY_BYTES`]; the token alone already tells tasks apart.
 pub fn idempotency_key(queue: &str, task: &ClaimedTask) -> String {
-    // Claims on a submitting queue always give a task without a job its submit token; the
-    // claim's own token stands in should one ever lack it (unique, if not stable).
-    let token = task.submit_token.as_deref().unwrap_or(&task.token);
+    let token = submit_token(task);
     let name = utf8_percent_encode(task.name.as_str(), UNRESERVED).to_string();
     let room = MAX_KEY_BYTES.saturating_sub(queue.len() + token.len() + 2);
     format!("{queue}:{}:{token}", cut_encoded(&name, room))
+}
+
+/// The token of the task's run: its submit token. Claims on a submitting queue always give a
+/// task without a job one; the claim's own token stands in should one ever lack it (unique, if
+/// not stable).
+fn submit_token(task: &ClaimedTask) -> &str {
+    task.submit_token.as_deref().unwrap_or(&task.token)
 }
 
 /// The first `max` bytes of percent-encoded `text`, never cutting an escape in two.
@@ -139,7 +144,7 @@ pub fn render<'p>(
     // Written (an HMAC) only for a submit whose profile gives it to the provider.
     let webhook_url = match (&profile.submit, &task.remote_id, hooks) {
         (Some(submit), None, Some(hooks)) if submit.uses_webhook_url() => {
-            Some(hooks.url(queue, task.name.as_str()))
+            Some(hooks.url(queue, task.name.as_str(), submit_token(task)))
         }
         _ => None,
     };
@@ -285,9 +290,12 @@ mod tests {
         let submit = render(&hooked, "q", &task(None), Some(&hooks)).unwrap();
         let body: Value = serde_json::from_slice(submit.body.as_deref().unwrap()).unwrap();
         let url = body["webhook"].as_str().unwrap();
-        let sig = url.split_once("?sig=").unwrap().1;
+        let sig = url.split_once("?run=9&sig=").unwrap().1;
         assert!(url.starts_with("https://taskq.example/hooks/q/"), "{url}");
-        assert!(secret.verify("q", task(None).name.as_str(), sig));
+        assert!(
+            secret.verify("q", task(None).name.as_str(), "9", sig),
+            "signed for the task's run, its submit token"
+        );
         let poll = render(&hooked, "q", &task(Some("p1")), Some(&hooks)).unwrap();
         assert!(poll.body.is_none());
         // Without PUBLIC_URL and HOOK_SECRET the call cannot be made as configured.

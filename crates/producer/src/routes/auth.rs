@@ -99,6 +99,15 @@ impl Tokens {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is matched without regard
+/// to case and may be followed by several spaces (RFC 9110, 11.1): `bearer x` is `Bearer x`.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 /// Refuses requests to `guard`'s routes that do not present a token they accept (401).
 pub async fn require(
     State((tokens, guard)): State<(Tokens, Guard)>,
@@ -110,11 +119,26 @@ pub async fn require(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(bearer);
         if !presented.is_some_and(|presented| accepted.iter().any(|token| token.matches(presented)))
         {
             return Err(AppError::Unauthorized(required));
         }
     }
     Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_whatever_its_case() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "Bearer   t0k"] {
+            assert_eq!(bearer(value), Some("t0k"), "{value:?}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer(value), None, "{value:?}");
+        }
+    }
 }

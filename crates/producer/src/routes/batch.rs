@@ -16,6 +16,7 @@ use taskq::{NewTask, TaskName};
 use super::served::{QueueParam, Target};
 use super::tasks::{Submit, TaskResponse, callback_url, refused};
 use crate::error::{AppError, ErrorBody};
+use crate::payload::Payload;
 use crate::schedule;
 use crate::state::AppState;
 
@@ -129,12 +130,12 @@ pub async fn submit_batch(
 fn new_task(state: &AppState, raw: &RawValue) -> Result<NewTask, String> {
     let submit: Submit = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
     let name = TaskName::parse(submit.name).map_err(|e| e.to_string())?;
-    taskq::check_payload(submit.payload.as_deref()).map_err(|e| e.to_string())?;
+    taskq::check_payload(submit.payload.as_ref().map(Payload::raw)).map_err(|e| e.to_string())?;
     let run_at = schedule::run_at(submit.delay_ms, submit.run_at_ms).map_err(|e| e.to_string())?;
     let callback_url = callback_url(state, submit.callback_url).map_err(|e| e.to_string())?;
     Ok(NewTask {
         name,
-        payload: submit.payload,
+        payload: submit.payload.map(Payload::into_raw),
         run_at,
         callback_url,
     })

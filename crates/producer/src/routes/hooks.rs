@@ -2,17 +2,20 @@
 //!
 //! The URL is the one the consumer wrote into the task's submit (`{{webhook_url}}`, see
 //! [`webhooks::hook`]); its `sig` is the only credential, since a provider sends no token of
-//! ours. A good `sig` makes the task due at once ([`taskq::Queue::hurry`]) and wakes an idle
-//! consumer, whose poll fetches the provider's authoritative answer: the webhook's body (any, up
-//! to 1 MiB) is read and dropped, never trusted. A bad or missing `sig` is 401 and changes
-//! nothing; an unknown task is 404; a finished one is 200 and changes nothing, so a provider's
-//! retries and replays are harmless.
+//! ours, and it covers the run of the task the URL was written for (`run`, its submit token).
+//! A good `sig` makes that run due at once ([`taskq::Queue::hurry`]) and wakes an idle consumer,
+//! whose poll fetches the provider's authoritative answer: the webhook's body (any, up to 1 MiB)
+//! is read and dropped, never trusted. A bad or missing `sig` is 401 and changes nothing; an
+//! unknown task is 404; a finished run is 200 and changes nothing, so a provider's retries and
+//! replays are harmless; another run of the name (the hook's was purged or retried, or the new
+//! one is not yet submitted) is 410 and changes nothing, so an old URL never moves a new task
+//! ahead of its time.
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -40,6 +43,7 @@ pub struct HookAnswer {
     params(
         ("queue" = String, Path, description = "the task's queue"),
         ("name" = String, Path, description = "the task's name, percent-encoded as one path segment"),
+        ("run" = String, Query, description = "the run of the task the URL was written for (its submit token), as the consumer wrote it"),
         ("sig" = String, Query, description = "the URL's signature, as the consumer wrote it"),
     ),
     request_body(content = String, description = "anything the provider sends (at most 1 MiB); read and dropped", content_type = "*/*"),
@@ -48,6 +52,7 @@ pub struct HookAnswer {
         (status = 200, description = "The task is already done, dead or cancelled: nothing changed", body = HookAnswer),
         (status = 401, description = "The sig is missing or wrong: nothing changed", body = ErrorBody),
         (status = 404, description = "No such task, no such queue, or hooks are off (no HOOK_SECRET)", body = ErrorBody),
+        (status = 410, description = "The task is another run of the name than the URL's (that run was purged or retried, or this one is not yet submitted): nothing changed", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; the provider's retry is welcome", body = ErrorBody),
     )
@@ -56,8 +61,10 @@ pub async fn hook(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
-    _body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<HookAnswer>), AppError> {
+    // Read (up to 1 MiB) and dropped; a larger body is a JSON 413 like every other error.
+    body.map_err(|refused| AppError::Rejected(refused.status(), refused.body_text()))?;
     let Path((queue, name)) = path?;
     let Some(secret) = &state.hook_secret else {
         return Err(AppError::NotFound(
@@ -68,19 +75,31 @@ pub async fn hook(
         .queues
         .get(&queue)
         .ok_or_else(|| AppError::NotFound(format!("no queue named {queue:?} is served here")))?;
-    let signed =
-        query::sig(query.as_deref())?.is_some_and(|sig| secret.verify(&queue, &name, &sig));
+    let run = query::hook_param(query.as_deref(), "run")?.unwrap_or_default();
+    let signed = query::hook_param(query.as_deref(), "sig")?
+        .is_some_and(|sig| secret.verify(&queue, &name, &run, &sig));
     if !signed {
         state.hooks.refused.fetch_add(1, Ordering::Relaxed);
         return Err(AppError::BadSignature);
     }
     let task = TaskName::parse(name)?;
-    let (status, hurried, count) = match served.queue.hurry(&task).await? {
+    let (status, hurried, count) = match served.queue.hurry(&task, &run).await? {
         Hurry::Hurried => (StatusCode::ACCEPTED, true, &state.hooks.hurried),
         Hurry::Finished => (StatusCode::OK, false, &state.hooks.finished),
         Hurry::NotFound => {
             state.hooks.unknown.fetch_add(1, Ordering::Relaxed);
             return Err(super::tasks::not_found(&task));
+        }
+        Hurry::Replaced => {
+            state.hooks.replaced.fetch_add(1, Ordering::Relaxed);
+            return Err(AppError::Rejected(
+                StatusCode::GONE,
+                format!(
+                    "this hook URL was written for an earlier run of task {:?} (ended, then \
+                     purged or retried): nothing changed",
+                    task.as_str()
+                ),
+            ));
         }
     };
     count.fetch_add(1, Ordering::Relaxed);

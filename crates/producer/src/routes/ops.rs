@@ -85,6 +85,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     admission::write_metrics(&mut page, &admissions);
     state.waiters.write_metrics(&mut page);
     state.hooks.write_metrics(&mut page);
+    state.connections.write_metrics(&mut page);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         page.finish(),

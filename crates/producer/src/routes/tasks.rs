@@ -14,12 +14,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use taskq::Cancel;
 use taskq::{Enqueued, NewTask, TaskName, TaskView};
 
 use super::served::{QueueParam, Target};
 use crate::error::{AppError, ErrorBody};
+use crate::payload::Payload;
 use crate::state::AppState;
 use crate::waiters::Interest;
 use crate::{query, schedule};
@@ -55,7 +55,7 @@ pub struct Submit {
     pub name: String,
     /// Optional JSON of any kind, up to 64 KiB, kept in the task's record and shown with it.
     #[schema(value_type = Option<serde_json::Value>)]
-    pub payload: Option<Box<RawValue>>,
+    pub payload: Option<Payload>,
     /// Optional: the task is first due this many ms from now (at most a year); not with
     /// `run_at_ms`.
     #[schema(maximum = 31_536_000_000_u64)]
@@ -188,7 +188,7 @@ pub async fn peek(
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape, or a payload the consumer could not read (a number beyond a 64-bit float, nesting deeper than 127)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable, or the queue is full (Redis' memory above REDIS_MEMORY_HIGH_WATER of maxmemory, or MAX_QUEUED tasks): nothing written, try again after Retry-After", body = ErrorBody, headers(
             ("Retry-After" = u64, description = "seconds to wait when the queue is full"),
         )),
@@ -207,7 +207,7 @@ pub async fn submit(
         .queue()
         .submit_task(NewTask {
             name: name.clone(),
-            payload: submit.payload,
+            payload: submit.payload.map(Payload::into_raw),
             run_at,
             callback_url,
         })

@@ -17,6 +17,7 @@ struct Cli {
 
 /// A producer served in-process on a free port, and its queue; it stops when the returned sender
 /// drops.
+#[allow(dead_code, reason = "connections.rs starts every producer with flags")]
 pub async fn spawn_producer(
     redis: &RedisServer,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {

@@ -23,6 +23,7 @@ crate::stack::on_both_backends! {
     killed_client_connections_are_reopened,
     broken_answers_are_retried_then_kept_as_dead_with_the_reason,
     a_client_error_is_permanent_and_uses_no_retries,
+    a_call_that_cannot_be_made_is_a_permanent_failure_at_once,
     a_huge_answer_is_refused_without_reading_it_whole,
     throttling_with_retry_after_is_honoured,
     an_unreachable_api_is_retried_then_dead,
@@ -416,6 +417,31 @@ async fn a_client_error_is_permanent_and_uses_no_retries<R: Backend>() {
     )
     .await;
     assert_eq!((body["attempts"].as_u64(), calls), (Some(1), 1));
+}
+
+/// A 39 KB payload of the original shape travels as query parameters: percent-encoded, a URL of
+/// 117 KB, which no request line may carry. The same task makes the same URL every time, so
+/// retrying cannot help.
+async fn a_call_that_cannot_be_made_is_a_permanent_failure_at_once<R: Backend>() {
+    let stack = Stack::start_on(R::start(), &[("MOCK_DELAY_MS", "0")]);
+    let _consumer = stack.consumer(&[("MAX_ATTEMPTS", "5"), ("RETRY_BASE_MS", "10")]);
+    let (status, _) = stack
+        .submit("wide", &serde_json::json!({"blob": "€".repeat(13_000)}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let body = stack.wait_dead("wide", Duration::from_secs(20)).await;
+
+    let error = body["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot be made") && error.contains("query parameters"),
+        "{body}"
+    );
+    assert_eq!(
+        body["claims"], 1,
+        "dead at its first call, not retried: {body}"
+    );
+    assert_eq!(stack.mock_calls().await, 0);
 }
 
 async fn a_huge_answer_is_refused_without_reading_it_whole<R: Backend>() {

@@ -10,6 +10,7 @@
 //! - [`faults`]: fault injection (consumers, Redis, the API misbehaving), on both backends.
 //! - [`cluster`]: what only a cluster has (a slot migrated under load, queues on three masters).
 //! - [`failover`]: Sentinel failovers under load, with and without `WAIT`.
+//! - [`connections`]: a flood of idle and dripping connections beyond the producer's cap.
 //! - [`limits`]: limits shared across consumers and queues, pauses, scheduled tasks.
 //! - [`redis_ops`]: Redis at `maxmemory`, over it, and evicting without persistence.
 //! - [`full_redis`]: bursts against a small Redis, and a Redis filled behind taskq's back.
@@ -22,6 +23,7 @@
 mod stack;
 
 mod cluster;
+mod connections;
 mod deploy;
 mod end_to_end;
 mod failover;

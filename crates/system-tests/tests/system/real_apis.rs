@@ -69,7 +69,9 @@ const REPLICATE: Shape = Shape {
         ]
     },
     submitted: |payload| json!({"version": "v1", "input": payload}),
-    failing: || json!({"prompt": "x", "fail": "CUDA out of memory"}),
+    // With the control characters a hostile provider could send, to forge a log line or colour
+    // a terminal.
+    failing: || json!({"prompt": "x", "fail": "CUDA out of memory\r\nFAKE\u{0}\u{1b}[31m"}),
     message: "CUDA out of memory",
     job_id: |remote_id| remote_id,
 };
@@ -250,6 +252,10 @@ async fn served_by_its_profile(shape: &Shape) {
     assert!(
         error.contains(shape.message),
         "the provider's message is kept: {error}"
+    );
+    assert!(
+        !error.contains(|c: char| c.is_control()),
+        "control characters escaped: {error:?}"
     );
     // Dead at once: the submit and the two polls, the second answering "failed"; no retry.
     assert_eq!(dead["claims"], 3, "{dead}");

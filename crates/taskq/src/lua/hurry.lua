@@ -3,13 +3,18 @@
 -- next poll. A waiting task (queued, processing) becomes due now; a running one (its call is on
 -- its way, and may bring back a "processing" answer older than the webhook) is marked, so that
 -- finish.lua makes it due at once instead of after the poll interval. A finished task, or none,
--- is left alone: a webhook repeated or late changes nothing.
+-- is left alone: a webhook repeated or late changes nothing. So is a task whose submit token is
+-- not the one the hook was written for: the hook was for an earlier run of the name (ended,
+-- purged, retried), or for none yet, and must not move this one ahead of its time.
 -- KEYS[1] task record   KEYS[2] due   KEYS[3] stats   KEYS[4] wake channel
--- ARGV[1] task key prefix
--- Returns 1 hurried, 2 finished (done, dead, cancelled: nothing to do), 0 no such task.
+-- ARGV[1] task key prefix   ARGV[2] the submit token the hook URL was written for
+-- Returns 1 hurried, 2 finished (done, dead, cancelled: nothing to do), 0 no such task,
+-- 3 another run of the task (nothing changed).
 -- Memory: drains, so it runs at maxmemory: it moves a task's due time, or sets a one-byte flag.
-local state = redis.call('HGET', KEYS[1], 'state')
+local record = redis.call('HMGET', KEYS[1], 'state', 'submit_token')
+local state = record[1]
 if not state then return 0 end
+if record[2] ~= ARGV[2] then return 3 end
 if state == 'done' or state == 'dead' or state == 'cancelled' then return 2 end
 redis.call('HINCRBY', KEYS[3], 'hurried', '1')
 if state == 'running' then

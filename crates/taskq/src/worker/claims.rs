@@ -194,7 +194,8 @@ impl<H: Handler> Shared<H> {
         let outcome = AssertUnwindSafe(self.handler.handle(task))
             .catch_unwind()
             .await
-            .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")));
+            .unwrap_or_else(|_| Outcome::Failed(Failure::retryable("the handler panicked")))
+            .printable();
         debug!(task = %task.name, attempt = task.attempts + 1, ?outcome, "called");
         self.pause_if_asked(&outcome).await;
         outcome

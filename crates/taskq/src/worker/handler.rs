@@ -1,4 +1,10 @@
 //! What a handler answers for one call: done, processing, submitted, throttled or failed.
+//!
+//! A failure's message is kept in the task's record and shown (views, the dashboard, logs), and
+//! often quotes the third party (a provider's error message, a receiver's answer). Before it is
+//! kept, its control characters (CR, LF, NUL, ESC, ...) and the invisible marks that reorder
+//! text are escaped (`\r`, `\u{1b}`), so no provider can forge a log line or a terminal escape in
+//! what operators read ([`Outcome::printable`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -72,10 +78,84 @@ impl Failure {
     }
 }
 
+impl Outcome {
+    /// The outcome with its message (a failure's or a throttle's) made printable: control
+    /// characters and bidirectional marks escaped as Rust writes them (`\n`, `\u{1b}`).
+    pub fn printable(self) -> Self {
+        match self {
+            Self::Failed(mut failure) => {
+                failure.message = printable(failure.message);
+                Self::Failed(failure)
+            }
+            Self::Throttled {
+                message,
+                retry_after,
+            } => Self::Throttled {
+                message: printable(message),
+                retry_after,
+            },
+            other => other,
+        }
+    }
+}
+
+/// `text` with its control characters and bidirectional marks escaped.
+fn printable(text: String) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(hidden) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The work done for one task. The consumer's third-party poller is one; a benchmark's no-op is
 /// another.
 pub trait Handler: Send + Sync + 'static {
     /// Makes one call for `task` and says how it went. A panic is caught and counts as a
     /// retryable failure.
     fn handle(&self, task: &ClaimedTask) -> impl Future<Output = Outcome> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_bidirectional_marks_are_escaped_in_messages() {
+        let said = "bad\r\nFAKE LOG LINE\0\u{1b}[31mred\u{202e}txt.exe é 😀";
+        let failed = Outcome::Failed(Failure::permanent(said)).printable();
+        let Outcome::Failed(failure) = failed else {
+            unreachable!()
+        };
+        assert_eq!(
+            failure.message,
+            "bad\\r\\nFAKE LOG LINE\\0\\u{1b}[31mred\\u{202e}txt.exe é 😀"
+        );
+        let throttled = Outcome::Throttled {
+            message: "slow\ndown".into(),
+            retry_after: None,
+        };
+        assert_eq!(
+            throttled.printable(),
+            Outcome::Throttled {
+                message: "slow\\ndown".into(),
+                retry_after: None
+            }
+        );
+        assert_eq!(
+            Outcome::Done("\n".into()).printable(),
+            Outcome::Done("\n".into())
+        );
+    }
 }

@@ -1,0 +1,619 @@
+//! The connections an HTTP service holds open, bounded so that no client, however hostile, can
+//! take them all: how long a client may take to send a request, how long a kept-alive
+//! connection may wait for its next one, and how many may be open at once.
+//!
+//! Each connection is in one of three phases, and only the first two can be closed by the
+//! service:
+//!
+//! | phase | closed when |
+//! |---|---|
+//! | waiting: no request in progress | no byte for `KEEP_ALIVE_TIMEOUT_MS` since its last answer; a head not whole `HEADER_READ_TIMEOUT_MS` after its first byte (after the accept, for a new connection); or to make room at the cap |
+//! | receiving: a request whose body is still arriving | no byte for `HEADER_READ_TIMEOUT_MS`; or to make room at the cap |
+//! | busy: a whole request in progress (a long-poll, an event stream) | never by the service: the request ends by its own rules |
+//!
+//! **At the cap** (`MAX_CONNECTIONS`) a new connection is still accepted: the open connection
+//! that has waited longest without sending anything closes to make room for it. So a flood of
+//! idle or dripping connections only ever evicts itself, while every client that sends its
+//! request at once gets in. Refusing new connections would instead hand the service to whoever
+//! opened the cap's worth first, and merely waiting would queue clients behind the flood for a
+//! whole timeout. Only when every open connection has a request in progress do new ones wait
+//! (in the kernel's listen queue, as TCP backpressure) until one ends.
+//!
+//! The cap's default fits the process' open-file limit, raised at start to its hard limit
+//! ([`crate::open_files`]), less [`RESERVED_FILES`] for everything else (Redis, files, the
+//! listener).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::open_files;
+use crate::prometheus::{Exposition, Kind};
+
+/// The open files the default cap leaves to everything but client connections.
+pub const RESERVED_FILES: u64 = 256;
+
+/// How often a cap full of requests in progress is looked at again for a connection that has
+/// finished its request (a close is noticed at once).
+const FULL_RECHECK: Duration = Duration::from_millis(100);
+
+/// How long a connection must have waited before it may be closed to make room: a client
+/// sends its request as soon as it connects, but its connection's task may not have read it
+/// yet, and a kept-alive client's next request may be on its way.
+const GRACE_MS: u64 = 100;
+
+/// How many open connections are compared to pick the one to close at the cap: the oldest
+/// among a few drawn at random, rather than a scan of every connection for every accept.
+const SAMPLE: usize = 8;
+
+/// The connection settings every HTTP service takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// How long a client may take to send a request's head, from its first byte (from the
+    /// accept, on a new connection), and the longest pause in its body (ms). A client that
+    /// sends nothing, or drips its request, is disconnected then.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request (ms).
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT_MS", default_value_t = 75_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_alive_timeout_ms: u64,
+    /// Connections open at once at most; at the cap, the connection that waited longest without
+    /// a request closes to make room for a new one. 0: as many as the open-file limit allows
+    /// (raised to its hard limit at start), less 256.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: u64,
+}
+
+/// Why the connection settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// The open-file limit could not be read or raised.
+    #[error("reading the open-file limit (RLIMIT_NOFILE): {0}")]
+    OpenFiles(std::io::Error),
+    /// `MAX_CONNECTIONS` is more than the open-file limit allows.
+    #[error(
+        "MAX_CONNECTIONS is {asked}, more than the open-file limit of {files} allows \
+         ({fit}: {RESERVED_FILES} files are kept for everything else); raise the limit \
+         (ulimit -n, LimitNOFILE=) or lower MAX_CONNECTIONS"
+    )]
+    TooMany {
+        /// The cap asked for.
+        asked: u64,
+        /// The open-file limit.
+        files: u64,
+        /// The most that fits.
+        fit: u64,
+    },
+}
+
+impl ConnectionArgs {
+    /// The limits these settings give. A cap left at 0 is the open-file limit less
+    /// [`RESERVED_FILES`], at most `default_most` (a service that needs few connections keeps
+    /// the rest of its files for other work). Raises the process' soft limit of open files to
+    /// its hard limit first, since the cap is sized from it.
+    ///
+    /// # Errors
+    /// [`LimitsError`] when the limit cannot be read, or the cap does not fit it.
+    pub fn limits(&self, default_most: u64) -> Result<Limits, LimitsError> {
+        let files = open_files::raise_to_hard_limit().map_err(LimitsError::OpenFiles)?;
+        let fit = files.saturating_sub(RESERVED_FILES).max(1);
+        let max_connections = match self.max_connections {
+            0 => fit.min(default_most),
+            asked if asked > fit => return Err(LimitsError::TooMany { asked, files, fit }),
+            asked => asked,
+        };
+        Ok(Limits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            keep_alive_timeout: Duration::from_millis(self.keep_alive_timeout_ms),
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// The limits an HTTP service holds its connections to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a request's head may take from its first byte, and the longest pause in its
+    /// body.
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next request.
+    pub keep_alive_timeout: Duration,
+    /// Connections open at once at most.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// The settings' defaults, with a cap of 1,024 (tests and embedders that do not size it).
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(75),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Why a connection was closed by the service rather than by its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// A request's head took too long, or its body paused too long.
+    HeaderTimeout,
+    /// No next request within the keep-alive timeout.
+    KeepAliveTimeout,
+    /// Closed to make room for a new connection at the cap.
+    Evicted,
+}
+
+impl Closed {
+    const ALL: [Self; 3] = [Self::HeaderTimeout, Self::KeepAliveTimeout, Self::Evicted];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::HeaderTimeout => "header_timeout",
+            Self::KeepAliveTimeout => "keep_alive_timeout",
+            Self::Evicted => "evicted",
+        }
+    }
+}
+
+/// The open connections of one service, and what became of them.
+#[derive(Debug)]
+pub struct Connections {
+    limits: Limits,
+    /// The clock connections note their phases on (ms since this instant).
+    epoch: Instant,
+    open: Mutex<Slots>,
+    /// Told when a connection closes: the accept loop may be waiting for room.
+    room: Notify,
+    /// Connections closed by the service, by [`Closed`] (in that order).
+    closed: [AtomicU64; 3],
+    /// Times no connection at the cap could make room (every one had a request in progress or
+    /// had only just arrived), so that accepting waited.
+    full: AtomicU64,
+}
+
+/// The open connections, in slots reused as connections come and go.
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Option<Arc<Connection>>>,
+    free: Vec<usize>,
+    count: usize,
+}
+
+impl Connections {
+    /// No connections yet, held to `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            epoch: Instant::now(),
+            open: Mutex::default(),
+            room: Notify::new(),
+            closed: Default::default(),
+            full: AtomicU64::new(0),
+        }
+    }
+
+    /// The limits connections are held to.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.slots().count
+    }
+
+    /// Connections the service closed so far for `why`.
+    pub fn closed(&self, why: Closed) -> u64 {
+        self.closed[why as usize].load(Ordering::Relaxed)
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The time on the connections' clock.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `ms` on the connections' clock as an instant.
+    fn instant(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    /// Returns once a new connection can be held: at once below the cap; at the cap, once the
+    /// connection that waited longest for a request has closed to make room, or, when every
+    /// connection has a request in progress (or has only just arrived), once one closes or
+    /// finishes its request.
+    pub async fn room(&self) {
+        let mut counted_full = false;
+        loop {
+            let closed = self.room.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            let victim = {
+                let slots = self.slots();
+                if slots.count < self.limits.max_connections {
+                    return;
+                }
+                self.oldest_waiting(&slots)
+            };
+            match victim {
+                Some(victim) => victim.evict(),
+                None if !counted_full => {
+                    counted_full = true;
+                    self.full.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {}
+            }
+            let _ = tokio::time::timeout(FULL_RECHECK, closed).await;
+        }
+    }
+
+    /// The connection that has waited longest without a request in progress (and at least
+    /// [`GRACE_MS`]): the oldest of a few drawn at random, or of all of them when none of those
+    /// is waiting.
+    fn oldest_waiting(&self, slots: &Slots) -> Option<Arc<Connection>> {
+        let before = self.now_ms().checked_sub(GRACE_MS)?;
+        let oldest = |candidates: &mut dyn Iterator<Item = &Arc<Connection>>| {
+            candidates
+                .filter(|c| c.phase() != Phase::Busy && !c.evicted.load(Ordering::Relaxed))
+                .map(|c| (c.since.load(Ordering::Relaxed), c))
+                .filter(|(since, _)| *since <= before)
+                .min_by_key(|(since, _)| *since)
+                .map(|(_, c)| Arc::clone(c))
+        };
+        let len = slots.slots.len();
+        let mut sample =
+            (0..SAMPLE.min(len)).filter_map(|_| slots.slots[fastrand::usize(..len)].as_ref());
+        oldest(&mut sample).or_else(|| oldest(&mut slots.slots.iter().flatten()))
+    }
+
+    /// Registers a connection just accepted; it leaves when the handle drops.
+    pub fn accepted(self: &Arc<Self>) -> Held {
+        let connection = Arc::new(Connection {
+            phase: AtomicU8::new(Phase::Waiting as u8),
+            heard: AtomicBool::new(true),
+            since: AtomicU64::new(self.now_ms()),
+            evicted: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        });
+        let mut slots = self.slots();
+        let slot = match slots.free.pop() {
+            Some(slot) => {
+                slots.slots[slot] = Some(Arc::clone(&connection));
+                slot
+            }
+            None => {
+                slots.slots.push(Some(Arc::clone(&connection)));
+                slots.slots.len() - 1
+            }
+        };
+        slots.count += 1;
+        Held {
+            connections: Arc::clone(self),
+            connection,
+            slot,
+        }
+    }
+
+    /// The connection series: open now, the cap, closed by the service (by reason), and times
+    /// the cap was full of requests in progress.
+    pub fn write_metrics(&self, page: &mut Exposition) {
+        page.family(
+            "taskq_http_connections",
+            Kind::Gauge,
+            "HTTP connections open now.",
+        )
+        .sample("taskq_http_connections", &[], self.open());
+        page.family(
+            "taskq_http_connections_max",
+            Kind::Gauge,
+            "The most HTTP connections held open at once (MAX_CONNECTIONS).",
+        )
+        .sample(
+            "taskq_http_connections_max",
+            &[],
+            self.limits.max_connections,
+        );
+        let name = "taskq_http_connections_closed_total";
+        page.family(
+            name,
+            Kind::Counter,
+            "HTTP connections the service closed: a request too slow to arrive, a kept-alive \
+             connection idle too long, or the connection waiting longest closed for a new one \
+             at the cap.",
+        );
+        for why in Closed::ALL {
+            page.sample(name, &[("reason", why.label())], self.closed(why));
+        }
+        page.family(
+            "taskq_http_accept_full_total",
+            Kind::Counter,
+            "Times no connection at the cap could make room (each had a request in progress or \
+             had just arrived), so new connections waited in the listen queue.",
+        )
+        .sample(
+            "taskq_http_accept_full_total",
+            &[],
+            self.full.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// Where a connection is between its requests (see the module's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    Waiting = 0,
+    Receiving = 1,
+    Busy = 2,
+}
+
+/// One open connection, as its timers and the cap see it. Only its own task changes it (the
+/// accept loop only marks it evicted), so plain atomic loads and stores suffice.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    phase: AtomicU8,
+    /// Waiting: whether a byte of the next request has arrived.
+    heard: AtomicBool,
+    /// When its timer started, on the connections' clock (ms): the last answer's end (waiting,
+    /// nothing heard), the next request's first byte (waiting, heard), the body's last byte
+    /// (receiving).
+    since: AtomicU64,
+    /// Asked to close to make room at the cap.
+    evicted: AtomicBool,
+    /// Wakes its task when it is evicted.
+    waker: AtomicWaker,
+}
+
+impl Connection {
+    fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Waiting,
+            1 => Phase::Receiving,
+            _ => Phase::Busy,
+        }
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Relaxed);
+        self.waker.wake();
+    }
+}
+
+/// A connection while it is open: what its task, its IO and its requests note on it.
+#[derive(Debug)]
+pub struct Held {
+    connections: Arc<Connections>,
+    connection: Arc<Connection>,
+    slot: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut slots = self.connections.slots();
+        slots.slots[self.slot] = None;
+        slots.free.push(self.slot);
+        slots.count -= 1;
+        drop(slots);
+        self.connections.room.notify_one();
+    }
+}
+
+/// What the service should do with a connection now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Nothing until it changes (a request in progress).
+    Nothing,
+    /// Check again at this instant.
+    At(Instant),
+    /// Close it.
+    Close(Closed),
+}
+
+impl Held {
+    /// Bytes arrived from the client.
+    pub(crate) fn heard(&self) {
+        let c = &self.connection;
+        match c.phase() {
+            Phase::Waiting if !c.heard.load(Ordering::Relaxed) => {
+                c.heard.store(true, Ordering::Relaxed);
+                c.since.store(self.connections.now_ms(), Ordering::Relaxed);
+            }
+            Phase::Receiving => c.since.store(self.connections.now_ms(), Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    /// A request's head arrived; `whole` when it has no body to wait for.
+    pub(crate) fn request_started(&self, whole: bool) {
+        let c = &self.connection;
+        if whole {
+            c.phase.store(Phase::Busy as u8, Ordering::Relaxed);
+        } else {
+            c.since.store(self.connections.now_ms(), Ordering::Relaxed);
+            c.phase.store(Phase::Receiving as u8, Ordering::Relaxed);
+        }
+    }
+
+    /// The request's body has arrived (or will not be read).
+    pub(crate) fn body_received(&self) {
+        let c = &self.connection;
+        let _ = c.phase.compare_exchange(
+            Phase::Receiving as u8,
+            Phase::Busy as u8,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The request's answer has been sent (or dropped): waiting for the next one.
+    pub(crate) fn request_ended(&self) {
+        let c = &self.connection;
+        c.heard.store(false, Ordering::Relaxed);
+        c.since.store(self.connections.now_ms(), Ordering::Relaxed);
+        c.phase.store(Phase::Waiting as u8, Ordering::Relaxed);
+    }
+
+    /// Whether no request is in progress (an idle connection closes at once at shutdown).
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.connection.phase() == Phase::Waiting
+    }
+
+    /// What is due now, noting `waker` as the one to wake on eviction. An eviction that finds
+    /// the connection busy is dropped, and the accept loop looks again.
+    pub(crate) fn due(&self, waker: &std::task::Waker) -> Due {
+        let (c, connections) = (&self.connection, &self.connections);
+        c.waker.register(waker);
+        let phase = c.phase();
+        if c.evicted.load(Ordering::Relaxed) {
+            if phase != Phase::Busy {
+                return Due::Close(Closed::Evicted);
+            }
+            c.evicted.store(false, Ordering::Relaxed);
+            connections.room.notify_one();
+        }
+        let limits = &connections.limits;
+        let (timeout, why) = match phase {
+            Phase::Busy => return Due::Nothing,
+            Phase::Waiting if !c.heard.load(Ordering::Relaxed) => {
+                (limits.keep_alive_timeout, Closed::KeepAliveTimeout)
+            }
+            Phase::Waiting | Phase::Receiving => {
+                (limits.header_read_timeout, Closed::HeaderTimeout)
+            }
+        };
+        let since = c.since.load(Ordering::Relaxed);
+        let deadline = since.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        if connections.now_ms() >= deadline {
+            Due::Close(why)
+        } else {
+            Due::At(connections.instant(deadline))
+        }
+    }
+
+    /// Counts the connection as closed by the service for `why`.
+    pub(crate) fn count_closed(&self, why: Closed) {
+        self.connections.closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn limits(max_connections: usize) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_millis(100),
+            keep_alive_timeout: Duration::from_millis(300),
+            max_connections,
+        }
+    }
+
+    fn due(held: &Held) -> Due {
+        held.due(std::task::Waker::noop())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_phase_has_its_own_clock_and_a_request_in_progress_has_none() {
+        let connections = Arc::new(Connections::new(limits(10)));
+        let held = connections.accepted();
+        let start = connections.epoch;
+        assert_eq!(
+            due(&held),
+            Due::At(start + Duration::from_millis(100)),
+            "a new connection must send its head"
+        );
+
+        held.request_started(false);
+        tokio::time::advance(Duration::from_millis(80)).await;
+        held.heard();
+        assert_eq!(
+            due(&held),
+            Due::At(start + Duration::from_millis(180)),
+            "a body's pause counts from its last byte"
+        );
+        held.body_received();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(
+            due(&held),
+            Due::Nothing,
+            "a long-poll is a request in progress"
+        );
+
+        held.request_ended();
+        let ended = connections.now_ms();
+        assert_eq!(
+            due(&held),
+            Due::At(connections.instant(ended + 300)),
+            "kept alive"
+        );
+        tokio::time::advance(Duration::from_millis(50)).await;
+        held.heard();
+        assert_eq!(
+            due(&held),
+            Due::At(connections.instant(ended + 150)),
+            "the next head's clock starts at its first byte"
+        );
+        held.heard();
+        assert_eq!(
+            due(&held),
+            Due::At(connections.instant(ended + 150)),
+            "and dripping does not restart it"
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(due(&held), Due::Close(Closed::HeaderTimeout));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_connection_waiting_longest_makes_room_and_busy_ones_never_do() {
+        let connections = Arc::new(Connections::new(limits(2)));
+        let oldest = connections.accepted();
+        let busy = connections.accepted();
+        busy.request_started(true);
+
+        let mut room = std::pin::pin!(connections.room());
+        assert!(room.as_mut().now_or_never().is_none());
+        assert_ne!(
+            due(&oldest),
+            Due::Close(Closed::Evicted),
+            "it has only just arrived"
+        );
+        tokio::time::advance(FULL_RECHECK).await;
+        assert!(room.as_mut().now_or_never().is_none());
+        assert_eq!(due(&oldest), Due::Close(Closed::Evicted));
+        assert_ne!(due(&busy), Due::Close(Closed::Evicted));
+        drop(oldest);
+        room.await;
+
+        let newest = connections.accepted();
+        newest.request_started(true);
+        let mut room = std::pin::pin!(connections.room());
+        assert!(
+            room.as_mut().now_or_never().is_none(),
+            "every connection is busy: wait"
+        );
+        assert_eq!(connections.full.load(Ordering::Relaxed), 2);
+        newest.request_ended();
+        tokio::time::advance(FULL_RECHECK).await;
+        assert!(room.as_mut().now_or_never().is_none());
+        assert_eq!(
+            due(&newest),
+            Due::Close(Closed::Evicted),
+            "once its request ended"
+        );
+        drop(newest);
+        room.await;
+        assert_eq!(connections.open(), 1);
+    }
+}

@@ -72,9 +72,9 @@ impl Queue {
 }
 
 fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
-    // Fields per claimed task: seven, and two more (remote id, submit token) for a queue whose
-    // calls start with a submit.
-    let per_task = if submits { 9 } else { 7 };
+    // Fields per claimed task: seven, and four more (remote id, submit token, kept values, the
+    // latest webhook body) for a queue whose calls start with a submit.
+    let per_task = if submits { 11 } else { 7 };
     let bad = |what: &str| Error::UnexpectedReply(format!("claim reply: {what}"));
     let mut items = reply.into_iter();
     let next_due: i64 = redis::from_redis_value(items.next().ok_or_else(|| bad("empty"))?)
@@ -97,10 +97,10 @@ fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
         let payload = text(next()?);
         let throttled = number(&next()?)?;
         let has_callback = next()? == "1";
-        let (remote_id, submit_token) = if submits {
-            (text(next()?), text(next()?))
+        let (remote_id, submit_token, kept, hook) = if submits {
+            (text(next()?), text(next()?), text(next()?), text(next()?))
         } else {
-            (None, None)
+            (None, None, None, None)
         };
         tasks.push(ClaimedTask {
             name: TaskName::from_stored(name),
@@ -112,6 +112,8 @@ fn parse_claim(reply: Vec<redis::Value>, submits: bool) -> Result<Claim> {
             throttled,
             has_callback,
             submit_token,
+            kept,
+            hook,
         });
     }
     Ok(Claim {

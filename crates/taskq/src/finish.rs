@@ -78,6 +78,8 @@ pub enum Finish<'a> {
         remote_id: &'a str,
         /// The submit's answer, JSON text.
         data: &'a str,
+        /// The values of the answer the later calls name, a JSON object ("" for none).
+        kept: &'a str,
         /// When to poll first.
         delay: Duration,
     },
@@ -228,20 +230,23 @@ impl Queue {
             invocation.key(self.keys().task(&task.name));
         }
         for (task, finish) in batch {
-            let (kind, text, delay, permanent, remote_id) = match *finish {
-                Finish::Done(data) => ("done", data, Duration::ZERO, false, ""),
-                Finish::Processing { data, delay } => ("processing", data, delay, false, ""),
+            let (kind, text, delay, permanent, (remote_id, kept)) = match *finish {
+                Finish::Done(data) => ("done", data, Duration::ZERO, false, ("", "")),
+                Finish::Processing { data, delay } => ("processing", data, delay, false, ("", "")),
                 Finish::Submitted {
                     remote_id,
                     data,
+                    kept,
                     delay,
-                } => ("submitted", data, delay, false, remote_id),
-                Finish::Throttled { message, delay } => ("throttled", message, delay, false, ""),
+                } => ("submitted", data, delay, false, (remote_id, kept)),
+                Finish::Throttled { message, delay } => {
+                    ("throttled", message, delay, false, ("", ""))
+                }
                 Finish::Failed {
                     error,
                     delay,
                     permanent,
-                } => ("failed", error, delay, permanent, ""),
+                } => ("failed", error, delay, permanent, ("", "")),
             };
             invocation
                 .arg(kind)
@@ -258,6 +263,7 @@ impl Queue {
             } else {
                 invocation.arg(0);
             }
+            invocation.arg(kept);
         }
         invocation
     }

@@ -79,6 +79,17 @@ macro_rules! script {
     };
 }
 
+/// The draining form of a script that adds data: the same body under `flags=allow-oom`, run when
+/// Redis refused the plain form at `maxmemory`; the caller's arguments make it add nothing.
+macro_rules! draining {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            let (_, body) = split_flags(include_str!(concat!("lua/", $file)));
+            QueueScript::with_flags("#!lua flags=allow-oom", body)
+        })
+    };
+}
+
 /// Adds tasks (one or many per call) unless they are live or done.
 pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua");
 /// `enqueue.lua` in its looking-up form, for a Redis at `maxmemory`: Redis lets it run there, and
@@ -93,10 +104,7 @@ pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua");
 pub(crate) static FINISH: LazyLock<QueueScript> = script!("finish.lua");
 /// `finish.lua` in its draining form, for a Redis at `maxmemory`: Redis lets it run there, and it
 /// writes no text larger than what it replaces (see the script's header).
-pub(crate) static FINISH_DRAINING: LazyLock<QueueScript> = LazyLock::new(|| {
-    let (_, body) = split_flags(include_str!("lua/finish.lua"));
-    QueueScript::with_flags("#!lua flags=allow-oom", body)
-});
+pub(crate) static FINISH_DRAINING: LazyLock<QueueScript> = draining!("finish.lua");
 /// Hands a task back unrun.
 pub(crate) static RELEASE: LazyLock<QueueScript> = script!("release.lua");
 /// Renews held leases.
@@ -109,8 +117,11 @@ pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua");
 pub(crate) static RETRY_ALL: LazyLock<QueueScript> = script!("retry_all.lua");
 /// Cancels a task: out of every set, token revoked, record kept.
 pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua");
-/// Makes a waiting task due at once (a provider's webhook said its job moved).
+/// Makes a waiting task due at once (a provider's webhook said its job moved), keeping the
+/// webhook's body.
 pub(crate) static HURRY: LazyLock<QueueScript> = script!("hurry.lua");
+/// `hurry.lua` in its draining form, for a Redis at `maxmemory`: it keeps no body.
+pub(crate) static HURRY_DRAINING: LazyLock<QueueScript> = draining!("hurry.lua");
 /// One page of the tasks in one state.
 pub(crate) static LIST: LazyLock<QueueScript> = script!("list.lua");
 /// Counts per state, oldest due task and counters, in one round trip.

@@ -365,6 +365,12 @@ pub struct ClaimedTask {
     /// [`crate::Policy::submit_keys`]) and kept until a retry of the dead task: every submit of
     /// the task carries it in its idempotency key, whoever makes it and however often.
     pub submit_token: Option<String>,
+    /// The values of the submit's answer that the task's later calls name (a JSON object, as
+    /// [`crate::Finish::Submitted`] kept them); `None` before the submit or when none are named.
+    pub kept: Option<String>,
+    /// The latest body a provider POSTed to the task's hook URL (JSON text), kept until the task
+    /// ends; `None` when none came.
+    pub hook: Option<String>,
 }
 
 #[cfg(test)]

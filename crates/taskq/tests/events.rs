@@ -82,8 +82,14 @@ async fn every_change_is_told(queue: &Queue) {
     assert_eq!(changes(&payload), vec![("a".into(), State::Processing)]);
 
     // A provider's webhook: the task is due at once, and idle consumers are woken.
-    assert_eq!(queue.hurry(&name("a"), "0").await.unwrap(), Hurry::Replaced);
-    assert_eq!(queue.hurry(&name("a"), &run).await.unwrap(), Hurry::Hurried);
+    assert_eq!(
+        queue.hurry(&name("a"), "0", None).await.unwrap(),
+        Hurry::Replaced
+    );
+    assert_eq!(
+        queue.hurry(&name("a"), &run, None).await.unwrap(),
+        Hurry::Hurried
+    );
     assert_eq!(message(&mut signals).await, (WAKE, String::new()));
     let claim = queue.claim(10).await.unwrap();
     assert_eq!(claim.tasks.len(), 1, "hurried: due now, not in a minute");
@@ -97,11 +103,11 @@ async fn every_change_is_told(queue: &Queue) {
     let (_, payload) = message(&mut signals).await;
     assert_eq!(changes(&payload), vec![("a".into(), State::Done)]);
     assert_eq!(
-        queue.hurry(&name("a"), &run).await.unwrap(),
+        queue.hurry(&name("a"), &run, None).await.unwrap(),
         Hurry::Finished
     );
     assert_eq!(
-        queue.hurry(&name("nobody"), &run).await.unwrap(),
+        queue.hurry(&name("nobody"), &run, None).await.unwrap(),
         Hurry::NotFound
     );
 
@@ -149,7 +155,10 @@ async fn a_batch_of_changes_is_one_message_and_a_hurried_running_task_is_due_at_
 
     // A webhook during the call: the "processing" answer that follows is older news.
     let run = claim.tasks[0].submit_token.as_deref().unwrap();
-    assert_eq!(queue.hurry(&name("x"), run).await.unwrap(), Hurry::Hurried);
+    assert_eq!(
+        queue.hurry(&name("x"), run, None).await.unwrap(),
+        Hurry::Hurried
+    );
     let batch: Vec<_> = claim
         .tasks
         .iter()

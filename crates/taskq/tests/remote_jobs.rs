@@ -1,6 +1,7 @@
 //! The scripts' side of APIs that are submitted to, then polled, and that throttle: the remote
-//! id kept in the record, the submit token fixed for a task's life, throttled answers that use no
-//! attempt. Against a real redis-server.
+//! id and the values of the submit's answer kept in the record, the submit token fixed for a
+//! task's life, webhook bodies kept for the next call, throttled answers that use no attempt.
+//! Against a real redis-server.
 
 mod support;
 
@@ -42,6 +43,7 @@ async fn a_submit_keeps_the_remote_id_which_every_later_claim_carries() {
         Finish::Submitted {
             remote_id: "operations/7",
             data: r#"{"id":"operations/7","status":"starting"}"#,
+            kept: "",
             delay: Duration::ZERO,
         },
     )
@@ -128,6 +130,7 @@ async fn a_retried_task_submits_anew_and_queues_that_do_not_submit_store_no_toke
         Finish::Submitted {
             remote_id: "r1",
             data: "null",
+            kept: "",
             delay: Duration::ZERO,
         },
     )
@@ -232,4 +235,64 @@ async fn a_throttled_answer_waits_and_past_the_poll_deadline_the_task_dies() {
             .unwrap()
             .starts_with("poll deadline passed: throttled 2 times")
     );
+}
+
+#[tokio::test]
+async fn values_kept_from_the_submit_and_a_webhooks_body_reach_the_next_calls() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connection();
+    let queue = open(&redis).with_worker_policy(submitting());
+    queue.enqueue(&name("job")).await.unwrap();
+    let first = claim_one(&queue).await;
+    assert_eq!((first.kept.as_deref(), first.hook.as_deref()), (None, None));
+    let kept = r#"{"status_url":"https://api.test/r/1/status"}"#;
+    let submitted = Finish::Submitted {
+        remote_id: "r1",
+        data: "{}",
+        kept,
+        delay: Duration::from_secs(60),
+    };
+    assert_eq!(finish(&queue, &first, submitted).await, Ack::Applied);
+
+    // A webhook for the run hurries the task and leaves its body for the call.
+    let run = first.submit_token.clone().unwrap();
+    let body = r#"{"status":"OK","payload":{"n":1}}"#;
+    let hurried = queue.hurry(&name("job"), &run, Some(body)).await.unwrap();
+    assert_eq!(hurried, taskq::Hurry::Hurried);
+    let call = claim_one(&queue).await;
+    assert_eq!(call.kept.as_deref(), Some(kept));
+    assert_eq!(call.hook.as_deref(), Some(body));
+    // The body stays until the task ends, then goes with it.
+    queue.snooze(&call, "{}", Duration::ZERO).await.unwrap();
+    let again = claim_one(&queue).await;
+    assert_eq!(again.hook.as_deref(), Some(body));
+    queue.complete(&again, "{}").await.unwrap();
+    let hook: Option<String> = redis::cmd("HGET")
+        .arg(queue.keys().task(&name("job")))
+        .arg("hook")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(hook, None, "a done record keeps no webhook body");
+
+    // At maxmemory a webhook still hurries, without its body.
+    queue.enqueue(&name("full")).await.unwrap();
+    let first = claim_one(&queue).await;
+    let submitted = Finish::Submitted {
+        remote_id: "r2",
+        data: "{}",
+        kept: "",
+        delay: Duration::from_secs(60),
+    };
+    finish(&queue, &first, submitted).await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut conn)
+        .unwrap();
+    let run = first.submit_token.clone().unwrap();
+    let hurried = queue.hurry(&name("full"), &run, Some(body)).await.unwrap();
+    assert_eq!(hurried, taskq::Hurry::Hurried);
+    let call = claim_one(&queue).await;
+    assert_eq!((call.name.as_str(), call.hook.as_deref()), ("full", None));
 }

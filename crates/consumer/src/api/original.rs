@@ -182,6 +182,8 @@ mod tests {
             throttled: 0,
             has_callback: false,
             submit_token: None,
+            kept: None,
+            hook: None,
         }
     }
 

@@ -113,6 +113,7 @@ pub fn submit(profile: &Profile, submit: &Submit, answer: &ApiResponse<'_>) -> O
         Some(id) => Outcome::Submitted {
             remote_id: id,
             data: text_at(&body, profile.partial.as_deref()),
+            kept: None,
             poll_in: answer.retry_after,
         },
     }

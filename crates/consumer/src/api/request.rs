@@ -216,6 +216,8 @@ mod tests {
             throttled: 0,
             has_callback: false,
             submit_token: Some("9".into()),
+            kept: None,
+            hook: None,
         }
     }
 

@@ -3,9 +3,11 @@
 //! The URL is the one the consumer wrote into the task's submit (`{{webhook_url}}`, see
 //! [`webhooks::hook`]); its `sig` is the only credential, since a provider sends no token of
 //! ours, and it covers the run of the task the URL was written for (`run`, its submit token).
-//! A good `sig` makes that run due at once ([`taskq::Queue::hurry`]) and wakes an idle consumer,
-//! whose poll fetches the provider's authoritative answer: the webhook's body (any, up to 1 MiB)
-//! is read and dropped, never trusted. A bad or missing `sig` is 401 and changes nothing; an
+//! A good `sig` makes that run due at once ([`taskq::Queue::hurry`]) and wakes an idle consumer.
+//! A JSON body (up to 1 MiB) is kept with the task for that consumer's call: a queue whose
+//! profile reads webhooks (`hook`) takes its answer from it, any other polls the provider for its
+//! authoritative answer; a body that is not JSON is read and dropped. A bad or missing `sig` is
+//! 401 and changes nothing; an
 //! unknown task is 404; a finished run is 200 and changes nothing, so a provider's retries and
 //! replays are harmless; another run of the name (the hook's was purged or retried, or the new
 //! one is not yet submitted) is 410 and changes nothing, so an old URL never moves a new task
@@ -25,7 +27,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::query;
 use crate::state::AppState;
 
-/// The largest webhook body read (and dropped).
+/// The largest webhook body read.
 pub const MAX_HOOK_BODY_BYTES: usize = 1024 * 1024;
 
 /// What a webhook did.
@@ -46,7 +48,7 @@ pub struct HookAnswer {
         ("run" = String, Query, description = "the run of the task the URL was written for (its submit token), as the consumer wrote it"),
         ("sig" = String, Query, description = "the URL's signature, as the consumer wrote it"),
     ),
-    request_body(content = String, description = "anything the provider sends (at most 1 MiB); read and dropped", content_type = "*/*"),
+    request_body(content = String, description = "anything the provider sends (at most 1 MiB); a JSON body is kept for the task's next call (a profile with hook reads it as the provider's answer), any other is dropped", content_type = "*/*"),
     responses(
         (status = 202, description = "The task is due at once: a consumer polls the provider now", body = HookAnswer),
         (status = 200, description = "The task is already done, dead or cancelled: nothing changed", body = HookAnswer),
@@ -63,8 +65,8 @@ pub async fn hook(
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<HookAnswer>), AppError> {
-    // Read (up to 1 MiB) and dropped; a larger body is a JSON 413 like every other error.
-    body.map_err(|refused| AppError::Rejected(refused.status(), refused.body_text()))?;
+    // Read up to 1 MiB; a larger body is a JSON 413 like every other error.
+    let body = body.map_err(|refused| AppError::Rejected(refused.status(), refused.body_text()))?;
     let Path((queue, name)) = path?;
     let Some(secret) = &state.hook_secret else {
         return Err(AppError::NotFound(
@@ -83,7 +85,8 @@ pub async fn hook(
         return Err(AppError::BadSignature);
     }
     let task = TaskName::parse(name)?;
-    let (status, hurried, count) = match served.queue.hurry(&task, &run).await? {
+    let kept = json_text(&body);
+    let (status, hurried, count) = match served.queue.hurry(&task, &run, kept).await? {
         Hurry::Hurried => (StatusCode::ACCEPTED, true, &state.hooks.hurried),
         Hurry::Finished => (StatusCode::OK, false, &state.hooks.finished),
         Hurry::NotFound => {
@@ -111,4 +114,12 @@ pub async fn hook(
             hurried,
         }),
     ))
+}
+
+/// The body as JSON text, when it is JSON (what a profile that reads webhooks can read).
+fn json_text(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .is_ok()
+        .then_some(text)
 }

@@ -17,9 +17,10 @@
 -- A lease taken back here is due at once, so it may be claimed in the same call.
 -- Returns {ms until the earliest remaining due task (-1: none; 0: more are due now), then per
 -- claimed task: name, token, attempts, polls, payload, throttled, '1' when it has a callback
--- ('0' otherwise), and when ARGV[7] is '1' remote id and submit token ('' for absent text, '0' for
--- absent counters)}. A queue that does not
--- submit is answered two fields a task fewer (measured: W2's drain spends less on the reply).
+-- ('0' otherwise), and when ARGV[7] is '1' remote id, submit token, the values kept from the
+-- submit's answer and the latest webhook body ('' for absent text, '0' for absent counters)}. A
+-- queue that does not submit is answered four fields a task fewer (measured: W2's drain spends
+-- less on the reply).
 -- Memory: drains, so it runs at maxmemory: it moves due tasks to the leased set and rewrites
 -- fixed-size fields of records that exist (state, token, counters); a lease taken back at the
 -- attempt limit buries its task, which may hand a callback record of a few hundred bytes to the
@@ -56,7 +57,7 @@ if #names > 0 then
     local f, remote_id, submit_token
     if submits then
       f = redis.call('HMGET', key, 'attempts', 'polls', 'payload', 'throttled', 'callback_url',
-        'remote_id', 'submit_token')
+        'remote_id', 'submit_token', 'kept', 'hook')
       remote_id, submit_token = f[6], f[7]
     else
       -- A queue that does not submit has neither remote ids nor submit tokens: read less.
@@ -82,6 +83,8 @@ if #names > 0 then
     if submits then
       out[#out + 1] = remote_id or ''
       out[#out + 1] = submit_token or ''
+      out[#out + 1] = f[8] or ''
+      out[#out + 1] = f[9] or ''
     end
   end
   redis.call('HINCRBY', KEYS[5], 'claimed', int(#names))

@@ -14,9 +14,10 @@
 -- ARGV[6] '1' in the draining form (Redis is at maxmemory), else '0'
 -- ARGV[7] draining form: how long (ms) a result that does not fit waits before its task is called
 -- again
--- then seven ARGV per task i, from ARGV[7*i+1]: kind (done|processing|submitted|throttled|failed),
+-- then eight ARGV per task i, from ARGV[8*i]: kind (done|processing|submitted|throttled|failed),
 -- claim token, data (JSON text) or error, delay (ms), permanent (1|0, for failed), remote id (for
--- submitted; '' otherwise), the KEYS index of its callback lane record (0: none)
+-- submitted; '' otherwise), the KEYS index of its callback lane record (0: none), the values kept
+-- from a submit's answer (a JSON object, for submitted; '' otherwise)
 -- Returns one code per task: 1 recorded (or already recorded by this token), 2 recorded and the
 -- task is now dead, 3 (draining form only) the result did not fit: the task waits, due again
 -- after ARGV[7], its data as before, 0 stale token (the lease was lost; counted).
@@ -26,8 +27,8 @@
 -- replaces (`fits`): a result takes the place of the partial data and last error, and of the
 -- payload if it must (the done record then keeps no payload); a result larger than all three
 -- waits for room; partial data larger than the last keeps the last; an error is cut to the
--- length of the last one (at least ERROR_ROOM bytes). What it still adds is fixed in size: states,
--- times, counters, remote ids and a callback's lane record.
+-- length of the last one (at least ERROR_ROOM bytes). What it still adds is small and bounded:
+-- states, times, counters, remote ids and kept values (a few URLs), a callback's lane record.
 local prefix, max_poll = ARGV[1], tonumber(ARGV[2])
 local max_attempts, dead_ttl, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local draining, wait_for_room = ARGV[6] == '1', tonumber(ARGV[7])
@@ -69,10 +70,10 @@ local function overdue(key)
 end
 for i = 8, 7 + n do
   local key, name = KEYS[i], name_of(KEYS[i], prefix)
-  local a = 7 * (i - 7) + 1
+  local a = 8 * (i - 7)
   local kind, token, text, delay = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local permanent, remote_id = ARGV[a + 4] == '1', ARGV[a + 5]
-  local lane = KEYS[tonumber(ARGV[a + 6])]
+  local lane, kept = KEYS[tonumber(ARGV[a + 6])], ARGV[a + 7]
   local own = ownership(key, token, KEYS[4])
   local code = 1
   if own == 'stale' then
@@ -90,7 +91,7 @@ for i = 8, 7 + n do
         dropped = dropped + 1
       end
       local at = int(now)
-      redis.call('HDEL', key, 'error')
+      redis.call('HDEL', key, 'error', 'hook')
       redis.call('HSET', key, 'state', 'done', 'data', text, 'updated', at, 'done_at', at)
       redis.call('PEXPIRE', key, redis.call('HGET', key, 'ttl') or '3600000')
       tell(name, 'done')
@@ -103,6 +104,9 @@ for i = 8, 7 + n do
       end
       if kind == 'submitted' then
         fields[#fields + 1], fields[#fields + 2] = 'remote_id', remote_id
+        if kept ~= '' then
+          fields[#fields + 1], fields[#fields + 2] = 'kept', kept
+        end
       else
         redis.call('HINCRBY', key, 'polls', '1')
       end

@@ -21,6 +21,8 @@
 --   created, updated, run_at, done_at, died_at, cancelled_at   server time in ms
 --   ttl       how long (ms) a done record is kept, chosen by whoever enqueued the task
 --   hurried   '1' when a provider's webhook came in while the task's call was on its way
+--   kept      JSON object: the values of the submit's answer the profile's later calls name
+--   hook      the latest body a provider POSTed to the task's hook URL (JSON text), until it ends
 --   callback_url  where the task's view is POSTed when it ends (see hand_callback)
 
 -- Events. Whoever waits on a task (a long-polling client, an event stream) is told of every change
@@ -111,6 +113,7 @@ end
 local function bury(key, name, now, reason, k_dead, k_stats, dead_ttl_ms, lane_record, k_lane_due)
   local at = int(now)
   redis.call('HSET', key, 'state', 'dead', 'error', reason, 'updated', at, 'died_at', at)
+  redis.call('HDEL', key, 'hook')
   redis.call('ZADD', k_dead, at, name)
   redis.call('HINCRBY', k_stats, 'dead', '1')
   tell(name, 'dead')

@@ -32,6 +32,9 @@ pub enum Outcome {
         remote_id: String,
         /// The submit's answer, JSON text.
         data: String,
+        /// The values of the answer the task's later calls name, a JSON object
+        /// ([`crate::ClaimedTask::kept`] on the next claims).
+        kept: Option<String>,
         /// When to poll first, when the API said (`Retry-After`).
         poll_in: Option<Duration>,
     },

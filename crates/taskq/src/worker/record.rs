@@ -102,10 +102,12 @@ impl<H: Handler> Shared<H> {
             Outcome::Submitted {
                 remote_id,
                 data,
+                kept,
                 poll_in,
             } => Finish::Submitted {
                 remote_id,
                 data,
+                kept: kept.as_deref().unwrap_or(""),
                 delay: poll_in.unwrap_or(self.config.poll_interval),
             },
             Outcome::Throttled {

@@ -59,6 +59,7 @@ fn a_submit_keeps_the_id_from_the_body_or_a_header() {
     assert_eq!(
         submitted,
         Outcome::Submitted {
+            kept: None,
             remote_id: "abc".into(),
             data: r#"{"id":"abc","status":"starting"}"#.into(),
             poll_in: None

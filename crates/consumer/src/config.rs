@@ -76,7 +76,7 @@ pub struct Config {
     /// A JSON (or, named *.toml, TOML) file of per-queue settings:
     /// `{"queue-a": {"api_url": "http://a/", "concurrency": 20, "poll_interval_ms": 500}, ...}`.
     /// Keys: api_url, concurrency, batch_size, poll_interval_ms, api_timeout_ms, max_attempts,
-    /// lease_ms, and api (an API profile: see README, "Calling real APIs"). The queues it names
+    /// lease_ms, and api (an API profile: see docs/real-apis.md). The queues it names
     /// are served unless QUEUES lists them.
     #[arg(long, env = "QUEUES_FILE")]
     pub queues_file: Option<PathBuf>,

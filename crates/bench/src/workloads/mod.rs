@@ -30,7 +30,7 @@ use crate::workload::{CHUNK, POLL_INTERVAL_MS, Settings};
 /// One measured figure of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
-    /// What it is (`tasks_per_s`, `p99_ms`, ...): the name README and the notes quote.
+    /// What it is (`tasks_per_s`, `p99_ms`, ...): the name docs/performance.md and the notes quote.
     pub name: String,
     /// Its unit, for the tables.
     pub unit: &'static str,

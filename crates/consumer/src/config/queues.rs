@@ -117,8 +117,12 @@ impl Config {
         self.queues_with(|name| std::env::var(name).ok())
     }
 
-    /// [`Config::queues`], with `lookup` for the environment.
-    pub(super) fn queues_with(
+    /// [`Config::queues`], with `lookup` for the environment: how a profile is checked without
+    /// the credentials it names (the tests of the documented profiles call it so).
+    ///
+    /// # Errors
+    /// As [`Config::queues`].
+    pub fn queues_with(
         &self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Vec<QueueSettings>, QueuesFileError> {

@@ -234,7 +234,7 @@ async fn bursts_of_large_payloads_stop_at_the_mark_and_every_acknowledged_task_f
          ({} KB over)",
         peak.saturating_sub(MAXMEMORY) / 1024
     );
-    // README ("Running Redis in production"): past maxmemory only by the requests on their way.
+    // docs/operations.md ("Running Redis in production"): past maxmemory only by the requests on their way.
     assert!(
         peak <= MAXMEMORY + (4 << 20),
         "Redis peaked at {peak} bytes, past maxmemory by more than the requests on their way"

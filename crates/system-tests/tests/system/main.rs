@@ -19,12 +19,14 @@
 //! - [`metrics`]: `/metrics` of every binary under load.
 //! - [`deploy`]: every series the alert rules and the dashboard name is served.
 //! - [`ui`]: the dashboard in headless Chromium.
+//! - [`docs`]: `README.md` and `docs/` against the code: links, settings, examples, references.
 
 mod stack;
 
 mod cluster;
 mod connections;
 mod deploy;
+mod docs;
 mod end_to_end;
 mod failover;
 mod faults;

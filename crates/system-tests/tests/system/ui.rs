@@ -1,7 +1,7 @@
 //! The dashboard (`/ui`) in headless Chromium, driven over WebDriver (Debian's `chromium` and
 //! `chromium-driver`), against the real binaries: it loads, its counts move while tasks run, and a
 //! dead task retried from it finishes. With `TASKQ_SCREENSHOTS=DIR` (an absolute path) it saves
-//! the main views there; this renews the README's:
+//! the main views there; this renews those under docs/ (shown by the README and docs/http-api.md):
 //! `TASKQ_SCREENSHOTS=$PWD/docs cargo test -p system-tests --test system ui::`.
 
 use std::process::{Child, Command, Stdio};

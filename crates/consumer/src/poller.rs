@@ -1,18 +1,26 @@
-//! The consumer's handler: one call to the third-party API per claimed task, bounded in time and
-//! size: the original shape's GET, or a profile's submit or poll (see [`crate::api`]).
+//! The consumer's handler: the calls to the third-party API for one claimed task, each bounded in
+//! time and size: the original shape's GET, or a profile's step (see [`crate::api`]): the submit
+//! when the task has no job yet; else the webhook body a provider pushed (with a profile that
+//! reads them), a poll (and its further pages), and once an answer said done, the fetch of the
+//! result (and its pages). A retried fetch polls again first: it never submits again. A failed
+//! profile call's message names the step, the method and the URL, its query values hidden.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Client, RequestBuilder, StatusCode};
+use serde_json::Value;
 use taskq::{ClaimedTask, Failure, Handler, Outcome};
 use webhooks::HookUrls;
 
 use crate::api::failure::retry_after;
-use crate::api::read::{self, ApiResponse};
-use crate::api::request::{self, Kind};
-use crate::api::{Api, Profile, original};
+use crate::api::profile::{Pages, Request};
+use crate::api::read::{self, ApiResponse, Read};
+use crate::api::request::{self, Call, CallBody, Step};
+use crate::api::template::Values;
+use crate::api::upload::Uploader;
+use crate::api::{Api, Profile, original, pages};
 use crate::client::describe;
 use crate::metrics::CallMetrics;
 
@@ -33,6 +41,10 @@ pub struct Poller {
     metrics: Arc<CallMetrics>,
     /// The hook URLs a profile's submit may give the provider (`{{webhook_url}}`).
     hooks: Option<HookUrls>,
+    /// The downloads of a profile's multipart files, when it has any.
+    uploader: Option<Uploader>,
+    /// A fetched result larger than this is a permanent failure.
+    max_result_bytes: usize,
 }
 
 /// What came back from a call.
@@ -40,6 +52,36 @@ struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
+    retry_after: Option<Duration>,
+}
+
+impl Response {
+    /// The answer as the readers take it.
+    fn response(&self) -> ApiResponse<'_> {
+        ApiResponse {
+            status: self.status,
+            headers: &self.headers,
+            retry_after: self.retry_after,
+            body: &self.body,
+        }
+    }
+}
+
+/// A call as logs and errors show it: its step, method and URL, query values hidden.
+fn shown(call: &Call) -> String {
+    let mut url = call.url.clone();
+    let names: Vec<String> = url
+        .query_pairs()
+        .map(|(name, _)| name.into_owned())
+        .collect();
+    if names.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|name| (name, "…")));
+    }
+    format!("{} {} {url}", call.step.name(), call.method)
 }
 
 /// Why a call brought no answer.
@@ -51,6 +93,9 @@ enum CallFailed {
     /// An answer too large to read. Retryable.
     #[error("the API's answer is over {0} bytes")]
     TooBig(usize),
+    /// A multipart file that could not be downloaded or sent.
+    #[error(transparent)]
+    Upload(#[from] crate::api::upload::UploadError),
     /// The request could not be built (a URL that is no valid URI, such as one longer than a
     /// request line may be; a header value HTTP does not allow): permanent, since the same task
     /// builds the same request every time.
@@ -60,7 +105,11 @@ enum CallFailed {
 
 impl CallFailed {
     fn outcome(self) -> Outcome {
-        let permanent = matches!(self, Self::CannotMake(_));
+        let permanent = match &self {
+            Self::CannotMake(_) => true,
+            Self::Upload(upload) => upload.is_permanent(),
+            Self::Transport(_) | Self::TooBig(_) => false,
+        };
         let message = self.to_string();
         Outcome::Failed(if permanent {
             Failure::permanent(message)
@@ -90,7 +139,23 @@ impl Poller {
             max_retry_after,
             metrics,
             hooks,
+            uploader: None,
+            max_result_bytes: max_body_bytes,
         }
+    }
+
+    /// This poller downloading a profile's multipart files through `uploader`.
+    #[must_use]
+    pub fn with_uploads(mut self, uploader: Uploader) -> Self {
+        self.uploader = Some(uploader);
+        self
+    }
+
+    /// This poller refusing fetched results over `max_bytes`.
+    #[must_use]
+    pub fn with_max_result_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_result_bytes = max_bytes;
+        self
     }
 
     /// Sends `request` and reads the answer, at most `max_body_bytes` of it.
@@ -126,60 +191,302 @@ impl Poller {
             }
             body.extend_from_slice(&chunk);
         }
+        let headers = std::mem::take(response.headers_mut());
         Ok(Response {
             status,
-            headers: std::mem::take(response.headers_mut()),
+            retry_after: retry_after(&headers, self.max_retry_after),
+            headers,
             body,
         })
     }
 
-    /// One call of a profile: render it, send it, read the answer.
+    /// A profile's calls for `task`, up to the outcome of its step.
     async fn call_profile(
         &self,
         profile: &Profile,
         task: &ClaimedTask,
     ) -> Result<Outcome, CallFailed> {
-        let call = match request::render(profile, &self.queue, task, self.hooks.as_ref()) {
+        let cannot = |why: String| Ok(Outcome::Failed(Failure::permanent(why)));
+        let payload = match request::payload(task) {
+            Ok(payload) => payload,
+            Err(why) => return cannot(format!("cannot make the call: {why}")),
+        };
+        let kept: Option<Value> = task
+            .kept
+            .as_deref()
+            .and_then(|kept| serde_json::from_str(kept).ok());
+        let mut values = Values {
+            name: task.name.as_str(),
+            id: task.remote_id.as_deref(),
+            payload: payload.as_ref(),
+            webhook_url: None,
+            submit: kept.as_ref(),
+            done: None,
+        };
+        if let (Some(submit), None) = (&profile.submit, &task.remote_id) {
+            // Written (an HMAC) only for a submit whose profile gives it to the provider.
+            let webhook_url = match &self.hooks {
+                Some(hooks) if submit.uses_webhook_url() => {
+                    Some(hooks.url(&self.queue, task.name.as_str(), request::submit_token(task)))
+                }
+                _ => None,
+            };
+            values.webhook_url = webhook_url.as_deref();
+            let key = request::idempotency_key(&self.queue, task);
+            return Ok(
+                match self
+                    .step(
+                        profile,
+                        Step::Submit,
+                        &submit.request,
+                        &values,
+                        None,
+                        Some(&key),
+                    )
+                    .await?
+                {
+                    Ok(answer) => read::submit(profile, submit, &answer.response()),
+                    Err(outcome) => outcome,
+                },
+            );
+        }
+        let from_hook = match (&profile.hook, &task.hook) {
+            (Some(rule), Some(body)) => match read::hook(rule, body) {
+                Read::Done(done) => Some(done),
+                // A webhook that says processing leaves a profile that polls to its poll.
+                Read::Outcome(processing @ Outcome::Processing { .. })
+                    if profile.poll.is_none() =>
+                {
+                    return Ok(processing);
+                }
+                Read::Outcome(Outcome::Processing { .. }) => None,
+                Read::Outcome(other) => return Ok(other),
+            },
+            _ => None,
+        };
+        let done = match (from_hook, &profile.poll, &profile.status) {
+            (Some(done), _, _) => done,
+            (None, Some(poll), Some(status)) => {
+                let answer = match self
+                    .step(profile, Step::Poll, &poll.request, &values, None, None)
+                    .await?
+                {
+                    Ok(answer) => answer,
+                    Err(outcome) => return Ok(outcome),
+                };
+                let done = match read::poll(profile, status, &answer.response()) {
+                    Read::Done(done) => done,
+                    Read::Outcome(outcome) => return Ok(outcome),
+                };
+                match &poll.pages {
+                    Some(rule) => match self
+                        .pages(profile, Step::Poll, &poll.request, &values, rule, done)
+                        .await?
+                    {
+                        Ok(whole) => whole,
+                        Err(outcome) => return Ok(outcome),
+                    },
+                    None => done,
+                }
+            }
+            // A provider that only pushes: nothing to call until its webhook.
+            _ => {
+                return Ok(Outcome::Waiting {
+                    reason: "no webhook came from the provider before the poll deadline".into(),
+                    poll_in: None,
+                });
+            }
+        };
+        let Some(fetch) = &profile.fetch else {
+            return Ok(read::result_of(&done, profile.result.as_deref()));
+        };
+        values.done = Some(&done);
+        let answer = match self
+            .step(profile, Step::Fetch, &fetch.request, &values, None, None)
+            .await?
+        {
+            Ok(answer) => answer,
+            Err(outcome) => return Ok(outcome),
+        };
+        let outcome = read::fetch(profile, fetch, &answer.response(), self.max_result_bytes);
+        let (Some(rule), Outcome::Done(_)) = (&fetch.pages, &outcome) else {
+            return Ok(outcome);
+        };
+        let Ok(first) = serde_json::from_slice::<Value>(&answer.body) else {
+            return Ok(outcome);
+        };
+        Ok(
+            match self
+                .pages(profile, Step::Fetch, &fetch.request, &values, rule, first)
+                .await?
+            {
+                Ok(whole) => read::fetched(fetch, &whole, self.max_result_bytes),
+                Err(outcome) => outcome,
+            },
+        )
+    }
+
+    /// The further pages of `first`, an answer of `step`, added to it; an outcome when a page
+    /// fails or there are more than the rule's `max`.
+    async fn pages(
+        &self,
+        profile: &Profile,
+        step: Step,
+        request: &Request,
+        values: &Values<'_>,
+        rule: &Pages,
+        mut whole: Value,
+    ) -> Result<Result<Value, Outcome>, CallFailed> {
+        let mut read = 1;
+        while let Some(token) = pages::next_token(rule, &whole) {
+            if read >= rule.max {
+                return Ok(Err(Outcome::Failed(Failure::permanent(format!(
+                    "the {} answer has more than {} pages (pages.max)",
+                    step.name(),
+                    rule.max
+                )))));
+            }
+            let answer = match self
+                .step(profile, step, request, values, Some((rule, &token)), None)
+                .await?
+            {
+                Ok(answer) => answer,
+                Err(outcome) => return Ok(Err(outcome)),
+            };
+            let refused = || {
+                Outcome::Failed(Failure::retryable(format!(
+                    "page {} of the {} answer was refused",
+                    read + 1,
+                    step.name()
+                )))
+            };
+            if !answer.status.is_success() {
+                return Ok(Err(refused()));
+            }
+            let page = match serde_json::from_slice::<Value>(&answer.body) {
+                Ok(page) => page,
+                Err(err) => {
+                    return Ok(Err(Outcome::Failed(Failure::retryable(format!(
+                        "page {}: not JSON: {err}",
+                        read + 1
+                    )))));
+                }
+            };
+            if let Err(why) = pages::merge(rule, &mut whole, page) {
+                return Ok(Err(Outcome::Failed(Failure::permanent(format!(
+                    "the {} answer's pages: {why}",
+                    step.name()
+                )))));
+            }
+            read += 1;
+        }
+        Ok(Ok(pages::finished(rule, whole)))
+    }
+
+    /// One call of `step`: render it, send it, read the answer whole; a call that cannot be
+    /// made is a permanent failure, one that failed a failure naming the step, method and URL.
+    async fn step(
+        &self,
+        profile: &Profile,
+        step: Step,
+        request: &Request,
+        values: &Values<'_>,
+        page: Option<(&Pages, &str)>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Result<Response, Outcome>, CallFailed> {
+        let call = match request::render(profile, step, request, values, page) {
             Ok(call) => call,
             Err(why) => {
-                return Ok(Outcome::Failed(Failure::permanent(format!(
-                    "cannot make the call: {why}"
-                ))));
+                return Ok(Err(Outcome::Failed(Failure::permanent(format!(
+                    "cannot make the {} call: {why}",
+                    step.name()
+                )))));
             }
         };
-        let mut builder = self.client.request(call.method, call.url);
-        for (name, secret) in &profile.headers {
-            builder = builder.header(name, secret.header_value().clone());
+        let shown = shown(&call);
+        let response = match self.send_call(call, idempotency_key).await {
+            Ok(response) => response,
+            Err(failed) => {
+                let Outcome::Failed(mut failure) = failed.outcome() else {
+                    unreachable!("a call that failed is a failure");
+                };
+                failure.message = format!("{shown}: {}", failure.message);
+                return Ok(Err(Outcome::Failed(failure)));
+            }
+        };
+        if !response.status.is_success() {
+            tracing::info!(queue = %self.queue, step = step.name(), call = %shown, status = response.status.as_u16(), "unsuccessful answer");
         }
-        if let Some(key) = call.idempotency_key {
+        Ok(Ok(response))
+    }
+
+    /// Sends a rendered call (its multipart files downloaded as it goes).
+    async fn send_call(
+        &self,
+        call: Call,
+        idempotency_key: Option<&str>,
+    ) -> Result<Response, CallFailed> {
+        let mut builder = self.client.request(call.method, call.url);
+        for (name, value) in call.headers.iter() {
+            builder = builder.header(name, value.clone());
+        }
+        if let Some(key) = idempotency_key {
             builder = builder.header("idempotency-key", key);
         }
-        if let Some(body) = call.body {
-            if !profile.headers.iter().any(|(name, _)| name == CONTENT_TYPE) {
-                builder =
-                    builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let has_type = call.headers.iter().any(|(name, _)| name == CONTENT_TYPE);
+        let mut overflowed = None;
+        match call.body {
+            None => {}
+            Some(CallBody::Bytes {
+                content_type,
+                bytes,
+            }) => {
+                if !has_type {
+                    builder = builder.header(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                }
+                builder = builder.body(bytes);
             }
-            builder = builder.body(body);
+            Some(CallBody::Multipart(parts)) => {
+                let uploader =
+                    self.uploader
+                        .as_ref()
+                        .ok_or(crate::api::upload::UploadError::Refused {
+                            part: String::new(),
+                            reason: "this queue downloads no files".into(),
+                        })?;
+                let upload = uploader.body(parts).await?;
+                builder = builder
+                    .header(CONTENT_TYPE, upload.content_type)
+                    .body(upload.body);
+                overflowed = Some((upload.overflowed, uploader.max_bytes()));
+            }
         }
-        let response = self.send(builder).await?;
-        let answer = ApiResponse {
-            status: response.status,
-            headers: &response.headers,
-            retry_after: retry_after(&response.headers, self.max_retry_after),
-            body: &response.body,
-        };
-        Ok(match call.kind {
-            Kind::Submit(submit) => read::submit(profile, submit, &answer),
-            Kind::Poll => read::poll(profile, &answer),
-        })
+        match self.send(builder).await {
+            Err(CallFailed::Transport(_))
+                if overflowed
+                    .as_ref()
+                    .is_some_and(|(flag, _)| flag.load(std::sync::atomic::Ordering::Relaxed)) =>
+            {
+                let max = overflowed.map_or(0, |(_, max)| max);
+                Err(crate::api::upload::UploadError::TooBig {
+                    part: "a file".into(),
+                    max,
+                }
+                .into())
+            }
+            other => other,
+        }
     }
 
     async fn call(&self, task: &ClaimedTask) -> Result<Outcome, CallFailed> {
         match &self.api {
             Api::Original(url) => {
                 let response = self.send(self.client.get(original::url(url, task))).await?;
-                let wait = retry_after(&response.headers, self.max_retry_after);
-                Ok(original::read(response.status, wait, &response.body))
+                Ok(original::read(
+                    response.status,
+                    response.retry_after,
+                    &response.body,
+                ))
             }
             Api::Profile(profile) => self.call_profile(profile, task).await,
         }

@@ -83,6 +83,14 @@ pub enum Finish<'a> {
         /// When to poll first.
         delay: Duration,
     },
+    /// Nothing was called: the task waits for a provider's webhook, due again after `delay`, no
+    /// attempt or poll counted; past the poll deadline, dead with `reason`.
+    Waiting {
+        /// Why it would die.
+        reason: &'a str,
+        /// When to look again.
+        delay: Duration,
+    },
     /// The API asked to slow down (429, 503): due again after `delay`, no attempt used; dead
     /// past the poll deadline.
     Throttled {
@@ -110,6 +118,7 @@ impl Finish<'_> {
             Finish::Done(_) => None,
             Finish::Processing { delay, .. }
             | Finish::Submitted { delay, .. }
+            | Finish::Waiting { delay, .. }
             | Finish::Throttled { delay, .. }
             | Finish::Failed { delay, .. } => Some(delay),
         }
@@ -239,6 +248,7 @@ impl Queue {
                     kept,
                     delay,
                 } => ("submitted", data, delay, false, (remote_id, kept)),
+                Finish::Waiting { reason, delay } => ("waiting", reason, delay, false, ("", "")),
                 Finish::Throttled { message, delay } => {
                     ("throttled", message, delay, false, ("", ""))
                 }

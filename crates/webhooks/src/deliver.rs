@@ -31,7 +31,7 @@ use reqwest::{Client, Response, redirect};
 use tokio::sync::OnceCell;
 
 use crate::destination::{Destination, is_forbidden};
-use crate::resolver::{ForbiddenAddress, GuardedResolver};
+use crate::resolver::ForbiddenAddress;
 use crate::settings::CallbackSettings;
 use crate::sign::{CallbackSecret, check_id};
 use crate::tls::{self, TlsError};
@@ -312,11 +312,7 @@ fn client(
         .tcp_nodelay(true)
         .pool_idle_timeout(IDLE_TIMEOUT)
         .tls_backend_preconfigured(tls);
-    if allow_private {
-        builder.build()
-    } else {
-        builder.dns_resolver(GuardedResolver).build()
-    }
+    crate::resolver::guarded(builder, allow_private).build()
 }
 
 /// Reads at most [`MAX_SNIPPET_BYTES`] of the answer and drops the rest with the connection.

@@ -24,7 +24,8 @@
 //!   that logs and errors show.
 //! - [`deliver`]: the POST itself and what came of it.
 //! - [`hook`]: provider webhooks in: the signed URL a provider calls back, and its check.
-//! - `resolver` (private): the host-name resolution that refuses forbidden addresses.
+//! - `resolver`: the host-name resolution that refuses forbidden addresses ([`guarded`] puts it
+//!   in a client for other user-chosen URLs, such as the files a task uploads).
 //! - [`tls`]: rustls with ring and the system's authorities, loaded at the first `https://`
 //!   callback; the consumer's API client uses its pieces too.
 
@@ -39,6 +40,7 @@ pub mod tls;
 pub use deliver::{BuildError, Delivered, Deliverer, DeliveryError, MAX_SNIPPET_BYTES};
 pub use destination::{Destination, DestinationError, MAX_URL_BYTES, is_forbidden};
 pub use hook::{HookSecret, HookUrls};
+pub use resolver::{guarded, refused_by_guard};
 pub use settings::{CallbackSettings, HookSettings, HookSettingsError};
 pub use sign::{CallbackSecret, InvalidId, SecretError, check_id, message_id};
 pub use tls::TlsError;

@@ -20,6 +20,33 @@ use crate::destination::is_forbidden;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct GuardedResolver;
 
+/// `builder` with the destination policy on every name it resolves, unless `allow_private`:
+/// a client for URLs that users choose (a callback, a file a task names), which must never reach
+/// a loopback, private, link-local or metadata address. Pair it with [`Destination::parse`]
+/// (IP literals never reach a resolver) and no redirects.
+///
+/// [`Destination::parse`]: crate::Destination::parse
+pub fn guarded(builder: reqwest::ClientBuilder, allow_private: bool) -> reqwest::ClientBuilder {
+    if allow_private {
+        builder
+    } else {
+        builder.dns_resolver(GuardedResolver)
+    }
+}
+
+/// The refusal of a guarded client's resolver in `err`'s causes, in words, if that is what
+/// failed (a permanent failure: the name leads to a forbidden address).
+pub fn refused_by_guard(err: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(forbidden) = cause.downcast_ref::<ForbiddenAddress>() {
+            return Some(forbidden.to_string());
+        }
+        source = cause.source();
+    }
+    None
+}
+
 /// A name resolved to a forbidden address. Found again in the client's error chain to tell a
 /// refused destination (permanent) from a failed lookup (retried).
 #[derive(Debug, thiserror::Error)]

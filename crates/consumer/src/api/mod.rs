@@ -17,12 +17,14 @@
 
 pub mod failure;
 pub mod original;
+pub mod pages;
 pub mod profile;
 pub mod read;
 pub mod request;
 pub mod secret;
 pub mod spec;
 pub mod template;
+pub mod upload;
 
 use std::path::Path;
 use std::sync::Arc;

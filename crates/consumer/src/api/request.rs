@@ -1,44 +1,95 @@
-//! A profile's call for one task: the submit when the task has no job yet, else the poll; where
-//! it goes, with what body, and the submit's idempotency key.
+//! A profile's call of one step for one task (submit, poll, fetch, or one more page of one):
+//! where it goes, with which headers and body, and the submit's idempotency key.
 //!
 //! Requests go only where the configuration says: a path is appended to `base_url` (never
 //! resolved against it, so `//other.host` stays a path), its values are percent-encoded and
-//! refused when they hold `.` or `..` segments, and a whole poll URL (`"url": "{{id}}"`, the id
-//! an API such as Azure answers with) must be on `base_url`'s scheme, host and port. Whatever a
-//! task's payload or an API's answer holds, no call leaves the configured host.
+//! refused when they hold `.` or `..` segments, and a whole URL (`"url": "{{id}}"`, the id an API
+//! such as Azure answers with, or `{{submit.status_url}}`) must be on `base_url`'s scheme, host
+//! and port; a fetch's may be on one of the profile's `hosts` instead, and then carries none of
+//! the profile's headers (a CDN or a presigned URL must not see the API's credential). Whatever a
+//! task's payload or an API's answer holds, no call leaves the configured hosts.
 
 use percent_encoding::utf8_percent_encode;
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::Value;
 use taskq::ClaimedTask;
-use webhooks::HookUrls;
 
-use super::profile::{PollTarget, Profile, Submit};
+use super::profile::{Body, FilePart, PagePlace, Pages, PartTemplate, Profile, Request, Target};
 use super::same_origin;
-use super::template::{BodyTemplate, RenderError, UNRESERVED, Values};
+use super::template::{RenderError, UNRESERVED, Values};
 
-/// Which of a profile's calls.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind<'p> {
-    /// Creates the task's job, as this submit says.
-    Submit(&'p Submit),
+/// Which step of a profile a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Creates the task's job.
+    Submit,
     /// Asks how the job is doing.
     Poll,
+    /// Gets the result.
+    Fetch,
 }
 
-/// One call, ready to send.
+impl Step {
+    /// The step's name, for logs and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Submit => "submit",
+            Self::Poll => "poll",
+            Self::Fetch => "fetch",
+        }
+    }
+}
+
+/// One call, ready to send (but for the files a multipart body downloads).
 #[derive(Debug)]
-pub struct Call<'p> {
-    /// Submit or poll.
-    pub kind: Kind<'p>,
+pub struct Call {
+    /// Which step.
+    pub step: Step,
     /// The HTTP method.
     pub method: Method,
-    /// Where it goes, checked to be on the profile's host.
+    /// Where it goes, checked to be on the profile's hosts.
     pub url: Url,
-    /// The JSON body, if any.
-    pub body: Option<Vec<u8>>,
-    /// On a submit: `Idempotency-Key`, the same for every submit of the task.
-    pub idempotency_key: Option<String>,
+    /// The headers: the profile's (not on another host) with the step's over them.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body, if any.
+    pub body: Option<CallBody>,
+}
+
+/// A rendered body.
+#[derive(Debug)]
+pub enum CallBody {
+    /// Bytes of a content type (JSON, form).
+    Bytes {
+        /// `application/json` or `application/x-www-form-urlencoded`.
+        content_type: &'static str,
+        /// The encoded body.
+        bytes: Vec<u8>,
+    },
+    /// A multipart body's parts, in order.
+    Multipart(Vec<(String, Part)>),
+}
+
+/// One rendered multipart part.
+#[derive(Debug)]
+pub enum Part {
+    /// A text field.
+    Text(String),
+    /// A file to download from this URL (checked by the downloader) and stream in.
+    Download(FileBytes<String>),
+    /// A file's bytes, decoded from base64.
+    Bytes(FileBytes<Vec<u8>>),
+}
+
+/// A file part: its bytes (or where they are), its name and its type.
+#[derive(Debug)]
+pub struct FileBytes<T> {
+    /// The URL or the bytes.
+    pub source: T,
+    /// The part's file name.
+    pub filename: Option<String>,
+    /// The part's content type.
+    pub content_type: Option<String>,
 }
 
 /// Why a task's call cannot be made: a permanent failure of the task.
@@ -58,7 +109,7 @@ pub enum RequestError {
         /// What the parser said.
         reason: String,
     },
-    /// The URL made is on another scheme, host or port than `base_url`.
+    /// The URL made is on another scheme, host or port than the profile allows.
     #[error("refused: {url} is not on {base}")]
     OffHost {
         /// The URL.
@@ -66,6 +117,12 @@ pub enum RequestError {
         /// The origin it had to be on.
         base: String,
     },
+    /// A base64 part is not base64.
+    #[error("multipart part {0}: the value is not base64")]
+    NotBase64(String),
+    /// A page token cannot go in the body: it is not a JSON object.
+    #[error("the page token goes in the body, which is not a JSON object")]
+    PageBody,
 }
 
 /// The longest idempotency key sent (Stripe's limit, the strictest known), in bytes.
@@ -85,7 +142,7 @@ pub fn idempotency_key(queue: &str, task: &ClaimedTask) -> String {
 /// The token of the task's run: its submit token. Claims on a submitting queue always give a
 /// task without a job one; the claim's own token stands in should one ever lack it (unique, if
 /// not stable).
-fn submit_token(task: &ClaimedTask) -> &str {
+pub fn submit_token(task: &ClaimedTask) -> &str {
     task.submit_token.as_deref().unwrap_or(&task.token)
 }
 
@@ -101,236 +158,180 @@ fn cut_encoded(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// `url`, parsed and checked to be on `base`'s origin.
-fn on_base(url: String, base: &Url) -> Result<Url, RequestError> {
+/// `url`, parsed and checked to be on `base`'s origin or one of `others`; answers whether it is
+/// on another (then the profile's headers stay home).
+fn on_hosts(url: String, base: &Url, others: &[Url]) -> Result<(Url, bool), RequestError> {
     let parsed = Url::parse(&url).map_err(|reason| RequestError::BadUrl {
         url: url.clone(),
         reason: reason.to_string(),
     })?;
-    if !same_origin(&parsed, base) {
-        return Err(RequestError::OffHost {
-            url,
-            base: base.origin().ascii_serialization(),
-        });
+    if same_origin(&parsed, base) {
+        return Ok((parsed, false));
     }
-    Ok(parsed)
+    if others.iter().any(|other| same_origin(&parsed, other)) {
+        return Ok((parsed, true));
+    }
+    Err(RequestError::OffHost {
+        url,
+        base: base.origin().ascii_serialization(),
+    })
 }
 
 /// `path` appended to `base`'s path (never resolved against it: `//host` stays a path).
 fn under_base(base: &Url, path: &str) -> Result<Url, RequestError> {
-    on_base(
+    Ok(on_hosts(
         format!("{}{path}", base.as_str().trim_end_matches('/')),
         base,
-    )
+        &[],
+    )?
+    .0)
 }
 
-/// The call to make for `task`, or why it cannot be made (a permanent failure of the task).
+/// The task's payload, parsed.
 ///
 /// # Errors
-/// [`RequestError`] when a template needs what the task lacks, a value would leave the base
-/// path, or a poll URL is on another host.
-pub fn render<'p>(
-    profile: &'p Profile,
-    queue: &str,
-    task: &ClaimedTask,
-    hooks: Option<&HookUrls>,
-) -> Result<Call<'p>, RequestError> {
-    let payload: Option<Value> = task
-        .payload
+/// [`RequestError::Payload`] when the stored payload is not JSON.
+pub fn payload(task: &ClaimedTask) -> Result<Option<Value>, RequestError> {
+    task.payload
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(RequestError::Payload)?;
-    // Written (an HMAC) only for a submit whose profile gives it to the provider.
-    let webhook_url = match (&profile.submit, &task.remote_id, hooks) {
-        (Some(submit), None, Some(hooks)) if submit.uses_webhook_url() => {
-            Some(hooks.url(queue, task.name.as_str(), submit_token(task)))
+        .map_err(RequestError::Payload)
+}
+
+/// The call of `step` (its `request`) for one task's `values`; `page`, for one more page of an
+/// answer: the pages' rule and the token of the page wanted. A whole URL may go to the profile's
+/// `hosts` only in a fetch.
+///
+/// # Errors
+/// [`RequestError`] when a template needs what the task lacks, a value would leave the base
+/// path, or a URL is on a host the profile does not allow.
+pub fn render(
+    profile: &Profile,
+    step: Step,
+    request: &Request,
+    values: &Values<'_>,
+    page: Option<(&Pages, &str)>,
+) -> Result<Call, RequestError> {
+    let others: &[Url] = if step == Step::Fetch {
+        &profile.hosts
+    } else {
+        &[]
+    };
+    let (mut url, elsewhere) = match &request.target {
+        Target::Path(path) => (
+            under_base(&profile.base, &path.render_path(values)?)?,
+            false,
+        ),
+        Target::Url(url) => on_hosts(url.render_text(values)?, &profile.base, others)?,
+    };
+    let mut body = request
+        .body
+        .as_ref()
+        .map(|body| render_body(body, values))
+        .transpose()?;
+    if let Some((pages, token)) = page {
+        match pages.place {
+            PagePlace::Query => {
+                url.query_pairs_mut().append_pair(&pages.param, token);
+            }
+            PagePlace::Body => add_to_json_body(&mut body, &pages.param, token)?,
         }
-        _ => None,
-    };
-    let values = Values {
-        name: task.name.as_str(),
-        id: task.remote_id.as_deref(),
-        payload: payload.as_ref(),
-        webhook_url: webhook_url.as_deref(),
-    };
-    let body = |template: Option<&BodyTemplate>| -> Result<Option<Vec<u8>>, RequestError> {
-        Ok(template
-            .map(|t| t.render(&values))
-            .transpose()?
-            .map(|json| json.to_string().into_bytes()))
-    };
-    match (&profile.submit, &task.remote_id) {
-        (Some(submit), None) => Ok(Call {
-            kind: Kind::Submit(submit),
-            method: submit.method.clone(),
-            url: under_base(&profile.base, &submit.path.render_path(&values)?)?,
-            body: body(submit.body.as_ref())?,
-            idempotency_key: Some(idempotency_key(queue, task)),
-        }),
-        _ => Ok(Call {
-            kind: Kind::Poll,
-            method: profile.poll.method.clone(),
-            url: match &profile.poll.target {
-                PollTarget::Path(path) => under_base(&profile.base, &path.render_path(&values)?)?,
-                PollTarget::Url(url) => on_base(url.render_text(&values)?, &profile.base)?,
-            },
-            body: body(profile.poll.body.as_ref())?,
-            idempotency_key: None,
-        }),
     }
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    let profile_headers = if elsewhere {
+        &[][..]
+    } else {
+        &profile.headers[..]
+    };
+    for (name, secret) in profile_headers.iter().chain(&request.headers) {
+        headers.retain(|(kept, _)| kept != name);
+        headers.push((name.clone(), secret.header_value().clone()));
+    }
+    Ok(Call {
+        step,
+        method: request.method.clone(),
+        url,
+        headers,
+        body,
+    })
+}
+
+fn render_body(body: &Body, values: &Values<'_>) -> Result<CallBody, RequestError> {
+    Ok(match body {
+        Body::Json(json) => CallBody::Bytes {
+            content_type: "application/json",
+            bytes: json.render(values)?.to_string().into_bytes(),
+        },
+        Body::Form(fields) => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in fields {
+                form.append_pair(name, &value.render_text(values)?);
+            }
+            CallBody::Bytes {
+                content_type: "application/x-www-form-urlencoded",
+                bytes: form.finish().into_bytes(),
+            }
+        }
+        Body::Multipart(parts) => CallBody::Multipart(
+            parts
+                .iter()
+                .map(|(name, part)| Ok((name.clone(), render_part(name, part, values)?)))
+                .collect::<Result<_, RequestError>>()?,
+        ),
+    })
+}
+
+fn render_part(name: &str, part: &PartTemplate, values: &Values<'_>) -> Result<Part, RequestError> {
+    let file = |file: &FilePart, source| FileBytes {
+        source,
+        filename: file.filename.clone(),
+        content_type: file.content_type.clone(),
+    };
+    Ok(match part {
+        PartTemplate::Text(text) => Part::Text(text.render_text(values)?),
+        PartTemplate::Download(download) => {
+            Part::Download(file(download, download.source.render_text(values)?))
+        }
+        PartTemplate::Base64(encoded) => {
+            use base64::Engine;
+            let text = encoded.source.render_text(values)?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| RequestError::NotBase64(name.to_owned()))?;
+            Part::Bytes(FileBytes {
+                source: bytes,
+                filename: encoded.filename.clone(),
+                content_type: encoded.content_type.clone(),
+            })
+        }
+    })
+}
+
+/// Puts the page token in the JSON body (an empty object when the call has none).
+fn add_to_json_body(
+    body: &mut Option<CallBody>,
+    param: &str,
+    token: &str,
+) -> Result<(), RequestError> {
+    let mut json = match body.take() {
+        None => Value::Object(serde_json::Map::new()),
+        Some(CallBody::Bytes {
+            content_type: "application/json",
+            bytes,
+        }) => serde_json::from_slice(&bytes).map_err(|_| RequestError::PageBody)?,
+        Some(_) => return Err(RequestError::PageBody),
+    };
+    let Value::Object(members) = &mut json else {
+        return Err(RequestError::PageBody);
+    };
+    members.insert(param.to_owned(), Value::String(token.to_owned()));
+    *body = Some(CallBody::Bytes {
+        content_type: "application/json",
+        bytes: json.to_string().into_bytes(),
+    });
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::super::spec::ApiSpec;
-    use super::*;
-    use taskq::TaskName;
-
-    fn profile(spec: Value) -> Profile {
-        serde_json::from_value::<ApiSpec>(spec)
-            .unwrap()
-            .compile(|_| None)
-            .unwrap()
-    }
-
-    fn jobs() -> Profile {
-        profile(json!({
-            "base_url": "https://api.test/base/",
-            "submit": {"path": "/v1/jobs", "body": {"input": "{{payload}}", "ref": "{{name}}"}, "id": "/id"},
-            "poll": {"path": "/v1/jobs/{{id}}"},
-            "status": {"pointer": "/status", "done": ["done"]},
-        }))
-    }
-
-    fn task(remote_id: Option<&str>) -> ClaimedTask {
-        ClaimedTask {
-            name: TaskName::parse("report 7").unwrap(),
-            token: "12".into(),
-            attempts: 0,
-            polls: 0,
-            payload: Some(r#"{"prompt": "a cat"}"#.into()),
-            remote_id: remote_id.map(str::to_owned),
-            throttled: 0,
-            has_callback: false,
-            submit_token: Some("9".into()),
-            kept: None,
-            hook: None,
-        }
-    }
-
-    #[test]
-    fn the_first_call_submits_with_a_stable_key_and_the_next_ones_poll_the_id() {
-        let jobs = jobs();
-        let submit = render(&jobs, "q", &task(None), None).unwrap();
-        assert!(matches!(submit.kind, Kind::Submit(_)));
-        assert_eq!(submit.method, Method::POST);
-        assert_eq!(submit.url.as_str(), "https://api.test/base/v1/jobs");
-        assert_eq!(submit.idempotency_key.as_deref(), Some("q:report%207:9"));
-        let body: Value = serde_json::from_slice(&submit.body.unwrap()).unwrap();
-        assert_eq!(
-            body,
-            json!({"input": {"prompt": "a cat"}, "ref": "report 7"})
-        );
-
-        let poll = render(&jobs, "q", &task(Some("ab/c")), None).unwrap();
-        assert!(matches!(poll.kind, Kind::Poll));
-        assert_eq!(poll.url.as_str(), "https://api.test/base/v1/jobs/ab/c");
-        assert_eq!(poll.idempotency_key, None);
-    }
-
-    #[test]
-    fn no_id_can_take_a_call_off_the_configured_host() {
-        for id in ["../../admin", "/..", "..", "a/./b"] {
-            assert!(render(&jobs(), "q", &task(Some(id)), None).is_err(), "{id}");
-        }
-        let jobs = jobs();
-        let poll = render(&jobs, "q", &task(Some("//evil.test/x")), None).unwrap();
-        assert_eq!(poll.url.host_str(), Some("api.test"));
-
-        let by_url = profile(json!({
-            "base_url": "https://api.test",
-            "submit": {"path": "/analyze", "id": "header:Operation-Location"},
-            "poll": {"url": "{{id}}"},
-            "status": {"pointer": "/status", "done": ["succeeded"]},
-        }));
-        let ok = render(
-            &by_url,
-            "q",
-            &task(Some("https://api.test:443/results/1?api-version=2")),
-            None,
-        )
-        .unwrap();
-        assert_eq!(ok.url.as_str(), "https://api.test/results/1?api-version=2");
-        for elsewhere in [
-            "https://evil.test/results/1",
-            "http://api.test/results/1",
-            "https://api.test:8443/results/1",
-            "https://api.test.evil.test/",
-            "not a url",
-        ] {
-            assert!(
-                render(&by_url, "q", &task(Some(elsewhere)), None).is_err(),
-                "{elsewhere}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_submit_gives_the_provider_its_signed_hook_url_and_a_poll_never_does() {
-        let hooked = profile(json!({
-            "base_url": "https://api.test",
-            "submit": {"path": "/predictions", "id": "/id",
-                       "body": {"input": "{{payload}}", "webhook": "{{webhook_url}}"}},
-            "poll": {"path": "/predictions/{{id}}"},
-            "status": {"pointer": "/status", "done": ["succeeded"]},
-        }));
-        let secret: webhooks::HookSecret = "a-hook-secret-for-tests".parse().unwrap();
-        let hooks = HookUrls::new("https://taskq.example", secret.clone());
-        let submit = render(&hooked, "q", &task(None), Some(&hooks)).unwrap();
-        let body: Value = serde_json::from_slice(submit.body.as_deref().unwrap()).unwrap();
-        let url = body["webhook"].as_str().unwrap();
-        let sig = url.split_once("?run=9&sig=").unwrap().1;
-        assert!(url.starts_with("https://taskq.example/hooks/q/"), "{url}");
-        assert!(
-            secret.verify("q", task(None).name.as_str(), "9", sig),
-            "signed for the task's run, its submit token"
-        );
-        let poll = render(&hooked, "q", &task(Some("p1")), Some(&hooks)).unwrap();
-        assert!(poll.body.is_none());
-        // Without PUBLIC_URL and HOOK_SECRET the call cannot be made as configured.
-        let err = render(&hooked, "q", &task(None), None).unwrap_err();
-        assert!(err.to_string().contains("webhook_url"), "{err}");
-    }
-
-    #[test]
-    fn a_payload_without_the_field_a_template_needs_is_a_permanent_failure() {
-        let needs = profile(json!({
-            "base_url": "https://api.test",
-            "poll": {"path": "/v1/run/{{payload.model}}"},
-            "status": {"pointer": "/status", "done": ["done"]},
-        }));
-        let err = render(&needs, "q", &task(None), None).unwrap_err();
-        assert_eq!(err.to_string(), "the task's payload has no field model");
-    }
-
-    #[test]
-    fn names_in_keys_are_visible_ascii_and_long_ones_are_cut_to_fit() {
-        let mut unusual = task(None);
-        unusual.name = TaskName::parse("résumé/ä b").unwrap();
-        assert_eq!(
-            idempotency_key("q", &unusual),
-            "q:r%C3%A9sum%C3%A9%2F%C3%A4%20b:9"
-        );
-        unusual.name = TaskName::parse("é".repeat(128)).unwrap();
-        let key = idempotency_key("a-long-queue-name", &unusual);
-        assert!(key.len() <= MAX_KEY_BYTES, "{} bytes", key.len());
-        assert!(key.ends_with("%C3%A9:9"), "{key}");
-        unusual.submit_token = Some("10".into());
-        assert_ne!(idempotency_key("a-long-queue-name", &unusual), key);
-        assert_eq!(cut_encoded("ab%C3%A9", 4), "ab");
-        assert_eq!(cut_encoded("ab%C3%A9", 5), "ab%C3");
-    }
-}
+mod tests;

@@ -2,23 +2,26 @@
 //!
 //! [`ApiSpec`] is the file's schema (serde, unknown keys refused); [`ApiSpec::compile`] turns it
 //! into a [`Profile`]: URLs parsed, templates parsed into parts, headers expanded into secrets,
-//! every rule checked, each error naming its field (`api.submit.id: ...`).
+//! every rule checked, each error naming its field (`api.submit.id: ...`). The steps (`submit`,
+//! `poll`, `fetch`) share one schema, checked per step in `step`; statuses and webhook reading
+//! are `status`.
+
+mod status;
+mod step;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use reqwest::header::HeaderName;
 use reqwest::{Method, Url};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::profile::{
-    HttpRule, IdSource, PointerRule, Poll, PollTarget, Profile, StatusRule, Submit, Verdict,
-};
+use super::profile::{DEFAULT_HTTP_ERROR, Profile};
 use super::secret;
-use super::template::{BodyTemplate, Placeholder, Template};
+use super::template::Placeholder;
 use crate::limits::rate_limit;
+use status::{HookSpec, StatusSpec};
+use step::{StepKind, StepSpec};
 use taskq::Limit;
 use taskq::keys::LimitKeys;
 
@@ -26,21 +29,35 @@ use taskq::keys::LimitKeys;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSpec {
-    /// Every path is under it; a `poll.url` must be on its host.
+    /// Every path is under it; a whole URL must be on its origin (or, for a fetch, a `hosts`
+    /// entry's).
     base_url: String,
+    /// Other origins a whole-URL fetch may go to (a CDN, presigned URLs); they get no profile
+    /// header.
+    #[serde(default)]
+    hosts: Vec<String>,
     /// Extra certificate authorities (PEM) trusted for this API, beside the system's.
     #[serde(default)]
     ca_file: Option<PathBuf>,
-    /// Sent on every submit and poll; `${VAR}` is read from the environment at start.
+    /// Sent on every call to the base URL's origin; `${VAR}` is read from the environment at
+    /// start.
     #[serde(default)]
     headers: BTreeMap<String, Unexpanded>,
     /// The call that creates the task's job, when the API has one.
     #[serde(default)]
-    submit: Option<SubmitSpec>,
-    /// The call that asks how the job is doing.
-    poll: PollSpec,
+    submit: Option<StepSpec>,
+    /// The call that asks how the job is doing; none for a provider that only pushes.
+    #[serde(default)]
+    poll: Option<StepSpec>,
     /// How a poll's answer says processing, done or failed.
-    status: StatusSpec,
+    #[serde(default)]
+    status: Option<StatusSpec>,
+    /// The call that gets the result once a poll (or a webhook) said done.
+    #[serde(default)]
+    fetch: Option<StepSpec>,
+    /// How a provider's webhook body reads, to take answers from webhooks.
+    #[serde(default)]
+    hook: Option<HookSpec>,
     /// JSON pointer to what is stored as the result when done (default: the whole answer).
     #[serde(default)]
     result: Option<String>,
@@ -48,9 +65,15 @@ pub struct ApiSpec {
     /// answer).
     #[serde(default)]
     partial: Option<String>,
-    /// JSON pointer to the provider's error message.
+    /// JSON pointer to a failed job's message.
     #[serde(default)]
     error: Option<String>,
+    /// JSON pointers to the provider's message in an unsuccessful answer, in order.
+    #[serde(default)]
+    http_error: Option<OneOrMany>,
+    /// Whether a multipart file may be downloaded from a private address.
+    #[serde(default)]
+    allow_private_sources: bool,
     /// Calls per second the provider allows, shared by every consumer of the limit key.
     #[serde(default)]
     rate: Option<RateSpec>,
@@ -71,66 +94,23 @@ struct RateSpec {
     burst: Option<u32>,
 }
 
+/// A pointer, or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// A header value as written in the file: it may hold a credential, so it never prints.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-struct Unexpanded(String);
+pub(super) struct Unexpanded(String);
 
 impl fmt::Debug for Unexpanded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitSpec {
-    #[serde(default)]
-    method: Option<String>,
-    path: String,
-    #[serde(default)]
-    body: Option<Value>,
-    id: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PollSpec {
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    body: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusSpec {
-    #[serde(default)]
-    pointer: Option<String>,
-    #[serde(default)]
-    processing: Vec<Value>,
-    #[serde(default)]
-    done: Vec<Value>,
-    #[serde(default)]
-    failed: Vec<Value>,
-    #[serde(default)]
-    absent: Option<Verdict>,
-    #[serde(default)]
-    http: Option<HttpStatusSpec>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HttpStatusSpec {
-    #[serde(default)]
-    processing: Vec<u16>,
-    done: Vec<u16>,
-    #[serde(default)]
-    failed: Vec<u16>,
 }
 
 /// Why a profile was refused: the field, and what is wrong with it.
@@ -174,28 +154,36 @@ fn pointer(field: &str, given: Option<&str>) -> Result<Option<String>, ProfileEr
     }
 }
 
-fn path_template(field: &str, text: &str) -> Result<Template, ProfileError> {
-    if !text.starts_with('/') {
-        return Err(refuse(field, "a path starts with /"));
-    }
-    Template::parse(text).map_err(|e| refuse(field, e))
+/// Headers as a profile or a step names them, their values expanded (`${VAR}`).
+fn headers(
+    field: &str,
+    given: &BTreeMap<String, Unexpanded>,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(reqwest::header::HeaderName, secret::Secret)>, ProfileError> {
+    given
+        .iter()
+        .map(|(name, value)| {
+            secret::header(name, &value.0, lookup).map_err(|e| refuse(format!("{field}.{name}"), e))
+        })
+        .collect()
 }
 
-fn body_template(field: &str, body: Option<&Value>) -> Result<Option<BodyTemplate>, ProfileError> {
-    body.map(|json| BodyTemplate::parse(json).map_err(|e| refuse(field, e)))
-        .transpose()
-}
-
-/// Refuses a value in two lists of one rule.
-fn disjoint<T: PartialEq + fmt::Debug>(field: &str, lists: [&[T]; 3]) -> Result<(), ProfileError> {
-    for (i, list) in lists.iter().enumerate() {
-        for other in &lists[i + 1..] {
-            if let Some(both) = list.iter().find(|v| other.contains(v)) {
-                return Err(refuse(field, format!("{both:?} is in two lists")));
-            }
-        }
+/// An origin a call may go to: an http(s) URL with a host and nothing a path would add to.
+fn origin(field: &str, text: &str) -> Result<Url, ProfileError> {
+    let url = Url::parse(text).map_err(|e| refuse(field, e))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(refuse(field, "use an http:// or https:// URL with a host"));
     }
-    Ok(())
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse(
+            field,
+            "credentials go in headers (with ${VAR}), not in the URL",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse(field, "no query or fragment: put them in the paths"));
+    }
+    Ok(url)
 }
 
 impl ApiSpec {
@@ -207,34 +195,71 @@ impl ApiSpec {
         &self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Profile, ProfileError> {
-        let base = Url::parse(&self.base_url).map_err(|e| refuse("base_url", e))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
-            return Err(refuse(
-                "base_url",
-                "use an http:// or https:// URL with a host",
-            ));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(refuse(
-                "base_url",
-                "credentials go in headers (with ${VAR}), not in the URL",
-            ));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(refuse(
-                "base_url",
-                "no query or fragment: put them in the paths",
-            ));
-        }
-        let headers = self
-            .headers
+        let base = origin("base_url", &self.base_url)?;
+        let hosts = self
+            .hosts
             .iter()
-            .map(|(name, value)| {
-                secret::header(name, &value.0, &lookup)
-                    .map_err(|e| refuse(format!("headers.{name}"), e))
-            })
+            .enumerate()
+            .map(|(i, host)| origin(&format!("hosts.{i}"), host))
             .collect::<Result<Vec<_>, _>>()?;
-        let submit = self.submit.as_ref().map(compile_submit).transpose()?;
+        let places = step::Places {
+            base: &base,
+            hosts: &hosts,
+        };
+        let submit = self
+            .submit
+            .as_ref()
+            .map(|spec| spec.submit(&places, &lookup))
+            .transpose()?;
+        let poll = self
+            .poll
+            .as_ref()
+            .map(|spec| spec.poll(submit.is_some(), &places, &lookup))
+            .transpose()?;
+        let hook = self.hook.as_ref().map(HookSpec::compile).transpose()?;
+        let fetch = self
+            .fetch
+            .as_ref()
+            .map(|spec| spec.fetch(submit.is_some(), &places, &lookup))
+            .transpose()?;
+        let status = match (&poll, &self.status) {
+            (Some(_), Some(status)) => Some(status.compile("status")?),
+            (Some(_), None) => {
+                return Err(refuse(
+                    "status",
+                    "a poll needs a status: say what its answers mean",
+                ));
+            }
+            (None, Some(_)) => return Err(refuse("status", "there is no poll to read")),
+            (None, None) => None,
+        };
+        if poll.is_none() && (hook.is_none() || submit.is_none()) {
+            return Err(refuse(
+                "poll",
+                "give a poll, or a submit and a hook (a provider that only pushes its answer)",
+            ));
+        }
+        if fetch.is_some() && poll.is_none() && hook.is_none() {
+            return Err(refuse(
+                "fetch",
+                "a fetch follows a poll or a hook that said done",
+            ));
+        }
+        // Only the fields of the submit's answer that later calls name are kept.
+        let mut kept: Vec<Vec<String>> = Vec::new();
+        for request in poll
+            .iter()
+            .map(|p| &p.request)
+            .chain(fetch.iter().map(|f| &f.request))
+        {
+            for placeholder in request.placeholders() {
+                if let Placeholder::Submit(path) = placeholder
+                    && !kept.contains(path)
+                {
+                    kept.push(path.clone());
+                }
+            }
+        }
         let limit = Limit {
             rate: self
                 .rate
@@ -251,155 +276,50 @@ impl ApiSpec {
         if let Some(key) = &self.limit_key {
             LimitKeys::new(key).map_err(|e| refuse("limit_key", e))?;
         }
-        let poll = compile_poll(&self.poll, submit.is_some())?;
+        // Unsaid, the usual places, then the failed job's own (a provider that answers a refused
+        // call as it reports a failed job).
+        let http_error = match &self.http_error {
+            None => DEFAULT_HTTP_ERROR
+                .iter()
+                .map(|p| (*p).to_owned())
+                .chain(self.error.clone())
+                .collect(),
+            Some(OneOrMany::One(one)) => vec![one.clone()],
+            Some(OneOrMany::Many(many)) => many.clone(),
+        };
+        for (i, at) in http_error.iter().enumerate() {
+            pointer(&format!("http_error.{i}"), Some(at))?;
+        }
         Ok(Profile {
+            headers: headers("headers", &self.headers, &lookup)?,
             base,
+            hosts,
             ca_file: self.ca_file.clone(),
-            headers,
             submit,
             poll,
-            status: compile_status(&self.status)?,
+            status,
+            fetch,
+            hook,
             result: pointer("result", self.result.as_deref())?,
             partial: pointer("partial", self.partial.as_deref())?,
             error: pointer("error", self.error.as_deref())?,
+            http_error,
+            kept,
+            allow_private_sources: self.allow_private_sources,
             limit,
             limit_key: self.limit_key.clone(),
         })
     }
 }
 
-fn compile_submit(spec: &SubmitSpec) -> Result<Submit, ProfileError> {
-    let path = path_template("submit.path", &spec.path)?;
-    let body = body_template("submit.body", spec.body.as_ref())?;
-    if path.uses_id() || body.as_ref().is_some_and(BodyTemplate::uses_id) {
-        return Err(refuse(
-            "submit",
-            "{{id}} is what the submit answers: it cannot be used in the submit",
-        ));
-    }
-    if path.uses(&Placeholder::WebhookUrl) {
-        return Err(refuse(
-            "submit.path",
-            "{{webhook_url}} goes in the submit's body",
-        ));
-    }
-    let id = match spec.id.strip_prefix("header:") {
-        Some(name) => IdSource::Header(
-            HeaderName::from_bytes(name.trim().as_bytes())
-                .map_err(|_| refuse("submit.id", format!("{name:?} is not a header name")))?,
-        ),
-        None => IdSource::Pointer(
-            pointer("submit.id", Some(&spec.id))?
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| {
-                    refuse(
-                        "submit.id",
-                        "give a JSON pointer (\"/id\") or \"header:NAME\"",
-                    )
-                })?,
-        ),
-    };
-    Ok(Submit {
-        method: method("submit.method", spec.method.as_deref(), Method::POST)?,
-        path,
-        body,
-        id,
-    })
-}
-
-fn compile_poll(spec: &PollSpec, submits: bool) -> Result<Poll, ProfileError> {
-    let target = match (&spec.path, &spec.url) {
-        (Some(path), None) => PollTarget::Path(path_template("poll.path", path)?),
-        (None, Some(url)) => {
-            PollTarget::Url(Template::parse(url).map_err(|e| refuse("poll.url", e))?)
+impl StepKind {
+    /// The step's name in the profile.
+    fn field(self) -> &'static str {
+        match self {
+            Self::Submit => "submit",
+            Self::Poll => "poll",
+            Self::Fetch => "fetch",
         }
-        _ => return Err(refuse("poll", "give either path or url")),
-    };
-    let body = body_template("poll.body", spec.body.as_ref())?;
-    let uses_id = match &target {
-        PollTarget::Path(t) | PollTarget::Url(t) => t.uses_id(),
-    } || body.as_ref().is_some_and(BodyTemplate::uses_id);
-    let uses_webhook_url = match &target {
-        PollTarget::Path(t) | PollTarget::Url(t) => t.uses(&Placeholder::WebhookUrl),
-    } || body
-        .as_ref()
-        .is_some_and(|body| body.uses(&Placeholder::WebhookUrl));
-    if uses_webhook_url {
-        return Err(refuse(
-            "poll",
-            "{{webhook_url}} is given to the provider once, in the submit's body",
-        ));
-    }
-    if uses_id && !submits {
-        return Err(refuse(
-            "poll",
-            "{{id}} comes from a submit: add one, or poll by {{name}}",
-        ));
-    }
-    if matches!(target, PollTarget::Url(_)) && !submits {
-        return Err(refuse(
-            "poll.url",
-            "a whole poll URL comes from a submit's id",
-        ));
-    }
-    Ok(Poll {
-        method: method("poll.method", spec.method.as_deref(), Method::GET)?,
-        target,
-        body,
-    })
-}
-
-fn compile_status(spec: &StatusSpec) -> Result<StatusRule, ProfileError> {
-    let body_lists =
-        !spec.processing.is_empty() || !spec.done.is_empty() || !spec.failed.is_empty();
-    match (&spec.pointer, &spec.http) {
-        (Some(at), None) => {
-            let pointer = pointer("status.pointer", Some(at))?.unwrap_or_default();
-            if spec.done.is_empty() {
-                return Err(refuse("status.done", "list the values that mean done"));
-            }
-            disjoint("status", [&spec.processing, &spec.done, &spec.failed])?;
-            Ok(StatusRule::Pointer(PointerRule {
-                pointer,
-                lists: [
-                    (spec.processing.clone(), Verdict::Processing),
-                    (spec.done.clone(), Verdict::Done),
-                    (spec.failed.clone(), Verdict::Failed),
-                ],
-                absent: spec.absent.clone(),
-            }))
-        }
-        (None, Some(http)) if !body_lists && spec.absent.is_none() => {
-            if http.done.is_empty() {
-                return Err(refuse("status.http.done", "list the codes that mean done"));
-            }
-            if let Some(bad) = [&http.processing, &http.done, &http.failed]
-                .into_iter()
-                .flatten()
-                .find(|code| !(100..=599).contains(*code))
-            {
-                return Err(refuse(
-                    "status.http",
-                    format!("{bad} is not an HTTP status"),
-                ));
-            }
-            disjoint("status.http", [&http.processing, &http.done, &http.failed])?;
-            Ok(StatusRule::Http(HttpRule {
-                lists: [
-                    (http.processing.clone(), Verdict::Processing),
-                    (http.done.clone(), Verdict::Done),
-                    (http.failed.clone(), Verdict::Failed),
-                ],
-            }))
-        }
-        (None, Some(_)) => Err(refuse(
-            "status",
-            "with http, the lists go inside it: {\"http\": {\"processing\": [202], \"done\": [200]}}",
-        )),
-        _ => Err(refuse(
-            "status",
-            "give either pointer (with processing, done, failed) or http",
-        )),
     }
 }
 

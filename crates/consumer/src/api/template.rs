@@ -1,7 +1,9 @@
 //! Templates of a profile's requests: `{{name}}`, `{{id}}`, `{{payload}}` and
-//! `{{payload.FIELD}}` (nested: `{{payload.a.b}}`, an array index: `{{payload.items.0}}`), and in
-//! a submit `{{webhook_url}}`: the signed URL at which the provider may tell the producer that
-//! the task's job moved (see `webhooks::hook`).
+//! `{{payload.FIELD}}` (nested: `{{payload.a.b}}`, an array index: `{{payload.items.0}}`); in a
+//! submit `{{webhook_url}}`: the signed URL at which the provider may tell the producer that the
+//! task's job moved (see `webhooks::hook`); after the submit `{{submit.FIELD}}`, a value of the
+//! submit's answer (kept in the task's record: only the fields templates name); in a fetch
+//! `{{done.FIELD}}`, a value of the poll's answer that said done.
 //!
 //! A template is parsed once, at start, into literal text and placeholders, so a typo is a
 //! start-up error naming the field, and rendering a call is a walk over a few parts. Where a
@@ -31,6 +33,10 @@ pub enum Placeholder {
     Payload(Vec<String>),
     /// The task's hook URL (submits only).
     WebhookUrl,
+    /// A field of the submit's answer (poll and fetch).
+    Submit(Vec<String>),
+    /// A field of the poll's answer that said done (fetch).
+    Done(Vec<String>),
 }
 
 impl Placeholder {
@@ -41,13 +47,27 @@ impl Placeholder {
             "id" => Ok(Self::Id),
             "payload" => Ok(Self::Payload(Vec::new())),
             "webhook_url" => Ok(Self::WebhookUrl),
-            _ => match inner.strip_prefix("payload.") {
-                Some(path) if path.split('.').all(|part| !part.is_empty()) => {
-                    Ok(Self::Payload(path.split('.').map(str::to_owned).collect()))
+            _ => {
+                let (kind, path) = inner
+                    .split_once('.')
+                    .ok_or_else(|| TemplateError::Unknown(inner.to_owned()))?;
+                if path.split('.').any(str::is_empty) {
+                    return Err(TemplateError::Unknown(inner.to_owned()));
                 }
-                _ => Err(TemplateError::Unknown(inner.to_owned())),
-            },
+                let path = path.split('.').map(str::to_owned).collect();
+                match kind {
+                    "payload" => Ok(Self::Payload(path)),
+                    "submit" => Ok(Self::Submit(path)),
+                    "done" => Ok(Self::Done(path)),
+                    _ => Err(TemplateError::Unknown(inner.to_owned())),
+                }
+            }
         }
+    }
+
+    /// Where a `{{submit.FIELD}}` value is kept: its path, dotted.
+    pub fn kept_key(path: &[String]) -> String {
+        path.join(".")
     }
 }
 
@@ -56,7 +76,7 @@ impl Placeholder {
 pub enum TemplateError {
     /// `{{...}}` names nothing a task has.
     #[error(
-        "unknown placeholder {{{{{0}}}}}: use {{{{name}}}}, {{{{id}}}}, {{{{payload}}}}, {{{{payload.FIELD}}}} or {{{{webhook_url}}}}"
+        "unknown placeholder {{{{{0}}}}}: use {{{{name}}}}, {{{{id}}}}, {{{{payload}}}}, {{{{payload.FIELD}}}}, {{{{webhook_url}}}}, {{{{submit.FIELD}}}} or {{{{done.FIELD}}}}"
     )]
     Unknown(String),
     /// A `{{` without its `}}`.
@@ -79,6 +99,12 @@ pub enum RenderError {
     /// A path value holds a `.` or `..` segment.
     #[error("{0:?} cannot go in a URL path: it holds a . or .. segment")]
     DotSegment(String),
+    /// The submit's answer had no such field.
+    #[error("the submit's answer has no field {0}")]
+    MissingSubmitField(String),
+    /// The poll's answer that said done has no such field (or there is none: not a fetch).
+    #[error("the answer that said done has no field {0}")]
+    MissingDoneField(String),
 }
 
 /// What a task offers to templates.
@@ -92,6 +118,19 @@ pub struct Values<'a> {
     pub payload: Option<&'a Value>,
     /// The task's hook URL, in a submit of a profile that uses it.
     pub webhook_url: Option<&'a str>,
+    /// The values kept from the submit's answer, by dotted path (after the submit).
+    pub submit: Option<&'a Value>,
+    /// The poll's answer that said done (in a fetch).
+    pub done: Option<&'a Value>,
+}
+
+/// The value at `path` in `value` (object members, or array indexes), if any.
+pub fn walk<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |value, part| match value {
+        Value::Object(members) => members.get(part),
+        Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
 }
 
 impl Values<'_> {
@@ -106,24 +145,24 @@ impl Values<'_> {
                 .webhook_url
                 .map(|url| Value::String(url.to_owned()))
                 .ok_or(RenderError::NoWebhookUrl),
-            Placeholder::Payload(path) => {
-                let mut value = match self.payload {
-                    Some(payload) => payload,
-                    None if path.is_empty() => return Ok(Value::Null),
-                    None => return Err(RenderError::MissingField(path.join("."))),
-                };
-                for part in path {
-                    value = match value {
-                        Value::Object(members) => members.get(part),
-                        Value::Array(items) => {
-                            part.parse::<usize>().ok().and_then(|i| items.get(i))
-                        }
-                        _ => None,
-                    }
-                    .ok_or_else(|| RenderError::MissingField(path.join(".")))?;
-                }
-                Ok(value.clone())
-            }
+            Placeholder::Payload(path) => match self.payload {
+                Some(payload) => walk(payload, path)
+                    .cloned()
+                    .ok_or_else(|| RenderError::MissingField(path.join("."))),
+                None if path.is_empty() => Ok(Value::Null),
+                None => Err(RenderError::MissingField(path.join("."))),
+            },
+            Placeholder::Submit(path) => self
+                .submit
+                .and_then(|kept| kept.get(Placeholder::kept_key(path)))
+                .filter(|value| !value.is_null())
+                .cloned()
+                .ok_or_else(|| RenderError::MissingSubmitField(path.join("."))),
+            Placeholder::Done(path) => self
+                .done
+                .and_then(|done| walk(done, path))
+                .cloned()
+                .ok_or_else(|| RenderError::MissingDoneField(path.join("."))),
         }
     }
 }
@@ -199,6 +238,14 @@ impl Template {
         self.parts
             .iter()
             .any(|part| matches!(part, Part::Value(p) if p == placeholder))
+    }
+
+    /// The placeholders the template reads.
+    pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Value(placeholder) => Some(placeholder),
+            Part::Text(_) => None,
+        })
     }
 
     /// Whether `{{id}}` is the only value the template reads.
@@ -325,6 +372,17 @@ impl BodyTemplate {
             Self::Text(template) => template.uses(placeholder),
             Self::Array(items) => items.iter().any(|item| item.uses(placeholder)),
             Self::Object(members) => members.iter().any(|(_, m)| m.uses(placeholder)),
+        }
+    }
+
+    /// The placeholders the body reads.
+    pub fn placeholders(&self) -> Vec<&Placeholder> {
+        match self {
+            Self::Literal(_) => Vec::new(),
+            Self::Exact(exact) => vec![exact],
+            Self::Text(template) => template.placeholders().collect(),
+            Self::Array(items) => items.iter().flat_map(Self::placeholders).collect(),
+            Self::Object(members) => members.iter().flat_map(|(_, m)| m.placeholders()).collect(),
         }
     }
 

@@ -2,7 +2,9 @@
 -- finish.lua: record the outcomes of calls (one or many) in one round trip: "done" stores the
 -- result (and drops the last error: the task succeeded), "processing" the partial data and the
 -- next poll (past the poll deadline: dead), "submitted" the same plus the remote id the API gave
--- the task's job, "throttled" only the next call (no attempt used; past the poll deadline: dead),
+-- the task's job, "waiting" only the next look (nothing was called: the task waits for a
+-- provider's webhook; past the poll deadline: dead with the reason given), "throttled" only the
+-- next call (no attempt used; past the poll deadline: dead),
 -- "failed" a retry after the given delay (at the attempt limit, or when permanent: dead).
 -- Batching matters: the per-call cost of a script dominates the work inside it.
 -- KEYS[1] leased   KEYS[2] due   KEYS[3] dead   KEYS[4] stats   KEYS[5] events channel
@@ -14,7 +16,8 @@
 -- ARGV[6] '1' in the draining form (Redis is at maxmemory), else '0'
 -- ARGV[7] draining form: how long (ms) a result that does not fit waits before its task is called
 -- again
--- then eight ARGV per task i, from ARGV[8*i]: kind (done|processing|submitted|throttled|failed),
+-- then eight ARGV per task i, from ARGV[8*i]: kind (done|processing|submitted|waiting|throttled|
+-- failed),
 -- claim token, data (JSON text) or error, delay (ms), permanent (1|0, for failed), remote id (for
 -- submitted; '' otherwise), the KEYS index of its callback lane record (0: none), the values kept
 -- from a submit's answer (a JSON object, for submitted; '' otherwise)
@@ -122,6 +125,15 @@ for i = 8, 7 + n do
       else
         -- A provider's webhook came in during this call (hurry.lua): its news is newer than
         -- this answer, so call again at once.
+        if redis.call('HDEL', key, 'hurried') == 1 then delay = 0 end
+        schedule(key, name, now + delay, now, KEYS[2], 'processing')
+        snoozed = snoozed + 1
+      end
+    elseif kind == 'waiting' then
+      if overdue(key) then
+        bury(key, name, now, error_text(key, text), KEYS[3], KEYS[4], dead_ttl, lane, KEYS[6])
+        code = 2
+      else
         if redis.call('HDEL', key, 'hurried') == 1 then delay = 0 end
         schedule(key, name, now + delay, now, KEYS[2], 'processing')
         snoozed = snoozed + 1

@@ -46,6 +46,15 @@ pub enum Outcome {
         /// When the API asked to be called again.
         retry_after: Option<Duration>,
     },
+    /// Nothing to call: the task waits for news only the provider can push (its webhook), due
+    /// again after `poll_in` (default: the poll interval) to look; not a failed attempt. Past
+    /// the poll deadline it dies with `reason`.
+    Waiting {
+        /// Why the task would die, should the news never come.
+        reason: String,
+        /// When to look again.
+        poll_in: Option<Duration>,
+    },
     /// The call failed.
     Failed(Failure),
 }

@@ -110,6 +110,10 @@ impl<H: Handler> Shared<H> {
                 kept: kept.as_deref().unwrap_or(""),
                 delay: poll_in.unwrap_or(self.config.poll_interval),
             },
+            Outcome::Waiting { reason, poll_in } => Finish::Waiting {
+                reason,
+                delay: poll_in.unwrap_or(self.config.poll_interval),
+            },
             Outcome::Throttled {
                 message,
                 retry_after,
@@ -152,7 +156,10 @@ impl<H: Handler> Shared<H> {
                 info!(%task, attempt, error = %failure.message, "call failed; will retry");
             }
             (Outcome::Done(_), Ack::Applied) => WorkerStats::bump(&self.stats.done),
-            (Outcome::Processing { .. } | Outcome::Submitted { .. }, Ack::Applied) => {}
+            (
+                Outcome::Processing { .. } | Outcome::Submitted { .. } | Outcome::Waiting { .. },
+                Ack::Applied,
+            ) => {}
         }
     }
 

@@ -38,6 +38,14 @@ fn submit_to(profile: &Profile, answer: &ApiResponse<'_>) -> Outcome {
     submit(profile, profile.submit.as_ref().unwrap(), answer)
 }
 
+/// [`poll`] with the profile's own status rule, a done answer's result read as the queue would.
+fn poll_of(profile: &Profile, answer: &ApiResponse<'_>) -> Outcome {
+    match poll(profile, profile.status.as_ref().unwrap(), answer) {
+        Read::Done(done) => result_of(&done, profile.result.as_deref()),
+        Read::Outcome(outcome) => outcome,
+    }
+}
+
 fn permanent(outcome: Outcome) -> String {
     match outcome {
         Outcome::Failed(Failure {
@@ -130,7 +138,7 @@ fn polls_read_processing_done_and_failed_from_the_body() {
     let none = HeaderMap::new();
     let p = replicate();
     assert_eq!(
-        poll(
+        poll_of(
             &p,
             &answer(200, &none, r#"{"status": "processing", "output": null}"#)
         ),
@@ -140,7 +148,7 @@ fn polls_read_processing_done_and_failed_from_the_body() {
         }
     );
     assert_eq!(
-        poll(
+        poll_of(
             &p,
             &answer(
                 200,
@@ -150,7 +158,7 @@ fn polls_read_processing_done_and_failed_from_the_body() {
         ),
         Outcome::Done(r#"["a.png"]"#.into())
     );
-    let failed = permanent(poll(
+    let failed = permanent(poll_of(
         &p,
         &answer(
             200,
@@ -162,7 +170,7 @@ fn polls_read_processing_done_and_failed_from_the_body() {
         failed,
         "the API reported the job failed: CUDA out of memory"
     );
-    match poll(&p, &answer(200, &none, r#"{"status": "paused"}"#)) {
+    match poll_of(&p, &answer(200, &none, r#"{"status": "paused"}"#)) {
         Outcome::Failed(f) => {
             assert!(!f.permanent);
             assert!(f.message.contains("\"paused\""), "{}", f.message);
@@ -170,7 +178,7 @@ fn polls_read_processing_done_and_failed_from_the_body() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        poll(&p, &answer(200, &none, "<html>")),
+        poll_of(&p, &answer(200, &none, "<html>")),
         Outcome::Failed(Failure {
             permanent: false,
             ..
@@ -189,7 +197,7 @@ fn a_done_answer_with_an_error_is_a_failure() {
         "error": "/error",
     }));
     let none = HeaderMap::new();
-    let message = permanent(poll(
+    let message = permanent(poll_of(
         &google,
         &answer(
             200,
@@ -199,14 +207,14 @@ fn a_done_answer_with_an_error_is_a_failure() {
     ));
     assert!(message.contains("bad prompt"), "{message}");
     assert_eq!(
-        poll(
+        poll_of(
             &google,
             &answer(200, &none, r#"{"done": true, "response": {"v": 1}}"#)
         ),
         Outcome::Done(r#"{"v":1}"#.into())
     );
     assert!(matches!(
-        poll(&google, &answer(200, &none, r#"{"name": "op/1"}"#)),
+        poll_of(&google, &answer(200, &none, r#"{"name": "op/1"}"#)),
         Outcome::Processing { .. }
     ));
 }
@@ -222,22 +230,22 @@ fn http_mode_reads_the_code_and_its_lists_win() {
     }));
     let none = HeaderMap::new();
     assert!(matches!(
-        poll(
+        poll_of(
             &stability,
             &answer(202, &none, r#"{"status": "in-progress"}"#)
         ),
         Outcome::Processing { .. }
     ));
     assert_eq!(
-        poll(&stability, &answer(200, &none, r#"{"image": "b64"}"#)),
+        poll_of(&stability, &answer(200, &none, r#"{"image": "b64"}"#)),
         Outcome::Done(r#"{"image":"b64"}"#.into())
     );
-    let refused = permanent(poll(
+    let refused = permanent(poll_of(
         &stability,
         &answer(400, &none, r#"{"errors": ["content moderated"]}"#),
     ));
     assert_eq!(refused, "the API answered HTTP 400: content moderated");
-    match poll(&stability, &answer(201, &none, "{}")) {
+    match poll_of(&stability, &answer(201, &none, "{}")) {
         Outcome::Failed(f) => {
             assert!(!f.permanent && f.message.contains("201"), "{}", f.message)
         }

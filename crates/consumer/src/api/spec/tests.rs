@@ -2,7 +2,11 @@
 
 use serde_json::json;
 
+use serde_json::Value;
+
 use super::*;
+use crate::api::profile::{IdSource, StatusRule, Target, Verdict};
+use reqwest::header::HeaderName;
 
 fn env(name: &str) -> Option<String> {
     (name == "TOKEN").then(|| "s3cret".to_owned())
@@ -38,9 +42,9 @@ fn with(mut spec: Value, pointer: &str, value: Value) -> Value {
 fn a_full_profile_compiles() {
     let profile = compile(replicate_like()).unwrap();
     let submit = profile.submit.as_ref().unwrap();
-    assert_eq!(submit.method, Method::POST);
+    assert_eq!(submit.request.method, Method::POST);
     assert_eq!(submit.id, IdSource::Pointer("/id".into()));
-    assert_eq!(profile.poll.method, Method::GET);
+    assert_eq!(profile.poll.as_ref().unwrap().request.method, Method::GET);
     assert_eq!(profile.result.as_deref(), Some("/output"));
     assert_eq!(profile.headers[0].0, "authorization");
     assert!(!format!("{profile:?}").contains("s3cret"));
@@ -147,7 +151,7 @@ fn pointer_statuses_compare_as_json_and_absent_values_follow_the_rule() {
         "status": {"pointer": "/done", "processing": [false], "done": [true], "absent": "processing"},
     }))
     .unwrap();
-    let StatusRule::Pointer(google) = google.status else {
+    let Some(StatusRule::Pointer(google)) = google.status else {
         panic!("a pointer rule")
     };
     assert_eq!(google.verdict(&json!({"done": true})), Ok(Verdict::Done));
@@ -168,7 +172,7 @@ fn pointer_statuses_compare_as_json_and_absent_values_follow_the_rule() {
         json!({"pointer": "/s", "processing": [1, 2], "done": [3]}),
     ))
     .unwrap();
-    let StatusRule::Pointer(numbers) = numbers.status else {
+    let Some(StatusRule::Pointer(numbers)) = numbers.status else {
         panic!("a pointer rule")
     };
     assert_eq!(numbers.verdict(&json!({"s": 3})), Ok(Verdict::Done));
@@ -183,7 +187,7 @@ fn http_statuses_read_the_code() {
         json!({"http": {"processing": [202], "done": [200]}}),
     ))
     .unwrap();
-    let StatusRule::Http(stability) = stability.status else {
+    let Some(StatusRule::Http(stability)) = stability.status else {
         panic!("an http rule")
     };
     assert_eq!(stability.verdict(202), Some(Verdict::Processing));
@@ -206,7 +210,7 @@ fn ids_may_come_from_a_header_and_polls_from_a_whole_url() {
         submit.id,
         IdSource::Header(HeaderName::from_static("operation-location"))
     );
-    assert!(matches!(azure.poll.target, PollTarget::Url(_)));
+    assert!(matches!(azure.poll.unwrap().request.target, Target::Url(_)));
 }
 
 #[test]

@@ -9,6 +9,8 @@ fn values<'a>(payload: Option<&'a Value>, id: Option<&'a str>) -> Values<'a> {
         id,
         payload,
         webhook_url: None,
+        submit: None,
+        done: None,
     }
 }
 

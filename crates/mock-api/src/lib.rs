@@ -182,6 +182,11 @@ pub enum Shape {
     Azure,
     /// Stability's results: HTTP 202 until HTTP 200.
     Stability,
+    /// fal.ai's queue (`Authorization: Key`): the submit answers absolute `status_url` and
+    /// `response_url`; the status is HTTP 202 `IN_QUEUE`/`IN_PROGRESS`, then 200 `COMPLETED`; the
+    /// model's output (or its error, as a non-2xx) is a separate fetch; `fal_webhook` gets
+    /// `{"request_id", "status": "OK", "payload"}`.
+    Fal,
 }
 
 impl Shape {

@@ -24,6 +24,7 @@
 //! provider's own error body.
 
 mod azure;
+mod fal;
 mod google;
 mod replicate;
 mod stability;
@@ -47,6 +48,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
         Shape::Google => google::routes(),
         Shape::Azure => azure::routes(),
         Shape::Stability => stability::routes(),
+        Shape::Fal => fal::routes(),
     }
 }
 
@@ -58,6 +60,7 @@ fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
         Shape::Replicate | Shape::Stability => ("authorization", Some("Bearer")),
         Shape::Google => ("x-goog-api-key", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
+        Shape::Fal => ("authorization", Some("Key")),
     }
 }
 
@@ -82,6 +85,7 @@ fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
         Shape::Original | Shape::Replicate | Shape::Google | Shape::Azure | Shape::Stability => {
             json_response(status, json!({ "error": message }))
         }
+        Shape::Fal => fal::error(status, message),
     }
 }
 
@@ -294,7 +298,18 @@ fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
         Shape::Google => google::answer(&job.id, outcome).1,
         Shape::Azure => azure::answer(outcome).1,
         Shape::Stability => stability::answer(&job.id, outcome).1,
+        Shape::Fal => fal::webhook(job, outcome),
     }
+}
+
+/// Which of `n` stages a running job is in at step `done` of `of`: its run split in `n` equal
+/// parts (a shape with several words for "running" says them in turn). `polls_until_done` of
+/// `n + 1` shows every stage once.
+fn stage(done: u32, of: u32, n: u32) -> u32 {
+    let stage = u64::from(done) * u64::from(n) / u64::from(of.max(1));
+    u32::try_from(stage)
+        .unwrap_or(u32::MAX)
+        .min(n.saturating_sub(1))
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
@@ -314,4 +329,36 @@ fn host(uri: &Uri, headers: &HeaderMap) -> String {
 /// `scheme://host` the client reached the mock by.
 fn origin(mock: &Mock, uri: &Uri, headers: &HeaderMap) -> String {
     format!("{}://{}", mock.scheme(), host(uri, headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_split_in_equal_stages_the_last_held_until_done() {
+        let stages = |of, n| (1..of).map(|done| stage(done, of, n)).collect::<Vec<_>>();
+
+        assert_eq!(stages(4, 3), [0, 1, 2]);
+        assert_eq!(stages(3, 2), [0, 1]);
+        assert_eq!(stages(2, 3), [1]);
+        assert_eq!(stage(0, 100, 3), 0);
+        assert_eq!(stage(99, 100, 3), 2);
+        assert_eq!(stage(5, 0, 1), 0);
+    }
+
+    #[test]
+    fn a_scheme_is_compared_in_any_case_and_the_key_exactly() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", value.parse().expect("a value"));
+            headers
+        };
+
+        assert!(authorized(Shape::Fal, &headers("Key k"), "k"));
+        assert!(authorized(Shape::Fal, &headers("key k"), "k"));
+        assert!(!authorized(Shape::Fal, &headers("Bearer k"), "k"));
+        assert!(!authorized(Shape::Fal, &headers("Key K"), "k"));
+        assert!(!authorized(Shape::Fal, &HeaderMap::new(), "k"));
+    }
 }

@@ -1,0 +1,353 @@
+//! The shapes of real providers over real sockets, as a consumer's profile meets them: the mock
+//! served over HTTPS on a free port (a certificate from testkit's throw-away authority), called
+//! by reqwest with each provider's own paths, headers and bodies; a webhook receiver on another
+//! port; `/stats` read back. One test per shape: a job's whole life, its result in its format,
+//! the credential check, the error bodies.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use mock_api::{Config, Shape};
+use serde_json::{Value, json};
+use testkit::Certificates;
+
+/// Long enough for anything these tests wait for; they return as soon as it happens.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// A mock over HTTPS on a free port, and a client that trusts it.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    /// Kept until the test ends: the certificate's files.
+    _tls: Certificates,
+}
+
+/// One answer, read whole.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|err| {
+            let text = String::from_utf8_lossy(&self.bytes);
+            panic!("{} is not JSON ({err}): {text}", self.status)
+        })
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", self.headers))
+            .to_str()
+            .expect("ASCII")
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.bytes).expect("UTF-8")
+    }
+}
+
+/// A mock of `shape` that answers at once, its jobs done at their third poll.
+fn config(shape: Shape) -> Config {
+    Config {
+        shape,
+        delay_ms: 0,
+        polls_until_done: 3,
+        ..Config::default()
+    }
+}
+
+async fn start(config: Config) -> Api {
+    let tls = Certificates::generate();
+    let config = Config {
+        tls_cert: Some(tls.cert_file()),
+        tls_key: Some(tls.key_file()),
+        ..config
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let base = format!("https://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(mock_api::serve(listener, config, std::future::pending()));
+    let pem = std::fs::read(tls.ca_file()).expect("the authority");
+    let http = testkit::http_client_builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a certificate"))
+        .build()
+        .expect("a client");
+    Api {
+        base,
+        http,
+        _tls: tls,
+    }
+}
+
+impl Api {
+    /// `path` on the mock, or a URL as it is.
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path))
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("an answer");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.bytes().await.expect("a body").to_vec();
+        Answer {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    async fn stats(&self) -> Value {
+        self.send(self.get("/stats")).await.json()
+    }
+
+    /// Waits until `/stats` shows each of `expected`'s counts.
+    async fn wait_for_stats(&self, expected: &[(&str, u64)]) -> Value {
+        testkit::eventually(PATIENCE, &format!("stats {expected:?}"), || async {
+            let stats = self.stats().await;
+            let all = expected.iter().all(|&(name, count)| stats[name] == count);
+            all.then_some(stats)
+        })
+        .await
+    }
+}
+
+/// A JSON body on `request`.
+fn with_json(request: reqwest::RequestBuilder, body: &Value) -> reqwest::RequestBuilder {
+    request
+        .header("content-type", "application/json")
+        .body(body.to_string())
+}
+
+/// One part of a multipart body.
+enum Field<'a> {
+    Text(&'a str, &'a str),
+    /// Name, file name, content type, bytes.
+    File(&'a str, &'a str, &'a str, &'a [u8]),
+}
+
+/// A `multipart/form-data` body of `fields` on `request`, made by hand (reqwest is built
+/// without its `multipart` feature), its boundary not in any of them.
+fn with_form(request: reqwest::RequestBuilder, fields: &[Field<'_>]) -> reqwest::RequestBuilder {
+    let boundary = "mock-boundary-7d1f0c";
+    let mut body = Vec::new();
+    for field in fields {
+        body.extend(format!("--{boundary}\r\n").bytes());
+        match field {
+            Field::Text(name, value) => {
+                body.extend(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}")
+                        .bytes(),
+                );
+            }
+            Field::File(name, file, kind, bytes) => {
+                body.extend(
+                    format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: {kind}\r\n\r\n").bytes(),
+                );
+                body.extend_from_slice(bytes);
+            }
+        }
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    request
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+}
+
+/// A webhook receiver on a free port: records every POST (path and body) and answers 200.
+struct Receiver {
+    base: String,
+    posts: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+async fn receiver() -> Receiver {
+    async fn record(
+        State(posts): State<Arc<Mutex<Vec<(String, Value)>>>>,
+        uri: Uri,
+        body: axum::body::Bytes,
+    ) -> StatusCode {
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut posts = posts.lock().unwrap_or_else(PoisonError::into_inner);
+        posts.push((uri.path().to_owned(), body));
+        StatusCode::OK
+    }
+    let posts = Arc::new(Mutex::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let base = format!("http://{}", listener.local_addr().expect("its address"));
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(record))
+        .with_state(Arc::clone(&posts));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { base, posts }
+}
+
+impl Receiver {
+    /// The body of the first POST to `path`, once it came.
+    async fn body_at(&self, path: &str) -> Value {
+        testkit::eventually(PATIENCE, &format!("a POST to {path}"), || async {
+            let posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
+            posts
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, b)| b.clone())
+        })
+        .await
+    }
+
+    fn count(&self) -> usize {
+        self.posts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[tokio::test]
+async fn fal_queues_then_completes_and_its_output_is_fetched_from_response_url() {
+    let hooks = receiver().await;
+    let api = start(Config {
+        webhooks: true,
+        ..config(Shape::Fal)
+    })
+    .await;
+    let key = |request: reqwest::RequestBuilder| request.header("authorization", "Key mock-key");
+    let input = json!({"prompt": "a cat", "num_images": 2, "seed": 7});
+
+    let anonymous = api
+        .send(with_json(api.post("/fal-ai/flux/dev"), &input))
+        .await;
+    let bearer = api
+        .send(
+            with_json(api.post("/fal-ai/flux/dev"), &input)
+                .header("authorization", "Bearer mock-key"),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.json()["detail"].is_string(), "{anonymous:?}");
+    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
+
+    let hook = format!("{}/fal", hooks.base);
+    let path = format!("/fal-ai/flux/dev?fal_webhook={hook}");
+    let submitted = api.send(key(with_json(api.post(&path), &input))).await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    let submitted = submitted.json();
+    let id = submitted["request_id"].as_str().expect("an id");
+    let requests = format!("{}/fal-ai/flux/requests/{id}", api.base);
+    assert_eq!(
+        submitted["status_url"],
+        format!("{requests}/status"),
+        "no subpath"
+    );
+    assert_eq!(submitted["response_url"], requests);
+    assert_eq!(submitted["cancel_url"], format!("{requests}/cancel"));
+    assert_eq!(submitted["gateway_request_id"], id);
+
+    let early = api.send(key(api.get(&requests))).await;
+    assert_eq!(early.status, StatusCode::BAD_REQUEST);
+    assert_eq!(early.json()["detail"], "Request is still in progress");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let status = api.send(key(api.get(&format!("{requests}/status")))).await;
+        statuses.push((status.status.as_u16(), status.json()));
+    }
+    assert_eq!(statuses[0].0, 202);
+    assert_eq!(statuses[0].1["status"], "IN_QUEUE");
+    assert_eq!(statuses[0].1["queue_position"], 1);
+    assert_eq!(statuses[1].0, 202);
+    assert_eq!(statuses[1].1["status"], "IN_PROGRESS");
+    assert_eq!(statuses[2].0, 200);
+    assert_eq!(statuses[2].1["status"], "COMPLETED");
+    assert_eq!(statuses[2].1["response_url"], requests);
+
+    let output = api.send(key(api.get(&requests))).await;
+    assert_eq!(output.status, StatusCode::OK);
+    let output = output.json();
+    assert_eq!(output["seed"], 7);
+    assert_eq!(output["prompt"], "a cat");
+    let images = output["images"].as_array().expect("images");
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["url"], format!("{}/files/{id}-0.png", api.base));
+    assert_eq!(images[0]["content_type"], "image/png");
+    let image = api
+        .send(api.get(images[1]["url"].as_str().expect("a URL")))
+        .await;
+    assert_eq!(image.status, StatusCode::OK);
+    assert_eq!(image.header("content-type"), "image/png");
+    assert_eq!(
+        image.bytes,
+        mock_api::content::file(&format!("{id}-1.png"), 4096)
+    );
+
+    let posted = hooks.body_at("/fal").await;
+    assert_eq!(
+        posted,
+        json!({"request_id": id, "gateway_request_id": id, "status": "OK", "payload": output, "error": null})
+    );
+
+    // A model that refuses its input: the status still says COMPLETED, the output is its 422.
+    let failing = json!({"prompt": "x", "fail": "prompt is unsafe"});
+    let path = format!("/fal-ai/flux?fal_webhook={hook}-failed");
+    let submitted = api
+        .send(key(with_json(api.post(&path), &failing)))
+        .await
+        .json();
+    let (status_url, response_url) = (
+        submitted["status_url"].as_str().expect("a URL"),
+        submitted["response_url"].as_str().expect("a URL"),
+    );
+    for _ in 0..3 {
+        api.send(key(api.get(status_url))).await;
+    }
+    let ended = api.send(key(api.get(status_url))).await;
+    let refused = api.send(key(api.get(response_url))).await;
+    assert_eq!(
+        (ended.status, &ended.json()["status"]),
+        (StatusCode::OK, &json!("COMPLETED"))
+    );
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.json()["detail"][0]["msg"], "prompt is unsafe");
+    let posted = hooks.body_at("/fal-failed").await;
+    assert_eq!(posted["status"], "ERROR");
+    assert_eq!(posted["payload"], refused.json());
+    assert!(posted["error"].is_string(), "{posted}");
+
+    let unknown = api
+        .send(key(api.get("/fal-ai/flux/requests/nope/status")))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.json()["detail"].is_string());
+    api.wait_for_stats(&[
+        ("jobs", 2),
+        ("done", 2),
+        ("webhooks_sent", 2),
+        ("unauthorized", 2),
+        ("downloads", 1),
+    ])
+    .await;
+    assert_eq!(hooks.count(), 2);
+}

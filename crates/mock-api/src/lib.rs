@@ -187,6 +187,10 @@ pub enum Shape {
     /// model's output (or its error, as a non-2xx) is a separate fetch; `fal_webhook` gets
     /// `{"request_id", "status": "OK", "payload"}`.
     Fal,
+    /// OpenAI's Batch API (`Authorization: Bearer`): `validating` → `in_progress` →
+    /// `finalizing` → `completed` with an `output_file_id` whose content is JSON Lines; errors
+    /// as `{"error": {"message", "type", "param", "code"}}`.
+    OpenaiBatch,
 }
 
 impl Shape {

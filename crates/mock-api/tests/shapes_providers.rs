@@ -351,3 +351,139 @@ async fn fal_queues_then_completes_and_its_output_is_fetched_from_response_url()
     .await;
     assert_eq!(hooks.count(), 2);
 }
+
+#[tokio::test]
+async fn an_openai_batch_validates_runs_finalizes_and_its_output_file_is_json_lines() {
+    let api = start(Config {
+        polls_until_done: 4,
+        ..config(Shape::OpenaiBatch)
+    })
+    .await;
+    let key = |request: reqwest::RequestBuilder| request.header("authorization", "Bearer mock-key");
+    let batch = json!({
+        "input_file_id": "file-abc123",
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+        "metadata": {"requests": "5"},
+    });
+
+    let anonymous = api.send(with_json(api.post("/v1/batches"), &batch)).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.json()["error"]["code"], "invalid_api_key");
+
+    let created = api
+        .send(key(with_json(api.post("/v1/batches"), &batch)))
+        .await;
+    assert_eq!(created.status, StatusCode::OK);
+    let created = created.json();
+    let id = created["id"].as_str().expect("an id");
+    assert!(id.starts_with("batch_"), "{id}");
+    assert_eq!(
+        (&created["object"], &created["status"]),
+        (&json!("batch"), &json!("validating"))
+    );
+    assert_eq!(created["endpoint"], "/v1/chat/completions");
+
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let polled = api.send(key(api.get(&format!("/v1/batches/{id}")))).await;
+        assert_eq!(polled.status, StatusCode::OK);
+        seen.push(polled.json());
+    }
+    let statuses: Vec<_> = seen.iter().map(|b| b["status"].clone()).collect();
+    assert_eq!(
+        statuses,
+        [
+            json!("validating"),
+            json!("in_progress"),
+            json!("finalizing"),
+            json!("completed")
+        ]
+    );
+    let completed = &seen[3];
+    assert_eq!(
+        completed["request_counts"],
+        json!({"total": 5, "completed": 5, "failed": 0})
+    );
+    let output_file = completed["output_file_id"]
+        .as_str()
+        .expect("an output file");
+    assert!(output_file.starts_with("file-"), "{output_file}");
+
+    let content = api
+        .send(key(api.get(&format!("/v1/files/{output_file}/content"))))
+        .await;
+    assert_eq!(content.status, StatusCode::OK);
+    assert_eq!(content.header("content-type"), "application/octet-stream");
+    let lines: Vec<Value> = content
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 5, "{}", content.text());
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["custom_id"], format!("request-{}", i + 1));
+        assert_eq!(line["response"]["status_code"], 200);
+        assert!(line["response"]["request_id"].is_string());
+        assert_eq!(line["response"]["body"]["object"], "chat.completion");
+        assert_eq!(line["error"], Value::Null);
+    }
+
+    // A batch whose input file does not exist is refused at once; one asking to fail fails.
+    let missing = json!({"input_file_id": "file-missing", "endpoint": "/v1/embeddings", "completion_window": "24h"});
+    let refused = api
+        .send(key(with_json(api.post("/v1/batches"), &missing)))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let error = &refused.json()["error"];
+    assert_eq!(error["type"], "invalid_request_error");
+    assert_eq!(error["param"], "input_file_id");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("file-missing"))
+    );
+    assert!(error.as_object().is_some_and(|e| e.contains_key("code")));
+    let bad_window =
+        json!({"input_file_id": "f", "endpoint": "/v1/embeddings", "completion_window": "1h"});
+    let refused = api
+        .send(key(with_json(api.post("/v1/batches"), &bad_window)))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json()["error"]["param"], "completion_window");
+
+    let failing = json!({
+        "input_file_id": "file-abc",
+        "endpoint": "/v1/embeddings",
+        "completion_window": "24h",
+        "metadata": {"fail": "line 1: the model does not exist"},
+    });
+    let id = api
+        .send(key(with_json(api.post("/v1/batches"), &failing)))
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let mut last = Value::Null;
+    for _ in 0..4 {
+        last = api
+            .send(key(api.get(&format!("/v1/batches/{id}"))))
+            .await
+            .json();
+    }
+    assert_eq!(last["status"], "failed");
+    assert_eq!(
+        last["errors"]["data"][0]["message"],
+        "line 1: the model does not exist"
+    );
+    assert_eq!(last["errors"]["data"][0]["line"], 1);
+    assert_eq!(last["output_file_id"], Value::Null);
+    let no_output = api
+        .send(key(api.get(&format!("/v1/files/file-{}/content", &id[6..]))))
+        .await;
+    assert_eq!(no_output.status, StatusCode::NOT_FOUND);
+    assert_eq!(no_output.json()["error"]["type"], "invalid_request_error");
+    api.wait_for_stats(&[("jobs", 2), ("done", 2), ("unauthorized", 1)])
+        .await;
+}

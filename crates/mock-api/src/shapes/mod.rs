@@ -26,6 +26,7 @@
 mod azure;
 mod fal;
 mod google;
+mod openai;
 mod replicate;
 mod stability;
 
@@ -49,6 +50,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
         Shape::Azure => azure::routes(),
         Shape::Stability => stability::routes(),
         Shape::Fal => fal::routes(),
+        Shape::OpenaiBatch => openai::routes(),
     }
 }
 
@@ -57,7 +59,9 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
 fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
     match shape {
         Shape::Original => ("", None),
-        Shape::Replicate | Shape::Stability => ("authorization", Some("Bearer")),
+        Shape::Replicate | Shape::Stability | Shape::OpenaiBatch => {
+            ("authorization", Some("Bearer"))
+        }
         Shape::Google => ("x-goog-api-key", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
         Shape::Fal => ("authorization", Some("Key")),
@@ -86,6 +90,7 @@ fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
             json_response(status, json!({ "error": message }))
         }
         Shape::Fal => fal::error(status, message),
+        Shape::OpenaiBatch => openai::error(status, message),
     }
 }
 
@@ -299,6 +304,8 @@ fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
         Shape::Azure => azure::answer(outcome).1,
         Shape::Stability => stability::answer(&job.id, outcome).1,
         Shape::Fal => fal::webhook(job, outcome),
+        // No webhook is ever named: OpenAI's are configured per project, not per batch.
+        Shape::OpenaiBatch => Value::Null,
     }
 }
 

@@ -191,6 +191,10 @@ pub enum Shape {
     /// `finalizing` → `completed` with an `output_file_id` whose content is JSON Lines; errors
     /// as `{"error": {"message", "type", "param", "code"}}`.
     OpenaiBatch,
+    /// Rev.ai's asynchronous jobs (`Authorization: Bearer`): `in_progress` → `transcribed`;
+    /// the transcript is a separate fetch, text or JSON by `Accept`; errors as RFC 7807 problem
+    /// details.
+    Revai,
 }
 
 impl Shape {

@@ -487,3 +487,148 @@ async fn an_openai_batch_validates_runs_finalizes_and_its_output_file_is_json_li
     api.wait_for_stats(&[("jobs", 2), ("done", 2), ("unauthorized", 1)])
         .await;
 }
+
+#[tokio::test]
+async fn a_revai_job_is_transcribed_and_its_transcript_fetched_as_text_or_json() {
+    let hooks = receiver().await;
+    let api = start(Config {
+        webhooks: true,
+        ..config(Shape::Revai)
+    })
+    .await;
+    let key = |request: reqwest::RequestBuilder| request.header("authorization", "Bearer mock-key");
+    let job = json!({
+        "source_config": {"url": "https://example.com/media/talk.mp3?sig=1"},
+        "notification_config": {"url": format!("{}/rev", hooks.base)},
+        "metadata": "m-1",
+    });
+
+    let anonymous = api
+        .send(with_json(api.post("/speechtotext/v1/jobs"), &job))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.header("content-type"), "application/problem+json");
+    assert_eq!(anonymous.json()["status"], 401);
+
+    let submitted = api
+        .send(key(with_json(api.post("/speechtotext/v1/jobs"), &job)))
+        .await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    let submitted = submitted.json();
+    assert_eq!(submitted["status"], "in_progress");
+    assert_eq!(submitted["metadata"], "m-1");
+    let id = submitted["id"].as_str().expect("an id");
+    let job_url = format!("/speechtotext/v1/jobs/{id}");
+    let transcript_url = format!("{job_url}/transcript");
+
+    let early = api
+        .send(key(api.get(&transcript_url)).header("accept", "text/plain"))
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+    assert_eq!(early.header("content-type"), "application/problem+json");
+    let early = early.json();
+    assert_eq!(early["status"], 409);
+    assert_eq!(early["current_value"], "in_progress");
+    assert!(
+        early["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/invalid-job-state"))
+    );
+    assert!(
+        early["title"].is_string() && early["detail"].is_string(),
+        "{early}"
+    );
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(api.send(key(api.get(&job_url))).await.json()["status"].clone());
+    }
+    assert_eq!(
+        statuses,
+        [
+            json!("in_progress"),
+            json!("in_progress"),
+            json!("transcribed")
+        ]
+    );
+
+    let text = api
+        .send(key(api.get(&transcript_url)).header("accept", "text/plain"))
+        .await;
+    let transcript = api
+        .send(
+            key(api.get(&transcript_url))
+                .header("accept", "application/vnd.rev.transcript.v1.0+json"),
+        )
+        .await;
+    assert_eq!(text.status, StatusCode::OK);
+    assert!(text.header("content-type").starts_with("text/plain"));
+    assert_eq!(
+        transcript.header("content-type"),
+        "application/vnd.rev.transcript.v1.0+json"
+    );
+    let spoken: String = transcript.json()["monologues"][0]["elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .map(|e| e["value"].as_str().expect("a value"))
+        .collect();
+    assert_eq!(
+        spoken,
+        format!("This is the transcript of talk.mp3 for job {id}.")
+    );
+    assert_eq!(text.text(), format!("Speaker 0    00:00:00    {spoken}\n"));
+    let again = api
+        .send(key(api.get(&transcript_url)).header("accept", "text/plain"))
+        .await;
+    assert_eq!(again.bytes, text.bytes, "deterministic");
+    let refused = api
+        .send(key(api.get(&transcript_url)).header("accept", "application/xml"))
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_ACCEPTABLE);
+
+    let posted = hooks.body_at("/rev").await;
+    assert_eq!(posted["job"]["id"], id);
+    assert_eq!(posted["job"]["status"], "transcribed");
+
+    // A failed job: its failure and detail; its transcript stays out of reach.
+    let failing = json!({"source_config": {"url": "https://example.com/a.mp3"}, "metadata": "fail: unsupported codec"});
+    let id = api
+        .send(key(with_json(api.post("/speechtotext/v1/jobs"), &failing)))
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = api
+            .send(key(api.get(&format!("/speechtotext/v1/jobs/{id}"))))
+            .await
+            .json();
+    }
+    assert_eq!(last["status"], "failed");
+    assert_eq!(last["failure_detail"], "unsupported codec");
+    assert!(last["failure"].is_string());
+    let out_of_reach = api
+        .send(key(
+            api.get(&format!("/speechtotext/v1/jobs/{id}/transcript"))
+        ))
+        .await;
+    assert_eq!(out_of_reach.status, StatusCode::CONFLICT);
+    assert_eq!(out_of_reach.json()["current_value"], "failed");
+
+    let no_source = api
+        .send(key(with_json(
+            api.post("/speechtotext/v1/jobs"),
+            &json!({"metadata": "x"}),
+        )))
+        .await;
+    assert_eq!(no_source.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_source.json()["status"], 400);
+    let unknown = api.send(key(api.get("/speechtotext/v1/jobs/nope"))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.header("content-type"), "application/problem+json");
+    api.wait_for_stats(&[("jobs", 2), ("done", 2), ("webhooks_sent", 1)])
+        .await;
+}

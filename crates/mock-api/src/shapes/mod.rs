@@ -28,6 +28,7 @@ mod fal;
 mod google;
 mod openai;
 mod replicate;
+mod revai;
 mod stability;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
         Shape::Stability => stability::routes(),
         Shape::Fal => fal::routes(),
         Shape::OpenaiBatch => openai::routes(),
+        Shape::Revai => revai::routes(),
     }
 }
 
@@ -59,7 +61,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
 fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
     match shape {
         Shape::Original => ("", None),
-        Shape::Replicate | Shape::Stability | Shape::OpenaiBatch => {
+        Shape::Replicate | Shape::Stability | Shape::OpenaiBatch | Shape::Revai => {
             ("authorization", Some("Bearer"))
         }
         Shape::Google => ("x-goog-api-key", None),
@@ -91,6 +93,7 @@ fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
         }
         Shape::Fal => fal::error(status, message),
         Shape::OpenaiBatch => openai::error(status, message),
+        Shape::Revai => revai::error(status, message),
     }
 }
 
@@ -306,6 +309,7 @@ fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
         Shape::Fal => fal::webhook(job, outcome),
         // No webhook is ever named: OpenAI's are configured per project, not per batch.
         Shape::OpenaiBatch => Value::Null,
+        Shape::Revai => revai::webhook(job, &outcome),
     }
 }
 

@@ -195,6 +195,10 @@ pub enum Shape {
     /// the transcript is a separate fetch, text or JSON by `Accept`; errors as RFC 7807 problem
     /// details.
     Revai,
+    /// Stability's creative upscale (`Authorization: Bearer`): a multipart submit with the image
+    /// as a file; the result (HTTP 202, then 200) is the image's bytes, or JSON with them in
+    /// base64, by `Accept`.
+    StabilityUpscale,
 }
 
 impl Shape {

@@ -632,3 +632,140 @@ async fn a_revai_job_is_transcribed_and_its_transcript_fetched_as_text_or_json()
     api.wait_for_stats(&[("jobs", 2), ("done", 2), ("webhooks_sent", 1)])
         .await;
 }
+
+/// Bytes that look like an image and hold what a careless multipart reader trips on: line
+/// breaks, dashes, zeros.
+fn image_bytes(n: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend((0..n).map(|i| match i % 97 {
+        0 => b'\r',
+        1 => b'\n',
+        2 | 3 => b'-',
+        _ => u8::try_from(i * 31 % 256).expect("a byte"),
+    }));
+    bytes
+}
+
+#[tokio::test]
+async fn a_stability_upscale_takes_a_multipart_image_and_answers_bytes_made_from_it() {
+    let api = start(Config {
+        max_upload_bytes: 16 << 10,
+        ..config(Shape::StabilityUpscale)
+    })
+    .await;
+    let key = |request: reqwest::RequestBuilder| request.header("authorization", "Bearer mock-key");
+    let image = image_bytes(5000);
+    let path = "/v2beta/stable-image/upscale/creative";
+    let fields = [
+        Field::File("image", "cat.png", "image/png", &image),
+        Field::Text("prompt", "a cat, sharper"),
+        Field::Text("output_format", "webp"),
+        Field::Text("seed", "17"),
+    ];
+
+    let anonymous = api.send(with_form(api.post(path), &fields)).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.json()["name"], "unauthorized");
+
+    let submitted = api.send(key(with_form(api.post(path), &fields))).await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    let id = submitted.json()["id"].as_str().expect("an id").to_owned();
+    let result = format!("/v2beta/results/{id}");
+
+    let running = api
+        .send(key(api.get(&result)).header("accept", "image/*"))
+        .await;
+    assert_eq!(running.status, StatusCode::ACCEPTED);
+    assert_eq!(running.json(), json!({"id": id, "status": "in-progress"}));
+    api.send(key(api.get(&result)).header("accept", "image/*"))
+        .await;
+    let done = api
+        .send(key(api.get(&result)).header("accept", "image/*"))
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(done.header("content-type"), "image/webp");
+    assert_eq!(done.header("finish-reason"), "SUCCESS");
+    assert_eq!(done.header("seed"), "17");
+    assert_eq!(
+        done.bytes,
+        mock_api::shapes::upscaled(&image, "a cat, sharper")
+    );
+    let header = format!(
+        "upscaled {} {:016x} {:016x}\n",
+        image.len(),
+        mock_api::fnv1a(&image),
+        mock_api::fnv1a(b"a cat, sharper")
+    );
+    let (head, tail) = done.bytes.split_at(header.len());
+    assert_eq!(head, header.as_bytes());
+    assert!(tail.iter().eq(image.iter().rev()), "the upload, reversed");
+
+    let as_json = api
+        .send(key(api.get(&result)).header("accept", "application/json"))
+        .await;
+    assert_eq!(as_json.status, StatusCode::OK);
+    let as_json = as_json.json();
+    assert_eq!(as_json["finish_reason"], "SUCCESS");
+    assert_eq!(as_json["seed"], 17);
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        as_json["image"].as_str().expect("base64"),
+    )
+    .expect("base64");
+    assert_eq!(decoded, done.bytes);
+
+    let no_prompt = api
+        .send(key(with_form(
+            api.post(path),
+            &[Field::File("image", "a.png", "image/png", &image)],
+        )))
+        .await;
+    assert_eq!(no_prompt.status, StatusCode::BAD_REQUEST);
+    let no_prompt = no_prompt.json();
+    assert_eq!(no_prompt["name"], "bad_request");
+    assert_eq!(no_prompt["errors"], json!(["prompt: required"]));
+    let too_large = image_bytes(20 << 10);
+    let refused = api
+        .send(key(with_form(
+            api.post(path),
+            &[
+                Field::File("image", "a.png", "image/png", &too_large),
+                Field::Text("prompt", "p"),
+            ],
+        )))
+        .await;
+    assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(refused.json()["name"], "payload_too_large");
+    let not_a_form = api
+        .send(key(with_json(api.post(path), &json!({"prompt": "p"}))))
+        .await;
+    assert_eq!(not_a_form.status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_a_form.json()["name"], "bad_request");
+
+    let failing = [
+        Field::File("image", "a.png", "image/png", b"tiny"),
+        Field::Text("prompt", "fail: the image was flagged"),
+    ];
+    let id = api
+        .send(key(with_form(api.post(path), &failing)))
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(
+            api.send(key(api.get(&format!("/v2beta/results/{id}"))))
+                .await,
+        );
+    }
+    let last = last.expect("an answer");
+    assert_eq!(last.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(last.json()["errors"], json!(["the image was flagged"]));
+    let unknown = api.send(key(api.get("/v2beta/results/nope"))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json()["name"], "not_found");
+    api.wait_for_stats(&[("jobs", 2), ("done", 2), ("unauthorized", 1)])
+        .await;
+}

@@ -34,13 +34,16 @@ mod stability;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::jobs::{Finished, Job, Pace, Progress, Submit};
+use crate::multipart::{self, Form, FormError};
 use crate::{Mock, Shape};
+
+pub use stability::upscaled;
 
 /// The routes of `shape` (none for `original`).
 pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
@@ -53,6 +56,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
         Shape::Fal => fal::routes(),
         Shape::OpenaiBatch => openai::routes(),
         Shape::Revai => revai::routes(),
+        Shape::StabilityUpscale => stability::upscale_routes(),
     }
 }
 
@@ -61,9 +65,11 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
 fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
     match shape {
         Shape::Original => ("", None),
-        Shape::Replicate | Shape::Stability | Shape::OpenaiBatch | Shape::Revai => {
-            ("authorization", Some("Bearer"))
-        }
+        Shape::Replicate
+        | Shape::Stability
+        | Shape::OpenaiBatch
+        | Shape::Revai
+        | Shape::StabilityUpscale => ("authorization", Some("Bearer")),
         Shape::Google => ("x-goog-api-key", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
         Shape::Fal => ("authorization", Some("Key")),
@@ -94,6 +100,7 @@ fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
         Shape::Fal => fal::error(status, message),
         Shape::OpenaiBatch => openai::error(status, message),
         Shape::Revai => revai::error(status, message),
+        Shape::StabilityUpscale => stability::error(status, message),
     }
 }
 
@@ -163,6 +170,19 @@ fn json_input(shape: Shape, body: &Bytes) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|err| {
         let message = format!("the body is not JSON: {err}");
         error(shape, StatusCode::BAD_REQUEST, &message)
+    })
+}
+
+/// A multipart submit's form, the call admitted: read up to `max_upload_bytes`, or the shape's
+/// 413 (longer) or 400 (not a form).
+async fn form(mock: &Mock, headers: &HeaderMap, body: Body) -> Result<Form, Response> {
+    let limit = mock.config.max_upload_bytes;
+    multipart::read(headers, body, limit).await.map_err(|err| {
+        let status = match err {
+            FormError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        error(mock.config.shape, status, &err.to_string())
     })
 }
 
@@ -310,6 +330,8 @@ fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
         // No webhook is ever named: OpenAI's are configured per project, not per batch.
         Shape::OpenaiBatch => Value::Null,
         Shape::Revai => revai::webhook(job, &outcome),
+        // Stability calls no webhooks, and a form names none.
+        Shape::StabilityUpscale => Value::Null,
     }
 }
 

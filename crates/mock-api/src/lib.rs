@@ -199,6 +199,9 @@ pub enum Shape {
     /// as a file; the result (HTTP 202, then 200) is the image's bytes, or JSON with them in
     /// base64, by `Accept`.
     StabilityUpscale,
+    /// ElevenLabs' dubbing (`xi-api-key`): a multipart submit with a file or a `source_url`;
+    /// `dubbing` → `dubbed`; the dubbed audio (binary) is a separate fetch per language.
+    ElevenlabsDubbing,
 }
 
 impl Shape {

@@ -769,3 +769,140 @@ async fn a_stability_upscale_takes_a_multipart_image_and_answers_bytes_made_from
     api.wait_for_stats(&[("jobs", 2), ("done", 2), ("unauthorized", 1)])
         .await;
 }
+
+#[tokio::test]
+async fn an_elevenlabs_dub_of_a_downloaded_file_gives_audio_made_from_it_per_language() {
+    let api = start(config(Shape::ElevenlabsDubbing)).await;
+    let key = |request: reqwest::RequestBuilder| request.header("xi-api-key", "mock-key");
+    let media = api.send(api.get("/files/talk.mp3?bytes=20000")).await;
+    assert_eq!(media.status, StatusCode::OK);
+    assert_eq!(media.header("content-type"), "audio/mpeg");
+    assert_eq!(media.bytes.len(), 20_000);
+    let fields = [
+        Field::File("file", "talk.mp3", "audio/mpeg", &media.bytes),
+        Field::Text("target_lang", "es"),
+        Field::Text("name", "talk"),
+    ];
+
+    let anonymous = api.send(with_form(api.post("/v1/dubbing"), &fields)).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.json()["detail"]["status"], "invalid_api_key");
+
+    let submitted = api
+        .send(key(with_form(api.post("/v1/dubbing"), &fields)))
+        .await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    let submitted = submitted.json();
+    let id = submitted["dubbing_id"].as_str().expect("an id").to_owned();
+    assert!(
+        submitted["expected_duration_sec"].is_number(),
+        "{submitted}"
+    );
+
+    let early = api
+        .send(key(api.get(&format!("/v1/dubbing/{id}/audio/es"))))
+        .await;
+    assert_eq!(early.status, StatusCode::TOO_EARLY);
+    assert!(early.json()["detail"]["message"].is_string());
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            api.send(key(api.get(&format!("/v1/dubbing/{id}"))))
+                .await
+                .json(),
+        );
+    }
+    assert_eq!(seen[0]["status"], "dubbing");
+    assert_eq!(seen[2]["status"], "dubbed");
+    assert_eq!(seen[2]["target_languages"], json!(["es"]));
+    assert_eq!(seen[2]["name"], "talk");
+
+    let audio = api
+        .send(key(api.get(&format!("/v1/dubbing/{id}/audio/es"))))
+        .await;
+    assert_eq!(audio.status, StatusCode::OK);
+    assert_eq!(audio.header("content-type"), "audio/mpeg");
+    assert_eq!(audio.bytes, mock_api::shapes::dubbed(&media.bytes, "es"));
+    assert!(
+        audio
+            .bytes
+            .ends_with(&media.bytes.iter().rev().copied().collect::<Vec<_>>())
+    );
+    let other = api
+        .send(key(api.get(&format!("/v1/dubbing/{id}/audio/fr"))))
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert!(other.json()["detail"]["status"].is_string());
+
+    // A source URL instead of a file: the dub is made from the URL.
+    let url = "https://example.com/clip.mp4";
+    let by_url = [
+        Field::Text("source_url", url),
+        Field::Text("target_lang", "de"),
+    ];
+    let id = api
+        .send(key(with_form(api.post("/v1/dubbing"), &by_url)))
+        .await
+        .json()["dubbing_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    for _ in 0..3 {
+        api.send(key(api.get(&format!("/v1/dubbing/{id}")))).await;
+    }
+    let audio = api
+        .send(key(api.get(&format!("/v1/dubbing/{id}/audio/de"))))
+        .await;
+    assert_eq!(audio.bytes, mock_api::shapes::dubbed(url.as_bytes(), "de"));
+
+    let no_lang = api
+        .send(key(with_form(
+            api.post("/v1/dubbing"),
+            &[Field::Text("source_url", url)],
+        )))
+        .await;
+    assert_eq!(no_lang.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = &no_lang.json()["detail"];
+    assert_eq!(detail["status"], "invalid_parameters");
+    assert!(
+        detail["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("target_lang"))
+    );
+    let no_source = api
+        .send(key(with_form(
+            api.post("/v1/dubbing"),
+            &[Field::Text("target_lang", "es")],
+        )))
+        .await;
+    assert_eq!(no_source.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let failing = [
+        Field::Text("source_url", url),
+        Field::Text("target_lang", "es"),
+        Field::Text("fail", "no speech found"),
+    ];
+    let id = api
+        .send(key(with_form(api.post("/v1/dubbing"), &failing)))
+        .await
+        .json()["dubbing_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = api
+            .send(key(api.get(&format!("/v1/dubbing/{id}"))))
+            .await
+            .json();
+    }
+    assert_eq!(
+        (&last["status"], &last["error"]),
+        (&json!("failed"), &json!("no speech found"))
+    );
+    let unknown = api.send(key(api.get("/v1/dubbing/nope"))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.json()["detail"]["status"].is_string());
+    api.wait_for_stats(&[("jobs", 3), ("done", 3), ("downloads", 1)])
+        .await;
+}

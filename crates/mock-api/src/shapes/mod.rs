@@ -24,6 +24,7 @@
 //! provider's own error body.
 
 mod azure;
+mod elevenlabs;
 mod fal;
 mod google;
 mod openai;
@@ -43,6 +44,7 @@ use crate::jobs::{Finished, Job, Pace, Progress, Submit};
 use crate::multipart::{self, Form, FormError};
 use crate::{Mock, Shape};
 
+pub use elevenlabs::dubbed;
 pub use stability::upscaled;
 
 /// The routes of `shape` (none for `original`).
@@ -57,6 +59,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
         Shape::OpenaiBatch => openai::routes(),
         Shape::Revai => revai::routes(),
         Shape::StabilityUpscale => stability::upscale_routes(),
+        Shape::ElevenlabsDubbing => elevenlabs::routes(),
     }
 }
 
@@ -71,6 +74,7 @@ fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
         | Shape::Revai
         | Shape::StabilityUpscale => ("authorization", Some("Bearer")),
         Shape::Google => ("x-goog-api-key", None),
+        Shape::ElevenlabsDubbing => ("xi-api-key", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
         Shape::Fal => ("authorization", Some("Key")),
     }
@@ -101,6 +105,7 @@ fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
         Shape::OpenaiBatch => openai::error(status, message),
         Shape::Revai => revai::error(status, message),
         Shape::StabilityUpscale => stability::error(status, message),
+        Shape::ElevenlabsDubbing => elevenlabs::error(status, message),
     }
 }
 
@@ -330,8 +335,8 @@ fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
         // No webhook is ever named: OpenAI's are configured per project, not per batch.
         Shape::OpenaiBatch => Value::Null,
         Shape::Revai => revai::webhook(job, &outcome),
-        // Stability calls no webhooks, and a form names none.
-        Shape::StabilityUpscale => Value::Null,
+        // Neither calls webhooks, and a form names none.
+        Shape::StabilityUpscale | Shape::ElevenlabsDubbing => Value::Null,
     }
 }
 

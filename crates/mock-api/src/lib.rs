@@ -202,6 +202,9 @@ pub enum Shape {
     /// ElevenLabs' dubbing (`xi-api-key`): a multipart submit with a file or a `source_url`;
     /// `dubbing` → `dubbed`; the dubbed audio (binary) is a separate fetch per language.
     ElevenlabsDubbing,
+    /// AWS Textract's text detection (AWS JSON 1.1: `POST /` with `X-Amz-Target`): the result's
+    /// blocks come in pages, `NextToken` after `NextToken`; errors as `{"__type", "message"}`.
+    Textract,
 }
 
 impl Shape {

@@ -906,3 +906,202 @@ async fn an_elevenlabs_dub_of_a_downloaded_file_gives_audio_made_from_it_per_lan
     api.wait_for_stats(&[("jobs", 3), ("done", 3), ("downloads", 1)])
         .await;
 }
+
+/// A Textract call: `POST /` with the operation in `X-Amz-Target`, the key in `Authorization`.
+fn textract(api: &Api, operation: &str, body: &Value) -> reqwest::RequestBuilder {
+    api.post("/")
+        .header("authorization", "mock-key")
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("Textract.{operation}"))
+        .body(body.to_string())
+}
+
+/// Every page of a Textract job's blocks, `max` to a page: the pages' blocks and how many
+/// pages there were, at most `limit` of them.
+async fn textract_pages(api: &Api, id: &str, max: u64, limit: usize) -> (Vec<Value>, usize) {
+    let (mut blocks, mut token, mut pages) = (Vec::new(), None::<String>, 0);
+    while pages < limit {
+        let mut ask = json!({"JobId": id, "MaxResults": max});
+        if let Some(token) = &token {
+            ask["NextToken"] = json!(token);
+        }
+        let page = api
+            .send(textract(api, "GetDocumentTextDetection", &ask))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        assert_eq!(page.header("content-type"), "application/x-amz-json-1.1");
+        let page = page.json();
+        assert_eq!(page["JobStatus"], "SUCCEEDED");
+        blocks.extend(page["Blocks"].as_array().expect("blocks").iter().cloned());
+        pages += 1;
+        match page["NextToken"].as_str() {
+            Some(next) => {
+                assert_ne!(Some(next), token.as_deref(), "a new token each page");
+                token = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    (blocks, pages)
+}
+
+#[tokio::test]
+async fn a_textract_job_succeeds_and_its_blocks_come_in_pages_until_next_token_ends() {
+    let api = start(Config {
+        polls_until_done: 2,
+        textract_blocks: 250,
+        ..config(Shape::Textract)
+    })
+    .await;
+    let document = json!({
+        "DocumentLocation": {"S3Object": {"Bucket": "docs", "Name": "contract.pdf"}},
+        "ClientRequestToken": "task-42",
+    });
+
+    let anonymous = api
+        .send(
+            api.post("/")
+                .header("x-amz-target", "Textract.StartDocumentTextDetection")
+                .body(document.to_string()),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.json()["__type"].is_string());
+
+    let started = api
+        .send(textract(&api, "StartDocumentTextDetection", &document))
+        .await;
+    assert_eq!(started.status, StatusCode::OK);
+    assert_eq!(started.header("content-type"), "application/x-amz-json-1.1");
+    let id = started.json()["JobId"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+    let again = api
+        .send(textract(&api, "StartDocumentTextDetection", &document))
+        .await;
+    assert_eq!(
+        again.json()["JobId"],
+        id,
+        "the same ClientRequestToken, the same job"
+    );
+
+    let running = api
+        .send(textract(
+            &api,
+            "GetDocumentTextDetection",
+            &json!({ "JobId": id }),
+        ))
+        .await;
+    assert_eq!(running.json(), json!({"JobStatus": "IN_PROGRESS"}));
+    let (blocks, pages) = textract_pages(&api, &id, 100, 10).await;
+    assert_eq!(pages, 3, "100 + 100 + 50");
+    assert_eq!(blocks.len(), 250);
+    let mut ids: Vec<_> = blocks
+        .iter()
+        .map(|b| b["Id"].as_str().expect("an id"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 250, "every block once");
+    assert_eq!(blocks[0]["BlockType"], "PAGE");
+    assert_eq!(blocks[1]["BlockType"], "LINE");
+    assert_eq!(blocks[249]["Page"], 5);
+    let (whole, pages) = textract_pages(&api, &id, 1000, 10).await;
+    assert_eq!(
+        (pages, &whole),
+        (1, &blocks),
+        "one page of up to 1000 blocks"
+    );
+    let first = api
+        .send(textract(
+            &api,
+            "GetDocumentTextDetection",
+            &json!({ "JobId": id }),
+        ))
+        .await
+        .json();
+    assert_eq!(first["DocumentMetadata"]["Pages"], 5);
+    assert_eq!(first.get("NextToken"), None);
+
+    let too_many = api
+        .send(textract(
+            &api,
+            "GetDocumentTextDetection",
+            &json!({"JobId": id, "MaxResults": 1001}),
+        ))
+        .await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    assert_eq!(too_many.json()["__type"], "InvalidParameterException");
+    let unknown = api
+        .send(textract(
+            &api,
+            "GetDocumentTextDetection",
+            &json!({"JobId": "0"}),
+        ))
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json()["__type"], "InvalidJobIdException");
+    assert!(unknown.json()["message"].is_string());
+    assert_eq!(unknown.header("x-amzn-errortype"), "InvalidJobIdException");
+    for target in [None, Some("Textract.AnalyzeDocument")] {
+        let mut call = api.post("/").header("authorization", "mock-key").body("{}");
+        if let Some(target) = target {
+            call = call.header("x-amz-target", target);
+        }
+        let refused = api.send(call).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.json()["__type"], "UnknownOperationException");
+        assert!(refused.json()["message"].is_string());
+    }
+
+    let failing = json!({"DocumentLocation": {"S3Object": {"Bucket": "docs", "Name": "fail: unsupported document format"}}});
+    let id = api
+        .send(textract(&api, "StartDocumentTextDetection", &failing))
+        .await
+        .json()["JobId"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+    let mut last = Value::Null;
+    for _ in 0..2 {
+        last = api
+            .send(textract(
+                &api,
+                "GetDocumentTextDetection",
+                &json!({ "JobId": id }),
+            ))
+            .await
+            .json();
+    }
+    assert_eq!(
+        last,
+        json!({"JobStatus": "FAILED", "StatusMessage": "unsupported document format"})
+    );
+    api.wait_for_stats(&[("jobs", 2), ("idempotent_replays", 1), ("done", 2)])
+        .await;
+}
+
+#[tokio::test]
+async fn endless_textract_pages_never_stop_giving_a_next_token() {
+    let api = start(Config {
+        polls_until_done: 1,
+        textract_blocks: 120,
+        textract_endless_pages: true,
+        ..config(Shape::Textract)
+    })
+    .await;
+    let document = json!({"DocumentLocation": {"S3Object": {"Bucket": "b", "Name": "n.pdf"}}});
+    let id = api
+        .send(textract(&api, "StartDocumentTextDetection", &document))
+        .await
+        .json()["JobId"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+
+    let (blocks, pages) = textract_pages(&api, &id, 50, 20).await;
+
+    assert_eq!(pages, 20, "cut off by the caller, not by the provider");
+    assert_eq!(blocks.len(), 120, "past the end, pages are empty");
+}

@@ -31,6 +31,7 @@ mod openai;
 mod replicate;
 mod revai;
 mod stability;
+mod textract;
 
 use std::sync::Arc;
 
@@ -60,6 +61,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
         Shape::Revai => revai::routes(),
         Shape::StabilityUpscale => stability::upscale_routes(),
         Shape::ElevenlabsDubbing => elevenlabs::routes(),
+        Shape::Textract => textract::routes(),
     }
 }
 
@@ -75,6 +77,9 @@ fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
         | Shape::StabilityUpscale => ("authorization", Some("Bearer")),
         Shape::Google => ("x-goog-api-key", None),
         Shape::ElevenlabsDubbing => ("xi-api-key", None),
+        // AWS signs each request (Signature Version 4); until the mock checks signatures, the
+        // key stands in `Authorization` as it is. Replacing this check is the whole change.
+        Shape::Textract => ("authorization", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
         Shape::Fal => ("authorization", Some("Key")),
     }
@@ -106,6 +111,7 @@ fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
         Shape::Revai => revai::error(status, message),
         Shape::StabilityUpscale => stability::error(status, message),
         Shape::ElevenlabsDubbing => elevenlabs::error(status, message),
+        Shape::Textract => textract::error(status, message),
     }
 }
 
@@ -335,8 +341,8 @@ fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
         // No webhook is ever named: OpenAI's are configured per project, not per batch.
         Shape::OpenaiBatch => Value::Null,
         Shape::Revai => revai::webhook(job, &outcome),
-        // Neither calls webhooks, and a form names none.
-        Shape::StabilityUpscale | Shape::ElevenlabsDubbing => Value::Null,
+        // None calls webhooks (Textract notifies through SNS), and none is ever named.
+        Shape::StabilityUpscale | Shape::ElevenlabsDubbing | Shape::Textract => Value::Null,
     }
 }
 

@@ -205,13 +205,16 @@ pub enum Shape {
     /// AWS Textract's text detection (AWS JSON 1.1: `POST /` with `X-Amz-Target`): the result's
     /// blocks come in pages, `NextToken` after `NextToken`; errors as `{"__type", "message"}`.
     Textract,
+    /// Deepgram's pre-recorded audio with a `callback` (`Authorization: Token`): no status to
+    /// poll; the full result is POSTed to the callback.
+    Deepgram,
 }
 
 impl Shape {
     /// Whether the shape gives its results by webhook only (its callback is called whether
     /// `webhooks` is on or not).
     pub fn pushes_results(self) -> bool {
-        false
+        matches!(self, Self::Deepgram)
     }
 }
 

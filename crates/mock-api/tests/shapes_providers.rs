@@ -1105,3 +1105,251 @@ async fn endless_textract_pages_never_stop_giving_a_next_token() {
     assert_eq!(pages, 20, "cut off by the caller, not by the provider");
     assert_eq!(blocks.len(), 120, "past the end, pages are empty");
 }
+
+/// Now, in ms since the Unix epoch (the clock `GET /webhooks` uses).
+fn epoch_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(since.as_millis()).expect("a u64")
+}
+
+#[tokio::test]
+async fn a_deepgram_job_is_never_polled_its_full_result_is_posted_to_the_callback() {
+    let hooks = receiver().await;
+    // Webhooks off: Deepgram's callback is its only way to a result, so it is called anyway.
+    let api = start(Config {
+        job_ms: 100,
+        ..config(Shape::Deepgram)
+    })
+    .await;
+    let key = |request: reqwest::RequestBuilder| request.header("authorization", "Token mock-key");
+    let audio = json!({"url": "https://example.com/audio/talk.wav"});
+    let listen = format!(
+        "/v1/listen?callback={}/dg&model=nova-3&smart_format=true",
+        hooks.base
+    );
+
+    let anonymous = api.send(with_json(api.post(&listen), &audio)).await;
+    let bearer = api
+        .send(with_json(api.post(&listen), &audio).header("authorization", "Bearer mock-key"))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.json()["err_code"], "INVALID_AUTH");
+    assert!(anonymous.json()["request_id"].is_string());
+    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
+    let no_callback = api
+        .send(key(with_json(api.post("/v1/listen?model=nova-3"), &audio)))
+        .await;
+    assert_eq!(no_callback.status, StatusCode::BAD_REQUEST);
+    assert!(
+        no_callback.json()["err_msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("callback"))
+    );
+    let as_audio = api
+        .send(key(api
+            .post(&listen)
+            .header("content-type", "audio/wav")
+            .body(audio.to_string())))
+        .await;
+    assert_eq!(as_audio.status, StatusCode::BAD_REQUEST);
+
+    let before = epoch_ms();
+    let submitted = api.send(key(with_json(api.post(&listen), &audio))).await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    let id = submitted.json()["request_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let posted = hooks.body_at("/dg").await;
+
+    assert_eq!(posted["metadata"]["request_id"], id);
+    assert_eq!(
+        posted["metadata"]["model_info"]["mock-model-0000"]["name"],
+        "nova-3"
+    );
+    let alternative = &posted["results"]["channels"][0]["alternatives"][0];
+    assert_eq!(
+        alternative["transcript"],
+        "this is the transcript of talk.wav"
+    );
+    assert!(alternative["confidence"].is_number());
+    assert_eq!(alternative["words"].as_array().map(Vec::len), Some(6));
+    let sent = api.send(api.get("/webhooks")).await.json();
+    let sent_at = sent["sent_at_ms"][&id].as_u64().expect("when it was sent");
+    assert!(
+        sent_at >= before + 100,
+        "{sent_at} is job_ms after {before}"
+    );
+
+    let failing = json!({"url": "https://example.com/a.wav", "fail": "audio too short"});
+    let listen = format!("/v1/listen?callback={}/dg-failed", hooks.base);
+    let id = api
+        .send(key(with_json(api.post(&listen), &failing)))
+        .await
+        .json()["request_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let posted = hooks.body_at("/dg-failed").await;
+    assert_eq!(
+        posted,
+        json!({"err_code": "Bad Request", "err_msg": "audio too short", "request_id": id})
+    );
+    let no_poll = api.send(key(api.get("/v1/listen"))).await;
+    assert_eq!(no_poll.status, StatusCode::METHOD_NOT_ALLOWED);
+    api.wait_for_stats(&[
+        ("jobs", 2),
+        ("done", 2),
+        ("webhooks_sent", 2),
+        ("unauthorized", 2),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn without_job_ms_a_deepgram_callback_comes_as_soon_as_the_submit_is_answered() {
+    let hooks = receiver().await;
+    let api = start(Config {
+        delay_ms: 50,
+        ..config(Shape::Deepgram)
+    })
+    .await;
+    let listen = format!("/v1/listen?callback={}/dg", hooks.base);
+    let audio = json!({"url": "https://example.com/a.wav"});
+
+    let before = epoch_ms();
+    let submitted = api
+        .send(with_json(api.post(&listen), &audio).header("authorization", "Token mock-key"))
+        .await;
+    let posted = hooks.body_at("/dg").await;
+
+    let id = submitted.json()["request_id"].clone();
+    assert_eq!(posted["metadata"]["request_id"], id);
+    let sent = api.send(api.get("/webhooks")).await.json();
+    let sent_at = sent["sent_at_ms"][id.as_str().expect("an id")]
+        .as_u64()
+        .expect("when it was sent");
+    assert!(
+        sent_at >= before + 50,
+        "{sent_at} is delay_ms after {before}"
+    );
+}
+
+/// A submit of each new shape, with its credential, the body it wants: its status is what
+/// matters here, not its job.
+fn any_submit(api: &Api, shape: Shape) -> reqwest::RequestBuilder {
+    let json = |path: &str, auth: &str, body: Value| {
+        with_json(api.post(path), &body).header("authorization", auth.to_owned())
+    };
+    let image = [
+        Field::File("image", "a.png", "image/png", b"png"),
+        Field::Text("prompt", "p"),
+    ];
+    match shape {
+        Shape::Fal => json("/fal-ai/flux", "Key mock-key", json!({"prompt": "p"})),
+        Shape::OpenaiBatch => json(
+            "/v1/batches",
+            "Bearer mock-key",
+            json!({"input_file_id": "f", "endpoint": "/v1/embeddings", "completion_window": "24h"}),
+        ),
+        Shape::Revai => json(
+            "/speechtotext/v1/jobs",
+            "Bearer mock-key",
+            json!({"source_config": {"url": "https://x/a.mp3"}}),
+        ),
+        Shape::StabilityUpscale => {
+            with_form(api.post("/v2beta/stable-image/upscale/creative"), &image)
+                .header("authorization", "Bearer mock-key")
+        }
+        Shape::ElevenlabsDubbing => with_form(
+            api.post("/v1/dubbing"),
+            &[
+                Field::Text("source_url", "https://x/a.mp4"),
+                Field::Text("target_lang", "es"),
+            ],
+        )
+        .header("xi-api-key", "mock-key"),
+        Shape::Textract => textract(
+            api,
+            "StartDocumentTextDetection",
+            &json!({"DocumentLocation": {"S3Object": {"Bucket": "b", "Name": "n"}}}),
+        ),
+        Shape::Deepgram => json(
+            "/v1/listen?callback=http://127.0.0.1:9/x",
+            "Token mock-key",
+            json!({"url": "https://x/a.wav"}),
+        ),
+        other => unreachable!("{other:?} has tests of its own"),
+    }
+}
+
+const NEW_SHAPES: [Shape; 7] = [
+    Shape::Fal,
+    Shape::OpenaiBatch,
+    Shape::Revai,
+    Shape::StabilityUpscale,
+    Shape::ElevenlabsDubbing,
+    Shape::Textract,
+    Shape::Deepgram,
+];
+
+#[tokio::test]
+async fn an_injected_failure_answers_in_each_providers_error_body_with_its_retry_after() {
+    for shape in NEW_SHAPES {
+        let api = start(Config {
+            failure_rate: 1.0,
+            failure_status: 503,
+            retry_after_secs: Some(7),
+            ..config(shape)
+        })
+        .await;
+
+        let failed = api.send(any_submit(&api, shape)).await;
+
+        assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{shape:?}");
+        assert_eq!(failed.header("retry-after"), "7", "{shape:?}");
+        let body = failed.json();
+        let field = match shape {
+            Shape::Fal => "/detail",
+            Shape::OpenaiBatch => "/error/type",
+            Shape::Revai => "/title",
+            Shape::StabilityUpscale => "/name",
+            Shape::ElevenlabsDubbing => "/detail/status",
+            Shape::Textract => "/__type",
+            _ => "/err_code",
+        };
+        assert!(
+            body.pointer(field).is_some_and(Value::is_string),
+            "{shape:?}: {body}"
+        );
+        api.wait_for_stats(&[("failures", 1), ("jobs", 0)]).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_submit_answer_still_makes_the_job_of_every_new_shape() {
+    for shape in NEW_SHAPES {
+        let api = start(Config {
+            drop_submit_answers: 1,
+            ..config(shape)
+        })
+        .await;
+
+        let dropped = any_submit(&api, shape).send().await;
+        let cut = match dropped {
+            Err(_) => true,
+            Ok(answer) => answer.bytes().await.is_err(),
+        };
+        let answered = api.send(any_submit(&api, shape)).await;
+
+        assert!(cut, "{shape:?}: the first answer is cut off");
+        assert_eq!(answered.status, StatusCode::OK, "{shape:?}");
+        api.wait_for_stats(&[("jobs", 2), ("dropped_answers", 1)])
+            .await;
+        api.send(api.post("/reset")).await;
+        api.wait_for_stats(&[("jobs", 0), ("calls", 0), ("dropped_answers", 0)])
+            .await;
+    }
+}

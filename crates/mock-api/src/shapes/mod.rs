@@ -24,6 +24,7 @@
 //! provider's own error body.
 
 mod azure;
+mod deepgram;
 mod elevenlabs;
 mod fal;
 mod google;
@@ -62,6 +63,7 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
         Shape::StabilityUpscale => stability::upscale_routes(),
         Shape::ElevenlabsDubbing => elevenlabs::routes(),
         Shape::Textract => textract::routes(),
+        Shape::Deepgram => deepgram::routes(),
     }
 }
 
@@ -82,6 +84,7 @@ fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
         Shape::Textract => ("authorization", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
         Shape::Fal => ("authorization", Some("Key")),
+        Shape::Deepgram => ("authorization", Some("Token")),
     }
 }
 
@@ -112,6 +115,7 @@ fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
         Shape::StabilityUpscale => stability::error(status, message),
         Shape::ElevenlabsDubbing => elevenlabs::error(status, message),
         Shape::Textract => textract::error(status, message),
+        Shape::Deepgram => deepgram::error(status, message),
     }
 }
 
@@ -343,6 +347,7 @@ fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
         Shape::Revai => revai::webhook(job, &outcome),
         // None calls webhooks (Textract notifies through SNS), and none is ever named.
         Shape::StabilityUpscale | Shape::ElevenlabsDubbing | Shape::Textract => Value::Null,
+        Shape::Deepgram => deepgram::callback(job, &outcome),
     }
 }
 

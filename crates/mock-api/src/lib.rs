@@ -2,31 +2,52 @@
 //! world.
 //!
 //! It speaks one shape at a time (`shape`): the original `GET /?task-name=NAME` (see
-//! [`original`]), or one of four real asynchronous APIs, submit then poll, each behind its own
-//! credential header (see [`shapes`]). Every call waits `delay` (a timer, so thousands of calls
-//! wait at once on a few threads). A share of calls (`failure_rate`, drawn from a seeded
-//! generator) answer `failure_status` instead, with a `Retry-After` in seconds or as an HTTP date,
-//! and do not advance anything. `GET /stats` counts calls and jobs; `POST /reset` forgets
-//! everything. With a certificate and key it serves HTTPS.
+//! [`original`]), or one of eleven real asynchronous APIs, each with its provider's own paths,
+//! field names, status words, result formats and error bodies, behind its own credential header
+//! (see [`shapes`]): submit then poll (Replicate, Google, Azure, Stability, fal, OpenAI Batch,
+//! Rev.ai, Stability's upscale, ElevenLabs' dubbing, Textract), a result fetched apart (JSON
+//! Lines, text, binary, pages), or pushed only (Deepgram). Every call waits `delay` (a timer, so
+//! thousands of calls wait at once on a few threads). A share of calls (`failure_rate`, drawn
+//! from a seeded generator) answer `failure_status` instead, in the shape's error body, with a
+//! `Retry-After` in seconds or as an HTTP date, and do not advance anything. `GET /stats` counts
+//! calls and jobs; `POST /reset` forgets everything. With a certificate and key it serves HTTPS.
 //!
 //! Like a real provider it can enforce limits (see [`limits`]): at most `rate_limit_per_sec`
 //! calls admitted in any one-second window and `max_in_flight` answered at once, the others
 //! refused with 429 and a `Retry-After` before anything else happens. `calls` counts the calls
 //! admitted (served, a 401 or an injected failure included), `throttled` the calls refused, and
-//! `max_in_flight_seen` the most answered at once, limited or not.
+//! `max_in_flight_seen` the most answered at once, limited or not. A multipart upload longer
+//! than `max_upload_bytes` is refused with 413 (see [`multipart`]).
 //!
 //! For fault-injection tests, successful calls of the original shape can answer a broken body
 //! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
 //! real-API shape can have their answer cut off after the job was made (`drop_submit_answers`).
+//! A job of a real-API shape fails, with the message its provider reports, when its submit asks
+//! (a `"fail"` member, or a string starting with `fail:`, anywhere in its body or form).
 //!
-//! Like Replicate or AssemblyAI, the real-API shapes can call a webhook when a job finishes
-//! (`webhooks`; see [`webhooks`]): a submit whose body has a top-level string `"webhook"` gets
-//! that URL POSTed the job's finished poll answer, in the background, with a few retries;
-//! `webhooks_sent` and `webhooks_failed` count the deliveries, and `GET /webhooks` says when each
-//! delivery answered 2xx was sent (ms since the Unix epoch), by job id. A job finishes at its
+//! Like Replicate or fal, the real-API shapes can call a webhook when a job finishes
+//! (`webhooks`; see [`webhooks`]): a submit that names one (a top-level string `"webhook"` in its
+//! body, or its provider's own field) gets it POSTed what its provider posts (most often the
+//! job's finished poll answer), in the background, with a few retries; Deepgram's callback is
+//! called whatever `webhooks` says, being its only way to a result. `webhooks_sent` and
+//! `webhooks_failed` count the deliveries, and `GET /webhooks` says when each delivery answered
+//! 2xx was sent (ms since the Unix epoch), by job id. A job finishes at its
 //! `polls_until_done`-th poll (the webhook is called as that poll sees it done), or, with
 //! `job_ms`, that long after its submit whatever its polls, as a real job runs on its own (see
-//! [`jobs`]).
+//! [`jobs`]); a result fetched apart counts no poll.
+//!
+//! Every shape also serves files (`GET /files/{name}?bytes=N`, see [`files`]): deterministic
+//! bytes ([`content`]) a consumer downloads to upload, or fetches as a result named by URL;
+//! `downloads` in `/stats` counts them.
+//!
+//! # Layout
+//! - [`shapes`]: one module per provider around the building blocks every shape shares;
+//!   [`original`]: the first shape.
+//! - [`jobs`]: the jobs of the real-API shapes and when they are due; [`webhooks`]: their
+//!   deliveries.
+//! - [`multipart`]: the form-data reader of the upload shapes; [`files`] and [`content`]: the
+//!   file host and the bytes the mock makes up.
+//! - [`limits`]: the provider's rate and concurrency limits; `tls`: HTTPS.
 
 pub mod content;
 pub mod files;

@@ -177,24 +177,23 @@ fn with_form(request: reqwest::RequestBuilder, fields: &[Field<'_>]) -> reqwest:
         .body(body)
 }
 
+/// Every POST a receiver got: its path and body.
+type Posts = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A webhook receiver on a free port: records every POST (path and body) and answers 200.
 struct Receiver {
     base: String,
-    posts: Arc<Mutex<Vec<(String, Value)>>>,
+    posts: Posts,
 }
 
 async fn receiver() -> Receiver {
-    async fn record(
-        State(posts): State<Arc<Mutex<Vec<(String, Value)>>>>,
-        uri: Uri,
-        body: axum::body::Bytes,
-    ) -> StatusCode {
+    async fn record(State(posts): State<Posts>, uri: Uri, body: axum::body::Bytes) -> StatusCode {
         let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let mut posts = posts.lock().unwrap_or_else(PoisonError::into_inner);
         posts.push((uri.path().to_owned(), body));
         StatusCode::OK
     }
-    let posts = Arc::new(Mutex::default());
+    let posts = Posts::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");

@@ -74,7 +74,7 @@ async fn submit(
     }
     let form = match form(&mock, &headers, body).await {
         Ok(form) => form,
-        Err(bad) => return bad,
+        Err(bad) => return bad.answer(&mock),
     };
     let invalid = |message: &str| error(StatusCode::UNPROCESSABLE_ENTITY, message);
     let file = form.file("file");
@@ -85,10 +85,7 @@ async fn submit(
         (Some(_), Some(_)) => return invalid("file, source_url: give one, not both"),
         (None, None) => return invalid("file, source_url: one is required"),
     };
-    if !form
-        .text("target_lang")
-        .is_some_and(|l| !l.trim().is_empty())
-    {
+    if form.text("target_lang").is_none_or(|l| l.trim().is_empty()) {
         return invalid("target_lang: field required");
     }
     let submission = Submission {

@@ -68,9 +68,9 @@ async fn submit(
     if let Some(refused) = refusal(&mock, &headers).await {
         return refused;
     }
-    let input = match json_input(mock.config.shape, &body) {
+    let input = match json_input(&body) {
         Ok(input) => input,
-        Err(bad) => return bad,
+        Err(bad) => return bad.answer(&mock),
     };
     let submission = Submission {
         webhook: hook(&mock, query.get("fal_webhook").map(String::as_str)),

@@ -1,26 +1,40 @@
-//! Shapes of real asynchronous APIs, modelled on their public documentation, so profiles can be
-//! tested against something that answers like the real thing. Each requires its own credential
-//! header (`MOCK_API_KEY`'s value) and answers 401 without it.
+//! Shapes of real asynchronous APIs, modelled on their public documentation, so that a profile
+//! written from a provider's documents works against the mock unchanged but for its base URL.
+//! Each requires its own credential header (`MOCK_API_KEY`'s value) and answers 401 without it,
+//! in its provider's error body. URLs a shape answers with are absolute, on the scheme and host
+//! the client called.
 //!
-//! | shape | submit | poll | running → done |
-//! |---|---|---|---|
-//! | `replicate` (`Authorization: Bearer`) | `POST /v1/predictions` → 201 `{"id", "status": "starting"}` | `GET /v1/predictions/{id}` | `"status"`: `processing` → `succeeded` (`output`) or `failed` (`error`) |
-//! | `google` (`x-goog-api-key`) | `POST /v1/models/{model}:predictLongRunning` → `{"name": "models/{model}/operations/{n}"}` | `GET /v1/{name}` (a slash in the id) | no `done` field → `"done": true` with `response`, or with `error: {code, message}` |
-//! | `azure` (`Ocp-Apim-Subscription-Key`) | `POST /documentintelligence/documentModels/{model}:analyze` → 202, empty, `Operation-Location: <full URL>`, `Retry-After: 1` | `GET` that URL | `"status"`: `running` (with `Retry-After: 1`) → `succeeded` (`analyzeResult`) or `failed` (`error: {code, message}`) |
-//! | `stability` (`Authorization: Bearer`) | `POST /v2beta/image-to-video` → 200 `{"id"}` | `GET /v2beta/image-to-video/result/{id}` | HTTP 202 `{"status": "in-progress"}` → HTTP 200 `{"video", "finish_reason"}`, or HTTP 422 `{"errors": [message]}` |
+//! | shape (credential) | submit | status: running → done | result | webhook |
+//! |---|---|---|---|---|
+//! | `replicate` (`Authorization: Bearer`) | `POST /v1/predictions` → 201 `{"id", "status": "starting", "urls": {"get"}}` | `GET /v1/predictions/{id}`: `"status"`: `processing` → `succeeded` or `failed` (`error`) | in the poll: `output` | `"webhook"` in the body: the poll's answer |
+//! | `google` (`x-goog-api-key`) | `POST /v1/models/{model}:predictLongRunning` → `{"name": "models/{model}/operations/{n}"}` | `GET /v1/{name}` (a slash in the id): no `done` field → `"done": true`, with `error: {code, message}` if failed | in the poll: `response` | `"webhook"`: the poll's answer |
+//! | `azure` (`Ocp-Apim-Subscription-Key`) | `POST /documentintelligence/documentModels/{model}:analyze` → 202, empty, `Operation-Location: <full URL>`, `Retry-After: 1` | `GET` that URL: `"status"`: `running` (with `Retry-After: 1`) → `succeeded` or `failed` (`error: {code, message}`) | in the poll: `analyzeResult` | `"webhook"`: the poll's answer |
+//! | `stability` (`Authorization: Bearer`) | `POST /v2beta/image-to-video` → 200 `{"id"}` | `GET /v2beta/image-to-video/result/{id}`: HTTP 202 `{"status": "in-progress"}` → HTTP 200, or HTTP 422 `{"errors": [message]}` | in the poll: `{"video", "finish_reason"}` | `"webhook"`: the poll's answer |
+//! | `fal` (`Authorization: Key`) | `POST /{owner}/{app}[/{subpath}]`, JSON input → 200 `{"request_id", "status_url", "response_url", "cancel_url"}` (under `/{owner}/{app}/requests/{id}`) | `GET status_url`: HTTP 202 `IN_QUEUE` (`queue_position`), `IN_PROGRESS` → HTTP 200 `COMPLETED` (a failed job's too) | `GET response_url`: the output `{"images": [{"url", ...}], "seed"}`, or the model's 422 `{"detail": [...]}`; 400 before | `?fal_webhook=URL`: `{"request_id", "gateway_request_id", "status": "OK" \| "ERROR", "payload"}` |
+//! | `openai-batch` (`Authorization: Bearer`) | `POST /v1/batches`, `{"input_file_id", "endpoint", "completion_window": "24h"}` → the batch, `validating`; `file-missing` → 400 | `GET /v1/batches/{id}`: `validating`, `in_progress`, `finalizing` → `completed` (`output_file_id`, `request_counts`) or `failed` (`errors.data[]`) | `GET /v1/files/{output_file_id}/content`: JSON Lines, a line per request | none (OpenAI's are per project) |
+//! | `revai` (`Authorization: Bearer`) | `POST /speechtotext/v1/jobs`, `{"source_config": {"url"}}` → the job, `in_progress` | `GET /speechtotext/v1/jobs/{id}`: `in_progress` → `transcribed` or `failed` (`failure`, `failure_detail`) | `GET .../{id}/transcript`: text (`Accept: text/plain`) or JSON (`application/vnd.rev.transcript.v1.0+json`); 409 problem before | `notification_config.url`: `{"job"}` |
+//! | `stability-upscale` (`Authorization: Bearer`) | `POST /v2beta/stable-image/upscale/creative`, multipart: file `image`, `prompt` (required), `output_format`, `seed` → 200 `{"id"}`; 413 over `max_upload_bytes` | `GET /v2beta/results/{id}`: HTTP 202 `{"status": "in-progress"}` → HTTP 200 (or 422) | in the poll: the image's bytes (`Accept: image/*`) or `{"image": <base64>, "finish_reason", "seed"}` (`application/json`), made from the upload and the prompt | none |
+//! | `elevenlabs-dubbing` (`xi-api-key`) | `POST /v1/dubbing`, multipart: file `file` or field `source_url`, `target_lang` (required) → `{"dubbing_id", "expected_duration_sec"}` | `GET /v1/dubbing/{id}`: `dubbing` → `dubbed` (`target_languages`) or `failed` (`error`) | `GET /v1/dubbing/{id}/audio/{lang}`: `audio/mpeg` made from the source; 404 for another language, 425 before | none |
+//! | `textract` (`Authorization`: the key as it is, for now) | `POST /`, `X-Amz-Target: Textract.StartDocumentTextDetection`, `{"DocumentLocation": {"S3Object": {"Bucket", "Name"}}, "ClientRequestToken"?}` → `{"JobId"}` | `POST /`, `Textract.GetDocumentTextDetection`, `{"JobId", "MaxResults"?, "NextToken"?}`: `"JobStatus"`: `IN_PROGRESS` → `SUCCEEDED` or `FAILED` (`StatusMessage`) | in the poll, paged: `Blocks` and `NextToken` until the last page | none (SNS) |
+//! | `deepgram` (`Authorization: Token`) | `POST /v1/listen?callback=URL&...`, `{"url"}` → 200 `{"request_id"}`; 400 without `callback` | none: nothing to poll | pushed only | `callback`, always: `{"metadata", "results": {"channels": [{"alternatives": [{"transcript", ...}]}]}}` |
 //!
-//! With webhooks on, a job's webhook is POSTed the body its poll answers once it finished (the
-//! last column's finished bodies), made by the same function as the poll's, so the two cannot
-//! drift apart.
+//! The non-2xx bodies are each provider's: `{"error": message}` for the first four (as before),
+//! fal's `{"detail"}`, OpenAI's `{"error": {"message", "type", "param", "code"}}`, Rev.ai's RFC
+//! 7807 problem details, Stability's `{"id", "name", "errors"}`, ElevenLabs' `{"detail":
+//! {"status", "message"}}`, AWS's `{"__type", "message"}`, Deepgram's `{"err_code", "err_msg",
+//! "request_id"}`. Each module's doc says its shape in full.
+//!
+//! A webhook body a poll also answers is made by the same function as the poll's, so the two
+//! cannot drift apart.
 //!
 //! # Layout
 //! This module holds what every shape goes through, each shape's module only what its provider
 //! does its own way: the paths, the field names, the status words, the error body. A call is
-//! admitted by [`refusal`] (counted, the credential checked in one place, [`authorized`], a
-//! share failed on purpose); a submit makes its job with [`start`] (the delay, a dropped answer,
-//! a timer for a job due by the clock); a poll or a result fetch looks at its job with [`see`]
-//! (a poll counts towards `polls_until_done`, a fetch does not), and whoever sees a job finish
-//! first calls its webhook ([`job_finished`]). Non-2xx answers are made by [`error`], in each
+//! admitted by `refusal` (counted, the credential checked in one place, `authorized`, a share
+//! failed on purpose); a submit makes its job with `start` (the delay, a dropped answer, a
+//! timer for a job due by the clock); a poll or a result fetch looks at its job with `see` (a
+//! poll counts towards `polls_until_done`, a fetch does not), and whoever sees a job finish
+//! first calls its webhook (`job_finished`). Non-2xx answers are made by `error`, in each
 //! provider's own error body.
 
 mod azure;
@@ -177,28 +191,44 @@ fn hook(mock: &Mock, url: Option<&str>) -> Option<String> {
     on.then(|| url.map(str::to_owned)).flatten()
 }
 
-/// A body as JSON (`null` when empty), or the shape's 400.
-fn json_input(shape: Shape, body: &Bytes) -> Result<Value, Response> {
+/// A body the mock would not read: its status and why, answered in the shape's error body.
+#[derive(Debug)]
+struct Unreadable {
+    status: StatusCode,
+    message: String,
+}
+
+impl Unreadable {
+    /// The answer of `mock`'s shape.
+    fn answer(self, mock: &Mock) -> Response {
+        error(mock.config.shape, self.status, &self.message)
+    }
+}
+
+/// A body as JSON (`null` when empty), or why not (a 400).
+fn json_input(body: &Bytes) -> Result<Value, Unreadable> {
     if body.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|err| {
-        let message = format!("the body is not JSON: {err}");
-        error(shape, StatusCode::BAD_REQUEST, &message)
+    serde_json::from_slice(body).map_err(|err| Unreadable {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("the body is not JSON: {err}"),
     })
 }
 
-/// A multipart submit's form, the call admitted: read up to `max_upload_bytes`, or the shape's
-/// 413 (longer) or 400 (not a form).
-async fn form(mock: &Mock, headers: &HeaderMap, body: Body) -> Result<Form, Response> {
+/// A multipart submit's form, the call admitted: read up to `max_upload_bytes`, or why not (a
+/// 413 when longer, a 400 when not a form).
+async fn form(mock: &Mock, headers: &HeaderMap, body: Body) -> Result<Form, Unreadable> {
     let limit = mock.config.max_upload_bytes;
-    multipart::read(headers, body, limit).await.map_err(|err| {
-        let status = match err {
-            FormError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        error(mock.config.shape, status, &err.to_string())
-    })
+    multipart::read(headers, body, limit)
+        .await
+        .map_err(|err| Unreadable {
+            status: match err {
+                FormError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            message: err.to_string(),
+        })
 }
 
 /// A JSON submit, as most shapes make them: admitted, the body parsed, its top-level
@@ -214,9 +244,9 @@ async fn submit(
     if let Some(refused) = refusal(mock, headers).await {
         return refused;
     }
-    let input = match json_input(mock.config.shape, body) {
+    let input = match json_input(body) {
         Ok(input) => input,
-        Err(bad) => return bad,
+        Err(bad) => return bad.answer(mock),
     };
     let webhook = hook(mock, input.get("webhook").and_then(Value::as_str));
     let submission = Submission {

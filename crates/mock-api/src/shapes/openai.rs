@@ -126,9 +126,9 @@ async fn submit(
     if let Some(refused) = refusal(&mock, &headers).await {
         return refused;
     }
-    let input = match json_input(mock.config.shape, &body) {
+    let input = match json_input(&body) {
         Ok(input) => input,
-        Err(bad) => return bad,
+        Err(bad) => return bad.answer(&mock),
     };
     if let Some(bad) = validate(&input) {
         return bad;

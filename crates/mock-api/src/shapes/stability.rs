@@ -86,13 +86,13 @@ async fn upscale_submit(
     }
     let form = match form(&mock, &headers, body).await {
         Ok(form) => form,
-        Err(bad) => return bad,
+        Err(bad) => return bad.answer(&mock),
     };
     let bad = |message: &str| error(StatusCode::BAD_REQUEST, message);
     let Some(image) = form.file("image") else {
         return bad("image: required");
     };
-    if !form.text("prompt").is_some_and(|p| !p.trim().is_empty()) {
+    if form.text("prompt").is_none_or(|p| p.trim().is_empty()) {
         return bad("prompt: required");
     }
     if !form

@@ -11,8 +11,13 @@
 //! webhook. Everything happens under one lock held for a few comparisons, never across an await;
 //! what a finish sets off happens after the lock is let go.
 //!
-//! A submit that carries an `Idempotency-Key` already seen answers the job that key made instead
-//! of making another, as providers that honour the header do; `/stats` counts the jobs made, so
+//! A job keeps what its submit gave besides its body: the bytes of a file it uploaded, for a
+//! result made from them, and the origin (scheme and host) it was reached by, for the URLs a
+//! result names. A poll or a peek (a result fetch, which counts no poll) answers a copy of it.
+//!
+//! A submit that carries an idempotency key already seen (an `Idempotency-Key`, or a body field
+//! such as Textract's `ClientRequestToken`) answers the job that key made instead of making
+//! another, as providers that honour one do; `/stats` counts the jobs made, so
 //! a test can prove one job per task. A reset forgets every job and starts a new epoch, so that a
 //! timer armed before it cannot finish a job made after it under the same id.
 
@@ -20,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -37,13 +43,18 @@ pub enum Pace {
 pub struct Job {
     /// Its id as the shape names it.
     pub id: String,
-    /// The submitted body.
+    /// The submitted body (a form's fields, for a multipart submit).
     pub input: Value,
+    /// The bytes of the file its submit uploaded, if any: results are made from them.
+    pub upload: Option<Bytes>,
+    /// The scheme and host its submit reached the mock by, for the URLs its results name.
+    pub origin: String,
     /// Polls answered so far.
     pub polls: u32,
     /// The message it fails with, when its submit asked.
     pub fail: Option<String>,
-    /// Where to call when it finishes: its submit's `"webhook"`, when webhooks are on.
+    /// Where to call when it finishes: the URL its submit named, when webhooks are on (or the
+    /// shape has no other way to give a result).
     pub webhook: Option<String>,
     /// When its submit made it: the clock's pace counts from here.
     pub made: Instant,
@@ -78,8 +89,7 @@ impl Job {
         }
         self.finished = true;
         Some(Finished {
-            id: self.id.clone(),
-            webhook: self.webhook.clone(),
+            job: self.clone(),
             outcome: progress.clone(),
         })
     }
@@ -102,22 +112,23 @@ pub enum Progress {
 }
 
 /// A job that has just finished: what its finisher acts on once the lock is let go.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Finished {
-    /// The job.
-    pub id: String,
-    /// Where to call, if anywhere.
-    pub webhook: Option<String>,
+    /// The job, as it finished (its id, its webhook, what its results are made from).
+    pub job: Job,
     /// How it ended: [`Progress::Done`] or [`Progress::Failed`].
     pub outcome: Progress,
 }
 
-/// A poll's answer: where the job stands, and its finish if this poll was the first to see it.
-#[derive(Debug, Clone, PartialEq)]
+/// A poll's (or a peek's) answer: where the job stands, the job, and its finish if this look
+/// was the first to see it.
+#[derive(Debug, Clone)]
 pub struct Polled {
     /// Where the job stands.
     pub progress: Progress,
-    /// `Some` when this poll finished the job.
+    /// The job as it stands.
+    pub job: Job,
+    /// `Some` when this look finished the job.
     pub finished: Option<Finished>,
 }
 
@@ -140,10 +151,14 @@ struct Inner {
 /// What a submit asks for.
 #[derive(Debug, Clone)]
 pub struct Submit<'a> {
-    /// Its `Idempotency-Key`, if any.
+    /// Its idempotency key, if any.
     pub key: Option<&'a str>,
     /// The submitted body.
     pub input: Value,
+    /// The bytes of the file it uploaded, if any.
+    pub upload: Option<Bytes>,
+    /// The scheme and host it reached the mock by.
+    pub origin: String,
     /// Where to call when the job finishes.
     pub webhook: Option<String>,
     /// When it arrived.
@@ -187,6 +202,8 @@ impl Jobs {
             Job {
                 id: id.clone(),
                 input: submit.input,
+                upload: submit.upload,
+                origin: submit.origin,
                 polls: 0,
                 fail,
                 webhook: submit.webhook,
@@ -206,12 +223,28 @@ impl Jobs {
 
     /// Answers a poll of job `id` at `now` under `pace`; `None` for an unknown id.
     pub fn poll(&self, id: &str, pace: Pace, now: Instant) -> Option<Polled> {
+        self.look(id, pace, now, true)
+    }
+
+    /// Answers a look at job `id` at `now` under `pace` that is not a poll (a result fetch):
+    /// the job is due by the clock as by a poll, but no poll is counted.
+    pub fn peek(&self, id: &str, pace: Pace, now: Instant) -> Option<Polled> {
+        self.look(id, pace, now, false)
+    }
+
+    fn look(&self, id: &str, pace: Pace, now: Instant, poll: bool) -> Option<Polled> {
         let mut inner = self.lock();
         let job = inner.jobs.get_mut(id)?;
-        job.polls = job.polls.saturating_add(1);
+        if poll {
+            job.polls = job.polls.saturating_add(1);
+        }
         let progress = job.progress(pace, now);
         let finished = job.finish(&progress);
-        Some(Polled { progress, finished })
+        Some(Polled {
+            progress,
+            job: job.clone(),
+            finished,
+        })
     }
 
     /// Finishes job `id` of `epoch` if it is due at `now` under `pace` and nobody saw it
@@ -275,6 +308,8 @@ mod tests {
         Submit {
             key,
             input,
+            upload: None,
+            origin: "http://mock".into(),
             webhook: None,
             now,
         }
@@ -301,14 +336,14 @@ mod tests {
             .collect();
 
         assert_eq!(polls[0].progress, Progress::Running { done: 1, of: 2 });
-        assert_eq!(polls[0].finished, None);
+        assert!(polls[0].finished.is_none());
         assert!(matches!(polls[1].progress, Progress::Done(_)));
         assert!(
-            matches!(&polls[1].finished, Some(f) if f.id == "j1" && f.outcome == polls[1].progress)
+            matches!(&polls[1].finished, Some(f) if f.job.id == "j1" && f.outcome == polls[1].progress)
         );
         assert!(matches!(polls[2].progress, Progress::Done(_)));
-        assert_eq!(polls[2].finished, None);
-        assert_eq!(jobs.poll("nope", pace, now), None);
+        assert!(polls[2].finished.is_none());
+        assert!(jobs.poll("nope", pace, now).is_none());
     }
 
     #[test]
@@ -346,16 +381,19 @@ mod tests {
 
         let early = jobs.poll("1", pace, at(40)).expect("a job");
         assert_eq!(early.progress, Progress::Running { done: 40, of: 100 });
-        assert_eq!(jobs.finish_due("1", submitted.epoch, pace, at(99)), None);
+        assert!(
+            jobs.finish_due("1", submitted.epoch, pace, at(99))
+                .is_none()
+        );
 
         let finished = jobs.finish_due("1", submitted.epoch, pace, at(100));
         let late = jobs.poll("1", pace, at(101)).expect("a job");
 
         let finished = finished.expect("finished by the clock");
-        assert_eq!(finished.webhook.as_deref(), Some("http://hook/x"));
+        assert_eq!(finished.job.webhook.as_deref(), Some("http://hook/x"));
         assert!(matches!(finished.outcome, Progress::Done(_)));
         assert_eq!(late.progress, finished.outcome);
-        assert_eq!(late.finished, None, "finished once, by the clock");
+        assert!(late.finished.is_none(), "finished once, by the clock");
     }
 
     #[test]
@@ -370,7 +408,7 @@ mod tests {
 
         let later = made + Duration::from_millis(5);
 
-        assert_eq!(jobs.finish_due("1", before.epoch, pace, later), None);
+        assert!(jobs.finish_due("1", before.epoch, pace, later).is_none());
         assert!(jobs.finish_due("1", after.epoch, pace, later).is_some());
     }
 }

@@ -2,34 +2,58 @@
 //! world.
 //!
 //! It speaks one shape at a time (`shape`): the original `GET /?task-name=NAME` (see
-//! [`original`]), or one of four real asynchronous APIs, submit then poll, each behind its own
-//! credential header (see [`shapes`]). Every call waits `delay` (a timer, so thousands of calls
-//! wait at once on a few threads). A share of calls (`failure_rate`, drawn from a seeded
-//! generator) answer `failure_status` instead, with a `Retry-After` in seconds or as an HTTP date,
-//! and do not advance anything. `GET /stats` counts calls and jobs; `POST /reset` forgets
-//! everything. With a certificate and key it serves HTTPS.
+//! [`original`]), or one of eleven real asynchronous APIs, each with its provider's own paths,
+//! field names, status words, result formats and error bodies, behind its own credential header
+//! (see [`shapes`]): submit then poll (Replicate, Google, Azure, Stability, fal, OpenAI Batch,
+//! Rev.ai, Stability's upscale, ElevenLabs' dubbing, Textract), a result fetched apart (JSON
+//! Lines, text, binary, pages), or pushed only (Deepgram). Every call waits `delay` (a timer, so
+//! thousands of calls wait at once on a few threads). A share of calls (`failure_rate`, drawn
+//! from a seeded generator) answer `failure_status` instead, in the shape's error body, with a
+//! `Retry-After` in seconds or as an HTTP date, and do not advance anything. `GET /stats` counts
+//! calls and jobs; `POST /reset` forgets everything. With a certificate and key it serves HTTPS.
 //!
 //! Like a real provider it can enforce limits (see [`limits`]): at most `rate_limit_per_sec`
 //! calls admitted in any one-second window and `max_in_flight` answered at once, the others
 //! refused with 429 and a `Retry-After` before anything else happens. `calls` counts the calls
 //! admitted (served, a 401 or an injected failure included), `throttled` the calls refused, and
-//! `max_in_flight_seen` the most answered at once, limited or not.
+//! `max_in_flight_seen` the most answered at once, limited or not. A multipart upload longer
+//! than `max_upload_bytes` is refused with 413 (see [`multipart`]).
 //!
 //! For fault-injection tests, successful calls of the original shape can answer a broken body
 //! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
 //! real-API shape can have their answer cut off after the job was made (`drop_submit_answers`).
+//! A job of a real-API shape fails, with the message its provider reports, when its submit asks
+//! (a `"fail"` member, or a string starting with `fail:`, anywhere in its body or form).
 //!
-//! Like Replicate or AssemblyAI, the real-API shapes can call a webhook when a job finishes
-//! (`webhooks`; see [`webhooks`]): a submit whose body has a top-level string `"webhook"` gets
-//! that URL POSTed the job's finished poll answer, in the background, with a few retries;
-//! `webhooks_sent` and `webhooks_failed` count the deliveries, and `GET /webhooks` says when each
-//! delivery answered 2xx was sent (ms since the Unix epoch), by job id. A job finishes at its
+//! Like Replicate or fal, the real-API shapes can call a webhook when a job finishes
+//! (`webhooks`; see [`webhooks`]): a submit that names one (a top-level string `"webhook"` in its
+//! body, or its provider's own field) gets it POSTed what its provider posts (most often the
+//! job's finished poll answer), in the background, with a few retries; Deepgram's callback is
+//! called whatever `webhooks` says, being its only way to a result. `webhooks_sent` and
+//! `webhooks_failed` count the deliveries, and `GET /webhooks` says when each delivery answered
+//! 2xx was sent (ms since the Unix epoch), by job id. A job finishes at its
 //! `polls_until_done`-th poll (the webhook is called as that poll sees it done), or, with
 //! `job_ms`, that long after its submit whatever its polls, as a real job runs on its own (see
-//! [`jobs`]).
+//! [`jobs`]); a result fetched apart counts no poll.
+//!
+//! Every shape also serves files (`GET /files/{name}?bytes=N`, see [`files`]): deterministic
+//! bytes ([`content`]) a consumer downloads to upload, or fetches as a result named by URL;
+//! `downloads` in `/stats` counts them.
+//!
+//! # Layout
+//! - [`shapes`]: one module per provider around the building blocks every shape shares;
+//!   [`original`]: the first shape.
+//! - [`jobs`]: the jobs of the real-API shapes and when they are due; [`webhooks`]: their
+//!   deliveries.
+//! - [`multipart`]: the form-data reader of the upload shapes; [`files`] and [`content`]: the
+//!   file host and the bytes the mock makes up.
+//! - [`limits`]: the provider's rate and concurrency limits; `tls`: HTTPS.
 
+pub mod content;
+pub mod files;
 pub mod jobs;
 pub mod limits;
+pub mod multipart;
 pub mod original;
 pub mod shapes;
 mod tls;
@@ -109,9 +133,28 @@ pub struct Config {
     /// others answer 429 with `Retry-After: 1`. 0: no limit.
     #[arg(long, env = "MOCK_MAX_IN_FLIGHT", default_value_t = 0)]
     pub max_in_flight: u32,
-    /// Real-API shapes: when a job whose submit body has a top-level string "webhook" finishes,
-    /// POST its finished poll answer to that URL (http:// only; a few retries on 5xx or no
-    /// answer). 1/0, true/false, yes/no, on/off.
+    /// The largest multipart/form-data submit accepted (bytes, the whole body); a larger one
+    /// answers 413 in the shape's error body.
+    #[arg(long, env = "MOCK_MAX_UPLOAD_BYTES", default_value_t = 8 << 20)]
+    pub max_upload_bytes: usize,
+    /// Textract: the blocks of every document (PAGE, LINE and WORD blocks, 50 to a document
+    /// page), answered in pages of `MaxResults`.
+    #[arg(long, env = "MOCK_TEXTRACT_BLOCKS", default_value_t = 250)]
+    pub textract_blocks: usize,
+    /// Textract: every page of blocks carries a `NextToken`, past the last block too (pages of
+    /// no blocks then), as a provider bug would: a page loop must be cut off by its caller.
+    #[arg(
+        long,
+        env = "MOCK_TEXTRACT_ENDLESS_PAGES",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub textract_endless_pages: bool,
+    /// Real-API shapes: when a job whose submit named a webhook (a top-level string "webhook"
+    /// in the body, or the shape's own field: fal's `fal_webhook`, Rev.ai's
+    /// `notification_config`) finishes, POST its finished answer to that URL (http:// only; a
+    /// few retries on 5xx or no answer). Deepgram's `callback` is called whatever this says.
+    /// 1/0, true/false, yes/no, on/off.
     #[arg(
         long,
         env = "MOCK_WEBHOOKS",
@@ -147,7 +190,7 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-/// Which API the mock imitates.
+/// Which API the mock imitates (see [`shapes`] for every endpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shape {
     /// `GET /?task-name=NAME`, answered `{"status", "data"}`.
@@ -160,6 +203,40 @@ pub enum Shape {
     Azure,
     /// Stability's results: HTTP 202 until HTTP 200.
     Stability,
+    /// fal.ai's queue (`Authorization: Key`): the submit answers absolute `status_url` and
+    /// `response_url`; the status is HTTP 202 `IN_QUEUE`/`IN_PROGRESS`, then 200 `COMPLETED`; the
+    /// model's output (or its error, as a non-2xx) is a separate fetch; `fal_webhook` gets
+    /// `{"request_id", "status": "OK", "payload"}`.
+    Fal,
+    /// OpenAI's Batch API (`Authorization: Bearer`): `validating` → `in_progress` →
+    /// `finalizing` → `completed` with an `output_file_id` whose content is JSON Lines; errors
+    /// as `{"error": {"message", "type", "param", "code"}}`.
+    OpenaiBatch,
+    /// Rev.ai's asynchronous jobs (`Authorization: Bearer`): `in_progress` → `transcribed`;
+    /// the transcript is a separate fetch, text or JSON by `Accept`; errors as RFC 7807 problem
+    /// details.
+    Revai,
+    /// Stability's creative upscale (`Authorization: Bearer`): a multipart submit with the image
+    /// as a file; the result (HTTP 202, then 200) is the image's bytes, or JSON with them in
+    /// base64, by `Accept`.
+    StabilityUpscale,
+    /// ElevenLabs' dubbing (`xi-api-key`): a multipart submit with a file or a `source_url`;
+    /// `dubbing` → `dubbed`; the dubbed audio (binary) is a separate fetch per language.
+    ElevenlabsDubbing,
+    /// AWS Textract's text detection (AWS JSON 1.1: `POST /` with `X-Amz-Target`): the result's
+    /// blocks come in pages, `NextToken` after `NextToken`; errors as `{"__type", "message"}`.
+    Textract,
+    /// Deepgram's pre-recorded audio with a `callback` (`Authorization: Token`): no status to
+    /// poll; the full result is POSTed to the callback.
+    Deepgram,
+}
+
+impl Shape {
+    /// Whether the shape gives its results by webhook only (its callback is called whether
+    /// `webhooks` is on or not).
+    pub fn pushes_results(self) -> bool {
+        matches!(self, Self::Deepgram)
+    }
 }
 
 /// What a successful call of the original shape answers.
@@ -195,6 +272,9 @@ impl Default for Config {
             drop_submit_answers: 0,
             rate_limit_per_sec: 0,
             max_in_flight: 0,
+            max_upload_bytes: 8 << 20,
+            textract_blocks: 250,
+            textract_endless_pages: false,
             webhooks: false,
             job_ms: 0,
             tls_cert: None,
@@ -211,6 +291,8 @@ struct Counters {
     failures: AtomicU64,
     unauthorized: AtomicU64,
     dropped: AtomicU64,
+    /// Files served by `GET /files/{name}`.
+    downloads: AtomicU64,
 }
 
 impl Counters {
@@ -251,9 +333,13 @@ impl Mock {
         tokio::time::sleep(Duration::from_millis(self.config.delay_ms)).await;
     }
 
-    /// When a job is due.
+    /// When a job is due. A shape that is never polled finishes its jobs by the clock: `job_ms`
+    /// after the submit, or as soon as the submit is answered (`delay_ms`, at least 1 ms).
     fn pace(&self) -> jobs::Pace {
         match self.config.job_ms {
+            0 if self.config.shape.pushes_results() => {
+                jobs::Pace::Clock(Duration::from_millis(self.config.delay_ms.max(1)))
+            }
             0 => jobs::Pace::Polls(self.config.polls_until_done),
             ms => jobs::Pace::Clock(Duration::from_millis(ms)),
         }
@@ -268,8 +354,18 @@ impl Mock {
         }
     }
 
-    /// A failing call's answer, for the share of calls that fail.
+    /// A failing call's answer, for the share of calls that fail: `{"error": "simulated
+    /// failure"}`.
     fn injected_failure(&self) -> Option<Response> {
+        self.injected_failure_as(|status| {
+            (status, Json(json!({"error": "simulated failure"}))).into_response()
+        })
+    }
+
+    /// A failing call's answer, for the share of calls that fail, its body made by `answer`
+    /// from the failure status (a shape answers in its provider's error body); the
+    /// `Retry-After` is added here.
+    fn injected_failure_as(&self, answer: impl FnOnce(StatusCode) -> Response) -> Option<Response> {
         let rate = self.config.failure_rate;
         let fails = rate > 0.0
             && self
@@ -284,7 +380,7 @@ impl Mock {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
         let status = StatusCode::from_u16(self.config.failure_status)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(json!({"error": "simulated failure"}))).into_response();
+        let mut response = answer(status);
         if let Some(secs) = self.config.retry_after_secs {
             let value = if self.config.retry_after_date {
                 let at = SystemTime::now() + Duration::from_secs(secs);
@@ -336,7 +432,9 @@ pub fn app(config: Config) -> Router {
             config.rate_limit_per_sec,
             config.max_in_flight,
         )),
-        webhooks: Arc::new(webhooks::Webhooks::new(config.webhooks)),
+        webhooks: Arc::new(webhooks::Webhooks::new(
+            config.webhooks || config.shape.pushes_results(),
+        )),
         config,
     });
     let calls = match mock.config.shape {
@@ -348,6 +446,7 @@ pub fn app(config: Config) -> Router {
             Arc::clone(&mock.limits),
             limits::enforce,
         ))
+        .route("/files/{name}", get(files::serve))
         .route("/stats", get(stats))
         .route("/webhooks", get(webhooks_sent))
         .route("/reset", post(reset))
@@ -373,8 +472,9 @@ pub async fn serve(
         .await
 }
 
-/// FNV-1a: a stable, dependency-free fingerprint so results are deterministic per name.
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a (64 bits): a stable, dependency-free fingerprint so results are deterministic per
+/// name, and derived bytes can be checked against what was uploaded.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -400,6 +500,7 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
         "failures": count(&c.failures),
         "unauthorized": count(&c.unauthorized),
         "dropped_answers": count(&c.dropped),
+        "downloads": count(&c.downloads),
         "throttled": limits.throttled,
         "max_in_flight_seen": limits.max_in_flight_seen,
         "in_flight": limits.in_flight,
@@ -421,7 +522,14 @@ async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {
         .clear();
     mock.jobs.reset();
     let c = &mock.counters;
-    for counter in [&c.calls, &c.done, &c.failures, &c.unauthorized, &c.dropped] {
+    for counter in [
+        &c.calls,
+        &c.done,
+        &c.failures,
+        &c.unauthorized,
+        &c.dropped,
+        &c.downloads,
+    ] {
         counter.store(0, Ordering::Relaxed);
     }
     mock.drops.store(0, Ordering::Relaxed);

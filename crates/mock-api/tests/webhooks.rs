@@ -149,6 +149,7 @@ impl Api {
             Shape::Google => request.header("x-goog-api-key", "mock-key"),
             Shape::Azure => request.header("ocp-apim-subscription-key", "mock-key"),
             Shape::Original => request,
+            other => unreachable!("{other:?} has tests of its own (shapes_providers.rs)"),
         }
     }
 
@@ -160,6 +161,7 @@ impl Api {
             Shape::Azure => "/documentintelligence/documentModels/prebuilt-read:analyze",
             Shape::Stability => "/v2beta/image-to-video",
             Shape::Original => unreachable!("the original shape has no submit"),
+            other => unreachable!("{other:?} has tests of its own (shapes_providers.rs)"),
         };
         let request = self.http.post(format!("{}{path}", self.base));
         let answer = self

@@ -1,0 +1,71 @@
+//! A Google long-running operation (Gemini's `predictLongRunning`):
+//! `POST /v1/models/{model}:predictLongRunning` → `{"name": "models/{model}/operations/{n}"}`;
+//! `GET /v1/{name}` → no `done` while running, then `"done": true` with `response` or `error`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::{Look, json_response, poll, submit};
+use crate::Mock;
+use crate::jobs::Progress;
+
+pub(super) fn routes() -> Router<Arc<Mock>> {
+    Router::new()
+        .route("/v1/models/{action}", post(google_submit))
+        .route("/v1/models/{model}/operations/{n}", get(google_poll))
+}
+
+async fn google_submit(
+    State(mock): State<Arc<Mock>>,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(model) = action.strip_suffix(":predictLongRunning") else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": 404, "message": format!("no method {action}")}}),
+        );
+    };
+    let name_job = |n| format!("models/{model}/operations/{n}");
+    submit(&mock, &uri, &headers, &body, name_job, |name| {
+        json_response(StatusCode::OK, json!({"name": name}))
+    })
+    .await
+}
+
+async fn google_poll(
+    State(mock): State<Arc<Mock>>,
+    headers: HeaderMap,
+    Path((model, n)): Path<(String, String)>,
+) -> Response {
+    let name = format!("models/{model}/operations/{n}");
+    let answer = |_: &_, progress| {
+        let (status, body) = self::answer(&name, progress);
+        json_response(status, body)
+    };
+    poll(&mock, &headers, &name, Look::Poll, answer).await
+}
+
+/// What a poll of operation `name` answers when it stands at `progress`.
+pub(super) fn answer(name: &str, progress: Progress) -> (StatusCode, Value) {
+    // As in proto3 JSON, a running operation leaves `done` out (false is the default).
+    let body = match progress {
+        Progress::Running { done, of } => {
+            json!({"name": name, "metadata": {"progress": done, "of": of}})
+        }
+        Progress::Done(result) => json!({"name": name, "done": true, "response": result}),
+        Progress::Failed(message) => json!({
+            "name": name, "done": true, "error": {"code": 3, "message": message},
+        }),
+    };
+    (StatusCode::OK, body)
+}

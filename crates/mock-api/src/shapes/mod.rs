@@ -1,0 +1,443 @@
+//! Shapes of real asynchronous APIs, modelled on their public documentation, so that a profile
+//! written from a provider's documents works against the mock unchanged but for its base URL.
+//! Each requires its own credential header (`MOCK_API_KEY`'s value) and answers 401 without it,
+//! in its provider's error body. URLs a shape answers with are absolute, on the scheme and host
+//! the client called.
+//!
+//! | shape (credential) | submit | status: running → done | result | webhook |
+//! |---|---|---|---|---|
+//! | `replicate` (`Authorization: Bearer`) | `POST /v1/predictions` → 201 `{"id", "status": "starting", "urls": {"get"}}` | `GET /v1/predictions/{id}`: `"status"`: `processing` → `succeeded` or `failed` (`error`) | in the poll: `output` | `"webhook"` in the body: the poll's answer |
+//! | `google` (`x-goog-api-key`) | `POST /v1/models/{model}:predictLongRunning` → `{"name": "models/{model}/operations/{n}"}` | `GET /v1/{name}` (a slash in the id): no `done` field → `"done": true`, with `error: {code, message}` if failed | in the poll: `response` | `"webhook"`: the poll's answer |
+//! | `azure` (`Ocp-Apim-Subscription-Key`) | `POST /documentintelligence/documentModels/{model}:analyze` → 202, empty, `Operation-Location: <full URL>`, `Retry-After: 1` | `GET` that URL: `"status"`: `running` (with `Retry-After: 1`) → `succeeded` or `failed` (`error: {code, message}`) | in the poll: `analyzeResult` | `"webhook"`: the poll's answer |
+//! | `stability` (`Authorization: Bearer`) | `POST /v2beta/image-to-video` → 200 `{"id"}` | `GET /v2beta/image-to-video/result/{id}`: HTTP 202 `{"status": "in-progress"}` → HTTP 200, or HTTP 422 `{"errors": [message]}` | in the poll: `{"video", "finish_reason"}` | `"webhook"`: the poll's answer |
+//! | `fal` (`Authorization: Key`) | `POST /{owner}/{app}[/{subpath}]`, JSON input → 200 `{"request_id", "status_url", "response_url", "cancel_url"}` (under `/{owner}/{app}/requests/{id}`) | `GET status_url`: HTTP 202 `IN_QUEUE` (`queue_position`), `IN_PROGRESS` → HTTP 200 `COMPLETED` (a failed job's too) | `GET response_url`: the output `{"images": [{"url", ...}], "seed"}`, or the model's 422 `{"detail": [...]}`; 400 before | `?fal_webhook=URL`: `{"request_id", "gateway_request_id", "status": "OK" \| "ERROR", "payload"}` |
+//! | `openai-batch` (`Authorization: Bearer`) | `POST /v1/batches`, `{"input_file_id", "endpoint", "completion_window": "24h"}` → the batch, `validating`; `file-missing` → 400 | `GET /v1/batches/{id}`: `validating`, `in_progress`, `finalizing` → `completed` (`output_file_id`, `request_counts`) or `failed` (`errors.data[]`) | `GET /v1/files/{output_file_id}/content`: JSON Lines, a line per request | none (OpenAI's are per project) |
+//! | `revai` (`Authorization: Bearer`) | `POST /speechtotext/v1/jobs`, `{"source_config": {"url"}}` → the job, `in_progress` | `GET /speechtotext/v1/jobs/{id}`: `in_progress` → `transcribed` or `failed` (`failure`, `failure_detail`) | `GET .../{id}/transcript`: text (`Accept: text/plain`) or JSON (`application/vnd.rev.transcript.v1.0+json`); 409 problem before | `notification_config.url`: `{"job"}` |
+//! | `stability-upscale` (`Authorization: Bearer`) | `POST /v2beta/stable-image/upscale/creative`, multipart: file `image`, `prompt` (required), `output_format`, `seed` → 200 `{"id"}`; 413 over `max_upload_bytes` | `GET /v2beta/results/{id}`: HTTP 202 `{"status": "in-progress"}` → HTTP 200 (or 422) | in the poll: the image's bytes (`Accept: image/*`) or `{"image": <base64>, "finish_reason", "seed"}` (`application/json`), made from the upload and the prompt | none |
+//! | `elevenlabs-dubbing` (`xi-api-key`) | `POST /v1/dubbing`, multipart: file `file` or field `source_url`, `target_lang` (required) → `{"dubbing_id", "expected_duration_sec"}` | `GET /v1/dubbing/{id}`: `dubbing` → `dubbed` (`target_languages`) or `failed` (`error`) | `GET /v1/dubbing/{id}/audio/{lang}`: `audio/mpeg` made from the source; 404 for another language, 425 before | none |
+//! | `textract` (`Authorization`: the key as it is, for now) | `POST /`, `X-Amz-Target: Textract.StartDocumentTextDetection`, `{"DocumentLocation": {"S3Object": {"Bucket", "Name"}}, "ClientRequestToken"?}` → `{"JobId"}` | `POST /`, `Textract.GetDocumentTextDetection`, `{"JobId", "MaxResults"?, "NextToken"?}`: `"JobStatus"`: `IN_PROGRESS` → `SUCCEEDED` or `FAILED` (`StatusMessage`) | in the poll, paged: `Blocks` and `NextToken` until the last page | none (SNS) |
+//! | `deepgram` (`Authorization: Token`) | `POST /v1/listen?callback=URL&...`, `{"url"}` → 200 `{"request_id"}`; 400 without `callback` | none: nothing to poll | pushed only | `callback`, always: `{"metadata", "results": {"channels": [{"alternatives": [{"transcript", ...}]}]}}` |
+//!
+//! The non-2xx bodies are each provider's: `{"error": message}` for the first four (as before),
+//! fal's `{"detail"}`, OpenAI's `{"error": {"message", "type", "param", "code"}}`, Rev.ai's RFC
+//! 7807 problem details, Stability's `{"id", "name", "errors"}`, ElevenLabs' `{"detail":
+//! {"status", "message"}}`, AWS's `{"__type", "message"}`, Deepgram's `{"err_code", "err_msg",
+//! "request_id"}`. Each module's doc says its shape in full.
+//!
+//! A webhook body a poll also answers is made by the same function as the poll's, so the two
+//! cannot drift apart.
+//!
+//! # Layout
+//! This module holds what every shape goes through, each shape's module only what its provider
+//! does its own way: the paths, the field names, the status words, the error body. A call is
+//! admitted by `refusal` (counted, the credential checked in one place, `authorized`, a share
+//! failed on purpose); a submit makes its job with `start` (the delay, a dropped answer, a
+//! timer for a job due by the clock); a poll or a result fetch looks at its job with `see` (a
+//! poll counts towards `polls_until_done`, a fetch does not), and whoever sees a job finish
+//! first calls its webhook (`job_finished`). Non-2xx answers are made by `error`, in each
+//! provider's own error body.
+
+mod azure;
+mod deepgram;
+mod elevenlabs;
+mod fal;
+mod google;
+mod openai;
+mod replicate;
+mod revai;
+mod stability;
+mod textract;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::jobs::{Finished, Job, Pace, Progress, Submit};
+use crate::multipart::{self, Form, FormError};
+use crate::{Mock, Shape};
+
+pub use elevenlabs::dubbed;
+pub use stability::upscaled;
+
+/// The routes of `shape` (none for `original`).
+pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
+    match shape {
+        Shape::Original => Router::new(),
+        Shape::Replicate => replicate::routes(),
+        Shape::Google => google::routes(),
+        Shape::Azure => azure::routes(),
+        Shape::Stability => stability::routes(),
+        Shape::Fal => fal::routes(),
+        Shape::OpenaiBatch => openai::routes(),
+        Shape::Revai => revai::routes(),
+        Shape::StabilityUpscale => stability::upscale_routes(),
+        Shape::ElevenlabsDubbing => elevenlabs::routes(),
+        Shape::Textract => textract::routes(),
+        Shape::Deepgram => deepgram::routes(),
+    }
+}
+
+/// The header each shape's credential goes in, and the scheme its value starts with
+/// (`Bearer KEY`), if any.
+fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
+    match shape {
+        Shape::Original => ("", None),
+        Shape::Replicate
+        | Shape::Stability
+        | Shape::OpenaiBatch
+        | Shape::Revai
+        | Shape::StabilityUpscale => ("authorization", Some("Bearer")),
+        Shape::Google => ("x-goog-api-key", None),
+        Shape::ElevenlabsDubbing => ("xi-api-key", None),
+        // AWS signs each request (Signature Version 4); until the mock checks signatures, the
+        // key stands in `Authorization` as it is. Replacing this check is the whole change.
+        Shape::Textract => ("authorization", None),
+        Shape::Azure => ("ocp-apim-subscription-key", None),
+        Shape::Fal => ("authorization", Some("Key")),
+        Shape::Deepgram => ("authorization", Some("Token")),
+    }
+}
+
+/// Whether `headers` carry `shape`'s credential for `key`: the one place that decides. A
+/// scheme is compared in any case, as RFC 9110 has it.
+fn authorized(shape: Shape, headers: &HeaderMap, key: &str) -> bool {
+    let (name, scheme) = credential(shape);
+    let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    match scheme {
+        None => value == key,
+        Some(scheme) => value
+            .split_once(' ')
+            .is_some_and(|(given, token)| given.eq_ignore_ascii_case(scheme) && token == key),
+    }
+}
+
+/// A non-2xx answer of `shape` saying `message`, in its provider's error body.
+fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
+    match shape {
+        Shape::Original | Shape::Replicate | Shape::Google | Shape::Azure | Shape::Stability => {
+            json_response(status, json!({ "error": message }))
+        }
+        Shape::Fal => fal::error(status, message),
+        Shape::OpenaiBatch => openai::error(status, message),
+        Shape::Revai => revai::error(status, message),
+        Shape::StabilityUpscale => stability::error(status, message),
+        Shape::ElevenlabsDubbing => elevenlabs::error(status, message),
+        Shape::Textract => textract::error(status, message),
+        Shape::Deepgram => deepgram::error(status, message),
+    }
+}
+
+/// What every call goes through before its shape's own work: the call is counted, the
+/// credential checked, and a share of calls fail as configured. Answers the refusal, if any,
+/// after the configured delay (a refusal takes as long as any answer).
+async fn refusal(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
+    let refused = check(mock, headers)?;
+    mock.delay().await;
+    Some(refused)
+}
+
+/// [`refusal`]'s checks.
+fn check(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
+    mock.counters.call();
+    let shape = mock.config.shape;
+    if !authorized(shape, headers, &mock.config.api_key.0) {
+        mock.counters.unauthorized();
+        let (name, _) = credential(shape);
+        let message = format!("missing or wrong {name} header");
+        return Some(error(shape, StatusCode::UNAUTHORIZED, &message));
+    }
+    mock.injected_failure_as(|status| error(shape, status, "simulated failure"))
+}
+
+/// What a submit asks a job to be made of.
+struct Submission {
+    /// The job's input: the JSON body, or a form as JSON.
+    input: Value,
+    /// The bytes of an uploaded file, if any.
+    upload: Option<Bytes>,
+    /// Where to call when the job finishes, if anywhere (see [`hook`]).
+    webhook: Option<String>,
+    /// The idempotency key, if any.
+    key: Option<String>,
+    /// The scheme and host the submit reached the mock by.
+    origin: String,
+}
+
+impl Submission {
+    /// A submit of `input`, its idempotency key its `Idempotency-Key`: no upload, no webhook.
+    fn new(mock: &Mock, uri: &Uri, headers: &HeaderMap, input: Value) -> Self {
+        Self {
+            input,
+            upload: None,
+            webhook: None,
+            key: headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            origin: origin(mock, uri, headers),
+        }
+    }
+}
+
+/// The webhook a submit named, if webhooks are on (or the shape gives results no other way).
+fn hook(mock: &Mock, url: Option<&str>) -> Option<String> {
+    let on = mock.config.webhooks || mock.config.shape.pushes_results();
+    on.then(|| url.map(str::to_owned)).flatten()
+}
+
+/// A body the mock would not read: its status and why, answered in the shape's error body.
+#[derive(Debug)]
+struct Unreadable {
+    status: StatusCode,
+    message: String,
+}
+
+impl Unreadable {
+    /// The answer of `mock`'s shape.
+    fn answer(self, mock: &Mock) -> Response {
+        error(mock.config.shape, self.status, &self.message)
+    }
+}
+
+/// A body as JSON (`null` when empty), or why not (a 400).
+fn json_input(body: &Bytes) -> Result<Value, Unreadable> {
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|err| Unreadable {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("the body is not JSON: {err}"),
+    })
+}
+
+/// A multipart submit's form, the call admitted: read up to `max_upload_bytes`, or why not (a
+/// 413 when longer, a 400 when not a form).
+async fn form(mock: &Mock, headers: &HeaderMap, body: Body) -> Result<Form, Unreadable> {
+    let limit = mock.config.max_upload_bytes;
+    multipart::read(headers, body, limit)
+        .await
+        .map_err(|err| Unreadable {
+            status: match err {
+                FormError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            message: err.to_string(),
+        })
+}
+
+/// A JSON submit, as most shapes make them: admitted, the body parsed, its top-level
+/// `"webhook"` taken, then [`start`].
+async fn submit(
+    mock: &Arc<Mock>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    name_job: impl Fn(u64) -> String,
+    answer: impl FnOnce(&str) -> Response,
+) -> Response {
+    if let Some(refused) = refusal(mock, headers).await {
+        return refused;
+    }
+    let input = match json_input(body) {
+        Ok(input) => input,
+        Err(bad) => return bad.answer(mock),
+    };
+    let webhook = hook(mock, input.get("webhook").and_then(Value::as_str));
+    let submission = Submission {
+        webhook,
+        ..Submission::new(mock, uri, headers, input)
+    };
+    start(mock, submission, name_job, answer).await
+}
+
+/// A submit's job, the call admitted and its body read: the job made (or found by its
+/// idempotency key), then the configured delay; the answer may be dropped on purpose. `answer`
+/// shapes the reply from the job's id. A new job with a webhook under the clock's pace gets a
+/// timer that finishes it when it is due, so that its webhook is called then even if nobody
+/// polls.
+async fn start(
+    mock: &Arc<Mock>,
+    submission: Submission,
+    name_job: impl Fn(u64) -> String,
+    answer: impl FnOnce(&str) -> Response,
+) -> Response {
+    let with_webhook = submission.webhook.is_some();
+    let now = tokio::time::Instant::now();
+    let submitted = mock.jobs.submit(
+        Submit {
+            key: submission.key.as_deref(),
+            input: submission.input,
+            upload: submission.upload,
+            origin: submission.origin,
+            webhook: submission.webhook,
+            now,
+        },
+        name_job,
+    );
+    let pace = mock.pace();
+    if let Pace::Clock(after) = pace
+        && submitted.new
+        && with_webhook
+    {
+        let (mock, id, epoch) = (Arc::clone(mock), submitted.id.clone(), submitted.epoch);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(now + after).await;
+            let now = tokio::time::Instant::now();
+            if let Some(finished) = mock.jobs.finish_due(&id, epoch, pace, now) {
+                job_finished(&mock, finished);
+            }
+        });
+    }
+    mock.delay().await;
+    if submitted.new && mock.drop_this_answer() {
+        return crate::dropped_answer();
+    }
+    answer(&submitted.id)
+}
+
+/// How a call looks at a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// A status poll: counted towards `polls_until_done`.
+    Poll,
+    /// A result fetch: counts no poll (a job due by the clock is due all the same).
+    Peek,
+}
+
+/// A look at job `id`, the call admitted: the job advanced (or peeked at), then the configured
+/// delay. `None` for an unknown id. When this look is the first to see the job finished, its
+/// webhook is called at once, before the delay: the job finished at this call's arrival.
+async fn see(mock: &Mock, id: &str, look: Look) -> Option<(Job, Progress)> {
+    let now = tokio::time::Instant::now();
+    let polled = match look {
+        Look::Poll => mock.jobs.poll(id, mock.pace(), now),
+        Look::Peek => mock.jobs.peek(id, mock.pace(), now),
+    };
+    let seen = polled.map(|polled| {
+        if let Some(finished) = polled.finished {
+            job_finished(mock, finished);
+        }
+        (polled.job, polled.progress)
+    });
+    mock.delay().await;
+    seen
+}
+
+/// A call about job `id`: admitted, then [`see`]. `answer` shapes the reply; an unknown id is
+/// the shape's 404.
+async fn poll(
+    mock: &Mock,
+    headers: &HeaderMap,
+    id: &str,
+    look: Look,
+    answer: impl FnOnce(&Job, Progress) -> Response,
+) -> Response {
+    if let Some(refused) = refusal(mock, headers).await {
+        return refused;
+    }
+    match see(mock, id, look).await {
+        Some((job, progress)) => answer(&job, progress),
+        None => error(
+            mock.config.shape,
+            StatusCode::NOT_FOUND,
+            &format!("no job {id}"),
+        ),
+    }
+}
+
+/// A job just finished: counted, and its webhook, if any, called with what its shape posts.
+fn job_finished(mock: &Mock, finished: Finished) {
+    mock.counters.finished();
+    let Finished { job, outcome } = finished;
+    if let Some(url) = job.webhook.clone() {
+        let body = webhook_body(mock.config.shape, &job, outcome);
+        mock.webhooks.send(url, job.id, &body);
+    }
+}
+
+/// What the webhook of `job` of `shape` is POSTed once it finished with `outcome`: for most
+/// shapes the body a poll of it answers from now on, made by the same function.
+fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
+    match shape {
+        // The original shape makes no jobs.
+        Shape::Original => Value::Null,
+        Shape::Replicate => replicate::answer(&job.id, outcome).1,
+        Shape::Google => google::answer(&job.id, outcome).1,
+        Shape::Azure => azure::answer(outcome).1,
+        Shape::Stability => stability::answer(&job.id, outcome).1,
+        Shape::Fal => fal::webhook(job, outcome),
+        // No webhook is ever named: OpenAI's are configured per project, not per batch.
+        Shape::OpenaiBatch => Value::Null,
+        Shape::Revai => revai::webhook(job, &outcome),
+        // None calls webhooks (Textract notifies through SNS), and none is ever named.
+        Shape::StabilityUpscale | Shape::ElevenlabsDubbing | Shape::Textract => Value::Null,
+        Shape::Deepgram => deepgram::callback(job, &outcome),
+    }
+}
+
+/// Which of `n` stages a running job is in at step `done` of `of`: its run split in `n` equal
+/// parts (a shape with several words for "running" says them in turn). `polls_until_done` of
+/// `n + 1` shows every stage once.
+fn stage(done: u32, of: u32, n: u32) -> u32 {
+    let stage = u64::from(done) * u64::from(n) / u64::from(of.max(1));
+    u32::try_from(stage)
+        .unwrap_or(u32::MAX)
+        .min(n.saturating_sub(1))
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// The host the client called (for the URLs a shape answers with): the request's authority
+/// (HTTP/2), else its `Host` header (HTTP/1.1).
+fn host(uri: &Uri, headers: &HeaderMap) -> String {
+    uri.authority()
+        .map(|authority| authority.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or("localhost")
+        .to_owned()
+}
+
+/// `scheme://host` the client reached the mock by.
+fn origin(mock: &Mock, uri: &Uri, headers: &HeaderMap) -> String {
+    format!("{}://{}", mock.scheme(), host(uri, headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_split_in_equal_stages_the_last_held_until_done() {
+        let stages = |of, n| (1..of).map(|done| stage(done, of, n)).collect::<Vec<_>>();
+
+        assert_eq!(stages(4, 3), [0, 1, 2]);
+        assert_eq!(stages(3, 2), [0, 1]);
+        assert_eq!(stages(2, 3), [1]);
+        assert_eq!(stage(0, 100, 3), 0);
+        assert_eq!(stage(99, 100, 3), 2);
+        assert_eq!(stage(5, 0, 1), 0);
+    }
+
+    #[test]
+    fn a_scheme_is_compared_in_any_case_and_the_key_exactly() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", value.parse().expect("a value"));
+            headers
+        };
+
+        assert!(authorized(Shape::Fal, &headers("Key k"), "k"));
+        assert!(authorized(Shape::Fal, &headers("key k"), "k"));
+        assert!(!authorized(Shape::Fal, &headers("Bearer k"), "k"));
+        assert!(!authorized(Shape::Fal, &headers("Key K"), "k"));
+        assert!(!authorized(Shape::Fal, &HeaderMap::new(), "k"));
+    }
+}

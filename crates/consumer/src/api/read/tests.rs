@@ -252,3 +252,113 @@ fn http_mode_reads_the_code_and_its_lists_win() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_submit_keeps_only_the_fields_later_calls_name() {
+    let fal = profile(json!({
+        "base_url": "https://api.test",
+        "submit": {"path": "/m", "id": "/request_id"},
+        "poll": {"url": "{{submit.status_url}}"},
+        "status": {"pointer": "/status", "processing": ["IN_QUEUE"], "done": ["COMPLETED"]},
+        "fetch": {"url": "{{submit.response_url}}"},
+    }));
+    let none = HeaderMap::new();
+    let body = r#"{"request_id": "r1", "status_url": "https://api.test/r1/status",
+                   "response_url": "https://api.test/r1", "queue_position": 3}"#;
+    let Outcome::Submitted { kept, .. } = submit_to(&fal, &answer(200, &none, body)) else {
+        panic!("submitted")
+    };
+    let kept: Value = serde_json::from_str(&kept.unwrap()).unwrap();
+    assert_eq!(
+        kept,
+        json!({"status_url": "https://api.test/r1/status", "response_url": "https://api.test/r1"})
+    );
+}
+
+#[test]
+fn a_fetch_reads_json_text_or_bytes_and_refuses_a_result_over_the_limit() {
+    let fetched = |read_as: &str, result: Option<&str>| {
+        let mut fetch = json!({"path": "/r/{{id}}", "as": read_as});
+        if let Some(result) = result {
+            fetch["result"] = json!(result);
+        }
+        profile(json!({
+            "base_url": "https://api.test",
+            "submit": {"path": "/s", "id": "/id"},
+            "poll": {"path": "/s/{{id}}"},
+            "status": {"pointer": "/status", "done": ["done"]},
+            "fetch": fetch,
+        }))
+    };
+    let none = HeaderMap::new();
+    let read = |p: &Profile, status: u16, body: &str, max: usize| {
+        fetch(
+            p,
+            p.fetch.as_ref().unwrap(),
+            &answer(status, &none, body),
+            max,
+        )
+    };
+    let json_profile = fetched("json", Some("/output"));
+    assert_eq!(
+        read(&json_profile, 200, r#"{"output": {"n": 1}}"#, 100),
+        Outcome::Done(r#"{"n":1}"#.into())
+    );
+    let lines = "{\"id\":1}\n{\"id\":2}\n";
+    assert_eq!(
+        read(&fetched("text", None), 200, lines, 100),
+        Outcome::Done(Value::String(lines.into()).to_string())
+    );
+    assert_eq!(
+        read(&fetched("base64", None), 200, "ID3", 100),
+        Outcome::Done(r#""SUQz""#.into())
+    );
+    let over = permanent(read(&json_profile, 200, r#"{"output": "0123456789"}"#, 5));
+    assert!(over.contains("max_result_bytes of 5"), "{over}");
+    // A refused fetch reads its message from the usual places: OpenAI's error object.
+    let refused = permanent(read(
+        &json_profile,
+        400,
+        r#"{"error": {"message": "No such File object: file-x", "type": "invalid_request_error"}}"#,
+        100,
+    ));
+    assert_eq!(
+        refused,
+        "the API answered HTTP 400: No such File object: file-x"
+    );
+}
+
+#[test]
+fn a_webhook_body_is_read_by_the_hook_rule() {
+    let rule = |hook: Value| {
+        profile(json!({
+            "base_url": "https://api.test",
+            "submit": {"path": "/s?cb={{webhook_url}}", "id": "/id"},
+            "hook": hook,
+        }))
+        .hook
+        .unwrap()
+    };
+    let plain = rule(json!({"result": "/results"}));
+    match hook(&plain, r#"{"results": {"t": "hi"}}"#) {
+        Read::Done(done) => assert_eq!(done["results"]["t"], "hi"),
+        other => panic!("{other:?}"),
+    }
+    let fal = rule(
+        json!({"status": {"pointer": "/status", "done": ["OK"], "failed": ["ERROR"]},
+                          "result": "/payload", "error": "/error"}),
+    );
+    match hook(&fal, r#"{"status": "ERROR", "error": "GPU lost"}"#) {
+        Read::Outcome(outcome) => {
+            assert_eq!(
+                permanent(outcome),
+                "the API reported the job failed: GPU lost"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        hook(&fal, r#"{"status": "OK", "payload": 1}"#),
+        Read::Done(_)
+    ));
+}

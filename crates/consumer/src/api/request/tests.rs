@@ -194,3 +194,92 @@ fn names_in_keys_are_visible_ascii_and_long_ones_are_cut_to_fit() {
     assert_eq!(cut_encoded("ab%C3%A9", 4), "ab");
     assert_eq!(cut_encoded("ab%C3%A9", 5), "ab%C3");
 }
+
+#[test]
+fn form_and_page_tokens_are_encoded_where_the_profile_says() {
+    let forms = profile(json!({
+        "base_url": "https://api.test",
+        "headers": {"X-Key": "k"},
+        "submit": {"path": "/jobs", "form": {"prompt": "{{payload.prompt}}", "n": "2"},
+                   "headers": {"X-Key": "step"}, "id": "/id"},
+        "poll": {"path": "/jobs/{{id}}?view=full",
+                 "pages": {"next": "/next", "param": "page token", "merge": "/items"}},
+        "status": {"pointer": "/status", "done": ["done"]},
+    }));
+    let submit = render_for(&forms, "q", &task(None), None).unwrap();
+    match &submit.body {
+        Some(CallBody::Bytes {
+            content_type,
+            bytes,
+        }) => {
+            assert_eq!(*content_type, "application/x-www-form-urlencoded");
+            assert_eq!(std::str::from_utf8(bytes).unwrap(), "n=2&prompt=a+cat");
+        }
+        other => panic!("{other:?}"),
+    }
+    let key: Vec<_> = submit
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-key")
+        .collect();
+    assert_eq!(key.len(), 1, "the step's header replaces the profile's");
+    assert_eq!(key[0].1, "step");
+
+    let poll = forms.poll.as_ref().unwrap();
+    let payload = json!({"prompt": "a cat"});
+    let values = Values {
+        name: "t",
+        id: Some("j1"),
+        payload: Some(&payload),
+        webhook_url: None,
+        submit: None,
+        done: None,
+    };
+    let page = render(
+        &forms,
+        Step::Poll,
+        &poll.request,
+        &values,
+        Some((poll.pages.as_ref().unwrap(), "a&b")),
+    )
+    .unwrap();
+    assert_eq!(
+        page.url.as_str(),
+        "https://api.test/jobs/j1?view=full&page+token=a%26b"
+    );
+}
+
+#[test]
+fn a_fetch_on_a_listed_host_gets_only_its_own_headers() {
+    let cdn = profile(json!({
+        "base_url": "https://api.test",
+        "hosts": ["https://cdn.test"],
+        "headers": {"Authorization": "Bearer k"},
+        "submit": {"path": "/s", "id": "/id"},
+        "poll": {"path": "/s/{{id}}"},
+        "status": {"pointer": "/status", "done": ["done"]},
+        "fetch": {"url": "{{done.output}}", "headers": {"Accept": "video/*"}, "as": "base64"},
+    }));
+    let fetch = cdn.fetch.as_ref().unwrap();
+    let render_done = |done: &Value| {
+        let values = Values {
+            name: "t",
+            id: Some("j1"),
+            payload: None,
+            webhook_url: None,
+            submit: None,
+            done: Some(done),
+        };
+        render(&cdn, Step::Fetch, &fetch.request, &values, None)
+    };
+    let elsewhere = render_done(&json!({"output": "https://cdn.test/v.mp4?sig=1"})).unwrap();
+    let names: Vec<_> = elsewhere.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["accept"], "no credential leaves for another host");
+    let home = render_done(&json!({"output": "https://api.test/v.mp4"})).unwrap();
+    assert_eq!(home.headers.len(), 2);
+    assert!(render_done(&json!({"output": "https://evil.test/v.mp4"})).is_err());
+    assert!(
+        render_done(&json!({})).is_err(),
+        "no such field in the done answer"
+    );
+}

@@ -226,3 +226,176 @@ fn the_toml_form_reads_the_same() {
     let profile = spec.compile(env).unwrap();
     assert!(profile.submit.is_some());
 }
+
+/// fal.ai's queue: the submit answers the URLs of its status and its result, which the poll
+/// and the fetch follow.
+fn fal_like() -> Value {
+    json!({
+        "base_url": "https://queue.fal.run",
+        "headers": {"Authorization": "Key ${TOKEN}"},
+        "submit": {"path": "/fal-ai/flux/dev", "body": "{{payload}}", "id": "/request_id"},
+        "poll": {"url": "{{submit.status_url}}"},
+        "status": {"pointer": "/status", "processing": ["IN_QUEUE", "IN_PROGRESS"], "done": ["COMPLETED"]},
+        "fetch": {"url": "{{submit.response_url}}"},
+    })
+}
+
+#[test]
+fn steps_take_their_own_headers_bodies_and_the_values_earlier_answers_gave() {
+    let fal = compile(fal_like()).unwrap();
+    assert_eq!(
+        fal.kept,
+        [
+            vec!["status_url".to_owned()],
+            vec!["response_url".to_owned()]
+        ]
+    );
+    assert!(fal.fetch.is_some());
+
+    let textract = compile(json!({
+        "base_url": "https://textract.us-east-1.amazonaws.com",
+        "headers": {"Content-Type": "application/x-amz-json-1.1"},
+        "submit": {"path": "/", "headers": {"X-Amz-Target": "Textract.StartDocumentTextDetection"},
+                   "body": {"DocumentLocation": "{{payload.location}}"}, "id": "/JobId"},
+        "poll": {"method": "POST", "path": "/", "headers": {"X-Amz-Target": "Textract.GetDocumentTextDetection"},
+                 "body": {"JobId": "{{id}}"},
+                 "pages": {"next": "/NextToken", "param": "NextToken", "in": "body", "merge": "/Blocks"}},
+        "status": {"pointer": "/JobStatus", "processing": ["IN_PROGRESS"], "done": ["SUCCEEDED"], "failed": ["FAILED"]},
+        "error": "/StatusMessage",
+    }))
+    .unwrap();
+    let poll = textract.poll.unwrap();
+    assert_eq!(poll.request.headers.len(), 1);
+    assert_eq!(poll.pages.unwrap().max, 100);
+
+    let forms = compile(json!({
+        "base_url": "https://api.test",
+        "submit": {"path": "/jobs", "form": {"prompt": "{{payload.prompt}}"},  "id": "/id"},
+        "poll": {"path": "/jobs/{{id}}"},
+        "status": {"pointer": "/status", "done": ["done"]},
+        "fetch": {"path": "/jobs/{{id}}/audio/{{done.lang}}", "as": "base64"},
+    }))
+    .unwrap();
+    assert!(matches!(
+        forms.submit.unwrap().request.body,
+        Some(crate::api::profile::Body::Form(_))
+    ));
+}
+
+#[test]
+fn a_provider_that_only_pushes_needs_a_submit_and_a_hook() {
+    let deepgram = json!({
+        "base_url": "https://api.deepgram.com",
+        "headers": {"Authorization": "Token ${TOKEN}"},
+        "submit": {"path": "/v1/listen?callback={{webhook_url}}&model=nova-3",
+                   "body": {"url": "{{payload.url}}"}, "id": "/request_id"},
+        "hook": {"result": "/results"},
+    });
+    let pushed = compile(deepgram.clone()).unwrap();
+    assert!(pushed.poll.is_none() && pushed.hook.is_some());
+    assert!(pushed.submit.unwrap().uses_webhook_url());
+    let mut no_hook = deepgram;
+    no_hook.as_object_mut().unwrap().remove("hook");
+    assert_eq!(compile(no_hook).unwrap_err().field, "poll");
+}
+
+#[test]
+fn each_mistake_of_a_step_is_refused_naming_its_field() {
+    let cases = [
+        (
+            with(fal_like(), "/submit/form", json!({"a": "b"})),
+            "submit",
+        ),
+        (
+            with(
+                fal_like(),
+                "/submit/pages",
+                json!({"next": "/n", "param": "n", "merge": "/m"}),
+            ),
+            "submit.pages",
+        ),
+        (with(fal_like(), "/poll/id", json!("/id")), "poll.id"),
+        (with(fal_like(), "/poll/as", json!("text")), "poll.as"),
+        (with(fal_like(), "/poll/url", json!("{{done.x}}")), "poll"),
+        (
+            with(fal_like(), "/poll/url", json!("{{webhook_url}}")),
+            "poll",
+        ),
+        (
+            with(
+                fal_like(),
+                "/submit/body",
+                json!({"u": "{{submit.status_url}}"}),
+            ),
+            "submit",
+        ),
+        (
+            with(fal_like(), "/fetch/url", json!("https://evil.test/x")),
+            "fetch.url",
+        ),
+        (
+            with(fal_like(), "/fetch/result", json!("x")),
+            "fetch.result",
+        ),
+        (
+            with(
+                with(fal_like(), "/fetch/as", json!("text")),
+                "/fetch/result",
+                json!("/x"),
+            ),
+            "fetch.result",
+        ),
+        (
+            with(
+                fal_like(),
+                "/fetch/pages",
+                json!({"next": "/n", "param": "", "merge": "/m"}),
+            ),
+            "fetch.pages.param",
+        ),
+        (
+            with(
+                fal_like(),
+                "/fetch/pages",
+                json!({"next": "n", "param": "p", "merge": "/m"}),
+            ),
+            "fetch.pages.next",
+        ),
+        (
+            with(fal_like(), "/hosts", json!(["ftp://cdn.test"])),
+            "hosts.0",
+        ),
+        (
+            with(
+                with(fal_like(), "/submit/body", Value::Null),
+                "/submit/multipart",
+                json!({"f": {"url": "{{payload.u}}", "base64": "x"}}),
+            ),
+            "submit.multipart.f",
+        ),
+        (
+            with(fal_like(), "/submit/headers", json!({"X": "${MISSING}"})),
+            "submit.headers.X",
+        ),
+        (
+            with(fal_like(), "/http_error", json!(["error"])),
+            "http_error.0",
+        ),
+        (
+            with(
+                fal_like(),
+                "/hook",
+                json!({"status": {"http": {"done": [200]}}}),
+            ),
+            "hook.status",
+        ),
+        (with(fal_like(), "/status", Value::Null), "status"),
+    ];
+    for (spec, field) in cases {
+        let err = compile(spec.clone()).unwrap_err();
+        assert_eq!(err.field, field, "{spec}: {err}");
+    }
+    // A fetch on another host is allowed once the profile lists it.
+    let cdn = with(fal_like(), "/fetch/url", json!("https://cdn.test/x"));
+    assert!(compile(with(cdn, "/hosts", json!(["https://cdn.test"]))).is_ok());
+}

@@ -53,6 +53,10 @@ pub struct Config {
     /// The largest API answer read (bytes); a larger one is a failed call.
     #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub api_max_body_bytes: usize,
+    /// The most bytes a multipart upload's files may hold in all (a profile's file parts, which
+    /// the consumer downloads and streams to the API).
+    #[arg(long, env = "API_MAX_UPLOAD_BYTES", default_value_t = 100 << 20)]
+    pub api_max_upload_bytes: u64,
     /// The first retry delay after a failure (ms); it doubles per failure.
     #[arg(long, env = "RETRY_BASE_MS", default_value_t = 1000)]
     pub retry_base_ms: u64,

@@ -28,6 +28,12 @@ pub struct QueueSettings {
     pub policy: WorkerPolicy,
     /// The provider's limit its calls share with every queue naming the same key, if any.
     pub limit: Option<SharedLimit>,
+    /// The largest answer read (bytes).
+    pub max_body_bytes: usize,
+    /// The largest result a fetch may store (bytes).
+    pub max_result_bytes: usize,
+    /// The most bytes a multipart upload's files may hold in all.
+    pub max_upload_bytes: u64,
 }
 
 impl QueueSettings {
@@ -57,6 +63,12 @@ struct QueueOverrides {
     api_timeout_ms: Option<u64>,
     max_attempts: Option<u32>,
     lease_ms: Option<u64>,
+    max_poll_secs: Option<u64>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+    max_result_bytes: Option<usize>,
+    max_upload_bytes: Option<u64>,
     api: Option<ApiSpec>,
 }
 
@@ -169,13 +181,15 @@ impl Config {
             }
             (None, None) => Api::Original(self.api_url.clone()),
         };
+        let max_poll_secs = entry.max_poll_secs.unwrap_or(self.max_poll_secs);
         let policy = WorkerPolicy {
             submit_keys: api.submits(),
             lease: Duration::from_millis(entry.lease_ms.unwrap_or(self.lease_ms).max(100)),
             max_attempts: entry.max_attempts.unwrap_or(self.max_attempts).max(1),
-            max_poll: (self.max_poll_secs > 0).then(|| Duration::from_secs(self.max_poll_secs)),
+            max_poll: (max_poll_secs > 0).then(|| Duration::from_secs(max_poll_secs)),
             dead_max: self.dead_max,
         };
+        let retry_base_ms = entry.retry_base_ms.unwrap_or(self.retry_base_ms);
         let worker = WorkerConfig {
             concurrency: entry.concurrency.unwrap_or(self.concurrency).max(1) as usize,
             batch_size: entry.batch_size.unwrap_or(self.batch_size).clamp(1, 1000) as usize,
@@ -183,8 +197,13 @@ impl Config {
                 entry.poll_interval_ms.unwrap_or(self.poll_interval_ms),
             ),
             backoff: Backoff {
-                base: Duration::from_millis(self.retry_base_ms),
-                max: Duration::from_millis(self.retry_max_ms.max(self.retry_base_ms)),
+                base: Duration::from_millis(retry_base_ms),
+                max: Duration::from_millis(
+                    entry
+                        .retry_max_ms
+                        .unwrap_or(self.retry_max_ms)
+                        .max(retry_base_ms),
+                ),
             },
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             // The cron tick wakes the loop; between ticks it sleeps until work is due.
@@ -202,6 +221,10 @@ impl Config {
         {
             return Err(QueuesFileError::PermitShorterThanCall(name));
         }
+        let max_body_bytes = entry
+            .max_body_bytes
+            .unwrap_or(self.api_max_body_bytes)
+            .max(1);
         Ok(QueueSettings {
             name,
             api,
@@ -209,6 +232,9 @@ impl Config {
             worker,
             policy,
             limit,
+            max_body_bytes,
+            max_result_bytes: entry.max_result_bytes.unwrap_or(max_body_bytes).max(1),
+            max_upload_bytes: entry.max_upload_bytes.unwrap_or(self.api_max_upload_bytes),
         })
     }
 
@@ -244,21 +270,39 @@ fn read_queues_file(path: &Path) -> Result<BTreeMap<String, QueueOverrides>, Que
         path: shown.clone(),
         source,
     })?;
+    // The key path of a refused value (`runway.api.status.processing`) leads every message:
+    // the queue, then the key in it. Not the parsers' own text: it may quote the value, or
+    // the file's line, which may hold a credential.
+    let located = |at: serde_path_to_error::Path, message: String| match at.to_string().as_str() {
+        "." | "" => message,
+        at => match at.split_once('.') {
+            Some((queue, key)) => format!("queue {queue}: {key}: {message}"),
+            None => format!("queue {at}: {message}"),
+        },
+    };
     let parsed = if path.extension().is_some_and(|ext| ext == "toml") {
-        toml::from_str(&text).map_err(|e| {
-            // Not the error's own text: it quotes the file's line, which may hold a credential.
-            let line = e
-                .span()
-                .map_or(0, |span| text[..span.start].lines().count().max(1));
-            format!("{} (line {line})", e.message())
-        })
+        match toml::Deserializer::parse(&text) {
+            Err(e) => Err(toml_message(&e, &text)),
+            Ok(de) => serde_path_to_error::deserialize(de)
+                .map_err(|e| located(e.path().clone(), toml_message(e.inner(), &text))),
+        }
     } else {
-        serde_json::from_str(&text).map_err(|e| e.to_string())
+        let mut de = serde_json::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| located(e.path().clone(), e.inner().to_string()))
     };
     parsed.map_err(|message| QueuesFileError::Parse {
         path: shown,
         message: without_quoted_text(&message),
     })
+}
+
+/// A TOML error's message with its line, not the line's text (it may hold a credential).
+fn toml_message(e: &toml::de::Error, text: &str) -> String {
+    let line = e
+        .span()
+        .map_or(0, |span| text[..span.start].lines().count().max(1));
+    format!("{} (line {line})", e.message())
 }
 
 /// `message` with the text between double quotes left out: a parser quotes the values it

@@ -274,3 +274,61 @@ fn a_limit_that_cannot_hold_is_refused() {
     );
     assert!(Cli::try_parse_from(["consumer", "--api-rate-per-sec", "-1"]).is_err());
 }
+
+#[test]
+fn a_type_error_names_the_queue_and_the_key_never_the_value() {
+    let runway = r#"{"runway": {"api": {"base_url": "https://api.test",
+        "poll": {"path": "/t/{{name}}"},
+        "status": {"pointer": "/status", "processing": "PENDING", "done": ["SUCCEEDED"]}}}}"#;
+    with_file(runway, |path| {
+        let err = parse(&["--queues-file", path])
+            .queues()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("queue runway: api.status.processing: invalid type"),
+            "{err}"
+        );
+        assert!(!err.contains("PENDING"), "{err}");
+    });
+    let toml = "[slow]\nconcurrency = \"many\"\n";
+    with_named_file("toml", toml, |path| {
+        let err = parse(&["--queues-file", path])
+            .queues()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("queue slow: concurrency:"), "{err}");
+        assert!(!err.contains("many"), "{err}");
+    });
+}
+
+#[test]
+fn a_queue_sets_its_own_limits_of_time_retries_and_sizes() {
+    let json = r#"{"batch": {"max_poll_secs": 172800, "retry_base_ms": 50, "retry_max_ms": 60000,
+        "max_body_bytes": 2048, "max_upload_bytes": 4096}, "plain": {}}"#;
+    let mut queues = Vec::new();
+    with_file(json, |path| {
+        queues = parse(&["--queues-file", path, "--max-poll-secs", "60"])
+            .queues()
+            .unwrap();
+    });
+    let queue = |name: &str| queues.iter().find(|q| q.name == name).unwrap();
+    let batch = queue("batch");
+    assert_eq!(batch.policy.max_poll, Some(Duration::from_secs(172_800)));
+    assert_eq!(
+        (batch.worker.backoff.base, batch.worker.backoff.max),
+        (Duration::from_millis(50), Duration::from_secs(60))
+    );
+    assert_eq!(
+        (
+            batch.max_body_bytes,
+            batch.max_result_bytes,
+            batch.max_upload_bytes
+        ),
+        (2048, 2048, 4096),
+        "a result may be as large as an answer unless the queue says"
+    );
+    let plain = queue("plain");
+    assert_eq!(plain.policy.max_poll, Some(Duration::from_secs(60)));
+    assert_eq!(plain.max_body_bytes, 1 << 20);
+}

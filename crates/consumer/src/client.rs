@@ -84,6 +84,48 @@ pub fn build(settings: &ClientSettings<'_>) -> Result<Client, ClientError> {
         .build()?)
 }
 
+/// The uploader of a queue whose profile sends multipart bodies (downloading the parts given by
+/// URL), or `None`:
+/// its own client, which follows no redirect and, unless the profile allows private sources,
+/// resolves names through the destination guard (see [`crate::api::upload`]).
+///
+/// # Errors
+/// [`ClientError`] as [`build`].
+pub fn uploader(
+    settings: &crate::config::QueueSettings,
+    config: &crate::Config,
+) -> Result<Option<crate::api::upload::Uploader>, ClientError> {
+    let crate::api::Api::Profile(profile) = &settings.api else {
+        return Ok(None);
+    };
+    if !profile.uploads() {
+        return Ok(None);
+    }
+    let tls = tls(&ClientSettings {
+        timeout: settings.api_timeout,
+        connections: 1,
+        https: true,
+        ca_files: config
+            .api_ca_file
+            .as_deref()
+            .into_iter()
+            .chain(profile.ca_file.as_deref())
+            .collect(),
+    })?;
+    let builder = Client::builder()
+        .timeout(settings.api_timeout)
+        .connect_timeout(settings.api_timeout)
+        .redirect(redirect::Policy::none())
+        .no_proxy()
+        .tls_backend_preconfigured(tls);
+    let client = webhooks::guarded(builder, profile.allow_private_sources).build()?;
+    Ok(Some(crate::api::upload::Uploader::new(
+        client,
+        profile.allow_private_sources,
+        settings.max_upload_bytes,
+    )))
+}
+
 /// The TLS settings: the authorities to trust, ring, and ALPN offering HTTP/1.1.
 fn tls(settings: &ClientSettings<'_>) -> Result<rustls::ClientConfig, ClientError> {
     let mut roots = RootCertStore::empty();

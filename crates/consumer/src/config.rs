@@ -1,6 +1,7 @@
 //! The consumer's settings: flags and environment ([`Config`]), and per queue
 //! ([`QueueSettings`], from `QUEUES_FILE`).
 
+mod check;
 mod queues;
 
 use std::net::SocketAddr;
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 use queue_service::RedisArgs;
 use reqwest::Url;
 
-pub use queues::{QueueSettings, QueuesFileError};
+pub use check::check;
+pub use queues::{Compiled, QueueSettings, QueuesFileError};
 
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Args)]

@@ -146,15 +146,24 @@ pub async fn run(
         } else {
             None
         };
-        let poller = Poller::new(
+        let uploads =
+            client::uploader(&settings, &config).map_err(|source| StartError::Client {
+                queue: settings.name.clone(),
+                source,
+            })?;
+        let mut poller = Poller::new(
             http,
             settings.api,
             &settings.name,
-            config.api_max_body_bytes,
+            settings.max_body_bytes,
             Duration::from_secs(config.retry_after_max_secs),
             Arc::clone(&calls),
             hooks,
-        );
+        )
+        .with_max_result_bytes(settings.max_result_bytes);
+        if let Some(uploader) = uploads {
+            poller = poller.with_uploads(uploader);
+        }
         let lane = queue.callbacks().with_worker_policy(callbacks::lane_policy(
             &settings.policy,
             config.callbacks.callback_max_attempts,

@@ -17,10 +17,26 @@ struct Cli {
     /// only when parsing the API's answers is the limit.
     #[arg(long, env = "RUNTIME_THREADS", default_value_t = 1)]
     runtime_threads: usize,
+    /// Check the settings and QUEUES_FILE with this environment and exit: every queue's calls
+    /// as they will be made (headers by name only), or every mistake (exit code 1).
+    #[arg(long)]
+    check: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.check {
+        return match consumer::config::check(&cli.config) {
+            Ok(report) => {
+                print!("{report}");
+                Ok(())
+            }
+            Err(mistakes) => {
+                eprint!("{mistakes}");
+                std::process::exit(1);
+            }
+        };
+    }
     cli.log.init();
     let runtime = runtime(cli.runtime_threads).context("starting the runtime")?;
     tracing::info!(config = ?cli.config, threads = cli.runtime_threads, "consumer starting");

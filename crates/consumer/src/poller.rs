@@ -105,17 +105,21 @@ enum CallFailed {
 
 impl CallFailed {
     fn outcome(self) -> Outcome {
+        Outcome::Failed(self.failure())
+    }
+
+    fn failure(self) -> Failure {
         let permanent = match &self {
             Self::CannotMake(_) => true,
             Self::Upload(upload) => upload.is_permanent(),
             Self::Transport(_) | Self::TooBig(_) => false,
         };
         let message = self.to_string();
-        Outcome::Failed(if permanent {
+        if permanent {
             Failure::permanent(message)
         } else {
             Failure::retryable(message)
-        })
+        }
     }
 }
 
@@ -264,6 +268,11 @@ impl Poller {
             },
             _ => None,
         };
+        // A webhook's result is where its rule says; a poll's, where the profile says.
+        let result_at = match (&from_hook, &profile.hook) {
+            (Some(_), Some(rule)) => rule.result.as_deref(),
+            _ => profile.result.as_deref(),
+        };
         let done = match (from_hook, &profile.poll, &profile.status) {
             (Some(done), _, _) => done,
             (None, Some(poll), Some(status)) => {
@@ -298,7 +307,7 @@ impl Poller {
             }
         };
         let Some(fetch) = &profile.fetch else {
-            return Ok(read::result_of(&done, profile.result.as_deref()));
+            return Ok(read::result_of(&done, result_at));
         };
         values.done = Some(&done);
         let answer = match self
@@ -407,15 +416,29 @@ impl Poller {
         let response = match self.send_call(call, idempotency_key).await {
             Ok(response) => response,
             Err(failed) => {
-                let Outcome::Failed(mut failure) = failed.outcome() else {
-                    unreachable!("a call that failed is a failure");
-                };
+                let mut failure = failed.failure();
+                tracing::info!(
+                    queue = %self.queue,
+                    task = values.name,
+                    step = step.name(),
+                    call = %shown,
+                    error = %failure.message,
+                    "call failed"
+                );
                 failure.message = format!("{shown}: {}", failure.message);
                 return Ok(Err(Outcome::Failed(failure)));
             }
         };
         if !response.status.is_success() {
-            tracing::info!(queue = %self.queue, step = step.name(), call = %shown, status = response.status.as_u16(), "unsuccessful answer");
+            tracing::info!(
+                queue = %self.queue,
+                task = values.name,
+                step = step.name(),
+                call = %shown,
+                status = response.status.as_u16(),
+                said = read::http_message(profile, &response.body).as_deref().unwrap_or(""),
+                "unsuccessful answer"
+            );
         }
         Ok(Ok(response))
     }
@@ -451,8 +474,11 @@ impl Poller {
                     self.uploader
                         .as_ref()
                         .ok_or(crate::api::upload::UploadError::Refused {
-                            part: String::new(),
-                            reason: "this queue downloads no files".into(),
+                            part: parts
+                                .first()
+                                .map(|(name, _)| name.clone())
+                                .unwrap_or_default(),
+                            reason: "the queue has no uploader".into(),
                         })?;
                 let upload = uploader.body(parts).await?;
                 builder = builder

@@ -38,7 +38,8 @@
 //!
 //! Every shape also serves files (`GET /files/{name}?bytes=N`, see [`files`]): deterministic
 //! bytes ([`content`]) a consumer downloads to upload, or fetches as a result named by URL;
-//! `downloads` in `/stats` counts them.
+//! `downloads` in `/stats` counts them. `POST /echo` answers what it was sent, read by its
+//! content type (see [`echo`]), so a test sees how a consumer encoded a body.
 //!
 //! # Layout
 //! - [`shapes`]: one module per provider around the building blocks every shape shares;
@@ -50,6 +51,7 @@
 //! - [`limits`]: the provider's rate and concurrency limits; `tls`: HTTPS.
 
 pub mod content;
+pub mod echo;
 pub mod files;
 pub mod jobs;
 pub mod limits;
@@ -447,6 +449,7 @@ pub fn app(config: Config) -> Router {
             limits::enforce,
         ))
         .route("/files/{name}", get(files::serve))
+        .route("/echo", post(echo::echo))
         .route("/stats", get(stats))
         .route("/webhooks", get(webhooks_sent))
         .route("/reset", post(reset))

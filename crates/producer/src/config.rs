@@ -55,6 +55,10 @@ pub struct Config {
     /// proxy or load balancer in front of the producer.
     #[arg(long, env = "LONG_POLL_MAX_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub long_poll_max_ms: u64,
+    /// The largest webhook body read (bytes, at most 64 MiB): a larger one is answered 413 and
+    /// changes nothing. A JSON body is kept with its task until the next call, in Redis.
+    #[arg(long, env = "HOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    pub hook_max_body_bytes: u64,
     /// Provider webhooks in (PUBLIC_URL, HOOK_SECRET): the producer checks the hook URLs.
     #[command(flatten)]
     pub hooks: webhooks::HookSettings,
@@ -111,6 +115,8 @@ impl Config {
             retry_after: Duration::from_millis(self.poll_interval_ms),
             long_poll_max: Duration::from_millis(self.long_poll_max_ms),
             hook_secret: self.hooks.hook_secret.clone(),
+            // At most 64 MiB (the parser's range): fits any usize taskq builds for.
+            hook_max_body_bytes: usize::try_from(self.hook_max_body_bytes).unwrap_or(usize::MAX),
             callback_allow_private: self.callbacks.callback_allow_private,
             connections: Arc::new(Connections::new(self.connections.limits(u64::MAX)?)),
             ..AppState::new(Queues::new(default, queues.collect::<Result<Vec<_>, _>>()?))

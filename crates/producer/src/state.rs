@@ -28,6 +28,8 @@ pub struct AppState {
     pub waiters: Arc<Waiters>,
     /// The secret of the hook URLs providers call (`HOOK_SECRET`); none: no hooks served.
     pub hook_secret: Option<webhooks::HookSecret>,
+    /// The largest webhook body read (`HOOK_MAX_BODY_BYTES`).
+    pub hook_max_body_bytes: usize,
     /// Provider webhooks received, by outcome.
     pub hooks: Arc<HookCounts>,
     /// Whether a `callback_url` may name a loopback, private or link-local address
@@ -49,6 +51,7 @@ impl AppState {
             redis_check: Duration::from_millis(250),
             waiters: Arc::default(),
             hook_secret: None,
+            hook_max_body_bytes: crate::routes::hooks::DEFAULT_MAX_BODY_BYTES,
             hooks: Arc::default(),
             callback_allow_private: false,
             connections: Arc::new(service::Connections::new(service::Limits::default())),

@@ -222,3 +222,38 @@ async fn post_json(
         serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
     )
 }
+
+#[tokio::test]
+async fn a_body_over_hook_max_body_bytes_is_refused_and_changes_nothing() {
+    let redis = RedisServer::start();
+    let (addr, _stop, queue) = spawn_producer_with(
+        &redis,
+        &["--hook-secret", SECRET, "--hook-max-body-bytes", "64"],
+    )
+    .await;
+    let queue = submitting(queue);
+    let name = TaskName::parse("pushed").unwrap();
+    let run = waiting_a_minute(&queue, &name).await;
+    let urls = HookUrls::new(&format!("http://{addr}"), SECRET.parse().unwrap());
+    let hook = urls.url(queue.keys().queue(), name.as_str(), &run);
+    let at_most = format!(r#"{{"transcript":"{}"}}"#, "a".repeat(64 - 17));
+    assert_eq!(at_most.len(), 64);
+    let over = format!(r#"{{"transcript":"{}"}}"#, "a".repeat(65 - 17));
+
+    let (status, body) = post(&hook, over.into_bytes()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        queue.claim(10).await.unwrap().tasks.is_empty(),
+        "a refused body neither hurries the task"
+    );
+
+    let (status, _) = post(&hook, at_most.clone().into_bytes()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let claim = queue.claim(10).await.unwrap();
+    assert_eq!(
+        claim.tasks[0].hook.as_deref(),
+        Some(at_most.as_str()),
+        "a body at the limit is kept whole for the next call"
+    );
+}

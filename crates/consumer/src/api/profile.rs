@@ -71,6 +71,20 @@ pub struct Profile {
     pub limit_key: Option<String>,
 }
 
+impl Profile {
+    /// Whether a step sends a multipart body (streamed by the queue's uploader).
+    pub fn uploads(&self) -> bool {
+        [
+            self.submit.as_ref().map(|s| &s.request),
+            self.poll.as_ref().map(|p| &p.request),
+            self.fetch.as_ref().map(|f| &f.request),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|request| matches!(&request.body, Some(Body::Multipart(_))))
+    }
+}
+
 /// Where an unsuccessful answer's message usually is, when the profile does not say.
 pub const DEFAULT_HTTP_ERROR: [&str; 4] = ["/error/message", "/error", "/message", "/detail"];
 

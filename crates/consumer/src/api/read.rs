@@ -70,7 +70,7 @@ fn job_message(pointer: Option<&str>, body: &Value) -> Option<String> {
 
 /// The provider's message in an unsuccessful answer: the first string at the profile's
 /// `http_error` pointers.
-fn http_message(profile: &Profile, body: &[u8]) -> Option<String> {
+pub fn http_message(profile: &Profile, body: &[u8]) -> Option<String> {
     let body: Value = serde_json::from_slice(body).ok()?;
     profile
         .http_error

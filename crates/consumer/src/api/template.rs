@@ -71,6 +71,26 @@ impl Placeholder {
     }
 }
 
+impl std::fmt::Display for Placeholder {
+    /// The placeholder as a profile writes it, braces left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dotted = |kind: &str, path: &[String]| {
+            std::iter::once(kind.to_owned())
+                .chain(path.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        match self {
+            Self::Name => f.write_str("name"),
+            Self::Id => f.write_str("id"),
+            Self::WebhookUrl => f.write_str("webhook_url"),
+            Self::Payload(path) => f.write_str(&dotted("payload", path)),
+            Self::Submit(path) => f.write_str(&dotted("submit", path)),
+            Self::Done(path) => f.write_str(&dotted("done", path)),
+        }
+    }
+}
+
 /// Why a template was refused at start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -238,6 +258,17 @@ impl Template {
         self.parts
             .iter()
             .any(|part| matches!(part, Part::Value(p) if p == placeholder))
+    }
+
+    /// The template as a profile writes it.
+    pub fn source(&self) -> String {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => text.clone(),
+                Part::Value(placeholder) => format!("{{{{{placeholder}}}}}"),
+            })
+            .collect()
     }
 
     /// The placeholders the template reads.

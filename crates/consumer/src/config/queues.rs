@@ -52,6 +52,17 @@ impl QueueSettings {
     }
 }
 
+/// Every queue a consumer's settings name, compiled.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    /// The queues served.
+    pub served: Vec<QueueSettings>,
+    /// The entries of `QUEUES_FILE` no served queue names (compiled all the same).
+    pub unserved: Vec<QueueSettings>,
+    /// Every mistake, each naming its queue.
+    pub errors: Vec<QueuesFileError>,
+}
+
 /// One queue's entry in `QUEUES_FILE`; what is left out comes from the flags.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,14 +141,38 @@ impl Config {
     }
 
     /// [`Config::queues`], with `lookup` for the environment: how a profile is checked without
-    /// the credentials it names (the tests of the documented profiles call it so).
+    /// the credentials it names (the tests of the documented profiles call it so). Every entry
+    /// of `QUEUES_FILE` is compiled, served or not; one that no served queue names is warned
+    /// about by name.
     ///
     /// # Errors
-    /// As [`Config::queues`].
+    /// As [`Config::queues`]: the first mistake.
     pub fn queues_with(
         &self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Vec<QueueSettings>, QueuesFileError> {
+        let compiled = self.compile_all(lookup)?;
+        if let Some(first) = compiled.errors.into_iter().next() {
+            return Err(first);
+        }
+        for name in compiled.unserved.iter().map(|queue| &queue.name) {
+            tracing::warn!(
+                queue = %name,
+                "QUEUES_FILE has an entry for queue {name}, which this consumer does not serve (QUEUES)"
+            );
+        }
+        Ok(compiled.served)
+    }
+
+    /// Every served queue and every entry of `QUEUES_FILE`, compiled, with every mistake found
+    /// (what `consumer --check` reports).
+    ///
+    /// # Errors
+    /// [`QueuesFileError`] when the file cannot be read or parsed at all.
+    pub fn compile_all(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Compiled, QueuesFileError> {
         let mut overrides = match &self.queues_file {
             Some(path) => read_queues_file(path)?,
             None => BTreeMap::new(),
@@ -147,13 +182,22 @@ impl Config {
         } else {
             self.redis.queue_names()
         };
-        names
-            .into_iter()
-            .map(|name| {
-                let entry = overrides.remove(&name).unwrap_or_default();
-                self.settings(name, entry, &lookup)
-            })
-            .collect()
+        let mut compiled = Compiled::default();
+        let mut compile = |name: String, entry: QueueOverrides, served: bool| match self
+            .settings(name, entry, &lookup)
+        {
+            Ok(settings) if served => compiled.served.push(settings),
+            Ok(settings) => compiled.unserved.push(settings),
+            Err(err) => compiled.errors.push(err),
+        };
+        for name in names {
+            let entry = overrides.remove(&name).unwrap_or_default();
+            compile(name, entry, true);
+        }
+        for (name, entry) in overrides {
+            compile(name, entry, false);
+        }
+        Ok(compiled)
     }
 
     /// The settings of queue `name`: the flags, overridden by `entry`.

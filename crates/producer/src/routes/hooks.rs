@@ -4,7 +4,7 @@
 //! [`webhooks::hook`]); its `sig` is the only credential, since a provider sends no token of
 //! ours, and it covers the run of the task the URL was written for (`run`, its submit token).
 //! A good `sig` makes that run due at once ([`taskq::Queue::hurry`]) and wakes an idle consumer.
-//! A JSON body (up to 1 MiB) is kept with the task for that consumer's call: a queue whose
+//! A JSON body (up to `HOOK_MAX_BODY_BYTES`) is kept with the task for that consumer's call: a queue whose
 //! profile reads webhooks (`hook`) takes its answer from it, any other polls the provider for its
 //! authoritative answer; a body that is not JSON is read and dropped. A bad or missing `sig` is
 //! 401 and changes nothing; an
@@ -27,8 +27,8 @@ use crate::error::{AppError, ErrorBody};
 use crate::query;
 use crate::state::AppState;
 
-/// The largest webhook body read.
-pub const MAX_HOOK_BODY_BYTES: usize = 1024 * 1024;
+/// The largest webhook body read unless `HOOK_MAX_BODY_BYTES` says otherwise.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What a webhook did.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -48,14 +48,14 @@ pub struct HookAnswer {
         ("run" = String, Query, description = "the run of the task the URL was written for (its submit token), as the consumer wrote it"),
         ("sig" = String, Query, description = "the URL's signature, as the consumer wrote it"),
     ),
-    request_body(content = String, description = "anything the provider sends (at most 1 MiB); a JSON body is kept for the task's next call (a profile with hook reads it as the provider's answer), any other is dropped", content_type = "*/*"),
+    request_body(content = String, description = "anything the provider sends (at most HOOK_MAX_BODY_BYTES, 1 MiB by default); a JSON body is kept for the task's next call (a profile with hook reads it as the provider's answer), any other is dropped", content_type = "*/*"),
     responses(
         (status = 202, description = "The task is due at once: a consumer polls the provider now", body = HookAnswer),
         (status = 200, description = "The task is already done, dead or cancelled: nothing changed", body = HookAnswer),
         (status = 401, description = "The sig is missing or wrong: nothing changed", body = ErrorBody),
         (status = 404, description = "No such task, no such queue, or hooks are off (no HOOK_SECRET)", body = ErrorBody),
         (status = 410, description = "The task is another run of the name than the URL's (that run was purged or retried, or this one is not yet submitted): nothing changed", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 413, description = "Body over HOOK_MAX_BODY_BYTES (1 MiB by default)", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; the provider's retry is welcome", body = ErrorBody),
     )
 )]
@@ -65,7 +65,7 @@ pub async fn hook(
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<HookAnswer>), AppError> {
-    // Read up to 1 MiB; a larger body is a JSON 413 like every other error.
+    // Read up to HOOK_MAX_BODY_BYTES; a larger body is a JSON 413 like every other error.
     let body = body.map_err(|refused| AppError::Rejected(refused.status(), refused.body_text()))?;
     let Path((queue, name)) = path?;
     let Some(secret) = &state.hook_secret else {

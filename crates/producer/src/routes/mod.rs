@@ -82,7 +82,7 @@ pub fn app(state: AppState) -> Router {
         .merge(cancel)
         .route(
             "/hooks/{queue}/{name}",
-            post(hooks::hook).layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY_BYTES)),
+            post(hooks::hook).layer(DefaultBodyLimit::max(state.hook_max_body_bytes)),
         )
         .route("/queues", get(ops::queues))
         .route("/healthz", get(ops::health))

@@ -15,6 +15,7 @@
 //! - [`redis_ops`]: Redis at `maxmemory`, over it, and evicting without persistence.
 //! - [`full_redis`]: bursts against a small Redis, and a Redis filled behind taskq's back.
 //! - [`real_apis`]: each real-API shape over HTTPS, from its profile.
+//! - [`api_steps`]: profiles' steps beyond submit-and-poll: fetches, uploads, pages, push-only.
 //! - [`notifications`]: callbacks to clients and provider webhooks in.
 //! - [`metrics`]: `/metrics` of every binary under load.
 //! - [`deploy`]: every series the alert rules and the dashboard name is served.
@@ -23,6 +24,7 @@
 
 mod stack;
 
+mod api_steps;
 mod cluster;
 mod connections;
 mod deploy;

@@ -198,7 +198,7 @@ impl Drop for TempFile {
 }
 
 /// The mock speaking `shape` over HTTPS, answering after 20 ms, done at the second poll.
-fn mock_for(shape: &str, extra: &[(&str, &str)]) -> Stack {
+pub(crate) fn mock_for(shape: &str, extra: &[(&str, &str)]) -> Stack {
     let mut env = vec![
         ("MOCK_SHAPE", shape),
         ("MOCK_API_KEY", SECRET),

@@ -24,7 +24,7 @@ pub struct RedisArgs {
     pub queue_name: String,
     /// Several queues served by one process (comma-separated names); overrides QUEUE_NAME.
     /// Each queue has its own hash tag, so on a cluster the queues spread over the shards.
-    #[arg(long, env = "QUEUES", value_delimiter = ',')]
+    #[arg(long, env = "QUEUES", value_delimiter = ',', value_parser = listed_queue)]
     pub queues: Vec<String>,
     /// How long one Redis command may take before it counts as failed (ms).
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
@@ -48,13 +48,26 @@ pub struct RedisArgs {
     pub redis_tls_ca_file: Option<std::path::PathBuf>,
 }
 
+/// One name of `QUEUES`: not empty, so `QUEUES=` (or a stray comma) is a clear mistake rather
+/// than a queue named "" or a silent fall back to `QUEUE_NAME`.
+fn listed_queue(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err(
+            "an empty queue name: list names separated by commas, or leave QUEUES unset to serve QUEUE_NAME"
+                .into(),
+        );
+    }
+    Ok(name.to_owned())
+}
+
 impl RedisArgs {
     /// The queues to serve: QUEUES when given (each once, in order), else QUEUE_NAME.
     pub fn queue_names(&self) -> Vec<String> {
         let mut listed: Vec<String> = Vec::new();
-        for name in self.queues.iter().map(|q| q.trim()) {
-            if !name.is_empty() && !listed.iter().any(|seen| seen == name) {
-                listed.push(name.to_owned());
+        for name in &self.queues {
+            if !listed.contains(name) {
+                listed.push(name.clone());
             }
         }
         if listed.is_empty() {

@@ -227,7 +227,7 @@ pub struct TaskView {
     /// submitted to, then polled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
-    /// The last error, kept after recovery for the record.
+    /// The last failure of a task that is alive or dead; none once it is done.
     pub last_error: Option<String>,
     /// When the task was enqueued (ms since the Unix epoch, Redis server time).
     pub created_at_ms: u64,

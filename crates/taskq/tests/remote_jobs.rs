@@ -155,7 +155,7 @@ async fn a_retried_task_submits_anew_and_queues_that_do_not_submit_store_no_toke
 }
 
 #[tokio::test]
-async fn a_throttled_answer_uses_no_attempt_and_is_counted() {
+async fn a_throttled_answer_uses_no_attempt_and_is_counted_and_done_clears_its_error() {
     let redis = RedisServer::start();
     let queue = open(&redis).with_worker_policy(WorkerPolicy {
         max_attempts: 1,
@@ -187,6 +187,15 @@ async fn a_throttled_answer_uses_no_attempt_and_is_counted() {
     let stats = queue.stats().await.unwrap();
     assert_eq!(stats.totals["throttled"], 3);
     assert!(!stats.totals.contains_key("retried"));
+
+    let task = claim_one(&queue).await;
+    queue.complete(&task, "{}").await.unwrap();
+    let view = queue.get(&name("busy")).await.unwrap().unwrap();
+    assert_eq!(
+        (view.state, view.last_error),
+        (State::Done, None),
+        "a done task shows no error"
+    );
 }
 
 #[tokio::test]

@@ -168,9 +168,16 @@ fn headers(
         .collect()
 }
 
-/// An origin a call may go to: an http(s) URL with a host and nothing a path would add to.
-fn origin(field: &str, text: &str) -> Result<Url, ProfileError> {
-    let url = Url::parse(text).map_err(|e| refuse(field, e))?;
+/// An origin a call may go to: an http(s) URL with a host and nothing a path would add to,
+/// `${VAR}` read from the environment (a resource's host or a project's path, never a secret:
+/// the URL shows in logs).
+fn origin(
+    field: &str,
+    text: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Url, ProfileError> {
+    let text = secret::expand(text, lookup).map_err(|e| refuse(field, e))?;
+    let url = Url::parse(&text).map_err(|e| refuse(field, e))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(refuse(field, "use an http:// or https:// URL with a host"));
     }
@@ -195,12 +202,12 @@ impl ApiSpec {
         &self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Profile, ProfileError> {
-        let base = origin("base_url", &self.base_url)?;
+        let base = origin("base_url", &self.base_url, &lookup)?;
         let hosts = self
             .hosts
             .iter()
             .enumerate()
-            .map(|(i, host)| origin(&format!("hosts.{i}"), host))
+            .map(|(i, host)| origin(&format!("hosts.{i}"), host, &lookup))
             .collect::<Result<Vec<_>, _>>()?;
         let places = step::Places {
             base: &base,

@@ -110,6 +110,16 @@ pub enum QueuesFileError {
         /// What the parser said (it names the key).
         message: String,
     },
+    /// A queue's entry in the file is not what the file's schema allows.
+    #[error("parsing {path}: queue {queue}: {message}")]
+    Entry {
+        /// The file.
+        path: String,
+        /// The queue.
+        queue: String,
+        /// The key path and what the parser said, without the value.
+        message: String,
+    },
     /// A queue names both an original-shape URL and a profile.
     #[error("queue {0}: give api_url (the original shape) or api (a profile), not both")]
     TwoApis(String),
@@ -173,16 +183,31 @@ impl Config {
         &self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Compiled, QueuesFileError> {
-        let mut overrides = match &self.queues_file {
+        let (mut overrides, errors) = match &self.queues_file {
             Some(path) => read_queues_file(path)?,
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Vec::new()),
         };
-        let names = if self.redis.queues.is_empty() && !overrides.is_empty() {
-            overrides.keys().cloned().collect()
-        } else {
-            self.redis.queue_names()
+        let refused = |name: &String| {
+            errors
+                .iter()
+                .any(|err| matches!(err, QueuesFileError::Entry { queue, .. } if queue == name))
         };
-        let mut compiled = Compiled::default();
+        let names: Vec<String> =
+            if self.redis.queues.is_empty() && (!overrides.is_empty() || !errors.is_empty()) {
+                overrides.keys().cloned().collect()
+            } else {
+                // A queue whose entry was refused is not compiled without it: that would call
+                // API_URL in its place.
+                self.redis
+                    .queue_names()
+                    .into_iter()
+                    .filter(|name| !refused(name))
+                    .collect()
+            };
+        let mut compiled = Compiled {
+            errors,
+            ..Compiled::default()
+        };
         let mut compile = |name: String, entry: QueueOverrides, served: bool| match self
             .settings(name, entry, &lookup)
         {
@@ -307,38 +332,61 @@ impl Config {
     }
 }
 
-/// Reads the per-queue settings: TOML when the file name ends in `.toml`, else JSON.
-fn read_queues_file(path: &Path) -> Result<BTreeMap<String, QueueOverrides>, QueuesFileError> {
+/// The entries of `QUEUES_FILE` that parsed, by queue, and a mistake for each that did not.
+type Entries = (BTreeMap<String, QueueOverrides>, Vec<QueuesFileError>);
+
+/// Reads the per-queue settings: TOML when the file name ends in `.toml`, else JSON. Each
+/// queue's entry is read on its own, so a mistake in one leaves the others read and every
+/// mistake is found.
+fn read_queues_file(path: &Path) -> Result<Entries, QueuesFileError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| QueuesFileError::Read {
         path: shown.clone(),
         source,
     })?;
-    // The key path of a refused value (`runway.api.status.processing`) leads every message:
-    // the queue, then the key in it. Not the parsers' own text: it may quote the value, or
-    // the file's line, which may hold a credential.
-    let located = |at: serde_path_to_error::Path, message: String| match at.to_string().as_str() {
-        "." | "" => message,
-        at => match at.split_once('.') {
-            Some((queue, key)) => format!("queue {queue}: {key}: {message}"),
-            None => format!("queue {at}: {message}"),
-        },
+    let refused = |message: String| QueuesFileError::Parse {
+        path: shown.clone(),
+        message: without_quoted_text(&message),
     };
-    let parsed = if path.extension().is_some_and(|ext| ext == "toml") {
-        match toml::Deserializer::parse(&text) {
-            Err(e) => Err(toml_message(&e, &text)),
-            Ok(de) => serde_path_to_error::deserialize(de)
-                .map_err(|e| located(e.path().clone(), toml_message(e.inner(), &text))),
+    let mut entries = BTreeMap::new();
+    let mut errors = Vec::new();
+    // The key path of a refused value (`api.status.processing`) follows the queue in every
+    // message. Not the parsers' own text: it may quote the value, or the file's line, which may
+    // hold a credential.
+    let mut read = |queue: String, entry: Result<QueueOverrides, (String, String)>| match entry {
+        Ok(entry) => {
+            entries.insert(queue, entry);
+        }
+        Err((at, message)) => {
+            let key = match at.as_str() {
+                "." | "" => String::new(),
+                at => format!("{at}: "),
+            };
+            errors.push(QueuesFileError::Entry {
+                path: shown.clone(),
+                queue,
+                message: without_quoted_text(&format!("{key}{message}")),
+            });
+        }
+    };
+    if path.extension().is_some_and(|ext| ext == "toml") {
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| refused(toml_message(&e, &text)))?;
+        for (queue, entry) in table {
+            let entry = serde_path_to_error::deserialize(entry)
+                .map_err(|e| (e.path().to_string(), e.inner().message().to_owned()));
+            read(queue, entry);
         }
     } else {
-        let mut de = serde_json::Deserializer::from_str(&text);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| located(e.path().clone(), e.inner().to_string()))
-    };
-    parsed.map_err(|message| QueuesFileError::Parse {
-        path: shown,
-        message: without_quoted_text(&message),
-    })
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| refused(e.to_string()))?;
+        for (queue, entry) in map {
+            let entry = serde_path_to_error::deserialize(entry)
+                .map_err(|e| (e.path().to_string(), e.inner().to_string()));
+            read(queue, entry);
+        }
+    }
+    Ok((entries, errors))
 }
 
 /// A TOML error's message with its line, not the line's text (it may hold a credential).

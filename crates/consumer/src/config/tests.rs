@@ -120,13 +120,40 @@ fn a_parse_error_never_shows_a_value_from_the_file() {
                 .unwrap_err()
                 .to_string();
             assert!(!err.contains("sk-live"), "{err}");
-            assert!(err.contains("line"), "where it is still shows: {err}");
+            assert!(err.contains("queue q: "), "where it is still shows: {err}");
         });
     }
     assert_eq!(
         without_quoted_text(r#"invalid type: string "a \"b\" c", expected `map`"#),
         r#"invalid type: string "…", expected `map`"#
     );
+}
+
+#[test]
+fn every_entry_is_read_on_its_own_and_a_refused_one_is_not_served_without_it() {
+    let json =
+        r#"{"a": {"concurrency": "x"}, "b": {"poll_interval_ms": 5}, "c": {"lease_ms": []}}"#;
+    with_file(json, |path| {
+        let config = parse(&["--queues-file", path, "--queues", "a,b"]);
+        let compiled = config.compile_all(|_| None).unwrap();
+        let names: Vec<&str> = compiled.served.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["b"],
+            "a is refused, not served with the flags in its place"
+        );
+        let errors: Vec<String> = compiled.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("queue a: concurrency: invalid type"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("queue c: lease_ms: invalid type"),
+            "{errors:?}"
+        );
+        assert!(errors.iter().all(|e| e.contains(path)), "{errors:?}");
+    });
 }
 
 #[test]
@@ -150,7 +177,14 @@ fn one_queue_by_default_and_the_listed_ones_with_queues() {
     };
     assert_eq!(names(&parse(&[])), ["example"]);
     assert_eq!(names(&parse(&["--queues", "a,b, c"])), ["a", "b", "c"]);
-    assert_eq!(names(&parse(&["--queues", "a,b,a,,"])), ["a", "b"]);
+    assert_eq!(names(&parse(&["--queues", "a,b,a"])), ["a", "b"]);
+    for empty in ["", "a,,b", " "] {
+        let refused = Cli::try_parse_from(["consumer", "--queues", empty])
+            .err()
+            .expect("an empty name is refused")
+            .to_string();
+        assert!(refused.contains("an empty queue name"), "{refused}");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A Google long-running operation (Gemini's `predictLongRunning`):
 //! `POST /v1/models/{model}:predictLongRunning` → `{"name": "models/{model}/operations/{n}"}`;
-//! `GET /v1/{name}` → no `done` while running, then `"done": true` with `response` or `error`.
+//! `GET /v1/{name}` → no `done` while running, then `"done": true` with `response` or `error`;
+//! the same under `/v1beta`, the Gemini API's version.
 
 use std::sync::Arc;
 
@@ -20,6 +21,9 @@ pub(super) fn routes() -> Router<Arc<Mock>> {
     Router::new()
         .route("/v1/models/{action}", post(google_submit))
         .route("/v1/models/{model}/operations/{n}", get(google_poll))
+        // The Gemini API's version of the same calls.
+        .route("/v1beta/models/{action}", post(google_submit))
+        .route("/v1beta/models/{model}/operations/{n}", get(google_poll))
 }
 
 async fn google_submit(

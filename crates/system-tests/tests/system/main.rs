@@ -16,6 +16,7 @@
 //! - [`full_redis`]: bursts against a small Redis, and a Redis filled behind taskq's back.
 //! - [`real_apis`]: each real-API shape over HTTPS, from its profile.
 //! - [`api_steps`]: profiles' steps beyond submit-and-poll: fetches, uploads, pages, push-only.
+//! - [`profiles`]: the ready profiles of `profiles/`, checked and run against the mock; `--check`.
 //! - [`notifications`]: callbacks to clients and provider webhooks in.
 //! - [`metrics`]: `/metrics` of every binary under load.
 //! - [`deploy`]: every series the alert rules and the dashboard name is served.
@@ -36,6 +37,7 @@ mod full_redis;
 mod limits;
 mod metrics;
 mod notifications;
+mod profiles;
 mod real_apis;
 mod redis_ops;
 mod ui;

@@ -9,7 +9,11 @@ use crate::api::profile::{IdSource, StatusRule, Target, Verdict};
 use reqwest::header::HeaderName;
 
 fn env(name: &str) -> Option<String> {
-    (name == "TOKEN").then(|| "s3cret".to_owned())
+    match name {
+        "TOKEN" => Some("s3cret".to_owned()),
+        "RESOURCE" => Some("my-docs".to_owned()),
+        _ => None,
+    }
 }
 
 fn compile(spec: Value) -> Result<Profile, ProfileError> {
@@ -51,6 +55,20 @@ fn a_full_profile_compiles() {
 }
 
 #[test]
+fn a_base_url_reads_the_environment() {
+    let spec = with(
+        replicate_like(),
+        "/base_url",
+        json!("https://${RESOURCE}.cognitiveservices.azure.com/v1"),
+    );
+    let profile = compile(spec).unwrap();
+    assert_eq!(
+        profile.base.as_str(),
+        "https://my-docs.cognitiveservices.azure.com/v1"
+    );
+}
+
+#[test]
 fn each_mistake_is_refused_naming_its_field() {
     let cases = [
         (
@@ -59,6 +77,14 @@ fn each_mistake_is_refused_naming_its_field() {
         ),
         (
             with(replicate_like(), "/base_url", json!("https://u:p@x")),
+            "base_url",
+        ),
+        (
+            with(
+                replicate_like(),
+                "/base_url",
+                json!("https://${NOWHERE}.test"),
+            ),
             "base_url",
         ),
         (

@@ -16,7 +16,7 @@ use bench::workloads::{
     scaling,
 };
 use clap::{Parser, Subcommand, ValueEnum};
-use service::{LogFormat, init_tracing};
+use service_kit::{LogFormat, init_tracing};
 use testkit::RedisServer;
 use tracing::{info, warn};
 

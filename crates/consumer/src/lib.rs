@@ -72,7 +72,7 @@ pub enum StartError {
     },
     /// The connection cap of `/metrics` does not fit the open-file limit.
     #[error(transparent)]
-    Connections(#[from] service::connections::LimitsError),
+    Connections(#[from] service_kit::connections::LimitsError),
     /// The callback deliverer could not be built.
     #[error("callbacks: {0}")]
     Callbacks(#[from] webhooks::BuildError),
@@ -109,7 +109,7 @@ pub async fn run(
     let redis_check = Duration::from_millis(config.redis.redis_check_ms);
     let mut limiters = limits::Limiters::default();
     let deliverer = webhooks::Deliverer::new(&config.callbacks)?;
-    let connections = Arc::new(service::Connections::new(
+    let connections = Arc::new(service_kit::Connections::new(
         config.connections.limits(METRICS_CONNECTIONS)?,
     ));
     for mut settings in config.queues()? {
@@ -193,7 +193,7 @@ pub async fn run(
         watching.spawn(async move { watch.run(queue, redis_check).await });
     }
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(service::serve(
+    let server = tokio::spawn(service_kit::serve(
         listener,
         server::app(served, limiters.all(), Arc::clone(&connections)),
         connections,

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use queue_service::RedisArgs;
-use service::Connections;
+use queue_kit::RedisArgs;
+use service_kit::Connections;
 use taskq::connect::connect;
 use taskq::{EnqueuePolicy, Queue};
 
@@ -63,7 +63,7 @@ pub struct Config {
     pub callbacks: webhooks::CallbackSettings,
     /// Client connections: the header-read and keep-alive timeouts, the cap.
     #[command(flatten)]
-    pub connections: service::ConnectionArgs,
+    pub connections: service_kit::ConnectionArgs,
 }
 
 /// Why the producer cannot start.
@@ -75,7 +75,7 @@ pub enum StartError {
     Queue(#[from] taskq::Error),
     /// The connection cap does not fit the open-file limit.
     #[error(transparent)]
-    Connections(#[from] service::connections::LimitsError),
+    Connections(#[from] service_kit::connections::LimitsError),
 }
 
 impl Config {

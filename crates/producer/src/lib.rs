@@ -69,9 +69,9 @@ pub async fn serve(
     };
     // One router shared by every connection (given a `Router`, `axum::serve` rebuilt its route
     // table for each one accepted: about 14 KB per connection, 137 MiB for 10,000 idle
-    // long-polls); connections held to the timeouts and the cap (`service::http_server`).
+    // long-polls); connections held to the timeouts and the cap (`service_kit::http_server`).
     let connections = Arc::clone(&state.connections);
-    let served = service::serve(
+    let served = service_kit::serve(
         parse_errors::Listener(listener),
         app(state),
         connections,

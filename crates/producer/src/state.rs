@@ -35,7 +35,7 @@ pub struct AppState {
     pub callback_allow_private: bool,
     /// The client connections, held to their limits (timeouts, the cap), for the server and
     /// `/metrics`.
-    pub connections: Arc<service::Connections>,
+    pub connections: Arc<service_kit::Connections>,
 }
 
 impl AppState {
@@ -51,7 +51,7 @@ impl AppState {
             hook_secret: None,
             hooks: Arc::default(),
             callback_allow_private: false,
-            connections: Arc::new(service::Connections::new(service::Limits::default())),
+            connections: Arc::new(service_kit::Connections::new(service_kit::Limits::default())),
         }
     }
 }

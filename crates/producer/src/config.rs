@@ -9,9 +9,9 @@ use service_kit::Connections;
 use taskq::connect::connect;
 use taskq::{EnqueuePolicy, Queue};
 
-use crate::routes::auth::{BearerToken, Tokens};
-use crate::routes::served::Queues;
+use crate::served::Queues;
 use crate::state::AppState;
+use crate::tokens::{BearerToken, Tokens};
 
 /// The producer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -123,22 +123,5 @@ fn high_water(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(share) if share > 0.0 && share.is_finite() => Ok(share),
         _ => Err("a share of maxmemory above 0, such as 0.85 (1 turns the check off)".into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_matches_only_itself_and_never_shows() {
-        let token: BearerToken = "s3cret".parse().unwrap();
-        assert!(token.matches("s3cret"));
-        for other in ["", "s3cre", "s3cret!", "S3cret"] {
-            assert!(!token.matches(other), "{other}");
-        }
-        assert_eq!(format!("{token:?}"), "BearerToken(***)");
-        assert!(BearerToken::unless_empty(Some(&token)).is_some());
-        assert!(BearerToken::unless_empty(Some(&"".parse().unwrap())).is_none());
     }
 }

@@ -17,7 +17,7 @@ use anyhow::Result;
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
-use crate::redis_admin::info_field;
+use testkit::info_field;
 
 /// Redis' counters at one moment ([`Usage::take`]), what they grew by between two moments
 /// ([`Usage::until`]), or several servers' together ([`Usage::sum`]).

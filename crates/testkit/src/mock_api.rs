@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::{Certificates, Process, Result, binary, free_addr, started};
+use serde_json::{Value, json};
+
+use crate::{Certificates, Error, Process, Result, binary, free_addr, started, try_get_json};
 
 /// A running `mock-api`; it stops when dropped.
 pub struct MockApi {
@@ -92,4 +94,37 @@ impl MockApi {
         }
         vars
     }
+
+    /// Its `GET /stats` (calls, throttled, jobs, ...), read with `client`.
+    ///
+    /// # Errors
+    /// When it does not answer 200 with JSON.
+    pub async fn try_stats(&self, client: &reqwest::Client) -> Result<Value> {
+        let url = format!("{}/stats", self.base());
+        match try_get_json(client, &url).await? {
+            (status, stats) if status.is_success() => Ok(stats),
+            (status, body) => Err(Error(format!("GET {url}: {status}: {body}"))),
+        }
+    }
+
+    /// [`MockApi::try_stats`] for tests: panics with the reason.
+    pub async fn stats(&self, client: &reqwest::Client) -> Value {
+        started(self.try_stats(client).await)
+    }
+}
+
+/// The profile (`QUEUES_FILE`'s `api`) of a queue that calls the mock at `base` as Replicate's
+/// API (`MOCK_SHAPE=replicate`): submit a prediction, poll it until it succeeds, the API key in
+/// the environment variable `key_var`.
+pub fn replicate_profile(base: &str, key_var: &str) -> Value {
+    json!({
+        "base_url": base,
+        "headers": {"Authorization": format!("Bearer ${{{key_var}}}")},
+        "submit": {"path": "/v1/predictions", "body": {"version": "v1", "input": "{{payload}}"}, "id": "/id"},
+        "poll": {"path": "/v1/predictions/{{id}}"},
+        "status": {"pointer": "/status", "processing": ["starting", "processing"],
+                   "done": ["succeeded"], "failed": ["failed", "canceled"]},
+        "result": "/output",
+        "error": "/error",
+    })
 }

@@ -1,4 +1,4 @@
-//! The project's binaries (`producer`, `consumer`, `mock-api`) as child processes, and what a
+//! A child process of the project's binaries (`producer`, `consumer`, `mock-api`), and what a
 //! process used, read from `/proc`: its peak resident memory and its CPU time.
 //!
 //! `VmHWM` is the kernel's high-water mark of a process' resident set: read just before the
@@ -9,46 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result, listening, started};
-
-/// The folder of the workspace's binaries built with the running executable: its own folder,
-/// or, for a test (`target/<profile>/deps/<test>`), the one above.
-///
-/// # Errors
-/// When the running executable's path is unknown.
-pub fn binaries_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error(format!("finding the running executable: {e}")))?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| Error(format!("{} has no folder", exe.display())))?;
-    Ok(match dir.parent() {
-        Some(above) if dir.ends_with("deps") => above.to_owned(),
-        _ => dir.to_owned(),
-    })
-}
-
-/// The binary `name` in `dir`.
-///
-/// # Errors
-/// When it is not there, with the command that builds it.
-pub fn binary_in(dir: &Path, name: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error(format!(
-            "{} is missing: build the binaries first (`cargo build --workspace --bins`; for the \
-             benchmark `cargo build --release --bins`)",
-            path.display()
-        )))
-    }
-}
-
-/// The path of one of the workspace's binaries, built beside the running test.
-pub fn binary(name: &str) -> PathBuf {
-    started(binaries_dir().and_then(|dir| binary_in(&dir, name)))
-}
+use crate::{Error, Result, binary, listening, started};
 
 /// A running binary, stopped (SIGKILL) when dropped.
 pub struct Process {

@@ -213,6 +213,29 @@ impl RedisServer {
         &self.dir
     }
 
+    /// The value of `field` in the server's `INFO section`.
+    ///
+    /// # Errors
+    /// When the server does not answer within 60 s or does not say.
+    pub fn try_info(&self, section: &str, field: &str) -> Result<String> {
+        let failed = |e: redis::RedisError| Error(format!("INFO {section}: {e}"));
+        let mut connection = self
+            .try_connection(Duration::from_secs(60))
+            .map_err(failed)?;
+        let info: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut connection)
+            .map_err(failed)?;
+        info_field(&info, field)
+            .map(str::to_owned)
+            .ok_or_else(|| Error(format!("no {field} in INFO {section}")))
+    }
+
+    /// [`RedisServer::try_info`] for tests: panics with the reason.
+    pub fn info(&self, section: &str, field: &str) -> String {
+        started(self.try_info(section, field))
+    }
+
     /// A blocking connection for checks from the test.
     pub fn connection(&self) -> redis::Connection {
         self.client()
@@ -247,5 +270,23 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The value of `field` in an `INFO` answer (`field:value` lines).
+pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    let value = |line: &'a str| line.strip_prefix(field)?.strip_prefix(':');
+    info.lines().find_map(value).map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields_are_found_by_exact_name() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_version_x:no\r\n";
+        assert_eq!(info_field(info, "redis_version"), Some("7.0.15"));
+        assert_eq!(info_field(info, "redis"), None);
     }
 }

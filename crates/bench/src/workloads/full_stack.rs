@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{
-    Bench, Consumers, Drained, Metric, fill, metric, metrics_page, mib, percentile, redis_metrics,
-    series_total, stop, write_profile,
+    Bench, Consumers, Drained, Metric, fill, metric, metrics_page, mib, mock_env, percentile,
+    redis_metrics, series_total, stop, write_profile,
 };
 use crate::redis_admin;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
@@ -129,7 +129,8 @@ struct Latency {
 /// authority trusted when it serves HTTPS).
 async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
     let label = format!("{}-r{run}-alone-mock-api", spec.label);
-    let mut mock = bench.mock_api((spec.delay_ms, spec.polls, spec.tls), &[], &label)?;
+    let env = mock_env(spec.delay_ms, spec.polls, &[]);
+    let mut mock = bench.binaries.try_mock_api(&env, spec.tls, &label)?;
     let concurrency = usize::try_from(spec.concurrency)?;
     let client = mock
         .client_builder()?

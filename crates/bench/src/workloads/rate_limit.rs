@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{Bench, Consumers, Metric, fill, get_json, metric};
+use super::{Bench, Consumers, Metric, fill, metric};
 use crate::redis_admin;
 use crate::workload::{W5_CONCURRENCY, W5_CONSUMERS, W5_DELAY_MS, W5_IN_FLIGHT, W5_RATE};
 
@@ -58,7 +58,7 @@ async fn leg(bench: &Bench<'_>, run: u32, tasks: u64, limited: bool) -> Result<V
         within: Duration::from_secs(120),
     };
     let mut drained = bench.drain_by_consumers(&consumers).await?;
-    let stats = get_json(&bench.http, &format!("{}/stats", drained.mock.base())).await?;
+    let stats = drained.mock.try_stats(&bench.http).await?;
     drained.finish(tasks).await?;
     let field = |name: &str| stats[name].as_f64().unwrap_or(0.0);
     let (calls, throttled) = (field("calls"), field("throttled"));

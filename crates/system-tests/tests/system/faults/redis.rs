@@ -42,7 +42,8 @@ struct Written {
 
 impl Writer {
     fn start<R: Backend>(stack: &Stack<R>, prefix: &str) -> Self {
-        let (client, producer, prefix) = (stack.client.clone(), stack.producer, prefix.to_owned());
+        let (client, producer, prefix) =
+            (stack.client.clone(), stack.producer(), prefix.to_owned());
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicUsize::new(0));
         let (stopped, counter) = (Arc::clone(&stop), Arc::clone(&acknowledged));
@@ -58,8 +59,7 @@ impl Writer {
                 i += 1;
                 let started = Instant::now();
                 let (status, body) =
-                    crate::stack::get_json(&client, crate::stack::enqueue_url(producer, &name))
-                        .await;
+                    testkit::get_json(&client, crate::stack::enqueue_url(producer, &name)).await;
                 let took = started.elapsed();
                 if status.is_success() {
                     written.acknowledged.push(name);

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use redis::aio::MultiplexedConnection;
-use testkit::RedisServer;
+use testkit::{MachineCpu, RedisServer, Usage};
 use tokio::time::Instant;
 
-use crate::probe::Usage;
+use crate::probe;
 use crate::redis_admin;
 
 /// The counters at the start of a window, and the connections to read them again on.
@@ -50,7 +50,7 @@ impl Window {
         let mut redis = Vec::new();
         for server in servers {
             let mut conn = redis_admin::connect(server).await?;
-            let usage = Usage::take(&mut conn).await?;
+            let usage = probe::take(&mut conn).await?;
             redis.push((conn, usage));
         }
         let process = pid.map(|pid| cpu_seconds(pid).map(|cpu| (pid, cpu)));
@@ -72,7 +72,7 @@ impl Window {
         };
         let mut redis_each = Vec::new();
         for (mut conn, before) in self.redis {
-            redis_each.push(before.until(&Usage::take(&mut conn).await?));
+            redis_each.push(before.until(&probe::take(&mut conn).await?));
         }
         Ok(Spent {
             elapsed,
@@ -95,75 +95,4 @@ impl Spent {
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
     testkit::cpu_seconds(pid)
         .with_context(|| format!("no CPU time for process {pid}: has it exited?"))
-}
-
-/// The machine's CPU counters at one moment, in USER_HZ ticks (100 a second for `/proc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MachineCpu {
-    /// Ticks not idle and not waiting for I/O, all CPUs together.
-    busy: u64,
-    /// All ticks, all CPUs together: the window's length times the CPUs.
-    total: u64,
-    /// CPUs counted (`cpuN` lines), so a busy share becomes cores.
-    cpus: u32,
-}
-
-impl MachineCpu {
-    /// Reads `/proc/stat`.
-    fn read() -> Result<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-        Self::parse(&stat).context("no aggregate cpu line in /proc/stat")
-    }
-
-    fn parse(stat: &str) -> Option<Self> {
-        let mut lines = stat.lines();
-        let ticks: Vec<u64> = lines
-            .next()?
-            .strip_prefix("cpu ")?
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .ok()?;
-        // user nice system idle iowait irq softirq steal; guest and guest_nice (after them) are
-        // already counted in user and nice.
-        let total: u64 = ticks.iter().take(8).sum();
-        let idle = ticks.get(3)? + ticks.get(4)?;
-        // After the aggregate line, every line naming a cpu is one CPU's (`cpuN`).
-        let cpus = lines.filter(|l| l.starts_with("cpu")).count();
-        Some(Self {
-            busy: total.saturating_sub(idle),
-            total,
-            cpus: u32::try_from(cpus).ok()?.max(1),
-        })
-    }
-
-    /// Cores busy on average between `self` (before) and `after`: the busy share of all ticks,
-    /// times the CPUs (0 to the CPU count).
-    fn busy_cores_until(&self, after: &Self) -> f64 {
-        let total = after.total.saturating_sub(self.total);
-        if total == 0 {
-            return 0.0;
-        }
-        after.busy.saturating_sub(self.busy) as f64 / total as f64 * f64::from(after.cpus)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn busy_cores_are_the_busy_share_times_the_cpus() {
-        let cpus = "cpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1\n";
-        let before = MachineCpu::parse(&format!("cpu  100 0 50 800 50 0 0 0 7 0\n{cpus}")).unwrap();
-        // 200 more ticks (1 s of 2 CPUs): 150 busy (user 100, system 30, steal 20), 50 idle.
-        let after = MachineCpu::parse(&format!("cpu  200 0 80 840 60 0 0 20 9 0\n{cpus}")).unwrap();
-        assert_eq!(before.cpus, 2);
-        assert!((before.busy_cores_until(&after) - 1.5).abs() < 1e-9);
-    }
-
-    #[test]
-    fn this_machine_has_its_counters() {
-        assert!(MachineCpu::read().is_ok_and(|m| m.total > m.busy && m.cpus >= 1));
-    }
 }

@@ -20,6 +20,8 @@
 //! - [`Process`] and [`MockApi`] (`process.rs`, `mock_api.rs`): one binary running, and what a
 //!   process used (peak memory, CPU time, from `/proc`).
 //! - [`Stack`] (`stack.rs`): the mock-api and a producer of one queue, and consumers on them.
+//! - [`Usage`] and [`MachineCpu`] (`usage.rs`): what a Redis server and the machine did
+//!   between two readings.
 //! - [`Certificates`] (`tls.rs`): a throw-away certificate authority and a server certificate.
 //! - `http.rs`: an HTTP client, GETs answering text or JSON.
 //! - Here: free ports, unique queue names, [`eventually`].
@@ -33,6 +35,7 @@ pub mod sentinel;
 mod server;
 mod stack;
 mod tls;
+mod usage;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -50,6 +53,7 @@ pub(crate) use server::Setup;
 pub use server::{RedisServer, info_field};
 pub use stack::{Stack, StackSettings};
 pub use tls::Certificates;
+pub use usage::{Command, MachineCpu, USAGE_SECTIONS, Usage};
 
 /// Why a server or process did not start (a program missing, a port taken, no answer in time),
 /// said in words for a message.

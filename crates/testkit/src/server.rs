@@ -218,17 +218,24 @@ impl RedisServer {
     /// # Errors
     /// When the server does not answer within 60 s or does not say.
     pub fn try_info(&self, section: &str, field: &str) -> Result<String> {
-        let failed = |e: redis::RedisError| Error(format!("INFO {section}: {e}"));
+        info_field(&self.try_info_text(&[section])?, field)
+            .map(str::to_owned)
+            .ok_or_else(|| Error(format!("no {field} in INFO {section}")))
+    }
+
+    /// The server's `INFO` answer for `sections`.
+    ///
+    /// # Errors
+    /// When the server does not answer within 60 s.
+    pub(crate) fn try_info_text(&self, sections: &[&str]) -> Result<String> {
+        let failed = |e: redis::RedisError| Error(format!("INFO {sections:?}: {e}"));
         let mut connection = self
             .try_connection(Duration::from_secs(60))
             .map_err(failed)?;
-        let info: String = redis::cmd("INFO")
-            .arg(section)
+        redis::cmd("INFO")
+            .arg(sections)
             .query(&mut connection)
-            .map_err(failed)?;
-        info_field(&info, field)
-            .map(str::to_owned)
-            .ok_or_else(|| Error(format!("no {field} in INFO {section}")))
+            .map_err(failed)
     }
 
     /// [`RedisServer::try_info`] for tests: panics with the reason.

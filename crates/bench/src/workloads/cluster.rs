@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
 use super::{Bench, Consumers, Metric, fill, metric, queue_on, write_profile};
+use crate::probe::ScriptCosts;
 use crate::redis_admin;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 

@@ -20,6 +20,7 @@ use super::{
     Bench, Consumers, Drained, Metric, fill, metric, metrics_page, mib, mock_env, percentile,
     redis_metrics, series_total, stop, write_profile,
 };
+use crate::probe::ScriptCosts;
 use crate::redis_admin;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
 

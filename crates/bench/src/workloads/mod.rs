@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use taskq::{ConnectOptions, Queue, RedisUrl, TaskName};
-use testkit::{Binaries, MockApi, Process, RedisServer, Stack, StackSettings, free_addr};
+use testkit::{Binaries, MockApi, Process, RedisServer, Stack, StackSettings, Usage, free_addr};
 use tokio::time::{Instant, sleep};
 
-use crate::probe::Usage;
+use crate::probe::ScriptCosts;
 use crate::window::{Spent, Window, cpu_seconds};
 use crate::workload::{CHUNK, POLL_INTERVAL_MS, Settings};
 

@@ -92,12 +92,7 @@ async fn run(cli: Cli) -> Result<()> {
         binaries: Binaries::in_dir(bin_dir, Some(cli.raw_dir.clone())),
         raw: cli.raw_dir.clone(),
         settings: cli.settings.clone(),
-        http: {
-            // reqwest is built with rustls and no crypto provider of its own: use ring, as the
-            // rest of the workspace does.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::new()
-        },
+        http: testkit::http_client(),
     };
     let date = now_utc();
     let load_avg_at_start = load_avg();

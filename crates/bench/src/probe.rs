@@ -11,19 +11,8 @@
 //! drain). Redis' count of socket reads is beside it: several commands that arrive together on
 //! the multiplexed connection cost one read.
 
-use anyhow::Result;
-use redis::aio::MultiplexedConnection;
 use serde_json::json;
-use testkit::{USAGE_SECTIONS, Usage};
-
-/// Reads the counters of the Redis at `conn`.
-pub async fn take(conn: &mut MultiplexedConnection) -> Result<Usage> {
-    let info: String = redis::cmd("INFO")
-        .arg(&USAGE_SECTIONS)
-        .query_async(conn)
-        .await?;
-    Ok(Usage::parse(&info))
-}
+use testkit::Usage;
 
 /// What Redis' counters say of taskq's scripts.
 pub trait ScriptCosts {

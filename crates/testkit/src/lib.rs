@@ -20,8 +20,8 @@
 //! - [`Process`] and [`MockApi`] (`process.rs`, `mock_api.rs`): one binary running, and what a
 //!   process used (peak memory, CPU time, from `/proc`).
 //! - [`Stack`] (`stack.rs`): the mock-api and a producer of one queue, and consumers on them.
-//! - [`Usage`] and [`MachineCpu`] (`usage.rs`): what a Redis server and the machine did
-//!   between two readings.
+//! - [`Usage`], [`MachineCpu`] and [`Window`] (`usage.rs`): what a Redis server, the machine
+//!   and a process did between two readings.
 //! - [`Certificates`] (`tls.rs`): a throw-away certificate authority and a server certificate.
 //! - `http.rs`: an HTTP client, GETs answering text or JSON.
 //! - Here: free ports, unique queue names, [`eventually`].
@@ -47,13 +47,13 @@ pub use binaries::{Binaries, binaries_dir, binary, binary_in};
 pub use cluster::RedisCluster;
 pub use http::{get_json, get_text, http_client, http_client_builder, try_get_json, try_get_text};
 pub use mock_api::{MockApi, replicate_profile};
-pub use process::{Process, cpu_seconds, peak_rss_kib, rss_kib, run_to_end};
+pub use process::{Process, cpu_seconds, peak_rss_kib, rss_kib, run_to_end, try_run_to_end};
 pub use sentinel::RedisSentinel;
 pub(crate) use server::Setup;
 pub use server::{RedisServer, info_field};
 pub use stack::{Stack, StackSettings};
 pub use tls::Certificates;
-pub use usage::{Command, MachineCpu, USAGE_SECTIONS, Usage};
+pub use usage::{Command, MachineCpu, Spent, USAGE_SECTIONS, Usage, Window};
 
 /// Why a server or process did not start (a program missing, a port taken, no answer in time),
 /// said in words for a message.

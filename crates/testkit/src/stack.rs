@@ -8,7 +8,6 @@
 //! restarts or outnumbers is handed to it instead ([`Stack::try_consumer`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use crate::{Binaries, MockApi, Process, Result, free_addr, started};
 
@@ -153,11 +152,10 @@ impl Stack {
     /// When one cannot be signalled (it is gone).
     pub fn try_stop(&mut self) -> Result<()> {
         for consumer in &mut self.consumers {
-            consumer.try_terminate(Duration::from_secs(10))?;
+            consumer.try_stop()?;
         }
-        self.producer.try_terminate(Duration::from_secs(10))?;
-        self.mock.process.try_terminate(Duration::from_secs(10))?;
-        Ok(())
+        self.producer.try_stop()?;
+        self.mock.process.try_stop()
     }
 }
 

@@ -1,15 +1,27 @@
 //! What the servers the harness started, and the machine under them, did: a Redis server's own
 //! counters (commands by name, all commands run and socket reads, `INFO commandstats`, `stats`;
 //! its CPU time, `INFO cpu`) and the machine's busy CPU (`/proc/stat`), each read at two moments
-//! and subtracted. A process' own CPU time and memory are read beside it, in `process.rs`.
+//! and subtracted; a [`Window`] reads them, with a process' CPU time, at both ends of a stretch
+//! of work.
 //!
 //! `commandstats` counts the commands a script runs too, so a workload's cost can be told apart
 //! by command without instrumenting the code under test (the benchmark's figures per task, a
 //! test's count of script calls).
+//!
+//! A throughput figure alone cannot say what bounds it. Beside each one the benchmark therefore
+//! states how busy Redis was (one thread: near one core means Redis is the limit), how busy the
+//! process doing the work was, and how busy the machine was: near every core means the machine
+//! bounds it, whoever used the cores; fewer means something waits (a round trip, a single
+//! thread). Busy is everything but `idle` and `iowait`; `steal` (time the hypervisor gave to
+//! others) counts as busy, since it was not ours to use either.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::{Error, RedisServer, Result, info_field, started};
+use redis::aio::MultiplexedConnection;
+use tokio::time::Instant;
+
+use crate::{Error, RedisServer, Result, cpu_seconds, info_field, started};
 
 /// The sections [`Usage::parse`] reads.
 pub const USAGE_SECTIONS: [&str; 3] = ["commandstats", "stats", "cpu"];
@@ -38,6 +50,19 @@ pub struct Command {
 }
 
 impl Usage {
+    /// Reads the counters of the Redis at `conn`.
+    ///
+    /// # Errors
+    /// When it does not answer.
+    pub async fn take(conn: &mut MultiplexedConnection) -> Result<Self> {
+        let info: String = redis::cmd("INFO")
+            .arg(&USAGE_SECTIONS)
+            .query_async(conn)
+            .await
+            .map_err(|e| Error(format!("INFO {USAGE_SECTIONS:?}: {e}")))?;
+        Ok(Self::parse(&info))
+    }
+
     /// The counters in an `INFO commandstats stats cpu` answer.
     pub fn parse(info: &str) -> Self {
         let per_command = info
@@ -165,7 +190,109 @@ impl MachineCpu {
     }
 }
 
+/// The counters at the start of a window, and the connections to read them again on.
+pub struct Window {
+    /// Each watched Redis server's connection and counters.
+    redis: Vec<(MultiplexedConnection, Usage)>,
+    machine: MachineCpu,
+    /// The watched process' id and CPU seconds.
+    process: Option<(u32, f64)>,
+    started: Instant,
+}
+
+/// What a window cost.
+#[derive(Debug, Clone)]
+pub struct Spent {
+    /// Its wall time.
+    pub elapsed: Duration,
+    /// Redis' work, summed over the servers watched.
+    pub redis: Usage,
+    /// Each server's work, in the order given to [`Window::open`].
+    pub redis_each: Vec<Usage>,
+    /// Cores of the machine busy on average (out of its CPU count).
+    pub machine_busy_cores: f64,
+    /// CPU seconds of the watched process (0 when none was).
+    pub process_cpu_s: f64,
+}
+
+impl Window {
+    /// Reads the counters of `servers` (on connections of its own), of the machine, and of
+    /// process `pid`.
+    ///
+    /// # Errors
+    /// When a server does not answer, or the machine's or the process' counters cannot be read.
+    pub async fn open(servers: &[&RedisServer], pid: Option<u32>) -> Result<Self> {
+        let mut redis = Vec::new();
+        for server in servers {
+            let mut conn = server.try_async_connection().await?;
+            let usage = Usage::take(&mut conn).await?;
+            redis.push((conn, usage));
+        }
+        let process = pid.map(|pid| process_cpu_s(pid).map(|cpu| (pid, cpu)));
+        Ok(Self {
+            redis,
+            process: process.transpose()?,
+            machine: MachineCpu::read()?,
+            started: Instant::now(),
+        })
+    }
+
+    /// Reads them again, in the opposite order, and answers the differences.
+    ///
+    /// # Errors
+    /// As [`Window::open`].
+    pub async fn close(self) -> Result<Spent> {
+        let elapsed = self.started.elapsed();
+        let machine = MachineCpu::read()?;
+        let process_cpu_s = match self.process {
+            Some((pid, before)) => (process_cpu_s(pid)? - before).max(0.0),
+            None => 0.0,
+        };
+        let mut redis_each = Vec::new();
+        for (mut conn, before) in self.redis {
+            redis_each.push(before.until(&Usage::take(&mut conn).await?));
+        }
+        Ok(Spent {
+            elapsed,
+            redis: Usage::sum(&redis_each),
+            redis_each,
+            machine_busy_cores: self.machine.busy_cores_until(&machine),
+            process_cpu_s,
+        })
+    }
+}
+
+impl Spent {
+    /// `cpu_s` as a share of one core over the window.
+    pub fn share(&self, cpu_s: f64) -> f64 {
+        cpu_s / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The CPU seconds process `pid` has used.
+fn process_cpu_s(pid: u32) -> Result<f64> {
+    cpu_seconds(pid).ok_or_else(|| Error(format!("no CPU time for process {pid}: has it exited?")))
+}
+
 impl RedisServer {
+    /// A fresh connection for the harness' own commands, with a patient response timeout:
+    /// emptying a million-task queue takes well over redis-rs' default 500 ms, and a busy
+    /// machine must not fail a run for its bookkeeping.
+    ///
+    /// # Errors
+    /// When it cannot connect within 2 s.
+    pub async fn try_async_connection(&self) -> Result<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(60)));
+        let failed = |e: redis::RedisError| Error(format!("connecting to {}: {e}", self.url()));
+        let client = redis::Client::open(self.url()).map_err(failed)?;
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(failed)
+    }
+
     /// The server's counters now (see [`Usage`]).
     ///
     /// # Errors

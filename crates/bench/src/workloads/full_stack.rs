@@ -17,11 +17,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{
-    Bench, Consumers, Drained, Metric, fill, metric, metrics_page, mib, mock_env, percentile,
-    redis_metrics, series_total, stop, write_profile,
+    Bench, Consumers, Drained, Metric, fill, flush, metric, metrics_page, mib, mock_env,
+    percentile, redis_metrics, series_total, write_profile,
 };
 use crate::probe::ScriptCosts;
-use crate::redis_admin;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
 
 /// One full-stack drain.
@@ -168,7 +167,7 @@ async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> 
         anyhow::Ok(times)
     };
     let times = times.await;
-    stop(&mut mock.process)?;
+    mock.process.try_stop()?;
     latency(times?)
 }
 
@@ -191,7 +190,7 @@ fn latency(mut times: Vec<Duration>) -> Result<Latency> {
 /// API call latency it measured itself (its `/metrics` histogram, ms).
 async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64, f64)> {
     let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
-    redis_admin::flush(bench.redis).await?;
+    flush(bench.redis).await?;
     let queue_name = format!("bench-{}", spec.label);
     let queue = bench.queue(&queue_name)?;
     fill(&queue, &label, 0..tasks).await?;

@@ -31,10 +31,9 @@ use tracing::info;
 
 use super::spread::schedule_spread;
 use super::{
-    Bench, Metric, distribution, fill, get_json, metric, metrics_page, mib, mock_env, names,
-    series_total, stop,
+    Bench, Metric, distribution, fill, flush, get_json, metric, metrics_page, mib, mock_env, names,
+    series_total,
 };
-use crate::redis_admin;
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, POLL_INTERVAL_MS, W6_IDLE, W6_LEAD_MS,
     W6_POLL_EVERY_MS, W6_SPREAD_MS, W6_TASKS, W6_WAIT_S,
@@ -113,7 +112,7 @@ struct Followed {
 /// as `reads` says until it is done; answers the requests per task and the lateness.
 async fn follow(bench: &Bench<'_>, run: u32, reads: Reads) -> Result<Vec<Metric>> {
     let label = format!("w6-r{run}-{}", reads.label());
-    redis_admin::flush(bench.redis).await?;
+    flush(bench.redis).await?;
     let api = mock_env(NOTIFY_API_DELAY_MS, 1, &[]);
     let mut stack = bench.stack(&label, W6_QUEUE, api, Vec::new())?;
     let consumer = [
@@ -151,7 +150,7 @@ async fn follow(bench: &Bench<'_>, run: u32, reads: Reads) -> Result<Vec<Metric>
 /// them), its resident memory before and while it holds a long-poll of each.
 async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let label = format!("w6-r{run}-idle");
-    redis_admin::flush(bench.redis).await?;
+    flush(bench.redis).await?;
     let queue = bench.queue(W6_QUEUE)?;
     fill(&queue, &label, 0..W6_IDLE).await?;
     let (mut producer, addr) = bench.producer(W6_QUEUE, &[], &format!("{label}-producer"))?;
@@ -174,7 +173,7 @@ async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         "idle long-polls held"
     );
     drop(held);
-    stop(&mut producer)?;
+    producer.try_stop()?;
     let per_request = waiting.saturating_sub(before) as f64 / W6_IDLE as f64;
     Ok(vec![
         metric("idle_rss_before_mib", "MiB", mib(before)),

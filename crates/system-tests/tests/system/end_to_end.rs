@@ -251,8 +251,8 @@ async fn json_logs_name_the_task_and_attempt_on_every_line_about_a_task<R: Backe
 
 /// `--help` lists every setting with its environment variable, and the values of the secret ones
 /// never: a container started with `--help` would print them to its log.
-#[test]
-fn help_never_shows_a_secret_from_the_environment() {
+#[tokio::test]
+async fn help_never_shows_a_secret_from_the_environment() {
     let secrets = [
         ("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:1"),
         ("ADMIN_TOKEN", "hunter2-admin"),
@@ -261,7 +261,7 @@ fn help_never_shows_a_secret_from_the_environment() {
         ("MOCK_API_KEY", "hunter2-mock"),
     ];
     for binary in ["producer", "consumer", "mock-api"] {
-        let output = testkit::run_to_end(binary, &["--help"], &secrets);
+        let output = testkit::run_to_end(binary, &["--help"], &secrets).await;
         assert!(output.status.success(), "{binary} --help: {output:?}");
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(

@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use testkit::Window;
 
-use super::{Bench, Metric, flush, get_json, metric, mib};
+use super::{Bench, Metric, flush, get_ok_json, metric, mib};
 use crate::command::output_of;
 
 /// The request generator: unique names, a `BENCHJSON` line at the end.
@@ -40,7 +40,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     std::fs::write(&script, SCRIPT)?;
     let (mut producer, addr) = bench.producer(QUEUE, &[], &format!("w1-r{run}-producer"))?;
     let url = format!("http://{addr}/");
-    let health = get_json(&bench.http, &format!("{url}healthz")).await?;
+    let health = get_ok_json(&bench.http, &format!("{url}healthz")).await?;
     if health["status"] != "ok" {
         bail!("producer /healthz answered {health}");
     }

@@ -31,8 +31,8 @@ use tracing::info;
 
 use super::spread::schedule_spread;
 use super::{
-    Bench, Metric, distribution, fill, flush, get_json, metric, metrics_page, mib, mock_env, names,
-    series_total,
+    Bench, Metric, distribution, fill, flush, get_ok_json, metric, metrics_page, mib, mock_env,
+    names, series_total,
 };
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, POLL_INTERVAL_MS, W6_IDLE, W6_LEAD_MS,
@@ -223,7 +223,7 @@ async fn read_until_done(
             pace.tick().await;
         }
         requests += 1;
-        let view = get_json(client, url).await?;
+        let view = get_ok_json(client, url).await?;
         let answered_ms = epoch_ms();
         match view["state"].as_str() {
             Some("done") => {

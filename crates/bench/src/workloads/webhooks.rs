@@ -14,7 +14,7 @@ use testkit::Stack;
 use tokio::time::Instant;
 
 use super::spread::schedule_spread;
-use super::{Bench, Metric, distribution, flush, get_json, metric, mock_env, names, until_done};
+use super::{Bench, Metric, distribution, flush, get_ok_json, metric, mock_env, names, until_done};
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, W7_JOB_MS, W7_POLL_INTERVAL_MS, W7_SPREAD_MS, W7_TASKS,
 };
@@ -47,7 +47,7 @@ pub async fn w7(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         Ok(stack.check_running()?)
     })
     .await?;
-    let sent = get_json(&bench.http, &format!("{}/webhooks", stack.mock.base())).await?;
+    let sent = get_ok_json(&bench.http, &format!("{}/webhooks", stack.mock.base())).await?;
     let stats = stack.mock.try_stats(&bench.http).await?;
     let mut views = Vec::with_capacity(names.len());
     for name in &names {

@@ -23,7 +23,6 @@ use redis::aio::MultiplexedConnection;
 use taskq::{Queue, TaskName};
 use testkit::{RedisServer, Spent, Window};
 
-use crate::workloads::flush;
 use tokio::process::Command;
 use tracing::info;
 
@@ -95,7 +94,7 @@ pub async fn run(
         .map(|tag| format!("{tag}stats"))
         .with_context(|| format!("task records no longer end in task: ({prefix})"))?;
     let ttl_ms = queue.enqueue_policy().result_ttl.as_millis().to_string();
-    flush(redis).await?;
+    redis.try_flush_all().await?;
     let window = Window::open(&[redis], None).await?;
     let stdout = output_of(
         Command::new(program)

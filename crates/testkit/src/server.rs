@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis::aio::MultiplexedConnection;
+
 use crate::{Certificates, Error, Result, free_port, fresh_dir, started};
 
 /// A `redis-server` started for one test.
@@ -241,6 +243,36 @@ impl RedisServer {
     /// [`RedisServer::try_info`] for tests: panics with the reason.
     pub fn info(&self, section: &str, field: &str) -> String {
         started(self.try_info(section, field))
+    }
+
+    /// A fresh connection for the harness' own commands, with a patient response timeout:
+    /// emptying a million-task queue takes well over redis-rs' default 500 ms, and a busy
+    /// machine must not fail a run for its bookkeeping.
+    ///
+    /// # Errors
+    /// When it cannot connect within 2 s.
+    pub async fn try_async_connection(&self) -> Result<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(60)));
+        let failed = |e: redis::RedisError| Error(format!("connecting to {}: {e}", self.url()));
+        let client = redis::Client::open(self.url()).map_err(failed)?;
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(failed)
+    }
+
+    /// Empties the server (`FLUSHALL`): a benchmark run starts from nothing.
+    ///
+    /// # Errors
+    /// When it does not answer.
+    pub async fn try_flush_all(&self) -> Result<()> {
+        let mut conn = self.try_async_connection().await?;
+        redis::cmd("FLUSHALL")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| Error(format!("FLUSHALL: {e}")))
     }
 
     /// A blocking connection for checks from the test.

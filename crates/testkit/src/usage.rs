@@ -275,24 +275,6 @@ fn process_cpu_s(pid: u32) -> Result<f64> {
 }
 
 impl RedisServer {
-    /// A fresh connection for the harness' own commands, with a patient response timeout:
-    /// emptying a million-task queue takes well over redis-rs' default 500 ms, and a busy
-    /// machine must not fail a run for its bookkeeping.
-    ///
-    /// # Errors
-    /// When it cannot connect within 2 s.
-    pub async fn try_async_connection(&self) -> Result<MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(60)));
-        let failed = |e: redis::RedisError| Error(format!("connecting to {}: {e}", self.url()));
-        let client = redis::Client::open(self.url()).map_err(failed)?;
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(failed)
-    }
-
     /// The server's counters now (see [`Usage`]).
     ///
     /// # Errors

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
-use super::{Bench, Consumers, Metric, fill, flush, metric, queue_on, write_profile};
+use super::fleet::Consumers;
+use super::{Bench, Metric, fill, metric, queue_on, write_profile};
 use crate::probe::ScriptCosts;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
@@ -79,7 +80,7 @@ async fn leg(
         (bench.redis.url(), vec![bench.redis])
     };
     for server in &servers {
-        flush(server).await?;
+        server.try_flush_all().await?;
     }
     let mut queues = Vec::new();
     for name in S2_QUEUES {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use testkit::{Spent, Window};
 use tokio::task::JoinSet;
 
-use super::{Bench, Metric, fill, flush, metric, names};
+use super::{Bench, Metric, fill, metric, names};
 use crate::redis_limit::{self, REQUESTS};
 
 use crate::workload::Workload;
@@ -26,7 +26,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W1b);
     let me = Some(std::process::id());
 
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue("bench-w1b")?;
     queue.ping().await?;
     let all = Arc::new(names(&format!("w1b-r{run}"), 0..n)?);
@@ -52,7 +52,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         bail!("{created} of {n} tasks created");
     }
 
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue("bench-w1b-many")?;
     queue.ping().await?;
     let window = Window::open(&[bench.redis], me).await?;

@@ -16,9 +16,10 @@ use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::fleet::{Consumers, Drained, mock_env};
 use super::{
-    Bench, Consumers, Drained, Metric, fill, flush, metric, metrics_page, mib, mock_env,
-    percentile, redis_metrics, series_total, write_profile,
+    Bench, Metric, fill, metric, metrics_page, mib, percentile, redis_metrics, series_total,
+    write_profile,
 };
 use crate::probe::ScriptCosts;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
@@ -190,7 +191,7 @@ fn latency(mut times: Vec<Duration>) -> Result<Latency> {
 /// API call latency it measured itself (its `/metrics` histogram, ms).
 async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64, f64)> {
     let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue_name = format!("bench-{}", spec.label);
     let queue = bench.queue(&queue_name)?;
     fill(&queue, &label, 0..tasks).await?;

@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use testkit::Window;
 
-use super::{Bench, Metric, flush, get_ok_json, metric, mib};
+use super::{Bench, Metric, get_ok_json, metric, mib};
 use crate::command::output_of;
 
 /// The request generator: unique names, a `BENCHJSON` line at the end.
@@ -35,7 +35,7 @@ struct WrkResult {
 /// # Errors
 /// When a process fails, wrk is missing, or the producer did not enqueue what it answered.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let script = bench.raw.join("unique.lua");
     std::fs::write(&script, SCRIPT)?;
     let (mut producer, addr) = bench.producer(QUEUE, &[], &format!("w1-r{run}-producer"))?;
@@ -45,7 +45,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         bail!("producer /healthz answered {health}");
     }
     wrk(&script, &url, 2, &format!("warm{run}")).await?;
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let window = Window::open(&[bench.redis], Some(producer.pid())).await?;
     let secs = bench.settings.wrk_duration_s;
     let result = wrk(&script, &url, secs, &format!("r{run}")).await?;

@@ -7,7 +7,7 @@
 
 pub mod cluster;
 pub mod enqueue;
-mod fleet;
+pub mod fleet;
 pub mod full_stack;
 pub mod http_enqueue;
 pub mod library_drain;
@@ -17,8 +17,6 @@ mod spread;
 
 pub mod waiting;
 pub mod webhooks;
-
-pub use fleet::{Consumers, Drained, mock_env, until_done};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -119,15 +117,6 @@ impl Bench<'_> {
             producer,
         })?)
     }
-}
-
-/// Empties `server` (`FLUSHALL`): every run starts from nothing.
-///
-/// # Errors
-/// When it does not answer.
-pub async fn flush(server: &RedisServer) -> Result<()> {
-    let mut conn = server.try_async_connection().await?;
-    Ok(redis::cmd("FLUSHALL").query_async(&mut conn).await?)
 }
 
 /// A handle on queue `name` of the Redis (or cluster: comma-separated node URLs) at `url`, with

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{Bench, Consumers, Metric, fill, flush, metric};
+use super::fleet::Consumers;
+use super::{Bench, Metric, fill, metric};
 use crate::workload::{W5_CONCURRENCY, W5_CONSUMERS, W5_DELAY_MS, W5_IN_FLIGHT, W5_RATE};
 
 const QUEUE: &str = "bench-w5";
@@ -30,7 +31,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 async fn leg(bench: &Bench<'_>, run: u32, tasks: u64, limited: bool) -> Result<Vec<Metric>> {
     let prefix = if limited { "limited" } else { "unlimited" };
     let label = format!("w5-r{run}-{prefix}");
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue(QUEUE)?;
     fill(&queue, &label, 0..tasks).await?;
     let mut env = vec![("QUEUE_NAME", QUEUE.to_owned())];

@@ -29,10 +29,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep, timeout};
 use tracing::info;
 
+use super::fleet::mock_env;
 use super::spread::schedule_spread;
 use super::{
-    Bench, Metric, distribution, fill, flush, get_ok_json, metric, metrics_page, mib, mock_env,
-    names, series_total,
+    Bench, Metric, distribution, fill, get_ok_json, metric, metrics_page, mib, names, series_total,
 };
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, POLL_INTERVAL_MS, W6_IDLE, W6_LEAD_MS,
@@ -112,7 +112,7 @@ struct Followed {
 /// as `reads` says until it is done; answers the requests per task and the lateness.
 async fn follow(bench: &Bench<'_>, run: u32, reads: Reads) -> Result<Vec<Metric>> {
     let label = format!("w6-r{run}-{}", reads.label());
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let api = mock_env(NOTIFY_API_DELAY_MS, 1, &[]);
     let mut stack = bench.stack(&label, W6_QUEUE, api, Vec::new())?;
     let consumer = [
@@ -150,7 +150,7 @@ async fn follow(bench: &Bench<'_>, run: u32, reads: Reads) -> Result<Vec<Metric>
 /// them), its resident memory before and while it holds a long-poll of each.
 async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let label = format!("w6-r{run}-idle");
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue(W6_QUEUE)?;
     fill(&queue, &label, 0..W6_IDLE).await?;
     let (mut producer, addr) = bench.producer(W6_QUEUE, &[], &format!("{label}-producer"))?;

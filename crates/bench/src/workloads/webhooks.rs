@@ -13,8 +13,9 @@ use taskq::TaskView;
 use testkit::Stack;
 use tokio::time::Instant;
 
+use super::fleet::{mock_env, until_done};
 use super::spread::schedule_spread;
-use super::{Bench, Metric, distribution, flush, get_ok_json, metric, mock_env, names, until_done};
+use super::{Bench, Metric, distribution, get_ok_json, metric, names};
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, W7_JOB_MS, W7_POLL_INTERVAL_MS, W7_SPREAD_MS, W7_TASKS,
 };
@@ -34,7 +35,7 @@ const HOOK_SECRET: &str = "bench-w7-hook-secret";
 /// had no webhook sent, or the API was not called twice per task.
 pub async fn w7(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let label = format!("w7-r{run}");
-    flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let mut stack = stack(bench, &label)?;
     let queue = bench.queue(W7_QUEUE)?;
     let names = names(&label, 0..W7_TASKS)?;

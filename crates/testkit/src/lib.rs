@@ -1,7 +1,7 @@
 //! The one harness that starts what the tests and the benchmark run: real `redis-server`
 //! processes (one, a three-master cluster, or a master under Sentinel), the project's binaries as
-//! child processes, free ports for them, and waits on conditions with deadlines (never bare
-//! sleeps).
+//! child processes, free ports for them, what they did (Redis' own counters, the machine's and a
+//! process' CPU), and waits on conditions with deadlines (never bare sleeps).
 //!
 //! Each test starts its own Redis in its own temporary folder, so tests never share state and a
 //! failing test leaves nothing behind for the next; every server and process is killed when its
@@ -53,7 +53,7 @@ pub(crate) use server::Setup;
 pub use server::{RedisServer, info_field};
 pub use stack::{Stack, StackSettings};
 pub use tls::Certificates;
-pub use usage::{Command, MachineCpu, Spent, USAGE_SECTIONS, Usage, Window};
+pub use usage::{Command, MachineCpu, Spent, Usage, Window};
 
 /// Why a server or process did not start (a program missing, a port taken, no answer in time),
 /// said in words for a message.

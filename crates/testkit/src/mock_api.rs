@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::{Certificates, Error, Process, Result, binary, free_addr, started, try_get_json};
+use crate::{Certificates, Error, Process, Result, free_addr, started, try_get_json};
 
 /// A running `mock-api`; it stops when dropped.
 pub struct MockApi {
@@ -22,12 +22,6 @@ pub struct MockApi {
 }
 
 impl MockApi {
-    /// Starts the workspace's `mock-api` with `env`, over HTTPS when `https`, and waits until it
-    /// listens.
-    pub fn start(env: &[(&str, String)], https: bool) -> Self {
-        started(Self::try_start(&binary("mock-api"), env, https, None))
-    }
-
     /// Starts `program` (a `mock-api`) with `env` on a free port, over HTTPS when `https`, its
     /// log (stderr) going to `log` when given, and waits until it listens.
     ///

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use crate::{Error, RedisServer, Result, cpu_seconds, info_field, started};
 
 /// The sections [`Usage::parse`] reads.
-pub const USAGE_SECTIONS: [&str; 3] = ["commandstats", "stats", "cpu"];
+const USAGE_SECTIONS: [&str; 3] = ["commandstats", "stats", "cpu"];
 
 /// Redis' counters at one moment ([`Usage::parse`], [`RedisServer::try_usage`]), what they grew
 /// by between two moments ([`Usage::until`]), or several servers' together ([`Usage::sum`]).

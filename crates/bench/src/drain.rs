@@ -21,7 +21,11 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::command::output_of;
-use crate::window::cpu_seconds;
+
+/// The CPU seconds this process has used.
+fn cpu_s(pid: u32) -> Result<f64> {
+    testkit::cpu_seconds(pid).context("no CPU time of this process")
+}
 
 /// How often the queue's counters are read while waiting for the drain to end.
 const POLL: Duration = Duration::from_millis(5);
@@ -96,7 +100,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let (stop, stopped) = oneshot::channel::<()>();
     let give_up = Duration::from_secs(args.timeout_s);
     let me = std::process::id();
-    let cpu_before = cpu_seconds(me)?;
+    let cpu_before = cpu_s(me)?;
     let started = Instant::now();
     let running = tokio::spawn(worker.run(async {
         let _ = stopped.await;
@@ -105,7 +109,7 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
         loop {
             sleep(POLL).await;
             if done(&watch).await? >= target {
-                return anyhow::Ok((started.elapsed(), cpu_seconds(me)?));
+                return anyhow::Ok((started.elapsed(), cpu_s(me)?));
             }
         }
     };

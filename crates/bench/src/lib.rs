@@ -11,11 +11,9 @@
 //! start something fails with the reason and the others go on.
 //!
 //! # Layout
-//! - [`redis_admin`]: the benchmark's own commands to its Redis (`FLUSHALL`, `INFO`).
 //! - `command`: `wrk`, `redis-benchmark` and the `drain` child, run to their end.
-//! - `probe`: Redis' own counters (commands by name, CPU time) read around a workload.
-//! - `window`: a measured window: wall time, Redis', the machine's (`/proc/stat`) and a
-//!   chosen process' CPU.
+//! - `probe`: what Redis' own counters (testkit's `Usage`, read by its `Window` with the
+//!   machine's and a process' CPU) say of taskq's scripts: claims, round trips, a profile.
 //! - `redis_limit`: `redis-benchmark` running the library's enqueue script: Redis' own limit.
 //! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
 //! - [`workload`]: the workloads, what each measures, and the sizes of a run.
@@ -25,9 +23,7 @@
 mod command;
 pub mod drain;
 mod probe;
-pub mod redis_admin;
 mod redis_limit;
 pub mod report;
-mod window;
 pub mod workload;
 pub mod workloads;

@@ -6,18 +6,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench::drain::run_child;
-use bench::redis_admin;
 use bench::report::{
     Derived, Machine, MetricResult, Results, WorkloadResult, git_commit, load_avg, now_utc,
 };
 use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
 use bench::workloads::{
-    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, notify, rate_limit,
-    scaling,
+    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, rate_limit, scaling,
+    waiting, webhooks,
 };
 use clap::{Parser, Subcommand, ValueEnum};
-use service::{LogFormat, init_tracing};
-use testkit::RedisServer;
+use service_kit::{LogFormat, init_tracing};
+use testkit::{Binaries, RedisServer};
 use tracing::{info, warn};
 
 /// Benchmarks taskq (issues 4 and 5): starts its own redis-server (and, for S2, a 3-master Redis
@@ -86,19 +85,14 @@ async fn run(cli: Cli) -> Result<()> {
         .with_context(|| format!("creating {}", cli.raw_dir.display()))?;
 
     let redis = RedisServer::try_start()?;
-    let redis_version = redis_admin::info(&redis, "server", "redis_version").await?;
+    let redis_version = redis.try_info("server", "redis_version")?;
     info!(url = %redis.url(), version = %redis_version, "redis-server started");
     let bench = Bench {
         redis: &redis,
-        bin_dir,
+        binaries: Binaries::in_dir(bin_dir, Some(cli.raw_dir.clone())),
         raw: cli.raw_dir.clone(),
         settings: cli.settings.clone(),
-        http: {
-            // reqwest is built with rustls and no crypto provider of its own: use ring, as the
-            // rest of the workspace does.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::new()
-        },
+        http: testkit::http_client(),
     };
     let date = now_utc();
     let load_avg_at_start = load_avg();
@@ -147,8 +141,8 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
             Workload::S1 => scaling::run(bench, run).await,
             Workload::S2 => cluster::run(bench, run).await,
             Workload::W5 => rate_limit::run(bench, run).await,
-            Workload::W6 => notify::w6(bench, run).await,
-            Workload::W7 => notify::w7(bench, run).await,
+            Workload::W6 => waiting::w6(bench, run).await,
+            Workload::W7 => webhooks::w7(bench, run).await,
         };
         let (id, took_s) = (workload.id(), started.elapsed().as_secs());
         match outcome {

@@ -21,13 +21,12 @@ use anyhow::{Context, Result, bail};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use taskq::{Queue, TaskName};
-use testkit::RedisServer;
+use testkit::{RedisServer, Spent, Window};
+
 use tokio::process::Command;
 use tracing::info;
 
 use crate::command::output_of;
-use crate::redis_admin;
-use crate::window::{Spent, Window};
 
 /// Script calls per run.
 pub const REQUESTS: u64 = 200_000;
@@ -95,7 +94,7 @@ pub async fn run(
         .map(|tag| format!("{tag}stats"))
         .with_context(|| format!("task records no longer end in task: ({prefix})"))?;
     let ttl_ms = queue.enqueue_policy().result_ttl.as_millis().to_string();
-    redis_admin::flush(redis).await?;
+    redis.try_flush_all().await?;
     let window = Window::open(&[redis], None).await?;
     let stdout = output_of(
         Command::new(program)
@@ -116,7 +115,7 @@ pub async fn run(
     let spent = window.close().await?;
     let requests_per_s = csv_rps(&stdout)
         .with_context(|| format!("no requests/s in redis-benchmark's output:\n{stdout}"))?;
-    check_written(&mut redis_admin::connect(redis).await?, queue, pipeline).await?;
+    check_written(&mut redis.try_async_connection().await?, queue, pipeline).await?;
     Ok(LimitRun {
         requests_per_s,
         spent,

@@ -7,7 +7,7 @@ mod queues;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use queue_service::RedisArgs;
+use queue_kit::RedisArgs;
 use reqwest::Url;
 
 pub use check::check;
@@ -112,7 +112,7 @@ pub struct Config {
     pub callbacks: webhooks::CallbackSettings,
     /// Connections to /metrics and /healthz: the header-read and keep-alive timeouts, the cap.
     #[command(flatten)]
-    pub connections: service::ConnectionArgs,
+    pub connections: service_kit::ConnectionArgs,
 }
 
 /// A rate for `--api-rate-per-sec`: 0 (none) or within the limit's range.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use service::prometheus::{Exposition, Kind};
+use service_kit::prometheus::{Exposition, Kind};
 use taskq::{Limit, Limiter, Rate, RedisConnection};
 
 /// The fastest rate a limit accepts (calls per second): its sliding window keeps one entry per

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use service::{LogArgs, runtime, shutdown_signal};
+use service_kit::{LogArgs, runtime, shutdown_signal};
 
 /// Claims due tasks, polls the third-party API for each, and records the answers.
 #[derive(Debug, Parser)]

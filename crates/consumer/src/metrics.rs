@@ -3,14 +3,14 @@
 //!
 //! These live in process memory because they describe this process, not the queue: the exact,
 //! queue-wide counters (enqueued, done, dead, ...) are the scripts' own and come from Redis at
-//! each scrape (see [`queue_service::queue_metrics`]). Several consumers are summed by Prometheus.
+//! each scrape (see [`queue_kit::queue_metrics`]). Several consumers are summed by Prometheus.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use service::prometheus::{Exposition, Histogram, Kind};
+use service_kit::prometheus::{Exposition, Histogram, Kind};
 use taskq::WorkerStats;
 
 /// The calls to the third-party API of one queue.

@@ -9,11 +9,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use queue_service::write_queue_stats;
-use queue_service::{health_of, write_server_reports};
+use queue_kit::write_queue_stats;
+use queue_kit::{health_of, write_server_reports};
 use serde_json::json;
-use service::Connections;
-use service::prometheus::Exposition;
+use service_kit::Connections;
+use service_kit::prometheus::Exposition;
 use taskq::server::Watch;
 use taskq::{Limiter, Queue, WorkerStats};
 

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use service::{LogArgs, shutdown_signal};
+use service_kit::{LogArgs, shutdown_signal};
 
 /// A simulated slow third-party API: answers "processing", then "done".
 #[derive(Debug, Parser)]

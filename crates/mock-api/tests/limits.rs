@@ -1,21 +1,18 @@
 //! The provider's limits over real sockets: the mock served on a free port, called by a real
 //! HTTP client, its `/stats` read back.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use mock_api::{Config, Shape};
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::{Api, start};
 
 /// The rate limit's window.
 const WINDOW: Duration = Duration::from_secs(1);
-
-/// A mock on a free port, and a client for it.
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
 
 /// One answer, read whole.
 #[derive(Debug)]
@@ -23,18 +20,6 @@ struct Answer {
     status: StatusCode,
     retry_after: Option<u64>,
     body: Value,
-}
-
-async fn start(config: Config) -> Api {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("its address"));
-    tokio::spawn(mock_api::serve(listener, config, std::future::pending()));
-    Api {
-        base,
-        http: testkit::http_client(),
-    }
 }
 
 impl Api {
@@ -62,12 +47,6 @@ impl Api {
     /// `n` calls at once, each for its own name.
     async fn burst(&self, n: usize) -> Vec<Answer> {
         join_all((0..n).map(|i| async move { self.call(&format!("t{i}")).await })).await
-    }
-
-    async fn stats(&self) -> Value {
-        self.send(self.http.get(format!("{}/stats", self.base)))
-            .await
-            .body
     }
 
     /// Asserts `/stats` shows each of `expected`'s counts.
@@ -218,13 +197,7 @@ async fn reset_forgets_the_refusals_the_window_and_the_most_in_flight() {
     api.assert_stats(&[("throttled", 2), ("max_in_flight_seen", 1)])
         .await;
 
-    let reset = api
-        .http
-        .post(format!("{}/reset", api.base))
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    api.reset().await;
 
     api.assert_stats(&[("throttled", 0), ("max_in_flight_seen", 0)])
         .await;
@@ -241,18 +214,12 @@ async fn a_real_api_shape_is_limited_too() {
     .await;
     let submit = || {
         api.send(
-            api.http
-                .post(format!("{}/v1/predictions", api.base))
-                .header("authorization", "Bearer mock-key")
+            api.with_key(api.http.post(format!("{}/v1/predictions", api.base)))
                 .body(r#"{"input": {"prompt": "hi"}}"#),
         )
     };
     let poll = |id: String| {
-        api.send(
-            api.http
-                .get(format!("{}/v1/predictions/{id}", api.base))
-                .header("authorization", "Bearer mock-key"),
-        )
+        api.send(api.with_key(api.http.get(format!("{}/v1/predictions/{id}", api.base))))
     };
 
     let submits = join_all((0..4).map(|_| submit())).await;

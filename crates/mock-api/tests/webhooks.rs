@@ -1,6 +1,8 @@
 //! The mock's webhooks over real sockets: the mock served on a free port, a receiver on another
 //! that records every POST and answers as a test tells it, and `/stats` read back.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -9,17 +11,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use mock_api::{Config, Shape};
 use serde_json::{Value, json};
+use support::{Api, json_body, start};
 use tokio::time::Instant;
 
 /// Long enough for anything these tests wait for; they return as soon as it happens.
 const PATIENCE: Duration = Duration::from_secs(5);
-
-/// A mock on a free port, and a client for it.
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    shape: Shape,
-}
 
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
@@ -114,20 +110,6 @@ impl Receiver {
     }
 }
 
-async fn start(config: Config) -> Api {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("its address"));
-    let shape = config.shape;
-    tokio::spawn(mock_api::serve(listener, config, std::future::pending()));
-    Api {
-        base,
-        http: testkit::http_client(),
-        shape,
-    }
-}
-
 /// A mock of `shape` that answers at once and calls webhooks, its jobs finishing `job_ms`
 /// after their submit (by their polls when 0).
 fn hooked(shape: Shape, job_ms: u64) -> Config {
@@ -141,18 +123,6 @@ fn hooked(shape: Shape, job_ms: u64) -> Config {
 }
 
 impl Api {
-    fn with_key(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match self.shape {
-            Shape::Replicate | Shape::Stability => {
-                request.header("authorization", "Bearer mock-key")
-            }
-            Shape::Google => request.header("x-goog-api-key", "mock-key"),
-            Shape::Azure => request.header("ocp-apim-subscription-key", "mock-key"),
-            Shape::Original => request,
-            other => unreachable!("{other:?} has tests of its own (shapes_providers.rs)"),
-        }
-    }
-
     /// Submits `body` the shape's way; answers where to poll the job, and its id.
     async fn submit(&self, body: &Value) -> (String, String) {
         let path = match self.shape {
@@ -223,23 +193,7 @@ impl Api {
         json_body(answer.expect("an answer")).await
     }
 
-    async fn stats(&self) -> Value {
-        let answer = self.http.get(format!("{}/stats", self.base)).send().await;
-        json_body(answer.expect("an answer")).await
-    }
-
     /// Waits until `/stats` shows each of `expected`'s counts.
-    /// `POST /reset`, answered 204.
-    async fn reset(&self) {
-        let reset = self
-            .http
-            .post(format!("{}/reset", self.base))
-            .send()
-            .await
-            .expect("an answer");
-        assert_eq!(reset.status(), StatusCode::NO_CONTENT);
-    }
-
     async fn wait_for_stats(&self, expected: &[(&str, u64)]) -> Value {
         testkit::eventually(PATIENCE, &format!("stats {expected:?}"), || async {
             let stats = self.stats().await;
@@ -264,12 +218,6 @@ fn epoch_ms() -> u64 {
 fn closed_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("its address")
-}
-
-/// A body read as JSON (reqwest is built without its `json` feature).
-async fn json_body(response: reqwest::Response) -> Value {
-    let bytes = response.bytes().await.expect("a body");
-    serde_json::from_slice(&bytes).expect("JSON")
 }
 
 #[tokio::test]

@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use queue_service::RedisArgs;
-use service::Connections;
+use queue_kit::RedisArgs;
+use service_kit::Connections;
 use taskq::connect::connect;
 use taskq::{EnqueuePolicy, Queue};
 
-use crate::routes::auth::{BearerToken, Tokens};
-use crate::routes::served::Queues;
+use crate::served::Queues;
 use crate::state::AppState;
+use crate::tokens::{BearerToken, Tokens};
 
 /// The producer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,7 +67,7 @@ pub struct Config {
     pub callbacks: webhooks::CallbackSettings,
     /// Client connections: the header-read and keep-alive timeouts, the cap.
     #[command(flatten)]
-    pub connections: service::ConnectionArgs,
+    pub connections: service_kit::ConnectionArgs,
 }
 
 /// Why the producer cannot start.
@@ -79,7 +79,7 @@ pub enum StartError {
     Queue(#[from] taskq::Error),
     /// The connection cap does not fit the open-file limit.
     #[error(transparent)]
-    Connections(#[from] service::connections::LimitsError),
+    Connections(#[from] service_kit::connections::LimitsError),
 }
 
 impl Config {
@@ -129,22 +129,5 @@ fn high_water(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(share) if share > 0.0 && share.is_finite() => Ok(share),
         _ => Err("a share of maxmemory above 0, such as 0.85 (1 turns the check off)".into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_matches_only_itself_and_never_shows() {
-        let token: BearerToken = "s3cret".parse().unwrap();
-        assert!(token.matches("s3cret"));
-        for other in ["", "s3cre", "s3cret!", "S3cret"] {
-            assert!(!token.matches(other), "{other}");
-        }
-        assert_eq!(format!("{token:?}"), "BearerToken(***)");
-        assert!(BearerToken::unless_empty(Some(&token)).is_some());
-        assert!(BearerToken::unless_empty(Some(&"".parse().unwrap())).is_none());
     }
 }

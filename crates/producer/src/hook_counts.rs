@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use service::prometheus::{Exposition, Kind};
+use service_kit::prometheus::{Exposition, Kind};
 
 /// Webhooks received, by what came of them.
 #[derive(Debug, Default)]

@@ -5,18 +5,22 @@
 //!
 //! # Layout
 //! - [`config`]: settings from flags and environment.
-//! - [`state`]: what every handler may use.
+//! - [`state`]: what every handler may use: the queues served ([`served`], which also picks a
+//!   request's queue), the tokens ([`tokens`]: who may call what), the timings.
 //! - [`query`]: the task name (and `delay_ms`) of `GET /?task-name=`, read strictly.
 //! - [`schedule`]: a new task's `delay_ms` or `run_at_ms`, checked.
 //! - [`payload`]: a task's payload, checked to be one the consumer can read.
 //! - [`admission`]: enqueues refused before Redis is full (memory mark, `MAX_QUEUED`).
 //! - [`hook_counts`]: the provider webhooks received, for `/metrics`.
 //! - [`waiters`]: requests waiting on tasks (long-polls, event streams), woken by events.
-//! - [`routes`]: the handlers and the router ([`routes::app`]): the client's side
-//!   ([`routes::tasks`]), the operator's ([`routes::admin`]), health and metrics ([`routes::ops`]).
+//! - [`routes`]: the handlers: the client's side ([`routes::tasks`]), the operator's
+//!   ([`routes::admin`]), health and metrics ([`routes::ops`]), the token check
+//!   ([`routes::auth`]).
+//! - [`openapi`]: the OpenAPI document, generated from the handlers.
+//! - [`router`]: the router ([`router::app`]): the handlers with their guards and limits, and
+//!   the document.
 //! - [`error`]: [`error::AppError`], every failure as a JSON `{"error": ...}` answer.
 //! - [`throughput`]: the last minute's rate, sampled from the queue's counters.
-//! - [`openapi`]: the OpenAPI document, generated from the handlers.
 //! - [`parse_errors`]: JSON bodies for the errors hyper answers by itself (414, 431, 400).
 
 pub mod admission;
@@ -27,17 +31,20 @@ pub mod openapi;
 pub mod parse_errors;
 pub mod payload;
 pub mod query;
+pub mod router;
 pub mod routes;
 pub mod schedule;
+pub mod served;
 pub mod state;
 pub mod throughput;
+pub mod tokens;
 pub mod waiters;
 
 use std::future::Future;
 use std::sync::Arc;
 
 pub use config::Config;
-pub use routes::app;
+pub use router::app;
 pub use state::AppState;
 
 /// Serves the producer on `listener` until `shutdown` resolves; requests in progress finish
@@ -69,9 +76,9 @@ pub async fn serve(
     };
     // One router shared by every connection (given a `Router`, `axum::serve` rebuilt its route
     // table for each one accepted: about 14 KB per connection, 137 MiB for 10,000 idle
-    // long-polls); connections held to the timeouts and the cap (`service::http_server`).
+    // long-polls); connections held to the timeouts and the cap (`service_kit::http_server`).
     let connections = Arc::clone(&state.connections);
-    let served = service::serve(
+    let served = service_kit::serve(
         parse_errors::Listener(listener),
         app(state),
         connections,

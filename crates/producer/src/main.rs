@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use service::{LogArgs, runtime, shutdown_signal};
+use service_kit::{LogArgs, runtime, shutdown_signal};
 
 /// HTTP front door of taskq: GET /?task-name=NAME (or POST /tasks) enqueues a task and answers
 /// at once; an admin API, /metrics and /openapi.json besides.

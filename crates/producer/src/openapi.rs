@@ -8,6 +8,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::routes::auth::Unauthorized;
 use crate::routes::{admin, batch, hooks, ops, stream, tasks};
 
 #[derive(OpenApi)]
@@ -34,8 +35,12 @@ use crate::routes::{admin, batch, hooks, ops, stream, tasks};
         ops::health,
         ops::metrics,
     ),
-    // Types used only as query parameters are not collected from the paths.
-    components(schemas(taskq::FinalState, taskq::State)),
+    // Types used only as query parameters are not collected from the paths; responses shared by
+    // reference are declared once here.
+    components(
+        schemas(taskq::FinalState, taskq::State),
+        responses(Unauthorized)
+    ),
     modifiers(&TokenSchemes),
     tags(
         (name = "tasks", description = "Asynchronous request-reply: enqueue, read, cancel. Requires Authorization: Bearer <CLIENT_TOKEN> (or the admin token) when a client token is set; cancel requires the admin token when only that is set."),

@@ -1,4 +1,6 @@
 //! What every handler may use: the queues served, the tokens, and the timings answers carry.
+//! It sits below the routes: what it holds lives in modules of its own ([`crate::served`],
+//! [`crate::tokens`], ...), so that no handler module is needed to describe it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,16 +8,16 @@ use std::time::Duration;
 use axum::extract::FromRef;
 
 use crate::hook_counts::HookCounts;
-use crate::routes::auth::Tokens;
-use crate::routes::served::Queues;
+use crate::served::Queues;
+use crate::tokens::Tokens;
 use crate::waiters::Waiters;
 
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
-    /// The queues served; a request picks one with `?queue=` (see [`served`]).
+    /// The queues served; a request picks one with `?queue=` (see [`crate::served`]).
     pub queues: Queues,
-    /// The tokens that guard the routes (see [`auth`]).
+    /// The tokens that guard the routes (see [`crate::tokens`]).
     pub tokens: Tokens,
     /// The `Retry-After` of 202 answers: when polling again may find news (the consumer's poll
     /// interval); also of 503s for a full queue.
@@ -37,7 +39,7 @@ pub struct AppState {
     pub callback_allow_private: bool,
     /// The client connections, held to their limits (timeouts, the cap), for the server and
     /// `/metrics`.
-    pub connections: Arc<service::Connections>,
+    pub connections: Arc<service_kit::Connections>,
 }
 
 impl AppState {
@@ -54,12 +56,12 @@ impl AppState {
             hook_max_body_bytes: crate::routes::hooks::DEFAULT_MAX_BODY_BYTES,
             hooks: Arc::default(),
             callback_allow_private: false,
-            connections: Arc::new(service::Connections::new(service::Limits::default())),
+            connections: Arc::new(service_kit::Connections::new(service_kit::Limits::default())),
         }
     }
 }
 
-/// The queues, for the extractor that picks one per request ([`crate::routes::served::Target`]).
+/// The queues, for the extractor that picks one per request ([`crate::served::Target`]).
 impl FromRef<AppState> for Queues {
     fn from_ref(state: &AppState) -> Self {
         state.queues.clone()

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use service::prometheus::{Exposition, Kind};
+use service_kit::prometheus::{Exposition, Kind};
 use taskq::events::{self, Signal};
 use taskq::{Queue, TaskName};
 use tokio::sync::Notify;

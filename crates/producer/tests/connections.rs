@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use support::{get, metrics, spawn_producer_with};
+use support::{get, metrics, spawn_producer, spawn_producer_with};
 use taskq::TaskName;
 use testkit::{RedisServer, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -198,4 +198,25 @@ async fn a_cap_full_of_requests_in_progress_makes_new_clients_wait_not_fail() {
         "it waited for a long-poll to end: {waited:?}"
     );
     assert!(sample(addr, "taskq_http_accept_full_total").await >= 1);
+}
+
+#[tokio::test]
+async fn thousands_of_idle_connections_do_not_stop_service() {
+    let redis = RedisServer::start();
+    let (addr, _stop, _) = spawn_producer(&redis).await;
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+
+    let started = std::time::Instant::now();
+    let (status, _, _) = get(addr, "/?task-name=still-served").await;
+
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
 }

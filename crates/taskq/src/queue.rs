@@ -12,6 +12,11 @@
 //! check it, so a worker whose lease was reaped gets [`crate::Ack::Stale`] and its answer is
 //! dropped. Delivery is therefore at-least-once: a task whose worker vanished mid-call is called
 //! again.
+//!
+//! The handle knows no operation but one: `Queue::writer` builds `enqueue`'s `Writer` from the
+//! handle's private parts, so `queue` and `enqueue` name each other (the only two modules of
+//! the crate that do). The constructor belongs in `enqueue.rs`, beside the script it serves, and
+//! moves there with that file's next change.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -163,30 +163,11 @@ async fn a_dead_task_can_be_cancelled_and_then_is_not_retried() {
     assert_eq!((stats.counts.dead, stats.counts.cancelled), (0, 1));
 }
 
-/// Script calls Redis has run since it started (INFO commandstats).
-fn script_calls(redis: &RedisServer) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut redis.connection())
-        .unwrap();
-    info.lines()
-        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
-        .filter_map(|line| {
-            line.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 #[tokio::test]
 async fn concurrent_enqueues_share_script_calls_and_each_gets_its_own_answer() {
     let redis = RedisServer::start();
     let queue = open(&redis);
-    let before = script_calls(&redis);
+    let before = redis.usage().script_calls();
 
     // 400 enqueues at once: 100 names, each submitted 4 times with a payload naming its caller.
     let submits: Vec<_> = (0..400)
@@ -204,7 +185,7 @@ async fn concurrent_enqueues_share_script_calls_and_each_gets_its_own_answer() {
         answers.push(submit.await.unwrap());
     }
 
-    let calls = script_calls(&redis) - before;
+    let calls = redis.usage().script_calls() - before;
     assert!(
         calls < 100,
         "400 concurrent enqueues took {calls} script calls"

@@ -1,7 +1,7 @@
 //! The one harness that starts what the tests and the benchmark run: real `redis-server`
 //! processes (one, a three-master cluster, or a master under Sentinel), the project's binaries as
-//! child processes, free ports for them, and waits on conditions with deadlines (never bare
-//! sleeps).
+//! child processes, free ports for them, what they did (Redis' own counters, the machine's and a
+//! process' CPU), and waits on conditions with deadlines (never bare sleeps).
 //!
 //! Each test starts its own Redis in its own temporary folder, so tests never share state and a
 //! failing test leaves nothing behind for the next; every server and process is killed when its
@@ -16,17 +16,26 @@
 //! - [`RedisServer`] (`server.rs`): one `redis-server`, plain, with a password, or TLS only.
 //! - [`RedisCluster`] (`cluster.rs`): three of them as a cluster's masters; slot migration.
 //! - [`RedisSentinel`] (`sentinel.rs`): a master, replicas and three sentinels; failovers.
-//! - [`Process`] and [`MockApi`] (`process.rs`, `mock_api.rs`): the workspace's binaries, and
-//!   what a process used (peak memory, CPU time, from `/proc`).
+//! - [`Binaries`] (`binaries.rs`): where the workspace's binaries are and where their logs go.
+//! - [`Process`] and [`MockApi`] (`process.rs`, `mock_api.rs`): one binary running, and what a
+//!   process used (peak memory, CPU time, from `/proc`).
+//! - [`Stack`] (`stack.rs`): the mock-api and a producer of one queue, and consumers on them.
+//! - [`Usage`], [`MachineCpu`] and [`Window`] (`usage.rs`): what a Redis server, the machine
+//!   and a process did between two readings.
 //! - [`Certificates`] (`tls.rs`): a throw-away certificate authority and a server certificate.
-//! - Here: free ports, an HTTP client, unique queue names, [`eventually`].
+//! - `http.rs`: an HTTP client, GETs answering text or JSON.
+//! - Here: free ports, unique queue names, [`eventually`].
 
+mod binaries;
 mod cluster;
+mod http;
 mod mock_api;
 mod process;
 pub mod sentinel;
 mod server;
+mod stack;
 mod tls;
+mod usage;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -34,15 +43,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+pub use binaries::{Binaries, binaries_dir, binary, binary_in};
 pub use cluster::RedisCluster;
-pub use mock_api::MockApi;
-pub use process::{
-    Process, binaries_dir, binary, binary_in, cpu_seconds, peak_rss_kib, rss_kib, run_to_end,
-};
+pub use http::{get_json, get_text, http_client, http_client_builder, try_get_json, try_get_text};
+pub use mock_api::{MockApi, replicate_profile};
+pub use process::{Process, cpu_seconds, peak_rss_kib, rss_kib, run_to_end, try_run_to_end};
 pub use sentinel::RedisSentinel;
-pub use server::RedisServer;
 pub(crate) use server::Setup;
+pub use server::{RedisServer, info_field};
+pub use stack::{Stack, StackSettings};
 pub use tls::Certificates;
+pub use usage::{Command, MachineCpu, Spent, Usage, Window};
 
 /// Why a server or process did not start (a program missing, a port taken, no answer in time),
 /// said in words for a message.
@@ -60,8 +71,8 @@ impl std::error::Error for Error {}
 /// What the fallible constructors answer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What a test's panicking constructor does with a fallible one's answer.
-fn started<T>(result: Result<T>) -> T {
+/// What a test does with a fallible constructor's answer: the value, or a panic with the reason.
+pub fn started<T>(result: Result<T>) -> T {
     result.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -109,20 +120,6 @@ pub fn free_addr() -> SocketAddr {
 /// Whether something listens on `addr`.
 pub fn listening(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
-}
-
-/// An HTTP client for tests (see [`http_client_builder`]).
-pub fn http_client() -> reqwest::Client {
-    http_client_builder().build().expect("an HTTP client")
-}
-
-/// A builder of HTTP clients for tests. reqwest is built with rustls and no crypto provider of
-/// its own (the consumer hands it TLS settings made with ring, as the Redis client uses), so a
-/// client with reqwest's own TLS settings needs ring installed as the default first: this does
-/// it.
-pub fn http_client_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
 }
 
 /// A queue name no other test uses.

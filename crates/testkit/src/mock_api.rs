@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::{Certificates, Process, Result, binary, free_addr, started};
+use serde_json::{Value, json};
+
+use crate::{Certificates, Error, Process, Result, free_addr, started, try_get_json};
 
 /// A running `mock-api`; it stops when dropped.
 pub struct MockApi {
@@ -20,12 +22,6 @@ pub struct MockApi {
 }
 
 impl MockApi {
-    /// Starts the workspace's `mock-api` with `env`, over HTTPS when `https`, and waits until it
-    /// listens.
-    pub fn start(env: &[(&str, String)], https: bool) -> Self {
-        started(Self::try_start(&binary("mock-api"), env, https, None))
-    }
-
     /// Starts `program` (a `mock-api`) with `env` on a free port, over HTTPS when `https`, its
     /// log (stderr) going to `log` when given, and waits until it listens.
     ///
@@ -92,4 +88,37 @@ impl MockApi {
         }
         vars
     }
+
+    /// Its `GET /stats` (calls, throttled, jobs, ...), read with `client`.
+    ///
+    /// # Errors
+    /// When it does not answer 200 with JSON.
+    pub async fn try_stats(&self, client: &reqwest::Client) -> Result<Value> {
+        let url = format!("{}/stats", self.base());
+        match try_get_json(client, &url).await? {
+            (status, stats) if status.is_success() => Ok(stats),
+            (status, body) => Err(Error(format!("GET {url}: {status}: {body}"))),
+        }
+    }
+
+    /// [`MockApi::try_stats`] for tests: panics with the reason.
+    pub async fn stats(&self, client: &reqwest::Client) -> Value {
+        started(self.try_stats(client).await)
+    }
+}
+
+/// The profile (`QUEUES_FILE`'s `api`) of a queue that calls the mock at `base` as Replicate's
+/// API (`MOCK_SHAPE=replicate`): submit a prediction, poll it until it succeeds, the API key in
+/// the environment variable `key_var`.
+pub fn replicate_profile(base: &str, key_var: &str) -> Value {
+    json!({
+        "base_url": base,
+        "headers": {"Authorization": format!("Bearer ${{{key_var}}}")},
+        "submit": {"path": "/v1/predictions", "body": {"version": "v1", "input": "{{payload}}"}, "id": "/id"},
+        "poll": {"path": "/v1/predictions/{{id}}"},
+        "status": {"pointer": "/status", "processing": ["starting", "processing"],
+                   "done": ["succeeded"], "failed": ["failed", "canceled"]},
+        "result": "/output",
+        "error": "/error",
+    })
 }

@@ -1,4 +1,4 @@
-//! The project's binaries (`producer`, `consumer`, `mock-api`) as child processes, and what a
+//! A child process of the project's binaries (`producer`, `consumer`, `mock-api`), and what a
 //! process used, read from `/proc`: its peak resident memory and its CPU time.
 //!
 //! `VmHWM` is the kernel's high-water mark of a process' resident set: read just before the
@@ -9,46 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result, listening, started};
-
-/// The folder of the workspace's binaries built with the running executable: its own folder,
-/// or, for a test (`target/<profile>/deps/<test>`), the one above.
-///
-/// # Errors
-/// When the running executable's path is unknown.
-pub fn binaries_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error(format!("finding the running executable: {e}")))?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| Error(format!("{} has no folder", exe.display())))?;
-    Ok(match dir.parent() {
-        Some(above) if dir.ends_with("deps") => above.to_owned(),
-        _ => dir.to_owned(),
-    })
-}
-
-/// The binary `name` in `dir`.
-///
-/// # Errors
-/// When it is not there, with the command that builds it.
-pub fn binary_in(dir: &Path, name: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error(format!(
-            "{} is missing: build the binaries first (`cargo build --workspace --bins`; for the \
-             benchmark `cargo build --release --bins`)",
-            path.display()
-        )))
-    }
-}
-
-/// The path of one of the workspace's binaries, built beside the running test.
-pub fn binary(name: &str) -> PathBuf {
-    started(binaries_dir().and_then(|dir| binary_in(&dir, name)))
-}
+use crate::{Error, Result, binary, listening, started};
 
 /// A running binary, stopped (SIGKILL) when dropped.
 pub struct Process {
@@ -227,6 +188,15 @@ impl Process {
         started(self.try_terminate(within))
     }
 
+    /// Sends SIGTERM (so it drains as in production) and gives it 10 s to exit; dropping it
+    /// then kills it if it still runs.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent (it is gone).
+    pub fn try_stop(&mut self) -> Result<()> {
+        self.try_terminate(Duration::from_secs(10)).map(drop)
+    }
+
     /// Sends SIGTERM (so it drains as in production) and waits up to `within` for the exit
     /// status; `None` if it still runs (dropping it then kills it).
     ///
@@ -252,14 +222,41 @@ impl Drop for Process {
     }
 }
 
-/// Runs binary `name` with `args` and `env` added to the environment, to its end; answers what
-/// it printed and its status.
-pub fn run_to_end(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(binary(name))
+/// Runs `command` to its end, `within` at most (it is killed after), with no input and its
+/// standard output captured (its standard error goes where `command` sends it).
+///
+/// # Errors
+/// When it cannot start or does not end in time.
+pub async fn try_run_to_end(
+    command: &mut tokio::process::Command,
+    within: Duration,
+) -> Result<Output> {
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error(format!("running {program}: {e}")))?;
+    tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .map_err(|_| Error(format!("{program} did not finish within {within:?}")))?
+        .map_err(|e| Error(format!("running {program}: {e}")))
+}
+
+/// Runs binary `name` with `args` and `env` added to the environment, to its end (a minute at
+/// most); answers what it printed (both streams) and its status.
+pub async fn run_to_end(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(binary(name));
+    command
         .args(args)
         .envs(env.iter().copied())
-        .output()
-        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+        .stderr(Stdio::piped());
+    started(try_run_to_end(&mut command, Duration::from_secs(60)).await)
 }
 
 /// Peak resident memory (`VmHWM`) of process `pid` in KiB, while it runs.

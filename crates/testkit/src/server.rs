@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis::aio::MultiplexedConnection;
+
 use crate::{Certificates, Error, Result, free_port, fresh_dir, started};
 
 /// A `redis-server` started for one test.
@@ -213,6 +215,66 @@ impl RedisServer {
         &self.dir
     }
 
+    /// The value of `field` in the server's `INFO section`.
+    ///
+    /// # Errors
+    /// When the server does not answer within 60 s or does not say.
+    pub fn try_info(&self, section: &str, field: &str) -> Result<String> {
+        info_field(&self.try_info_text(&[section])?, field)
+            .map(str::to_owned)
+            .ok_or_else(|| Error(format!("no {field} in INFO {section}")))
+    }
+
+    /// The server's `INFO` answer for `sections`.
+    ///
+    /// # Errors
+    /// When the server does not answer within 60 s.
+    pub(crate) fn try_info_text(&self, sections: &[&str]) -> Result<String> {
+        let failed = |e: redis::RedisError| Error(format!("INFO {sections:?}: {e}"));
+        let mut connection = self
+            .try_connection(Duration::from_secs(60))
+            .map_err(failed)?;
+        redis::cmd("INFO")
+            .arg(sections)
+            .query(&mut connection)
+            .map_err(failed)
+    }
+
+    /// [`RedisServer::try_info`] for tests: panics with the reason.
+    pub fn info(&self, section: &str, field: &str) -> String {
+        started(self.try_info(section, field))
+    }
+
+    /// A fresh connection for the harness' own commands, with a patient response timeout:
+    /// emptying a million-task queue takes well over redis-rs' default 500 ms, and a busy
+    /// machine must not fail a run for its bookkeeping.
+    ///
+    /// # Errors
+    /// When it cannot connect within 2 s.
+    pub async fn try_async_connection(&self) -> Result<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(60)));
+        let failed = |e: redis::RedisError| Error(format!("connecting to {}: {e}", self.url()));
+        let client = redis::Client::open(self.url()).map_err(failed)?;
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(failed)
+    }
+
+    /// Empties the server (`FLUSHALL`): a benchmark run starts from nothing.
+    ///
+    /// # Errors
+    /// When it does not answer.
+    pub async fn try_flush_all(&self) -> Result<()> {
+        let mut conn = self.try_async_connection().await?;
+        redis::cmd("FLUSHALL")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| Error(format!("FLUSHALL: {e}")))
+    }
+
     /// A blocking connection for checks from the test.
     pub fn connection(&self) -> redis::Connection {
         self.client()
@@ -247,5 +309,23 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The value of `field` in an `INFO` answer (`field:value` lines).
+pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    let value = |line: &'a str| line.strip_prefix(field)?.strip_prefix(':');
+    info.lines().find_map(value).map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields_are_found_by_exact_name() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_version_x:no\r\n";
+        assert_eq!(info_field(info, "redis_version"), Some("7.0.15"));
+        assert_eq!(info_field(info, "redis"), None);
     }
 }

@@ -30,7 +30,8 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Response, redirect};
 use tokio::sync::OnceCell;
 
-use crate::destination::{Destination, is_forbidden};
+use crate::destination::Destination;
+use crate::forbidden::is_forbidden;
 use crate::resolver::ForbiddenAddress;
 use crate::settings::CallbackSettings;
 use crate::sign::{CallbackSecret, check_id};

@@ -20,8 +20,10 @@
 //!   `CALLBACK_ALLOW_PRIVATE` as flags and environment variables.
 //! - [`sign`]: the `whsec_` secret (printed as `***`), `v1` signatures and their verification,
 //!   and the `webhook-id` rules.
-//! - [`destination`]: which URLs and addresses a callback may go to, and the redacted form
-//!   that logs and errors show.
+//! - [`destination`]: which URLs a callback may go to, and the redacted form that logs and
+//!   errors show.
+//! - [`forbidden`]: the addresses and host names inside the network, which a callback never
+//!   reaches.
 //! - [`deliver`]: the POST itself and what came of it.
 //! - [`hook`]: provider webhooks in: the signed URL a provider calls back, and its check.
 //! - `resolver`: the host-name resolution that refuses forbidden addresses ([`guarded`] puts it
@@ -31,6 +33,7 @@
 
 pub mod deliver;
 pub mod destination;
+pub mod forbidden;
 pub mod hook;
 mod resolver;
 pub mod settings;
@@ -38,7 +41,8 @@ pub mod sign;
 pub mod tls;
 
 pub use deliver::{BuildError, Delivered, Deliverer, DeliveryError, MAX_SNIPPET_BYTES};
-pub use destination::{Destination, DestinationError, MAX_URL_BYTES, is_forbidden};
+pub use destination::{Destination, DestinationError, MAX_URL_BYTES};
+pub use forbidden::is_forbidden;
 pub use hook::{HookSecret, HookUrls};
 pub use resolver::{guarded, refused_by_guard};
 pub use settings::{CallbackSettings, HookSettings, HookSettingsError};

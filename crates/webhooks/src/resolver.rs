@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::destination::is_forbidden;
+use crate::forbidden::is_forbidden;
 
 /// A resolver that refuses names leading to forbidden addresses.
 #[derive(Debug, Clone, Copy, Default)]

@@ -11,8 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
-use super::{Bench, Consumers, Metric, fill, metric, queue_on, write_profile};
-use crate::redis_admin;
+use super::fleet::Consumers;
+use super::{Bench, Metric, fill, metric, queue_on, write_profile};
+use crate::probe::ScriptCosts;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
 /// The two setups' names in the metrics, with what their busiest Redis process is called.
@@ -79,7 +80,7 @@ async fn leg(
         (bench.redis.url(), vec![bench.redis])
     };
     for server in &servers {
-        redis_admin::flush(server).await?;
+        server.try_flush_all().await?;
     }
     let mut queues = Vec::new();
     for name in S2_QUEUES {
@@ -90,7 +91,7 @@ async fn leg(
     if on_cluster {
         let mut keys = Vec::new();
         for server in &servers {
-            let mut conn = redis_admin::connect(server).await?;
+            let mut conn = server.try_async_connection().await?;
             keys.push(redis::cmd("DBSIZE").query_async::<u64>(&mut conn).await?);
         }
         if keys.iter().any(|k| *k < per_queue) {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
+use testkit::{Spent, Window};
 use tokio::task::JoinSet;
 
 use super::{Bench, Metric, fill, metric, names};
-use crate::redis_admin;
 use crate::redis_limit::{self, REQUESTS};
-use crate::window::{Spent, Window};
+
 use crate::workload::Workload;
 
 const LANES: usize = 64;
@@ -26,7 +26,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W1b);
     let me = Some(std::process::id());
 
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue("bench-w1b")?;
     queue.ping().await?;
     let all = Arc::new(names(&format!("w1b-r{run}"), 0..n)?);
@@ -52,7 +52,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         bail!("{created} of {n} tasks created");
     }
 
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue("bench-w1b-many")?;
     queue.ping().await?;
     let window = Window::open(&[bench.redis], me).await?;
@@ -64,7 +64,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     }
 
     let queue = bench.queue("bench-w1b-limit")?;
-    let mut conn = redis_admin::connect(bench.redis).await?;
+    let mut conn = bench.redis.try_async_connection().await?;
     let sha = redis_limit::enqueue_sha(&mut conn, &queue).await?;
     let program = &bench.settings.redis_benchmark;
     let limit = redis_limit::run(bench.redis, program, &queue, &sha, 1).await?;

@@ -16,11 +16,12 @@ use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::fleet::{Consumers, Drained, mock_env};
 use super::{
-    Bench, Consumers, Drained, Metric, fill, metric, metrics_page, mib, percentile, redis_metrics,
-    series_total, stop, write_profile,
+    Bench, Metric, fill, metric, metrics_page, mib, percentile, redis_metrics, series_total,
+    write_profile,
 };
-use crate::redis_admin;
+use crate::probe::ScriptCosts;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
 
 /// One full-stack drain.
@@ -129,7 +130,8 @@ struct Latency {
 /// authority trusted when it serves HTTPS).
 async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> {
     let label = format!("{}-r{run}-alone-mock-api", spec.label);
-    let mut mock = bench.mock_api((spec.delay_ms, spec.polls, spec.tls), &[], &label)?;
+    let env = mock_env(spec.delay_ms, spec.polls, &[]);
+    let mut mock = bench.binaries.try_mock_api(&env, spec.tls, &label)?;
     let concurrency = usize::try_from(spec.concurrency)?;
     let client = mock
         .client_builder()?
@@ -166,7 +168,7 @@ async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> 
         anyhow::Ok(times)
     };
     let times = times.await;
-    stop(&mut mock.process)?;
+    mock.process.try_stop()?;
     latency(times?)
 }
 
@@ -189,7 +191,7 @@ fn latency(mut times: Vec<Duration>) -> Result<Latency> {
 /// API call latency it measured itself (its `/metrics` histogram, ms).
 async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64, f64)> {
     let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue_name = format!("bench-{}", spec.label);
     let queue = bench.queue(&queue_name)?;
     fill(&queue, &label, 0..tasks).await?;

@@ -10,10 +10,10 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tokio::process::Command;
 
-use super::{Bench, Metric, get_json, metric, mib, stop};
+use testkit::Window;
+
+use super::{Bench, Metric, get_ok_json, metric, mib};
 use crate::command::output_of;
-use crate::redis_admin;
-use crate::window::Window;
 
 /// The request generator: unique names, a `BENCHJSON` line at the end.
 const SCRIPT: &str = include_str!("../../wrk/unique.lua");
@@ -35,17 +35,17 @@ struct WrkResult {
 /// # Errors
 /// When a process fails, wrk is missing, or the producer did not enqueue what it answered.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let script = bench.raw.join("unique.lua");
     std::fs::write(&script, SCRIPT)?;
     let (mut producer, addr) = bench.producer(QUEUE, &[], &format!("w1-r{run}-producer"))?;
     let url = format!("http://{addr}/");
-    let health = get_json(&bench.http, &format!("{url}healthz")).await?;
+    let health = get_ok_json(&bench.http, &format!("{url}healthz")).await?;
     if health["status"] != "ok" {
         bail!("producer /healthz answered {health}");
     }
     wrk(&script, &url, 2, &format!("warm{run}")).await?;
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let window = Window::open(&[bench.redis], Some(producer.pid())).await?;
     let secs = bench.settings.wrk_duration_s;
     let result = wrk(&script, &url, secs, &format!("r{run}")).await?;
@@ -53,7 +53,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let rss = producer.peak_rss_kib().context("no producer peak RSS")?;
     let totals = bench.queue(QUEUE)?.stats().await?.totals;
     let enqueued = totals.get("enqueued").copied().unwrap_or(0);
-    stop(&mut producer)?;
+    producer.try_stop()?;
     // wrk counts answers received; requests cut off at its end may still have been enqueued.
     let answers = result.requests;
     if enqueued < answers {

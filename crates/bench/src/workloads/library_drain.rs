@@ -6,10 +6,10 @@
 
 use anyhow::{Result, bail};
 
+use testkit::Window;
+
 use super::{Bench, Metric, fill, metric, mib, redis_metrics, write_profile};
 use crate::drain::{DrainArgs, in_child};
-use crate::redis_admin;
-use crate::window::Window;
 use crate::workload::Workload;
 
 const W4_QUEUE: &str = "bench-w4";
@@ -20,7 +20,7 @@ const W4_QUEUE: &str = "bench-w4";
 /// When Redis or the child fails.
 pub async fn w2(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W2);
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue("bench-w2")?;
     fill(&queue, &format!("w2-r{run}"), 0..n).await?;
     drain(bench, "bench-w2", n, &format!("w2-r{run}")).await
@@ -38,9 +38,9 @@ pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let queue = bench.queue(W4_QUEUE)?;
     let mut fill_metrics = Vec::new();
     if run == 1 {
-        redis_admin::flush(bench.redis).await?;
+        bench.redis.try_flush_all().await?;
         let took = fill(&queue, "w4-fill", 0..depth).await?.as_secs_f64();
-        let memory = redis_admin::info(bench.redis, "memory", "used_memory").await?;
+        let memory = bench.redis.try_info("memory", "used_memory")?;
         let memory: f64 = memory.parse()?;
         fill_metrics = vec![
             metric("fill_s", "s", took),

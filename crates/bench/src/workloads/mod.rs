@@ -7,25 +7,29 @@
 
 pub mod cluster;
 pub mod enqueue;
+pub mod fleet;
 pub mod full_stack;
 pub mod http_enqueue;
 pub mod library_drain;
-pub mod notify;
 pub mod rate_limit;
 pub mod scaling;
+mod spread;
+
+pub mod waiting;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use taskq::{ConnectOptions, Queue, RedisUrl, TaskName};
-use testkit::{MockApi, Process, RedisServer};
-use tokio::time::{Instant, sleep};
+use testkit::{Binaries, Process, RedisServer, Stack, StackSettings, Usage, free_addr};
+use tokio::time::Instant;
 
-use crate::probe::Usage;
-use crate::window::{Spent, Window, cpu_seconds};
-use crate::workload::{CHUNK, POLL_INTERVAL_MS, Settings};
+use crate::probe::ScriptCosts;
+
+use crate::workload::{CHUNK, Settings};
 
 /// One measured figure of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,9 +52,10 @@ pub fn metric(name: impl Into<String>, unit: &'static str, value: f64) -> Metric
 pub struct Bench<'a> {
     /// The private Redis.
     pub redis: &'a RedisServer,
-    /// Where the release binaries are (each workload's were checked to be there).
-    pub bin_dir: PathBuf,
-    /// Where child logs and wrk's script go (git-ignored).
+    /// The release binaries (each workload's were checked to be there), each logging to
+    /// `<raw>/<label>.log`.
+    pub binaries: Binaries,
+    /// Where child logs, Redis profiles and wrk's script go (git-ignored).
     pub raw: PathBuf,
     /// Sizes and knobs.
     pub settings: Settings,
@@ -64,40 +69,8 @@ impl Bench<'_> {
         queue_on(&self.redis.url(), name)
     }
 
-    /// The release binary `name`.
-    pub fn binary(&self, name: &str) -> PathBuf {
-        self.bin_dir.join(name)
-    }
-
-    /// Where the log of the process `label` goes.
-    pub fn log(&self, label: &str) -> PathBuf {
-        self.raw.join(format!("{label}.log"))
-    }
-
-    /// Starts the release mock-api with `delay_ms` per call, answering "done" at the
-    /// `polls`-th call of a task (over HTTPS when `https`), with `extra` (its other `MOCK_*`
-    /// settings, if any: limits, shape, webhooks); its log is `<raw>/<label>.log`.
-    ///
-    /// # Errors
-    /// When it cannot start or does not listen.
-    pub fn mock_api(
-        &self,
-        (delay_ms, polls, https): (u64, u64, bool),
-        extra: &[(&'static str, String)],
-        label: &str,
-    ) -> Result<MockApi> {
-        let mut env = vec![
-            ("MOCK_DELAY_MS", delay_ms.to_string()),
-            ("MOCK_POLLS_UNTIL_DONE", polls.to_string()),
-        ];
-        env.extend_from_slice(extra);
-        let (program, log) = (self.binary("mock-api"), self.log(label));
-        Ok(MockApi::try_start(&program, &env, https, Some(&log))?)
-    }
-
     /// Starts the release producer of `queue` on the private Redis, on a free port, with `env`
-    /// on top, and waits until it listens; answers it and its address. Its log is
-    /// `<raw>/<label>.log`.
+    /// on top, and waits until it listens; answers it and its address. It logs as `label`.
     ///
     /// # Errors
     /// When it cannot start or does not listen.
@@ -107,90 +80,42 @@ impl Bench<'_> {
         env: &[(&'static str, String)],
         label: &str,
     ) -> Result<(Process, SocketAddr)> {
-        let addr = testkit::free_addr();
+        let addr = free_addr();
         let mut vars = vec![
             ("REDIS_URL", self.redis.url()),
             ("QUEUE_NAME", queue.to_owned()),
             ("PRODUCER_ADDR", addr.to_string()),
         ];
         vars.extend_from_slice(env);
-        let log = self.log(label);
-        let process = Process::try_serve(&self.binary("producer"), addr, &vars, Some(&log))?;
-        Ok((process, addr))
+        Ok((
+            self.binaries.try_serve("producer", addr, &vars, label)?,
+            addr,
+        ))
     }
 
-    /// Starts a release consumer of the Redis (or cluster) at `redis_url` with `env` on top,
-    /// serving `/metrics` on a free port; answers it and that address. Its log is
-    /// `<raw>/<label>.log`.
+    /// testkit's stack on the private Redis: the release mock-api with `mock`, and a producer of
+    /// `queue` with `producer` on top; each logs as `<label>-...`.
     ///
     /// # Errors
-    /// When it cannot start.
-    pub fn consumer(
+    /// When one cannot start or does not listen.
+    pub fn stack(
         &self,
-        redis_url: &str,
-        env: &[(&'static str, String)],
         label: &str,
-    ) -> Result<(Process, SocketAddr)> {
-        let addr = testkit::free_addr();
-        let mut vars = vec![
-            ("REDIS_URL", redis_url.to_owned()),
-            ("CONSUMER_ADDR", addr.to_string()),
-        ];
-        vars.extend_from_slice(env);
-        let log = self.log(label);
-        let process = Process::try_spawn(&self.binary("consumer"), &vars, Some(&log))?;
-        Ok((process, addr))
-    }
-
-    /// Starts a release mock-api and the release consumers `c` asks for, and waits until each of
-    /// `c.queues` counts `c.each` tasks done (read every 5 ms), measuring `c.servers` meanwhile;
-    /// the logs are `<raw>/<label>-mock-api.log` and `<raw>/<label>-consumer<i>.log`.
-    ///
-    /// # Errors
-    /// When a process cannot start or exits, Redis fails, or `c.within` passes first.
-    pub async fn drain_by_consumers(&self, c: &Consumers<'_>) -> Result<Drained> {
-        let mock = self.mock_api(c.api, &c.api_limits, &format!("{}-mock-api", c.label))?;
-        let urls: Vec<String> = c.servers.iter().map(|server| server.url()).collect();
-        let redis_url = urls.join(",");
-        let window = Window::open(&c.servers, None).await?;
-        let started = Instant::now();
-        let mut consumers = Vec::new();
-        for i in 0..c.count {
-            let mut env = vec![
-                ("CONCURRENCY", c.concurrency.to_string()),
-                ("POLL_INTERVAL_MS", POLL_INTERVAL_MS.to_string()),
-            ];
-            env.extend_from_slice(&c.env);
-            env.extend(mock.consumer_env());
-            let label = format!("{}-consumer{i}", c.label);
-            consumers.push(self.consumer(&redis_url, &env, &label)?);
-        }
-        let elapsed = loop {
-            let mut done = Vec::with_capacity(c.queues.len());
-            for queue in c.queues {
-                done.push(crate::drain::done(queue).await?);
-            }
-            if done.iter().all(|&d| d >= c.each) {
-                break started.elapsed();
-            }
-            if started.elapsed() > c.within {
-                bail!("done per queue {done:?} of {} after {:?}", c.each, c.within);
-            }
-            sleep(Duration::from_millis(5)).await;
-        };
-        let mut consumer_cpu_s = 0.0;
-        for (consumer, _) in &mut consumers {
-            consumer.check_running()?;
-            consumer_cpu_s += cpu_seconds(consumer.pid())?;
-        }
-        let spent = window.close().await?;
-        Ok(Drained {
-            consumers,
+        queue: &str,
+        mock: Vec<(&'static str, String)>,
+        producer: Vec<(&'static str, String)>,
+    ) -> Result<Stack> {
+        Ok(Stack::try_start(StackSettings {
+            binaries: self.binaries.clone(),
+            label,
+            env: vec![
+                ("REDIS_URL", self.redis.url()),
+                ("QUEUE_NAME", queue.to_owned()),
+            ],
             mock,
-            elapsed,
-            consumer_cpu_s,
-            spent,
-        })
+            https: false,
+            producer,
+        })?)
     }
 }
 
@@ -210,22 +135,26 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
     Ok(Queue::open(&url, &options, name)?)
 }
 
-/// A GET answering JSON.
+/// A GET answering 2xx with JSON.
 ///
 /// # Errors
-/// When the request fails or the answer is not JSON.
-pub async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
-    let response = client.get(url).send().await?.error_for_status()?;
-    Ok(serde_json::from_slice(&response.bytes().await?)?)
+/// When the request fails, the status is not 2xx or the answer is not JSON.
+pub async fn get_ok_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
+    match testkit::try_get_json(client, url).await? {
+        (status, json) if status.is_success() => Ok(json),
+        (status, json) => bail!("GET {url}: {status}: {json}"),
+    }
 }
 
 /// The `/metrics` page of the service at `addr`.
 ///
 /// # Errors
-/// When the request fails.
+/// When the request fails or the status is not 2xx.
 pub async fn metrics_page(client: &reqwest::Client, addr: SocketAddr) -> Result<String> {
-    let response = client.get(format!("http://{addr}/metrics")).send().await?;
-    Ok(response.error_for_status()?.text().await?)
+    match testkit::try_get_text(client, format!("http://{addr}/metrics")).await? {
+        (status, page) if status.is_success() => Ok(page),
+        (status, _) => bail!("GET http://{addr}/metrics: {status}"),
+    }
 }
 
 /// The sum of every sample of `series` (all its labels) on a `/metrics` page; 0 when absent.
@@ -241,6 +170,28 @@ pub fn series_total(page: &str, series: &str) -> f64 {
 pub fn percentile<T: Copy>(sorted: &[T], pct: usize) -> T {
     let rank = (sorted.len() * pct).div_ceil(100).max(1);
     sorted[rank - 1]
+}
+
+/// The median, 99th percentile and maximum of `values` (ms), as `<prefix>_p50_ms`,
+/// `<prefix>_p99_ms` and `<prefix>_max_ms`.
+///
+/// # Errors
+/// When there are none.
+pub fn distribution(prefix: &str, mut values: Vec<f64>) -> Result<Vec<Metric>> {
+    if values.is_empty() {
+        bail!("{prefix}: nothing was timed");
+    }
+    values.sort_by(f64::total_cmp);
+    Ok([(50, "p50"), (99, "p99"), (100, "max")]
+        .into_iter()
+        .map(|(pct, name)| {
+            metric(
+                format!("{prefix}_{name}_ms"),
+                "ms",
+                percentile(&values, pct),
+            )
+        })
+        .collect())
 }
 
 /// Task names `<prefix>-<i>` for `i` in `range`.
@@ -265,77 +216,6 @@ pub async fn fill(queue: &Queue, prefix: &str, range: std::ops::Range<u64>) -> R
         }
     }
     Ok(started.elapsed())
-}
-
-/// A drain by release consumers of tasks already queued.
-pub struct Consumers<'a> {
-    /// Their logs' prefix.
-    pub label: String,
-    /// How many consumers.
-    pub count: u64,
-    /// The Redis server their queues live on, or a cluster's masters, measured during the drain.
-    pub servers: Vec<&'a RedisServer>,
-    /// Their queue or queues (`QUEUE_NAME` or `QUEUES`), and any other setting.
-    pub env: Vec<(&'static str, String)>,
-    /// Their `CONCURRENCY` (per queue).
-    pub concurrency: u64,
-    /// The mock-api's delay per call (ms), the call that answers "done", and whether it serves
-    /// HTTPS.
-    pub api: (u64, u64, bool),
-    /// The mock-api's limits (`MOCK_RATE_LIMIT_PER_SEC`, `MOCK_MAX_IN_FLIGHT`), if any.
-    pub api_limits: Vec<(&'static str, String)>,
-    /// The queues they drain.
-    pub queues: &'a [Queue],
-    /// Tasks done in each queue when the drain is over.
-    pub each: u64,
-    /// How long the drain may take.
-    pub within: Duration,
-}
-
-/// Release consumers that drained queues against a mock-api, running until [`Drained::finish`].
-pub struct Drained {
-    /// The consumers, each with where it serves `/metrics`.
-    pub consumers: Vec<(Process, SocketAddr)>,
-    /// The API they called.
-    pub mock: MockApi,
-    /// From the first consumer's spawn until every queue had its tasks done.
-    pub elapsed: Duration,
-    /// The consumers' CPU seconds until then.
-    pub consumer_cpu_s: f64,
-    /// What Redis and the machine spent meanwhile.
-    pub spent: Spent,
-}
-
-impl Drained {
-    /// Stops the consumers and the mock, and fails unless the mock answered `expected` calls,
-    /// counted 300 ms after the drain ended so that a late duplicate call would show.
-    ///
-    /// # Errors
-    /// When the mock's `/stats` cannot be read, a process is gone, or the count is off.
-    pub async fn finish(&mut self, expected: u64) -> Result<()> {
-        sleep(Duration::from_millis(300)).await;
-        let client = self.mock.client_builder()?.build()?;
-        let stats = get_json(&client, &format!("{}/stats", self.mock.base())).await?;
-        for (consumer, _) in &mut self.consumers {
-            stop(consumer)?;
-        }
-        stop(&mut self.mock.process)?;
-        let calls = stats["calls"].as_u64().context("no calls in /stats")?;
-        if calls != expected {
-            bail!("the API was called {calls} times instead of {expected}");
-        }
-        Ok(())
-    }
-}
-
-/// Asks `process` to stop (SIGTERM, so it drains as in production) and waits 10 s; dropping it
-/// then kills it if it still runs.
-///
-/// # Errors
-/// When it cannot be signalled (it is gone).
-pub fn stop(process: &mut Process) -> Result<()> {
-    process.try_terminate(Duration::from_secs(10))?;
-    Ok(())
 }
 
 /// Redis' cost of `tasks` tasks, as metrics: round trips (script calls plus one candidate read
@@ -390,6 +270,17 @@ mod tests {
         assert_eq!(percentile(&values, 99), 198);
         assert_eq!(percentile(&values, 100), 200);
         assert_eq!(percentile(&[7], 1), 7);
+    }
+
+    #[test]
+    fn a_distribution_is_its_median_p99_and_max_and_needs_a_value() {
+        assert!(distribution("x", Vec::new()).is_err());
+        let metrics = distribution("x", vec![3.0, 1.0, 2.0]).expect("three values");
+        let values: Vec<(&str, f64)> = metrics.iter().map(|m| (m.name.as_str(), m.value)).collect();
+        assert_eq!(
+            values,
+            [("x_p50_ms", 2.0), ("x_p99_ms", 3.0), ("x_max_ms", 3.0)]
+        );
     }
 
     #[test]

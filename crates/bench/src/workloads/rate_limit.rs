@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{Bench, Consumers, Metric, fill, get_json, metric};
-use crate::redis_admin;
+use super::fleet::Consumers;
+use super::{Bench, Metric, fill, metric};
 use crate::workload::{W5_CONCURRENCY, W5_CONSUMERS, W5_DELAY_MS, W5_IN_FLIGHT, W5_RATE};
 
 const QUEUE: &str = "bench-w5";
@@ -31,7 +31,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 async fn leg(bench: &Bench<'_>, run: u32, tasks: u64, limited: bool) -> Result<Vec<Metric>> {
     let prefix = if limited { "limited" } else { "unlimited" };
     let label = format!("w5-r{run}-{prefix}");
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue(QUEUE)?;
     fill(&queue, &label, 0..tasks).await?;
     let mut env = vec![("QUEUE_NAME", QUEUE.to_owned())];
@@ -58,7 +58,7 @@ async fn leg(bench: &Bench<'_>, run: u32, tasks: u64, limited: bool) -> Result<V
         within: Duration::from_secs(120),
     };
     let mut drained = bench.drain_by_consumers(&consumers).await?;
-    let stats = get_json(&bench.http, &format!("{}/stats", drained.mock.base())).await?;
+    let stats = drained.mock.try_stats(&bench.http).await?;
     drained.finish(tasks).await?;
     let field = |name: &str| stats[name].as_f64().unwrap_or(0.0);
     let (calls, throttled) = (field("calls"), field("throttled"));

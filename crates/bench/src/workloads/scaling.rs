@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{Bench, Consumers, Metric, fill, metric};
-use crate::redis_admin;
+use super::fleet::Consumers;
+use super::{Bench, Metric, fill, metric};
 use crate::workload::{S_CONCURRENCY, S1_BOUND_TASKS_PER_S, S1_CONSUMERS, S1_DELAY_MS};
 
 const QUEUE: &str = "bench-s1";
@@ -45,7 +45,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// Drains `tasks` with `n` consumers; answers tasks/s and the consumers' CPU seconds.
 async fn leg(bench: &Bench<'_>, run: u32, n: u64, tasks: u64) -> Result<(f64, f64)> {
     let label = format!("s1-r{run}-n{n}");
-    redis_admin::flush(bench.redis).await?;
+    bench.redis.try_flush_all().await?;
     let queue = bench.queue(QUEUE)?;
     fill(&queue, &label, 0..tasks).await?;
 

@@ -1,6 +1,6 @@
 //! The operator's side: list tasks by state, statistics, retry dead tasks (and failed callbacks),
 //! purge finished records. Every route here requires `Authorization: Bearer <ADMIN_TOKEN>` when
-//! the token is set (see [`super::auth`]).
+//! the token is set (see [`crate::tokens`]).
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use taskq::State as TaskState;
 use taskq::{CallbackState, FinalState, MAX_PAGE_SIZE, Page, QueueStats};
 
-use super::served::{QueueParam, Target};
+use super::auth::Unauthorized;
 use super::tasks::{TaskResponse, not_found, path_name};
 use crate::admission::AdmissionView;
 use crate::error::{AppError, ErrorBody};
+use crate::served::{QueueParam, Target};
 use crate::throughput::Rate;
 
 /// The query of `GET /tasks`.
@@ -36,7 +37,7 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "One page; a short page may still have a next_cursor", body = Page),
         (status = 400, description = "Unknown state, bad cursor or limit", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
@@ -80,7 +81,7 @@ pub struct Stats {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Statistics", body = Stats),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
@@ -103,7 +104,7 @@ pub async fn stats(target: Target) -> Result<Json<Stats>, AppError> {
     responses(
         (status = 200, description = "Requeued", body = TaskResponse),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
         (status = 409, description = "The task is not dead", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
@@ -140,7 +141,7 @@ pub async fn retry(
     responses(
         (status = 200, description = "The callback is pending again: the task's view", body = TaskResponse),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
         (status = 409, description = "The task has no callback, or its callback has not failed", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
@@ -189,7 +190,7 @@ pub struct Changed {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "How many dead tasks were requeued", body = Changed),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable (the batches before stay applied)", body = ErrorBody),
     )
@@ -217,7 +218,7 @@ pub struct PurgeQuery {
     responses(
         (status = 200, description = "How many records were deleted", body = Changed),
         (status = 400, description = "Not a finished state", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable (the batches before stay applied)", body = ErrorBody),
     )

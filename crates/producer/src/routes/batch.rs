@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use taskq::{NewTask, TaskName};
 
-use super::served::{QueueParam, Target};
+use super::auth::Unauthorized;
 use super::tasks::{Submit, TaskResponse, callback_url, refused};
 use crate::error::{AppError, ErrorBody};
 use crate::payload::Payload;
 use crate::schedule;
+use crate::served::{QueueParam, Target};
 use crate::state::AppState;
 
 /// The most tasks one batch carries.
@@ -63,7 +64,7 @@ pub struct BatchResponse {
     responses(
         (status = 200, description = "One answer per task, in order: the task's view with enqueued (true when this request created it; a name given twice is created once), or {\"error\"} for a task that was refused", body = BatchResponse),
         (status = 400, description = "No tasks, more than 1,000, or malformed JSON", body = ErrorBody),
-        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 413, description = "Body over 8 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),

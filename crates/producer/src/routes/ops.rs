@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use queue_service::write_queue_stats;
-use queue_service::{health_of, write_server_reports};
+use queue_kit::write_queue_stats;
+use queue_kit::{health_of, write_server_reports};
 use serde::Serialize;
-use service::prometheus::Exposition;
+use service_kit::prometheus::Exposition;
 use taskq::Queue;
 use taskq::server::Watch;
 

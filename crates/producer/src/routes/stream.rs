@@ -20,9 +20,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use taskq::{TaskName, TaskView};
 
-use super::served::{QueueParam, Target};
+use super::auth::Unauthorized;
 use super::tasks::{path_name, view};
 use crate::error::{AppError, ErrorBody};
+use crate::served::{QueueParam, Target};
 use crate::state::AppState;
 use crate::waiters::{Interest, Watch};
 
@@ -65,7 +66,7 @@ impl From<StreamEvent> for Event {
         (status = 200, description = "text/event-stream: one event per state or partial data, each the task's view as JSON (event: the state; id: updated_at_ms-state), closed after done, dead or cancelled", content_type = "text/event-stream", body = StreamEvent),
         (status = 204, description = "Last-Event-ID names the task's final view: nothing more will come"),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use taskq::Cancel;
 use taskq::{Enqueued, NewTask, TaskName, TaskView};
 
-use super::served::{QueueParam, Target};
+use super::auth::Unauthorized;
 use crate::error::{AppError, ErrorBody};
 use crate::payload::Payload;
+use crate::served::{QueueParam, Target};
 use crate::state::AppState;
 use crate::waiters::Interest;
 use crate::{query, schedule};
@@ -101,7 +102,7 @@ pub(super) fn callback_url(
         )),
         (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
         (status = 400, description = "Missing, repeated or invalid task-name, or a bad delay_ms or wait", body = ErrorBody),
-        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable, or the queue is full (Redis' memory above REDIS_MEMORY_HIGH_WATER of maxmemory, or MAX_QUEUED tasks): nothing written, try again after Retry-After", body = ErrorBody, headers(
             ("Retry-After" = u64, description = "seconds to wait when the queue is full"),
@@ -184,7 +185,7 @@ pub async fn peek(
         )),
         (status = 200, description = "Final, no Retry-After: done (data holds the result), dead (error holds the last error; an operator may retry it) or cancelled; the name stays taken until the record expires or is purged", body = TaskResponse),
         (status = 400, description = "Invalid name, malformed JSON, delay_ms and run_at_ms both given or out of range, or a callback_url refused", body = ErrorBody),
-        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 413, description = "Payload over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
@@ -290,7 +291,7 @@ fn accepted(
     responses(
         (status = 200, description = "The task as it is now (with wait: once final, or when the time is up)", body = TaskResponse),
         (status = 400, description = "Invalid name, or a bad wait", body = ErrorBody),
-        (status = 401, description = "A client token is set and the request has neither it nor the admin token", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No task of that name (or its result expired), or no such queue", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),
     )
@@ -334,7 +335,7 @@ pub(super) async fn view(target: &Target, name: &TaskName) -> Result<TaskView, A
     responses(
         (status = 200, description = "Cancelled (now or before)", body = TaskResponse),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 401, description = "A token is set (the client token, else the admin token) and the request has none it accepts", body = ErrorBody),
+        (status = 401, response = Unauthorized),
         (status = 404, description = "No task of that name, or no such queue", body = ErrorBody),
         (status = 409, description = "The task is done: nothing left to cancel", body = ErrorBody),
         (status = 503, description = "Redis is unavailable", body = ErrorBody),

@@ -17,7 +17,7 @@ struct Cli {
 
 /// A producer served in-process on a free port, and its queue; it stops when the returned sender
 /// drops.
-#[allow(dead_code, reason = "connections.rs starts every producer with flags")]
+#[allow(dead_code, reason = "tokens.rs starts every producer with flags")]
 pub async fn spawn_producer(
     redis: &RedisServer,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, taskq::Queue) {
@@ -75,6 +75,7 @@ pub async fn get(
 }
 
 /// The producer's `/metrics` page.
+#[allow(dead_code, reason = "not every file reads the metrics")]
 pub async fn metrics(addr: SocketAddr) -> String {
     testkit::http_client()
         .get(format!("http://{addr}/metrics"))
@@ -98,4 +99,34 @@ pub async fn post(url: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let status = response.status();
     let body = response.bytes().await.unwrap();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[allow(
+    dead_code,
+    reason = "callbacks.rs, connections.rs, hooks.rs and waiting.rs do not use it"
+)]
+/// Sends `method path` with an optional JSON body and bearer token; answers status, headers and
+/// the JSON body.
+pub async fn call(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = testkit::http_client().request(method, format!("http://{addr}{path}"));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = response.bytes().await.unwrap();
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{path}: body is not JSON ({e}): {body:?}"));
+    (status, headers, json)
 }

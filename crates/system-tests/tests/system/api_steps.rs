@@ -66,7 +66,7 @@ fn dead_saying(view: &Value, words: &str) {
 async fn fal_polls_and_fetches_the_urls_its_submit_answered() {
     let stack = mock_for("fal", &[("MOCK_POLLS_UNTIL_DONE", "3")]);
     let api = json!({
-        "base_url": stack.mock.base(),
+        "base_url": stack.services.mock.base(),
         "headers": {"Authorization": format!("Key ${{{KEY_VAR}}}")},
         "submit": {"path": "/fal-ai/flux/dev", "body": "{{payload}}", "id": "/request_id"},
         "poll": {"url": "{{submit.status_url}}"},
@@ -104,7 +104,7 @@ async fn fal_polls_and_fetches_the_urls_its_submit_answered() {
 async fn an_openai_batch_fetches_its_output_file_as_json_lines_and_a_refused_submit_says_why() {
     let stack = mock_for("openai-batch", &[("MOCK_POLLS_UNTIL_DONE", "4")]);
     let api = json!({
-        "base_url": stack.mock.base(),
+        "base_url": stack.services.mock.base(),
         "headers": {"Authorization": format!("Bearer ${{{KEY_VAR}}}")},
         "submit": {"path": "/v1/batches", "id": "/id",
                    "body": {"input_file_id": "{{payload.input_file_id}}", "endpoint": "/v1/chat/completions", "completion_window": "24h"}},
@@ -165,7 +165,7 @@ async fn an_openai_batch_fetches_its_output_file_as_json_lines_and_a_refused_sub
         "step=\"submit\"".to_owned(),
         format!(
             "POST {}/v1/batches",
-            stack.mock.base().trim_end_matches('/')
+            stack.services.mock.base().trim_end_matches('/')
         ),
         "status=400".to_owned(),
         "said=\"Invalid 'input_file_id': 'file-missing'. File not found.\"".to_owned(),
@@ -178,7 +178,7 @@ async fn an_openai_batch_fetches_its_output_file_as_json_lines_and_a_refused_sub
 async fn a_revai_transcript_is_fetched_as_text_and_its_errors_are_read_where_the_profile_says() {
     let stack = mock_for("revai", &[]);
     let api = json!({
-        "base_url": stack.mock.base(),
+        "base_url": stack.services.mock.base(),
         "headers": {"Authorization": format!("Bearer ${{{KEY_VAR}}}")},
         "submit": {"path": "/speechtotext/v1/jobs", "body": {"source_config": {"url": "{{payload.url}}"}}, "id": "/id"},
         "poll": {"path": "/speechtotext/v1/jobs/{{id}}"},
@@ -218,7 +218,8 @@ async fn a_revai_transcript_is_fetched_as_text_and_its_errors_are_read_where_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_body_is_sent_url_encoded_with_values_from_earlier_answers() {
     let stack = mock_for("replicate", &[]);
-    let mut api = crate::real_apis::replicate_profile(&stack.mock.base());
+    let mut api =
+        testkit::replicate_profile(&stack.services.mock.base(), crate::real_apis::KEY_VAR);
     api["fetch"] = json!({
         "method": "POST",
         "path": "/echo",
@@ -241,7 +242,7 @@ async fn a_form_body_is_sent_url_encoded_with_values_from_earlier_answers() {
 /// Stability's creative upscale: a multipart submit whose image is downloaded from `image`.
 fn stability_upscale(stack: &Stack, image: Value) -> Value {
     json!({
-        "base_url": stack.mock.base(),
+        "base_url": stack.services.mock.base(),
         "headers": {"Authorization": format!("Bearer ${{{KEY_VAR}}}")},
         "allow_private_sources": true,
         "submit": {"path": "/v2beta/stable-image/upscale/creative", "id": "/id",
@@ -259,7 +260,7 @@ async fn a_multipart_submit_streams_a_downloaded_file_or_the_tasks_own_bytes() {
         json!({"url": "{{payload.image_url}}", "filename": "in.png", "content_type": "image/png"});
     let (_consumer, _file) = consumer_of(&stack, stability_upscale(&stack, image), json!({}), &[]);
     let file = mock_api::content::file("cat.png", 5000);
-    let url = format!("{}/files/cat.png?bytes=5000", stack.mock.base());
+    let url = format!("{}/files/cat.png?bytes=5000", stack.services.mock.base());
     let views = run(
         &stack,
         &[("up", json!({"image_url": url, "prompt": "sharper"}))],
@@ -298,7 +299,7 @@ async fn a_download_from_a_private_address_or_over_the_limit_is_refused_at_once(
     let mut private = stability_upscale(&stack, image);
     private["allow_private_sources"] = json!(false);
     let (consumer, _file) = consumer_of(&stack, private, json!({}), &[]);
-    let url = format!("{}/files/a.png", stack.mock.base());
+    let url = format!("{}/files/a.png", stack.services.mock.base());
     let views = run(
         &stack,
         &[("private", json!({"image_url": url, "prompt": "p"}))],
@@ -311,7 +312,7 @@ async fn a_download_from_a_private_address_or_over_the_limit_is_refused_at_once(
     let image = json!({"url": "{{payload.image_url}}"});
     let api = stability_upscale(&stack, image);
     let (_consumer, _file) = consumer_of(&stack, api, json!({"max_upload_bytes": 1000}), &[]);
-    let url = format!("{}/files/b.png?bytes=5000", stack.mock.base());
+    let url = format!("{}/files/b.png?bytes=5000", stack.services.mock.base());
     let views = run(
         &stack,
         &[("large", json!({"image_url": url, "prompt": "p"}))],
@@ -330,7 +331,7 @@ async fn an_elevenlabs_dub_uploads_a_file_and_fetches_its_audio_as_bytes_or_refu
 {
     let stack = mock_for("elevenlabs-dubbing", &[]);
     let api = json!({
-        "base_url": stack.mock.base(),
+        "base_url": stack.services.mock.base(),
         "headers": {"xi-api-key": format!("${{{KEY_VAR}}}")},
         "allow_private_sources": true,
         "submit": {"path": "/v1/dubbing", "id": "/dubbing_id",
@@ -342,7 +343,7 @@ async fn an_elevenlabs_dub_uploads_a_file_and_fetches_its_audio_as_bytes_or_refu
         "fetch": {"path": "/v1/dubbing/{{id}}/audio/{{payload.lang}}", "as": "base64"},
     });
     let (_consumer, _file) = consumer_of(&stack, api.clone(), json!({}), &[]);
-    let url = format!("{}/files/talk.mp4?bytes=3000", stack.mock.base());
+    let url = format!("{}/files/talk.mp4?bytes=3000", stack.services.mock.base());
     let views = run(&stack, &[("dub", json!({"video": url, "lang": "es"}))]).await;
     assert_eq!(views[0]["state"], "done", "{}", views[0]);
     let audio = STANDARD.decode(views[0]["data"].as_str().unwrap()).unwrap();
@@ -360,7 +361,7 @@ async fn an_elevenlabs_dub_uploads_a_file_and_fetches_its_audio_as_bytes_or_refu
 /// blocks in pages of 100.
 fn textract(stack: &Stack, max_pages: u32) -> Value {
     json!({
-        "base_url": stack.mock.base(),
+        "base_url": stack.services.mock.base(),
         "headers": {"Authorization": format!("${{{KEY_VAR}}}"), "Content-Type": "application/x-amz-json-1.1"},
         "submit": {"path": "/", "headers": {"X-Amz-Target": "Textract.StartDocumentTextDetection"},
                    "body": {"DocumentLocation": {"S3Object": {"Bucket": "docs", "Name": "{{payload.name}}"}}},
@@ -409,13 +410,13 @@ async fn a_provider_that_only_pushes_gives_its_result_in_the_webhook_or_the_task
         &[("HOOK_SECRET", hook_secret)],
     );
     let api = json!({
-        "base_url": stack.mock.base(),
+        "base_url": stack.services.mock.base(),
         "headers": {"Authorization": format!("Token ${{{KEY_VAR}}}")},
         "submit": {"path": "/v1/listen?callback={{webhook_url}}&model=nova-3",
                    "body": {"url": "{{payload.url}}"}, "id": "/request_id"},
         "hook": {"result": "/results/channels/0/alternatives/0/transcript"},
     });
-    let public_url = format!("http://{}", stack.producer);
+    let public_url = format!("http://{}", stack.producer());
     let env = [
         ("PUBLIC_URL", public_url.as_str()),
         ("HOOK_SECRET", hook_secret),
@@ -447,13 +448,13 @@ async fn a_provider_that_only_pushes_gives_its_result_in_the_webhook_or_the_task
         ],
         &[("HOOK_SECRET", hook_secret)],
     );
-    let public_url = format!("http://{}", stack.producer);
+    let public_url = format!("http://{}", stack.producer());
     let env = [
         ("PUBLIC_URL", public_url.as_str()),
         ("HOOK_SECRET", hook_secret),
     ];
     let mut api = api;
-    api["base_url"] = json!(stack.mock.base());
+    api["base_url"] = json!(stack.services.mock.base());
     let (_consumer, _file) = consumer_of(&stack, api, json!({"max_poll_secs": 2}), &env);
     let views = run(
         &stack,
@@ -480,7 +481,10 @@ async fn no_step_shows_a_credential_or_a_files_query_in_logs_or_redis() {
         std::path::Path::new(&log.path()),
     );
     let file_secret = "file-sig-7f3d9a";
-    let url = format!("{}/files/c.png?sig={file_secret}", stack.mock.base());
+    let url = format!(
+        "{}/files/c.png?sig={file_secret}",
+        stack.services.mock.base()
+    );
     let views = run(
         &stack,
         &[("quiet", json!({"image_url": url, "prompt": "p"}))],

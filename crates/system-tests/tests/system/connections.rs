@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use testkit::{RedisServer, eventually};
+use testkit::{RedisServer, eventually, get_json, get_text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::stack::{Stack, get_json, get_text, post_task};
+use crate::stack::{Stack, post_task};
 
 /// Connections the flood opens: more than the 20,000 open files of the old producer.
 const FLOOD: usize = 21_000;
@@ -90,7 +90,7 @@ async fn a_flood_of_idle_and_dripping_connections_beyond_the_cap_and_the_old_fil
             ("KEEP_ALIVE_TIMEOUT_MS", "1500"),
         ],
     );
-    let producer = stack.producer;
+    let producer = stack.producer();
     let long_polls: Vec<_> = (0..LONG_POLLS)
         .map(|i| {
             let client = stack.client.clone();
@@ -227,5 +227,5 @@ async fn a_flood_of_idle_and_dripping_connections_beyond_the_cap_and_the_old_fil
             "answered at its task's end: {view}"
         );
     }
-    assert!(stack.producer_process.running(), "no restart needed");
+    assert!(stack.services.producer.running(), "no restart needed");
 }

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::stack::{Stack, get_text};
+use crate::stack::Stack;
 use reqwest::StatusCode;
 use serde_json::Value;
-use testkit::{eventually, free_addr};
+use testkit::{eventually, free_addr, get_text};
 
 /// The repository's `deploy/` folder.
 fn deploy_dir() -> PathBuf {
@@ -154,7 +154,7 @@ async fn alert_rules_and_dashboard_name_only_series_the_binaries_serve() {
     assert_eq!(view["state"], "done", "{view}");
 
     let mut served: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    for (binary, addr) in [("producer", stack.producer), ("consumer", consumer_addr)] {
+    for (binary, addr) in [("producer", stack.producer()), ("consumer", consumer_addr)] {
         let (status, page) = get_text(client, format!("http://{addr}/metrics")).await;
         assert_eq!(status, StatusCode::OK, "{binary} /metrics: {page}");
         for name in served_names(&page) {

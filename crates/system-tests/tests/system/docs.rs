@@ -714,18 +714,16 @@ fn every_link_and_anchor_in_the_docs_resolves() {
     assert_none(&link_problems(&pages, |path| root().join(path).exists()));
 }
 
-#[test]
-fn configuration_lists_every_setting_of_every_binary_and_no_other() {
-    let helps: BTreeMap<&str, String> = BINARIES
-        .iter()
-        .map(|&binary| {
-            let output = testkit::run_to_end(binary, &["--help"], &[]);
-            assert!(output.status.success(), "{binary} --help: {output:?}");
-            let help = String::from_utf8(output.stdout).expect("--help is UTF-8");
-            assert!(help.contains("[env: "), "{binary} --help names no variable");
-            (binary, help)
-        })
-        .collect();
+#[tokio::test]
+async fn configuration_lists_every_setting_of_every_binary_and_no_other() {
+    let mut helps: BTreeMap<&str, String> = BTreeMap::new();
+    for &binary in BINARIES.iter() {
+        let output = testkit::run_to_end(binary, &["--help"], &[]).await;
+        assert!(output.status.success(), "{binary} --help: {output:?}");
+        let help = String::from_utf8(output.stdout).expect("--help is UTF-8");
+        assert!(help.contains("[env: "), "{binary} --help names no variable");
+        helps.insert(binary, help);
+    }
     let config = &pages()["docs/configuration.md"];
     assert_none(&settings_problems(config, &helps));
 }

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::stack::{Backend, Stack, enqueue_url, get_json, names};
+use crate::stack::{Backend, Stack, enqueue_url, names};
 use reqwest::StatusCode;
+use testkit::get_json;
 use tokio::task::JoinSet;
 
 crate::stack::on_both_backends! {
@@ -28,7 +29,7 @@ async fn a_thousand_tasks_enqueued_twice_all_finish_with_exactly_three_calls_eac
     // Every name twice, 64 requests in flight, each answer timed.
     let mut lanes = JoinSet::new();
     for lane in 0..64 {
-        let (client, producer) = (stack.client.clone(), stack.producer);
+        let (client, producer) = (stack.client.clone(), stack.producer());
         let names = names.clone();
         lanes.spawn(async move {
             let mut slowest = Duration::ZERO;
@@ -133,8 +134,8 @@ async fn every_binary_exits_zero_on_sigterm_and_sigint<R: Backend>() {
 
         for process in [
             &mut consumer,
-            &mut stack.producer_process,
-            &mut stack.mock.process,
+            &mut stack.services.producer,
+            &mut stack.services.mock.process,
         ] {
             process.signal(signal);
             let status = process.wait_exit(Duration::from_secs(10));
@@ -173,7 +174,7 @@ async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled
     let submit = |body: serde_json::Value| {
         stack
             .client
-            .post(format!("http://{}/tasks", stack.producer))
+            .post(format!("http://{}/tasks", stack.producer()))
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
@@ -187,7 +188,7 @@ async fn a_submitted_payload_reaches_the_api_as_query_parameters_and_a_cancelled
         .unwrap();
     let cancelled = stack
         .client
-        .delete(format!("http://{}/tasks/cancelled", stack.producer))
+        .delete(format!("http://{}/tasks/cancelled", stack.producer()))
         .send()
         .await
         .unwrap();
@@ -250,8 +251,8 @@ async fn json_logs_name_the_task_and_attempt_on_every_line_about_a_task<R: Backe
 
 /// `--help` lists every setting with its environment variable, and the values of the secret ones
 /// never: a container started with `--help` would print them to its log.
-#[test]
-fn help_never_shows_a_secret_from_the_environment() {
+#[tokio::test]
+async fn help_never_shows_a_secret_from_the_environment() {
     let secrets = [
         ("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:1"),
         ("ADMIN_TOKEN", "hunter2-admin"),
@@ -260,7 +261,7 @@ fn help_never_shows_a_secret_from_the_environment() {
         ("MOCK_API_KEY", "hunter2-mock"),
     ];
     for binary in ["producer", "consumer", "mock-api"] {
-        let output = testkit::run_to_end(binary, &["--help"], &secrets);
+        let output = testkit::run_to_end(binary, &["--help"], &secrets).await;
         assert!(output.status.success(), "{binary} --help: {output:?}");
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(

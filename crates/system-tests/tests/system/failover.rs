@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::stack::{Stack, get_json};
-use testkit::{RedisSentinel, eventually};
+use crate::stack::Stack;
+use testkit::{RedisSentinel, eventually, get_json};
 use tokio::task::JoinSet;
 
 /// Clients enqueueing at once.
@@ -86,7 +86,7 @@ async fn failover_under_load(fault: Fault, wait_replicas: &str) -> Report {
     let stop = Arc::new(AtomicBool::new(false));
     let mut lanes = JoinSet::new();
     for lane in 0..LANES {
-        let (client, producer) = (stack.client.clone(), stack.producer);
+        let (client, producer) = (stack.client.clone(), stack.producer());
         let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
         lanes.spawn(async move {
             let mut n = 0;

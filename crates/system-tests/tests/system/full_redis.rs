@@ -8,22 +8,18 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::{RedisServer, eventually};
+use testkit::{RedisServer, eventually, get_json, replicate_profile};
 use tokio::task::JoinSet;
 
-use crate::real_apis::{KEY_VAR, SECRET, TempFile, replicate_profile};
-use crate::stack::{Stack, get_json};
+use crate::real_apis::{KEY_VAR, SECRET, TempFile};
+use crate::stack::Stack;
 
 /// A field of `INFO memory` of `redis`.
 fn memory_field(redis: &RedisServer, field: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query(&mut redis.connection())
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in INFO"))
+    let value = redis.info("memory", field);
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} in INFO: {value}"))
 }
 
 /// Samples `used_memory` of `redis` every 10 ms until dropped; answers the highest seen.
@@ -83,7 +79,7 @@ async fn post(stack: &Stack, path: &str, body: &Value) -> Answer {
     let started = Instant::now();
     let response = stack
         .client
-        .post(format!("http://{}{path}", stack.producer))
+        .post(format!("http://{}{path}", stack.producer()))
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
@@ -135,7 +131,7 @@ async fn bursts_of_large_payloads_stop_at_the_mark_and_every_acknowledged_task_f
     // the payload, which the consumers write in the headroom above the mark, and past it.
     let file = TempFile::write(
         &format!("{}.json", stack.queue_name),
-        &json!({ &stack.queue_name: {"poll_interval_ms": 100, "api": replicate_profile(&stack.mock.base())} })
+        &json!({ &stack.queue_name: {"poll_interval_ms": 100, "api": replicate_profile(&stack.services.mock.base(), KEY_VAR)} })
             .to_string(),
     );
     let _consumer = stack.consumer(&[
@@ -356,8 +352,11 @@ async fn a_redis_filled_behind_taskqs_back_drains_and_takes_enqueues_again_by_it
         peak <= full_at + (128 << 10),
         "draining took Redis from {full_at} to {peak} bytes"
     );
-    let (_, metrics) =
-        crate::stack::get_text(&stack.client, format!("http://{}/metrics", stack.producer)).await;
+    let (_, metrics) = testkit::get_text(
+        &stack.client,
+        format!("http://{}/metrics", stack.producer()),
+    )
+    .await;
     assert!(
         metrics.lines().any(|line| line.starts_with(&format!(
             "taskq_enqueue_refused_total{{queue=\"{}\",reason=\"memory\"}} ",
@@ -387,7 +386,7 @@ async fn a_redis_filled_behind_taskqs_back_drains_and_takes_enqueues_again_by_it
         "FIGURES full_redis filled: enqueues accepted again {:?} after the room came back",
         resumed.elapsed()
     );
-    let (_, stats) = get_json(&stack.client, format!("http://{}/stats", stack.producer)).await;
+    let (_, stats) = get_json(&stack.client, format!("http://{}/stats", stack.producer())).await;
     assert!(
         stats["admission"]["refused_memory"].as_u64().unwrap() >= 1,
         "{stats}"

@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::{eventually, free_addr};
+use testkit::{eventually, free_addr, get_text};
 
-use crate::stack::{Stack, get_text, names};
+use crate::stack::{Stack, names};
 
 /// The mock's `/stats` field `field`.
 fn stat(stats: &Value, field: &str) -> u64 {
@@ -166,8 +166,8 @@ fn sample(page: &str, series: &str) -> f64 {
 async fn a_task_scheduled_later_is_not_called_before_its_time_and_is_called_on_time() {
     let stack = Stack::start(&[("MOCK_DELAY_MS", "0"), ("MOCK_POLLS_UNTIL_DONE", "1")]);
     let _consumer = stack.consumer(&[]);
-    let url = format!("http://{}/?task-name=later&delay_ms=2000", stack.producer);
-    let (status, view) = crate::stack::get_json(&stack.client, url).await;
+    let url = format!("http://{}/?task-name=later&delay_ms=2000", stack.producer());
+    let (status, view) = testkit::get_json(&stack.client, url).await;
     assert!(status.is_success(), "{view}");
     let run_at = view["run_at_ms"].as_u64().unwrap();
     assert_eq!(run_at, view["created_at_ms"].as_u64().unwrap() + 2000);

@@ -7,7 +7,8 @@
 //!
 //! # Suites
 //! - [`end_to_end`]: the three binaries working together, on one Redis and on a cluster.
-//! - [`faults`]: fault injection (consumers, Redis, the API misbehaving), on both backends.
+//! - [`faults`]: fault injection (consumers, Redis, the API misbehaving: a module each), on both
+//!   backends.
 //! - [`cluster`]: what only a cluster has (a slot migrated under load, queues on three masters).
 //! - [`failover`]: Sentinel failovers under load, with and without `WAIT`.
 //! - [`connections`]: a flood of idle and dripping connections beyond the producer's cap.

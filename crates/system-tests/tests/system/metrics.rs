@@ -66,7 +66,7 @@ async fn two_consumers_add_up_exactly_and_every_metrics_page_shows_the_queue_wid
     let mut last = 0.0;
     let mut scrapes = 0;
     loop {
-        let page = scrape(client, format!("http://{}/metrics", stack.producer)).await;
+        let page = scrape(client, format!("http://{}/metrics", stack.producer())).await;
         let now = page[&done];
         assert!(now >= last, "done went from {last} to {now}");
         last = now;
@@ -80,7 +80,7 @@ async fn two_consumers_add_up_exactly_and_every_metrics_page_shows_the_queue_wid
 
     let stats = stack.queue().stats().await.unwrap();
     let mock_calls = stack.mock_calls().await as f64;
-    let producer = scrape(client, format!("http://{}/metrics", stack.producer)).await;
+    let producer = scrape(client, format!("http://{}/metrics", stack.producer())).await;
     let first = scrape(client, format!("http://{first_addr}/metrics")).await;
     let second = scrape(client, format!("http://{second_addr}/metrics")).await;
     for page in [&producer, &first, &second] {

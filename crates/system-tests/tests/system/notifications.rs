@@ -15,10 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use testkit::{RedisServer, eventually, free_addr};
+use testkit::{RedisServer, eventually, free_addr, get_text, replicate_profile};
 
-use crate::real_apis::{KEY_VAR, SECRET, TempFile, replicate_profile};
-use crate::stack::{Stack, get_text, post_task};
+use crate::real_apis::{KEY_VAR, SECRET, TempFile};
+use crate::stack::{Stack, post_task};
 
 /// The callback secret: `whsec_` and the base64 of 32 bytes.
 const CALLBACK_KEY: &[u8; 32] = b"taskq-system-test-callback-key!!";
@@ -144,7 +144,8 @@ async fn callbacks_are_signed_retried_until_accepted_and_survive_restarts() {
     let names: Vec<String> = (0..20).map(|i| format!("cb {i}")).collect();
     for name in &names {
         let url = format!("http://{receiver_addr}/hook?for={}", name.replace(' ', "-"));
-        let (status, view) = submit_with_callback(&stack.client, stack.producer, name, &url).await;
+        let (status, view) =
+            submit_with_callback(&stack.client, stack.producer(), name, &url).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{view}");
         assert_eq!(view["callback"]["state"], "waiting", "{view}");
     }
@@ -231,7 +232,11 @@ async fn callbacks_are_signed_retried_until_accepted_and_survive_restarts() {
     let ids: std::collections::HashSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), names.len(), "one webhook-id per task");
 
-    let (_, metrics) = get_text(&stack.client, format!("http://{}/metrics", stack.producer)).await;
+    let (_, metrics) = get_text(
+        &stack.client,
+        format!("http://{}/metrics", stack.producer()),
+    )
+    .await;
     let delivered = format!(
         "taskq_callback_deliveries_total{{queue=\"{}\",outcome=\"delivered\"}} {}",
         stack.queue_name,
@@ -289,7 +294,7 @@ async fn callbacks_to_private_addresses_are_refused_at_submit_and_at_delivery() 
     // does not: nothing reaches the receiver.
     let _consumer = stack.consumer(&[("RETRY_BASE_MS", "50")]);
     let url = format!("http://localhost:{}/hook", receiver_addr.port());
-    let (status, view) = submit_with_callback(&stack.client, stack.producer, "local", &url).await;
+    let (status, view) = submit_with_callback(&stack.client, stack.producer(), "local", &url).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{view}");
     let view = eventually(Duration::from_secs(20), "the callback to fail", || async {
         let (_, view) = stack.task("local").await;
@@ -320,13 +325,13 @@ async fn a_provider_webhook_finishes_a_task_long_before_its_next_poll() {
         ],
         &[("HOOK_SECRET", hook_secret)],
     );
-    let mut profile = replicate_profile(&stack.mock.base());
+    let mut profile = replicate_profile(&stack.services.mock.base(), KEY_VAR);
     profile["submit"]["body"]["webhook"] = json!("{{webhook_url}}");
     let file = TempFile::write(
         &format!("{}.json", stack.queue_name),
         &json!({ &stack.queue_name: {"poll_interval_ms": 60_000, "api": profile} }).to_string(),
     );
-    let public_url = format!("http://{}", stack.producer);
+    let public_url = format!("http://{}", stack.producer());
     let _consumer = stack.consumer(&[
         ("QUEUES_FILE", &file.path()),
         (KEY_VAR, SECRET),

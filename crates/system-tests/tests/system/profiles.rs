@@ -56,7 +56,7 @@ fn made_up(name: &str) -> String {
 
 /// `consumer --check` of `file` serving `queue`, every variable it names set to a made-up
 /// value (and the hook settings a push-only profile needs); the exit status, stdout and stderr.
-fn check(file: &Path, queue: &str) -> (bool, String, String) {
+async fn check(file: &Path, queue: &str) -> (bool, String, String) {
     let text = std::fs::read_to_string(file).unwrap();
     let made_up: Vec<(String, String)> = variables(&text)
         .into_iter()
@@ -70,7 +70,7 @@ fn check(file: &Path, queue: &str) -> (bool, String, String) {
         ("HOOK_SECRET", "a-hook-secret-of-16-bytes-or-more"),
     ];
     env.extend(made_up.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let output = run_to_end("consumer", &["--check"], &env);
+    let output = run_to_end("consumer", &["--check"], &env).await;
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -78,12 +78,12 @@ fn check(file: &Path, queue: &str) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn every_ready_profile_passes_the_check_and_shows_its_calls_without_values() {
+#[tokio::test]
+async fn every_ready_profile_passes_the_check_and_shows_its_calls_without_values() {
     let profiles = profiles();
     assert!(profiles.len() >= 11, "{profiles:?}");
     for (file, queue) in &profiles {
-        let (ok, report, errors) = check(file, queue);
+        let (ok, report, errors) = check(file, queue).await;
         assert!(ok, "{}: {errors}", file.display());
         assert!(report.starts_with(&format!("queue {queue}\n")), "{report}");
         let profile: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
@@ -126,8 +126,8 @@ fn the_profiles_readme_lists_exactly_the_files_there_are() {
     }
 }
 
-#[test]
-fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
+#[tokio::test]
+async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
     let file = TempFile::write(
         "check-mistakes.json",
         &json!({
@@ -157,7 +157,8 @@ fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
             ("QUEUES_FILE", &path),
             ("CHECK_TOKEN", "tok-abc-123"),
         ],
-    );
+    )
+    .await;
     let errors = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{errors}");
     for said in [
@@ -184,7 +185,8 @@ fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
             ("QUEUES_FILE", &path),
             ("CHECK_TOKEN", "tok-abc-123"),
         ],
-    );
+    )
+    .await;
     assert_eq!(output.status.code(), Some(1));
 
     let good = TempFile::write(
@@ -207,7 +209,8 @@ fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
             ("QUEUES_FILE", &path),
             ("CHECK_TOKEN", "tok-abc-123"),
         ],
-    );
+    )
+    .await;
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{report}");
     assert_eq!(
@@ -217,14 +220,14 @@ fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
     );
 }
 
-#[test]
-fn an_empty_queues_list_is_refused() {
+#[tokio::test]
+async fn an_empty_queues_list_is_refused() {
     for queues in ["", "a,,b", " "] {
-        let output = run_to_end("consumer", &["--check"], &[("QUEUES", queues)]);
+        let output = run_to_end("consumer", &["--check"], &[("QUEUES", queues)]).await;
         let errors = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "QUEUES={queues:?}: {errors}");
         assert!(errors.contains("an empty queue name"), "{errors}");
-        let output = run_to_end("producer", &["--help"], &[("QUEUES", queues)]);
+        let output = run_to_end("producer", &["--help"], &[("QUEUES", queues)]).await;
         assert!(output.status.success(), "--help works whatever QUEUES says");
     }
 }
@@ -302,7 +305,7 @@ fn pointed_at_mock(queue: &str, stack: &Stack) -> (TempFile, Vec<String>) {
     let text = std::fs::read_to_string(profiles_dir().join(format!("{queue}.json"))).unwrap();
     let mut file: Value = serde_json::from_str(&text).unwrap();
     let mut entry = file[queue].take();
-    entry["api"]["base_url"] = json!(stack.mock.base());
+    entry["api"]["base_url"] = json!(stack.services.mock.base());
     entry["poll_interval_ms"] = json!(100);
     if entry["api"]["submit"]["multipart"].is_object() {
         entry["api"]["allow_private_sources"] = json!(true);
@@ -330,7 +333,7 @@ async fn each_ready_profile_runs_end_to_end_against_the_mock_of_its_provider() {
         let _consumer = stack.consumer(&env);
         let payload: Value = serde_json::from_str(&run.payload.to_string().replace(
             "{files}",
-            &format!("{}/files", stack.mock.base().trim_end_matches('/')),
+            &format!("{}/files", stack.services.mock.base().trim_end_matches('/')),
         ))
         .unwrap();
         let (status, view) = stack.submit("ready", &payload).await;
@@ -357,7 +360,7 @@ async fn the_deepgram_profile_gets_its_transcript_from_the_webhook() {
     );
     let (file, vars) = pointed_at_mock("deepgram", &stack);
     let path = file.path();
-    let public_url = format!("http://{}", stack.producer);
+    let public_url = format!("http://{}", stack.producer());
     let mut env: Vec<(&str, &str)> = vec![
         ("QUEUES_FILE", &path),
         ("PUBLIC_URL", &public_url),

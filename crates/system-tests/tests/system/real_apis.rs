@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::stack::Stack;
 use serde_json::{Value, json};
-use testkit::eventually;
+use testkit::{eventually, replicate_profile};
 
 /// The credential the mock requires; it must show nowhere but in the mock's own check.
 pub(crate) const SECRET: &str = "tq-secret-9f3a1c77e2";
@@ -45,22 +45,9 @@ fn json_file(queue: &str, api: Value) -> QueuesFile {
     }
 }
 
-pub(crate) fn replicate_profile(base: &str) -> Value {
-    json!({
-        "base_url": base,
-        "headers": {"Authorization": format!("Bearer ${{{KEY_VAR}}}")},
-        "submit": {"path": "/v1/predictions", "body": {"version": "v1", "input": "{{payload}}"}, "id": "/id"},
-        "poll": {"path": "/v1/predictions/{{id}}"},
-        "status": {"pointer": "/status", "processing": ["starting", "processing"],
-                   "done": ["succeeded"], "failed": ["failed", "canceled"]},
-        "result": "/output",
-        "error": "/error",
-    })
-}
-
 const REPLICATE: Shape = Shape {
     mock: "replicate",
-    file: |queue, base| json_file(queue, replicate_profile(base)),
+    file: |queue, base| json_file(queue, replicate_profile(base, KEY_VAR)),
     payloads: || {
         [
             json!({"prompt": "a cat"}),
@@ -211,7 +198,7 @@ pub(crate) fn mock_for(shape: &str, extra: &[(&str, &str)]) -> Stack {
 
 /// The stack's `QUEUES_FILE` for `shape`.
 fn queues_file(stack: &Stack, shape: &Shape) -> TempFile {
-    let file = (shape.file)(&stack.queue_name, &stack.mock.base());
+    let file = (shape.file)(&stack.queue_name, &stack.services.mock.base());
     TempFile::write(
         &format!("{}.{}", stack.queue_name, file.extension),
         &file.text,
@@ -430,7 +417,7 @@ async fn a_submit_whose_answer_was_lost_is_repeated_with_the_same_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_variable_stops_the_consumer_naming_it_and_no_value() {
     let stack = mock_for("replicate", &[]);
-    let mut profile = replicate_profile(&stack.mock.base());
+    let mut profile = replicate_profile(&stack.services.mock.base(), KEY_VAR);
     profile["headers"]["X-Other"] = json!("${TASKQ_TEST_NOT_SET}");
     let file = TempFile::write(
         &format!("{}-missing.json", stack.queue_name),
@@ -476,7 +463,7 @@ async fn the_credential_never_shows_in_logs_redis_views_or_metrics() {
         views.push_str(&view.to_string());
     }
     let metrics_url = format!("http://{metrics_addr}/metrics");
-    let (_, metrics) = crate::stack::get_text(&stack.client, metrics_url).await;
+    let (_, metrics) = testkit::get_text(&stack.client, metrics_url).await;
     consumer.terminate(Duration::from_secs(10));
 
     let logged = std::fs::read_to_string(&log.0).unwrap();

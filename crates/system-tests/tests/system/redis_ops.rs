@@ -3,21 +3,15 @@
 
 use std::time::Duration;
 
-use crate::stack::{Stack, get_json, get_text};
+use crate::stack::Stack;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::eventually;
+use testkit::{eventually, get_json, get_text};
 
 /// `INFO memory`'s `used_memory` of the stack's Redis.
 fn used_memory(stack: &Stack) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query(&mut stack.queue_server().connection())
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("used_memory in INFO")
+    let used = stack.queue_server().info("memory", "used_memory");
+    used.parse().expect("used_memory in INFO")
 }
 
 fn config_set(stack: &Stack, name: &str, value: &str) {
@@ -50,7 +44,7 @@ async fn a_full_redis_refuses_enqueues_and_every_acknowledged_task_still_finishe
         let name = format!("full-{}", accepted.len());
         let response = stack
             .client
-            .post(format!("http://{}/tasks", stack.producer))
+            .post(format!("http://{}/tasks", stack.producer()))
             .header("content-type", "application/json")
             .body(json!({"name": name, "payload": {"n": accepted.len()}}).to_string())
             .send()
@@ -83,7 +77,7 @@ async fn a_full_redis_refuses_enqueues_and_every_acknowledged_task_still_finishe
         StatusCode::NOT_FOUND,
         "a refused task is not written"
     );
-    let (_, stats) = get_json(&stack.client, format!("http://{}/stats", stack.producer)).await;
+    let (_, stats) = get_json(&stack.client, format!("http://{}/stats", stack.producer())).await;
     assert!(
         stats["admission"]["refused_memory"].as_u64().unwrap() >= 1,
         "{stats}"
@@ -93,7 +87,11 @@ async fn a_full_redis_refuses_enqueues_and_every_acknowledged_task_still_finishe
         maxmemory * 85 / 100,
         "{stats}"
     );
-    let (_, metrics) = get_text(&stack.client, format!("http://{}/metrics", stack.producer)).await;
+    let (_, metrics) = get_text(
+        &stack.client,
+        format!("http://{}/metrics", stack.producer()),
+    )
+    .await;
     let refused = format!(
         "taskq_enqueue_refused_total{{queue=\"{}\",reason=\"memory\"}} ",
         stack.queue_name
@@ -124,7 +122,7 @@ async fn a_full_redis_refuses_enqueues_and_every_acknowledged_task_still_finishe
     );
 
     // Memory freed (the results purged), enqueues resume by themselves.
-    let purge = format!("http://{}/purge?state=done", stack.producer);
+    let purge = format!("http://{}/purge?state=done", stack.producer());
     let response = stack.client.post(purge).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     eventually(Duration::from_secs(10), "enqueues to resume", || async {
@@ -137,7 +135,7 @@ async fn a_full_redis_refuses_enqueues_and_every_acknowledged_task_still_finishe
 /// Asserts that the producer's `/metrics` and the consumer's (at `consumer`) serve every line.
 async fn assert_served(stack: &Stack, consumer: std::net::SocketAddr, lines: &[String]) {
     for metrics in [
-        format!("http://{}/metrics", stack.producer),
+        format!("http://{}/metrics", stack.producer()),
         format!("http://{consumer}/metrics"),
     ] {
         let (_, text) = get_text(&stack.client, metrics).await;
@@ -158,7 +156,7 @@ async fn an_evicting_redis_without_persistence_is_named_in_logs_healthz_and_metr
     let queue = stack.queue_name.clone();
 
     for health in [
-        format!("http://{}/healthz", stack.producer),
+        format!("http://{}/healthz", stack.producer()),
         format!("http://{metrics_addr}/healthz"),
     ] {
         let report = eventually(
@@ -206,7 +204,7 @@ async fn an_evicting_redis_without_persistence_is_named_in_logs_healthz_and_metr
     // Fixed, the next check says so.
     config_set(&stack, "maxmemory-policy", "noeviction");
     config_set(&stack, "appendonly", "yes");
-    let health = format!("http://{}/healthz", stack.producer);
+    let health = format!("http://{}/healthz", stack.producer());
     eventually(Duration::from_secs(10), "the fix on /healthz", || async {
         let (_, body) = get_json(&stack.client, health.clone()).await;
         let report = &body["redis"][&queue];
@@ -384,7 +382,7 @@ async fn fewer_replicas_than_redis_wait_replicas_is_a_warning_in_logs_healthz_an
         }
     };
     let healths = [
-        format!("http://{}/healthz", stack.producer),
+        format!("http://{}/healthz", stack.producer()),
         format!("http://{metrics_addr}/healthz"),
     ];
     for health in &healths {

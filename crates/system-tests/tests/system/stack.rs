@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use taskq::{ConnectOptions, Queue, QueueStats};
 use testkit::{
-    MockApi, Process, RedisCluster, RedisSentinel, RedisServer, eventually, free_addr, unique_queue,
+    Binaries, Process, RedisCluster, RedisSentinel, RedisServer, StackSettings, eventually,
+    get_json, started, unique_queue,
 };
 use tokio::task::JoinSet;
 
@@ -210,10 +211,9 @@ pub(crate) use on_both_backends;
 pub struct Stack<R: Topology = RedisServer> {
     pub redis: R,
     pub queue_name: String,
-    /// The mock API the consumers call (over HTTPS for [`Stack::start_https`]).
-    pub mock: MockApi,
-    pub producer: SocketAddr,
-    pub producer_process: Process,
+    /// The mock API the consumers call (over HTTPS for [`Stack::start_https`]) and the
+    /// producer: testkit's, which the benchmark runs too.
+    pub services: testkit::Stack,
     /// A client for the producer and the mock (trusting the mock's authority).
     pub client: reqwest::Client,
 }
@@ -253,50 +253,48 @@ impl<R: Topology> Stack<R> {
         https: bool,
     ) -> Self {
         let queue_name = unique_queue("e2e");
-        let producer = free_addr();
-        let base = redis_env(&redis, &queue_name);
-        let mock = MockApi::start(&with(base.clone(), mock_env), https);
+        let services = testkit::Stack::start(StackSettings {
+            binaries: Binaries::beside_this(),
+            label: &queue_name,
+            env: redis_env(&redis, &queue_name),
+            mock: owned(mock_env),
+            https,
+            producer: owned(producer_env),
+        });
         Self {
-            producer_process: Process::serve(
-                "producer",
-                producer,
-                &producer_vars(base, producer, producer_env),
-            ),
-            client: mock.client_builder().unwrap().build().unwrap(),
+            client: services.mock.client_builder().unwrap().build().unwrap(),
             redis,
             queue_name,
-            mock,
-            producer,
+            services,
         }
+    }
+
+    /// Where the producer serves.
+    pub fn producer(&self) -> SocketAddr {
+        self.services.producer_addr
     }
 
     /// Starts another producer of this stack's queue on `addr`, with `env` on top of the
     /// defaults.
     pub fn another_producer(&self, addr: SocketAddr, env: &[(&str, &str)]) -> Process {
-        let base = redis_env(&self.redis, &self.queue_name);
-        Process::serve("producer", addr, &producer_vars(base, addr, env))
+        started(self.services.try_producer(addr, &owned(env)))
     }
 
     /// Kills the producer (SIGKILL) and starts a new one on its address with `env` on top of the
     /// defaults.
     pub fn restart_producer(&mut self, env: &[(&str, &str)]) {
-        self.producer_process.kill();
-        self.producer_process = self.another_producer(self.producer, env);
+        started(self.services.try_restart_producer(&owned(env)));
     }
 
-    /// The variables every consumer of this stack gets: Redis, the queue, the mock (and the
-    /// authority that signed its certificate), any free port for /metrics (so consumers run
-    /// side by side), then `env` on top.
-    pub fn consumer_env<'a>(&self, env: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
-        let mut base = redis_env(&self.redis, &self.queue_name);
-        base.extend(self.mock.consumer_env());
-        base.push(("CONSUMER_ADDR", "127.0.0.1:0".to_owned()));
-        with(base, env)
+    /// The variables every consumer of this stack gets (see [`testkit::Stack::consumer_env`]),
+    /// then `env` on top.
+    pub fn consumer_env<'a>(&'a self, env: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
+        self.services.consumer_env(&owned(env))
     }
 
     /// Starts a consumer process on this stack with `env` on top of the defaults.
     pub fn consumer(&self, env: &[(&str, &str)]) -> Process {
-        Process::spawn("consumer", &self.consumer_env(env))
+        started(self.services.try_consumer(&owned(env), "consumer"))
     }
 
     /// Starts a consumer process whose log (stderr) goes to the file `log`.
@@ -307,7 +305,7 @@ impl<R: Topology> Stack<R> {
     /// `POST /tasks` with a payload on the producer.
     pub async fn submit(&self, name: &str, payload: &Value) -> (StatusCode, Value) {
         let body = serde_json::json!({"name": name, "payload": payload});
-        post_task(&self.client, self.producer, &body).await
+        post_task(&self.client, self.producer(), &body).await
     }
 
     /// Waits until the task `name` is done, dead or cancelled, then answers its view.
@@ -362,9 +360,7 @@ impl<R: Topology> Stack<R> {
 
     /// The mock's `/stats`.
     pub async fn mock_stats(&self) -> Value {
-        get_json(&self.client, format!("{}/stats", self.mock.base()))
-            .await
-            .1
+        self.services.mock.stats(&self.client).await
     }
 
     /// The mock's call count.
@@ -374,12 +370,12 @@ impl<R: Topology> Stack<R> {
 
     /// `GET /?task-name=NAME` on the producer.
     pub async fn enqueue(&self, name: &str) -> (StatusCode, Value) {
-        get_json(&self.client, enqueue_url(self.producer, name)).await
+        get_json(&self.client, enqueue_url(self.producer(), name)).await
     }
 
     /// `GET /tasks/NAME` on the producer.
     pub async fn task(&self, name: &str) -> (StatusCode, Value) {
-        let mut url = reqwest::Url::parse(&format!("http://{}/tasks/", self.producer)).unwrap();
+        let mut url = reqwest::Url::parse(&format!("http://{}/tasks/", self.producer())).unwrap();
         url.path_segments_mut().unwrap().pop().push(name);
         get_json(&self.client, url.to_string()).await
     }
@@ -399,7 +395,7 @@ impl<R: Topology> Stack<R> {
         let mut lanes = JoinSet::new();
         for lane in 0..64 {
             let (client, names, producer) =
-                (self.client.clone(), Arc::clone(&names), self.producer);
+                (self.client.clone(), Arc::clone(&names), self.producer());
             lanes.spawn(async move {
                 for name in names.iter().skip(lane).step_by(64) {
                     let (status, _) = get_json(&client, enqueue_url(producer, name)).await;
@@ -453,24 +449,6 @@ pub async fn post_task(
     (status, serde_json::from_slice(&body).unwrap())
 }
 
-/// GET `url` and parse the body as JSON.
-pub async fn get_json(client: &reqwest::Client, url: String) -> (StatusCode, Value) {
-    let (status, body) = get_text(client, url.clone()).await;
-    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body:?}"));
-    (status, json)
-}
-
-/// GET `url` and read the body as text.
-pub async fn get_text(client: &reqwest::Client, url: String) -> (StatusCode, String) {
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status();
-    (status, response.text().await.unwrap())
-}
-
 /// Every key of `server` and everything it holds, as text: to prove what Redis does not hold.
 pub fn everything_in_redis(server: &RedisServer) -> String {
     let mut conn = server.connection();
@@ -519,18 +497,7 @@ pub fn redis_env(redis: &impl Topology, queue_name: &str) -> Vec<(&'static str, 
     vars
 }
 
-/// A producer's variables: `base`, its address, then `env` on top.
-fn producer_vars<'a>(
-    base: Vec<(&'a str, String)>,
-    addr: SocketAddr,
-    env: &[(&'a str, &str)],
-) -> Vec<(&'a str, String)> {
-    let mut vars = with(base, env);
-    vars.push(("PRODUCER_ADDR", addr.to_string()));
-    vars
-}
-
-fn with<'a>(mut vars: Vec<(&'a str, String)>, extra: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
-    vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    vars
+/// `vars` with owned values, as testkit takes them.
+fn owned<'a>(vars: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
+    vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
 }

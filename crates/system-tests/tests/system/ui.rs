@@ -185,7 +185,7 @@ async fn the_dashboard_shows_counts_moving_and_a_dead_task_retried_from_it_finis
         .await
         .unwrap();
     let browser = Browser::start().await;
-    let ui = format!("http://{}/ui", stack.producer);
+    let ui = format!("http://{}/ui", stack.producer());
 
     browser.open(&format!("{ui}#list=dead")).await;
 
@@ -262,7 +262,7 @@ async fn the_dashboard_shows_the_queue_picked_among_those_a_producer_serves() {
     let _producer = testkit::Process::serve("producer", addr, &env);
     for name in ["a", "b", "c"] {
         let url = format!("http://{addr}/?task-name={name}&queue={other}");
-        let (status, _) = crate::stack::get_json(&stack.client, url).await;
+        let (status, _) = testkit::get_json(&stack.client, url).await;
         assert!(status.is_success());
     }
     let browser = Browser::start().await;
@@ -301,10 +301,10 @@ async fn a_browsers_event_source_follows_a_task_to_its_end() {
         &[("CALLBACK_ALLOW_PRIVATE", "1")],
     );
     let body = json!({"name": "streamed", "callback_url": "http://127.0.0.1:9/hook"});
-    let (status, view) = post_task(&stack.client, stack.producer, &body).await;
+    let (status, view) = post_task(&stack.client, stack.producer(), &body).await;
     assert_eq!(status, 202, "{view}");
     let browser = Browser::start().await;
-    let ui = format!("http://{}/ui", stack.producer);
+    let ui = format!("http://{}/ui", stack.producer());
     browser.open(&ui).await;
     // Every event as the page's EventSource hands it over; `gaveUp` once the EventSource gave
     // up for good, which it does only on the producer's 204 to its reconnection.

@@ -7,7 +7,7 @@
 //! belongs to one process (its calls' latency and status codes, its Redis errors) is counted
 //! here, in memory.
 
-use service::prometheus::{Exposition, Kind};
+use service_kit::prometheus::{Exposition, Kind};
 use taskq::{Queue, QueueStats};
 
 /// The queue-wide counters the scripts keep, with their help text. A counter that has not

@@ -1,7 +1,7 @@
 //! What the Redis holding each queue says about itself (see `taskq::server`), as both services
 //! show it: per queue on `/healthz`, and as gauges on `/metrics`.
 
-use service::prometheus::{Exposition, Kind};
+use service_kit::prometheus::{Exposition, Kind};
 use taskq::server::{ServerReport, Watch};
 
 /// Each queue's latest report, for the queues whose Redis has answered.

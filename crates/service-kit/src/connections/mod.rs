@@ -22,21 +22,26 @@
 //! The cap's default fits the process' open-file limit, raised at start to its hard limit
 //! ([`crate::open_files`]), less [`RESERVED_FILES`] for everything else (Redis, files, the
 //! listener).
+//!
+//! Here: the open connections together, the cap and what was closed ([`Connections`]); in
+//! `held`, one connection's phase and timers; in `limits`, the settings.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+mod held;
+mod limits;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::open_files;
-use crate::prometheus::{Exposition, Kind};
+pub(crate) use held::Due;
+pub use held::Held;
+use held::{Connection, Phase};
+pub use limits::{ConnectionArgs, Limits, LimitsError, RESERVED_FILES};
 
-/// The open files the default cap leaves to everything but client connections.
-pub const RESERVED_FILES: u64 = 256;
+use crate::prometheus::{Exposition, Kind};
 
 /// How often a cap full of requests in progress is looked at again for a connection that has
 /// finished its request (a close is noticed at once).
@@ -50,94 +55,6 @@ const GRACE_MS: u64 = 100;
 /// How many open connections are compared to pick the one to close at the cap: the oldest
 /// among a few drawn at random, rather than a scan of every connection for every accept.
 const SAMPLE: usize = 8;
-
-/// The connection settings every HTTP service takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConnectionArgs {
-    /// How long a client may take to send a request's head, from its first byte (from the
-    /// accept, on a new connection), and the longest pause in its body (ms). A client that
-    /// sends nothing, or drips its request, is disconnected then.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub header_read_timeout_ms: u64,
-    /// How long a kept-alive connection may wait for its next request (ms).
-    #[arg(long, env = "KEEP_ALIVE_TIMEOUT_MS", default_value_t = 75_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub keep_alive_timeout_ms: u64,
-    /// Connections open at once at most; at the cap, the connection that waited longest without
-    /// a request closes to make room for a new one. 0: as many as the open-file limit allows
-    /// (raised to its hard limit at start), less 256.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 0)]
-    pub max_connections: u64,
-}
-
-/// Why the connection settings cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LimitsError {
-    /// The open-file limit could not be read or raised.
-    #[error("reading the open-file limit (RLIMIT_NOFILE): {0}")]
-    OpenFiles(std::io::Error),
-    /// `MAX_CONNECTIONS` is more than the open-file limit allows.
-    #[error(
-        "MAX_CONNECTIONS is {asked}, more than the open-file limit of {files} allows \
-         ({fit}: {RESERVED_FILES} files are kept for everything else); raise the limit \
-         (ulimit -n, LimitNOFILE=) or lower MAX_CONNECTIONS"
-    )]
-    TooMany {
-        /// The cap asked for.
-        asked: u64,
-        /// The open-file limit.
-        files: u64,
-        /// The most that fits.
-        fit: u64,
-    },
-}
-
-impl ConnectionArgs {
-    /// The limits these settings give. A cap left at 0 is the open-file limit less
-    /// [`RESERVED_FILES`], at most `default_most` (a service that needs few connections keeps
-    /// the rest of its files for other work). Raises the process' soft limit of open files to
-    /// its hard limit first, since the cap is sized from it.
-    ///
-    /// # Errors
-    /// [`LimitsError`] when the limit cannot be read, or the cap does not fit it.
-    pub fn limits(&self, default_most: u64) -> Result<Limits, LimitsError> {
-        let files = open_files::raise_to_hard_limit().map_err(LimitsError::OpenFiles)?;
-        let fit = files.saturating_sub(RESERVED_FILES).max(1);
-        let max_connections = match self.max_connections {
-            0 => fit.min(default_most),
-            asked if asked > fit => return Err(LimitsError::TooMany { asked, files, fit }),
-            asked => asked,
-        };
-        Ok(Limits {
-            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
-            keep_alive_timeout: Duration::from_millis(self.keep_alive_timeout_ms),
-            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-        })
-    }
-}
-
-/// The limits an HTTP service holds its connections to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// How long a request's head may take from its first byte, and the longest pause in its
-    /// body.
-    pub header_read_timeout: Duration,
-    /// How long a connection may wait for its next request.
-    pub keep_alive_timeout: Duration,
-    /// Connections open at once at most.
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    /// The settings' defaults, with a cap of 1,024 (tests and embedders that do not size it).
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            keep_alive_timeout: Duration::from_secs(75),
-            max_connections: 1024,
-        }
-    }
-}
 
 /// Why a connection was closed by the service rather than by its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,13 +195,7 @@ impl Connections {
 
     /// Registers a connection just accepted; it leaves when the handle drops.
     pub fn accepted(self: &Arc<Self>) -> Held {
-        let connection = Arc::new(Connection {
-            phase: AtomicU8::new(Phase::Waiting as u8),
-            heard: AtomicBool::new(true),
-            since: AtomicU64::new(self.now_ms()),
-            evicted: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-        });
+        let connection = Arc::new(Connection::new(self.now_ms()));
         let mut slots = self.slots();
         let slot = match slots.free.pop() {
             Some(slot) => {
@@ -345,164 +256,6 @@ impl Connections {
             &[],
             self.full.load(Ordering::Relaxed),
         );
-    }
-}
-
-/// Where a connection is between its requests (see the module's table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Phase {
-    Waiting = 0,
-    Receiving = 1,
-    Busy = 2,
-}
-
-/// One open connection, as its timers and the cap see it. Only its own task changes it (the
-/// accept loop only marks it evicted), so plain atomic loads and stores suffice.
-#[derive(Debug)]
-pub(crate) struct Connection {
-    phase: AtomicU8,
-    /// Waiting: whether a byte of the next request has arrived.
-    heard: AtomicBool,
-    /// When its timer started, on the connections' clock (ms): the last answer's end (waiting,
-    /// nothing heard), the next request's first byte (waiting, heard), the body's last byte
-    /// (receiving).
-    since: AtomicU64,
-    /// Asked to close to make room at the cap.
-    evicted: AtomicBool,
-    /// Wakes its task when it is evicted.
-    waker: AtomicWaker,
-}
-
-impl Connection {
-    fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::Relaxed) {
-            0 => Phase::Waiting,
-            1 => Phase::Receiving,
-            _ => Phase::Busy,
-        }
-    }
-
-    fn evict(&self) {
-        self.evicted.store(true, Ordering::Relaxed);
-        self.waker.wake();
-    }
-}
-
-/// A connection while it is open: what its task, its IO and its requests note on it.
-#[derive(Debug)]
-pub struct Held {
-    connections: Arc<Connections>,
-    connection: Arc<Connection>,
-    slot: usize,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut slots = self.connections.slots();
-        slots.slots[self.slot] = None;
-        slots.free.push(self.slot);
-        slots.count -= 1;
-        drop(slots);
-        self.connections.room.notify_one();
-    }
-}
-
-/// What the service should do with a connection now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Due {
-    /// Nothing until it changes (a request in progress).
-    Nothing,
-    /// Check again at this instant.
-    At(Instant),
-    /// Close it.
-    Close(Closed),
-}
-
-impl Held {
-    /// Bytes arrived from the client.
-    pub(crate) fn heard(&self) {
-        let c = &self.connection;
-        match c.phase() {
-            Phase::Waiting if !c.heard.load(Ordering::Relaxed) => {
-                c.heard.store(true, Ordering::Relaxed);
-                c.since.store(self.connections.now_ms(), Ordering::Relaxed);
-            }
-            Phase::Receiving => c.since.store(self.connections.now_ms(), Ordering::Relaxed),
-            _ => {}
-        }
-    }
-
-    /// A request's head arrived; `whole` when it has no body to wait for.
-    pub(crate) fn request_started(&self, whole: bool) {
-        let c = &self.connection;
-        if whole {
-            c.phase.store(Phase::Busy as u8, Ordering::Relaxed);
-        } else {
-            c.since.store(self.connections.now_ms(), Ordering::Relaxed);
-            c.phase.store(Phase::Receiving as u8, Ordering::Relaxed);
-        }
-    }
-
-    /// The request's body has arrived (or will not be read).
-    pub(crate) fn body_received(&self) {
-        let c = &self.connection;
-        let _ = c.phase.compare_exchange(
-            Phase::Receiving as u8,
-            Phase::Busy as u8,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// The request's answer has been sent (or dropped): waiting for the next one.
-    pub(crate) fn request_ended(&self) {
-        let c = &self.connection;
-        c.heard.store(false, Ordering::Relaxed);
-        c.since.store(self.connections.now_ms(), Ordering::Relaxed);
-        c.phase.store(Phase::Waiting as u8, Ordering::Relaxed);
-    }
-
-    /// Whether no request is in progress (an idle connection closes at once at shutdown).
-    pub(crate) fn is_waiting(&self) -> bool {
-        self.connection.phase() == Phase::Waiting
-    }
-
-    /// What is due now, noting `waker` as the one to wake on eviction. An eviction that finds
-    /// the connection busy is dropped, and the accept loop looks again.
-    pub(crate) fn due(&self, waker: &std::task::Waker) -> Due {
-        let (c, connections) = (&self.connection, &self.connections);
-        c.waker.register(waker);
-        let phase = c.phase();
-        if c.evicted.load(Ordering::Relaxed) {
-            if phase != Phase::Busy {
-                return Due::Close(Closed::Evicted);
-            }
-            c.evicted.store(false, Ordering::Relaxed);
-            connections.room.notify_one();
-        }
-        let limits = &connections.limits;
-        let (timeout, why) = match phase {
-            Phase::Busy => return Due::Nothing,
-            Phase::Waiting if !c.heard.load(Ordering::Relaxed) => {
-                (limits.keep_alive_timeout, Closed::KeepAliveTimeout)
-            }
-            Phase::Waiting | Phase::Receiving => {
-                (limits.header_read_timeout, Closed::HeaderTimeout)
-            }
-        };
-        let since = c.since.load(Ordering::Relaxed);
-        let deadline = since.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
-        if connections.now_ms() >= deadline {
-            Due::Close(why)
-        } else {
-            Due::At(connections.instant(deadline))
-        }
-    }
-
-    /// Counts the connection as closed by the service for `why`.
-    pub(crate) fn count_closed(&self, why: Closed) {
-        self.connections.closed[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 

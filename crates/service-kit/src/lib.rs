@@ -4,6 +4,9 @@
 //! nothing of the queue, so the mock third-party API can use it without depending on the queue
 //! library.
 //!
+//! A kit, not a service: it runs nothing by itself; each binary takes the parts it needs. Its
+//! queue-aware counterpart is `queue-kit`.
+//!
 //! - [`logging`]: `LOG_FORMAT`, and logging to stderr filtered by `RUST_LOG`.
 //! - [`runtime`]: a runtime with a chosen number of worker threads.
 //! - [`shutdown`]: the first SIGINT or SIGTERM.

@@ -1,0 +1,70 @@
+//! What the mock's tests share: the mock served in-process on a free port with a client for it,
+//! the API key its real-API shapes ask for, and its `/stats` and `/reset`. Each test file adds
+//! the calls of its own concern to [`Api`].
+
+use mock_api::{Config, Shape};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// A mock on a free port, and a client for it.
+pub struct Api {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// A client for it.
+    pub http: reqwest::Client,
+    /// The API shape it speaks.
+    pub shape: Shape,
+}
+
+/// Serves a mock with `config` in-process on a free port.
+pub async fn start(config: Config) -> Api {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let base = format!("http://{}", listener.local_addr().expect("its address"));
+    let shape = config.shape;
+    tokio::spawn(mock_api::serve(listener, config, std::future::pending()));
+    Api {
+        base,
+        http: testkit::http_client(),
+        shape,
+    }
+}
+
+impl Api {
+    /// `request` with the API key the shape asks for (none for the original shape).
+    pub fn with_key(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.shape {
+            Shape::Replicate | Shape::Stability => {
+                request.header("authorization", "Bearer mock-key")
+            }
+            Shape::Google => request.header("x-goog-api-key", "mock-key"),
+            Shape::Azure => request.header("ocp-apim-subscription-key", "mock-key"),
+            Shape::Original => request,
+            other => unreachable!("{other:?} has tests of its own (shapes_providers.rs)"),
+        }
+    }
+
+    /// `GET /stats`.
+    pub async fn stats(&self) -> Value {
+        let answer = self.http.get(format!("{}/stats", self.base)).send().await;
+        json_body(answer.expect("an answer")).await
+    }
+
+    /// `POST /reset`, answered 204.
+    pub async fn reset(&self) {
+        let reset = self
+            .http
+            .post(format!("{}/reset", self.base))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+/// A body read as JSON (reqwest is built without its `json` feature).
+pub async fn json_body(response: reqwest::Response) -> Value {
+    let bytes = response.bytes().await.expect("a body");
+    serde_json::from_slice(&bytes).expect("JSON")
+}

@@ -230,36 +230,45 @@ fn oom_errors(stack: &Stack) -> u64 {
 
 /// Every task record's state agrees with the sets it is in: queued and processing tasks are due
 /// only, running ones leased only, dead ones in the dead set only, done ones in none; every set
-/// member has a record. Answers the states seen.
+/// member has a record. Answers the states seen. The sets and the records are read in one script
+/// call, so that what is compared is one moment of the queue while the consumer runs.
 fn consistent_states(stack: &Stack) -> Vec<String> {
+    const SNAPSHOT: &str = r"
+        local sets = {}
+        for i, set in ipairs({'due', 'leased', 'dead'}) do
+            sets[i] = redis.call('ZRANGE', ARGV[1] .. ':' .. set, 0, -1)
+        end
+        local records = redis.call('KEYS', ARGV[2])
+        local states = {}
+        for i, record in ipairs(records) do
+            states[i] = redis.call('HGET', record, 'state')
+        end
+        return {sets[1], sets[2], sets[3], records, states}
+    ";
     let queue = stack.queue();
     let keys = queue.keys();
     let tag = keys.due_key().trim_end_matches(":due").to_owned();
-    let mut conn = stack.queue_server().connection();
-    let sets = ["due", "leased", "dead"].map(|set| {
-        let members: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{tag}:{set}"))
-            .arg(0)
-            .arg(-1)
-            .query(&mut conn)
-            .unwrap();
-        members
-    });
-    let records: Vec<String> = redis::cmd("KEYS")
-        .arg(format!(
-            "{}*",
-            keys.task_prefix().replace('{', "\\{").replace('}', "\\}")
-        ))
-        .query(&mut conn)
+    let pattern = format!(
+        "{}*",
+        keys.task_prefix().replace('{', "\\{").replace('}', "\\}")
+    );
+    let (due, leased, dead, records, record_states): (
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+    ) = redis::cmd("EVAL")
+        .arg(SNAPSHOT)
+        .arg(0)
+        .arg(&tag)
+        .arg(pattern)
+        .query(&mut stack.queue_server().connection())
         .unwrap();
+    let sets = [due, leased, dead];
     let mut states = Vec::new();
-    for record in &records {
+    for (record, state) in records.iter().zip(record_states) {
         let name = record.strip_prefix(keys.task_prefix()).unwrap();
-        let state: String = redis::cmd("HGET")
-            .arg(record)
-            .arg("state")
-            .query(&mut conn)
-            .unwrap();
         let within = sets
             .each_ref()
             .map(|members| members.iter().any(|m| m == name));

@@ -31,6 +31,9 @@ pub(super) struct Connection {
     /// nothing heard), the next request's first byte (waiting, heard), the body's last byte
     /// (receiving).
     pub(super) since: AtomicU64,
+    /// Whether it has been answered a request: a client that has proven itself, closed to make
+    /// room only when no connection that never completed a request is left to close.
+    pub(super) served: AtomicBool,
     /// Asked to close to make room at the cap.
     pub(super) evicted: AtomicBool,
     /// Wakes its task when it is evicted.
@@ -44,6 +47,7 @@ impl Connection {
             phase: AtomicU8::new(Phase::Waiting as u8),
             heard: AtomicBool::new(true),
             since: AtomicU64::new(now_ms),
+            served: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
@@ -132,6 +136,7 @@ impl Held {
     /// The request's answer has been sent (or dropped): waiting for the next one.
     pub(crate) fn request_ended(&self) {
         let c = &self.connection;
+        c.served.store(true, Ordering::Relaxed);
         c.heard.store(false, Ordering::Relaxed);
         c.since.store(self.connections.now_ms(), Ordering::Relaxed);
         c.phase.store(Phase::Waiting as u8, Ordering::Relaxed);

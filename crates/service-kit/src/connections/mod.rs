@@ -12,9 +12,11 @@
 //! | busy: a whole request in progress (a long-poll, an event stream) | never by the service: the request ends by its own rules |
 //!
 //! **At the cap** (`MAX_CONNECTIONS`) a new connection is still accepted: the open connection
-//! that has waited longest without sending anything closes to make room for it. So a flood of
-//! idle or dripping connections only ever evicts itself, while every client that sends its
-//! request at once gets in. Refusing new connections would instead hand the service to whoever
+//! that has waited longest without sending anything closes to make room for it, one that never
+//! completed a request before any that was answered one. So a flood of idle or dripping
+//! connections only ever evicts itself, while every client that sends its request at once gets
+//! in, and a kept-alive client between two requests keeps its connection while the flood lasts
+//! (a flood's connections, evicted as fast as they come, are always younger than it). Refusing new connections would instead hand the service to whoever
 //! opened the cap's worth first, and merely waiting would queue clients behind the flood for a
 //! whole timeout. Only when every open connection has a request in progress do new ones wait
 //! (in the kernel's listen queue, as TCP backpressure) until one ends.
@@ -174,23 +176,32 @@ impl Connections {
         }
     }
 
-    /// The connection that has waited longest without a request in progress (and at least
-    /// [`GRACE_MS`]): the oldest of a few drawn at random, or of all of them when none of those
-    /// is waiting.
+    /// The connection to close to make room: of those without a request in progress (and
+    /// waiting at least [`GRACE_MS`]), one that never completed a request before one that was
+    /// answered, the one waiting longest first. Picked among a few drawn at random, or among
+    /// all of them when those hold none that never completed a request.
     fn oldest_waiting(&self, slots: &Slots) -> Option<Arc<Connection>> {
         let before = self.now_ms().checked_sub(GRACE_MS)?;
         let oldest = |candidates: &mut dyn Iterator<Item = &Arc<Connection>>| {
             candidates
                 .filter(|c| c.phase() != Phase::Busy && !c.evicted.load(Ordering::Relaxed))
-                .map(|c| (c.since.load(Ordering::Relaxed), c))
-                .filter(|(since, _)| *since <= before)
-                .min_by_key(|(since, _)| *since)
+                .map(|c| {
+                    let served = c.served.load(Ordering::Relaxed);
+                    ((served, c.since.load(Ordering::Relaxed)), c)
+                })
+                .filter(|((_, since), _)| *since <= before)
+                .min_by_key(|(key, _)| *key)
                 .map(|(_, c)| Arc::clone(c))
         };
         let len = slots.slots.len();
         let mut sample =
             (0..SAMPLE.min(len)).filter_map(|_| slots.slots[fastrand::usize(..len)].as_ref());
-        oldest(&mut sample).or_else(|| oldest(&mut slots.slots.iter().flatten()))
+        match oldest(&mut sample) {
+            Some(never_served) if !never_served.served.load(Ordering::Relaxed) => {
+                Some(never_served)
+            }
+            _ => oldest(&mut slots.slots.iter().flatten()),
+        }
     }
 
     /// Registers a connection just accepted; it leaves when the handle drops.
@@ -368,5 +379,37 @@ mod tests {
         drop(newest);
         room.await;
         assert_eq!(connections.open(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_a_connection_that_never_completed_a_request_goes_before_an_answered_one() {
+        let connections = Arc::new(Connections::new(limits(2)));
+        let answered = connections.accepted();
+        answered.request_started(true);
+        answered.request_ended();
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let silent = connections.accepted();
+        tokio::time::advance(FULL_RECHECK * 2).await;
+
+        let mut room = std::pin::pin!(connections.room());
+        assert!(room.as_mut().now_or_never().is_none());
+        assert_eq!(
+            due(&silent),
+            Due::Close(Closed::Evicted),
+            "never completed a request, though younger"
+        );
+        assert_ne!(due(&answered), Due::Close(Closed::Evicted));
+        drop(silent);
+        room.await;
+
+        let busy = connections.accepted();
+        busy.request_started(true);
+        let mut room = std::pin::pin!(connections.room());
+        assert!(room.as_mut().now_or_never().is_none());
+        assert_eq!(
+            due(&answered),
+            Due::Close(Closed::Evicted),
+            "once no other is left"
+        );
     }
 }

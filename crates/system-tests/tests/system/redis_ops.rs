@@ -252,13 +252,7 @@ fn consistent_states(stack: &Stack) -> Vec<String> {
         "{}*",
         keys.task_prefix().replace('{', "\\{").replace('}', "\\}")
     );
-    let (due, leased, dead, records, record_states): (
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-    ) = redis::cmd("EVAL")
+    let [due, leased, dead, records, record_states]: [Vec<String>; 5] = redis::cmd("EVAL")
         .arg(SNAPSHOT)
         .arg(0)
         .arg(&tag)

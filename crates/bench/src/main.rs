@@ -63,7 +63,7 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> Result<()> {
     init_tracing(LogFormat::Text);
-    let cli = Cli::parse();
+    let cli: Cli = service_kit::parse();
     match &cli.command {
         Some(Cmd::Drain { orders }) => run_child(orders).await,
         None => run(cli).await,

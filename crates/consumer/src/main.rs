@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use service_kit::{LogArgs, runtime, shutdown_signal};
+use service_kit::{HealthcheckArgs, LogArgs, runtime, shutdown_signal};
 
 /// Claims due tasks, polls the third-party API for each, and records the answers.
 #[derive(Debug, Parser)]
@@ -21,10 +21,18 @@ struct Cli {
     /// as they will be made (headers by name only), or every mistake (exit code 1).
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    health: HealthcheckArgs,
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = service_kit::parse();
+    if cli.health.healthcheck {
+        return Ok(service_kit::healthcheck::probe(
+            cli.config.addr,
+            "/healthz",
+        )?);
+    }
     if cli.check {
         return match consumer::config::check(&cli.config) {
             Ok(report) => {

@@ -14,7 +14,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = service_kit::parse();
     let url = cli.config.producer_url.trim_end_matches('/').to_owned();
     println!(
         "submitting {} tasks, each twice, to {url}/tasks (the dashboard: {url}/ui)",

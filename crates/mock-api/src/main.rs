@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use service_kit::{LogArgs, shutdown_signal};
+use service_kit::{HealthcheckArgs, LogArgs, shutdown_signal};
 
 /// A simulated slow third-party API: answers "processing", then "done".
 #[derive(Debug, Parser)]
@@ -12,11 +12,17 @@ struct Cli {
     config: mock_api::Config,
     #[command(flatten)]
     log: LogArgs,
+    #[command(flatten)]
+    health: HealthcheckArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = service_kit::parse();
+    if cli.health.healthcheck {
+        // The mock has no /healthz: /stats answers 200 whenever it serves.
+        return Ok(service_kit::healthcheck::probe(cli.config.addr, "/stats")?);
+    }
     cli.log.init();
     let listener = tokio::net::TcpListener::bind(cli.config.addr)
         .await

@@ -42,12 +42,13 @@ pub struct Config {
     #[arg(long, env = "MAX_QUEUED", default_value_t = 0)]
     pub max_queued: u64,
     /// The bearer token the admin routes require (list, stats, retry, purge), and cancelling
-    /// when CLIENT_TOKEN is not set; when unset (or empty) they are open. Set it in production.
+    /// when CLIENT_TOKEN is not set; when unset (an empty variable is unset) they are open. Set it
+    /// in production.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<BearerToken>,
     /// The bearer token the client routes require when set (enqueue, read, cancel); the admin
-    /// token is accepted there too. Unset (or empty): enqueue and read are open, cancel needs
-    /// ADMIN_TOKEN (when that is set).
+    /// token is accepted there too. Unset (an empty variable is unset): enqueue and read are
+    /// open, cancel needs ADMIN_TOKEN (when that is set).
     #[arg(long, env = "CLIENT_TOKEN", hide_env_values = true)]
     pub client_token: Option<BearerToken>,
     /// The longest a long-poll (`?wait=`) holds a request (ms, at most 60000): a longer wait is
@@ -109,8 +110,8 @@ impl Config {
         Ok(AppState {
             redis_check: Duration::from_millis(self.redis.redis_check_ms),
             tokens: Tokens {
-                admin: BearerToken::unless_empty(self.admin_token.as_ref()),
-                client: BearerToken::unless_empty(self.client_token.as_ref()),
+                admin: self.admin_token.clone(),
+                client: self.client_token.clone(),
             },
             retry_after: Duration::from_millis(self.poll_interval_ms),
             long_poll_max: Duration::from_millis(self.long_poll_max_ms),

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use service_kit::{LogArgs, runtime, shutdown_signal};
+use service_kit::{HealthcheckArgs, LogArgs, runtime, shutdown_signal};
 
 /// HTTP front door of taskq: GET /?task-name=NAME (or POST /tasks) enqueues a task and answers
 /// at once; an admin API, /metrics and /openapi.json besides.
@@ -16,10 +16,18 @@ struct Cli {
     /// Threads serving requests (0: one per core, 1: all on one thread).
     #[arg(long, env = "RUNTIME_THREADS", default_value_t = 0)]
     runtime_threads: usize,
+    #[command(flatten)]
+    health: HealthcheckArgs,
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = service_kit::parse();
+    if cli.health.healthcheck {
+        return Ok(service_kit::healthcheck::probe(
+            cli.config.addr,
+            "/healthz",
+        )?);
+    }
     cli.log.init();
     runtime(cli.runtime_threads)
         .context("starting the runtime")?

@@ -32,19 +32,21 @@ impl BearerToken {
     }
 }
 
-impl BearerToken {
-    /// The token, unless it is empty: an empty value (`ADMIN_TOKEN=` passed through from an
-    /// environment that does not set it, as compose does) means no token.
-    pub(crate) fn unless_empty(token: Option<&Self>) -> Option<Self> {
-        token.filter(|token| !token.0.is_empty()).cloned()
-    }
-}
+/// An empty bearer token: it would match a request with an empty `Bearer`. An empty variable is
+/// read as unset before it gets here ([`service_kit::command_line`]); an empty flag is this error.
+#[derive(Debug, thiserror::Error)]
+#[error("the token is empty: leave it unset instead")]
+pub struct EmptyToken;
 
 impl FromStr for BearerToken {
-    type Err = std::convert::Infallible;
+    type Err = EmptyToken;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.into()))
+        if s.is_empty() {
+            Err(EmptyToken)
+        } else {
+            Ok(Self(s.into()))
+        }
     }
 }
 
@@ -110,7 +112,6 @@ mod tests {
             assert!(!token.matches(other), "{other}");
         }
         assert_eq!(format!("{token:?}"), "BearerToken(***)");
-        assert!(BearerToken::unless_empty(Some(&token)).is_some());
-        assert!(BearerToken::unless_empty(Some(&"".parse().unwrap())).is_none());
+        assert!("".parse::<BearerToken>().is_err());
     }
 }

@@ -7,6 +7,8 @@
 //! A kit, not a service: it runs nothing by itself; each binary takes the parts it needs. Its
 //! queue-aware counterpart is `queue-kit`.
 //!
+//! - [`command_line`]: parsing flags and environment, an empty variable taken as unset.
+//! - [`healthcheck`]: `--healthcheck`, a binary probing its own health route (no curl needed).
 //! - [`logging`]: `LOG_FORMAT`, and logging to stderr filtered by `RUST_LOG`.
 //! - [`runtime`]: a runtime with a chosen number of worker threads.
 //! - [`shutdown`]: the first SIGINT or SIGTERM.
@@ -15,7 +17,9 @@
 //!   it) and their accounting; [`http_server`] serves a router under them; [`open_files`]
 //!   raises the open-file limit the cap is sized from.
 
+pub mod command_line;
 pub mod connections;
+pub mod healthcheck;
 pub mod http_server;
 pub mod logging;
 pub mod open_files;
@@ -23,7 +27,9 @@ pub mod prometheus;
 pub mod runtime;
 pub mod shutdown;
 
+pub use command_line::parse;
 pub use connections::{ConnectionArgs, Connections, Limits};
+pub use healthcheck::HealthcheckArgs;
 pub use http_server::serve;
 pub use logging::{LogArgs, LogFormat, init_tracing};
 pub use runtime::runtime;

@@ -274,3 +274,90 @@ async fn help_never_shows_a_secret_from_the_environment() {
         );
     }
 }
+
+/// `--healthcheck`, the compose file's healthchecks (the image has no curl): each binary asks
+/// the health route on the address its settings name, and exits 0 while it serves, 1 once it
+/// is gone.
+#[tokio::test]
+async fn each_binary_healthcheck_exits_0_while_it_serves_and_1_once_it_is_gone() {
+    let mut stack = Stack::start(&[]);
+    let consumer_addr = testkit::free_addr();
+    let mut consumer = stack.consumer(&[("CONSUMER_ADDR", &consumer_addr.to_string())]);
+    testkit::eventually(Duration::from_secs(10), "the consumer listens", || async {
+        testkit::listening(consumer_addr).then_some(())
+    })
+    .await;
+    let probes = [
+        ("producer", "PRODUCER_ADDR", stack.producer()),
+        ("consumer", "CONSUMER_ADDR", consumer_addr),
+        ("mock-api", "MOCK_API_ADDR", stack.services.mock.addr()),
+    ];
+    let probe = |binary, var, addr: std::net::SocketAddr| async move {
+        testkit::run_to_end(binary, &["--healthcheck"], &[(var, &addr.to_string())]).await
+    };
+
+    for (binary, var, addr) in probes {
+        let output = probe(binary, var, addr).await;
+        assert!(output.status.success(), "{binary} serving: {output:?}");
+    }
+    for process in [
+        &mut consumer,
+        &mut stack.services.producer,
+        &mut stack.services.mock.process,
+    ] {
+        process.terminate(Duration::from_secs(10));
+    }
+    for (binary, var, addr) in probes {
+        let output = probe(binary, var, addr).await;
+        assert_eq!(output.status.code(), Some(1), "{binary} gone: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&addr.to_string()), "{binary}: {stderr}");
+    }
+}
+
+/// Compose passes optional settings through from the shell (`ADMIN_TOKEN: ${ADMIN_TOKEN:-}`),
+/// as empty variables when the shell has none: an empty variable is an unset setting, logged as
+/// unset and acted on as unset; one with a default takes the default.
+#[tokio::test]
+async fn an_empty_variable_is_an_unset_setting_and_logged_as_one() {
+    let redis = testkit::RedisServer::start();
+    let addr = testkit::free_addr();
+    let queue = testkit::unique_queue("empty-env");
+    let log = std::env::temp_dir().join(format!("{queue}.log"));
+    let env = [
+        ("REDIS_URL", redis.url()),
+        ("QUEUE_NAME", queue),
+        ("PRODUCER_ADDR", addr.to_string()),
+        ("RUST_LOG", "info".to_owned()),
+        ("ADMIN_TOKEN", String::new()),
+        ("CLIENT_TOKEN", String::new()),
+        ("HOOK_SECRET", String::new()),
+        ("RESULT_TTL_SECS", String::new()),
+    ];
+    let mut producer = testkit::started(testkit::Process::try_serve(
+        &testkit::binary("producer"),
+        addr,
+        &env,
+        Some(&log),
+    ));
+
+    let stats = testkit::http_client()
+        .get(format!("http://{addr}/stats"))
+        .send()
+        .await
+        .unwrap();
+    producer.terminate(Duration::from_secs(10));
+
+    assert_eq!(stats.status(), StatusCode::OK, "the admin routes are open");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    for unset in [
+        "admin_token: None",
+        "client_token: None",
+        "hook_secret: None",
+        "result_ttl_secs: 3600",
+    ] {
+        assert!(text.contains(unset), "no {unset:?} in the log: {text}");
+    }
+    assert!(text.contains("ADMIN_TOKEN is not set"), "{text}");
+}

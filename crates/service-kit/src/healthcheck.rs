@@ -28,15 +28,16 @@ pub struct HealthcheckArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Unhealthy {
-    /// It could not be reached, or did not answer in time.
-    #[error("GET http://{addr}{path}: {source}")]
+    /// It could not be reached, or did not answer in time. (The failure is in the message, not
+    /// a `source`: a container runtime keeps a probe's output, and one line reads best there.)
+    #[error("GET http://{addr}{path}: {error}")]
     Io {
         /// Where the probe connected.
         addr: SocketAddr,
         /// The route asked.
         path: &'static str,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// It answered something other than 200.
     #[error("GET http://{addr}{path} answered {status:?}")]
@@ -57,7 +58,7 @@ pub enum Unhealthy {
 /// When the server cannot be reached within the timeout or does not answer 200.
 pub fn probe(listen: SocketAddr, path: &'static str) -> Result<(), Unhealthy> {
     let addr = reachable(listen);
-    let io = |source| Unhealthy::Io { addr, path, source };
+    let io = |error| Unhealthy::Io { addr, path, error };
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;

@@ -59,9 +59,9 @@ impl QueueWorkers {
             http_client(&settings, config)?,
             hook_urls(&settings, config)?,
         );
-        let uploads = client::uploader(&settings, config).map_err(|source| StartError::Client {
+        let uploads = client::uploader(&settings, config).map_err(|reason| StartError::Client {
             queue: settings.name.clone(),
-            source,
+            reason,
         })?;
         let calls = Arc::default();
         let mut poller = Poller::new(
@@ -118,9 +118,9 @@ fn http_client(settings: &QueueSettings, config: &Config) -> Result<reqwest::Cli
             .chain(settings.api.ca_file())
             .collect(),
     })
-    .map_err(|source| StartError::Client {
+    .map_err(|reason| StartError::Client {
         queue: settings.name.clone(),
-        source,
+        reason,
     })
 }
 
@@ -132,9 +132,9 @@ fn hook_urls(
     if !settings.api.uses_webhook_url() {
         return Ok(None);
     }
-    let urls = config.hooks.urls().map_err(|source| StartError::Hooks {
+    let urls = config.hooks.urls().map_err(|reason| StartError::Hooks {
         queue: settings.name.clone(),
-        source,
+        reason,
     })?;
     Ok(Some(urls))
 }

@@ -87,12 +87,12 @@ struct QueueOverrides {
 #[derive(Debug, thiserror::Error)]
 pub enum QueuesFileError {
     /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {reason}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// A queue's api_url is not a URL.
     #[error("queue {queue}: api_url: {message}")]
@@ -130,12 +130,12 @@ pub enum QueuesFileError {
     )]
     PermitShorterThanCall(String),
     /// A queue's API profile is wrong.
-    #[error("queue {queue}: {source}")]
+    #[error("queue {queue}: {reason}")]
     Profile {
         /// The queue.
         queue: String,
         /// The field and what is wrong with it.
-        source: ProfileError,
+        reason: ProfileError,
     },
 }
 
@@ -241,10 +241,10 @@ impl Config {
                 }
             })?),
             (None, Some(spec)) => {
-                Api::Profile(Arc::new(spec.compile(lookup).map_err(|source| {
+                Api::Profile(Arc::new(spec.compile(lookup).map_err(|reason| {
                     QueuesFileError::Profile {
                         queue: name.clone(),
-                        source,
+                        reason,
                     }
                 })?))
             }
@@ -340,9 +340,9 @@ type Entries = (BTreeMap<String, QueueOverrides>, Vec<QueuesFileError>);
 /// mistake is found.
 fn read_queues_file(path: &Path) -> Result<Entries, QueuesFileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| QueuesFileError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| QueuesFileError::Read {
         path: shown.clone(),
-        source,
+        reason,
     })?;
     let refused = |message: String| QueuesFileError::Parse {
         path: shown.clone(),

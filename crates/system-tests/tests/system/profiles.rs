@@ -232,6 +232,47 @@ async fn an_empty_queues_list_is_refused() {
     }
 }
 
+/// A binary that cannot start says why once: each cause in the message of the error that
+/// carries it, never again as that error's source.
+#[tokio::test]
+async fn a_start_error_names_its_cause_once() {
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        ("consumer", &[("QUEUES_FILE", "/nonexistent/queues.json")]),
+        (
+            "consumer",
+            &[
+                ("API_CA_FILE", "/nonexistent/ca.pem"),
+                ("API_URL", "https://api.example.com/"),
+            ],
+        ),
+        (
+            "producer",
+            &[("REDIS_TLS_CA_FILE", "/nonexistent/redis-ca.pem")],
+        ),
+    ];
+    for (binary, env) in cases {
+        let mut env = env.to_vec();
+        env.extend([
+            ("RUST_BACKTRACE", "0"),
+            ("REDIS_URL", "redis://127.0.0.1:1/"),
+        ]);
+        let output = run_to_end(binary, &[], &env).await;
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{binary} {env:?}: {errors}");
+        let error = &errors[errors.find("Error: ").expect("the error is printed")..];
+        assert_eq!(
+            error.matches("/nonexistent/").count(),
+            1,
+            "{binary} {env:?}: the file named once in\n{error}"
+        );
+        assert_eq!(
+            error.matches("No such file or directory").count(),
+            1,
+            "{binary} {env:?}: the cause said once in\n{error}"
+        );
+    }
+}
+
 /// A ready profile run against the mock speaking its provider's shape.
 struct Run {
     /// The file's queue.

@@ -90,6 +90,7 @@ fn call(profile: &Profile, request: &Request) -> String {
         .chain(&request.headers)
         .map(|(name, _)| name.as_str())
         .collect();
+    names.sort_unstable();
     names.dedup();
     let headers = if names.is_empty() {
         String::new()

@@ -126,6 +126,21 @@ fn the_profiles_readme_lists_exactly_the_files_there_are() {
     }
 }
 
+/// `consumer --check` serving `queues` from the `QUEUES_FILE` at `path`, with the variable its
+/// test files name.
+async fn check_file(queues: &str, path: &str) -> std::process::Output {
+    run_to_end(
+        "consumer",
+        &["--check"],
+        &[
+            ("QUEUES", queues),
+            ("QUEUES_FILE", path),
+            ("CHECK_TOKEN", "tok-abc-123"),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
     let file = TempFile::write(
@@ -149,16 +164,7 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
         .to_string(),
     );
     let path = file.path();
-    let output = run_to_end(
-        "consumer",
-        &["--check"],
-        &[
-            ("QUEUES", "good,typo,unknown,missing"),
-            ("QUEUES_FILE", &path),
-            ("CHECK_TOKEN", "tok-abc-123"),
-        ],
-    )
-    .await;
+    let output = check_file("good,typo,unknown,missing", &path).await;
     let errors = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{errors}");
     for said in [
@@ -177,16 +183,7 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
     );
 
     // Even an entry QUEUES leaves out is compiled: a mistake there fails the check too.
-    let output = run_to_end(
-        "consumer",
-        &["--check"],
-        &[
-            ("QUEUES", "good"),
-            ("QUEUES_FILE", &path),
-            ("CHECK_TOKEN", "tok-abc-123"),
-        ],
-    )
-    .await;
+    let output = check_file("good", &path).await;
     assert_eq!(output.status.code(), Some(1));
 
     let good = TempFile::write(
@@ -201,16 +198,7 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
         .to_string(),
     );
     let path = good.path();
-    let output = run_to_end(
-        "consumer",
-        &["--check"],
-        &[
-            ("QUEUES", "good"),
-            ("QUEUES_FILE", &path),
-            ("CHECK_TOKEN", "tok-abc-123"),
-        ],
-    )
-    .await;
+    let output = check_file("good", &path).await;
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{report}");
     assert_eq!(

@@ -14,6 +14,7 @@ use serde_json::Value;
 use taskq::{ClaimedTask, Failure, Handler, Outcome};
 use webhooks::HookUrls;
 
+use crate::api::auth::{Credential, CredentialError, Outgoing};
 use crate::api::failure::retry_after;
 use crate::api::profile::{Pages, Request};
 use crate::api::read::{self, ApiResponse, Read};
@@ -45,6 +46,8 @@ pub struct Poller {
     uploader: Option<Uploader>,
     /// A fetched result larger than this is a permanent failure.
     max_result_bytes: usize,
+    /// The profile's credential (`auth`), put on every call to its base URL's origin.
+    credential: Option<Arc<Credential>>,
 }
 
 /// What came back from a call.
@@ -101,18 +104,33 @@ enum CallFailed {
     /// builds the same request every time.
     #[error("{}", describe(.0))]
     CannotMake(reqwest::Error),
+    /// The queue's credential fails: the call is held, the task tried again once the
+    /// credential may work, using no attempt.
+    #[error("held: the queue's credential fails: {error}")]
+    Credential {
+        /// Why, never a value.
+        error: CredentialError,
+        /// When to try the task again.
+        retry_in: Duration,
+    },
 }
 
 impl CallFailed {
     fn outcome(self) -> Outcome {
-        Outcome::Failed(self.failure())
+        match self {
+            Self::Credential { retry_in, .. } => Outcome::Throttled {
+                message: self.to_string(),
+                retry_after: Some(retry_in),
+            },
+            other => Outcome::Failed(other.failure()),
+        }
     }
 
     fn failure(self) -> Failure {
         let permanent = match &self {
             Self::CannotMake(_) => true,
             Self::Upload(upload) => upload.is_permanent(),
-            Self::Transport(_) | Self::TooBig(_) => false,
+            Self::Transport(_) | Self::TooBig(_) | Self::Credential { .. } => false,
         };
         let message = self.to_string();
         if permanent {
@@ -145,7 +163,15 @@ impl Poller {
             hooks,
             uploader: None,
             max_result_bytes: max_body_bytes,
+            credential: None,
         }
+    }
+
+    /// This poller putting `credential` on every call to its profile's base URL's origin.
+    #[must_use]
+    pub fn with_credential(mut self, credential: Arc<Credential>) -> Self {
+        self.credential = Some(credential);
+        self
     }
 
     /// This poller downloading a profile's multipart files through `uploader`.
@@ -394,6 +420,8 @@ impl Poller {
 
     /// One call of `step`: render it, send it, read the answer whole; a call that cannot be
     /// made is a permanent failure, one that failed a failure naming the step, method and URL.
+    /// A 401 the credential may cure (a token) makes the call again once with a fresh token;
+    /// refused again, the credential is failing and the task is held, using no attempt.
     async fn step(
         &self,
         profile: &Profile,
@@ -403,54 +431,123 @@ impl Poller {
         page: Option<(&Pages, &str)>,
         idempotency_key: Option<&str>,
     ) -> Result<Result<Response, Outcome>, CallFailed> {
-        let call = match request::render(profile, step, request, values, page) {
-            Ok(call) => call,
-            Err(why) => {
-                return Ok(Err(Outcome::Failed(Failure::permanent(format!(
-                    "cannot make the {} call: {why}",
-                    step.name()
-                )))));
+        let mut stale = None;
+        loop {
+            let call = match request::render(profile, step, request, values, page) {
+                Ok(call) => call,
+                Err(request::RequestError::Credential(error)) => {
+                    return Err(self.held(CredentialError::Refused(error.to_string())));
+                }
+                Err(why) => {
+                    return Ok(Err(Outcome::Failed(Failure::permanent(format!(
+                        "cannot make the {} call: {why}",
+                        step.name()
+                    )))));
+                }
+            };
+            let shown = shown(&call);
+            let (response, sent) = match self.send_call(call, idempotency_key, stale.as_ref()).await
+            {
+                Ok(sent) => sent,
+                Err(failed @ CallFailed::Credential { .. }) => return Err(failed),
+                Err(failed) => {
+                    let mut failure = failed.failure();
+                    tracing::info!(
+                        queue = %self.queue,
+                        task = values.name,
+                        step = step.name(),
+                        call = %shown,
+                        error = %failure.message,
+                        "call failed"
+                    );
+                    failure.message = format!("{shown}: {}", failure.message);
+                    return Ok(Err(Outcome::Failed(failure)));
+                }
+            };
+            if let Some(credential) = &self.credential
+                && sent.is_some()
+            {
+                if response.status == StatusCode::UNAUTHORIZED {
+                    if stale.is_none() && credential.refreshes() {
+                        stale = sent;
+                        continue;
+                    }
+                    credential.refused_by_api(format!(
+                        "the API answered HTTP 401 to the {} call{}",
+                        step.name(),
+                        if credential.refreshes() {
+                            " with a fresh token"
+                        } else {
+                            ""
+                        }
+                    ));
+                    return Err(self.held(CredentialError::Refused("the API refused it".into())));
+                }
+                credential.accepted();
             }
-        };
-        let shown = shown(&call);
-        let response = match self.send_call(call, idempotency_key).await {
-            Ok(response) => response,
-            Err(failed) => {
-                let mut failure = failed.failure();
+            if !response.status.is_success() {
                 tracing::info!(
                     queue = %self.queue,
                     task = values.name,
                     step = step.name(),
                     call = %shown,
-                    error = %failure.message,
-                    "call failed"
+                    status = response.status.as_u16(),
+                    said = read::http_message(profile, &response.body).as_deref().unwrap_or(""),
+                    "unsuccessful answer"
                 );
-                failure.message = format!("{shown}: {}", failure.message);
-                return Ok(Err(Outcome::Failed(failure)));
             }
-        };
-        if !response.status.is_success() {
-            tracing::info!(
-                queue = %self.queue,
-                task = values.name,
-                step = step.name(),
-                call = %shown,
-                status = response.status.as_u16(),
-                said = read::http_message(profile, &response.body).as_deref().unwrap_or(""),
-                "unsuccessful answer"
-            );
+            return Ok(Ok(response));
         }
-        Ok(Ok(response))
+    }
+
+    /// The task held while the queue's credential fails.
+    fn held(&self, error: CredentialError) -> CallFailed {
+        let retry_in = self
+            .credential
+            .as_ref()
+            .map_or(Duration::from_secs(1), |c| c.retry_in());
+        CallFailed::Credential { error, retry_in }
     }
 
     /// Sends a rendered call (its multipart files downloaded as it goes).
+    ///
+    /// On the base URL's origin the profile's credential goes with it: a fresh token when
+    /// `stale` is the one the API just refused. Answers the authorization it sent.
     async fn send_call(
         &self,
         call: Call,
         idempotency_key: Option<&str>,
-    ) -> Result<Response, CallFailed> {
+        stale: Option<&HeaderValue>,
+    ) -> Result<(Response, Option<HeaderValue>), CallFailed> {
+        let credentials = match &self.credential {
+            Some(credential) if call.on_base => {
+                let body = match &call.body {
+                    None => Some(&b""[..]),
+                    Some(CallBody::Bytes { bytes, .. }) => Some(&bytes[..]),
+                    Some(CallBody::Multipart(_)) => None,
+                };
+                let outgoing = Outgoing {
+                    method: &call.method,
+                    url: &call.url,
+                    headers: &call.headers,
+                    body,
+                };
+                credential
+                    .authorize(&outgoing, stale)
+                    .await
+                    .map_err(|error| CallFailed::Credential {
+                        error,
+                        retry_in: credential.retry_in(),
+                    })?
+            }
+            _ => Vec::new(),
+        };
+        let sent = credentials
+            .iter()
+            .find(|(name, _)| name == reqwest::header::AUTHORIZATION)
+            .map(|(_, value)| value.clone());
         let mut builder = self.client.request(call.method, call.url);
-        for (name, value) in call.headers.iter() {
+        for (name, value) in call.headers.iter().chain(&credentials) {
             builder = builder.header(name, value.clone());
         }
         if let Some(key) = idempotency_key {
@@ -487,7 +584,7 @@ impl Poller {
                 overflowed = Some((upload.overflowed, uploader.max_bytes()));
             }
         }
-        match self.send(builder).await {
+        let response = match self.send(builder).await {
             Err(CallFailed::Transport(_))
                 if overflowed
                     .as_ref()
@@ -501,7 +598,8 @@ impl Poller {
                 .into())
             }
             other => other,
-        }
+        }?;
+        Ok((response, sent))
     }
 
     async fn call(&self, task: &ClaimedTask) -> Result<Outcome, CallFailed> {

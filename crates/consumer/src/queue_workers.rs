@@ -11,6 +11,8 @@ use std::time::Duration;
 use taskq::server::Watch;
 use taskq::{Queue, WakeHandle, Worker};
 
+use crate::api::Api;
+use crate::api::auth::Credential;
 use crate::callbacks::{self, Courier};
 use crate::client::{self, ClientSettings};
 use crate::config::{Config, QueueSettings};
@@ -64,6 +66,7 @@ impl QueueWorkers {
             reason,
         })?;
         let calls = Arc::default();
+        let credential = credential(&settings.api, &http);
         let mut poller = Poller::new(
             http,
             settings.api,
@@ -76,6 +79,9 @@ impl QueueWorkers {
         .with_max_result_bytes(settings.max_result_bytes);
         if let Some(uploader) = uploads {
             poller = poller.with_uploads(uploader);
+        }
+        if let Some(credential) = &credential {
+            poller = poller.with_credential(Arc::clone(credential));
         }
         let lane = queue.callbacks().with_worker_policy(callbacks::lane_policy(
             &settings.policy,
@@ -97,6 +103,7 @@ impl QueueWorkers {
                 calls,
                 worker: worker.stats(),
                 redis: Arc::new(Watch::default()),
+                credential,
             },
             worker,
             courier,
@@ -137,4 +144,16 @@ fn hook_urls(
         reason,
     })?;
     Ok(Some(urls))
+}
+
+/// The run-time credential of the queue's profile, when it has an `auth` block: its tokens are
+/// minted through the queue's own client (which trusts the same authorities).
+fn credential(api: &Api, http: &reqwest::Client) -> Option<Arc<Credential>> {
+    match api {
+        Api::Profile(profile) => profile
+            .auth
+            .as_ref()
+            .map(|auth| Arc::new(Credential::new(auth, http.clone()))),
+        Api::Original(_) => None,
+    }
 }

@@ -8,12 +8,14 @@
 //! read as an answer (`hook`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use reqwest::header::HeaderName;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::auth::Auth;
 use super::secret::Secret;
 use super::template::{BodyTemplate, Placeholder, Template};
 
@@ -41,6 +43,8 @@ pub struct Profile {
     pub ca_file: Option<PathBuf>,
     /// Sent on every call to the base URL's origin (a step's own headers win).
     pub headers: Vec<(HeaderName, Secret)>,
+    /// The credential put on every call to the base URL's origin, after its headers.
+    pub auth: Option<Arc<Auth>>,
     /// The first call of a task, when the API has one.
     pub submit: Option<Submit>,
     /// The calls that ask how the job is doing; none for a provider that only pushes.

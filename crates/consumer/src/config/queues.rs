@@ -140,6 +140,11 @@ pub enum QueuesFileError {
 }
 
 impl Config {
+    /// How often a profile's secret files are looked at again.
+    fn secrets_reload(&self) -> Duration {
+        Duration::from_millis(self.secrets_reload_ms)
+    }
+
     /// The queues served (QUEUES, else the queues of QUEUES_FILE, else QUEUE_NAME), each with its
     /// overrides from QUEUES_FILE applied and its API profile compiled (`${VAR}` read from the
     /// environment).
@@ -240,14 +245,13 @@ impl Config {
                     message,
                 }
             })?),
-            (None, Some(spec)) => {
-                Api::Profile(Arc::new(spec.compile(lookup).map_err(|reason| {
-                    QueuesFileError::Profile {
+            (None, Some(spec)) => Api::Profile(Arc::new(
+                spec.compile_with(lookup, self.secrets_reload())
+                    .map_err(|reason| QueuesFileError::Profile {
                         queue: name.clone(),
                         reason,
-                    }
-                })?))
-            }
+                    })?,
+            )),
             (None, None) => Api::Original(self.api_url.clone()),
         };
         let max_poll_secs = entry.max_poll_secs.unwrap_or(self.max_poll_secs);

@@ -436,6 +436,9 @@ impl Poller {
             let call = match request::render(profile, step, request, values, page) {
                 Ok(call) => call,
                 Err(request::RequestError::Credential(error)) => {
+                    if let Some(credential) = &self.credential {
+                        credential.refused(error.to_string());
+                    }
                     return Err(self.held(CredentialError::Refused(error.to_string())));
                 }
                 Err(why) => {
@@ -445,7 +448,7 @@ impl Poller {
                     )))));
                 }
             };
-            let shown = shown(&call);
+            let (shown, call_on_base) = (shown(&call), call.on_base);
             let (response, sent) = match self.send_call(call, idempotency_key, stale.as_ref()).await
             {
                 Ok(sent) => sent,
@@ -465,23 +468,25 @@ impl Poller {
                 }
             };
             if let Some(credential) = &self.credential
-                && sent.is_some()
+                && call_on_base
             {
-                if response.status == StatusCode::UNAUTHORIZED {
-                    if stale.is_none() && credential.refreshes() {
+                if refuses_credential(response.status, &response.body) {
+                    if stale.is_none() && credential.refreshes() && sent.is_some() {
                         stale = sent;
                         continue;
                     }
-                    credential.refused_by_api(format!(
-                        "the API answered HTTP 401 to the {} call{}",
+                    let fresh = if credential.refreshes() {
+                        " with a fresh token"
+                    } else {
+                        ""
+                    };
+                    let reason = format!(
+                        "the API answered HTTP {} to the {} call{fresh}",
+                        response.status.as_u16(),
                         step.name(),
-                        if credential.refreshes() {
-                            " with a fresh token"
-                        } else {
-                            ""
-                        }
-                    ));
-                    return Err(self.held(CredentialError::Refused("the API refused it".into())));
+                    );
+                    credential.refused(reason.clone());
+                    return Err(self.held(CredentialError::Refused(reason)));
                 }
                 credential.accepted();
             }
@@ -621,4 +626,28 @@ impl Handler for Poller {
     async fn handle(&self, task: &ClaimedTask) -> Outcome {
         self.call(task).await.unwrap_or_else(CallFailed::outcome)
     }
+
+    async fn ready(&self) {
+        if let Some(credential) = &self.credential {
+            credential.ready().await;
+        }
+    }
+}
+
+/// Whether an answer refuses the credential rather than the task: a 401, or AWS's 403 for a
+/// signature or key it does not accept (a 403 for a resource the key may not touch is the
+/// task's).
+fn refuses_credential(status: StatusCode, body: &[u8]) -> bool {
+    const AWS_CREDENTIAL_ERRORS: [&str; 5] = [
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+    ];
+    status == StatusCode::UNAUTHORIZED
+        || (status == StatusCode::FORBIDDEN && {
+            let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+            AWS_CREDENTIAL_ERRORS.iter().any(|code| text.contains(code))
+        })
 }

@@ -146,14 +146,14 @@ fn hook_urls(
     Ok(Some(urls))
 }
 
-/// The run-time credential of the queue's profile, when it has an `auth` block: its tokens are
-/// minted through the queue's own client (which trusts the same authorities).
+/// The run-time credential of the queue's profile, when it has an `auth` block or headers read
+/// from secret files: its tokens are minted through the queue's own client (which trusts the
+/// same authorities).
 fn credential(api: &Api, http: &reqwest::Client) -> Option<Arc<Credential>> {
     match api {
-        Api::Profile(profile) => profile
-            .auth
-            .as_ref()
-            .map(|auth| Arc::new(Credential::new(auth, http.clone()))),
-        Api::Original(_) => None,
+        Api::Profile(profile) if profile.auth.is_some() || profile.reads_secret_files() => Some(
+            Arc::new(Credential::new(profile.auth.as_deref(), http.clone())),
+        ),
+        Api::Profile(_) | Api::Original(_) => None,
     }
 }

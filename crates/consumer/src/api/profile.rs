@@ -76,8 +76,16 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Whether a step sends a multipart body (streamed by the queue's uploader).
-    pub fn uploads(&self) -> bool {
+    /// Whether a header of the profile or of a step is read from a secret file.
+    pub fn reads_secret_files(&self) -> bool {
+        self.headers
+            .iter()
+            .chain(self.requests().flat_map(|request| &request.headers))
+            .any(|(_, secret)| secret.reads_files())
+    }
+
+    /// The calls of its steps.
+    fn requests(&self) -> impl Iterator<Item = &Request> {
         [
             self.submit.as_ref().map(|s| &s.request),
             self.poll.as_ref().map(|p| &p.request),
@@ -85,7 +93,12 @@ impl Profile {
         ]
         .into_iter()
         .flatten()
-        .any(|request| matches!(&request.body, Some(Body::Multipart(_))))
+    }
+
+    /// Whether a step sends a multipart body (streamed by the queue's uploader).
+    pub fn uploads(&self) -> bool {
+        self.requests()
+            .any(|request| matches!(&request.body, Some(Body::Multipart(_))))
     }
 }
 

@@ -52,6 +52,13 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// Whether it is read from a secret file (and may change while running).
+    pub fn reads_files(&self) -> bool {
+        matches!(self.0, Value::Read(_))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")

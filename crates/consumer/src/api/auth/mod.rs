@@ -69,6 +69,8 @@ pub struct Credential {
 enum Kind {
     Tokens(TokenSource),
     SigV4(Arc<sigv4::Signer>),
+    /// No `auth` block, but headers read from secret files: only whether they can be read.
+    Files,
 }
 
 /// The request a credential is put on: what a signature covers.
@@ -84,16 +86,18 @@ pub struct Outgoing<'a> {
 }
 
 impl Credential {
-    /// The run-time credential of `auth`, minting tokens through `client`.
-    pub fn new(auth: &Auth, client: Client) -> Self {
+    /// The run-time credential of `auth`, minting tokens through `client`; without `auth`, the
+    /// credential of headers read from secret files.
+    pub fn new(auth: Option<&Auth>, client: Client) -> Self {
         let health = Arc::new(Health::default());
         let kind = match auth {
-            Auth::Token(minter) => Kind::Tokens(TokenSource::new(
+            Some(Auth::Token(minter)) => Kind::Tokens(TokenSource::new(
                 Arc::clone(minter),
                 client,
                 Arc::clone(&health),
             )),
-            Auth::SigV4(signer) => Kind::SigV4(Arc::clone(signer)),
+            Some(Auth::SigV4(signer)) => Kind::SigV4(Arc::clone(signer)),
+            None => Kind::Files,
         };
         Self { kind, health }
     }
@@ -125,12 +129,13 @@ impl Credential {
                 }
                 signed
             }
+            Kind::Files => Ok(Vec::new()),
         }
     }
 
-    /// The API refused what `authorize` gave (after a refresh, for tokens): the credential is
-    /// failing until it works again.
-    pub fn refused_by_api(&self, reason: String) {
+    /// The API refused what `authorize` gave (after a refresh, for tokens), or a secret could
+    /// not be read: the credential is failing until it works again.
+    pub fn refused(&self, reason: String) {
         self.health.fail(&CredentialError::Refused(reason));
     }
 
@@ -142,6 +147,22 @@ impl Credential {
     /// Why the credential is failing now, if it is (never a value).
     pub fn problem(&self) -> Option<String> {
         self.health.problem()
+    }
+
+    /// Resolves once the credential may work: at once while it does; while it fails, after its
+    /// backoff, once a token could be had (a signature is tried again by the next calls).
+    pub async fn ready(&self) {
+        while let Some(wait) = self.health.held_for() {
+            tokio::time::sleep(wait).await;
+            match &self.kind {
+                Kind::Tokens(tokens) => {
+                    if tokens.bearer(None).await.is_ok() {
+                        return;
+                    }
+                }
+                Kind::SigV4(_) | Kind::Files => return,
+            }
+        }
     }
 
     /// How long a held call waits before its task is tried again, while the credential fails.
@@ -202,6 +223,14 @@ impl Health {
             }
             _ => None,
         }
+    }
+
+    /// How long the backoff of a failing credential still lasts.
+    fn held_for(&self) -> Option<Duration> {
+        let state = self.state();
+        state.problem.as_ref()?;
+        let left = state.retry_at?.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
     }
 
     fn problem(&self) -> Option<String> {

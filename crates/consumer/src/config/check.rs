@@ -64,6 +64,9 @@ fn describe(out: &mut String, queue: &QueueSettings, served: bool) {
                     let _ = writeln!(out, "  {step:<6} {}", call(profile, request));
                 }
             }
+            if let Some(auth) = &profile.auth {
+                let _ = writeln!(out, "  auth   {}", auth.describe());
+            }
             if profile.hook.is_some() {
                 let _ = writeln!(
                     out,

@@ -43,6 +43,16 @@ pub enum Auth {
     SigV4(Arc<sigv4::Signer>),
 }
 
+impl Auth {
+    /// What `consumer --check` shows of it: the kind and where tokens come from, no value.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Token(minter) => minter.describe(),
+            Self::SigV4(signer) => signer.describe(),
+        }
+    }
+}
+
 /// Why a credential could not be used; never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {

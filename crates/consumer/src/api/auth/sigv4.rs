@@ -48,6 +48,11 @@ impl Signer {
         }
     }
 
+    /// The kind and its scope, no key.
+    pub(super) fn describe(&self) -> String {
+        format!("aws_sigv4 {} {}", self.region, self.service)
+    }
+
     /// The headers that sign `outgoing` now.
     ///
     /// # Errors

@@ -48,6 +48,30 @@ pub enum Minter {
     },
 }
 
+impl Minter {
+    /// The kind and where its tokens come from (the key file's `token_uri` is read at its
+    /// first token).
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Self::OAuth2 {
+                token_url, grant, ..
+            } => {
+                let grant = match grant {
+                    Grant::ClientCredentials { .. } => "client_credentials",
+                    Grant::RefreshToken { .. } => "refresh_token",
+                };
+                format!(
+                    "oauth2 {grant}, tokens from {}",
+                    token_url.origin().ascii_serialization()
+                )
+            }
+            Self::Google { scopes, .. } => {
+                format!("google_service_account, tokens for {scopes}")
+            }
+        }
+    }
+}
+
 /// An OAuth2 grant.
 #[derive(Debug)]
 pub enum Grant {

@@ -204,10 +204,15 @@ impl Health {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Notes a failure. Calls in flight together fail together: only the first failure after
+    /// a backoff has ended doubles it.
     pub(crate) fn fail(&self, error: &CredentialError) {
         let mut state = self.state();
-        state.backoff = (state.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-        state.retry_at = Some(Instant::now() + state.backoff);
+        let now = Instant::now();
+        if state.retry_at.is_none_or(|at| at <= now) {
+            state.backoff = (state.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+            state.retry_at = Some(now + state.backoff);
+        }
         let reason = error.to_string();
         if state.problem.as_ref() != Some(&reason) {
             tracing::warn!(problem = %reason, retry_in = ?state.backoff, "the queue's credential fails: its calls are held");

@@ -49,9 +49,46 @@ fn variables(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The value a test gives variable `name`.
+/// The value a test gives variable `name`: a word (letters, digits and '-', which a host, a
+/// region or a key all take), or for a key file's path the path of a service-account key file
+/// made for the test.
 fn made_up(name: &str) -> String {
-    format!("made-up-{}", name.to_lowercase())
+    if name == "GOOGLE_APPLICATION_CREDENTIALS" {
+        return service_account_key_file().display().to_string();
+    }
+    format!("made-up-{}", name.to_lowercase().replace('_', "-"))
+}
+
+/// A Google service-account key file with a key `openssl` makes, made once per test run.
+fn service_account_key_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("taskq-profiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key.pem");
+        let made = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&key)
+            .status()
+            .expect("openssl makes a test key");
+        assert!(made.success());
+        let file = dir.join("service-account.json");
+        let account = json!({
+            "type": "service_account",
+            "client_email": "runner@made-up.iam.gserviceaccount.com",
+            "private_key": std::fs::read_to_string(&key).unwrap(),
+            "token_uri": "https://oauth2.googleapis.com/token",
+        });
+        std::fs::write(&file, account.to_string()).unwrap();
+        file
+    })
 }
 
 /// `consumer --check` of `file` serving `queue`, every variable it names set to a made-up

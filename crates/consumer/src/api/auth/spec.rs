@@ -211,12 +211,14 @@ impl GoogleSpec {
             ));
         }
         let field = "google_service_account.key_file";
-        let written = if self.key_file.0.contains("${") {
-            self.key_file.0.clone()
-        } else {
-            format!("${{file:{}}}", self.key_file.0)
-        };
-        let key = secrets.text(field, &Hidden(written))?;
+        // The path, `${VAR}` read (GOOGLE_APPLICATION_CREDENTIALS names one); the file is the
+        // secret, read now and again whenever it changes.
+        let path =
+            secret::expand(&self.key_file.0, secrets.lookup).map_err(|e| refuse(field, e))?;
+        if !path.starts_with('/') {
+            return Err(refuse(field, "give the key file's absolute path"));
+        }
+        let key = secrets.text(field, &Hidden(format!("${{file:{path}}}")))?;
         // Read now, so that a key file that is not one stops the start.
         let text = key.current().map_err(|e| refuse(field, e))?;
         ServiceAccount::parse(&text).map_err(|e| refuse(field, e))?;
@@ -230,17 +232,19 @@ impl GoogleSpec {
 impl SigV4Spec {
     fn compile(&self, secrets: &Secrets<'_>) -> Result<Signer, AuthError> {
         let at = |key: &str| format!("aws_sigv4.{key}");
-        for (key, value) in [("region", &self.region), ("service", &self.service)] {
+        let scope = |key: &str, written: &str| {
+            let value = secret::expand(written, secrets.lookup).map_err(|e| refuse(&at(key), e))?;
             if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(refuse(
                     &at(key),
                     "letters, digits and '-' (us-east-1, textract)",
                 ));
             }
-        }
+            Ok(value)
+        };
         Ok(Signer::new(
-            self.region.clone(),
-            self.service.clone(),
+            scope("region", &self.region)?,
+            scope("service", &self.service)?,
             secrets.text(&at("access_key_id"), &self.access_key_id)?,
             secrets.text(&at("secret_access_key"), &self.secret_access_key)?,
             self.session_token

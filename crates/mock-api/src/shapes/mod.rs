@@ -62,6 +62,7 @@ use crate::{Mock, Shape};
 
 pub use elevenlabs::dubbed;
 pub use stability::upscaled;
+pub(crate) use textract::aws_error;
 
 /// The routes of `shape` (none for `original`).
 pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
@@ -118,7 +119,7 @@ fn authorized(shape: Shape, headers: &HeaderMap, key: &str) -> bool {
 }
 
 /// A non-2xx answer of `shape` saying `message`, in its provider's error body.
-fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
     match shape {
         Shape::Original | Shape::Replicate | Shape::Google | Shape::Azure | Shape::Stability => {
             json_response(status, json!({ "error": message }))
@@ -146,7 +147,8 @@ async fn refusal(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
 fn check(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
     mock.counters.call();
     let shape = mock.config.shape;
-    if !authorized(shape, headers, &mock.config.api_key.0) {
+    let key_required = mock.credentials.api_key_required();
+    if key_required && !authorized(shape, headers, &mock.config.api_key.0) {
         mock.counters.unauthorized();
         let (name, _) = credential(shape);
         let message = format!("missing or wrong {name} header");

@@ -62,7 +62,7 @@ fn aws_json(status: StatusCode, body: &Value) -> Response {
 }
 
 /// An AWS JSON error of type `kind`.
-fn aws_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
+pub(crate) fn aws_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
     let mut response = aws_json(status, &json!({"__type": kind, "message": message}));
     response
         .headers_mut()

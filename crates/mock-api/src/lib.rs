@@ -19,6 +19,15 @@
 //! `max_in_flight_seen` the most answered at once, limited or not. A multipart upload longer
 //! than `max_upload_bytes` is refused with 413 (see [`multipart`]).
 //!
+//! Like the providers whose credentials expire or sign, it can issue OAuth2 tokens and require
+//! them instead of the API key, or require every call signed with AWS Signature Version 4 (see
+//! [`credentials`]): `POST /oauth/token` answers the `client_credentials`, `refresh_token` and
+//! JWT bearer grants with tokens that live `token_ttl_secs`; `POST /oauth/revoke` and
+//! `POST /oauth/restore` take the credential away and give it back; a gate after the limits
+//! refuses a call without a valid token (401) or signature (403) before anything advances.
+//! `/stats` counts `token_requests`, `tokens_issued`, `token_refused`, `sigv4_verified` and
+//! `sigv4_refused`.
+//!
 //! For fault-injection tests, successful calls of the original shape can answer a broken body
 //! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
 //! real-API shape can have their answer cut off after the job was made (`drop_submit_answers`).
@@ -48,7 +57,8 @@
 //!   deliveries.
 //! - [`multipart`]: the form-data reader of the upload shapes; [`files`] and [`content`]: the
 //!   file host and the bytes the mock makes up.
-//! - [`limits`]: the provider's rate and concurrency limits; `tls`: HTTPS.
+//! - [`limits`]: the provider's rate and concurrency limits; [`credentials`]: the token
+//!   endpoint and what the API routes require instead of the API key; `tls`: HTTPS.
 
 pub mod content;
 pub mod credentials;

@@ -126,7 +126,7 @@ impl Tokens {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A new token, or `None` while revoked.
+    /// A new token, or why none: the credential is revoked.
     fn issue(&self) -> Result<String, TokenError> {
         let mut bytes = [0_u8; 32];
         self.random

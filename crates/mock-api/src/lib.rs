@@ -19,6 +19,15 @@
 //! `max_in_flight_seen` the most answered at once, limited or not. A multipart upload longer
 //! than `max_upload_bytes` is refused with 413 (see [`multipart`]).
 //!
+//! Like the providers whose credentials expire or sign, it can issue OAuth2 tokens and require
+//! them instead of the API key, or require every call signed with AWS Signature Version 4 (see
+//! [`credentials`]): `POST /oauth/token` answers the `client_credentials`, `refresh_token` and
+//! JWT bearer grants with tokens that live `token_ttl_secs`; `POST /oauth/revoke` and
+//! `POST /oauth/restore` take the credential away and give it back; a gate after the limits
+//! refuses a call without a valid token (401) or signature (403) before anything advances.
+//! `/stats` counts `token_requests`, `tokens_issued`, `token_refused`, `sigv4_verified` and
+//! `sigv4_refused`.
+//!
 //! For fault-injection tests, successful calls of the original shape can answer a broken body
 //! (`body`: not JSON, an unknown status, empty, or a huge one), and the first submits of a
 //! real-API shape can have their answer cut off after the job was made (`drop_submit_answers`).
@@ -48,9 +57,11 @@
 //!   deliveries.
 //! - [`multipart`]: the form-data reader of the upload shapes; [`files`] and [`content`]: the
 //!   file host and the bytes the mock makes up.
-//! - [`limits`]: the provider's rate and concurrency limits; `tls`: HTTPS.
+//! - [`limits`]: the provider's rate and concurrency limits; [`credentials`]: the token
+//!   endpoint and what the API routes require instead of the API key; `tls`: HTTPS.
 
 pub mod content;
+pub mod credentials;
 pub mod echo;
 pub mod files;
 pub mod jobs;
@@ -94,7 +105,7 @@ pub struct Config {
         hide_env_values = true,
         hide_default_value = true
     )]
-    pub api_key: ApiKey,
+    pub api_key: Secret,
     /// How long every call waits before it answers (ms).
     #[arg(long, env = "MOCK_DELAY_MS", default_value_t = 3000)]
     pub delay_ms: u64,
@@ -174,19 +185,23 @@ pub struct Config {
     /// The PEM private key of MOCK_TLS_CERT.
     #[arg(long, env = "MOCK_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// OAuth2 tokens or AWS signatures the API routes require instead of the API key.
+    #[command(flatten)]
+    pub credentials: credentials::Settings,
 }
 
-/// The credential the mock requires: never printed (`Debug` shows `***`).
+/// A credential the mock requires (an API key, a client secret, an AWS secret key...): never
+/// printed (`Debug` shows `***`).
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(pub String);
+pub struct Secret(pub String);
 
-impl From<String> for ApiKey {
+impl From<String> for Secret {
     fn from(key: String) -> Self {
         Self(key)
     }
 }
 
-impl std::fmt::Debug for ApiKey {
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")
     }
@@ -261,7 +276,7 @@ impl Default for Config {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
             shape: Shape::Original,
-            api_key: ApiKey("mock-key".into()),
+            api_key: Secret("mock-key".into()),
             delay_ms: 3000,
             polls_until_done: 2,
             failure_rate: 0.0,
@@ -281,6 +296,7 @@ impl Default for Config {
             job_ms: 0,
             tls_cert: None,
             tls_key: None,
+            credentials: credentials::Settings::default(),
         }
     }
 }
@@ -327,6 +343,8 @@ pub struct Mock {
     limits: Arc<limits::Limits>,
     /// The webhook client and its counts; shared with the deliveries under way.
     webhooks: Arc<webhooks::Webhooks>,
+    /// The token endpoint, its tokens, and what the API routes require.
+    credentials: credentials::Credentials,
 }
 
 impl Mock {
@@ -423,8 +441,12 @@ fn dropped_answer() -> Response {
 }
 
 /// The mock's routes.
-pub fn app(config: Config) -> Router {
+///
+/// # Errors
+/// When the public key file of the JWT bearer grant cannot be used.
+pub fn app(config: Config) -> std::io::Result<Router> {
     let mock = Arc::new(Mock {
+        credentials: credentials::Credentials::new(&config.credentials)?,
         rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
         progress: Mutex::default(),
         jobs: jobs::Jobs::default(),
@@ -443,24 +465,33 @@ pub fn app(config: Config) -> Router {
         Shape::Original => Router::new().route("/", get(original::call)),
         shape => shapes::routes(shape),
     };
-    calls
+    // The limits are checked first (the outer layer), then the credentials.
+    let router = calls
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&mock),
+            credentials::gate,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&mock.limits),
             limits::enforce,
         ))
+        .route("/oauth/token", post(credentials::oauth::token))
+        .route("/oauth/revoke", post(credentials::revoke))
+        .route("/oauth/restore", post(credentials::restore))
         .route("/files/{name}", get(files::serve))
         .route("/echo", post(echo::echo))
         .route("/stats", get(stats))
         .route("/webhooks", get(webhooks_sent))
         .route("/reset", post(reset))
-        .with_state(mock)
+        .with_state(mock);
+    Ok(router)
 }
 
 /// Serves the mock on `listener` until `shutdown` resolves: HTTPS when the config has a
 /// certificate and key, else plain HTTP.
 ///
 /// # Errors
-/// When the certificate or key cannot be used, or the server fails.
+/// When the certificate, its key or the JWT public key cannot be used, or the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: Config,
@@ -468,9 +499,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     if let (Some(cert), Some(key)) = (config.tls_cert.clone(), config.tls_key.clone()) {
         let acceptor = tls::acceptor(&cert, &key)?;
-        return tls::serve(listener, acceptor, app(config), shutdown).await;
+        return tls::serve(listener, acceptor, app(config)?, shutdown).await;
     }
-    axum::serve(listener, app(config))
+    axum::serve(listener, app(config)?)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -494,7 +525,7 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
     let c = &mock.counters;
     let limits = mock.limits.stats();
     let webhooks = mock.webhooks.stats();
-    Json(json!({
+    let mut stats = json!({
         "calls": count(&c.calls),
         "tasks": names as u64 + jobs,
         "jobs": jobs,
@@ -509,7 +540,11 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Json<Value> {
         "in_flight": limits.in_flight,
         "webhooks_sent": webhooks.sent,
         "webhooks_failed": webhooks.failed,
-    }))
+    });
+    for (name, count) in mock.credentials.stats() {
+        stats[name] = json!(count);
+    }
+    Json(stats)
 }
 
 /// `{"sent_at_ms": {JOB_ID: ms, ...}}`: when each webhook answered 2xx since the last reset was
@@ -538,5 +573,6 @@ async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {
     mock.drops.store(0, Ordering::Relaxed);
     mock.limits.reset();
     mock.webhooks.reset();
+    mock.credentials.reset();
     StatusCode::NO_CONTENT
 }

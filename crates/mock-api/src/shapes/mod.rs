@@ -1,7 +1,8 @@
 //! Shapes of real asynchronous APIs, modelled on their public documentation, so that a profile
 //! written from a provider's documents works against the mock unchanged but for its base URL.
 //! Each requires its own credential header (`MOCK_API_KEY`'s value) and answers 401 without it,
-//! in its provider's error body. URLs a shape answers with are absolute, on the scheme and host
+//! in its provider's error body, unless a Bearer token or an AWS signature is required instead
+//! (see [`crate::credentials`], whose gate stands in front of these routes). URLs a shape answers with are absolute, on the scheme and host
 //! the client called.
 //!
 //! | shape (credential) | submit | status: running → done | result | webhook |
@@ -15,7 +16,7 @@
 //! | `revai` (`Authorization: Bearer`) | `POST /speechtotext/v1/jobs`, `{"source_config": {"url"}}` → the job, `in_progress` | `GET /speechtotext/v1/jobs/{id}`: `in_progress` → `transcribed` or `failed` (`failure`, `failure_detail`) | `GET .../{id}/transcript`: text (`Accept: text/plain`) or JSON (`application/vnd.rev.transcript.v1.0+json`); 409 problem before | `notification_config.url`: `{"job"}` |
 //! | `stability-upscale` (`Authorization: Bearer`) | `POST /v2beta/stable-image/upscale/creative`, multipart: file `image`, `prompt` (required), `output_format`, `seed` → 200 `{"id"}`; 413 over `max_upload_bytes` | `GET /v2beta/results/{id}`: HTTP 202 `{"status": "in-progress"}` → HTTP 200 (or 422) | in the poll: the image's bytes (`Accept: image/*`) or `{"image": <base64>, "finish_reason", "seed"}` (`application/json`), made from the upload and the prompt | none |
 //! | `elevenlabs-dubbing` (`xi-api-key`) | `POST /v1/dubbing`, multipart: file `file` or field `source_url`, `target_lang` (required) → `{"dubbing_id", "expected_duration_sec"}` | `GET /v1/dubbing/{id}`: `dubbing` → `dubbed` (`target_languages`) or `failed` (`error`) | `GET /v1/dubbing/{id}/audio/{lang}`: `audio/mpeg` made from the source; 404 for another language, 425 before | none |
-//! | `textract` (`Authorization`: the key as it is, for now) | `POST /`, `X-Amz-Target: Textract.StartDocumentTextDetection`, `{"DocumentLocation": {"S3Object": {"Bucket", "Name"}}, "ClientRequestToken"?}` → `{"JobId"}` | `POST /`, `Textract.GetDocumentTextDetection`, `{"JobId", "MaxResults"?, "NextToken"?}`: `"JobStatus"`: `IN_PROGRESS` → `SUCCEEDED` or `FAILED` (`StatusMessage`) | in the poll, paged: `Blocks` and `NextToken` until the last page | none (SNS) |
+//! | `textract` (`Authorization`: the key as it is, or a Signature Version 4 with `MOCK_AWS_ACCESS_KEY_ID`) | `POST /`, `X-Amz-Target: Textract.StartDocumentTextDetection`, `{"DocumentLocation": {"S3Object": {"Bucket", "Name"}}, "ClientRequestToken"?}` → `{"JobId"}` | `POST /`, `Textract.GetDocumentTextDetection`, `{"JobId", "MaxResults"?, "NextToken"?}`: `"JobStatus"`: `IN_PROGRESS` → `SUCCEEDED` or `FAILED` (`StatusMessage`) | in the poll, paged: `Blocks` and `NextToken` until the last page | none (SNS) |
 //! | `deepgram` (`Authorization: Token`) | `POST /v1/listen?callback=URL&...`, `{"url"}` → 200 `{"request_id"}`; 400 without `callback` | none: nothing to poll | pushed only | `callback`, always: `{"metadata", "results": {"channels": [{"alternatives": [{"transcript", ...}]}]}}` |
 //!
 //! The non-2xx bodies are each provider's: `{"error": message}` for the first four (as before),
@@ -62,6 +63,7 @@ use crate::{Mock, Shape};
 
 pub use elevenlabs::dubbed;
 pub use stability::upscaled;
+pub(crate) use textract::aws_error;
 
 /// The routes of `shape` (none for `original`).
 pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
@@ -93,8 +95,9 @@ fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
         | Shape::StabilityUpscale => ("authorization", Some("Bearer")),
         Shape::Google => ("x-goog-api-key", None),
         Shape::ElevenlabsDubbing => ("xi-api-key", None),
-        // AWS signs each request (Signature Version 4); until the mock checks signatures, the
-        // key stands in `Authorization` as it is. Replacing this check is the whole change.
+        // AWS signs each request (Signature Version 4): with MOCK_AWS_ACCESS_KEY_ID set, the
+        // signature is checked instead (see `crate::credentials`); without, the key stands in
+        // `Authorization` as it is.
         Shape::Textract => ("authorization", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
         Shape::Fal => ("authorization", Some("Key")),
@@ -118,7 +121,7 @@ fn authorized(shape: Shape, headers: &HeaderMap, key: &str) -> bool {
 }
 
 /// A non-2xx answer of `shape` saying `message`, in its provider's error body.
-fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
     match shape {
         Shape::Original | Shape::Replicate | Shape::Google | Shape::Azure | Shape::Stability => {
             json_response(status, json!({ "error": message }))
@@ -146,7 +149,8 @@ async fn refusal(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
 fn check(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
     mock.counters.call();
     let shape = mock.config.shape;
-    if !authorized(shape, headers, &mock.config.api_key.0) {
+    let key_required = mock.credentials.api_key_required();
+    if key_required && !authorized(shape, headers, &mock.config.api_key.0) {
         mock.counters.unauthorized();
         let (name, _) = credential(shape);
         let message = format!("missing or wrong {name} header");

@@ -17,8 +17,9 @@
 //! Errors are AWS JSON errors, `{"__type", "message"}` with `X-Amzn-ErrorType`: 400
 //! `UnknownOperationException` (no or another `X-Amz-Target`), `InvalidJobIdException`,
 //! `InvalidParameterException`, `SerializationException` (not JSON). The credential is the key in
-//! `Authorization` as it is, until the mock checks AWS signatures (Signature Version 4): see
-//! `credential` in this module's parent, the one place to change.
+//! `Authorization` as it is, or, with `MOCK_AWS_ACCESS_KEY_ID` set, an AWS Signature Version 4
+//! checked before the call gets here (see [`crate::credentials`]), refused with 403
+//! `InvalidSignatureException`.
 
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ fn aws_json(status: StatusCode, body: &Value) -> Response {
 }
 
 /// An AWS JSON error of type `kind`.
-fn aws_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
+pub(crate) fn aws_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
     let mut response = aws_json(status, &json!({"__type": kind, "message": message}));
     response
         .headers_mut()

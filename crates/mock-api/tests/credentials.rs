@@ -542,31 +542,21 @@ async fn textract_calls_signed_by_awss_own_signer_are_served_and_others_refused(
 
     let stale = now - Duration::from_secs(20 * 60);
     let other = json!({"DocumentLocation": {"S3Object": {"Bucket": "b", "Name": "other.pdf"}}});
+    // The same start, signed wrong in one way each: the secret, the time, another body sent.
+    let start_signed = |secret, at, sent| {
+        signed_textract(
+            &api,
+            "StartDocumentTextDetection",
+            &start_body,
+            secret,
+            at,
+            sent,
+        )
+    };
     let refusals = [
-        signed_textract(
-            &api,
-            "StartDocumentTextDetection",
-            &start_body,
-            "wrong",
-            now,
-            None,
-        ),
-        signed_textract(
-            &api,
-            "StartDocumentTextDetection",
-            &start_body,
-            AWS_SECRET,
-            stale,
-            None,
-        ),
-        signed_textract(
-            &api,
-            "StartDocumentTextDetection",
-            &start_body,
-            AWS_SECRET,
-            now,
-            Some(&other),
-        ),
+        start_signed("wrong", now, None),
+        start_signed(AWS_SECRET, stale, None),
+        start_signed(AWS_SECRET, now, Some(&other)),
         api.http
             .post(format!("{}/", api.base))
             .header("authorization", "mock-key")

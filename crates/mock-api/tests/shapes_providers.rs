@@ -4,6 +4,12 @@
 //! port; `/stats` read back. One test per shape: a job's whole life, its result in its format,
 //! the credential check, the error bodies.
 
+// This file's mock is its own (over HTTPS, with the providers' shapes): of the shared support
+// it takes only the serving on a free port.
+#[allow(dead_code)]
+mod support;
+
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -70,11 +76,11 @@ async fn start(config: Config) -> Api {
         tls_key: Some(tls.key_file()),
         ..config
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let base = format!("https://{}", listener.local_addr().expect("its address"));
-    tokio::spawn(mock_api::serve(listener, config, std::future::pending()));
+    let address = support::serve_on_free_port(|listener| {
+        mock_api::serve(listener, config, std::future::pending())
+    })
+    .await;
+    let base = format!("https://{address}");
     let pem = std::fs::read(tls.ca_file()).expect("the authority");
     let http = testkit::http_client_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a certificate"))
@@ -114,6 +120,31 @@ impl Api {
             headers,
             bytes,
         }
+    }
+
+    /// The id a submit answers, in its JSON member `field`.
+    async fn submitted(&self, request: reqwest::RequestBuilder, field: &str) -> String {
+        let answer = self.send(request).await.json();
+        answer[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("an id in {field}: {answer}"))
+            .to_owned()
+    }
+
+    /// The answers to `n` polls in turn, each sent as `poll` makes it (a job done at its `n`th
+    /// poll is seen running, then done).
+    async fn polls(&self, n: usize, poll: impl Fn() -> reqwest::RequestBuilder) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(n);
+        for _ in 0..n {
+            answers.push(self.send(poll()).await);
+        }
+        answers
+    }
+
+    /// The answer to the last of `n` polls (see [`Api::polls`]).
+    async fn last_poll(&self, n: usize, poll: impl Fn() -> reqwest::RequestBuilder) -> Answer {
+        let mut answers = self.polls(n, poll).await;
+        answers.pop().expect("at least one poll")
     }
 
     async fn stats(&self) -> Value {
@@ -194,15 +225,15 @@ async fn receiver() -> Receiver {
         StatusCode::OK
     }
     let posts = Posts::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("its address"));
     let app = axum::Router::new()
         .fallback(axum::routing::post(record))
         .with_state(Arc::clone(&posts));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { base, posts }
+    let address =
+        support::serve_on_free_port(|listener| axum::serve(listener, app).into_future()).await;
+    Receiver {
+        base: format!("http://{address}"),
+        posts,
+    }
 }
 
 impl Receiver {
@@ -269,11 +300,13 @@ async fn fal_queues_then_completes_and_its_output_is_fetched_from_response_url()
     let early = api.send(key(api.get(&requests))).await;
     assert_eq!(early.status, StatusCode::BAD_REQUEST);
     assert_eq!(early.json()["detail"], "Request is still in progress");
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        let status = api.send(key(api.get(&format!("{requests}/status")))).await;
-        statuses.push((status.status.as_u16(), status.json()));
-    }
+    let status_url = format!("{requests}/status");
+    let statuses: Vec<_> = api
+        .polls(3, || key(api.get(&status_url)))
+        .await
+        .iter()
+        .map(|status| (status.status.as_u16(), status.json()))
+        .collect();
     assert_eq!(statuses[0].0, 202);
     assert_eq!(statuses[0].1["status"], "IN_QUEUE");
     assert_eq!(statuses[0].1["queue_position"], 1);
@@ -319,10 +352,7 @@ async fn fal_queues_then_completes_and_its_output_is_fetched_from_response_url()
         submitted["status_url"].as_str().expect("a URL"),
         submitted["response_url"].as_str().expect("a URL"),
     );
-    for _ in 0..3 {
-        api.send(key(api.get(status_url))).await;
-    }
-    let ended = api.send(key(api.get(status_url))).await;
+    let ended = api.last_poll(4, || key(api.get(status_url))).await;
     let refused = api.send(key(api.get(response_url))).await;
     assert_eq!(
         (ended.status, &ended.json()["status"]),
@@ -383,12 +413,15 @@ async fn an_openai_batch_validates_runs_finalizes_and_its_output_file_is_json_li
     );
     assert_eq!(created["endpoint"], "/v1/chat/completions");
 
-    let mut seen = Vec::new();
-    for _ in 0..4 {
-        let polled = api.send(key(api.get(&format!("/v1/batches/{id}")))).await;
-        assert_eq!(polled.status, StatusCode::OK);
-        seen.push(polled.json());
-    }
+    let seen: Vec<_> = api
+        .polls(4, || key(api.get(&format!("/v1/batches/{id}"))))
+        .await
+        .iter()
+        .map(|polled| {
+            assert_eq!(polled.status, StatusCode::OK);
+            polled.json()
+        })
+        .collect();
     let statuses: Vec<_> = seen.iter().map(|b| b["status"].clone()).collect();
     assert_eq!(
         statuses,
@@ -458,19 +491,12 @@ async fn an_openai_batch_validates_runs_finalizes_and_its_output_file_is_json_li
         "metadata": {"fail": "line 1: the model does not exist"},
     });
     let id = api
-        .send(key(with_json(api.post("/v1/batches"), &failing)))
+        .submitted(key(with_json(api.post("/v1/batches"), &failing)), "id")
+        .await;
+    let last = api
+        .last_poll(4, || key(api.get(&format!("/v1/batches/{id}"))))
         .await
-        .json()["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let mut last = Value::Null;
-    for _ in 0..4 {
-        last = api
-            .send(key(api.get(&format!("/v1/batches/{id}"))))
-            .await
-            .json();
-    }
+        .json();
     assert_eq!(last["status"], "failed");
     assert_eq!(
         last["errors"]["data"][0]["message"],
@@ -538,10 +564,12 @@ async fn a_revai_job_is_transcribed_and_its_transcript_fetched_as_text_or_json()
         "{early}"
     );
 
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        statuses.push(api.send(key(api.get(&job_url))).await.json()["status"].clone());
-    }
+    let statuses: Vec<_> = api
+        .polls(3, || key(api.get(&job_url)))
+        .await
+        .iter()
+        .map(|polled| polled.json()["status"].clone())
+        .collect();
     assert_eq!(
         statuses,
         [
@@ -593,19 +621,15 @@ async fn a_revai_job_is_transcribed_and_its_transcript_fetched_as_text_or_json()
     // A failed job: its failure and detail; its transcript stays out of reach.
     let failing = json!({"source_config": {"url": "https://example.com/a.mp3"}, "metadata": "fail: unsupported codec"});
     let id = api
-        .send(key(with_json(api.post("/speechtotext/v1/jobs"), &failing)))
+        .submitted(
+            key(with_json(api.post("/speechtotext/v1/jobs"), &failing)),
+            "id",
+        )
+        .await;
+    let last = api
+        .last_poll(3, || key(api.get(&format!("/speechtotext/v1/jobs/{id}"))))
         .await
-        .json()["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let mut last = Value::Null;
-    for _ in 0..3 {
-        last = api
-            .send(key(api.get(&format!("/speechtotext/v1/jobs/{id}"))))
-            .await
-            .json();
-    }
+        .json();
     assert_eq!(last["status"], "failed");
     assert_eq!(last["failure_detail"], "unsupported codec");
     assert!(last["failure"].is_string());
@@ -746,20 +770,11 @@ async fn a_stability_upscale_takes_a_multipart_image_and_answers_bytes_made_from
         Field::Text("prompt", "fail: the image was flagged"),
     ];
     let id = api
-        .send(key(with_form(api.post(path), &failing)))
-        .await
-        .json()["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let mut last = None;
-    for _ in 0..3 {
-        last = Some(
-            api.send(key(api.get(&format!("/v2beta/results/{id}"))))
-                .await,
-        );
-    }
-    let last = last.expect("an answer");
+        .submitted(key(with_form(api.post(path), &failing)), "id")
+        .await;
+    let last = api
+        .last_poll(3, || key(api.get(&format!("/v2beta/results/{id}"))))
+        .await;
     assert_eq!(last.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(last.json()["errors"], json!(["the image was flagged"]));
     let unknown = api.send(key(api.get("/v2beta/results/nope"))).await;
@@ -803,14 +818,12 @@ async fn an_elevenlabs_dub_of_a_downloaded_file_gives_audio_made_from_it_per_lan
         .await;
     assert_eq!(early.status, StatusCode::TOO_EARLY);
     assert!(early.json()["detail"]["message"].is_string());
-    let mut seen = Vec::new();
-    for _ in 0..3 {
-        seen.push(
-            api.send(key(api.get(&format!("/v1/dubbing/{id}"))))
-                .await
-                .json(),
-        );
-    }
+    let seen: Vec<_> = api
+        .polls(3, || key(api.get(&format!("/v1/dubbing/{id}"))))
+        .await
+        .iter()
+        .map(Answer::json)
+        .collect();
     assert_eq!(seen[0]["status"], "dubbing");
     assert_eq!(seen[2]["status"], "dubbed");
     assert_eq!(seen[2]["target_languages"], json!(["es"]));
@@ -840,15 +853,13 @@ async fn an_elevenlabs_dub_of_a_downloaded_file_gives_audio_made_from_it_per_lan
         Field::Text("target_lang", "de"),
     ];
     let id = api
-        .send(key(with_form(api.post("/v1/dubbing"), &by_url)))
-        .await
-        .json()["dubbing_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    for _ in 0..3 {
-        api.send(key(api.get(&format!("/v1/dubbing/{id}")))).await;
-    }
+        .submitted(
+            key(with_form(api.post("/v1/dubbing"), &by_url)),
+            "dubbing_id",
+        )
+        .await;
+    api.polls(3, || key(api.get(&format!("/v1/dubbing/{id}"))))
+        .await;
     let audio = api
         .send(key(api.get(&format!("/v1/dubbing/{id}/audio/de"))))
         .await;
@@ -882,19 +893,15 @@ async fn an_elevenlabs_dub_of_a_downloaded_file_gives_audio_made_from_it_per_lan
         Field::Text("fail", "no speech found"),
     ];
     let id = api
-        .send(key(with_form(api.post("/v1/dubbing"), &failing)))
+        .submitted(
+            key(with_form(api.post("/v1/dubbing"), &failing)),
+            "dubbing_id",
+        )
+        .await;
+    let last = api
+        .last_poll(3, || key(api.get(&format!("/v1/dubbing/{id}"))))
         .await
-        .json()["dubbing_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let mut last = Value::Null;
-    for _ in 0..3 {
-        last = api
-            .send(key(api.get(&format!("/v1/dubbing/{id}"))))
-            .await
-            .json();
-    }
+        .json();
     assert_eq!(
         (&last["status"], &last["error"]),
         (&json!("failed"), &json!("no speech found"))
@@ -1056,23 +1063,17 @@ async fn a_textract_job_succeeds_and_its_blocks_come_in_pages_until_next_token_e
 
     let failing = json!({"DocumentLocation": {"S3Object": {"Bucket": "docs", "Name": "fail: unsupported document format"}}});
     let id = api
-        .send(textract(&api, "StartDocumentTextDetection", &failing))
+        .submitted(
+            textract(&api, "StartDocumentTextDetection", &failing),
+            "JobId",
+        )
+        .await;
+    let last = api
+        .last_poll(2, || {
+            textract(&api, "GetDocumentTextDetection", &json!({ "JobId": id }))
+        })
         .await
-        .json()["JobId"]
-        .as_str()
-        .expect("a job id")
-        .to_owned();
-    let mut last = Value::Null;
-    for _ in 0..2 {
-        last = api
-            .send(textract(
-                &api,
-                "GetDocumentTextDetection",
-                &json!({ "JobId": id }),
-            ))
-            .await
-            .json();
-    }
+        .json();
     assert_eq!(
         last,
         json!({"JobStatus": "FAILED", "StatusMessage": "unsupported document format"})
@@ -1092,12 +1093,11 @@ async fn endless_textract_pages_never_stop_giving_a_next_token() {
     .await;
     let document = json!({"DocumentLocation": {"S3Object": {"Bucket": "b", "Name": "n.pdf"}}});
     let id = api
-        .send(textract(&api, "StartDocumentTextDetection", &document))
-        .await
-        .json()["JobId"]
-        .as_str()
-        .expect("a job id")
-        .to_owned();
+        .submitted(
+            textract(&api, "StartDocumentTextDetection", &document),
+            "JobId",
+        )
+        .await;
 
     let (blocks, pages) = textract_pages(&api, &id, 50, 20).await;
 
@@ -1185,12 +1185,8 @@ async fn a_deepgram_job_is_never_polled_its_full_result_is_posted_to_the_callbac
     let failing = json!({"url": "https://example.com/a.wav", "fail": "audio too short"});
     let listen = format!("/v1/listen?callback={}/dg-failed", hooks.base);
     let id = api
-        .send(key(with_json(api.post(&listen), &failing)))
-        .await
-        .json()["request_id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+        .submitted(key(with_json(api.post(&listen), &failing)), "request_id")
+        .await;
     let posted = hooks.body_at("/dg-failed").await;
     assert_eq!(
         posted,

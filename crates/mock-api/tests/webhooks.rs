@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -76,15 +77,15 @@ async fn receiver(answers: &[u16]) -> Receiver {
                 .collect(),
         ),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("its address"));
     let app = axum::Router::new()
         .fallback(axum::routing::post(record))
         .with_state(Arc::clone(&state));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { base, state }
+    let address =
+        support::serve_on_free_port(|listener| axum::serve(listener, app).into_future()).await;
+    Receiver {
+        base: format!("http://{address}"),
+        state,
+    }
 }
 
 impl Receiver {

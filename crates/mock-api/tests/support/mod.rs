@@ -1,6 +1,9 @@
 //! What the mock's tests share: the mock served in-process on a free port with a client for it,
 //! the API key its real-API shapes ask for, and its `/stats` and `/reset`. Each test file adds
-//! the calls of its own concern to [`Api`].
+//! the calls of its own concern to [`Api`]. [`serve_on_free_port`] also serves the test files'
+//! webhook receivers, and the HTTPS mock of `shapes_providers.rs`.
+
+use std::net::SocketAddr;
 
 use mock_api::{Config, Shape};
 use reqwest::StatusCode;
@@ -16,16 +19,29 @@ pub struct Api {
     pub shape: Shape,
 }
 
-/// Serves a mock with `config` in-process on a free port.
-pub async fn start(config: Config) -> Api {
+/// Serves in the background, on a free port of 127.0.0.1, what `serve` makes of the port's
+/// listener (a mock, a webhook receiver): the port's address.
+pub async fn serve_on_free_port<F>(serve: impl FnOnce(tokio::net::TcpListener) -> F) -> SocketAddr
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("its address"));
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(serve(listener));
+    address
+}
+
+/// Serves a mock with `config` in-process on a free port.
+pub async fn start(config: Config) -> Api {
     let shape = config.shape;
-    tokio::spawn(mock_api::serve(listener, config, std::future::pending()));
+    let address =
+        serve_on_free_port(|listener| mock_api::serve(listener, config, std::future::pending()))
+            .await;
     Api {
-        base,
+        base: format!("http://{address}"),
         http: testkit::http_client(),
         shape,
     }

@@ -24,6 +24,7 @@ mod sigv4;
 mod spec;
 mod token;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -185,6 +186,9 @@ impl Credential {
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     state: Mutex<HealthState>,
+    /// Whether a problem is noted: read without the lock by every call that went through, so
+    /// a working credential costs its calls one atomic load.
+    failing: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -218,10 +222,15 @@ impl Health {
             tracing::warn!(problem = %reason, retry_in = ?state.backoff, "the queue's credential fails: its calls are held");
         }
         state.problem = Some(reason);
+        self.failing.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn succeed(&self) {
+        if !self.failing.load(Ordering::Relaxed) {
+            return;
+        }
         let mut state = self.state();
+        self.failing.store(false, Ordering::Relaxed);
         if state.problem.take().is_some() {
             tracing::info!("the queue's credential works again");
         }

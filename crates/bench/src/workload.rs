@@ -245,13 +245,13 @@ impl Workload {
                  taskq_waiting_requests) before the first task is due, asking again if answered \
                  before the task is final; late_* = the client's answer time (system clock) - the \
                  task's done_at_ms (Redis TIME, same machine; both whole ms), target p99 <= 10 \
-                 ms; \
-                 requests_per_task should be 1. poll_*: the same with everything fresh, each client \
-                 reading GET /tasks/NAME every {W6_POLL_EVERY_MS} ms (first reads spread over the \
-                 first interval) until final. idle_*: a fresh producer alone (no consumer) with \
-                 {W6_IDLE} queued tasks holds {W6_IDLE} long-polls (?wait={W6_WAIT_S}, one raw \
-                 HTTP/1.1 request per TCP connection) until its taskq_waiting_requests is \
-                 {W6_IDLE}: its VmRSS before and then, and the KiB per waiting request"
+                 ms; requests_per_task should be 1. poll_*: the same with everything fresh, each \
+                 client reading GET /tasks/NAME every {W6_POLL_EVERY_MS} ms (first reads spread \
+                 over the first interval) until final. idle_*: a fresh producer alone (no \
+                 consumer) with {W6_IDLE} queued tasks holds {W6_IDLE} long-polls \
+                 (?wait={W6_WAIT_S}, one raw HTTP/1.1 request per TCP connection) until its \
+                 taskq_waiting_requests is {W6_IDLE}: its VmRSS before and then, and the KiB per \
+                 waiting request"
             ),
             Self::W7 => format!(
                 "provider webhooks: release producer (HOOK_SECRET), consumer (CONCURRENCY={conc}; \
@@ -268,12 +268,18 @@ impl Workload {
                  (its job's {W7_JOB_MS} ms included), against the {W7_POLL_INTERVAL_MS} ms poll"
             ),
             Self::W8 => format!(
-                "a profile of three steps: {n} pre-enqueued tasks drained by the release consumer                  (CONCURRENCY=50, QUEUES_FILE: fal.ai's queue steps, a submit, a status poll at                  status_url, a fetch of response_url, poll_interval_ms 100) against the release                  mock-api (MOCK_SHAPE=fal, MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); timed from                  consumer spawn until done = {n}; API calls must be {}; tasks and calls per                  second, consumer CPU per call and per task, consumer peak RSS",
-                3 * n
+                "a profile of three steps: {n} pre-enqueued tasks drained by the release consumer \
+                 (CONCURRENCY=50, QUEUES_FILE: fal.ai's queue steps, a submit, a status poll at \
+                 status_url, a fetch of response_url, poll_interval_ms 100) against the release \
+                 mock-api (MOCK_SHAPE=fal, MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); timed from \
+                 consumer spawn until done = {n}; API calls must be {calls}; tasks and calls \
+                 per second, consumer CPU per call and per task, consumer peak RSS"
             ),
             Self::W8Sigv4 => format!(
-                "W8 with the profile's auth aws_sigv4 (every call signed: x-amz-date, payload                  hash, Authorization) and the mock verifying every signature                  (MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY); {n} tasks, {} calls; the                  difference of consumer_cpu_us_per_call with W8 is what signing costs",
-                3 * n
+                "W8 with the profile's auth aws_sigv4 (every call signed: x-amz-date, payload \
+                 hash, Authorization) and the mock verifying every signature \
+                 (MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY); {n} tasks, {calls} calls; \
+                 the difference of consumer_cpu_us_per_call with W8 is what signing costs"
             ),
         }
     }
@@ -334,6 +340,6 @@ mod tests {
             assert_eq!(Workload::from_str(w.id(), true), Ok(w));
         }
         assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
-        assert!(Workload::from_str("W8", true).is_err());
+        assert!(Workload::from_str("W9", true).is_err());
     }
 }

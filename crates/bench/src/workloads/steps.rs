@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use testkit::cpu_seconds;
 use tokio::time::Instant;
 
-use super::fleet::{mock_env, until_done};
+use super::fleet::{check_calls, mock_env, until_done};
 use super::{Bench, Metric, fill, metric, mib};
 use crate::workload::Workload;
 
@@ -77,13 +77,8 @@ pub async fn w8(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<M
         .context("no consumer peak RSS")?;
     let stats = stack.mock.try_stats(&bench.http).await?;
     stack.try_stop()?;
-    let calls = stats["calls"].as_u64().context("no calls in /stats")?;
-    if calls != CALLS_PER_TASK * tasks {
-        bail!(
-            "the API was called {calls} times instead of {}",
-            CALLS_PER_TASK * tasks
-        );
-    }
+    let calls = CALLS_PER_TASK * tasks;
+    check_calls(&stats, calls)?;
     let (secs, calls) = (elapsed.as_secs_f64(), calls as f64);
     Ok(vec![
         metric("tasks_per_s", "tasks/s", tasks as f64 / secs),

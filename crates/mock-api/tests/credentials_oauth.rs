@@ -1,7 +1,7 @@
-//! The credentials the mock can require, over real sockets: its OAuth2 token endpoint (both
-//! client grants, client authentication both ways, the JWT bearer grant with a key made here),
-//! its tokens on API calls (refused once expired or revoked), and AWS signatures made by AWS's
-//! own signing crate; `/stats` counted exactly, and no secret in the binary's trace log.
+//! The mock's OAuth2 credentials over real sockets: its token endpoint (both client grants,
+//! client authentication both ways, the JWT bearer grant with a key made here), its tokens on API
+//! calls (refused once expired or revoked), `/stats` counted exactly, and no secret in the
+//! binary's trace log. AWS signatures are in `credentials_sigv4.rs`.
 
 mod support;
 
@@ -14,30 +14,11 @@ use mock_api::credentials::Settings;
 use mock_api::{Config, Secret, Shape};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Api, json_body, start};
+use support::{Answer, Api, json_body, start};
 
 const CLIENT_ID: &str = "client-7";
 const CLIENT_SECRET: &str = "s3cret:with&odd=chars";
 const REFRESH_TOKEN: &str = "refresh-5d2c";
-const AWS_KEY_ID: &str = "AKIDMOCKEXAMPLE";
-const AWS_SECRET: &str = "mock/secret+key";
-const AWS_SESSION: &str = "session-token-81f";
-
-/// An answer read whole.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    body: Value,
-}
-
-async fn answer(response: reqwest::Response) -> Answer {
-    let status = response.status();
-    let bytes = response.bytes().await.expect("a body");
-    Answer {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
-}
 
 /// How a token request authenticates its client.
 #[derive(Clone, Copy)]
@@ -69,7 +50,7 @@ impl Api {
         let request = request
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form.finish());
-        answer(request.send().await.expect("an answer")).await
+        self.send(request).await
     }
 
     /// A client credentials token, which must be issued.
@@ -92,7 +73,7 @@ impl Api {
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
-        answer(request.send().await.expect("an answer")).await
+        self.send(request).await
     }
 
     /// `POST /oauth/{action}`, answered 204.
@@ -100,14 +81,6 @@ impl Api {
         let url = format!("{}/oauth/{action}", self.base);
         let response = self.http.post(url).send().await.expect("an answer");
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    }
-
-    /// Asserts `/stats` shows each of `expected`'s counts.
-    async fn assert_stats(&self, expected: &[(&str, u64)]) {
-        let stats = self.stats().await;
-        for &(name, count) in expected {
-            assert_eq!(stats[name], count, "{name} in {stats}");
-        }
     }
 }
 
@@ -215,8 +188,7 @@ async fn api_calls_need_a_token_the_mock_issued_instead_of_the_api_key() {
 
     let without = api.poll_with(None).await;
     let url = format!("{}/v1/predictions/none", api.base);
-    let with_key = api.with_key(api.http.get(url)).send().await;
-    let with_key = answer(with_key.expect("an answer")).await;
+    let with_key = api.send(api.with_key(api.http.get(url))).await;
     let made_up = api.poll_with(Some("Bearer made-up")).await;
     let with_token = api.poll_with(Some(&format!("Bearer {token}"))).await;
 
@@ -451,141 +423,6 @@ async fn a_service_account_assertion_signed_with_the_key_is_exchanged_for_a_toke
     };
     assert!(mock_api::app(config(Shape::Google, settings)).is_err());
     std::fs::remove_dir_all(dir).expect("cleaned up");
-}
-
-fn aws() -> Settings {
-    Settings {
-        aws_access_key_id: Some(AWS_KEY_ID.into()),
-        aws_secret_access_key: Some(Secret(AWS_SECRET.into())),
-        aws_session_token: Some(Secret(AWS_SESSION.into())),
-        ..Settings::default()
-    }
-}
-
-/// A Textract call of `operation` with `body`, signed by AWS's signing crate with `secret` at
-/// `time`; `sent` replaces the body after signing when given.
-fn signed_textract(
-    api: &Api,
-    operation: &str,
-    body: &Value,
-    secret: &str,
-    time: SystemTime,
-    sent: Option<&Value>,
-) -> reqwest::RequestBuilder {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    let url = api.base.clone() + "/";
-    let body = body.to_string();
-    let target = format!("Textract.{operation}");
-    let headers = [
-        ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", target.as_str()),
-    ];
-    let credentials = aws_credential_types::Credentials::new(
-        AWS_KEY_ID,
-        secret,
-        Some(AWS_SESSION.to_owned()),
-        None,
-        "test",
-    );
-    let identity = credentials.into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("textract")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing parameters")
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        url.as_str(),
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .expect("a signable request");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    let mut request = api.http.post(&url);
-    for (name, value) in headers.iter().copied().chain(instructions.headers()) {
-        request = request.header(name, value);
-    }
-    request.body(sent.map_or(body, Value::to_string))
-}
-
-#[tokio::test]
-async fn textract_calls_signed_by_awss_own_signer_are_served_and_others_refused() {
-    let api = start(config(Shape::Textract, aws())).await;
-    let start_body = json!({"DocumentLocation": {"S3Object": {"Bucket": "b", "Name": "doc.pdf"}}});
-    let now = SystemTime::now();
-
-    let started = signed_textract(
-        &api,
-        "StartDocumentTextDetection",
-        &start_body,
-        AWS_SECRET,
-        now,
-        None,
-    );
-    let started = answer(started.send().await.expect("an answer")).await;
-    assert_eq!(started.status, StatusCode::OK, "{started:?}");
-    let job = json!({"JobId": started.body["JobId"]});
-    let polled = signed_textract(
-        &api,
-        "GetDocumentTextDetection",
-        &job,
-        AWS_SECRET,
-        now,
-        None,
-    );
-    let polled = answer(polled.send().await.expect("an answer")).await;
-    assert_eq!(polled.body["JobStatus"], "IN_PROGRESS", "{polled:?}");
-
-    let stale = now - Duration::from_secs(20 * 60);
-    let other = json!({"DocumentLocation": {"S3Object": {"Bucket": "b", "Name": "other.pdf"}}});
-    // The same start, signed wrong in one way each: the secret, the time, another body sent.
-    let start_signed = |secret, at, sent| {
-        signed_textract(
-            &api,
-            "StartDocumentTextDetection",
-            &start_body,
-            secret,
-            at,
-            sent,
-        )
-    };
-    let refusals = [
-        start_signed("wrong", now, None),
-        start_signed(AWS_SECRET, stale, None),
-        start_signed(AWS_SECRET, now, Some(&other)),
-        api.http
-            .post(format!("{}/", api.base))
-            .header("authorization", "mock-key")
-            .header("x-amz-target", "Textract.StartDocumentTextDetection")
-            .body(start_body.to_string()),
-    ];
-    let mut messages = Vec::new();
-    for request in refusals {
-        let refused = answer(request.send().await.expect("an answer")).await;
-        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
-        assert_eq!(refused.body["__type"], "InvalidSignatureException");
-        let message = refused.body["message"]
-            .as_str()
-            .expect("a message")
-            .to_owned();
-        assert!(!message.contains(AWS_SECRET) && !message.contains(AWS_SESSION));
-        messages.push(message);
-    }
-    assert!(messages[1].contains("15 minutes"), "{messages:?}");
-    assert!(messages[3].contains("AWS4-HMAC-SHA256"), "{messages:?}");
-
-    api.assert_stats(&[
-        ("sigv4_verified", 2),
-        ("sigv4_refused", 4),
-        ("calls", 6),
-        ("jobs", 1),
-        ("unauthorized", 0),
-    ])
-    .await;
 }
 
 #[tokio::test]

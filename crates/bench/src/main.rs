@@ -12,7 +12,7 @@ use bench::report::{
 use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
 use bench::workloads::{
     Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, rate_limit, scaling,
-    waiting, webhooks,
+    steps, waiting, webhooks,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use service_kit::{LogFormat, init_tracing};
@@ -143,6 +143,7 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
             Workload::W5 => rate_limit::run(bench, run).await,
             Workload::W6 => waiting::w6(bench, run).await,
             Workload::W7 => webhooks::w7(bench, run).await,
+            Workload::W8 | Workload::W8Sigv4 => steps::w8(bench, workload, run).await,
         };
         let (id, took_s) = (workload.id(), started.elapsed().as_secs());
         match outcome {

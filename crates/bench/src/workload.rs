@@ -86,6 +86,10 @@ pub enum Workload {
     W6,
     /// Provider webhooks: from the API's webhook to the task done.
     W7,
+    /// A profile of three steps (submit, status, fetch of the result) through the whole stack.
+    W8,
+    /// W8 with every call signed with AWS Signature Version 4.
+    W8Sigv4,
 }
 
 impl Workload {
@@ -105,6 +109,8 @@ impl Workload {
             Self::W5 => "W5",
             Self::W6 => "W6",
             Self::W7 => "W7",
+            Self::W8 => "W8",
+            Self::W8Sigv4 => "W8-sigv4",
         }
     }
 
@@ -119,7 +125,7 @@ impl Workload {
             | Self::S1
             | Self::S2
             | Self::W5 => &["consumer", "mock-api"],
-            Self::W6 | Self::W7 => &["producer", "consumer", "mock-api"],
+            Self::W6 | Self::W7 | Self::W8 | Self::W8Sigv4 => &["producer", "consumer", "mock-api"],
             Self::W1b | Self::W2 | Self::W4 => &[],
         }
     }
@@ -239,13 +245,13 @@ impl Workload {
                  taskq_waiting_requests) before the first task is due, asking again if answered \
                  before the task is final; late_* = the client's answer time (system clock) - the \
                  task's done_at_ms (Redis TIME, same machine; both whole ms), target p99 <= 10 \
-                 ms; \
-                 requests_per_task should be 1. poll_*: the same with everything fresh, each client \
-                 reading GET /tasks/NAME every {W6_POLL_EVERY_MS} ms (first reads spread over the \
-                 first interval) until final. idle_*: a fresh producer alone (no consumer) with \
-                 {W6_IDLE} queued tasks holds {W6_IDLE} long-polls (?wait={W6_WAIT_S}, one raw \
-                 HTTP/1.1 request per TCP connection) until its taskq_waiting_requests is \
-                 {W6_IDLE}: its VmRSS before and then, and the KiB per waiting request"
+                 ms; requests_per_task should be 1. poll_*: the same with everything fresh, each \
+                 client reading GET /tasks/NAME every {W6_POLL_EVERY_MS} ms (first reads spread \
+                 over the first interval) until final. idle_*: a fresh producer alone (no \
+                 consumer) with {W6_IDLE} queued tasks holds {W6_IDLE} long-polls \
+                 (?wait={W6_WAIT_S}, one raw HTTP/1.1 request per TCP connection) until its \
+                 taskq_waiting_requests is {W6_IDLE}: its VmRSS before and then, and the KiB per \
+                 waiting request"
             ),
             Self::W7 => format!(
                 "provider webhooks: release producer (HOOK_SECRET), consumer (CONCURRENCY={conc}; \
@@ -260,6 +266,20 @@ impl Workload {
                  twice (the submit, one poll after the webhook) and the API called {w7_calls} \
                  times; slowest_task_ms = the longest from a task's due time to its done_at_ms \
                  (its job's {W7_JOB_MS} ms included), against the {W7_POLL_INTERVAL_MS} ms poll"
+            ),
+            Self::W8 => format!(
+                "a profile of three steps: {n} pre-enqueued tasks drained by the release consumer \
+                 (CONCURRENCY=50, QUEUES_FILE: fal.ai's queue steps, a submit, a status poll at \
+                 status_url, a fetch of response_url, poll_interval_ms 100) against the release \
+                 mock-api (MOCK_SHAPE=fal, MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); timed from \
+                 consumer spawn until done = {n}; API calls must be {calls}; tasks and calls \
+                 per second, consumer CPU per call and per task, consumer peak RSS"
+            ),
+            Self::W8Sigv4 => format!(
+                "W8 with the profile's auth aws_sigv4 (every call signed: x-amz-date, payload \
+                 hash, Authorization) and the mock verifying every signature \
+                 (MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY); {n} tasks, {calls} calls; \
+                 the difference of consumer_cpu_us_per_call with W8 is what signing costs"
             ),
         }
     }
@@ -320,6 +340,6 @@ mod tests {
             assert_eq!(Workload::from_str(w.id(), true), Ok(w));
         }
         assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
-        assert!(Workload::from_str("W8", true).is_err());
+        assert!(Workload::from_str("W9", true).is_err());
     }
 }

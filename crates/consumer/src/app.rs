@@ -100,9 +100,9 @@ impl Application {
         let scheduler =
             tick::start(&self.tick, woken)
                 .await
-                .map_err(|source| StartError::Tick {
+                .map_err(|reason| StartError::Tick {
                     schedule: self.tick,
-                    source,
+                    reason,
                 })?;
         let (stop, stopped) = watch::channel(false);
         let mut watching = JoinSet::new();

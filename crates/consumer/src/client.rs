@@ -42,10 +42,10 @@ pub enum ClientError {
     NoAuthorities,
     /// rustls refused the settings.
     #[error("TLS settings: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(rustls::Error),
     /// reqwest refused the settings.
     #[error("building the HTTP client: {0}")]
-    Build(#[from] reqwest::Error),
+    Build(reqwest::Error),
 }
 
 /// How the client behaves.
@@ -67,7 +67,7 @@ pub struct ClientSettings<'a> {
 /// [`ClientError`] when a CA file cannot be read or holds no certificate, or an HTTPS API would
 /// have no authority to trust.
 pub fn build(settings: &ClientSettings<'_>) -> Result<Client, ClientError> {
-    Ok(Client::builder()
+    Client::builder()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
         .pool_max_idle_per_host(settings.connections)
@@ -81,7 +81,8 @@ pub fn build(settings: &ClientSettings<'_>) -> Result<Client, ClientError> {
                 attempt.follow()
             }
         }))
-        .build()?)
+        .build()
+        .map_err(ClientError::Build)
 }
 
 /// The uploader of a queue whose profile sends multipart bodies (downloading the parts given by
@@ -118,7 +119,9 @@ pub fn uploader(
         .redirect(redirect::Policy::none())
         .no_proxy()
         .tls_backend_preconfigured(tls);
-    let client = webhooks::guarded(builder, profile.allow_private_sources).build()?;
+    let client = webhooks::guarded(builder, profile.allow_private_sources)
+        .build()
+        .map_err(ClientError::Build)?;
     Ok(Some(crate::api::upload::Uploader::new(
         client,
         profile.allow_private_sources,
@@ -143,7 +146,7 @@ fn tls(settings: &ClientSettings<'_>) -> Result<rustls::ClientConfig, ClientErro
             return Err(ClientError::NoAuthorities);
         }
     }
-    Ok(webhooks::tls::client_config(roots)?)
+    webhooks::tls::client_config(roots).map_err(ClientError::Tls)
 }
 
 /// The certificates of a PEM file.

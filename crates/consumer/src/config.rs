@@ -49,6 +49,10 @@ pub struct Config {
     /// The cron tick (6 fields, with seconds) that wakes the claim loop and sweeps expired leases.
     #[arg(long, env = "TICK", default_value = "* * * * * *")]
     pub tick: String,
+    /// How often a secret file (`${file:/path}` in a profile's headers or auth) is looked at
+    /// again: a changed file is read and used from the next call, without a restart (ms).
+    #[arg(long, env = "SECRETS_RELOAD_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub secrets_reload_ms: u64,
     /// How long one API call may take (ms).
     #[arg(long, env = "API_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub api_timeout_ms: u64,

@@ -11,6 +11,8 @@ use std::time::Duration;
 use taskq::server::Watch;
 use taskq::{Queue, WakeHandle, Worker};
 
+use crate::api::Api;
+use crate::api::auth::Credential;
 use crate::callbacks::{self, Courier};
 use crate::client::{self, ClientSettings};
 use crate::config::{Config, QueueSettings};
@@ -59,11 +61,12 @@ impl QueueWorkers {
             http_client(&settings, config)?,
             hook_urls(&settings, config)?,
         );
-        let uploads = client::uploader(&settings, config).map_err(|source| StartError::Client {
+        let uploads = client::uploader(&settings, config).map_err(|reason| StartError::Client {
             queue: settings.name.clone(),
-            source,
+            reason,
         })?;
         let calls = Arc::default();
+        let credential = credential(&settings.api, &http);
         let mut poller = Poller::new(
             http,
             settings.api,
@@ -76,6 +79,9 @@ impl QueueWorkers {
         .with_max_result_bytes(settings.max_result_bytes);
         if let Some(uploader) = uploads {
             poller = poller.with_uploads(uploader);
+        }
+        if let Some(credential) = &credential {
+            poller = poller.with_credential(Arc::clone(credential));
         }
         let lane = queue.callbacks().with_worker_policy(callbacks::lane_policy(
             &settings.policy,
@@ -97,6 +103,7 @@ impl QueueWorkers {
                 calls,
                 worker: worker.stats(),
                 redis: Arc::new(Watch::default()),
+                credential,
             },
             worker,
             courier,
@@ -118,9 +125,9 @@ fn http_client(settings: &QueueSettings, config: &Config) -> Result<reqwest::Cli
             .chain(settings.api.ca_file())
             .collect(),
     })
-    .map_err(|source| StartError::Client {
+    .map_err(|reason| StartError::Client {
         queue: settings.name.clone(),
-        source,
+        reason,
     })
 }
 
@@ -132,9 +139,21 @@ fn hook_urls(
     if !settings.api.uses_webhook_url() {
         return Ok(None);
     }
-    let urls = config.hooks.urls().map_err(|source| StartError::Hooks {
+    let urls = config.hooks.urls().map_err(|reason| StartError::Hooks {
         queue: settings.name.clone(),
-        source,
+        reason,
     })?;
     Ok(Some(urls))
+}
+
+/// The run-time credential of the queue's profile, when it has an `auth` block or headers read
+/// from secret files: its tokens are minted through the queue's own client (which trusts the
+/// same authorities).
+fn credential(api: &Api, http: &reqwest::Client) -> Option<Arc<Credential>> {
+    match api {
+        Api::Profile(profile) if profile.auth.is_some() || profile.reads_secret_files() => Some(
+            Arc::new(Credential::new(profile.auth.as_deref(), http.clone())),
+        ),
+        Api::Profile(_) | Api::Original(_) => None,
+    }
 }

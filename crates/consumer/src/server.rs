@@ -13,10 +13,11 @@ use queue_kit::write_queue_stats;
 use queue_kit::{health_of, write_server_reports};
 use serde_json::json;
 use service_kit::Connections;
-use service_kit::prometheus::Exposition;
+use service_kit::prometheus::{Exposition, Kind};
 use taskq::server::Watch;
 use taskq::{Limiter, Queue, WorkerStats};
 
+use crate::api::auth::Credential;
 use crate::limits::write_limits;
 use crate::metrics::{CallMetrics, write_calls};
 
@@ -31,6 +32,8 @@ pub struct Served {
     pub worker: Arc<WorkerStats>,
     /// Its Redis' latest report (memory, eviction policy, persistence).
     pub redis: Arc<Watch>,
+    /// Its profile's credential, when it has an `auth` block.
+    pub credential: Option<Arc<Credential>>,
 }
 
 /// What the server shows: the queues served, the limits they share, its own connections.
@@ -74,6 +77,7 @@ async fn metrics(State(shown): State<Arc<Shown>>) -> impl IntoResponse {
     write_calls(&mut page, &calls);
     write_server_reports(&mut page, &watches(served));
     write_limits(&mut page, &shown.limiters);
+    write_credentials(&mut page, served);
     shown.connections.write_metrics(&mut page);
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
@@ -98,10 +102,50 @@ async fn health(State(shown): State<Arc<Shown>>) -> impl IntoResponse {
         }
     }
     let redis = health_of(&watches(served));
+    let credentials: serde_json::Map<String, serde_json::Value> = credentials(served)
+        .map(|(queue, credential)| {
+            let problem = credential.problem();
+            (
+                queue.to_owned(),
+                json!({"ok": problem.is_none(), "problem": problem}),
+            )
+        })
+        .collect();
+    // A failing credential is the queue's problem, said here; restarting the consumer would
+    // not cure it, so the process still answers 200.
     (
         StatusCode::OK,
-        Json(json!({"status": "ok", "redis": redis})),
+        Json(json!({"status": "ok", "redis": redis, "credentials": credentials})),
     )
+}
+
+/// Each queue with a credential, by name.
+fn credentials(served: &[Served]) -> impl Iterator<Item = (&str, &Credential)> {
+    served
+        .iter()
+        .filter_map(|queue| Some((queue.queue.keys().queue(), &**queue.credential.as_ref()?)))
+}
+
+/// `taskq_credentials_ok{queue}`: 1 while a queue's credential works, 0 while it fails.
+fn write_credentials(page: &mut Exposition, served: &[Served]) {
+    let mut credentials = credentials(served).peekable();
+    if credentials.peek().is_none() {
+        return;
+    }
+    let name = "taskq_credentials_ok";
+    page.family(
+        name,
+        Kind::Gauge,
+        "Whether the queue's credential (its profile's auth) works: 0 while its calls are held.",
+    );
+    for (queue, credential) in credentials {
+        let ok = if credential.problem().is_none() {
+            1.0
+        } else {
+            0.0
+        };
+        page.sample(name, &[("queue", queue)], ok);
+    }
 }
 
 /// Each queue's name and the watch of its Redis.

@@ -8,36 +8,12 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use mock_api::{Config, Shape};
 use reqwest::StatusCode;
-use serde_json::Value;
-use support::{Api, start};
+use support::{Answer, Api, start};
 
 /// The rate limit's window.
 const WINDOW: Duration = Duration::from_secs(1);
 
-/// One answer, read whole.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    retry_after: Option<u64>,
-    body: Value,
-}
-
 impl Api {
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.expect("an answer");
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().expect("ASCII").parse().expect("whole seconds"));
-        let bytes = response.bytes().await.expect("a body");
-        Answer {
-            status,
-            retry_after,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
-    }
-
     /// `GET /?task-name=NAME` (the original shape).
     async fn call(&self, name: &str) -> Answer {
         self.send(self.http.get(format!("{}/?task-name={name}", self.base)))
@@ -47,14 +23,6 @@ impl Api {
     /// `n` calls at once, each for its own name.
     async fn burst(&self, n: usize) -> Vec<Answer> {
         join_all((0..n).map(|i| async move { self.call(&format!("t{i}")).await })).await
-    }
-
-    /// Asserts `/stats` shows each of `expected`'s counts.
-    async fn assert_stats(&self, expected: &[(&str, u64)]) {
-        let stats = self.stats().await;
-        for &(name, count) in expected {
-            assert_eq!(stats[name], count, "{name} in {stats}");
-        }
     }
 }
 

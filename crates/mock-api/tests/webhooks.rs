@@ -3,15 +3,16 @@
 
 mod support;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use mock_api::{Config, Shape};
 use serde_json::{Value, json};
-use support::{Api, json_body, start};
+use support::{Api, epoch_ms, json_body, start};
 use tokio::time::Instant;
 
 /// Long enough for anything these tests wait for; they return as soon as it happens.
@@ -76,15 +77,15 @@ async fn receiver(answers: &[u16]) -> Receiver {
                 .collect(),
         ),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("its address"));
     let app = axum::Router::new()
         .fallback(axum::routing::post(record))
         .with_state(Arc::clone(&state));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { base, state }
+    let address =
+        support::serve_on_free_port(|listener| axum::serve(listener, app).into_future()).await;
+    Receiver {
+        base: format!("http://{address}"),
+        state,
+    }
 }
 
 impl Receiver {
@@ -131,7 +132,7 @@ impl Api {
             Shape::Azure => "/documentintelligence/documentModels/prebuilt-read:analyze",
             Shape::Stability => "/v2beta/image-to-video",
             Shape::Original => unreachable!("the original shape has no submit"),
-            other => unreachable!("{other:?} has tests of its own (shapes_providers.rs)"),
+            other => unreachable!("{other:?} has tests of its own (providers_*.rs)"),
         };
         let request = self.http.post(format!("{}{path}", self.base));
         let answer = self
@@ -204,14 +205,6 @@ impl Api {
         })
         .await
     }
-}
-
-/// Now, in ms since the Unix epoch.
-fn epoch_ms() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970");
-    u64::try_from(since.as_millis()).expect("a u64")
 }
 
 /// A port that was free a moment ago: a connection to it is refused.

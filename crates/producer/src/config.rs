@@ -77,10 +77,18 @@ pub struct Config {
 pub enum StartError {
     /// A queue name or the Redis URL is unusable.
     #[error("opening the queue: {0}")]
-    Queue(#[from] taskq::Error),
+    Queue(taskq::Error),
     /// The connection cap does not fit the open-file limit.
     #[error(transparent)]
     Connections(#[from] service_kit::connections::LimitsError),
+}
+
+// By hand rather than `#[from]`, which would also make the error its source: the message
+// already holds it, and a cause printed as both would show twice.
+impl From<taskq::Error> for StartError {
+    fn from(error: taskq::Error) -> Self {
+        Self::Queue(error)
+    }
 }
 
 impl Config {

@@ -97,9 +97,9 @@ impl RedisArgs {
             });
         }
         let tls_root_cert = match &self.redis_tls_ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|source| Error::TlsCaFile {
+            Some(path) => Some(std::fs::read(path).map_err(|reason| Error::TlsCaFile {
                 path: path.clone(),
-                source,
+                reason,
             })?),
             None => None,
         };

@@ -49,12 +49,12 @@ pub enum Error {
     #[error(transparent)]
     InvalidName(#[from] NameError),
     /// The TLS certificate authority file could not be read.
-    #[error("reading the Redis TLS CA file {}: {source}", path.display())]
+    #[error("reading the Redis TLS CA file {}: {reason}", path.display())]
     TlsCaFile {
         /// The file.
         path: std::path::PathBuf,
         /// Why it could not be read.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The Redis URL could not be parsed.
     #[error("invalid redis url: {0}")]

@@ -77,7 +77,7 @@ pub enum BuildError {
     Tls(#[from] TlsError),
     /// reqwest refused the settings.
     #[error("building the callback client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(reqwest::Error),
 }
 
 /// Why a delivery failed. `destination` is always [`Destination::redacted`].
@@ -160,7 +160,8 @@ impl Deliverer {
         let timeout = settings.timeout();
         let allow_private = settings.callback_allow_private;
         Ok(Self {
-            http: client(timeout, allow_private, tls::without_authorities()?)?,
+            http: client(timeout, allow_private, tls::without_authorities()?)
+                .map_err(BuildError::Client)?,
             https: Arc::new(OnceCell::new()),
             secret: settings.callback_secret.clone(),
             allow_private,
@@ -252,7 +253,7 @@ impl Deliverer {
                 let config = tokio::task::spawn_blocking(tls::with_system_authorities)
                     .await
                     .unwrap_or(Err(TlsError::NoAuthorities))?;
-                Ok(client(timeout, allow_private, config)?)
+                client(timeout, allow_private, config).map_err(BuildError::Client)
             })
             .await
     }

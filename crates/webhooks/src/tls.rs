@@ -24,12 +24,12 @@ pub enum TlsError {
     NoAuthorities,
     /// rustls refused the settings.
     #[error("TLS settings: {0}")]
-    Rustls(#[from] rustls::Error),
+    Rustls(rustls::Error),
 }
 
 /// TLS settings trusting nothing: for the `http://` client, which reqwest still asks for one.
 pub(crate) fn without_authorities() -> Result<rustls::ClientConfig, TlsError> {
-    Ok(client_config(RootCertStore::empty())?)
+    client_config(RootCertStore::empty()).map_err(TlsError::Rustls)
 }
 
 /// TLS settings trusting the system's authorities (blocking: reads them from disk).
@@ -39,7 +39,7 @@ pub(crate) fn with_system_authorities() -> Result<rustls::ClientConfig, TlsError
     if roots.is_empty() {
         return Err(TlsError::NoAuthorities);
     }
-    Ok(client_config(roots)?)
+    client_config(roots).map_err(TlsError::Rustls)
 }
 
 /// Adds the system's certificate authorities to `roots` (blocking: reads them from disk); those

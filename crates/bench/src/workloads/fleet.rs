@@ -161,10 +161,19 @@ impl Drained {
             consumer.try_stop()?;
         }
         self.mock.process.try_stop()?;
-        let calls = stats["calls"].as_u64().context("no calls in /stats")?;
-        if calls != expected {
-            bail!("the API was called {calls} times instead of {expected}");
-        }
-        Ok(())
+        check_calls(&stats, expected)
     }
+}
+
+/// Fails unless the mock's `/stats` counts `expected` calls: a call made twice or never would
+/// make every figure wrong.
+///
+/// # Errors
+/// When `/stats` has no call count, or another one.
+pub fn check_calls(stats: &serde_json::Value, expected: u64) -> Result<()> {
+    let calls = stats["calls"].as_u64().context("no calls in /stats")?;
+    if calls != expected {
+        bail!("the API was called {calls} times instead of {expected}");
+    }
+    Ok(())
 }

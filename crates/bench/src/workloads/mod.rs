@@ -14,6 +14,7 @@ pub mod library_drain;
 pub mod rate_limit;
 pub mod scaling;
 mod spread;
+pub mod steps;
 
 pub mod waiting;
 pub mod webhooks;

@@ -13,7 +13,7 @@ use taskq::TaskView;
 use testkit::Stack;
 use tokio::time::Instant;
 
-use super::fleet::{mock_env, until_done};
+use super::fleet::{check_calls, mock_env, until_done};
 use super::spread::schedule_spread;
 use super::{Bench, Metric, distribution, get_ok_json, metric, names};
 use crate::workload::{
@@ -57,13 +57,7 @@ pub async fn w7(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     }
     stack.try_stop()?;
 
-    let calls = stats["calls"].as_u64().context("no calls in /stats")?;
-    if calls != 2 * W7_TASKS {
-        bail!(
-            "the API was called {calls} times instead of {}",
-            2 * W7_TASKS
-        );
-    }
+    check_calls(&stats, 2 * W7_TASKS)?;
     let not_twice: Vec<String> = views
         .iter()
         .filter(|view| view.claims != 2)

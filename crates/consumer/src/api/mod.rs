@@ -8,13 +8,17 @@
 //!
 //! - [`profile`]: the profile's schema, checked and compiled once at start.
 //! - [`template`]: `{{name}}`, `{{id}}`, `{{payload.FIELD}}` in paths, URLs and bodies.
-//! - [`secret`]: header values with `${VAR}` from the environment, never shown.
+//! - [`secret`]: header values with `${VAR}` from the environment and `${file:/path}` read
+//!   again as it changes, never shown.
+//! - [`auth`]: credentials that expire, rotate or sign (OAuth2, Google service accounts, AWS
+//!   SigV4), per queue.
 //! - [`request`]: a profile's call for one task (submit or poll), kept on the configured host.
 //! - [`read`]: what a profile's answer means.
 //! - [`original`]: the original shape, request and answer.
 //! - [`failure`]: what an unsuccessful answer means for any shape (throttled, retryable,
 //!   permanent), and `Retry-After`.
 
+pub mod auth;
 pub mod failure;
 pub mod original;
 pub mod pages;

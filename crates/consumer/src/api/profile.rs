@@ -8,12 +8,14 @@
 //! read as an answer (`hook`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use reqwest::header::HeaderName;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::auth::Auth;
 use super::secret::Secret;
 use super::template::{BodyTemplate, Placeholder, Template};
 
@@ -41,6 +43,8 @@ pub struct Profile {
     pub ca_file: Option<PathBuf>,
     /// Sent on every call to the base URL's origin (a step's own headers win).
     pub headers: Vec<(HeaderName, Secret)>,
+    /// The credential put on every call to the base URL's origin, after its headers.
+    pub auth: Option<Arc<Auth>>,
     /// The first call of a task, when the API has one.
     pub submit: Option<Submit>,
     /// The calls that ask how the job is doing; none for a provider that only pushes.
@@ -72,8 +76,16 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Whether a step sends a multipart body (streamed by the queue's uploader).
-    pub fn uploads(&self) -> bool {
+    /// Whether a header of the profile or of a step is read from a secret file.
+    pub fn reads_secret_files(&self) -> bool {
+        self.headers
+            .iter()
+            .chain(self.requests().flat_map(|request| &request.headers))
+            .any(|(_, secret)| secret.reads_files())
+    }
+
+    /// The calls of its steps.
+    fn requests(&self) -> impl Iterator<Item = &Request> {
         [
             self.submit.as_ref().map(|s| &s.request),
             self.poll.as_ref().map(|p| &p.request),
@@ -81,7 +93,12 @@ impl Profile {
         ]
         .into_iter()
         .flatten()
-        .any(|request| matches!(&request.body, Some(Body::Multipart(_))))
+    }
+
+    /// Whether a step sends a multipart body (streamed by the queue's uploader).
+    pub fn uploads(&self) -> bool {
+        self.requests()
+            .any(|request| matches!(&request.body, Some(Body::Multipart(_))))
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Call {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body, if any.
     pub body: Option<CallBody>,
+    /// Whether it goes to the base URL's origin (then the profile's credential goes with it).
+    pub on_base: bool,
 }
 
 /// A rendered body.
@@ -123,6 +125,10 @@ pub enum RequestError {
     /// A page token cannot go in the body: it is not a JSON object.
     #[error("the page token goes in the body, which is not a JSON object")]
     PageBody,
+    /// A credential could not be read (a secret file gone or changed into what a header
+    /// cannot carry): a problem of the queue, not of the task.
+    #[error(transparent)]
+    Credential(#[from] super::secret::SecretError),
 }
 
 /// The longest idempotency key sent (Stripe's limit, the strictest known), in bytes.
@@ -246,7 +252,7 @@ pub fn render(
     };
     for (name, secret) in profile_headers.iter().chain(&request.headers) {
         headers.retain(|(kept, _)| kept != name);
-        headers.push((name.clone(), secret.header_value().clone()));
+        headers.push((name.clone(), secret.header_value()?));
     }
     Ok(Call {
         step,
@@ -254,6 +260,7 @@ pub fn render(
         url,
         headers,
         body,
+        on_base: !elsewhere,
     })
 }
 

@@ -12,10 +12,13 @@ mod step;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
+use super::auth::{AuthSpec, Secrets};
 use super::profile::{DEFAULT_HTTP_ERROR, Profile};
 use super::secret;
 use super::template::Placeholder;
@@ -43,6 +46,10 @@ pub struct ApiSpec {
     /// start.
     #[serde(default)]
     headers: BTreeMap<String, Unexpanded>,
+    /// A credential that expires, rotates or signs (OAuth2, a Google service account, AWS
+    /// SigV4), used on every call to the base URL's origin after its headers.
+    #[serde(default)]
+    auth: Option<AuthSpec>,
     /// The call that creates the task's job, when the API has one.
     #[serde(default)]
     submit: Option<StepSpec>,
@@ -123,6 +130,14 @@ pub struct ProfileError {
     pub message: String,
 }
 
+/// Where a profile's `${VAR}` and `${file:...}` are read from.
+pub(super) struct Env<'a> {
+    /// The environment.
+    pub(super) lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// How often a secret file is looked at again.
+    pub(super) reload: Duration,
+}
+
 fn refuse(field: impl Into<String>, message: impl fmt::Display) -> ProfileError {
     ProfileError {
         field: field.into(),
@@ -158,12 +173,13 @@ fn pointer(field: &str, given: Option<&str>) -> Result<Option<String>, ProfileEr
 fn headers(
     field: &str,
     given: &BTreeMap<String, Unexpanded>,
-    lookup: &impl Fn(&str) -> Option<String>,
+    env: &Env<'_>,
 ) -> Result<Vec<(reqwest::header::HeaderName, secret::Secret)>, ProfileError> {
     given
         .iter()
         .map(|(name, value)| {
-            secret::header(name, &value.0, lookup).map_err(|e| refuse(format!("{field}.{name}"), e))
+            secret::header(name, &value.0, env.lookup, env.reload)
+                .map_err(|e| refuse(format!("{field}.{name}"), e))
         })
         .collect()
 }
@@ -171,12 +187,8 @@ fn headers(
 /// An origin a call may go to: an http(s) URL with a host and nothing a path would add to,
 /// `${VAR}` read from the environment (a resource's host or a project's path, never a secret:
 /// the URL shows in logs).
-fn origin(
-    field: &str,
-    text: &str,
-    lookup: &impl Fn(&str) -> Option<String>,
-) -> Result<Url, ProfileError> {
-    let text = secret::expand(text, lookup).map_err(|e| refuse(field, e))?;
+fn origin(field: &str, text: &str, env: &Env<'_>) -> Result<Url, ProfileError> {
+    let text = secret::expand(text, env.lookup).map_err(|e| refuse(field, e))?;
     let url = Url::parse(&text).map_err(|e| refuse(field, e))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(refuse(field, "use an http:// or https:// URL with a host"));
@@ -194,7 +206,8 @@ fn origin(
 }
 
 impl ApiSpec {
-    /// Checks the profile and compiles it; `lookup` reads the environment for `${VAR}`.
+    /// Checks the profile and compiles it; `lookup` reads the environment for `${VAR}`, and
+    /// `${file:...}` is looked at again every [`secret::DEFAULT_RELOAD`].
     ///
     /// # Errors
     /// [`ProfileError`] naming the first field that is wrong.
@@ -202,12 +215,27 @@ impl ApiSpec {
         &self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Profile, ProfileError> {
-        let base = origin("base_url", &self.base_url, &lookup)?;
+        self.compile_with(&lookup, secret::DEFAULT_RELOAD)
+    }
+
+    /// [`Self::compile`], with secret files looked at again every `reload`
+    /// (`SECRETS_RELOAD_MS`).
+    ///
+    /// # Errors
+    /// [`ProfileError`] naming the first field that is wrong.
+    pub fn compile_with(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        reload: Duration,
+    ) -> Result<Profile, ProfileError> {
+        let env = Env { lookup, reload };
+        let env = &env;
+        let base = origin("base_url", &self.base_url, env)?;
         let hosts = self
             .hosts
             .iter()
             .enumerate()
-            .map(|(i, host)| origin(&format!("hosts.{i}"), host, &lookup))
+            .map(|(i, host)| origin(&format!("hosts.{i}"), host, env))
             .collect::<Result<Vec<_>, _>>()?;
         let places = step::Places {
             base: &base,
@@ -216,18 +244,18 @@ impl ApiSpec {
         let submit = self
             .submit
             .as_ref()
-            .map(|spec| spec.submit(&places, &lookup))
+            .map(|spec| spec.submit(&places, env))
             .transpose()?;
         let poll = self
             .poll
             .as_ref()
-            .map(|spec| spec.poll(submit.is_some(), &places, &lookup))
+            .map(|spec| spec.poll(submit.is_some(), &places, env))
             .transpose()?;
         let hook = self.hook.as_ref().map(HookSpec::compile).transpose()?;
         let fetch = self
             .fetch
             .as_ref()
-            .map(|spec| spec.fetch(submit.is_some(), &places, &lookup))
+            .map(|spec| spec.fetch(submit.is_some(), &places, env))
             .transpose()?;
         let status = match (&poll, &self.status) {
             (Some(_), Some(status)) => Some(status.compile("status")?),
@@ -297,8 +325,21 @@ impl ApiSpec {
         for (i, at) in http_error.iter().enumerate() {
             pointer(&format!("http_error.{i}"), Some(at))?;
         }
+        let auth = self
+            .auth
+            .as_ref()
+            .map(|spec| {
+                spec.compile(&Secrets {
+                    lookup: env.lookup,
+                    reload: env.reload,
+                })
+                .map(Arc::new)
+                .map_err(|e| refuse(format!("auth.{}", e.field), e.message))
+            })
+            .transpose()?;
         Ok(Profile {
-            headers: headers("headers", &self.headers, &lookup)?,
+            headers: headers("headers", &self.headers, env)?,
+            auth,
             base,
             hosts,
             ca_file: self.ca_file.clone(),

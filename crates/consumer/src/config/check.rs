@@ -64,6 +64,9 @@ fn describe(out: &mut String, queue: &QueueSettings, served: bool) {
                     let _ = writeln!(out, "  {step:<6} {}", call(profile, request));
                 }
             }
+            if let Some(auth) = &profile.auth {
+                let _ = writeln!(out, "  auth   {}", auth.describe());
+            }
             if profile.hook.is_some() {
                 let _ = writeln!(
                     out,
@@ -90,6 +93,7 @@ fn call(profile: &Profile, request: &Request) -> String {
         .chain(&request.headers)
         .map(|(name, _)| name.as_str())
         .collect();
+    names.sort_unstable();
     names.dedup();
     let headers = if names.is_empty() {
         String::new()

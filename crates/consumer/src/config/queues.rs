@@ -87,12 +87,12 @@ struct QueueOverrides {
 #[derive(Debug, thiserror::Error)]
 pub enum QueuesFileError {
     /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {reason}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// A queue's api_url is not a URL.
     #[error("queue {queue}: api_url: {message}")]
@@ -130,16 +130,21 @@ pub enum QueuesFileError {
     )]
     PermitShorterThanCall(String),
     /// A queue's API profile is wrong.
-    #[error("queue {queue}: {source}")]
+    #[error("queue {queue}: {reason}")]
     Profile {
         /// The queue.
         queue: String,
         /// The field and what is wrong with it.
-        source: ProfileError,
+        reason: ProfileError,
     },
 }
 
 impl Config {
+    /// How often a profile's secret files are looked at again.
+    fn secrets_reload(&self) -> Duration {
+        Duration::from_millis(self.secrets_reload_ms)
+    }
+
     /// The queues served (QUEUES, else the queues of QUEUES_FILE, else QUEUE_NAME), each with its
     /// overrides from QUEUES_FILE applied and its API profile compiled (`${VAR}` read from the
     /// environment).
@@ -240,14 +245,13 @@ impl Config {
                     message,
                 }
             })?),
-            (None, Some(spec)) => {
-                Api::Profile(Arc::new(spec.compile(lookup).map_err(|source| {
-                    QueuesFileError::Profile {
+            (None, Some(spec)) => Api::Profile(Arc::new(
+                spec.compile_with(lookup, self.secrets_reload())
+                    .map_err(|reason| QueuesFileError::Profile {
                         queue: name.clone(),
-                        source,
-                    }
-                })?))
-            }
+                        reason,
+                    })?,
+            )),
             (None, None) => Api::Original(self.api_url.clone()),
         };
         let max_poll_secs = entry.max_poll_secs.unwrap_or(self.max_poll_secs);
@@ -340,9 +344,9 @@ type Entries = (BTreeMap<String, QueueOverrides>, Vec<QueuesFileError>);
 /// mistake is found.
 fn read_queues_file(path: &Path) -> Result<Entries, QueuesFileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| QueuesFileError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| QueuesFileError::Read {
         path: shown.clone(),
-        source,
+        reason,
     })?;
     let refused = |message: String| QueuesFileError::Parse {
         path: shown.clone(),

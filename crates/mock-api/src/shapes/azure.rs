@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Look, json_response, poll, submit};
+use super::{Call, Look, json_response, poll, submit, webhook_member};
 use crate::Mock;
 use crate::jobs::Progress;
 
@@ -29,21 +29,15 @@ pub(super) fn routes() -> Router<Arc<Mock>> {
         )
 }
 
-async fn azure_submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(action): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn azure_submit(call: Call, Path(action): Path<String>, body: Bytes) -> Response {
     let Some(model) = action.strip_suffix(":analyze").map(str::to_owned) else {
         return json_response(
             StatusCode::NOT_FOUND,
             json!({"error": {"code": "NotFound", "message": format!("no operation {action}")}}),
         );
     };
-    let base = super::origin(&mock, &uri, &headers);
-    submit(&mock, &uri, &headers, &body, |n| format!("{n:08x}-0000-4000-8000-000000000000"), |id| {
+    let base = call.origin();
+    submit(&call, &body, webhook_member, |n| format!("{n:08x}-0000-4000-8000-000000000000"), |id, _| {
         let location = format!(
             "{base}/documentintelligence/documentModels/{model}/analyzeResults/{id}?api-version=2024-11-30"
         );
@@ -58,11 +52,7 @@ async fn azure_submit(
     .await
 }
 
-async fn azure_poll(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path((_model, id)): Path<(String, String)>,
-) -> Response {
+async fn azure_poll(call: Call, Path((_model, id)): Path<(String, String)>) -> Response {
     let answer = |_: &_, progress| {
         let running = matches!(progress, Progress::Running { .. });
         let (status, body) = self::answer(progress);
@@ -74,7 +64,7 @@ async fn azure_poll(
         }
         response
     };
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+    poll(&call, &id, Look::Poll, answer).await
 }
 
 /// What a poll of an analysis answers when it stands at `progress`.

@@ -18,13 +18,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::Query;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::{Submission, hook, json_response, refusal, start};
+use super::{Call, Submission, hook, json_response, refusal, start};
 use crate::Mock;
 use crate::jobs::{Job, Progress};
 
@@ -62,20 +62,19 @@ fn request_id(seed: &str) -> String {
 }
 
 async fn listen(
-    State(mock): State<Arc<Mock>>,
+    call: Call,
     Query(mut options): Query<HashMap<String, String>>,
-    uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
+    if let Some(refused) = refusal(&call.mock, &call.headers).await {
         return refused;
     }
     let bad = |message: &str| error(StatusCode::BAD_REQUEST, message);
     let Some(callback) = options.remove("callback") else {
         return bad("Bad Request: this mock answers by callback only; give callback=URL");
     };
-    let json = headers
+    let json = call
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json"));
@@ -85,11 +84,11 @@ async fn listen(
     };
     let input = json!({"body": input, "options": options});
     let submission = Submission {
-        webhook: hook(&mock, Some(&callback)),
-        ..Submission::new(&mock, &uri, &headers, input)
+        webhook: hook(&call.mock, Some(&callback)),
+        ..Submission::new(&call, input)
     };
     start(
-        &mock,
+        &call.mock,
         submission,
         |n| request_id(&n.to_string()),
         |id| json_response(StatusCode::OK, json!({ "request_id": id })),

@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Look, Submission, form, json_response, poll, refusal, start};
+use super::{Call, Look, Submission, admitted, collection, form, json_response, poll, start};
 use crate::Mock;
 use crate::jobs::{Job, Progress};
 
@@ -29,9 +29,7 @@ use crate::jobs::{Job, Progress};
 const CREATED_AT: &str = "2026-12-02T00:00:00Z";
 
 pub(super) fn routes() -> Router<Arc<Mock>> {
-    Router::new()
-        .route("/v1/dubbing", post(submit))
-        .route("/v1/dubbing/{id}", get(status))
+    collection("/v1/dubbing", post(submit), get(status))
         .route("/v1/dubbing/{id}/audio/{lang}", get(audio))
 }
 
@@ -63,18 +61,10 @@ pub fn dubbed(source: &[u8], lang: &str) -> Vec<u8> {
     crate::content::derived("dubbed", source, lang)
 }
 
-async fn submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
-        return refused;
-    }
-    let form = match form(&mock, &headers, body).await {
+async fn submit(call: Call, body: Body) -> Response {
+    let form = match admitted(&call, form(&call, body)).await {
         Ok(form) => form,
-        Err(bad) => return bad.answer(&mock),
+        Err(answer) => return answer,
     };
     let invalid = |message: &str| error(StatusCode::UNPROCESSABLE_ENTITY, message);
     let file = form.file("file");
@@ -90,10 +80,10 @@ async fn submit(
     }
     let submission = Submission {
         upload: file.map(|file| file.data.clone()),
-        ..Submission::new(&mock, &uri, &headers, form.to_json())
+        ..Submission::new(&call, form.to_json())
     };
     start(
-        &mock,
+        &call.mock,
         submission,
         |n| format!("dub{n:017}"),
         |id| {
@@ -114,11 +104,7 @@ fn target(job: &Job) -> &str {
         .unwrap_or_default()
 }
 
-async fn status(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn status(call: Call, Path(id): Path<String>) -> Response {
     let answer = |job: &Job, progress| {
         let mut body = json!({
             "dubbing_id": job.id,
@@ -138,14 +124,10 @@ async fn status(
         }
         json_response(StatusCode::OK, body)
     };
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+    poll(&call, &id, Look::Poll, answer).await
 }
 
-async fn audio(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path((id, lang)): Path<(String, String)>,
-) -> Response {
+async fn audio(call: Call, Path((id, lang)): Path<(String, String)>) -> Response {
     let answer = |job: &Job, progress| {
         if lang != target(job) {
             let message = format!("Dubbing {id} has no language {lang}");
@@ -171,5 +153,5 @@ async fn audio(
             Progress::Failed(message) => detail(StatusCode::NOT_FOUND, "dubbing_failed", &message),
         }
     };
-    poll(&mock, &headers, &id, Look::Peek, answer).await
+    poll(&call, &id, Look::Peek, answer).await
 }

@@ -22,13 +22,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
-use super::{Look, Submission, hook, json_input, json_response, poll, refusal, stage, start};
+use super::{Call, Look, json_response, poll, stage};
 use crate::Mock;
 use crate::jobs::{Job, Progress};
 
@@ -47,38 +47,25 @@ pub(super) fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn submit_to_subpath(
-    mock: State<Arc<Mock>>,
+    call: Call,
     Path((owner, app, _subpath)): Path<(String, String, String)>,
     query: Query<HashMap<String, String>>,
-    uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    submit(mock, Path((owner, app)), query, uri, headers, body).await
+    submit(call, Path((owner, app)), query, body).await
 }
 
 async fn submit(
-    State(mock): State<Arc<Mock>>,
+    call: Call,
     Path((owner, app)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-    uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
-        return refused;
-    }
-    let input = match json_input(&body) {
-        Ok(input) => input,
-        Err(bad) => return bad.answer(&mock),
-    };
-    let submission = Submission {
-        webhook: hook(&mock, query.get("fal_webhook").map(String::as_str)),
-        ..Submission::new(&mock, &uri, &headers, input)
-    };
-    let base = format!("{}/{owner}/{app}/requests", submission.origin);
+    let base = format!("{}/{owner}/{app}/requests", call.origin());
     let name_job = |n| format!("{n:08x}-fa1a-4000-8000-000000000000");
-    start(&mock, submission, name_job, |id| {
+    // fal names the webhook in the query, not in the model's input.
+    let accept = |_: &Value| Ok(query.get("fal_webhook").cloned());
+    super::submit(&call, &body, accept, name_job, |id, _| {
         let urls = |tail: &str| format!("{base}/{id}{tail}");
         json_response(
             StatusCode::OK,
@@ -96,16 +83,8 @@ async fn submit(
     .await
 }
 
-async fn status(
-    State(mock): State<Arc<Mock>>,
-    Path((owner, app, id)): Path<(String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let response_url = format!(
-        "{}/{owner}/{app}/requests/{id}",
-        super::origin(&mock, &uri, &headers)
-    );
+async fn status(call: Call, Path((owner, app, id)): Path<(String, String, String)>) -> Response {
+    let response_url = format!("{}/{owner}/{app}/requests/{id}", call.origin());
     let answer = |_: &Job, progress| {
         let mut body = json!({"request_id": id, "response_url": response_url, "logs": null});
         let status = match progress {
@@ -132,13 +111,12 @@ async fn status(
         };
         json_response(status, body)
     };
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+    poll(&call, &id, Look::Poll, answer).await
 }
 
 async fn response(
-    State(mock): State<Arc<Mock>>,
+    call: Call,
     Path((_owner, _app, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let answer = |job: &Job, progress| match progress {
         Progress::Running { .. } => error(StatusCode::BAD_REQUEST, "Request is still in progress"),
@@ -147,14 +125,10 @@ async fn response(
             json_response(StatusCode::UNPROCESSABLE_ENTITY, model_error(&message))
         }
     };
-    poll(&mock, &headers, &id, Look::Peek, answer).await
+    poll(&call, &id, Look::Peek, answer).await
 }
 
-async fn cancel(
-    State(mock): State<Arc<Mock>>,
-    Path((_owner, _app, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
+async fn cancel(call: Call, Path((_owner, _app, id)): Path<(String, String, String)>) -> Response {
     let answer = |_: &Job, progress| match progress {
         Progress::Running { .. } => json_response(
             StatusCode::ACCEPTED,
@@ -165,7 +139,7 @@ async fn cancel(
             json!({"status": "ALREADY_COMPLETED"}),
         ),
     };
-    poll(&mock, &headers, &id, Look::Peek, answer).await
+    poll(&call, &id, Look::Peek, answer).await
 }
 
 /// The model's output for `job`: `num_images` images (1 to 4) on the mock's file host, the

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Look, json_response, poll, submit};
+use super::{Call, json_response, poll_json, submit, webhook_member};
 use crate::Mock;
 use crate::jobs::Progress;
 
@@ -26,13 +26,7 @@ pub(super) fn routes() -> Router<Arc<Mock>> {
         .route("/v1beta/models/{model}/operations/{n}", get(google_poll))
 }
 
-async fn google_submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(action): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn google_submit(call: Call, Path(action): Path<String>, body: Bytes) -> Response {
     let Some(model) = action.strip_suffix(":predictLongRunning") else {
         return json_response(
             StatusCode::NOT_FOUND,
@@ -40,23 +34,15 @@ async fn google_submit(
         );
     };
     let name_job = |n| format!("models/{model}/operations/{n}");
-    submit(&mock, &uri, &headers, &body, name_job, |name| {
+    submit(&call, &body, webhook_member, name_job, |name, _| {
         json_response(StatusCode::OK, json!({"name": name}))
     })
     .await
 }
 
-async fn google_poll(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path((model, n)): Path<(String, String)>,
-) -> Response {
+async fn google_poll(call: Call, Path((model, n)): Path<(String, String)>) -> Response {
     let name = format!("models/{model}/operations/{n}");
-    let answer = |_: &_, progress| {
-        let (status, body) = self::answer(&name, progress);
-        json_response(status, body)
-    };
-    poll(&mock, &headers, &name, Look::Poll, answer).await
+    poll_json(&call, &name, answer).await
 }
 
 /// What a poll of operation `name` answers when it stands at `progress`.

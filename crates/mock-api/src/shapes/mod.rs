@@ -1,7 +1,8 @@
 //! Shapes of real asynchronous APIs, modelled on their public documentation, so that a profile
 //! written from a provider's documents works against the mock unchanged but for its base URL.
 //! Each requires its own credential header (`MOCK_API_KEY`'s value) and answers 401 without it,
-//! in its provider's error body. URLs a shape answers with are absolute, on the scheme and host
+//! in its provider's error body, unless a Bearer token or an AWS signature is required instead
+//! (see [`crate::credentials`], whose gate stands in front of these routes). URLs a shape answers with are absolute, on the scheme and host
 //! the client called.
 //!
 //! | shape (credential) | submit | status: running → done | result | webhook |
@@ -15,7 +16,7 @@
 //! | `revai` (`Authorization: Bearer`) | `POST /speechtotext/v1/jobs`, `{"source_config": {"url"}}` → the job, `in_progress` | `GET /speechtotext/v1/jobs/{id}`: `in_progress` → `transcribed` or `failed` (`failure`, `failure_detail`) | `GET .../{id}/transcript`: text (`Accept: text/plain`) or JSON (`application/vnd.rev.transcript.v1.0+json`); 409 problem before | `notification_config.url`: `{"job"}` |
 //! | `stability-upscale` (`Authorization: Bearer`) | `POST /v2beta/stable-image/upscale/creative`, multipart: file `image`, `prompt` (required), `output_format`, `seed` → 200 `{"id"}`; 413 over `max_upload_bytes` | `GET /v2beta/results/{id}`: HTTP 202 `{"status": "in-progress"}` → HTTP 200 (or 422) | in the poll: the image's bytes (`Accept: image/*`) or `{"image": <base64>, "finish_reason", "seed"}` (`application/json`), made from the upload and the prompt | none |
 //! | `elevenlabs-dubbing` (`xi-api-key`) | `POST /v1/dubbing`, multipart: file `file` or field `source_url`, `target_lang` (required) → `{"dubbing_id", "expected_duration_sec"}` | `GET /v1/dubbing/{id}`: `dubbing` → `dubbed` (`target_languages`) or `failed` (`error`) | `GET /v1/dubbing/{id}/audio/{lang}`: `audio/mpeg` made from the source; 404 for another language, 425 before | none |
-//! | `textract` (`Authorization`: the key as it is, for now) | `POST /`, `X-Amz-Target: Textract.StartDocumentTextDetection`, `{"DocumentLocation": {"S3Object": {"Bucket", "Name"}}, "ClientRequestToken"?}` → `{"JobId"}` | `POST /`, `Textract.GetDocumentTextDetection`, `{"JobId", "MaxResults"?, "NextToken"?}`: `"JobStatus"`: `IN_PROGRESS` → `SUCCEEDED` or `FAILED` (`StatusMessage`) | in the poll, paged: `Blocks` and `NextToken` until the last page | none (SNS) |
+//! | `textract` (`Authorization`: the key as it is, or a Signature Version 4 with `MOCK_AWS_ACCESS_KEY_ID`) | `POST /`, `X-Amz-Target: Textract.StartDocumentTextDetection`, `{"DocumentLocation": {"S3Object": {"Bucket", "Name"}}, "ClientRequestToken"?}` → `{"JobId"}` | `POST /`, `Textract.GetDocumentTextDetection`, `{"JobId", "MaxResults"?, "NextToken"?}`: `"JobStatus"`: `IN_PROGRESS` → `SUCCEEDED` or `FAILED` (`StatusMessage`) | in the poll, paged: `Blocks` and `NextToken` until the last page | none (SNS) |
 //! | `deepgram` (`Authorization: Token`) | `POST /v1/listen?callback=URL&...`, `{"url"}` → 200 `{"request_id"}`; 400 without `callback` | none: nothing to poll | pushed only | `callback`, always: `{"metadata", "results": {"channels": [{"alternatives": [{"transcript", ...}]}]}}` |
 //!
 //! The non-2xx bodies are each provider's: `{"error": message}` for the first four (as before),
@@ -29,13 +30,17 @@
 //!
 //! # Layout
 //! This module holds what every shape goes through, each shape's module only what its provider
-//! does its own way: the paths, the field names, the status words, the error body. A call is
+//! does its own way: the paths, the field names, the status words, the error body. Every
+//! handler takes a `Call` (the mock, the URI, the headers) and hands it on. A call is
 //! admitted by `refusal` (counted, the credential checked in one place, `authorized`, a share
 //! failed on purpose); a submit makes its job with `start` (the delay, a dropped answer, a
 //! timer for a job due by the clock); a poll or a result fetch looks at its job with `see` (a
 //! poll counts towards `polls_until_done`, a fetch does not), and whoever sees a job finish
-//! first calls its webhook (`job_finished`). Non-2xx answers are made by `error`, in each
-//! provider's own error body.
+//! first calls its webhook (`job_finished`). The flows several shapes share are whole here: a
+//! body read after admission (`admitted`), a JSON submit (`submit`, the shape saying what it
+//! refuses and where its webhook is named), a poll answered by the same function as the webhook
+//! (`poll_json`), a provider's jobs as a REST collection (`collection`). Non-2xx answers are
+//! made by `error`, in each provider's own error body.
 
 mod azure;
 mod deepgram;
@@ -48,12 +53,16 @@ mod revai;
 mod stability;
 mod textract;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use serde_json::{Value, json};
 
 use crate::jobs::{Finished, Job, Pace, Progress, Submit};
@@ -62,6 +71,7 @@ use crate::{Mock, Shape};
 
 pub use elevenlabs::dubbed;
 pub use stability::upscaled;
+pub(crate) use textract::aws_error;
 
 /// The routes of `shape` (none for `original`).
 pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
@@ -81,6 +91,34 @@ pub fn routes(shape: Shape) -> Router<Arc<Mock>> {
     }
 }
 
+/// What every shape's handler is called with, taken from the request in one extractor: the
+/// mock, and the request's URI and headers (for the credential, the idempotency key, and the
+/// host the answer's URLs are made on).
+struct Call {
+    mock: Arc<Mock>,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<Arc<Mock>> for Call {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, mock: &Arc<Mock>) -> Result<Self, Infallible> {
+        Ok(Self {
+            mock: Arc::clone(mock),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Call {
+    /// `scheme://host` the client reached the mock by.
+    fn origin(&self) -> String {
+        origin(&self.mock, &self.uri, &self.headers)
+    }
+}
+
 /// The header each shape's credential goes in, and the scheme its value starts with
 /// (`Bearer KEY`), if any.
 fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
@@ -93,8 +131,9 @@ fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
         | Shape::StabilityUpscale => ("authorization", Some("Bearer")),
         Shape::Google => ("x-goog-api-key", None),
         Shape::ElevenlabsDubbing => ("xi-api-key", None),
-        // AWS signs each request (Signature Version 4); until the mock checks signatures, the
-        // key stands in `Authorization` as it is. Replacing this check is the whole change.
+        // AWS signs each request (Signature Version 4): with MOCK_AWS_ACCESS_KEY_ID set, the
+        // signature is checked instead (see `crate::credentials`); without, the key stands in
+        // `Authorization` as it is.
         Shape::Textract => ("authorization", None),
         Shape::Azure => ("ocp-apim-subscription-key", None),
         Shape::Fal => ("authorization", Some("Key")),
@@ -118,7 +157,7 @@ fn authorized(shape: Shape, headers: &HeaderMap, key: &str) -> bool {
 }
 
 /// A non-2xx answer of `shape` saying `message`, in its provider's error body.
-fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(shape: Shape, status: StatusCode, message: &str) -> Response {
     match shape {
         Shape::Original | Shape::Replicate | Shape::Google | Shape::Azure | Shape::Stability => {
             json_response(status, json!({ "error": message }))
@@ -146,7 +185,8 @@ async fn refusal(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
 fn check(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
     mock.counters.call();
     let shape = mock.config.shape;
-    if !authorized(shape, headers, &mock.config.api_key.0) {
+    let key_required = mock.credentials.api_key_required();
+    if key_required && !authorized(shape, headers, &mock.config.api_key.0) {
         mock.counters.unauthorized();
         let (name, _) = credential(shape);
         let message = format!("missing or wrong {name} header");
@@ -171,16 +211,17 @@ struct Submission {
 
 impl Submission {
     /// A submit of `input`, its idempotency key its `Idempotency-Key`: no upload, no webhook.
-    fn new(mock: &Mock, uri: &Uri, headers: &HeaderMap, input: Value) -> Self {
+    fn new(call: &Call, input: Value) -> Self {
         Self {
             input,
             upload: None,
             webhook: None,
-            key: headers
+            key: call
+                .headers
                 .get("idempotency-key")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            origin: origin(mock, uri, headers),
+            origin: call.origin(),
         }
     }
 }
@@ -218,9 +259,9 @@ fn json_input(body: &Bytes) -> Result<Value, Unreadable> {
 
 /// A multipart submit's form, the call admitted: read up to `max_upload_bytes`, or why not (a
 /// 413 when longer, a 400 when not a form).
-async fn form(mock: &Mock, headers: &HeaderMap, body: Body) -> Result<Form, Unreadable> {
-    let limit = mock.config.max_upload_bytes;
-    multipart::read(headers, body, limit)
+async fn form(call: &Call, body: Body) -> Result<Form, Unreadable> {
+    let limit = call.mock.config.max_upload_bytes;
+    multipart::read(&call.headers, body, limit)
         .await
         .map_err(|err| Unreadable {
             status: match err {
@@ -231,29 +272,51 @@ async fn form(mock: &Mock, headers: &HeaderMap, body: Body) -> Result<Form, Unre
         })
 }
 
-/// A JSON submit, as most shapes make them: admitted, the body parsed, its top-level
-/// `"webhook"` taken, then [`start`].
-async fn submit(
-    mock: &Arc<Mock>,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-    name_job: impl Fn(u64) -> String,
-    answer: impl FnOnce(&str) -> Response,
-) -> Response {
-    if let Some(refused) = refusal(mock, headers).await {
-        return refused;
+/// A call admitted by [`refusal`], then its body read by `read` (never started for a refused
+/// call): the body, or the answer that ends the call, the refusal or why the body is
+/// unreadable in the shape's error body.
+async fn admitted<T>(
+    call: &Call,
+    read: impl Future<Output = Result<T, Unreadable>>,
+) -> Result<T, Response> {
+    if let Some(refused) = refusal(&call.mock, &call.headers).await {
+        return Err(refused);
     }
-    let input = match json_input(body) {
+    read.await.map_err(|bad| bad.answer(&call.mock))
+}
+
+/// The webhook a JSON submit names when its shape takes it from the body's top-level
+/// `"webhook"`, as most do (an [`submit`]'s `accept`).
+fn webhook_member(input: &Value) -> Result<Option<String>, Box<Response>> {
+    Ok(input
+        .get("webhook")
+        .and_then(Value::as_str)
+        .map(str::to_owned))
+}
+
+/// A JSON submit, as most shapes make them: admitted, the body parsed, then `accept`ed (the
+/// shape's answer to a body it refuses, or the webhook URL the submit names), then [`start`].
+/// `answer` shapes the reply from the job's id and the body.
+async fn submit(
+    call: &Call,
+    body: &Bytes,
+    accept: impl FnOnce(&Value) -> Result<Option<String>, Box<Response>>,
+    name_job: impl Fn(u64) -> String,
+    answer: impl FnOnce(&str, &Value) -> Response,
+) -> Response {
+    let input = match admitted(call, async { json_input(body) }).await {
         Ok(input) => input,
-        Err(bad) => return bad.answer(mock),
+        Err(answer) => return answer,
     };
-    let webhook = hook(mock, input.get("webhook").and_then(Value::as_str));
+    let webhook = match accept(&input) {
+        Ok(url) => hook(&call.mock, url.as_deref()),
+        Err(refused) => return *refused,
+    };
     let submission = Submission {
         webhook,
-        ..Submission::new(mock, uri, headers, input)
+        ..Submission::new(call, input.clone())
     };
-    start(mock, submission, name_job, answer).await
+    start(&call.mock, submission, name_job, |id| answer(id, &input)).await
 }
 
 /// A submit's job, the call admitted and its body read: the job made (or found by its
@@ -332,13 +395,13 @@ async fn see(mock: &Mock, id: &str, look: Look) -> Option<(Job, Progress)> {
 /// A call about job `id`: admitted, then [`see`]. `answer` shapes the reply; an unknown id is
 /// the shape's 404.
 async fn poll(
-    mock: &Mock,
-    headers: &HeaderMap,
+    call: &Call,
     id: &str,
     look: Look,
     answer: impl FnOnce(&Job, Progress) -> Response,
 ) -> Response {
-    if let Some(refused) = refusal(mock, headers).await {
+    let mock = &call.mock;
+    if let Some(refused) = refusal(mock, &call.headers).await {
         return refused;
     }
     match see(mock, id, look).await {
@@ -349,6 +412,32 @@ async fn poll(
             &format!("no job {id}"),
         ),
     }
+}
+
+/// A poll whose answer is what `answer` makes of the job's id and progress: the status and
+/// the JSON body (for the shapes whose webhook body is made by the same function).
+async fn poll_json(
+    call: &Call,
+    id: &str,
+    answer: fn(&str, Progress) -> (StatusCode, Value),
+) -> Response {
+    poll(call, id, Look::Poll, |_, progress| {
+        let (status, body) = answer(id, progress);
+        json_response(status, body)
+    })
+    .await
+}
+
+/// The routes of a provider whose jobs are a REST collection: a submit POSTs to `path`, a poll
+/// GETs `{path}/{id}`.
+fn collection(
+    path: &str,
+    submit: MethodRouter<Arc<Mock>>,
+    poll: MethodRouter<Arc<Mock>>,
+) -> Router<Arc<Mock>> {
+    Router::new()
+        .route(path, submit)
+        .route(&format!("{path}/{{id}}"), poll)
 }
 
 /// A job just finished: counted, and its webhook, if any, called with what its shape posts.

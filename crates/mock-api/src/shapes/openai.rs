@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Look, Submission, json_input, json_response, poll, refusal, see, stage, start};
+use super::{Call, Look, collection, json_response, poll, refusal, see, stage};
 use crate::Mock;
 use crate::jobs::{Job, Progress};
 
@@ -46,9 +46,7 @@ const ENDPOINTS: [&str; 8] = [
 const CREATED_AT: u64 = 1_796_169_600;
 
 pub(super) fn routes() -> Router<Arc<Mock>> {
-    Router::new()
-        .route("/v1/batches", post(submit))
-        .route("/v1/batches/{id}", get(status))
+    collection("/v1/batches", post(submit), get(status))
         .route("/v1/files/{file_id}/content", get(content))
 }
 
@@ -117,39 +115,22 @@ fn validate(input: &Value) -> Option<Response> {
     None
 }
 
-async fn submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
-        return refused;
-    }
-    let input = match json_input(&body) {
-        Ok(input) => input,
-        Err(bad) => return bad.answer(&mock),
-    };
-    if let Some(bad) = validate(&input) {
-        return bad;
-    }
-    let submission = Submission::new(&mock, &uri, &headers, input.clone());
-    start(
-        &mock,
-        submission,
+async fn submit(call: Call, body: Bytes) -> Response {
+    // OpenAI's webhooks are configured per project, never named by a batch.
+    let accept = |input: &Value| validate(input).map_or(Ok(None), |bad| Err(Box::new(bad)));
+    super::submit(
+        &call,
+        &body,
+        accept,
         |n| format!("batch_{n:024x}"),
-        |id| json_response(StatusCode::OK, batch(id, &input, "validating")),
+        |id, input| json_response(StatusCode::OK, batch(id, input, "validating")),
     )
     .await
 }
 
-async fn status(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn status(call: Call, Path(id): Path<String>) -> Response {
     let answer = |job: &Job, progress| json_response(StatusCode::OK, polled(job, progress));
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+    poll(&call, &id, Look::Poll, answer).await
 }
 
 /// The batch object of `id` made of `input`, in `status`, nothing done yet.
@@ -232,18 +213,14 @@ fn output_file(id: &str) -> String {
     format!("file-{}", id.trim_start_matches("batch_"))
 }
 
-async fn content(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(file_id): Path<String>,
-) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
+async fn content(call: Call, Path(file_id): Path<String>) -> Response {
+    if let Some(refused) = refusal(&call.mock, &call.headers).await {
         return refused;
     }
     let seen = match file_id.strip_prefix("file-") {
-        Some(hex) => see(&mock, &format!("batch_{hex}"), Look::Peek).await,
+        Some(hex) => see(&call.mock, &format!("batch_{hex}"), Look::Peek).await,
         None => {
-            mock.delay().await;
+            call.mock.delay().await;
             None
         }
     };

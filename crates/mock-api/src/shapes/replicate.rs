@@ -6,37 +6,32 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Look, json_response, poll, submit};
+use super::{Call, collection, json_response, poll_json, submit, webhook_member};
 use crate::Mock;
 use crate::jobs::Progress;
 
 pub(super) fn routes() -> Router<Arc<Mock>> {
-    Router::new()
-        .route("/v1/predictions", post(replicate_submit))
-        .route("/v1/predictions/{id}", get(replicate_poll))
+    collection(
+        "/v1/predictions",
+        post(replicate_submit),
+        get(replicate_poll),
+    )
 }
 
-async fn replicate_submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let base = super::origin(&mock, &uri, &headers);
+async fn replicate_submit(call: Call, body: Bytes) -> Response {
+    let base = call.origin();
     submit(
-        &mock,
-        &uri,
-        &headers,
+        &call,
         &body,
+        webhook_member,
         |n| format!("p{n:06}"),
-        |id| {
+        |id, input| {
             json_response(
                 StatusCode::CREATED,
                 json!({
@@ -53,16 +48,8 @@ async fn replicate_submit(
     .await
 }
 
-async fn replicate_poll(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let answer = |_: &_, progress| {
-        let (status, body) = self::answer(&id, progress);
-        json_response(status, body)
-    };
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+async fn replicate_poll(call: Call, Path(id): Path<String>) -> Response {
+    poll_json(&call, &id, answer).await
 }
 
 /// What a poll of prediction `id` answers when it stands at `progress`.

@@ -21,13 +21,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Look, Submission, hook, json_input, json_response, poll, refusal, start};
+use super::{Call, Look, collection, json_response, poll};
 use crate::Mock;
 use crate::jobs::{Job, Progress};
 
@@ -38,9 +38,7 @@ const COMPLETED_ON: &str = "2026-12-02T00:00:05.000Z";
 const TRANSCRIPT_JSON: &str = "application/vnd.rev.transcript.v1.0+json";
 
 pub(super) fn routes() -> Router<Arc<Mock>> {
-    Router::new()
-        .route("/speechtotext/v1/jobs", post(submit))
-        .route("/speechtotext/v1/jobs/{id}", get(status))
+    collection("/speechtotext/v1/jobs", post(submit), get(status))
         .route("/speechtotext/v1/jobs/{id}/transcript", get(transcript))
 }
 
@@ -81,45 +79,35 @@ pub(super) fn error(status: StatusCode, message: &str) -> Response {
     problem(status, kind, title, json!({ "detail": message }))
 }
 
-async fn submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
-        return refused;
-    }
-    let input = match json_input(&body) {
-        Ok(input) => input,
-        Err(bad) => return bad.answer(&mock),
-    };
-    if source(&input).is_none() {
-        return problem(
+async fn submit(call: Call, body: Bytes) -> Response {
+    super::submit(
+        &call,
+        &body,
+        accept,
+        |n| format!("Rv{n:010}"),
+        |id, input| {
+            let running = Progress::Running { done: 0, of: 1 };
+            json_response(StatusCode::OK, job_object(id, input, &running))
+        },
+    )
+    .await
+}
+
+/// A job's body accepted, or the problem with it: the notification URL it names, if any.
+fn accept(input: &Value) -> Result<Option<String>, Box<Response>> {
+    if source(input).is_none() {
+        return Err(Box::new(problem(
             StatusCode::BAD_REQUEST,
             "invalid-parameters",
             "Your request parameters didn't pass validation",
             json!({"parameters": {"source_config": ["A source_config with a url is required"]}}),
-        );
+        )));
     }
     let notify = input
         .pointer("/notification_config/url")
         .or_else(|| input.get("callback_url"))
         .and_then(Value::as_str);
-    let submission = Submission {
-        webhook: hook(&mock, notify),
-        ..Submission::new(&mock, &uri, &headers, input.clone())
-    };
-    start(
-        &mock,
-        submission,
-        |n| format!("Rv{n:010}"),
-        |id| {
-            let running = Progress::Running { done: 0, of: 1 };
-            json_response(StatusCode::OK, job_object(id, &input, &running))
-        },
-    )
-    .await
+    Ok(notify.map(str::to_owned))
 }
 
 /// The media URL a job transcribes.
@@ -130,15 +118,11 @@ fn source(input: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-async fn status(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn status(call: Call, Path(id): Path<String>) -> Response {
     let answer = |job: &Job, progress| {
         json_response(StatusCode::OK, job_object(&job.id, &job.input, &progress))
     };
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+    poll(&call, &id, Look::Poll, answer).await
 }
 
 /// The job object of job `id` made of `input`, standing at `progress`.
@@ -198,12 +182,8 @@ fn format(headers: &HeaderMap) -> Option<Format> {
     )
 }
 
-async fn transcript(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let format = format(&headers);
+async fn transcript(call: Call, Path(id): Path<String>) -> Response {
+    let format = format(&call.headers);
     let answer = |job: &Job, progress: Progress| {
         let Some(format) = format else {
             return problem(
@@ -245,7 +225,7 @@ async fn transcript(
             }
         }
     };
-    poll(&mock, &headers, &id, Look::Peek, answer).await
+    poll(&call, &id, Look::Peek, answer).await
 }
 
 /// The words spoken in the media of job `id` made of `input`: a sentence naming the media's

@@ -21,14 +21,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Look, Submission, form, json_response, poll, refusal, start, submit};
+use super::{
+    Call, Look, Submission, admitted, form, json_response, poll, poll_json, start, submit,
+    webhook_member,
+};
 use crate::Mock;
 use crate::jobs::{Job, Progress};
 
@@ -75,18 +78,10 @@ pub fn upscaled(image: &[u8], prompt: &str) -> Vec<u8> {
     crate::content::derived("upscaled", image, prompt)
 }
 
-async fn upscale_submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
-        return refused;
-    }
-    let form = match form(&mock, &headers, body).await {
+async fn upscale_submit(call: Call, body: Body) -> Response {
+    let form = match admitted(&call, form(&call, body)).await {
         Ok(form) => form,
-        Err(bad) => return bad.answer(&mock),
+        Err(answer) => return answer,
     };
     let bad = |message: &str| error(StatusCode::BAD_REQUEST, message);
     let Some(image) = form.file("image") else {
@@ -107,10 +102,10 @@ async fn upscale_submit(
     }
     let submission = Submission {
         upload: Some(image.data.clone()),
-        ..Submission::new(&mock, &uri, &headers, form.to_json())
+        ..Submission::new(&call, form.to_json())
     };
     let answer = |id: &str| json_response(StatusCode::OK, json!({ "id": id }));
-    start(&mock, submission, |n| format!("{n:064x}"), answer).await
+    start(&call.mock, submission, |n| format!("{n:064x}"), answer).await
 }
 
 /// What a finished upscale is answered as, by `Accept`.
@@ -135,12 +130,8 @@ fn delivery(headers: &HeaderMap) -> Option<Delivery> {
     })
 }
 
-async fn upscale_result(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let delivery = delivery(&headers);
+async fn upscale_result(call: Call, Path(id): Path<String>) -> Response {
+    let delivery = delivery(&call.headers);
     let answer = |job: &Job, progress| {
         if !matches!(progress, Progress::Done(_)) {
             let (status, body) = self::answer(&id, progress);
@@ -154,7 +145,7 @@ async fn upscale_result(
         };
         finished(job, delivery)
     };
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+    poll(&call, &id, Look::Poll, answer).await
 }
 
 /// A finished upscale's answer.
@@ -190,33 +181,19 @@ fn finished(job: &Job, delivery: Delivery) -> Response {
     }
 }
 
-async fn stability_submit(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn stability_submit(call: Call, body: Bytes) -> Response {
     submit(
-        &mock,
-        &uri,
-        &headers,
+        &call,
         &body,
+        webhook_member,
         |n| format!("{n:064x}"),
-        |id| json_response(StatusCode::OK, json!({"id": id})),
+        |id, _| json_response(StatusCode::OK, json!({"id": id})),
     )
     .await
 }
 
-async fn stability_poll(
-    State(mock): State<Arc<Mock>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let answer = |_: &_, progress| {
-        let (status, body) = self::answer(&id, progress);
-        json_response(status, body)
-    };
-    poll(&mock, &headers, &id, Look::Poll, answer).await
+async fn stability_poll(call: Call, Path(id): Path<String>) -> Response {
+    poll_json(&call, &id, answer).await
 }
 
 /// What a poll of generation `id` answers when it stands at `progress`.

@@ -17,21 +17,21 @@
 //! Errors are AWS JSON errors, `{"__type", "message"}` with `X-Amzn-ErrorType`: 400
 //! `UnknownOperationException` (no or another `X-Amz-Target`), `InvalidJobIdException`,
 //! `InvalidParameterException`, `SerializationException` (not JSON). The credential is the key in
-//! `Authorization` as it is, until the mock checks AWS signatures (Signature Version 4): see
-//! `credential` in this module's parent, the one place to change.
+//! `Authorization` as it is, or, with `MOCK_AWS_ACCESS_KEY_ID` set, an AWS Signature Version 4
+//! checked before the call gets here (see [`crate::credentials`]), refused with 403
+//! `InvalidSignatureException`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Look, Submission, refusal, see, start};
+use super::{Call, Look, Submission, refusal, see, start};
 use crate::Mock;
 use crate::jobs::{Job, Progress};
 
@@ -62,7 +62,7 @@ fn aws_json(status: StatusCode, body: &Value) -> Response {
 }
 
 /// An AWS JSON error of type `kind`.
-fn aws_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
+pub(crate) fn aws_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
     let mut response = aws_json(status, &json!({"__type": kind, "message": message}));
     response
         .headers_mut()
@@ -90,16 +90,12 @@ fn invalid(message: &str) -> Response {
     )
 }
 
-async fn call(
-    State(mock): State<Arc<Mock>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = refusal(&mock, &headers).await {
+async fn call(call: Call, body: Bytes) -> Response {
+    if let Some(refused) = refusal(&call.mock, &call.headers).await {
         return refused;
     }
-    let target = headers
+    let target = call
+        .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
@@ -123,18 +119,13 @@ async fn call(
         }
     };
     if operation == Some("StartDocumentTextDetection") {
-        start_detection(&mock, &uri, &headers, input).await
+        start_detection(&call, input).await
     } else {
-        get_detection(&mock, &input).await
+        get_detection(&call.mock, &input).await
     }
 }
 
-async fn start_detection(
-    mock: &Arc<Mock>,
-    uri: &Uri,
-    headers: &HeaderMap,
-    input: Value,
-) -> Response {
+async fn start_detection(call: &Call, input: Value) -> Response {
     let object = input.pointer("/DocumentLocation/S3Object");
     let named = |field: &str| object.and_then(|o| o.get(field)).and_then(Value::as_str);
     if named("Bucket").is_none() || named("Name").is_none() {
@@ -146,13 +137,13 @@ async fn start_detection(
         .get("ClientRequestToken")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let submission = Submission::new(mock, uri, headers, input);
+    let submission = Submission::new(call, input);
     let submission = Submission {
         key: token.or(submission.key),
         ..submission
     };
     start(
-        mock,
+        &call.mock,
         submission,
         |n| format!("{n:064x}"),
         |id| aws_json(StatusCode::OK, &json!({ "JobId": id })),

@@ -18,7 +18,7 @@ use crate::stack::{Stack, everything_in_redis};
 
 /// The `QUEUES_FILE` of `stack`'s queue calling the mock through `api`, with the queue's
 /// `extra` settings, polling every 100 ms.
-fn queues_file(stack: &Stack, api: Value, extra: Value) -> TempFile {
+pub(crate) fn queues_file(stack: &Stack, api: Value, extra: Value) -> TempFile {
     let mut queue = json!({"poll_interval_ms": 100, "api": api});
     if let (Some(queue), Some(extra)) = (queue.as_object_mut(), extra.as_object()) {
         queue.extend(extra.clone());
@@ -30,7 +30,7 @@ fn queues_file(stack: &Stack, api: Value, extra: Value) -> TempFile {
 }
 
 /// A consumer of [`queues_file`], `env` on top. The file lives as long as the consumer.
-fn consumer_of(
+pub(crate) fn consumer_of(
     stack: &Stack,
     api: Value,
     extra: Value,

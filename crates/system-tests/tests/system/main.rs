@@ -29,6 +29,7 @@ mod stack;
 mod api_steps;
 mod cluster;
 mod connections;
+mod credentials;
 mod deploy;
 mod docs;
 mod end_to_end;

@@ -49,9 +49,46 @@ fn variables(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The value a test gives variable `name`.
+/// The value a test gives variable `name`: a word (letters, digits and '-', which a host, a
+/// region or a key all take), or for a key file's path the path of a service-account key file
+/// made for the test.
 fn made_up(name: &str) -> String {
-    format!("made-up-{}", name.to_lowercase())
+    if name == "GOOGLE_APPLICATION_CREDENTIALS" {
+        return service_account_key_file().display().to_string();
+    }
+    format!("made-up-{}", name.to_lowercase().replace('_', "-"))
+}
+
+/// A Google service-account key file with a key `openssl` makes, made once per test run.
+fn service_account_key_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("taskq-profiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key.pem");
+        let made = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&key)
+            .status()
+            .expect("openssl makes a test key");
+        assert!(made.success());
+        let file = dir.join("service-account.json");
+        let account = json!({
+            "type": "service_account",
+            "client_email": "runner@made-up.iam.gserviceaccount.com",
+            "private_key": std::fs::read_to_string(&key).unwrap(),
+            "token_uri": "https://oauth2.googleapis.com/token",
+        });
+        std::fs::write(&file, account.to_string()).unwrap();
+        file
+    })
 }
 
 /// `consumer --check` of `file` serving `queue`, every variable it names set to a made-up
@@ -126,6 +163,21 @@ fn the_profiles_readme_lists_exactly_the_files_there_are() {
     }
 }
 
+/// `consumer --check` serving `queues` from the `QUEUES_FILE` at `path`, with the variable its
+/// test files name.
+async fn check_file(queues: &str, path: &str) -> std::process::Output {
+    run_to_end(
+        "consumer",
+        &["--check"],
+        &[
+            ("QUEUES", queues),
+            ("QUEUES_FILE", path),
+            ("CHECK_TOKEN", "tok-abc-123"),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
     let file = TempFile::write(
@@ -149,16 +201,7 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
         .to_string(),
     );
     let path = file.path();
-    let output = run_to_end(
-        "consumer",
-        &["--check"],
-        &[
-            ("QUEUES", "good,typo,unknown,missing"),
-            ("QUEUES_FILE", &path),
-            ("CHECK_TOKEN", "tok-abc-123"),
-        ],
-    )
-    .await;
+    let output = check_file("good,typo,unknown,missing", &path).await;
     let errors = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{errors}");
     for said in [
@@ -177,16 +220,7 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
     );
 
     // Even an entry QUEUES leaves out is compiled: a mistake there fails the check too.
-    let output = run_to_end(
-        "consumer",
-        &["--check"],
-        &[
-            ("QUEUES", "good"),
-            ("QUEUES_FILE", &path),
-            ("CHECK_TOKEN", "tok-abc-123"),
-        ],
-    )
-    .await;
+    let output = check_file("good", &path).await;
     assert_eq!(output.status.code(), Some(1));
 
     let good = TempFile::write(
@@ -201,16 +235,7 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
         .to_string(),
     );
     let path = good.path();
-    let output = run_to_end(
-        "consumer",
-        &["--check"],
-        &[
-            ("QUEUES", "good"),
-            ("QUEUES_FILE", &path),
-            ("CHECK_TOKEN", "tok-abc-123"),
-        ],
-    )
-    .await;
+    let output = check_file("good", &path).await;
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{report}");
     assert_eq!(
@@ -229,6 +254,47 @@ async fn an_empty_queues_list_is_refused() {
         assert!(errors.contains("an empty queue name"), "{errors}");
         let output = run_to_end("producer", &["--help"], &[("QUEUES", queues)]).await;
         assert!(output.status.success(), "--help works whatever QUEUES says");
+    }
+}
+
+/// A binary that cannot start says why once: each cause in the message of the error that
+/// carries it, never again as that error's source.
+#[tokio::test]
+async fn a_start_error_names_its_cause_once() {
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        ("consumer", &[("QUEUES_FILE", "/nonexistent/queues.json")]),
+        (
+            "consumer",
+            &[
+                ("API_CA_FILE", "/nonexistent/ca.pem"),
+                ("API_URL", "https://api.example.com/"),
+            ],
+        ),
+        (
+            "producer",
+            &[("REDIS_TLS_CA_FILE", "/nonexistent/redis-ca.pem")],
+        ),
+    ];
+    for (binary, env) in cases {
+        let mut env = env.to_vec();
+        env.extend([
+            ("RUST_BACKTRACE", "0"),
+            ("REDIS_URL", "redis://127.0.0.1:1/"),
+        ]);
+        let output = run_to_end(binary, &[], &env).await;
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{binary} {env:?}: {errors}");
+        let error = &errors[errors.find("Error: ").expect("the error is printed")..];
+        assert_eq!(
+            error.matches("/nonexistent/").count(),
+            1,
+            "{binary} {env:?}: the file named once in\n{error}"
+        );
+        assert_eq!(
+            error.matches("No such file or directory").count(),
+            1,
+            "{binary} {env:?}: the cause said once in\n{error}"
+        );
     }
 }
 

@@ -57,6 +57,7 @@ impl<H: Handler> Shared<H> {
                 drop(slots.acquire().await);
                 continue;
             }
+            self.handler.ready().await;
             let claim = self.claim_with_permits(want);
             tokio::pin!(claim);
             // Keep starting buffered tasks while the claim is on its way.

@@ -137,6 +137,14 @@ pub trait Handler: Send + Sync + 'static {
     /// Makes one call for `task` and says how it went. A panic is caught and counts as a
     /// retryable failure.
     fn handle(&self, task: &ClaimedTask) -> impl Future<Output = Outcome> + Send;
+
+    /// Resolves once calls may succeed: the claim loop waits on it before each claim, so a
+    /// handler that cannot call for now (its credential refused) leaves its queue's tasks in
+    /// Redis, due, for whichever consumer can, instead of claiming them only to hand them back.
+    /// Always ready unless a handler says otherwise.
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 #[cfg(test)]

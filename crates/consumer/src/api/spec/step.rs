@@ -15,7 +15,7 @@ use super::super::profile::{
 };
 use super::super::same_origin;
 use super::super::template::{BodyTemplate, Placeholder, Template};
-use super::{ProfileError, Unexpanded, headers, method, pointer, refuse};
+use super::{Env, ProfileError, Unexpanded, headers, method, pointer, refuse};
 
 /// One step's keys; which a step may use is checked when it compiles.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,9 +110,9 @@ impl StepSpec {
     pub(super) fn submit(
         &self,
         places: &Places<'_>,
-        lookup: &impl Fn(&str) -> Option<String>,
+        env: &Env<'_>,
     ) -> Result<Submit, ProfileError> {
-        let request = self.request(StepKind::Submit, places, lookup)?;
+        let request = self.request(StepKind::Submit, places, env)?;
         let id = self.id.as_deref().ok_or_else(|| {
             refuse(
                 "submit.id",
@@ -143,9 +143,9 @@ impl StepSpec {
         &self,
         submits: bool,
         places: &Places<'_>,
-        lookup: &impl Fn(&str) -> Option<String>,
+        env: &Env<'_>,
     ) -> Result<Poll, ProfileError> {
-        let request = self.request(StepKind::Poll, places, lookup)?;
+        let request = self.request(StepKind::Poll, places, env)?;
         needs_a_submit(StepKind::Poll, &request, submits)?;
         Ok(Poll {
             request,
@@ -158,9 +158,9 @@ impl StepSpec {
         &self,
         submits: bool,
         places: &Places<'_>,
-        lookup: &impl Fn(&str) -> Option<String>,
+        env: &Env<'_>,
     ) -> Result<Fetch, ProfileError> {
-        let request = self.request(StepKind::Fetch, places, lookup)?;
+        let request = self.request(StepKind::Fetch, places, env)?;
         needs_a_submit(StepKind::Fetch, &request, submits)?;
         let read_as = self.read_as.unwrap_or(ReadAs::Json);
         if read_as != ReadAs::Json && self.result.is_some() {
@@ -182,7 +182,7 @@ impl StepSpec {
         &self,
         kind: StepKind,
         places: &Places<'_>,
-        lookup: &impl Fn(&str) -> Option<String>,
+        env: &Env<'_>,
     ) -> Result<Request, ProfileError> {
         let step = kind.field();
         let only = |given: bool, key: &str, steps: &[StepKind], what: &str| {
@@ -241,7 +241,7 @@ impl StepSpec {
         let request = Request {
             method: method(&format!("{step}.method"), self.method.as_deref(), default)?,
             target,
-            headers: headers(&format!("{step}.headers"), &self.headers, lookup)?,
+            headers: headers(&format!("{step}.headers"), &self.headers, env)?,
             body: self.body(step)?,
         };
         for placeholder in request.placeholders() {

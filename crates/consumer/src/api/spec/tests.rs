@@ -425,3 +425,71 @@ fn each_mistake_of_a_step_is_refused_naming_its_field() {
     let cdn = with(fal_like(), "/fetch/url", json!("https://cdn.test/x"));
     assert!(compile(with(cdn, "/hosts", json!(["https://cdn.test"]))).is_ok());
 }
+
+#[test]
+fn an_auth_block_compiles_and_its_mistakes_name_the_key_never_the_value() {
+    let oauth = json!({"oauth2": {"token_url": "https://auth.example.com/oauth/token",
+        "grant": "client_credentials", "client_id": "the-id", "client_secret": "${TOKEN}",
+        "scope": "jobs"}});
+    let profile = compile(with(replicate_like(), "/auth", oauth.clone())).unwrap();
+    assert_eq!(
+        profile.auth.as_ref().unwrap().describe(),
+        "oauth2 client_credentials, tokens from https://auth.example.com"
+    );
+    let sigv4 = json!({"aws_sigv4": {"region": "eu-west-1", "service": "textract",
+        "access_key_id": "AKID", "secret_access_key": "${TOKEN}"}});
+    let profile = compile(with(replicate_like(), "/auth", sigv4)).unwrap();
+    assert_eq!(
+        profile.auth.as_ref().unwrap().describe(),
+        "aws_sigv4 eu-west-1 textract"
+    );
+
+    let refusals = [
+        (
+            with(oauth.clone(), "/oauth2/client_secret", json!("${NOT_SET}")),
+            "auth.oauth2.client_secret",
+            "NOT_SET",
+        ),
+        (
+            with(
+                oauth.clone(),
+                "/oauth2/refresh_token",
+                json!("s3cret-refresh"),
+            ),
+            "auth.oauth2.refresh_token",
+            "only the refresh_token grant",
+        ),
+        (
+            with(oauth.clone(), "/oauth2/token_url", json!("ftp://x")),
+            "auth.oauth2.token_url",
+            "http",
+        ),
+        (
+            json!({"google_service_account": {"key_file": "/nonexistent/key.json",
+                   "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}}),
+            "auth.google_service_account.key_file",
+            "/nonexistent/key.json",
+        ),
+        (
+            json!({"aws_sigv4": {"region": "eu west", "service": "textract",
+                   "access_key_id": "AKID", "secret_access_key": "s3cret-key"}}),
+            "auth.aws_sigv4.region",
+            "letters",
+        ),
+    ];
+    for (auth, field, said) in refusals {
+        let error = compile(with(replicate_like(), "/auth", auth))
+            .err()
+            .unwrap();
+        assert_eq!(error.field, field, "{error}");
+        assert!(error.message.contains(said), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+    }
+    let unknown = serde_json::from_value::<ApiSpec>(with(
+        replicate_like(),
+        "/auth",
+        json!({"oauth2": {"token_url": "https://a.example.com/t", "grant": "client_credentials",
+               "client_id": "i", "client_secret": "s", "clientsecret": "typo"}}),
+    ));
+    assert!(unknown.unwrap_err().to_string().contains("clientsecret"));
+}

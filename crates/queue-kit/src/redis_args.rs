@@ -48,8 +48,9 @@ pub struct RedisArgs {
     pub redis_tls_ca_file: Option<std::path::PathBuf>,
 }
 
-/// One name of `QUEUES`: not empty, so `QUEUES=` (or a stray comma) is a clear mistake rather
-/// than a queue named "" or a silent fall back to `QUEUE_NAME`.
+/// One name of `QUEUES`: not empty, so `--queues ''` (or a stray comma) is a clear mistake rather
+/// than a queue named "" or a silent fall back to `QUEUE_NAME`. (An empty variable, `QUEUES=`,
+/// is an unset one before it gets here: `service_kit::command_line`.)
 fn listed_queue(text: &str) -> Result<String, String> {
     let name = text.trim();
     if name.is_empty() {

@@ -2,7 +2,7 @@
 //! variables given made-up values), `profiles/README.md` lists exactly the files there are, and
 //! each profile whose provider the mock speaks runs end to end against it over HTTPS, only its
 //! `base_url` pointed at the mock. Also `--check` itself: every mistake of a file at once, named
-//! by queue and key, never a value, and `QUEUES=` refused.
+//! by queue and key, never a value, and an empty queue name refused.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -245,16 +245,29 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
     );
 }
 
+/// A list with an empty name is refused; an empty variable is an unset one (as for every
+/// setting: compose passes `QUEUES: ${QUEUES:-}` through empty), so `QUEUES=` serves
+/// `QUEUE_NAME`'s queue, never a queue named `""`.
 #[tokio::test]
-async fn an_empty_queues_list_is_refused() {
-    for queues in ["", "a,,b", " "] {
-        let output = run_to_end("consumer", &["--check"], &[("QUEUES", queues)]).await;
+async fn an_empty_queue_name_is_refused_and_an_empty_variable_is_unset() {
+    let refused: [(&[&str], &[(&str, &str)]); 3] = [
+        (&["--check", "--queues", ""], &[]),
+        (&["--check"], &[("QUEUES", "a,,b")]),
+        (&["--check"], &[("QUEUES", " ")]),
+    ];
+    for (args, env) in refused {
+        let output = run_to_end("consumer", args, env).await;
         let errors = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "QUEUES={queues:?}: {errors}");
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {errors}");
         assert!(errors.contains("an empty queue name"), "{errors}");
-        let output = run_to_end("producer", &["--help"], &[("QUEUES", queues)]).await;
+        let output = run_to_end("producer", &["--help"], env).await;
         assert!(output.status.success(), "--help works whatever QUEUES says");
     }
+    let env = [("QUEUES", ""), ("QUEUE_NAME", "fallback")];
+    let output = run_to_end("consumer", &["--check"], &env).await;
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "QUEUES= is unset: {output:?}");
+    assert!(report.starts_with("queue fallback\n"), "{report}");
 }
 
 /// A binary that cannot start says why once: each cause in the message of the error that

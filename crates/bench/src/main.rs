@@ -10,10 +10,7 @@ use bench::report::{
     Derived, Machine, MetricResult, Results, WorkloadResult, git_commit, load_avg, now_utc,
 };
 use bench::workload::{S_CONCURRENCY, S1_DELAY_MS, Settings, Workload};
-use bench::workloads::{
-    Bench, Metric, cluster, enqueue, full_stack, http_enqueue, library_drain, rate_limit, scaling,
-    steps, waiting, webhooks,
-};
+use bench::workloads::{self, Bench, Metric};
 use clap::{Parser, Subcommand, ValueEnum};
 use service_kit::{LogFormat, init_tracing};
 use testkit::{Binaries, RedisServer};
@@ -131,21 +128,9 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
     let mut failures = Vec::new();
     for run in 1..=runs {
         let started = Instant::now();
-        let outcome = match workload {
-            Workload::W1 => http_enqueue::run(bench, run).await,
-            Workload::W1b => enqueue::run(bench, run).await,
-            Workload::W2 => library_drain::w2(bench, run).await,
-            Workload::W2h | Workload::W2hTls => full_stack::w2h(bench, workload, run).await,
-            Workload::W3d | Workload::W3dTls => full_stack::w3d(bench, workload, run).await,
-            Workload::W4 => library_drain::w4(bench, run).await,
-            Workload::S1 => scaling::run(bench, run).await,
-            Workload::S2 => cluster::run(bench, run).await,
-            Workload::W5 => rate_limit::run(bench, run).await,
-            Workload::W6 => waiting::w6(bench, run).await,
-            Workload::W7 => webhooks::w7(bench, run).await,
-            Workload::W8 | Workload::W8Sigv4 => steps::w8(bench, workload, run).await,
-        };
+        let outcome = workloads::run(bench, workload, run).await;
         let (id, took_s) = (workload.id(), started.elapsed().as_secs());
+        let id = id.as_str();
         match outcome {
             Ok(metrics) => {
                 let line: Vec<String> = metrics
@@ -162,7 +147,7 @@ async fn measure(bench: &Bench<'_>, workload: Workload, runs: u32) -> WorkloadRe
         }
     }
     WorkloadResult {
-        id: workload.id().into(),
+        id: workload.id(),
         description: workload.describe(&bench.settings),
         metrics: MetricResult::by_name(measured),
         failures,

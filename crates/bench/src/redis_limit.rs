@@ -35,12 +35,15 @@ pub const CLIENTS: u32 = 64;
 /// Range of the random numbers in names: wide enough that few repeat.
 const RANDOM_RANGE: u64 = 100_000_000;
 
-/// The library's enqueue script, as `taskq::scripts` concatenates it.
-const ENQUEUE_SCRIPT: &str = concat!(
-    "local PUBLISH = 'PUBLISH'\n",
-    include_str!("../../taskq/src/lua/prelude.lua"),
-    include_str!("../../taskq/src/lua/enqueue.lua")
-);
+/// The library's enqueue script as `taskq::scripts` assembles it: `enqueue.lua`'s flags line
+/// (Redis reads flags only on a script's first line), the prelude's `PUBLISH` line, `prelude.lua`,
+/// then `enqueue.lua`'s body.
+fn enqueue_script() -> String {
+    let file = include_str!("../../taskq/src/lua/enqueue.lua");
+    let (flags, body) = file.split_once('\n').unwrap_or_default();
+    let prelude = include_str!("../../taskq/src/lua/prelude.lua");
+    format!("{flags}\nlocal PUBLISH = 'PUBLISH'\n{prelude}{body}")
+}
 
 /// One `redis-benchmark` run.
 #[derive(Debug, Clone)]
@@ -51,11 +54,11 @@ pub struct LimitRun {
     pub spent: Spent,
 }
 
-/// Checks that the library's enqueue script is [`ENQUEUE_SCRIPT`] and answers its SHA: after a
+/// Checks that the library's enqueue script is [`enqueue_script`] and answers its SHA: after a
 /// `SCRIPT FLUSH` Redis does not know that SHA, and after one `Queue::enqueue` it does. Leaves
 /// one task in `queue` ([`run`] empties Redis first).
 pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Result<String> {
-    let sha = redis::Script::new(ENQUEUE_SCRIPT).get_hash().to_owned();
+    let sha = redis::Script::new(&enqueue_script()).get_hash().to_owned();
     let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(conn).await?;
     if script_exists(conn, &sha).await? {
         bail!("Redis knows the enqueue script after SCRIPT FLUSH");
@@ -64,7 +67,7 @@ pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Res
     if !script_exists(conn, &sha).await? {
         bail!(
             "after Queue::enqueue Redis does not know {sha}: the library's enqueue script is no \
-             longer prelude.lua + enqueue.lua"
+             longer enqueue.lua's flags, prelude.lua and enqueue.lua's body"
         );
     }
     Ok(sha)

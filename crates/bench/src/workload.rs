@@ -2,6 +2,8 @@
 //! run ([`Settings`]), and the constants they share. The runs themselves are in
 //! [`crate::workloads`].
 
+use clap::ValueEnum;
+
 /// Consumer counts of S1.
 pub const S1_CONSUMERS: [u64; 3] = [1, 2, 4];
 /// S1: the mock API's delay (ms).
@@ -15,7 +17,7 @@ pub const POLL_INTERVAL_MS: u64 = 100;
 /// S1 and S2: each consumer's `CONCURRENCY` (per queue).
 pub const S_CONCURRENCY: u64 = 50;
 /// S2: the queues, in the order the consumer is given them. On the cluster each lands on its own
-/// master (checked in every run: see [`crate::workloads::cluster`]).
+/// master (checked in every run).
 pub const S2_QUEUES: [&str; 3] = ["q-a", "q-b", "q-c"];
 
 /// W5: consumer processes sharing the API.
@@ -93,25 +95,16 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// The issue's id.
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::W1 => "W1",
-            Self::W1b => "W1b",
-            Self::W2 => "W2",
-            Self::W2h => "W2h",
-            Self::W3d => "W3d",
-            Self::W2hTls => "W2h-tls",
-            Self::W3dTls => "W3d-tls",
-            Self::W4 => "W4",
-            Self::S1 => "S1",
-            Self::S2 => "S2",
-            Self::W5 => "W5",
-            Self::W6 => "W6",
-            Self::W7 => "W7",
-            Self::W8 => "W8",
-            Self::W8Sigv4 => "W8-sigv4",
-        }
+    /// The issue's id (W1b, W2h-tls, S1): its name for `--only` with a capital first letter.
+    pub fn id(self) -> String {
+        let label = self.label();
+        label[..1].to_uppercase() + &label[1..]
+    }
+
+    /// Its name for `--only`: the id in lower case, also in logs', queues' and tasks' names.
+    pub fn label(self) -> String {
+        let value = self.to_possible_value().expect("no workload is skipped");
+        value.get_name().to_owned()
     }
 
     /// The release binaries it starts.
@@ -144,142 +137,97 @@ impl Workload {
         match self {
             Self::W1 => format!(
                 "HTTP enqueue: release producer, wrk -t2 -c64 -d{secs}s, unique task names, after \
-                 a 2 s warm-up and FLUSHALL; producer peak RSS (VmHWM). Over the measured wrk run: \
-                 Redis' and the producer's CPU per request (INFO cpu; /proc/<pid>/stat) and as \
-                 shares of a core, machine_busy_cores (/proc/stat: cores busy on average, of all), \
-                 and wrk_and_rest_cores = machine - Redis - producer (mostly wrk itself)"
+                 a 2 s warm-up and FLUSHALL; producer peak RSS (VmHWM); over the measured run \
+                 Redis' and the producer's CPU (INFO cpu, /proc/<pid>/stat, /proc/stat); \
+                 wrk_and_rest_cores = machine - Redis - producer (mostly wrk)"
             ),
             Self::W1b => format!(
-                "library enqueue of {n} unique tasks: Queue::enqueue with 64 in flight (64 tokio \
-                 tasks, one shared connection), and Queue::enqueue_many in sequential chunks of \
-                 {CHUNK}; for each phase Redis' CPU per task and share of a core, this (bench) \
-                 process' share, and machine_busy_cores. redis_limit_*: Redis' own limit for the \
-                 same script, redis-benchmark -c {clients} -n {requests} -r 1e8 EVALSHA of the \
-                 library's enqueue script (SHA checked) on the queue's real keys with new names, \
-                 unpipelined (-P 1; Redis CPU per task and share, machine cores) and pipelined (-P \
-                 16, as the multiplexed connection pipelines concurrent calls); \
-                 enqueue_of_redis_limit = enqueue_tasks_per_s / redis_limit_enqueue_per_s, \
-                 enqueue_of_pipelined_redis_limit the same over the pipelined figure"
+                "library enqueue of {n} unique tasks: Queue::enqueue with 64 in flight (one shared \
+                 connection), then Queue::enqueue_many in chunks of {CHUNK}. redis_limit_*: Redis' \
+                 own limit, redis-benchmark -c {clients} -n {requests} -r 1e8 EVALSHA of the \
+                 library's enqueue script (SHA checked) on the queue's keys, -P 1 and -P 16; \
+                 enqueue_of_[pipelined_]redis_limit = enqueue_tasks_per_s over each"
             ),
             Self::W2 => format!(
-                "drain {n} pre-enqueued tasks with the library Worker and a no-op handler, \
-                 concurrency {c}, batch size {b}, in a child process; timed from worker start \
-                 until the queue's done counter reached {n} (read every 5 ms); peak RSS of that \
-                 child; Redis' CPU per task and share of a core, and machine_busy_cores, over the \
-                 child's run"
+                "drain {n} pre-enqueued tasks with the library Worker and a no-op handler \
+                 (concurrency {c}, batch size {b}) in a child process, timed from worker start \
+                 until the queue's done counter reached {n} (read every 5 ms); the child's peak RSS"
             ),
             Self::W2h => format!(
                 "drain {n} pre-enqueued tasks with the release consumer (CONCURRENCY=50, \
                  POLL_INTERVAL_MS=100) against the release mock-api (MOCK_DELAY_MS=0, \
-                 MOCK_POLLS_UNTIL_DONE=1); timed from consumer spawn until done = {n}; API calls \
-                 must be {n}; consumer CPU and Redis round trips and CPU per task; \
-                 machine_busy_cores over the drain"
+                 MOCK_POLLS_UNTIL_DONE=1), timed from consumer spawn; API calls must be {n}"
             ),
             Self::W3d => format!(
                 "polling: {n} tasks, mock-api MOCK_DELAY_MS=20 MOCK_POLLS_UNTIL_DONE=3, consumer \
-                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn until all \
-                 done against the ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be \
-                 {calls}; Redis round trips and CPU and consumer CPU per API call (poll); \
-                 machine_busy_cores over the drain. Before it, a mock-api of its own is timed \
-                 alone for 1 s with 100 calls in flight (reqwest, new names): api_mean_ms, \
-                 api_p99_ms, and ideal_with_measured_api_s = the same ideal with that mean instead \
-                 of 20 ms, x_ideal_measured_api = wall / it; consumer_seen_api_mean_ms is the mean \
-                 call latency the consumer's own /metrics histogram recorded during the drain, and \
-                 x_ideal_consumer_seen_api the wall time against the ideal with that mean"
+                 CONCURRENCY=100 POLL_INTERVAL_MS=100; wall time from consumer spawn against the \
+                 ideal max(3*20 + 2*100 ms, {calls}*20 ms/100); API calls must be {calls}. api_*: \
+                 a mock-api of its own timed alone for 1 s before, 100 calls in flight; \
+                 *_measured_api and *_consumer_seen_api: the ideal with that mean latency, or the \
+                 consumer's own (/metrics), instead of 20 ms"
             ),
             Self::W2hTls | Self::W3dTls => format!(
-                "{plain} over HTTPS, in the same run: the mock-api serves TLS (rustls, HTTP/1.1 by \
-                 ALPN) with a certificate for 127.0.0.1 signed by an authority made for the run \
-                 (openssl, prime256v1), which the consumer trusts through API_CA_FILE; everything \
-                 else, and every figure, as {plain} (for W3d-tls, consumer_peak_rss_mib is the \
-                 consumer with 100 TLS connections)"
+                "{plain} with the mock-api over HTTPS (rustls, HTTP/1.1, a certificate for \
+                 127.0.0.1 from an authority made for the run, trusted through API_CA_FILE), all \
+                 else as {plain}"
             ),
             Self::W4 => format!(
-                "depth: W2 (same worker settings and metrics) timing the first {m} completions \
-                 while {d} tasks are queued (enqueue_many, chunks of {CHUNK}; later runs top the \
-                 queue back up to {d} untimed); the first run also reports the fill time and \
-                 Redis' used_memory once {d} are queued"
+                "depth: W2 timing the first {m} completions while {d} tasks are queued (later runs \
+                 top the queue back up untimed); the first run also reports the fill and Redis' \
+                 used_memory"
             ),
             Self::S1 => format!(
-                "scaling out: N = 1, 2, 4 release consumer processes (CONCURRENCY={S_CONCURRENCY} \
-                 each, POLL_INTERVAL_MS=100) on one queue against one release mock-api \
-                 (MOCK_DELAY_MS={S1_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1), so one consumer is bound \
-                 by {S_CONCURRENCY}/{S1_DELAY_MS} ms = {S1_BOUND_TASKS_PER_S:.0} tasks/s; {s1} \
-                 tasks per consumer pre-enqueued (enqueue_many), timed from the first consumer's \
-                 spawn until all are done; API calls must equal the tasks. nK_over_n1 is N=K's \
-                 tasks/s over N=1's in the same run (target >= 0.8*K), nK_efficiency that ratio \
-                 over K; consumer_cpu_us_per_task is the consumers' CPU (all N) per task"
+                "scaling out: N = 1, 2, 4 release consumers (CONCURRENCY={S_CONCURRENCY}) on one \
+                 queue against a mock-api with MOCK_DELAY_MS={S1_DELAY_MS}, so each is bound by \
+                 {S1_BOUND_TASKS_PER_S:.0} tasks/s; {s1} tasks per consumer, timed from the first \
+                 spawn; nK_over_n1: N=K's tasks/s over N=1's in the same run (target >= 0.8*K), \
+                 nK_efficiency that over K; consumer CPU of all N per task"
             ),
             Self::S2 => format!(
-                "cluster against single Redis: 3 queues ({queues}), {s2} tasks each pre-enqueued \
-                 (enqueue_many), drained by ONE release consumer serving all three \
-                 (QUEUES={queues}, CONCURRENCY={S_CONCURRENCY} per queue, so 150 in flight) \
-                 against the release mock-api (MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); once on \
-                 one redis-server, once on a 3-master local cluster (testkit's: redis-server \
-                 --cluster-enabled yes, slots split in three by CLUSTER ADDSLOTS, joined by \
-                 CLUSTER MEET, no replicas; REDIS_URL = the 3 node URLs) where each queue's hash \
-                 tag lands on its own master (checked); the order alternates by run; timed from \
-                 consumer spawn until all {total} are done; Redis CPU summed over the masters; \
-                 busiest_master_cpu_share is the most loaded master's share of a core"
+                "cluster against single Redis: {s2} tasks in each of {queues}, drained by ONE \
+                 release consumer (QUEUES={queues}, CONCURRENCY={S_CONCURRENCY} per queue; \
+                 mock-api MOCK_DELAY_MS=0) on one redis-server and on a 3-master local cluster \
+                 (each queue on its own master, checked; the order alternates by run); {total} \
+                 tasks timed from consumer spawn; Redis CPU summed over the masters; \
+                 busiest_*_cpu_share: the most loaded Redis process' share of a core"
             ),
             Self::W5 => format!(
-                "fleet-wide limit: {n} tasks pre-enqueued, {W5_CONSUMERS} release consumers \
-                 (CONCURRENCY={W5_CONCURRENCY} each) against one release mock-api \
-                 (MOCK_DELAY_MS={W5_DELAY_MS}, MOCK_POLLS_UNTIL_DONE=1) admitting \
-                 MOCK_RATE_LIMIT_PER_SEC={W5_RATE} calls in any second and MOCK_MAX_IN_FLIGHT=\
-                 {W5_IN_FLIGHT}, 429 (Retry-After) beyond. limited_*: the consumers share the \
-                 limit API_RATE_PER_SEC={W5_RATE}, API_RATE_BURST={W5_IN_FLIGHT}, \
-                 API_MAX_IN_FLIGHT={W5_IN_FLIGHT}; unlimited_*: no limit (a 429 only backs its \
-                 task off). Timed from the first consumer's spawn until all are done; calls \
-                 (admitted, must be {n}) per second and against the quota, throttled_share = \
-                 429s / all requests, the most calls in flight the API saw, Redis' and the \
-                 consumers' CPU per admitted call"
+                "fleet-wide limit: {n} tasks, {W5_CONSUMERS} release consumers \
+                 (CONCURRENCY={W5_CONCURRENCY} each) against a mock-api (MOCK_DELAY_MS=\
+                 {W5_DELAY_MS}) admitting {W5_RATE} calls in any second and {W5_IN_FLIGHT} in \
+                 flight, 429 beyond. limited_*: the consumers share API_RATE_PER_SEC={W5_RATE}, \
+                 API_RATE_BURST and API_MAX_IN_FLIGHT={W5_IN_FLIGHT}; unlimited_*: no limit; \
+                 timed from the first spawn; admitted calls must be {n}; throttled_share = 429s / \
+                 all requests"
             ),
             Self::W6 => format!(
-                "results pushed to clients: release producer, consumer (CONCURRENCY={conc}, \
-                 POLL_INTERVAL_MS={POLL_INTERVAL_MS}) and mock-api (MOCK_DELAY_MS={api_ms}, \
-                 MOCK_POLLS_UNTIL_DONE=1); {w6} tasks enqueued at once (Queue::submit_many), each \
-                 due at a pseudo-random moment {lead} to {last} ms later (a fixed sequence per \
-                 run). long_poll_*: one client per task (reqwest, {w6} connections) holds GET \
-                 /tasks/NAME?wait={W6_WAIT_S}, all {w6} waiting (the producer's \
-                 taskq_waiting_requests) before the first task is due, asking again if answered \
-                 before the task is final; late_* = the client's answer time (system clock) - the \
-                 task's done_at_ms (Redis TIME, same machine; both whole ms), target p99 <= 10 \
-                 ms; requests_per_task should be 1. poll_*: the same with everything fresh, each \
-                 client reading GET /tasks/NAME every {W6_POLL_EVERY_MS} ms (first reads spread \
-                 over the first interval) until final. idle_*: a fresh producer alone (no \
-                 consumer) with {W6_IDLE} queued tasks holds {W6_IDLE} long-polls \
-                 (?wait={W6_WAIT_S}, one raw HTTP/1.1 request per TCP connection) until its \
-                 taskq_waiting_requests is {W6_IDLE}: its VmRSS before and then, and the KiB per \
-                 waiting request"
+                "results pushed to clients: producer, consumer (CONCURRENCY={conc}) and mock-api \
+                 (MOCK_DELAY_MS={api_ms}); {w6} tasks due at pseudo-random moments {lead} to \
+                 {last} ms after one submit_many. long_poll_*: a client per task holds GET \
+                 /tasks/NAME?wait={W6_WAIT_S}, all waiting before the first is due; late_* = its \
+                 answer's arrival - the task's done_at_ms (target p99 <= 10 ms). poll_*: the same \
+                 reading every {W6_POLL_EVERY_MS} ms. idle_*: a producer alone holding {W6_IDLE} \
+                 long-polls on raw connections: its VmRSS before and with all waiting"
             ),
             Self::W7 => format!(
-                "provider webhooks: release producer (HOOK_SECRET), consumer (CONCURRENCY={conc}; \
-                 QUEUES_FILE: a Replicate profile whose submit body has \"webhook\": \
-                 \"{{{{webhook_url}}}}\", poll_interval_ms {W7_POLL_INTERVAL_MS}; PUBLIC_URL = the \
-                 producer, HOOK_SECRET) and mock-api (MOCK_SHAPE=replicate, MOCK_WEBHOOKS=1, \
-                 MOCK_JOB_MS={W7_JOB_MS}, MOCK_DELAY_MS={api_ms}); {w7} tasks enqueued at once, \
-                 each due (then submitted) at a pseudo-random moment in the next {W7_SPREAD_MS} \
-                 ms. hook_to_done_* = the task's done_at_ms - when the mock sent its job's webhook \
-                 (GET /webhooks: the start of the POST that was answered; same clock), target p99 \
-                 <= {ceiling} ms (the API's {api_ms} ms + 20); every task must be claimed exactly \
-                 twice (the submit, one poll after the webhook) and the API called {w7_calls} \
-                 times; slowest_task_ms = the longest from a task's due time to its done_at_ms \
-                 (its job's {W7_JOB_MS} ms included), against the {W7_POLL_INTERVAL_MS} ms poll"
+                "provider webhooks: producer, consumer (CONCURRENCY={conc}, a Replicate profile \
+                 asking for a webhook, poll_interval_ms {W7_POLL_INTERVAL_MS}) and mock-api \
+                 (MOCK_SHAPE=replicate, MOCK_WEBHOOKS=1, MOCK_JOB_MS={W7_JOB_MS}, \
+                 MOCK_DELAY_MS={api_ms}); {w7} tasks due at pseudo-random moments in \
+                 {W7_SPREAD_MS} ms; hook_to_done_* = done_at_ms - the mock's webhook send \
+                 (target p99 <= {ceiling} ms); every task claimed exactly twice, {w7_calls} API \
+                 calls; slowest_task_ms: the longest from due to done, its {W7_JOB_MS} ms job \
+                 included"
             ),
             Self::W8 => format!(
-                "a profile of three steps: {n} pre-enqueued tasks drained by the release consumer \
-                 (CONCURRENCY=50, QUEUES_FILE: fal.ai's queue steps, a submit, a status poll at \
-                 status_url, a fetch of response_url, poll_interval_ms 100) against the release \
-                 mock-api (MOCK_SHAPE=fal, MOCK_DELAY_MS=0, MOCK_POLLS_UNTIL_DONE=1); timed from \
-                 consumer spawn until done = {n}; API calls must be {calls}; tasks and calls \
-                 per second, consumer CPU per call and per task, consumer peak RSS"
+                "a profile of three steps (fal.ai's queue: submit, status, fetch of the result): \
+                 {n} pre-enqueued tasks, the release consumer (CONCURRENCY=50) against the \
+                 mock-api (MOCK_SHAPE=fal, MOCK_DELAY_MS=0), timed from consumer spawn; {calls} \
+                 API calls"
             ),
             Self::W8Sigv4 => format!(
-                "W8 with the profile's auth aws_sigv4 (every call signed: x-amz-date, payload \
-                 hash, Authorization) and the mock verifying every signature \
-                 (MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY); {n} tasks, {calls} calls; \
-                 the difference of consumer_cpu_us_per_call with W8 is what signing costs"
+                "W8 with every call signed by aws_sigv4 and verified by the mock; {n} tasks, \
+                 {calls} calls: its consumer_cpu_us_per_call less W8's is what signing costs"
             ),
         }
     }
@@ -334,10 +282,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn workload_ids_parse_in_any_case() {
-        use clap::ValueEnum;
+    fn workload_ids_are_the_issues_and_parse_in_any_case() {
+        let ids: Vec<String> = Workload::value_variants().iter().map(|w| w.id()).collect();
+        let first = ["W1", "W1b", "W2", "W2h", "W3d", "W2h-tls", "W3d-tls", "W4"];
+        assert_eq!(ids[..8], first);
+        assert_eq!(ids[8..], ["S1", "S2", "W5", "W6", "W7", "W8", "W8-sigv4"]);
         for &w in Workload::value_variants() {
-            assert_eq!(Workload::from_str(w.id(), true), Ok(w));
+            assert_eq!(Workload::from_str(&w.id(), true), Ok(w));
         }
         assert_eq!(Workload::from_str("w2h-TLS", true), Ok(Workload::W2hTls));
         assert!(Workload::from_str("W9", true).is_err());

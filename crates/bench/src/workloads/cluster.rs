@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
-use super::fleet::Consumers;
+use super::fleet::{Consumers, mock_env};
 use super::{Bench, Metric, fill, metric, queue_on, write_profile};
 use crate::probe::ScriptCosts;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
@@ -19,11 +19,7 @@ use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 /// The two setups' names in the metrics, with what their busiest Redis process is called.
 const SETUPS: [(&str, &str); 2] = [("single", "redis"), ("cluster", "master")];
 
-/// One run of S2.
-///
-/// # Errors
-/// When a process or Redis fails, the queues do not land on three masters, or the API was not
-/// called once per task.
+/// One run of S2; fails unless the queues land on three masters.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let cluster = RedisCluster::try_start()?;
     check_spread(&cluster)?;
@@ -103,9 +99,9 @@ async fn leg(
         count: 1,
         servers,
         env: vec![("QUEUES", S2_QUEUES.join(","))],
-        api_limits: Vec::new(),
         concurrency: S_CONCURRENCY,
-        api: (0, 1, false),
+        mock: mock_env(0, 1, &[]),
+        https: false,
         queues: &queues,
         each: per_queue,
         within: Duration::from_secs(180),

@@ -7,32 +7,27 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use testkit::{Spent, Window};
 use tokio::task::JoinSet;
 
-use super::{Bench, Metric, fill, metric, names};
+use super::{Bench, Metric, fill, joined, metric, names};
 use crate::redis_limit::{self, REQUESTS};
-
 use crate::workload::Workload;
 
 const LANES: usize = 64;
 
-/// One run of W1b.
-///
-/// # Errors
-/// When Redis fails, a task was not created, or `redis-benchmark` fails.
+/// One run of W1b; fails when a task was not created or `redis-benchmark` fails.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let n = bench.settings.tasks(Workload::W1b);
     let me = Some(std::process::id());
-
     bench.redis.try_flush_all().await?;
     let queue = bench.queue("bench-w1b")?;
     queue.ping().await?;
     let all = Arc::new(names(&format!("w1b-r{run}"), 0..n)?);
     let next = Arc::new(AtomicUsize::new(0));
     let window = Window::open(&[bench.redis], me).await?;
-    let mut lanes: JoinSet<taskq::Result<u64>> = JoinSet::new();
+    let mut lanes: JoinSet<Result<u64>> = JoinSet::new();
     for _ in 0..LANES {
         let (queue, all, next) = (queue.clone(), Arc::clone(&all), Arc::clone(&next));
         lanes.spawn(async move {
@@ -43,10 +38,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
             Ok(created)
         });
     }
-    let mut created = 0;
-    while let Some(lane) = lanes.join_next().await {
-        created += lane.context("an enqueue lane failed")??;
-    }
+    let created: u64 = joined(lanes).await?.into_iter().sum();
     let one_by_one = window.close().await?;
     if created != n {
         bail!("{created} of {n} tasks created");

@@ -1,7 +1,7 @@
 //! Release consumers draining queues filled beforehand, against a release mock-api (W2h, W3d, S1,
 //! S2, W5): the consumers are timed from the first one's spawn until every queue counts its
 //! tasks done, and Redis and the machine are measured meanwhile; then the mock's call count is
-//! checked, since a call made twice or never would make every figure wrong.
+//! checked ([`check_calls`]), since a call made twice or never would make every figure wrong.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,15 +18,9 @@ impl Bench<'_> {
     /// Starts a release mock-api and the release consumers `c` asks for, and waits until each of
     /// `c.queues` counts `c.each` tasks done (read every 5 ms), measuring `c.servers` meanwhile;
     /// the logs are `<raw>/<label>-mock-api.log` and `<raw>/<label>-consumer<i>.log`.
-    ///
-    /// # Errors
-    /// When a process cannot start or exits, Redis fails, or `c.within` passes first.
     pub async fn drain_by_consumers(&self, c: &Consumers<'_>) -> Result<Drained> {
-        let (delay_ms, polls, https) = c.api;
-        let env = mock_env(delay_ms, polls, &c.api_limits);
-        let mock = self
-            .binaries
-            .try_mock_api(&env, https, &format!("{}-mock-api", c.label))?;
+        let mock_label = format!("{}-mock-api", c.label);
+        let mock = self.binaries.try_mock_api(&c.mock, c.https, &mock_label)?;
         let urls: Vec<String> = c.servers.iter().map(|server| server.url()).collect();
         let redis_url = urls.join(",");
         let window = Window::open(&c.servers, None).await?;
@@ -79,10 +73,8 @@ pub fn mock_env(
 }
 
 /// Waits until each of `queues` counts `each` tasks done, read every `every`, `check` (that the
-/// processes doing the work still run) passing meanwhile; answers the time since `started`.
-///
-/// # Errors
-/// When Redis or `check` fails, or `within` of `started` passes first.
+/// processes doing the work still run) passing meanwhile; answers the time since `started`, or
+/// fails once `within` of it has passed.
 pub async fn until_done(
     queues: &[Queue],
     each: u64,
@@ -118,17 +110,41 @@ pub struct Consumers<'a> {
     pub env: Vec<(&'static str, String)>,
     /// Their `CONCURRENCY` (per queue).
     pub concurrency: u64,
-    /// The mock-api's delay per call (ms), the call that answers "done", and whether it serves
-    /// HTTPS.
-    pub api: (u64, u64, bool),
-    /// The mock-api's limits (`MOCK_RATE_LIMIT_PER_SEC`, `MOCK_MAX_IN_FLIGHT`), if any.
-    pub api_limits: Vec<(&'static str, String)>,
+    /// The mock-api's settings ([`mock_env`]).
+    pub mock: Vec<(&'static str, String)>,
+    /// Whether the mock-api serves HTTPS.
+    pub https: bool,
     /// The queues they drain.
     pub queues: &'a [Queue],
     /// Tasks done in each queue when the drain is over.
     pub each: u64,
     /// How long the drain may take.
     pub within: Duration,
+}
+
+impl<'a> Consumers<'a> {
+    /// One consumer with `concurrency` of `queue` on the private Redis, to count its `tasks` done
+    /// within 120 s, against a mock-api over HTTP that answers every call "done" at once.
+    pub fn of(
+        bench: &Bench<'a>,
+        label: &str,
+        queue: &'a Queue,
+        tasks: u64,
+        concurrency: u64,
+    ) -> Self {
+        Self {
+            label: label.to_owned(),
+            count: 1,
+            servers: vec![bench.redis],
+            env: vec![("QUEUE_NAME", queue.keys().queue().to_owned())],
+            concurrency,
+            mock: mock_env(0, 1, &[]),
+            https: false,
+            queues: std::slice::from_ref(queue),
+            each: tasks,
+            within: Duration::from_secs(120),
+        }
+    }
 }
 
 /// Release consumers that drained queues against a mock-api, running until [`Drained::finish`].
@@ -148,9 +164,6 @@ pub struct Drained {
 impl Drained {
     /// Stops the consumers and the mock, and fails unless the mock answered `expected` calls,
     /// counted 300 ms after the drain ended so that a late duplicate call would show.
-    ///
-    /// # Errors
-    /// When the mock's `/stats` cannot be read, a process is gone, or the count is off.
     pub async fn finish(&mut self, expected: u64) -> Result<()> {
         sleep(Duration::from_millis(300)).await;
         let stats = self
@@ -165,11 +178,7 @@ impl Drained {
     }
 }
 
-/// Fails unless the mock's `/stats` counts `expected` calls: a call made twice or never would
-/// make every figure wrong.
-///
-/// # Errors
-/// When `/stats` has no call count, or another one.
+/// Fails unless the mock's `/stats` counts `expected` calls.
 pub fn check_calls(stats: &serde_json::Value, expected: u64) -> Result<()> {
     let calls = stats["calls"].as_u64().context("no calls in /stats")?;
     if calls != expected {

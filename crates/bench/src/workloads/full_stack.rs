@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::fleet::{Consumers, Drained, mock_env};
 use super::{
-    Bench, Metric, fill, metric, metrics_page, mib, percentile, redis_metrics, series_total,
+    Bench, Metric, drain_metrics, joined, metric, metrics_page, mib, percentile, series_total,
     write_profile,
 };
 use crate::probe::ScriptCosts;
@@ -43,7 +43,7 @@ impl Spec {
         let w3d = matches!(workload, Workload::W3d | Workload::W3dTls);
         let (delay_ms, polls, concurrency) = if w3d { (20, 3, 100) } else { (0, 1, 50) };
         Self {
-            label: workload.id().to_lowercase(),
+            label: workload.label(),
             tls: matches!(workload, Workload::W2hTls | Workload::W3dTls),
             tasks,
             delay_ms,
@@ -53,30 +53,17 @@ impl Spec {
     }
 }
 
-/// One run of W2h or W2h-tls.
-///
-/// # Errors
-/// When a process or Redis fails, or the API was not called once per task.
+/// One run of W2h or W2h-tls; fails unless the API is called once a task.
 pub async fn w2h(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
     let spec = Spec::new(workload, bench.settings.tasks(workload));
     let (drained, rss_mib, _) = drain(bench, &spec, run).await?;
-    let (secs, spent) = (drained.elapsed.as_secs_f64(), &drained.spent);
-    let (tasks, cpu_s) = (spec.tasks as f64, drained.consumer_cpu_s);
-    let mut metrics = vec![
-        metric("tasks_per_s", "tasks/s", tasks / secs),
-        metric("consumer_peak_rss_mib", "MiB", rss_mib),
-        metric("consumer_cpu_us_per_task", "µs", cpu_s * 1e6 / tasks),
-        metric("consumer_cpu_share", "cores", cpu_s / secs),
-        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
-    ];
-    metrics.extend(redis_metrics(&spent.redis, spec.tasks, spent.elapsed));
+    let (secs, cpu_s) = (drained.elapsed.as_secs_f64(), drained.consumer_cpu_s);
+    let spent = &drained.spent;
+    let metrics = drain_metrics("consumer", spec.tasks, secs, cpu_s, rss_mib, spent);
     Ok(metrics)
 }
 
-/// One run of W3d or W3d-tls.
-///
-/// # Errors
-/// When a process or Redis fails, or the API was not called three times per task.
+/// One run of W3d or W3d-tls; fails unless the API is called three times a task.
 pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
     let spec = Spec::new(workload, bench.settings.tasks(workload));
     let api = api_alone(bench, &spec, run).await?;
@@ -140,36 +127,29 @@ async fn api_alone(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Latency> 
         .timeout(Duration::from_secs(10))
         .build()?;
     let (base, started) = (format!("{}/", mock.base()), Instant::now());
-    let times = async {
-        let mut lanes: JoinSet<Result<Vec<Duration>>> = JoinSet::new();
-        for lane in 0..concurrency {
-            let (client, base) = (client.clone(), base.clone());
-            lanes.spawn(async move {
-                let mut times = Vec::new();
-                for i in 0_u64.. {
-                    let url = format!("{base}?task-name=latency-{lane}-{i}");
-                    let call = Instant::now();
-                    let response = client.get(url).send().await?;
-                    response.error_for_status()?.bytes().await?;
-                    if i > 0 {
-                        times.push(call.elapsed());
-                    }
-                    if started.elapsed() >= Duration::from_secs(1) {
-                        break;
-                    }
+    let mut lanes: JoinSet<Result<Vec<Duration>>> = JoinSet::new();
+    for lane in 0..concurrency {
+        let (client, base) = (client.clone(), base.clone());
+        lanes.spawn(async move {
+            let mut times = Vec::new();
+            for i in 0_u64.. {
+                let url = format!("{base}?task-name=latency-{lane}-{i}");
+                let call = Instant::now();
+                let response = client.get(url).send().await?;
+                response.error_for_status()?.bytes().await?;
+                if i > 0 {
+                    times.push(call.elapsed());
                 }
-                Ok(times)
-            });
-        }
-        let mut times = Vec::new();
-        while let Some(lane) = lanes.join_next().await {
-            times.extend(lane.context("a latency lane panicked")??);
-        }
-        anyhow::Ok(times)
-    };
-    let times = times.await;
+                if started.elapsed() >= Duration::from_secs(1) {
+                    break;
+                }
+            }
+            Ok(times)
+        });
+    }
+    let times = joined(lanes).await;
     mock.process.try_stop()?;
-    latency(times?)
+    latency(times?.concat())
 }
 
 /// The mean and 99th percentile of `times`.
@@ -191,21 +171,12 @@ fn latency(mut times: Vec<Duration>) -> Result<Latency> {
 /// API call latency it measured itself (its `/metrics` histogram, ms).
 async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64, f64)> {
     let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
-    bench.redis.try_flush_all().await?;
-    let queue_name = format!("bench-{}", spec.label);
-    let queue = bench.queue(&queue_name)?;
-    fill(&queue, &label, 0..tasks).await?;
+    let name = format!("bench-{}", spec.label);
+    let queue = bench.filled(&name, &label, tasks).await?;
     let consumers = Consumers {
-        label: label.clone(),
-        count: 1,
-        servers: vec![bench.redis],
-        env: vec![("QUEUE_NAME", queue_name)],
-        api_limits: Vec::new(),
-        concurrency: spec.concurrency,
-        api: (spec.delay_ms, spec.polls, spec.tls),
-        queues: std::slice::from_ref(&queue),
-        each: tasks,
-        within: Duration::from_secs(120),
+        mock: mock_env(spec.delay_ms, spec.polls, &[]),
+        https: spec.tls,
+        ..Consumers::of(bench, &label, &queue, tasks, spec.concurrency)
     };
     let mut drained = bench.drain_by_consumers(&consumers).await?;
     write_profile(bench, &label, &drained.spent.redis, tasks)?;

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use tokio::process::Command;
-
 use testkit::Window;
+use tokio::process::Command;
 
 use super::{Bench, Metric, get_ok_json, metric, mib};
 use crate::command::output_of;
@@ -30,15 +29,11 @@ struct WrkResult {
     non_2xx: u64,
 }
 
-/// One run of W1.
-///
-/// # Errors
-/// When a process fails, wrk is missing, or the producer did not enqueue what it answered.
+/// One run of W1; fails when wrk is missing or the producer did not enqueue what it answered.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     bench.redis.try_flush_all().await?;
-    let script = bench.raw.join("unique.lua");
-    std::fs::write(&script, SCRIPT)?;
-    let (mut producer, addr) = bench.producer(QUEUE, &[], &format!("w1-r{run}-producer"))?;
+    let script = bench.write_raw("unique.lua", SCRIPT)?;
+    let (mut producer, addr) = bench.producer(QUEUE, &format!("w1-r{run}-producer"))?;
     let url = format!("http://{addr}/");
     let health = get_ok_json(&bench.http, &format!("{url}healthz")).await?;
     if health["status"] != "ok" {

@@ -5,31 +5,22 @@
 //! back up, untimed, with new names.
 
 use anyhow::{Result, bail};
-
 use testkit::Window;
 
-use super::{Bench, Metric, fill, metric, mib, redis_metrics, write_profile};
+use super::{Bench, Metric, drain_metrics, fill, metric, mib, write_profile};
 use crate::drain::{DrainArgs, in_child};
 use crate::workload::Workload;
 
 const W4_QUEUE: &str = "bench-w4";
 
 /// One run of W2.
-///
-/// # Errors
-/// When Redis or the child fails.
 pub async fn w2(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
-    let n = bench.settings.tasks(Workload::W2);
-    bench.redis.try_flush_all().await?;
-    let queue = bench.queue("bench-w2")?;
-    fill(&queue, &format!("w2-r{run}"), 0..n).await?;
-    drain(bench, "bench-w2", n, &format!("w2-r{run}")).await
+    let (n, label) = (bench.settings.tasks(Workload::W2), format!("w2-r{run}"));
+    bench.filled("bench-w2", &label, n).await?;
+    drain(bench, "bench-w2", n, &label).await
 }
 
 /// One run of W4.
-///
-/// # Errors
-/// When Redis or the child fails.
 pub async fn w4(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let (depth, measure) = (bench.settings.w4_depth, bench.settings.w4_measure);
     if measure > depth {
@@ -80,14 +71,7 @@ async fn drain(bench: &Bench<'_>, queue: &str, tasks: u64, label: &str) -> Resul
     if stale > 0 || errors > 0 {
         bail!("the worker saw {stale} stale answers and {errors} Redis errors");
     }
-    let cpu_us = report.cpu_s * 1e6 / tasks as f64;
-    let mut metrics = vec![
-        metric("tasks_per_s", "tasks/s", tasks as f64 / report.elapsed_s),
-        metric("worker_peak_rss_mib", "MiB", mib(report.peak_rss_kib)),
-        metric("worker_cpu_us_per_task", "µs", cpu_us),
-        metric("worker_cpu_share", "cores", report.cpu_s / report.elapsed_s),
-        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
-    ];
-    metrics.extend(redis_metrics(&spent.redis, tasks, spent.elapsed));
+    let (secs, cpu_s, rss_mib) = (report.elapsed_s, report.cpu_s, mib(report.peak_rss_kib));
+    let metrics = drain_metrics("worker", tasks, secs, cpu_s, rss_mib, &spent);
     Ok(metrics)
 }

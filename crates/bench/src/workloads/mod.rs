@@ -1,36 +1,56 @@
-//! The workloads of issues 4 (W*) and 5 (S*), one function per run of each; a run answers named
-//! metrics.
+//! The workloads of issues 4 (W*) and 5 (S*), a module each, one function per run; a run answers
+//! named metrics, and fails (counting no figure) when a check of what it did does not hold.
 //!
 //! Every run starts from an empty Redis (`FLUSHALL`) and fresh processes, except W4's later runs,
 //! which top the deep queue back up instead of enqueueing a million tasks again (see
-//! [`library_drain`]). S2 starts a three-master cluster of its own in every run.
+//! `library_drain`). S2 starts a three-master cluster of its own in every run.
 
-pub mod cluster;
-pub mod enqueue;
-pub mod fleet;
-pub mod full_stack;
-pub mod http_enqueue;
-pub mod library_drain;
-pub mod rate_limit;
-pub mod scaling;
+mod cluster;
+mod enqueue;
+mod fleet;
+mod full_stack;
+mod http_enqueue;
+mod library_drain;
+mod rate_limit;
+mod scaling;
 mod spread;
-pub mod steps;
-
-pub mod waiting;
-pub mod webhooks;
+mod steps;
+mod waiting;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use taskq::{ConnectOptions, Queue, RedisUrl, TaskName};
-use testkit::{Binaries, Process, RedisServer, Stack, StackSettings, Usage, free_addr};
+use testkit::{Binaries, Process, RedisServer, Spent, Stack, StackSettings, Usage, free_addr};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::probe::ScriptCosts;
+use crate::workload::{CHUNK, Settings, Workload};
 
-use crate::workload::{CHUNK, Settings};
+/// One run of `workload`.
+///
+/// # Errors
+/// When a process, Redis or a check of the run fails, or it does not end in time.
+pub async fn run(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
+    match workload {
+        Workload::W1 => http_enqueue::run(bench, run).await,
+        Workload::W1b => enqueue::run(bench, run).await,
+        Workload::W2 => library_drain::w2(bench, run).await,
+        Workload::W2h | Workload::W2hTls => full_stack::w2h(bench, workload, run).await,
+        Workload::W3d | Workload::W3dTls => full_stack::w3d(bench, workload, run).await,
+        Workload::W4 => library_drain::w4(bench, run).await,
+        Workload::S1 => scaling::run(bench, run).await,
+        Workload::S2 => cluster::run(bench, run).await,
+        Workload::W5 => rate_limit::run(bench, run).await,
+        Workload::W6 => waiting::w6(bench, run).await,
+        Workload::W7 => webhooks::w7(bench, run).await,
+        Workload::W8 | Workload::W8Sigv4 => steps::w8(bench, workload, run).await,
+    }
+}
 
 /// One measured figure of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,26 +90,42 @@ impl Bench<'_> {
         queue_on(&self.redis.url(), name)
     }
 
-    /// Starts the release producer of `queue` on the private Redis, on a free port, with `env`
-    /// on top, and waits until it listens; answers it and its address. It logs as `label`.
+    /// Empties the private Redis and [`fill`]s queue `name` with `tasks` tasks named after
+    /// `label`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn filled(&self, name: &str, label: &str, tasks: u64) -> Result<Queue> {
+        self.redis.try_flush_all().await?;
+        let queue = self.queue(name)?;
+        fill(&queue, label, 0..tasks).await?;
+        Ok(queue)
+    }
+
+    /// Writes `contents` to `<raw>/<name>`; answers its path.
+    ///
+    /// # Errors
+    /// When it cannot be written.
+    pub fn write_raw(&self, name: &str, contents: impl AsRef<[u8]>) -> Result<PathBuf> {
+        let path = self.raw.join(name);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Starts the release producer of `queue` on the private Redis, on a free port, and waits
+    /// until it listens; answers it and its address. It logs as `label`.
     ///
     /// # Errors
     /// When it cannot start or does not listen.
-    pub fn producer(
-        &self,
-        queue: &str,
-        env: &[(&'static str, String)],
-        label: &str,
-    ) -> Result<(Process, SocketAddr)> {
+    pub fn producer(&self, queue: &str, label: &str) -> Result<(Process, SocketAddr)> {
         let addr = free_addr();
-        let mut vars = vec![
+        let env = [
             ("REDIS_URL", self.redis.url()),
             ("QUEUE_NAME", queue.to_owned()),
             ("PRODUCER_ADDR", addr.to_string()),
         ];
-        vars.extend_from_slice(env);
         Ok((
-            self.binaries.try_serve("producer", addr, &vars, label)?,
+            self.binaries.try_serve("producer", addr, &env, label)?,
             addr,
         ))
     }
@@ -183,16 +219,12 @@ pub fn distribution(prefix: &str, mut values: Vec<f64>) -> Result<Vec<Metric>> {
         bail!("{prefix}: nothing was timed");
     }
     values.sort_by(f64::total_cmp);
-    Ok([(50, "p50"), (99, "p99"), (100, "max")]
-        .into_iter()
-        .map(|(pct, name)| {
-            metric(
-                format!("{prefix}_{name}_ms"),
-                "ms",
-                percentile(&values, pct),
-            )
-        })
-        .collect())
+    let at = |pct| percentile(&values, pct);
+    Ok(vec![
+        metric(format!("{prefix}_p50_ms"), "ms", at(50)),
+        metric(format!("{prefix}_p99_ms"), "ms", at(99)),
+        metric(format!("{prefix}_max_ms"), "ms", at(100)),
+    ])
 }
 
 /// Task names `<prefix>-<i>` for `i` in `range`.
@@ -239,12 +271,46 @@ pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric>
     ]
 }
 
+/// A drain's figures: tasks per second; the peak RSS, CPU per task and share of a core of `who`
+/// (the `worker` or `consumer` that drained, over `secs`); the machine's busy cores; then
+/// [`redis_metrics`].
+pub fn drain_metrics(
+    who: &str,
+    tasks: u64,
+    secs: f64,
+    cpu_s: f64,
+    rss_mib: f64,
+    spent: &Spent,
+) -> Vec<Metric> {
+    let name = |what: &str| format!("{who}_{what}");
+    let mut metrics = vec![
+        metric("tasks_per_s", "tasks/s", tasks as f64 / secs),
+        metric(name("peak_rss_mib"), "MiB", rss_mib),
+        metric(name("cpu_us_per_task"), "µs", cpu_s * 1e6 / tasks as f64),
+        metric(name("cpu_share"), "cores", cpu_s / secs),
+        metric("machine_busy_cores", "cores", spent.machine_busy_cores),
+    ];
+    metrics.extend(redis_metrics(&spent.redis, tasks, spent.elapsed));
+    metrics
+}
+
 /// Writes Redis' per-command profile of `tasks` tasks to `<raw>/<label>-redis-profile.json`.
 pub fn write_profile(bench: &Bench<'_>, label: &str, usage: &Usage, tasks: u64) -> Result<()> {
-    let path = bench.raw.join(format!("{label}-redis-profile.json"));
     let json = serde_json::to_string_pretty(&usage.profile_per_task(tasks))?;
-    std::fs::write(&path, json + "\n")?;
+    bench.write_raw(&format!("{label}-redis-profile.json"), json + "\n")?;
     Ok(())
+}
+
+/// Every task's answer, or the first failure.
+///
+/// # Errors
+/// When a task failed or panicked.
+pub async fn joined<T: 'static>(mut tasks: JoinSet<Result<T>>) -> Result<Vec<T>> {
+    let mut answers = Vec::with_capacity(tasks.len());
+    while let Some(answer) = tasks.join_next().await {
+        answers.push(answer.context("a task panicked")??);
+    }
+    Ok(answers)
 }
 
 /// KiB to MiB.

@@ -6,20 +6,15 @@
 //! difference is what the limit saves. The anchors' `w5` step runs BullMQ's global rate limiter
 //! on the same procedure.
 
-use std::time::Duration;
-
 use anyhow::Result;
 
-use super::fleet::Consumers;
-use super::{Bench, Metric, fill, metric};
+use super::fleet::{Consumers, mock_env};
+use super::{Bench, Metric, metric};
 use crate::workload::{W5_CONCURRENCY, W5_CONSUMERS, W5_DELAY_MS, W5_IN_FLIGHT, W5_RATE};
 
 const QUEUE: &str = "bench-w5";
 
 /// One run of W5: the limited leg, then the unlimited one.
-///
-/// # Errors
-/// When a process or Redis fails, or the API was not called once per task.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let tasks = bench.settings.tasks(crate::workload::Workload::W5);
     let mut metrics = leg(bench, run, tasks, true).await?;
@@ -31,61 +26,42 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 async fn leg(bench: &Bench<'_>, run: u32, tasks: u64, limited: bool) -> Result<Vec<Metric>> {
     let prefix = if limited { "limited" } else { "unlimited" };
     let label = format!("w5-r{run}-{prefix}");
-    bench.redis.try_flush_all().await?;
-    let queue = bench.queue(QUEUE)?;
-    fill(&queue, &label, 0..tasks).await?;
-    let mut env = vec![("QUEUE_NAME", QUEUE.to_owned())];
+    let queue = bench.filled(QUEUE, &label, tasks).await?;
+    let api_limits = [
+        ("MOCK_RATE_LIMIT_PER_SEC", W5_RATE.to_string()),
+        ("MOCK_MAX_IN_FLIGHT", W5_IN_FLIGHT.to_string()),
+    ];
+    let mut consumers = Consumers {
+        count: W5_CONSUMERS,
+        mock: mock_env(W5_DELAY_MS, 1, &api_limits),
+        ..Consumers::of(bench, &label, &queue, tasks, W5_CONCURRENCY)
+    };
     if limited {
-        env.extend([
+        consumers.env.extend([
             ("API_RATE_PER_SEC", W5_RATE.to_string()),
             ("API_RATE_BURST", W5_IN_FLIGHT.to_string()),
             ("API_MAX_IN_FLIGHT", W5_IN_FLIGHT.to_string()),
         ]);
     }
-    let consumers = Consumers {
-        label,
-        count: W5_CONSUMERS,
-        servers: vec![bench.redis],
-        env,
-        concurrency: W5_CONCURRENCY,
-        api: (W5_DELAY_MS, 1, false),
-        api_limits: vec![
-            ("MOCK_RATE_LIMIT_PER_SEC", W5_RATE.to_string()),
-            ("MOCK_MAX_IN_FLIGHT", W5_IN_FLIGHT.to_string()),
-        ],
-        queues: std::slice::from_ref(&queue),
-        each: tasks,
-        within: Duration::from_secs(120),
-    };
     let mut drained = bench.drain_by_consumers(&consumers).await?;
     let stats = drained.mock.try_stats(&bench.http).await?;
     drained.finish(tasks).await?;
     let field = |name: &str| stats[name].as_f64().unwrap_or(0.0);
     let (calls, throttled) = (field("calls"), field("throttled"));
-    let secs = drained.elapsed.as_secs_f64();
+    let (secs, most_in_flight) = (drained.elapsed.as_secs_f64(), field("max_in_flight_seen"));
+    let throttled_pct = 100.0 * throttled / (calls + throttled);
+    let per_call = |cpu_s: f64| cpu_s * 1e6 / calls;
+    let (redis_us, consumer_us) = (
+        per_call(drained.spent.redis.cpu_s),
+        per_call(drained.consumer_cpu_s),
+    );
     let name = |what: &str| format!("{prefix}_{what}");
     Ok(vec![
         metric(name("calls_per_s"), "calls/s", calls / secs),
         metric(name("of_quota"), "×", calls / secs / W5_RATE as f64),
-        metric(
-            name("throttled_share"),
-            "%",
-            100.0 * throttled / (calls + throttled),
-        ),
-        metric(
-            name("max_in_flight_seen"),
-            "calls",
-            field("max_in_flight_seen"),
-        ),
-        metric(
-            name("redis_cpu_us_per_call"),
-            "µs",
-            drained.spent.redis.cpu_s * 1e6 / calls,
-        ),
-        metric(
-            name("consumer_cpu_us_per_call"),
-            "µs",
-            drained.consumer_cpu_s * 1e6 / calls,
-        ),
+        metric(name("throttled_share"), "%", throttled_pct),
+        metric(name("max_in_flight_seen"), "calls", most_in_flight),
+        metric(name("redis_cpu_us_per_call"), "µs", redis_us),
+        metric(name("consumer_cpu_us_per_call"), "µs", consumer_us),
     ])
 }

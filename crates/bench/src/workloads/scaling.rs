@@ -5,20 +5,15 @@
 //! at least 0.8·N). Each N gets N times the tasks, so that each runs about as long, and the ratios
 //! are taken within one run, so that the machine's drift between runs cancels out.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 
-use super::fleet::Consumers;
-use super::{Bench, Metric, fill, metric};
+use super::fleet::{Consumers, mock_env};
+use super::{Bench, Metric, metric};
 use crate::workload::{S_CONCURRENCY, S1_BOUND_TASKS_PER_S, S1_CONSUMERS, S1_DELAY_MS};
 
 const QUEUE: &str = "bench-s1";
 
 /// One run of S1.
-///
-/// # Errors
-/// When a process or Redis fails, or the API was not called once per task.
 pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let mut metrics = Vec::new();
     let (mut one, mut all_tasks, mut all_cpu_s) = (0.0, 0, 0.0);
@@ -45,21 +40,11 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 /// Drains `tasks` with `n` consumers; answers tasks/s and the consumers' CPU seconds.
 async fn leg(bench: &Bench<'_>, run: u32, n: u64, tasks: u64) -> Result<(f64, f64)> {
     let label = format!("s1-r{run}-n{n}");
-    bench.redis.try_flush_all().await?;
-    let queue = bench.queue(QUEUE)?;
-    fill(&queue, &label, 0..tasks).await?;
-
+    let queue = bench.filled(QUEUE, &label, tasks).await?;
     let consumers = Consumers {
-        label,
         count: n,
-        servers: vec![bench.redis],
-        env: vec![("QUEUE_NAME", QUEUE.to_owned())],
-        api_limits: Vec::new(),
-        concurrency: S_CONCURRENCY,
-        api: (S1_DELAY_MS, 1, false),
-        queues: std::slice::from_ref(&queue),
-        each: tasks,
-        within: Duration::from_secs(120),
+        mock: mock_env(S1_DELAY_MS, 1, &[]),
+        ..Consumers::of(bench, &label, &queue, tasks, S_CONCURRENCY)
     };
     let mut drained = bench.drain_by_consumers(&consumers).await?;
     drained.finish(tasks).await.context(format!("N={n}"))?;

@@ -12,7 +12,7 @@ use testkit::cpu_seconds;
 use tokio::time::Instant;
 
 use super::fleet::{check_calls, mock_env, until_done};
-use super::{Bench, Metric, fill, metric, mib};
+use super::{Bench, Metric, metric, mib};
 use crate::workload::Workload;
 
 const W8_QUEUE: &str = "bench-w8";
@@ -28,18 +28,12 @@ const CALLS_PER_TASK: u64 = 3;
 /// Tasks in flight, as W2h.
 const CONCURRENCY: u64 = 50;
 
-/// One run of W8 or W8-sigv4.
-///
-/// # Errors
-/// When a process or Redis fails, the drain does not end in time, or the API was not called
-/// three times per task.
+/// One run of W8 or W8-sigv4; fails unless the API is called three times a task.
 pub async fn w8(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
     let signed = workload == Workload::W8Sigv4;
     let tasks = bench.settings.tasks(workload);
-    let label = format!("{}-r{run}", workload.id().to_lowercase());
-    bench.redis.try_flush_all().await?;
-    let queue = bench.queue(W8_QUEUE)?;
-    fill(&queue, &label, 0..tasks).await?;
+    let label = format!("{}-r{run}", workload.label());
+    let queue = bench.filled(W8_QUEUE, &label, tasks).await?;
     let mut shape = vec![
         ("MOCK_SHAPE", "fal".to_owned()),
         ("MOCK_API_KEY", KEY.to_owned()),
@@ -52,9 +46,8 @@ pub async fn w8(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<M
         ]);
     }
     let mut stack = bench.stack(&label, W8_QUEUE, mock_env(0, 1, &shape), Vec::new())?;
-    let file = bench.raw.join(format!("{label}-queues.json"));
-    std::fs::write(&file, queues_file(&stack.mock.base(), signed).to_string())
-        .with_context(|| format!("writing {}", file.display()))?;
+    let profile = queues_file(&stack.mock.base(), signed).to_string();
+    let file = bench.write_raw(&format!("{label}-queues.json"), profile)?;
     let consumer = [
         ("CONCURRENCY", CONCURRENCY.to_string()),
         ("QUEUES_FILE", file.display().to_string()),
@@ -64,17 +57,15 @@ pub async fn w8(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<M
     ];
     let started = Instant::now();
     stack.try_add_consumer(&consumer, "consumer")?;
-    let queues = std::slice::from_ref(&queue);
-    let within = (started, Duration::from_secs(300));
-    let elapsed = until_done(queues, tasks, within, Duration::from_millis(5), || {
-        Ok(stack.check_running()?)
-    })
-    .await?;
-    let pid = stack.consumers[0].pid();
-    let cpu_s = cpu_seconds(pid).context("the consumer's CPU time")?;
-    let rss_kib = stack.consumers[0]
-        .peak_rss_kib()
-        .context("no consumer peak RSS")?;
+    let (queues, running) = (std::slice::from_ref(&queue), || Ok(stack.check_running()?));
+    let (within, every) = (
+        (started, Duration::from_secs(300)),
+        Duration::from_millis(5),
+    );
+    let elapsed = until_done(queues, tasks, within, every, running).await?;
+    let consumer = &stack.consumers[0];
+    let cpu_s = cpu_seconds(consumer.pid()).context("the consumer's CPU time")?;
+    let rss_kib = consumer.peak_rss_kib().context("no consumer peak RSS")?;
     let stats = stack.mock.try_stats(&bench.http).await?;
     stack.try_stop()?;
     let calls = CALLS_PER_TASK * tasks;

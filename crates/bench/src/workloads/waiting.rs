@@ -1,21 +1,13 @@
-//! W6: results pushed to whoever waits for them, rather than polled for: what a long-poll buys
-//! a client.
+//! W6: results pushed to whoever waits for them, rather than polled for: what a long-poll buys a
+//! client against reading once a second, and what a waiting request costs the producer.
 //!
-//! One client per task waits with `GET /tasks/NAME?wait=60` while the tasks finish at random
-//! over ten seconds. A client's lateness is its answer's arrival by the system clock minus the
-//! task's `done_at_ms`, which Redis stamps with its `TIME`: the same clock on the same machine,
-//! both in whole milliseconds. So it counts the script's pub/sub message, the producer's
-//! wake-up, its read of the task and the answer, and nothing of the task's own work. The same
-//! clients then read once a second, as a client without long-polls must: the baseline, in
-//! requests per task and lateness. Last, what a waiting request costs the producer while it
-//! waits: ten thousand held at once on raw connections (an HTTP client per connection would load
-//! the bench, not the producer), its resident memory read once its `taskq_waiting_requests`
-//! counts them all.
-//!
-//! Every client must be waiting before the first task is done, or its lateness would count its
-//! own start: the tasks fall due two seconds after they are enqueued at the earliest, and the
-//! long-poll leg fails unless the producer counts every client waiting by then. The moments are
-//! pseudo-random but fixed per run ([`super::spread`]), so a rerun repeats them.
+//! Lateness is a client's answer's arrival by the system clock minus the task's `done_at_ms`,
+//! which Redis stamps with its `TIME`: the same clock on the same machine, so it counts the
+//! script's pub/sub message, the producer's wake-up, its read and its answer, and nothing of the
+//! task's own work. Every client must be waiting before the first task falls due, or its lateness
+//! would count its own start: hence the lead, and the check that the producer counts them all
+//! waiting by then. The idle long-polls are held on raw connections: an HTTP client per
+//! connection would load the bench, not the producer.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -32,7 +24,8 @@ use tracing::info;
 use super::fleet::mock_env;
 use super::spread::schedule_spread;
 use super::{
-    Bench, Metric, distribution, fill, get_ok_json, metric, metrics_page, mib, names, series_total,
+    Bench, Metric, distribution, get_ok_json, joined, metric, metrics_page, mib, names,
+    series_total,
 };
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, POLL_INTERVAL_MS, W6_IDLE, W6_LEAD_MS,
@@ -44,9 +37,6 @@ const W6_QUEUE: &str = "bench-w6";
 const OTHER_FILES: u64 = 1_024;
 
 /// One run of W6: the long-poll leg, the polling leg, then the idle long-polls.
-///
-/// # Errors
-/// When a process or Redis fails, a client is not waiting in time, or a task does not end done.
 pub async fn w6(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let need = W6_IDLE + OTHER_FILES;
     let files = service_kit::open_files::raise_to_hard_limit().context("the open-file limit")?;
@@ -135,11 +125,11 @@ async fn follow(bench: &Bench<'_>, run: u32, reads: Reads) -> Result<Vec<Metric>
         .with_context(|| format!("the clients were not all answered within {within:?}"))??;
     stack.try_stop()?;
     let requests: u64 = followed.iter().map(|f| f.requests).sum();
-    let prefix = reads.label();
+    let (prefix, per_task) = (reads.label(), requests as f64 / W6_TASKS as f64);
     let mut metrics = vec![metric(
         format!("{prefix}_requests_per_task"),
         "requests",
-        requests as f64 / W6_TASKS as f64,
+        per_task,
     )];
     let late = followed.iter().map(|f| f.late_ms).collect();
     metrics.extend(distribution(&format!("{prefix}_late"), late)?);
@@ -150,10 +140,8 @@ async fn follow(bench: &Bench<'_>, run: u32, reads: Reads) -> Result<Vec<Metric>
 /// them), its resident memory before and while it holds a long-poll of each.
 async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let label = format!("w6-r{run}-idle");
-    bench.redis.try_flush_all().await?;
-    let queue = bench.queue(W6_QUEUE)?;
-    fill(&queue, &label, 0..W6_IDLE).await?;
-    let (mut producer, addr) = bench.producer(W6_QUEUE, &[], &format!("{label}-producer"))?;
+    bench.filled(W6_QUEUE, &label, W6_IDLE).await?;
+    let (mut producer, addr) = bench.producer(W6_QUEUE, &format!("{label}-producer"))?;
     // One request served first, so that "before" is a producer that has answered one.
     metrics_page(&bench.http, addr).await?;
     let before = rss_kib(&producer)?;
@@ -166,12 +154,8 @@ async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     // Well within the wait, so that none of them has been answered yet.
     let deadline = opened + Duration::from_secs(W6_WAIT_S) * 3 / 4;
     all_waiting(bench, addr, W6_IDLE, deadline).await?;
-    let waiting = rss_kib(&producer)?;
-    info!(
-        requests = W6_IDLE,
-        took_ms = opened.elapsed().as_millis(),
-        "idle long-polls held"
-    );
+    let (waiting, took_ms) = (rss_kib(&producer)?, opened.elapsed().as_millis());
+    info!(requests = W6_IDLE, took_ms, "idle long-polls held");
     drop(held);
     producer.try_stop()?;
     let per_request = waiting.saturating_sub(before) as f64 / W6_IDLE as f64;
@@ -197,11 +181,8 @@ fn clients(
     let (started, n) = (Instant::now(), names.len());
     let mut clients = JoinSet::new();
     for (i, name) in names.iter().enumerate() {
-        let (client, url, pace) = (
-            client.clone(),
-            reads.url(addr, name),
-            reads.pace(started, i, n),
-        );
+        let (client, url) = (client.clone(), reads.url(addr, name));
+        let pace = reads.pace(started, i, n);
         clients.spawn(async move {
             let followed = read_until_done(&client, &url, pace).await;
             followed.with_context(|| format!("reading {url}"))
@@ -237,15 +218,6 @@ async fn read_until_done(
     }
 }
 
-/// Every client's answer, or the first failure.
-async fn joined<T: 'static>(mut clients: JoinSet<Result<T>>) -> Result<Vec<T>> {
-    let mut answers = Vec::with_capacity(clients.len());
-    while let Some(answer) = clients.join_next().await {
-        answers.push(answer.context("a client panicked")??);
-    }
-    Ok(answers)
-}
-
 /// Waits until the producer at `addr` counts `n` waiting requests (`taskq_waiting_requests`,
 /// read every 10 ms); fails at `deadline`.
 async fn all_waiting(bench: &Bench<'_>, addr: SocketAddr, n: u64, deadline: Instant) -> Result<()> {
@@ -277,16 +249,14 @@ async fn hold(addr: SocketAddr, name: &TaskName) -> Result<TcpStream> {
 /// Now by the system clock, in whole ms since the Unix epoch, as Redis' `TIME` gives it to the
 /// scripts.
 fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
+    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+    since.map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 /// The resident memory (`VmRSS`) of `process` now, in KiB.
 fn rss_kib(process: &Process) -> Result<u64> {
-    process
-        .rss_kib()
-        .with_context(|| format!("no VmRSS for process {}", process.pid()))
+    let rss = process.rss_kib();
+    rss.with_context(|| format!("no VmRSS for process {}", process.pid()))
 }

@@ -28,11 +28,8 @@ const W7_KEY: &str = "bench-w7-api-key";
 /// The secret of W7's hook URLs, the same on the producer and the consumer (16 bytes at least).
 const HOOK_SECRET: &str = "bench-w7-hook-secret";
 
-/// One run of W7.
-///
-/// # Errors
-/// When a process or Redis fails, a task is not done in time, was not claimed exactly twice or
-/// had no webhook sent, or the API was not called twice per task.
+/// One run of W7; fails unless every task is done in time, claimed exactly twice and had its
+/// webhook sent, and the API is called twice a task.
 pub async fn w7(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let label = format!("w7-r{run}");
     bench.redis.try_flush_all().await?;
@@ -43,11 +40,8 @@ pub async fn w7(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     // Half the poll interval after the last submit: a task that needed its poll is not done.
     let within = Duration::from_millis(W7_SPREAD_MS + W7_POLL_INTERVAL_MS / 2);
     let (every, started) = (Duration::from_millis(10), Instant::now());
-    let queues = std::slice::from_ref(&queue);
-    until_done(queues, W7_TASKS, (started, within), every, || {
-        Ok(stack.check_running()?)
-    })
-    .await?;
+    let (queues, running) = (std::slice::from_ref(&queue), || Ok(stack.check_running()?));
+    until_done(queues, W7_TASKS, (started, within), every, running).await?;
     let sent = get_ok_json(&bench.http, &format!("{}/webhooks", stack.mock.base())).await?;
     let stats = stack.mock.try_stats(&bench.http).await?;
     let mut views = Vec::with_capacity(names.len());
@@ -64,10 +58,8 @@ pub async fn w7(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
         .map(|view| format!("{} ({} claims)", view.task, view.claims))
         .collect();
     if !not_twice.is_empty() {
-        bail!(
-            "{} tasks not claimed exactly twice: {not_twice:?}",
-            not_twice.len()
-        );
+        let n = not_twice.len();
+        bail!("{n} tasks not claimed exactly twice: {not_twice:?}");
     }
     let mut hook_to_done = Vec::with_capacity(views.len());
     let mut slowest_ms = 0;
@@ -91,20 +83,17 @@ fn stack(bench: &Bench<'_>, label: &str) -> Result<Stack> {
         ("MOCK_JOB_MS", W7_JOB_MS.to_string()),
         ("MOCK_API_KEY", W7_KEY.to_owned()),
     ];
-    let (api, secret) = (
-        mock_env(NOTIFY_API_DELAY_MS, 1, &shape),
-        ("HOOK_SECRET", HOOK_SECRET),
-    );
-    let mut stack = bench.stack(label, W7_QUEUE, api, vec![(secret.0, secret.1.to_owned())])?;
-    let file = bench.raw.join(format!("{label}-queues.json"));
-    std::fs::write(&file, queues_file(&stack.mock.base()).to_string())
-        .with_context(|| format!("writing {}", file.display()))?;
+    let api = mock_env(NOTIFY_API_DELAY_MS, 1, &shape);
+    let secret = ("HOOK_SECRET", HOOK_SECRET.to_owned());
+    let mut stack = bench.stack(label, W7_QUEUE, api, vec![secret.clone()])?;
+    let profile = queues_file(&stack.mock.base()).to_string();
+    let file = bench.write_raw(&format!("{label}-queues.json"), profile)?;
     let consumer = [
         ("CONCURRENCY", NOTIFY_CONCURRENCY.to_string()),
         ("QUEUES_FILE", file.display().to_string()),
         (W7_KEY_VAR, W7_KEY.to_owned()),
         ("PUBLIC_URL", format!("http://{}", stack.producer_addr)),
-        (secret.0, secret.1.to_owned()),
+        secret,
     ];
     stack.try_add_consumer(&consumer, "consumer")?;
     Ok(stack)

@@ -33,10 +33,11 @@
 //! does its own way: the paths, the field names, the status words, the error body. Every
 //! handler takes a `Call` (the mock, the URI, the headers) and hands it on. A call is
 //! admitted by `refusal` (counted, the credential checked in one place, `authorized`, a share
-//! failed on purpose); a submit makes its job with `start` (the delay, a dropped answer, a
-//! timer for a job due by the clock); a poll or a result fetch looks at its job with `see` (a
-//! poll counts towards `polls_until_done`, a fetch does not), and whoever sees a job finish
-//! first calls its webhook (`job_finished`). The flows several shapes share are whole here: a
+//! failed on purpose). What a call does to a job is in `lifecycle`: a submit makes its job with
+//! `start` (the delay, a dropped answer, a timer for a job due by the clock); a poll or a result
+//! fetch looks at its job with `see` (a poll counts towards `polls_until_done`, a fetch does
+//! not), and whoever sees a job finish first calls its webhook (`job_finished`); the shapes
+//! reach these through this module. The flows several shapes share are whole here: a
 //! body read after admission (`admitted`), a JSON submit (`submit`, the shape saying what it
 //! refuses and where its webhook is named), a poll answered by the same function as the webhook
 //! (`poll_json`), a provider's jobs as a REST collection (`collection`). Non-2xx answers are
@@ -47,6 +48,7 @@ mod deepgram;
 mod elevenlabs;
 mod fal;
 mod google;
+mod lifecycle;
 mod openai;
 mod replicate;
 mod revai;
@@ -65,9 +67,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use serde_json::{Value, json};
 
-use crate::jobs::{Finished, Job, Pace, Progress, Submit};
+use crate::jobs::{Job, Progress};
 use crate::multipart::{self, Form, FormError};
 use crate::{Mock, Shape};
+use lifecycle::{Look, see, start};
 
 pub use elevenlabs::dubbed;
 pub use stability::upscaled;
@@ -319,79 +322,6 @@ async fn submit(
     start(&call.mock, submission, name_job, |id| answer(id, &input)).await
 }
 
-/// A submit's job, the call admitted and its body read: the job made (or found by its
-/// idempotency key), then the configured delay; the answer may be dropped on purpose. `answer`
-/// shapes the reply from the job's id. A new job with a webhook under the clock's pace gets a
-/// timer that finishes it when it is due, so that its webhook is called then even if nobody
-/// polls.
-async fn start(
-    mock: &Arc<Mock>,
-    submission: Submission,
-    name_job: impl Fn(u64) -> String,
-    answer: impl FnOnce(&str) -> Response,
-) -> Response {
-    let with_webhook = submission.webhook.is_some();
-    let now = tokio::time::Instant::now();
-    let submitted = mock.jobs.submit(
-        Submit {
-            key: submission.key.as_deref(),
-            input: submission.input,
-            upload: submission.upload,
-            origin: submission.origin,
-            webhook: submission.webhook,
-            now,
-        },
-        name_job,
-    );
-    let pace = mock.pace();
-    if let Pace::Clock(after) = pace
-        && submitted.new
-        && with_webhook
-    {
-        let (mock, id, epoch) = (Arc::clone(mock), submitted.id.clone(), submitted.epoch);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(now + after).await;
-            let now = tokio::time::Instant::now();
-            if let Some(finished) = mock.jobs.finish_due(&id, epoch, pace, now) {
-                job_finished(&mock, finished);
-            }
-        });
-    }
-    mock.delay().await;
-    if submitted.new && mock.drop_this_answer() {
-        return crate::dropped_answer();
-    }
-    answer(&submitted.id)
-}
-
-/// How a call looks at a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Look {
-    /// A status poll: counted towards `polls_until_done`.
-    Poll,
-    /// A result fetch: counts no poll (a job due by the clock is due all the same).
-    Peek,
-}
-
-/// A look at job `id`, the call admitted: the job advanced (or peeked at), then the configured
-/// delay. `None` for an unknown id. When this look is the first to see the job finished, its
-/// webhook is called at once, before the delay: the job finished at this call's arrival.
-async fn see(mock: &Mock, id: &str, look: Look) -> Option<(Job, Progress)> {
-    let now = tokio::time::Instant::now();
-    let polled = match look {
-        Look::Poll => mock.jobs.poll(id, mock.pace(), now),
-        Look::Peek => mock.jobs.peek(id, mock.pace(), now),
-    };
-    let seen = polled.map(|polled| {
-        if let Some(finished) = polled.finished {
-            job_finished(mock, finished);
-        }
-        (polled.job, polled.progress)
-    });
-    mock.delay().await;
-    seen
-}
-
 /// A call about job `id`: admitted, then [`see`]. `answer` shapes the reply; an unknown id is
 /// the shape's 404.
 async fn poll(
@@ -438,36 +368,6 @@ fn collection(
     Router::new()
         .route(path, submit)
         .route(&format!("{path}/{{id}}"), poll)
-}
-
-/// A job just finished: counted, and its webhook, if any, called with what its shape posts.
-fn job_finished(mock: &Mock, finished: Finished) {
-    mock.counters.finished();
-    let Finished { job, outcome } = finished;
-    if let Some(url) = job.webhook.clone() {
-        let body = webhook_body(mock.config.shape, &job, outcome);
-        mock.webhooks.send(url, job.id, &body);
-    }
-}
-
-/// What the webhook of `job` of `shape` is POSTed once it finished with `outcome`: for most
-/// shapes the body a poll of it answers from now on, made by the same function.
-fn webhook_body(shape: Shape, job: &Job, outcome: Progress) -> Value {
-    match shape {
-        // The original shape makes no jobs.
-        Shape::Original => Value::Null,
-        Shape::Replicate => replicate::answer(&job.id, outcome).1,
-        Shape::Google => google::answer(&job.id, outcome).1,
-        Shape::Azure => azure::answer(outcome).1,
-        Shape::Stability => stability::answer(&job.id, outcome).1,
-        Shape::Fal => fal::webhook(job, outcome),
-        // No webhook is ever named: OpenAI's are configured per project, not per batch.
-        Shape::OpenaiBatch => Value::Null,
-        Shape::Revai => revai::webhook(job, &outcome),
-        // None calls webhooks (Textract notifies through SNS), and none is ever named.
-        Shape::StabilityUpscale | Shape::ElevenlabsDubbing | Shape::Textract => Value::Null,
-        Shape::Deepgram => deepgram::callback(job, &outcome),
-    }
 }
 
 /// Which of `n` stages a running job is in at step `done` of `of`: its run split in `n` equal

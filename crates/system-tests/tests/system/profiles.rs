@@ -250,17 +250,19 @@ async fn the_check_names_every_mistake_by_queue_and_key_and_never_a_value() {
 /// `QUEUE_NAME`'s queue, never a queue named `""`.
 #[tokio::test]
 async fn an_empty_queue_name_is_refused_and_an_empty_variable_is_unset() {
-    let refused: [(&[&str], &[(&str, &str)]); 3] = [
-        (&["--check", "--queues", ""], &[]),
-        (&["--check"], &[("QUEUES", "a,,b")]),
-        (&["--check"], &[("QUEUES", " ")]),
+    let flag = ["--check", "--queues", ""];
+    let refused = [
+        (&flag[..], None),
+        (&flag[..1], Some(("QUEUES", "a,,b"))),
+        (&flag[..1], Some(("QUEUES", " "))),
     ];
-    for (args, env) in refused {
-        let output = run_to_end("consumer", args, env).await;
+    for (args, var) in refused {
+        let env = Vec::from_iter(var);
+        let output = run_to_end("consumer", args, &env).await;
         let errors = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {errors}");
         assert!(errors.contains("an empty queue name"), "{errors}");
-        let output = run_to_end("producer", &["--help"], env).await;
+        let output = run_to_end("producer", &["--help"], &env).await;
         assert!(output.status.success(), "--help works whatever QUEUES says");
     }
     let env = [("QUEUES", ""), ("QUEUE_NAME", "fallback")];

@@ -47,7 +47,7 @@ pub struct Config {
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// The cron tick (6 fields, with seconds) that wakes the claim loop and sweeps expired leases.
-    #[arg(long, env = "TICK", default_value = "* * * * * *")]
+    #[arg(long, env = "TICK", default_value = "* * * * * *", value_parser = tick_schedule)]
     pub tick: String,
     /// How often a secret file (`${file:/path}` in a profile's headers or auth) is looked at
     /// again: a changed file is read and used from the next call, without a restart (ms).
@@ -168,6 +168,19 @@ fn original_api_url(text: &str) -> Result<Url, String> {
         );
     }
     Ok(url)
+}
+
+/// A `TICK` the scheduler takes, checked where the settings are read: a mistake is a clear
+/// refusal at start (and by `--check`), not the scheduler's bare `ParseSchedule` once serving.
+fn tick_schedule(text: &str) -> Result<String, String> {
+    match tokio_cron_scheduler::Job::new(text, |_, _| {}) {
+        Ok(_) => Ok(text.to_owned()),
+        Err(_) => Err(
+            "not a cron schedule of 6 fields, seconds first (every second: \"* * * * * *\", every \
+             5 s: \"*/5 * * * * *\")"
+                .into(),
+        ),
+    }
 }
 
 #[cfg(test)]

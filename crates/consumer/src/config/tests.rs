@@ -366,3 +366,19 @@ fn a_queue_sets_its_own_limits_of_time_retries_and_sizes() {
     assert_eq!(plain.policy.max_poll, Some(Duration::from_secs(60)));
     assert_eq!(plain.max_body_bytes, 1 << 20);
 }
+
+#[test]
+fn a_tick_that_is_no_cron_schedule_is_refused_when_the_settings_are_read() {
+    for bad in ["nonsense", "* * * * *", "61 * * * * *"] {
+        let error = Cli::try_parse_from(["consumer", "--tick", bad])
+            .err()
+            .expect("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("not a cron schedule of 6 fields"),
+            "{bad}: {error}"
+        );
+    }
+    assert_eq!(parse(&["--tick", "*/5 * * * * *"]).tick, "*/5 * * * * *");
+}

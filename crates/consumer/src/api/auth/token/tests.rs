@@ -135,3 +135,71 @@ async fn a_refused_client_is_a_problem_held_with_backoff_without_its_secret() {
     assert!(matches!(held, CredentialError::Held(_)), "{held:?}");
     assert_eq!(requests.load(Ordering::SeqCst), 1);
 }
+
+/// A token endpoint that answers `first` to its first request and a token to every later one.
+async fn endpoint_failing_once(first: axum::http::StatusCode) -> (Url, Arc<AtomicU64>) {
+    let requests = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&requests);
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if n == 1 {
+                    return (first, axum::Json(serde_json::json!({"error": "busy"})));
+                }
+                let token =
+                    serde_json::json!({"access_token": format!("token-{n}"), "expires_in": 3600});
+                (axum::http::StatusCode::OK, axum::Json(token))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (
+        Url::parse(&format!("http://{addr}/token")).unwrap(),
+        requests,
+    )
+}
+
+/// 429 and 5xx are the endpoint's trouble, not the credential's: the calls wait out a backoff
+/// (no request within it), and the next request after it gets the token.
+#[tokio::test]
+async fn an_unavailable_token_endpoint_is_tried_again_after_a_backoff() {
+    for status in [
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    ] {
+        let (url, requests) = endpoint_failing_once(status).await;
+        let tokens = source(url, "s/cret");
+        let error = tokens.bearer(None).await.unwrap_err();
+        assert_eq!(
+            error,
+            CredentialError::Unavailable(format!(
+                "the token endpoint answered HTTP {} (busy)",
+                status.as_u16()
+            ))
+        );
+        let held = tokens.bearer(None).await.unwrap_err();
+        assert!(matches!(held, CredentialError::Held(_)), "{held:?}");
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            1,
+            "none within the backoff"
+        );
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let bearer = loop {
+            match tokens.bearer(None).await {
+                Ok(bearer) => break bearer,
+                Err(CredentialError::Held(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("{status}: {error:?}"),
+            }
+        };
+        assert_eq!(bearer.to_str().unwrap(), "Bearer token-2");
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+    }
+}

@@ -283,41 +283,12 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// An RSA key pair made by openssl in `dir`: the private key's PKCS#8 DER, and the public key's
-/// PEM file.
-fn rsa_key(dir: &Path) -> (Vec<u8>, PathBuf) {
-    let private = dir.join("private.pem");
-    let public = dir.join("public.pem");
-    let openssl = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl runs");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    let path = |p: &Path| p.display().to_string();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &path(&private),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        &path(&private),
-        "-pubout",
-        "-out",
-        &path(&public),
-    ]);
+/// The PKCS#8 DER of `key`'s private half (what ring signs with).
+fn pkcs8_der(key: &testkit::RsaKey) -> Vec<u8> {
     use rustls::pki_types::PrivatePkcs8KeyDer;
     use rustls::pki_types::pem::PemObject;
-    let der = PrivatePkcs8KeyDer::from_pem_file(&private).expect("a PKCS#8 key");
-    (der.secret_pkcs8_der().to_vec(), public)
+    let der = PrivatePkcs8KeyDer::from_pem_file(key.private_pem()).expect("a PKCS#8 key");
+    der.secret_pkcs8_der().to_vec()
 }
 
 /// A JWT of `claims` signed RS256 with the PKCS#8 key `der`.
@@ -349,10 +320,10 @@ fn unix_now() -> u64 {
 
 #[tokio::test]
 async fn a_service_account_assertion_signed_with_the_key_is_exchanged_for_a_token() {
-    let dir = scratch("jwt");
-    let (private, public) = rsa_key(&dir);
+    let key = testkit::RsaKey::generate();
+    let private = pkcs8_der(&key);
     let settings = Settings {
-        jwt_public_key_file: Some(public),
+        jwt_public_key_file: Some(key.public_pem()),
         ..Settings::default()
     };
     let api = start(config(Shape::Google, settings)).await;
@@ -411,6 +382,7 @@ async fn a_service_account_assertion_signed_with_the_key_is_exchanged_for_a_toke
     ])
     .await;
 
+    let dir = scratch("jwt");
     let not_a_key = dir.join("not-a-key.pem");
     std::fs::write(
         &not_a_key,

@@ -22,7 +22,8 @@
 //! - [`Stack`] (`stack.rs`): the mock-api and a producer of one queue, and consumers on them.
 //! - [`Usage`], [`MachineCpu`] and [`Window`] (`usage.rs`): what a Redis server, the machine
 //!   and a process did between two readings.
-//! - [`Certificates`] (`tls.rs`): a throw-away certificate authority and a server certificate.
+//! - [`Certificates`] and [`RsaKey`] (`tls.rs`): a throw-away certificate authority and a server
+//!   certificate; an RSA key and a service-account key file holding it.
 //! - `http.rs`: an HTTP client, GETs answering text or JSON.
 //! - Here: free ports, unique queue names, [`eventually`].
 
@@ -52,7 +53,7 @@ pub use sentinel::RedisSentinel;
 pub(crate) use server::Setup;
 pub use server::{RedisServer, info_field};
 pub use stack::{Stack, StackSettings};
-pub use tls::Certificates;
+pub use tls::{Certificates, RsaKey};
 pub use usage::{Command, MachineCpu, Spent, Usage, Window};
 
 /// Why a server or process did not start (a program missing, a port taken, no answer in time),

@@ -1,7 +1,8 @@
-//! Throw-away TLS material: a certificate authority and one certificate for 127.0.0.1 (and
-//! `localhost`) that it signed, for a server a test starts: a single Redis, every node of a
-//! cluster (the nodes also present it to each other on the cluster bus), or the mock API over
-//! HTTPS.
+//! Throw-away key material, made by `openssl`: a certificate authority and one certificate for
+//! 127.0.0.1 (and `localhost`) that it signed, for a server a test starts (a single Redis, every
+//! node of a cluster, which also present it to each other on the cluster bus, or the mock API
+//! over HTTPS); and an RSA key as a Google service-account key file holds one, for the tests of
+//! the JWT bearer grant.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,16 +20,7 @@ impl Certificates {
     /// `openssl`, valid two days.
     pub fn generate() -> Self {
         let dir = fresh_dir();
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run openssl");
-            assert!(status.success(), "openssl {args:?}");
-        };
+        let openssl = |args: &[&str]| openssl(&dir, args);
         let ec = [
             "-newkey",
             "ec",
@@ -114,6 +106,95 @@ impl Certificates {
 }
 
 impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`; answers its standard output. Panics unless it succeeds.
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(output.status.success(), "openssl {args:?}");
+    output.stdout
+}
+
+/// A throw-away 2048-bit RSA key in its own folder, removed when dropped: `private.pem`
+/// (PKCS#8, as Google's key files hold it) and `public.pem` (its public half, SubjectPublicKeyInfo).
+pub struct RsaKey {
+    dir: PathBuf,
+}
+
+impl RsaKey {
+    /// Makes a new key with `openssl`.
+    pub fn generate() -> Self {
+        let dir = fresh_dir();
+        let genpkey = [
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ];
+        openssl(&dir, &[&genpkey[..], &["-out", "private.pem"]].concat());
+        openssl(
+            &dir,
+            &[
+                "pkey",
+                "-in",
+                "private.pem",
+                "-pubout",
+                "-out",
+                "public.pem",
+            ],
+        );
+        Self { dir }
+    }
+
+    /// The private key (PKCS#8 PEM).
+    pub fn private_pem(&self) -> PathBuf {
+        self.dir.join("private.pem")
+    }
+
+    /// The public key (SubjectPublicKeyInfo PEM).
+    pub fn public_pem(&self) -> PathBuf {
+        self.dir.join("public.pem")
+    }
+
+    /// The public key as PKCS#1 `RSAPublicKey` DER (what `ring` verifies RSA signatures with).
+    pub fn public_pkcs1_der(&self) -> Vec<u8> {
+        let args = [
+            "rsa",
+            "-in",
+            "private.pem",
+            "-RSAPublicKey_out",
+            "-outform",
+            "DER",
+        ];
+        openssl(&self.dir, &args)
+    }
+
+    /// Writes a Google service-account key file for this key beside it, as Google issues one
+    /// (`type`, `client_email`, `private_key`, `token_uri`), and answers its path.
+    pub fn service_account_file(&self, client_email: &str, token_uri: &str) -> PathBuf {
+        let private_key = std::fs::read_to_string(self.private_pem()).expect("read the key");
+        let account = serde_json::json!({
+            "type": "service_account",
+            "client_email": client_email,
+            "private_key": private_key,
+            "token_uri": token_uri,
+        });
+        let file = self.dir.join("service-account.json");
+        std::fs::write(&file, account.to_string()).expect("write the key file");
+        file
+    }
+}
+
+impl Drop for RsaKey {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }

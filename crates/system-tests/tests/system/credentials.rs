@@ -237,50 +237,14 @@ async fn a_revoked_client_under_load_holds_the_queue_and_every_task_ends_once_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_account_key_mints_tokens_with_a_signed_jwt() {
-    let dir = std::env::temp_dir().join(format!("taskq-sa-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (key, public) = (dir.join("key.pem"), dir.join("public.pem"));
-    let openssl = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "openssl {args:?}");
-    };
-    let key_path = key.display().to_string();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &key_path,
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        &key_path,
-        "-pubout",
-        "-out",
-        &public.display().to_string(),
-    ]);
-    let stack = mock_for(
-        "replicate",
-        &[("MOCK_JWT_PUBLIC_KEY_FILE", &public.display().to_string())],
-    );
-    let account = dir.join("service-account.json");
+    let key = testkit::RsaKey::generate();
+    let public = key.public_pem().display().to_string();
+    let stack = mock_for("replicate", &[("MOCK_JWT_PUBLIC_KEY_FILE", &public)]);
     let token_uri = format!(
         "{}/oauth/token",
         stack.services.mock.base().trim_end_matches('/')
     );
-    std::fs::write(
-        &account,
-        json!({"type": "service_account", "client_email": "runner@test.iam.gserviceaccount.com",
-               "private_key": std::fs::read_to_string(&key).unwrap(), "token_uri": token_uri})
-        .to_string(),
-    )
-    .unwrap();
+    let account = key.service_account_file("runner@test.iam.gserviceaccount.com", &token_uri);
     let auth = json!({"google_service_account": {"key_file": account.display().to_string(),
         "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}});
     let (_consumer, _file) = consumer_of(&stack, profile_with(&stack, auth), json!({}), &[]);
@@ -290,7 +254,6 @@ async fn a_service_account_key_mints_tokens_with_a_signed_jwt() {
     let stats = stack.mock_stats().await;
     assert_eq!(stats["tokens_issued"], 1, "{stats}");
     assert_eq!(stats["unauthorized"], 0, "{stats}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,34 +61,16 @@ fn made_up(name: &str) -> String {
 
 /// A Google service-account key file with a key `openssl` makes, made once per test run.
 fn service_account_key_file() -> &'static Path {
-    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("taskq-profiles-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = dir.join("key.pem");
-        let made = std::process::Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&key)
-            .status()
-            .expect("openssl makes a test key");
-        assert!(made.success());
-        let file = dir.join("service-account.json");
-        let account = json!({
-            "type": "service_account",
-            "client_email": "runner@made-up.iam.gserviceaccount.com",
-            "private_key": std::fs::read_to_string(&key).unwrap(),
-            "token_uri": "https://oauth2.googleapis.com/token",
-        });
-        std::fs::write(&file, account.to_string()).unwrap();
-        file
-    })
+    static KEY: std::sync::OnceLock<(testkit::RsaKey, PathBuf)> = std::sync::OnceLock::new();
+    let (_, file) = KEY.get_or_init(|| {
+        let key = testkit::RsaKey::generate();
+        let file = key.service_account_file(
+            "runner@made-up.iam.gserviceaccount.com",
+            "https://oauth2.googleapis.com/token",
+        );
+        (key, file)
+    });
+    file
 }
 
 /// `consumer --check` of `file` serving `queue`, every variable it names set to a made-up

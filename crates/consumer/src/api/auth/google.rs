@@ -108,36 +108,15 @@ mod tests {
     /// A key file with a key `openssl` makes for this test, and the key's public half as
     /// PKCS#1 DER (what ring verifies with).
     fn key_file() -> (String, Vec<u8>) {
-        let dir = std::env::temp_dir().join(format!("taskq-sa-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = dir.join("key.pem");
-        let made = std::process::Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&key)
-            .status()
-            .expect("openssl makes the test key");
-        assert!(made.success(), "openssl genpkey");
-        let public = std::process::Command::new("openssl")
-            .args(["rsa", "-RSAPublicKey_out", "-outform", "DER", "-in"])
-            .arg(&key)
-            .output()
-            .expect("openssl writes the public key");
-        let pem = std::fs::read_to_string(&key).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        let file = serde_json::json!({
-            "type": "service_account",
-            "client_email": "runner@project.iam.gserviceaccount.com",
-            "private_key": pem,
-            "token_uri": "https://oauth2.example.com/token",
-        });
-        (file.to_string(), public.stdout)
+        let key = testkit::RsaKey::generate();
+        let file = key.service_account_file(
+            "runner@project.iam.gserviceaccount.com",
+            "https://oauth2.example.com/token",
+        );
+        (
+            std::fs::read_to_string(file).unwrap(),
+            key.public_pkcs1_der(),
+        )
     }
 
     #[test]

@@ -18,6 +18,20 @@ async fn credential_health(stack: &Stack, consumer: std::net::SocketAddr) -> Val
     health["credentials"][&stack.queue_name].clone()
 }
 
+/// The problem the consumer's `/healthz` names for the queue's credential, once it names one
+/// (within 20 s).
+async fn credential_problem(stack: &Stack, consumer: std::net::SocketAddr) -> String {
+    testkit::eventually(
+        Duration::from_secs(20),
+        "the credential's problem",
+        || async {
+            let health = credential_health(stack, consumer).await;
+            (health["ok"] == false).then_some(health["problem"].as_str()?.to_owned())
+        },
+    )
+    .await
+}
+
 /// `taskq_credentials_ok` of the queue on the consumer's `/metrics`.
 async fn credentials_ok(stack: &Stack, consumer: std::net::SocketAddr) -> Option<f64> {
     let (_, page) = testkit::get_text(&stack.client, format!("http://{consumer}/metrics")).await;
@@ -44,21 +58,10 @@ async fn a_wrong_secret_file_holds_the_queue_and_its_rotation_is_used_without_a_
         ("CONSUMER_ADDR", &metrics.to_string()),
     ]);
     let names: Vec<String> = (0..20).map(|i| format!("rot-{i}")).collect();
-    for name in &names {
-        let (status, view) = stack.submit(name, &json!({"prompt": name})).await;
-        assert!(status.is_success(), "{view}");
-    }
+    submit_all(&stack, &names).await;
 
     // Act 1: the provider refuses the key in the file.
-    let problem = testkit::eventually(
-        Duration::from_secs(20),
-        "the credential's problem",
-        || async {
-            let health = credential_health(&stack, metrics).await;
-            (health["ok"] == false).then_some(health["problem"].as_str()?.to_owned())
-        },
-    )
-    .await;
+    let problem = credential_problem(&stack, metrics).await;
     assert!(problem.contains("401"), "{problem}");
     assert!(!problem.contains("a-revoked-key"), "{problem}");
     assert_eq!(credentials_ok(&stack, metrics).await, Some(0.0));
@@ -102,6 +105,19 @@ fn client_credentials(stack: &Stack, client_auth: &str) -> Value {
         "client_secret": "${TASKQ_TEST_CLIENT_SECRET}", "client_auth": client_auth}})
 }
 
+/// A consumer of the mock at `stack` whose profile takes [`client_credentials`] (its secret
+/// given), with `env` on top.
+fn client_credentials_consumer(
+    stack: &Stack,
+    client_auth: &str,
+    env: &[(&str, &str)],
+) -> (testkit::Process, TempFile) {
+    let mut all = vec![("TASKQ_TEST_CLIENT_SECRET", CLIENT_SECRET)];
+    all.extend_from_slice(env);
+    let profile = profile_with(stack, client_credentials(stack, client_auth));
+    consumer_of(stack, profile, json!({}), &all)
+}
+
 fn oauth_mock(extra: &[(&str, &str)]) -> Stack {
     let mut env = vec![
         ("MOCK_OAUTH_CLIENT_ID", CLIENT_ID),
@@ -135,15 +151,8 @@ async fn tokens_are_refreshed_across_lifetimes_and_a_hundred_first_calls_ask_onc
         ("MOCK_JOB_MS", "7000"),
         ("MOCK_POLLS_UNTIL_DONE", "1000000"),
     ]);
-    let (_consumer, _file) = consumer_of(
-        &stack,
-        profile_with(&stack, client_credentials(&stack, "basic")),
-        json!({}),
-        &[
-            ("TASKQ_TEST_CLIENT_SECRET", CLIENT_SECRET),
-            ("CONCURRENCY", "100"),
-        ],
-    );
+    let (_consumer, _file) =
+        client_credentials_consumer(&stack, "basic", &[("CONCURRENCY", "100")]);
     let names: Vec<String> = (0..100).map(|i| format!("tok-{i}")).collect();
     submit_all(&stack, &names).await;
     all_done(&stack, &names, Duration::from_secs(40)).await;
@@ -167,15 +176,7 @@ async fn a_hundred_first_calls_at_once_cause_one_token_request() {
     let stack = oauth_mock(&[("MOCK_TOKEN_DELAY_MS", "500")]);
     let names: Vec<String> = (0..100).map(|i| format!("first-{i}")).collect();
     submit_all(&stack, &names).await;
-    let (_consumer, _file) = consumer_of(
-        &stack,
-        profile_with(&stack, client_credentials(&stack, "body")),
-        json!({}),
-        &[
-            ("TASKQ_TEST_CLIENT_SECRET", CLIENT_SECRET),
-            ("CONCURRENCY", "100"),
-        ],
-    );
+    let (_consumer, _file) = client_credentials_consumer(&stack, "body", &[("CONCURRENCY", "100")]);
     all_done(&stack, &names, Duration::from_secs(30)).await;
     let stats = stack.mock_stats().await;
     assert_eq!(stats["token_requests"], 1, "{stats}");
@@ -189,16 +190,12 @@ async fn a_revoked_client_under_load_holds_the_queue_and_every_task_ends_once_re
         ("MOCK_POLLS_UNTIL_DONE", "1000000"),
     ]);
     let metrics = testkit::free_addr();
-    let (_consumer, _file) = consumer_of(
-        &stack,
-        profile_with(&stack, client_credentials(&stack, "basic")),
-        json!({}),
-        &[
-            ("TASKQ_TEST_CLIENT_SECRET", CLIENT_SECRET),
-            ("MAX_ATTEMPTS", "1"),
-            ("CONSUMER_ADDR", &metrics.to_string()),
-        ],
-    );
+    let metrics_addr = metrics.to_string();
+    let env = [
+        ("MAX_ATTEMPTS", "1"),
+        ("CONSUMER_ADDR", metrics_addr.as_str()),
+    ];
+    let (_consumer, _file) = client_credentials_consumer(&stack, "basic", &env);
     let names: Vec<String> = (0..60).map(|i| format!("rev-{i}")).collect();
     submit_all(&stack, &names).await;
     let mock = stack.services.mock.base();
@@ -206,15 +203,7 @@ async fn a_revoked_client_under_load_holds_the_queue_and_every_task_ends_once_re
     let answer = stack.client.post(&revoke).send().await.unwrap();
     assert_eq!(answer.status(), 204);
 
-    let problem = testkit::eventually(
-        Duration::from_secs(20),
-        "the credential's problem",
-        || async {
-            let health = credential_health(&stack, metrics).await;
-            (health["ok"] == false).then_some(health["problem"].as_str()?.to_owned())
-        },
-    )
-    .await;
+    let problem = credential_problem(&stack, metrics).await;
     assert!(!problem.contains(CLIENT_SECRET), "{problem}");
     assert_eq!(credentials_ok(&stack, metrics).await, Some(0.0));
     for name in &names {

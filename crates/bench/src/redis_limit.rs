@@ -119,21 +119,21 @@ pub async fn run(
 /// keys, one task per call answering its record if it was already there, under the queue's
 /// memory mark and limit, not the looking-up form; no payload, due now, no callback.
 fn evalsha(queue: &Queue, sha: &str) -> Vec<String> {
-    let keys = queue.keys();
-    let policy = queue.enqueue_policy();
-    let task = format!("{}rb-__rand_int__", keys.task_prefix());
+    let (queue_keys, policy) = (queue.keys(), queue.enqueue_policy());
+    let prefix = queue_keys.task_prefix();
+    let task = format!("{prefix}rb-__rand_int__");
     let keys = [
-        keys.due_key(),
-        keys.stats_key(),
-        keys.wake_channel(),
-        keys.leased_key(),
-        keys.memory(false),
+        queue_keys.due_key(),
+        queue_keys.stats_key(),
+        queue_keys.wake_channel(),
+        queue_keys.leased_key(),
+        queue_keys.memory(false),
         &task,
     ];
     let args = [
         policy.result_ttl.as_millis().to_string(),
         "1".into(),
-        queue.keys().task_prefix().into(),
+        prefix.into(),
         policy.high_water_ppm().to_string(),
         policy.max_queued.unwrap_or(0).to_string(),
         "0".into(),

@@ -46,13 +46,15 @@ async fn endpoint(expires_in: u64) -> (Url, Arc<AtomicU64>) {
             }
         }),
     );
+    (serve(app).await, requests)
+}
+
+/// Serves `app` on a real socket; answers the URL of its `/token`.
+async fn serve(app: axum::Router) -> Url {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (
-        Url::parse(&format!("http://{addr}/token")).unwrap(),
-        requests,
-    )
+    Url::parse(&format!("http://{addr}/token")).unwrap()
 }
 
 fn source(url: Url, secret: &str) -> TokenSource {
@@ -154,13 +156,7 @@ async fn endpoint_failing_once(first: axum::http::StatusCode) -> (Url, Arc<Atomi
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (
-        Url::parse(&format!("http://{addr}/token")).unwrap(),
-        requests,
-    )
+    (serve(app).await, requests)
 }
 
 /// 429 and 5xx are the endpoint's trouble, not the credential's: the calls wait out a backoff

@@ -13,9 +13,10 @@ use taskq::TaskView;
 use testkit::Stack;
 use tokio::time::Instant;
 
-use super::fleet::{check_calls, mock_env, until_done};
+use super::fleet::{check_calls, mock_env};
 use super::spread::schedule_spread;
 use super::{Bench, Metric, distribution, get_ok_json, metric, names};
+use crate::drain::until_done;
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, W7_JOB_MS, W7_POLL_INTERVAL_MS, W7_SPREAD_MS, W7_TASKS,
 };

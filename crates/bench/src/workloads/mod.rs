@@ -172,17 +172,6 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
     Ok(Queue::open(&url, &options, name)?)
 }
 
-/// A GET answering 2xx with JSON.
-///
-/// # Errors
-/// When the request fails, the status is not 2xx or the answer is not JSON.
-pub async fn get_ok_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
-    match testkit::try_get_json(client, url).await? {
-        (status, json) if status.is_success() => Ok(json),
-        (status, json) => bail!("GET {url}: {status}: {json}"),
-    }
-}
-
 /// The `/metrics` page of the service at `addr`.
 ///
 /// # Errors

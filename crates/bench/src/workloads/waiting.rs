@@ -10,11 +10,11 @@
 //! connection would load the bench, not the producer.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use taskq::TaskName;
-use testkit::Process;
+use testkit::{Process, epoch_ms, try_get_ok_json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -23,10 +23,7 @@ use tracing::info;
 
 use super::fleet::mock_env;
 use super::spread::schedule_spread;
-use super::{
-    Bench, Metric, distribution, get_ok_json, joined, metric, metrics_page, mib, names,
-    series_total,
-};
+use super::{Bench, Metric, distribution, joined, metric, metrics_page, mib, names, series_total};
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, POLL_INTERVAL_MS, W6_IDLE, W6_LEAD_MS,
     W6_POLL_EVERY_MS, W6_SPREAD_MS, W6_TASKS, W6_WAIT_S,
@@ -204,7 +201,7 @@ async fn read_until_done(
             pace.tick().await;
         }
         requests += 1;
-        let view = get_ok_json(client, url).await?;
+        let view = try_get_ok_json(client, url).await?;
         let answered_ms = epoch_ms();
         match view["state"].as_str() {
             Some("done") => {
@@ -244,15 +241,6 @@ async fn hold(addr: SocketAddr, name: &TaskName) -> Result<TcpStream> {
     let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     Ok(stream)
-}
-
-/// Now by the system clock, in whole ms since the Unix epoch, as Redis' `TIME` gives it to the
-/// scripts.
-fn epoch_ms() -> u64 {
-    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
-    since.map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
 }
 
 /// The resident memory (`VmRSS`) of `process` now, in KiB.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use taskq::TaskName;
-use testkit::{Process, epoch_ms, try_get_ok_json};
+use testkit::{epoch_ms, try_get_ok_json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -141,7 +141,8 @@ async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let (mut producer, addr) = bench.producer(W6_QUEUE, &format!("{label}-producer"))?;
     // One request served first, so that "before" is a producer that has answered one.
     metrics_page(&bench.http, addr).await?;
-    let before = rss_kib(&producer)?;
+    let rss_kib = || producer.rss_kib().context("no VmRSS of the producer");
+    let before = rss_kib()?;
     let names = names(&label, 0..W6_IDLE)?;
     let opened = Instant::now();
     let mut held = Vec::with_capacity(names.len());
@@ -151,7 +152,7 @@ async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     // Well within the wait, so that none of them has been answered yet.
     let deadline = opened + Duration::from_secs(W6_WAIT_S) * 3 / 4;
     all_waiting(bench, addr, W6_IDLE, deadline).await?;
-    let (waiting, took_ms) = (rss_kib(&producer)?, opened.elapsed().as_millis());
+    let (waiting, took_ms) = (rss_kib()?, opened.elapsed().as_millis());
     info!(requests = W6_IDLE, took_ms, "idle long-polls held");
     drop(held);
     producer.try_stop()?;
@@ -241,10 +242,4 @@ async fn hold(addr: SocketAddr, name: &TaskName) -> Result<TcpStream> {
     let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     Ok(stream)
-}
-
-/// The resident memory (`VmRSS`) of `process` now, in KiB.
-fn rss_kib(process: &Process) -> Result<u64> {
-    let rss = process.rss_kib();
-    rss.with_context(|| format!("no VmRSS for process {}", process.pid()))
 }

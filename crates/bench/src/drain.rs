@@ -6,7 +6,8 @@
 //! starts (its Redis connection is made inside the timing, as a fresh consumer's is) until the
 //! queue's `done` counter has grown by the number of tasks asked for, read every 5 ms on a
 //! connection of its own; then it stops the worker and prints one `DRAIN {json}` line. Its
-//! orders come as JSON too, the one argument of `bench drain`.
+//! orders come as JSON too, the one argument of `bench drain`. That wait ([`until_done`]) is
+//! also how the release consumers' drains and W7 know they are over.
 
 use std::future::Future;
 use std::process::Stdio;

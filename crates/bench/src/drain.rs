@@ -6,7 +6,8 @@
 //! starts (its Redis connection is made inside the timing, as a fresh consumer's is) until the
 //! queue's `done` counter has grown by the number of tasks asked for, read every 5 ms on a
 //! connection of its own; then it stops the worker and prints one `DRAIN {json}` line. Its
-//! orders come as JSON too, the one argument of `bench drain`.
+//! orders come as JSON too, the one argument of `bench drain`. That wait ([`until_done`]) is
+//! also how the release consumers' drains and W7 know they are over.
 
 use std::future::Future;
 use std::process::Stdio;
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use taskq::{ClaimedTask, ConnectOptions, Handler, Outcome, Queue, RedisUrl, Worker, WorkerConfig};
 use tokio::process::Command;
 use tokio::sync::oneshot;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 
 use crate::command::output_of;
 
@@ -105,22 +106,13 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
     let running = tokio::spawn(worker.run(async {
         let _ = stopped.await;
     }));
-    let reached = async {
-        loop {
-            sleep(POLL).await;
-            if done(&watch).await? >= target {
-                return anyhow::Ok((started.elapsed(), cpu_s(me)?));
-            }
-        }
-    };
-    let elapsed = timeout(give_up, reached).await;
+    let watched = std::slice::from_ref(&watch);
+    let reached = until_done(watched, target, (started, give_up), POLL, || Ok(())).await;
+    let cpu_after = cpu_s(me)?;
     let _ = stop.send(());
     running.await.context("the worker task failed")?;
-    let Ok(reached) = elapsed else {
-        let (tasks, so_far) = (args.tasks, stats.done.load(Ordering::Relaxed));
-        bail!("{tasks} tasks not done within {give_up:?} (this worker did {so_far})");
-    };
-    let (elapsed, cpu_after) = reached?;
+    let so_far = stats.done.load(Ordering::Relaxed);
+    let elapsed = reached.with_context(|| format!("this worker did {so_far}"))?;
     Ok(DrainReport {
         elapsed_s: elapsed.as_secs_f64(),
         peak_rss_kib: testkit::peak_rss_kib(me).context("no peak RSS of this process")?,
@@ -134,6 +126,32 @@ async fn drain(args: &DrainArgs) -> Result<DrainReport> {
 pub async fn done(queue: &Queue) -> Result<u64> {
     let totals = queue.stats().await?.totals;
     Ok(totals.get("done").copied().unwrap_or(0))
+}
+
+/// Waits until each of `queues` counts `each` tasks done, read every `every`, `check` (that the
+/// processes doing the work still run) passing meanwhile; answers the time since `started`, or
+/// fails once `within` of it has passed.
+pub async fn until_done(
+    queues: &[Queue],
+    each: u64,
+    (started, within): (Instant, Duration),
+    every: Duration,
+    mut check: impl FnMut() -> Result<()>,
+) -> Result<Duration> {
+    loop {
+        let mut done_now = Vec::with_capacity(queues.len());
+        for queue in queues {
+            done_now.push(done(queue).await?);
+        }
+        if done_now.iter().all(|&d| d >= each) {
+            return Ok(started.elapsed());
+        }
+        check()?;
+        if started.elapsed() > within {
+            bail!("done per queue {done_now:?} of {each} after {within:?}");
+        }
+        sleep(every).await;
+    }
 }
 
 /// The parent's side: runs `bench drain` (this executable) and reads its report; the child

@@ -15,7 +15,8 @@
 //! - `probe`: what Redis' own counters (testkit's `Usage`, read by its `Window` with the
 //!   machine's and a process' CPU) say of taskq's scripts: claims, round trips, a profile.
 //! - `redis_limit`: `redis-benchmark` running the library's enqueue script: Redis' own limit.
-//! - [`drain`]: the library worker with a no-op handler until N more tasks are done.
+//! - [`drain`]: the library worker with a no-op handler until N more tasks are done, and the
+//!   wait until queues count their tasks done.
 //! - [`workload`]: the workloads, what each measures, and the sizes of a run.
 //! - [`workloads`]: one module per workload behind [`workloads::run`]; a run answers named metrics.
 //! - [`report`]: median, min and max over runs, the machine's facts, and the two result files.

@@ -58,13 +58,20 @@ pub struct WorkloadResult {
     pub failures: Vec<String>,
 }
 
-/// One metric over runs.
-#[derive(Debug, Serialize)]
+/// One metric over all runs: the median is what a noisy shared machine can repeat, the range
+/// says how noisy it was.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricResult {
     name: String,
     unit: String,
-    #[serde(flatten)]
-    summary: Summary,
+    /// The middle value (the mean of the two middle ones for an even count).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// Every run's value, in run order.
+    pub runs: Vec<f64>,
 }
 
 /// A figure computed from two workloads' medians.
@@ -88,15 +95,30 @@ impl MetricResult {
                 None => runs.push((metric.clone(), vec![metric.value])),
             }
         }
-        let summarized = runs.into_iter().map(|(metric, values)| {
-            let (name, unit) = (metric.name, metric.unit.into());
-            Some(Self {
-                name,
-                unit,
-                summary: summarize(&values)?,
-            })
-        });
-        summarized.flatten().collect()
+        runs.into_iter()
+            .filter_map(|(metric, values)| Self::summarize(metric.name, metric.unit, values))
+            .collect()
+    }
+
+    /// Metric `name` in `unit` over `values`; `None` when there are none.
+    fn summarize(name: String, unit: &str, values: Vec<f64>) -> Option<Self> {
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (first, last) = (*sorted.first()?, *sorted.last()?);
+        let mid = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 1 {
+            sorted[mid]
+        } else {
+            f64::midpoint(sorted[mid - 1], sorted[mid])
+        };
+        Some(Self {
+            name,
+            unit: unit.into(),
+            median,
+            min: first,
+            max: last,
+            runs: values,
+        })
     }
 }
 
@@ -165,7 +187,7 @@ impl Results {
     pub fn median(&self, id: &str, metric: &str) -> Option<f64> {
         let workload = self.workloads.iter().find(|w| w.id == id)?;
         let metric = workload.metrics.iter().find(|m| m.name == metric)?;
-        Some(metric.summary.median)
+        Some(metric.median)
     }
 
     /// Writes `json_path` and the markdown table beside it (`.md`).
@@ -197,7 +219,7 @@ impl Results {
         );
         for w in &self.workloads {
             for metric in &w.metrics {
-                let (id, name, unit, s) = (&w.id, &metric.name, &metric.unit, &metric.summary);
+                let (id, name, unit, s) = (&w.id, &metric.name, &metric.unit, metric);
                 let (median, min, max) = (number(s.median), number(s.min), number(s.max));
                 out += &format!("| {id} | {name} | {median} | {min} | {max} | {unit} |\n");
             }
@@ -217,39 +239,6 @@ impl Results {
         }
         out
     }
-}
-
-/// One metric over all runs: the median is what a noisy shared machine can repeat, the range
-/// says how noisy it was.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    /// The middle value (the mean of the two middle ones for an even count).
-    pub median: f64,
-    /// The smallest value.
-    pub min: f64,
-    /// The largest value.
-    pub max: f64,
-    /// Every run's value, in run order.
-    pub runs: Vec<f64>,
-}
-
-/// Summarises `values`; `None` when there are none.
-fn summarize(values: &[f64]) -> Option<Summary> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let (first, last) = (*sorted.first()?, *sorted.last()?);
-    let mid = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        f64::midpoint(sorted[mid - 1], sorted[mid])
-    };
-    Some(Summary {
-        median,
-        min: first,
-        max: last,
-        runs: values.to_vec(),
-    })
 }
 
 /// A figure with as many digits as it deserves: thousands grouped, small values with decimals.
@@ -289,19 +278,20 @@ mod tests {
 
     #[test]
     fn odd_counts_take_the_middle_value() {
-        let s = summarize(&[3.0, 1.0, 2.0]).expect("three values");
+        let s =
+            MetricResult::summarize("x".into(), "u", vec![3.0, 1.0, 2.0]).expect("three values");
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert_eq!(s.runs, vec![3.0, 1.0, 2.0]);
     }
 
     #[test]
     fn even_counts_average_the_two_middle_values() {
-        let s = summarize(&[4.0, 1.0]).expect("two values");
+        let s = MetricResult::summarize("x".into(), "u", vec![4.0, 1.0]).expect("two values");
         assert_eq!(s.median, 2.5);
     }
 
     #[test]
     fn no_runs_no_summary() {
-        assert_eq!(summarize(&[]), None);
+        assert_eq!(MetricResult::summarize("x".into(), "u", Vec::new()), None);
     }
 }

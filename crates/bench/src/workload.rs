@@ -117,8 +117,10 @@ impl Workload {
             | Self::W3dTls
             | Self::S1
             | Self::S2
-            | Self::W5 => &["consumer", "mock-api"],
-            Self::W6 | Self::W7 | Self::W8 | Self::W8Sigv4 => &["producer", "consumer", "mock-api"],
+            | Self::W5
+            | Self::W8
+            | Self::W8Sigv4 => &["consumer", "mock-api"],
+            Self::W6 | Self::W7 => &["producer", "consumer", "mock-api"],
             Self::W1b | Self::W2 | Self::W4 => &[],
         }
     }

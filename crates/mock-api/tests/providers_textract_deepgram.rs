@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use mock_api::{Config, Shape};
 use providers::{Api, config, receiver, start, textract, with_json};
 use serde_json::{Value, json};
-use support::epoch_ms;
+use testkit::epoch_ms;
 
 /// Every page of a Textract job's blocks, `max` to a page: the pages' blocks and how many
 /// pages there were, at most `limit` of them.

@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use mock_api::{Config, Shape};
 use serde_json::{Value, json};
-use support::{Api, epoch_ms, json_body, start};
+use support::{Api, json_body, start};
+use testkit::epoch_ms;
 use tokio::time::Instant;
 
 /// Long enough for anything these tests wait for; they return as soon as it happens.

@@ -1,6 +1,6 @@
 //! HTTP as the tests and the benchmark speak it to the binaries: a client with the crypto
 //! provider the workspace uses, and GETs answering text or JSON, fallible for the benchmark and
-//! panicking with the URL for tests.
+//! panicking with the URL for tests; the benchmark's also fail on a status other than 2xx.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -49,6 +49,18 @@ pub async fn try_get_json(
     let json =
         serde_json::from_str(&body).map_err(|e| Error(format!("GET {url}: {e}: {body:?}")))?;
     Ok((status, json))
+}
+
+/// GETs `url` with `client`: the body as JSON, when the status is 2xx.
+///
+/// # Errors
+/// When the request fails, the status is not 2xx or the body is not JSON.
+pub async fn try_get_ok_json(client: &reqwest::Client, url: impl AsRef<str>) -> Result<Value> {
+    let url = url.as_ref();
+    match try_get_json(client, url).await? {
+        (status, json) if status.is_success() => Ok(json),
+        (status, json) => Err(Error(format!("GET {url}: {status}: {json}"))),
+    }
 }
 
 /// [`try_get_text`] for tests: panics with the reason.

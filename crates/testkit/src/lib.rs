@@ -25,7 +25,7 @@
 //! - [`Certificates`] and [`RsaKey`] (`tls.rs`): a throw-away certificate authority and a server
 //!   certificate; an RSA key and a service-account key file holding it.
 //! - `http.rs`: an HTTP client, GETs answering text or JSON.
-//! - Here: free ports, unique queue names, [`eventually`].
+//! - Here: free ports, unique queue names, [`eventually`], [`epoch_ms`].
 
 mod binaries;
 mod cluster;
@@ -42,11 +42,14 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use binaries::{Binaries, binaries_dir, binary, binary_in};
 pub use cluster::RedisCluster;
-pub use http::{get_json, get_text, http_client, http_client_builder, try_get_json, try_get_text};
+pub use http::{
+    get_json, get_text, http_client, http_client_builder, try_get_json, try_get_ok_json,
+    try_get_text,
+};
 pub use mock_api::{MockApi, replicate_profile};
 pub use process::{Process, cpu_seconds, peak_rss_kib, rss_kib, run_to_end, try_run_to_end};
 pub use sentinel::RedisSentinel;
@@ -121,6 +124,15 @@ pub fn free_addr() -> SocketAddr {
 /// Whether something listens on `addr`.
 pub fn listening(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+}
+
+/// Now by the system clock, in whole ms since the Unix epoch: the clock of Redis' `TIME` (a
+/// task's `done_at_ms`) and of the mock's `GET /webhooks`, on the same machine.
+pub fn epoch_ms() -> u64 {
+    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+    since.map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 /// A queue name no other test uses.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::{Certificates, Error, Process, Result, free_addr, started, try_get_json};
+use crate::{Certificates, Process, Result, free_addr, started, try_get_ok_json};
 
 /// A running `mock-api`; it stops when dropped.
 pub struct MockApi {
@@ -94,11 +94,7 @@ impl MockApi {
     /// # Errors
     /// When it does not answer 200 with JSON.
     pub async fn try_stats(&self, client: &reqwest::Client) -> Result<Value> {
-        let url = format!("{}/stats", self.base());
-        match try_get_json(client, &url).await? {
-            (status, stats) if status.is_success() => Ok(stats),
-            (status, body) => Err(Error(format!("GET {url}: {status}: {body}"))),
-        }
+        try_get_ok_json(client, format!("{}/stats", self.base())).await
     }
 
     /// [`MockApi::try_stats`] for tests: panics with the reason.

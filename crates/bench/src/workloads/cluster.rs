@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use testkit::{RedisCluster, RedisServer};
 
 use super::fleet::{Consumers, mock_env};
-use super::{Bench, Metric, fill, metric, queue_on, write_profile};
+use super::{Bench, Metric, fill, metric, queue_on};
 use crate::probe::ScriptCosts;
 use crate::workload::{S_CONCURRENCY, S2_QUEUES};
 
@@ -100,15 +100,15 @@ async fn leg(
         servers,
         env: vec![("QUEUES", S2_QUEUES.join(","))],
         concurrency: S_CONCURRENCY,
+        queues_file: None,
         mock: mock_env(0, 1, &[]),
         https: false,
-        queues: &queues,
+        queues,
         each: per_queue,
+        calls_per_task: 1,
         within: Duration::from_secs(180),
     };
-    let mut drained = bench.drain_by_consumers(&consumers).await?;
-    write_profile(bench, &label, &drained.spent.redis, total)?;
-    drained.finish(total).await.context(setup)?;
+    let drained = bench.drain_by_consumers(&consumers).await.context(setup)?;
 
     let (spent, secs) = (&drained.spent, drained.elapsed.as_secs_f64());
     let busiest_cpu_s = spent.redis_each.iter().map(|u| u.cpu_s).fold(0.0, f64::max);

@@ -9,7 +9,6 @@
 //! concurrency, just before the drain and on an instance of its own (so that the drain's call
 //! count stays exact), and the ideal is given again with the latency this machine delivers.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -17,10 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::fleet::{Consumers, Drained, mock_env};
-use super::{
-    Bench, Metric, drain_metrics, joined, metric, metrics_page, mib, percentile, series_total,
-    write_profile,
-};
+use super::{Bench, Metric, drain_metrics, joined, metric, percentile};
 use crate::probe::ScriptCosts;
 use crate::workload::{POLL_INTERVAL_MS, Workload};
 
@@ -56,18 +52,21 @@ impl Spec {
 /// One run of W2h or W2h-tls; fails unless the API is called once a task.
 pub async fn w2h(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
     let spec = Spec::new(workload, bench.settings.tasks(workload));
-    let (drained, rss_mib, _) = drain(bench, &spec, run).await?;
+    let drained = drain(bench, &spec, run).await?;
     let (secs, cpu_s) = (drained.elapsed.as_secs_f64(), drained.consumer_cpu_s);
-    let spent = &drained.spent;
-    let metrics = drain_metrics("consumer", spec.tasks, secs, cpu_s, rss_mib, spent);
-    Ok(metrics)
+    let (rss_mib, spent) = (drained.consumer_rss_mib, &drained.spent);
+    Ok(drain_metrics(
+        "consumer", spec.tasks, secs, cpu_s, rss_mib, spent,
+    ))
 }
 
 /// One run of W3d or W3d-tls; fails unless the API is called three times a task.
 pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<Metric>> {
     let spec = Spec::new(workload, bench.settings.tasks(workload));
     let api = api_alone(bench, &spec, run).await?;
-    let (drained, rss_mib, seen_ms) = drain(bench, &spec, run).await?;
+    let drained = drain(bench, &spec, run).await?;
+    let seen_ms = drained.api_seen_mean_ms;
+    let seen_ms = seen_ms.context("the consumer's /metrics shows no API call")?;
     let (wall, spent) = (drained.elapsed.as_secs_f64(), &drained.spent);
     let ideal = ideal_s(&spec, spec.delay_ms as f64);
     let ideal_measured = ideal_s(&spec, api.mean_ms);
@@ -86,12 +85,27 @@ pub async fn w3d(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<
         metric("x_ideal_measured_api", "×", wall / ideal_measured),
         metric("consumer_seen_api_mean_ms", "ms", seen_ms),
         metric("x_ideal_consumer_seen_api", "×", wall / ideal_seen),
-        metric("consumer_peak_rss_mib", "MiB", rss_mib),
+        metric("consumer_peak_rss_mib", "MiB", drained.consumer_rss_mib),
         metric("round_trips_per_poll", "round trips", trips),
         metric("redis_cpu_us_per_poll", "µs", redis_us),
         metric("consumer_cpu_us_per_poll", "µs", consumer_us),
         metric("machine_busy_cores", "cores", spent.machine_busy_cores),
     ])
+}
+
+/// Drains `spec`'s tasks with one consumer.
+async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<Drained> {
+    let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
+    let queue = bench
+        .filled(&format!("bench-{}", spec.label), &label, tasks)
+        .await?;
+    let consumers = Consumers {
+        mock: mock_env(spec.delay_ms, spec.polls, &[]),
+        https: spec.tls,
+        calls_per_task: spec.polls,
+        ..Consumers::of(bench, &label, queue, tasks, spec.concurrency)
+    };
+    bench.drain_by_consumers(&consumers).await
 }
 
 /// The lower bound of a polling drain when each call takes `call_ms`: one task's own path
@@ -165,36 +179,6 @@ fn latency(mut times: Vec<Duration>) -> Result<Latency> {
         mean_ms: times.iter().map(|&d| ms(d)).sum::<f64>() / n as f64,
         p99_ms: ms(p99),
     })
-}
-
-/// Drains `spec`'s tasks; answers the drain (stopped), the consumer's peak RSS (MiB) and the mean
-/// API call latency it measured itself (its `/metrics` histogram, ms).
-async fn drain(bench: &Bench<'_>, spec: &Spec, run: u32) -> Result<(Drained, f64, f64)> {
-    let (tasks, label) = (spec.tasks, format!("{}-r{run}", spec.label));
-    let name = format!("bench-{}", spec.label);
-    let queue = bench.filled(&name, &label, tasks).await?;
-    let consumers = Consumers {
-        mock: mock_env(spec.delay_ms, spec.polls, &[]),
-        https: spec.tls,
-        ..Consumers::of(bench, &label, &queue, tasks, spec.concurrency)
-    };
-    let mut drained = bench.drain_by_consumers(&consumers).await?;
-    write_profile(bench, &label, &drained.spent.redis, tasks)?;
-    let (consumer, metrics) = &drained.consumers[0];
-    let api_seen_mean_ms = api_seen_mean_ms(bench, *metrics).await?;
-    let consumer_rss_kib = consumer.peak_rss_kib().context("no consumer peak RSS")?;
-    drained.finish(tasks * spec.polls).await?;
-    Ok((drained, mib(consumer_rss_kib), api_seen_mean_ms))
-}
-
-/// The mean of the consumer's API call latency histogram (`/metrics`), in ms.
-async fn api_seen_mean_ms(bench: &Bench<'_>, consumer: SocketAddr) -> Result<f64> {
-    let page = metrics_page(&bench.http, consumer).await?;
-    let count = series_total(&page, "taskq_api_call_duration_seconds_count");
-    if count == 0.0 {
-        bail!("the consumer's /metrics shows no API call");
-    }
-    Ok(series_total(&page, "taskq_api_call_duration_seconds_sum") / count * 1000.0)
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use testkit::Window;
+use testkit::{Window, try_get_ok_json};
 use tokio::process::Command;
 
-use super::{Bench, Metric, get_ok_json, metric, mib};
+use super::{Bench, Metric, metric, mib};
 use crate::command::output_of;
 
 /// The request generator: unique names, a `BENCHJSON` line at the end.
@@ -35,7 +35,7 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let script = bench.write_raw("unique.lua", SCRIPT)?;
     let (mut producer, addr) = bench.producer(QUEUE, &format!("w1-r{run}-producer"))?;
     let url = format!("http://{addr}/");
-    let health = get_ok_json(&bench.http, &format!("{url}healthz")).await?;
+    let health = try_get_ok_json(&bench.http, &format!("{url}healthz")).await?;
     if health["status"] != "ok" {
         bail!("producer /healthz answered {health}");
     }

@@ -172,17 +172,6 @@ pub fn queue_on(url: &str, name: &str) -> Result<Queue> {
     Ok(Queue::open(&url, &options, name)?)
 }
 
-/// A GET answering 2xx with JSON.
-///
-/// # Errors
-/// When the request fails, the status is not 2xx or the answer is not JSON.
-pub async fn get_ok_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
-    match testkit::try_get_json(client, url).await? {
-        (status, json) if status.is_success() => Ok(json),
-        (status, json) => bail!("GET {url}: {status}: {json}"),
-    }
-}
-
 /// The `/metrics` page of the service at `addr`.
 ///
 /// # Errors
@@ -251,29 +240,10 @@ pub async fn fill(queue: &Queue, prefix: &str, range: std::ops::Range<u64>) -> R
     Ok(started.elapsed())
 }
 
-/// Redis' cost of `tasks` tasks, as metrics: round trips (script calls plus one candidate read
-/// per claim), script calls, socket reads and tasks per claim, and Redis CPU per task and as a
-/// share of one core over `window`.
-pub fn redis_metrics(usage: &Usage, tasks: u64, window: Duration) -> Vec<Metric> {
-    let per_task = |x: f64| x / tasks.max(1) as f64;
-    let trips = per_task(usage.round_trips() as f64);
-    let calls = per_task(usage.script_calls() as f64);
-    let reads = per_task(usage.reads as f64);
-    let claims = usage.claims().max(1) as f64;
-    let share = usage.cpu_s / window.as_secs_f64().max(1e-9);
-    vec![
-        metric("round_trips_per_task", "round trips", trips),
-        metric("script_calls_per_task", "calls", calls),
-        metric("socket_reads_per_task", "reads", reads),
-        metric("tasks_per_claim", "tasks", tasks as f64 / claims),
-        metric("redis_cpu_us_per_task", "µs", per_task(usage.cpu_s * 1e6)),
-        metric("redis_cpu_share", "cores", share),
-    ]
-}
-
 /// A drain's figures: tasks per second; the peak RSS, CPU per task and share of a core of `who`
-/// (the `worker` or `consumer` that drained, over `secs`); the machine's busy cores; then
-/// [`redis_metrics`].
+/// (the `worker` or `consumer` that drained, over `secs`); the machine's busy cores; then Redis'
+/// cost: round trips (script calls plus one candidate read per claim), script calls, socket
+/// reads and tasks per claim, and Redis CPU per task and as a share of one core.
 pub fn drain_metrics(
     who: &str,
     tasks: u64,
@@ -283,15 +253,33 @@ pub fn drain_metrics(
     spent: &Spent,
 ) -> Vec<Metric> {
     let name = |what: &str| format!("{who}_{what}");
-    let mut metrics = vec![
+    let (usage, per_task) = (&spent.redis, |x: f64| x / tasks.max(1) as f64);
+    let claims = usage.claims().max(1) as f64;
+    vec![
         metric("tasks_per_s", "tasks/s", tasks as f64 / secs),
         metric(name("peak_rss_mib"), "MiB", rss_mib),
         metric(name("cpu_us_per_task"), "µs", cpu_s * 1e6 / tasks as f64),
         metric(name("cpu_share"), "cores", cpu_s / secs),
         metric("machine_busy_cores", "cores", spent.machine_busy_cores),
-    ];
-    metrics.extend(redis_metrics(&spent.redis, tasks, spent.elapsed));
-    metrics
+        metric(
+            "round_trips_per_task",
+            "round trips",
+            per_task(usage.round_trips() as f64),
+        ),
+        metric(
+            "script_calls_per_task",
+            "calls",
+            per_task(usage.script_calls() as f64),
+        ),
+        metric(
+            "socket_reads_per_task",
+            "reads",
+            per_task(usage.reads as f64),
+        ),
+        metric("tasks_per_claim", "tasks", tasks as f64 / claims),
+        metric("redis_cpu_us_per_task", "µs", per_task(usage.cpu_s * 1e6)),
+        metric("redis_cpu_share", "cores", spent.share(usage.cpu_s)),
+    ]
 }
 
 /// Writes Redis' per-command profile of `tasks` tasks to `<raw>/<label>-redis-profile.json`.

@@ -34,7 +34,7 @@ async fn leg(bench: &Bench<'_>, run: u32, tasks: u64, limited: bool) -> Result<V
     let mut consumers = Consumers {
         count: W5_CONSUMERS,
         mock: mock_env(W5_DELAY_MS, 1, &api_limits),
-        ..Consumers::of(bench, &label, &queue, tasks, W5_CONCURRENCY)
+        ..Consumers::of(bench, &label, queue, tasks, W5_CONCURRENCY)
     };
     if limited {
         consumers.env.extend([
@@ -43,10 +43,8 @@ async fn leg(bench: &Bench<'_>, run: u32, tasks: u64, limited: bool) -> Result<V
             ("API_MAX_IN_FLIGHT", W5_IN_FLIGHT.to_string()),
         ]);
     }
-    let mut drained = bench.drain_by_consumers(&consumers).await?;
-    let stats = drained.mock.try_stats(&bench.http).await?;
-    drained.finish(tasks).await?;
-    let field = |name: &str| stats[name].as_f64().unwrap_or(0.0);
+    let drained = bench.drain_by_consumers(&consumers).await?;
+    let field = |name: &str| drained.mock_stats[name].as_f64().unwrap_or(0.0);
     let (calls, throttled) = (field("calls"), field("throttled"));
     let (secs, most_in_flight) = (drained.elapsed.as_secs_f64(), field("max_in_flight_seen"));
     let throttled_pct = 100.0 * throttled / (calls + throttled);

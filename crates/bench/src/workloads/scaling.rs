@@ -44,10 +44,10 @@ async fn leg(bench: &Bench<'_>, run: u32, n: u64, tasks: u64) -> Result<(f64, f6
     let consumers = Consumers {
         count: n,
         mock: mock_env(S1_DELAY_MS, 1, &[]),
-        ..Consumers::of(bench, &label, &queue, tasks, S_CONCURRENCY)
+        ..Consumers::of(bench, &label, queue, tasks, S_CONCURRENCY)
     };
-    let mut drained = bench.drain_by_consumers(&consumers).await?;
-    drained.finish(tasks).await.context(format!("N={n}"))?;
+    let drained = bench.drain_by_consumers(&consumers).await;
+    let drained = drained.with_context(|| format!("N={n}"))?;
     let tasks_per_s = tasks as f64 / drained.elapsed.as_secs_f64();
     Ok((tasks_per_s, drained.consumer_cpu_s))
 }

@@ -6,13 +6,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Value, json};
-use testkit::cpu_seconds;
-use tokio::time::Instant;
 
-use super::fleet::{check_calls, mock_env, until_done};
-use super::{Bench, Metric, metric, mib};
+use super::fleet::{Consumers, mock_env};
+use super::{Bench, Metric, metric};
 use crate::workload::Workload;
 
 const W8_QUEUE: &str = "bench-w8";
@@ -45,38 +43,28 @@ pub async fn w8(bench: &Bench<'_>, workload: Workload, run: u32) -> Result<Vec<M
             ("MOCK_AWS_SERVICE", "bench".to_owned()),
         ]);
     }
-    let mut stack = bench.stack(&label, W8_QUEUE, mock_env(0, 1, &shape), Vec::new())?;
-    let profile = queues_file(&stack.mock.base(), signed).to_string();
-    let file = bench.write_raw(&format!("{label}-queues.json"), profile)?;
-    let consumer = [
-        ("CONCURRENCY", CONCURRENCY.to_string()),
-        ("QUEUES_FILE", file.display().to_string()),
+    let queues_file = |base: &str| queues_file(base, signed);
+    let mut consumers = Consumers {
+        queues_file: Some(&queues_file),
+        mock: mock_env(0, 1, &shape),
+        calls_per_task: CALLS_PER_TASK,
+        within: Duration::from_secs(300),
+        ..Consumers::of(bench, &label, queue, tasks, CONCURRENCY)
+    };
+    consumers.env.extend([
         (KEY_VAR, KEY.to_owned()),
         ("BENCH_W8_AWS_KEY_ID", AWS_KEY_ID.to_owned()),
         ("BENCH_W8_AWS_SECRET", AWS_SECRET.to_owned()),
-    ];
-    let started = Instant::now();
-    stack.try_add_consumer(&consumer, "consumer")?;
-    let (queues, running) = (std::slice::from_ref(&queue), || Ok(stack.check_running()?));
-    let (within, every) = (
-        (started, Duration::from_secs(300)),
-        Duration::from_millis(5),
-    );
-    let elapsed = until_done(queues, tasks, within, every, running).await?;
-    let consumer = &stack.consumers[0];
-    let cpu_s = cpu_seconds(consumer.pid()).context("the consumer's CPU time")?;
-    let rss_kib = consumer.peak_rss_kib().context("no consumer peak RSS")?;
-    let stats = stack.mock.try_stats(&bench.http).await?;
-    stack.try_stop()?;
-    let calls = CALLS_PER_TASK * tasks;
-    check_calls(&stats, calls)?;
-    let (secs, calls) = (elapsed.as_secs_f64(), calls as f64);
+    ]);
+    let drained = bench.drain_by_consumers(&consumers).await?;
+    let (secs, cpu_s) = (drained.elapsed.as_secs_f64(), drained.consumer_cpu_s);
+    let calls = (CALLS_PER_TASK * tasks) as f64;
     Ok(vec![
         metric("tasks_per_s", "tasks/s", tasks as f64 / secs),
         metric("calls_per_s", "calls/s", calls / secs),
         metric("consumer_cpu_us_per_call", "µs", cpu_s * 1e6 / calls),
         metric("consumer_cpu_us_per_task", "µs", cpu_s * 1e6 / tasks as f64),
-        metric("consumer_peak_rss_mib", "MiB", mib(rss_kib)),
+        metric("consumer_peak_rss_mib", "MiB", drained.consumer_rss_mib),
     ])
 }
 

@@ -10,11 +10,11 @@
 //! connection would load the bench, not the producer.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use taskq::TaskName;
-use testkit::Process;
+use testkit::{epoch_ms, try_get_ok_json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -23,10 +23,7 @@ use tracing::info;
 
 use super::fleet::mock_env;
 use super::spread::schedule_spread;
-use super::{
-    Bench, Metric, distribution, get_ok_json, joined, metric, metrics_page, mib, names,
-    series_total,
-};
+use super::{Bench, Metric, distribution, joined, metric, metrics_page, mib, names, series_total};
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, POLL_INTERVAL_MS, W6_IDLE, W6_LEAD_MS,
     W6_POLL_EVERY_MS, W6_SPREAD_MS, W6_TASKS, W6_WAIT_S,
@@ -144,7 +141,8 @@ async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let (mut producer, addr) = bench.producer(W6_QUEUE, &format!("{label}-producer"))?;
     // One request served first, so that "before" is a producer that has answered one.
     metrics_page(&bench.http, addr).await?;
-    let before = rss_kib(&producer)?;
+    let rss_kib = || producer.rss_kib().context("no VmRSS of the producer");
+    let before = rss_kib()?;
     let names = names(&label, 0..W6_IDLE)?;
     let opened = Instant::now();
     let mut held = Vec::with_capacity(names.len());
@@ -154,7 +152,7 @@ async fn idle(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     // Well within the wait, so that none of them has been answered yet.
     let deadline = opened + Duration::from_secs(W6_WAIT_S) * 3 / 4;
     all_waiting(bench, addr, W6_IDLE, deadline).await?;
-    let (waiting, took_ms) = (rss_kib(&producer)?, opened.elapsed().as_millis());
+    let (waiting, took_ms) = (rss_kib()?, opened.elapsed().as_millis());
     info!(requests = W6_IDLE, took_ms, "idle long-polls held");
     drop(held);
     producer.try_stop()?;
@@ -204,7 +202,7 @@ async fn read_until_done(
             pace.tick().await;
         }
         requests += 1;
-        let view = get_ok_json(client, url).await?;
+        let view = try_get_ok_json(client, url).await?;
         let answered_ms = epoch_ms();
         match view["state"].as_str() {
             Some("done") => {
@@ -244,19 +242,4 @@ async fn hold(addr: SocketAddr, name: &TaskName) -> Result<TcpStream> {
     let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     Ok(stream)
-}
-
-/// Now by the system clock, in whole ms since the Unix epoch, as Redis' `TIME` gives it to the
-/// scripts.
-fn epoch_ms() -> u64 {
-    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
-    since.map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
-}
-
-/// The resident memory (`VmRSS`) of `process` now, in KiB.
-fn rss_kib(process: &Process) -> Result<u64> {
-    let rss = process.rss_kib();
-    rss.with_context(|| format!("no VmRSS for process {}", process.pid()))
 }

@@ -10,12 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use taskq::TaskView;
-use testkit::Stack;
+use testkit::{Stack, try_get_ok_json};
 use tokio::time::Instant;
 
-use super::fleet::{check_calls, mock_env, until_done};
+use super::fleet::{check_calls, mock_env};
 use super::spread::schedule_spread;
-use super::{Bench, Metric, distribution, get_ok_json, metric, names};
+use super::{Bench, Metric, distribution, metric, names};
+use crate::drain::until_done;
 use crate::workload::{
     NOTIFY_API_DELAY_MS, NOTIFY_CONCURRENCY, W7_JOB_MS, W7_POLL_INTERVAL_MS, W7_SPREAD_MS, W7_TASKS,
 };
@@ -42,7 +43,7 @@ pub async fn w7(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
     let (every, started) = (Duration::from_millis(10), Instant::now());
     let (queues, running) = (std::slice::from_ref(&queue), || Ok(stack.check_running()?));
     until_done(queues, W7_TASKS, (started, within), every, running).await?;
-    let sent = get_ok_json(&bench.http, &format!("{}/webhooks", stack.mock.base())).await?;
+    let sent = try_get_ok_json(&bench.http, &format!("{}/webhooks", stack.mock.base())).await?;
     let stats = stack.mock.try_stats(&bench.http).await?;
     let mut views = Vec::with_capacity(names.len());
     for name in &names {

@@ -7,7 +7,6 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
 
 use mock_api::{Config, Shape};
 use reqwest::StatusCode;
@@ -122,12 +121,4 @@ impl Api {
 pub async fn json_body(response: reqwest::Response) -> Value {
     let bytes = response.bytes().await.expect("a body");
     serde_json::from_slice(&bytes).expect("JSON")
-}
-
-/// Now, in ms since the Unix epoch (the clock `GET /webhooks` uses).
-pub fn epoch_ms() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970");
-    u64::try_from(since.as_millis()).expect("a u64")
 }

@@ -5,9 +5,9 @@
 //! This is the limit of one enqueue per script call: `redis-benchmark` is a small C client, so
 //! its figure is about as much as Redis serves on this machine for such calls. The library's
 //! concurrent enqueues share calls (`taskq`'s `enqueue` module), which is how W1b passes it; the
-//! ratio of the two shows what sharing is worth. The script is the library's own text, proven
-//! identical by its SHA, on the queue's own keys (`Queue::keys`); the run is checked through the
-//! library afterwards.
+//! ratio of the two shows what sharing is worth. The call is the library's own
+//! (`Queue::enqueue_call`: its script's SHA, the queue's keys and the arguments an enqueue
+//! sends); the run is checked through the library afterwards.
 //!
 //! `redis-benchmark` draws every `__rand_int__` apart, so a task's record key and the name it
 //! queues carry different numbers; both are new, of the same length, so the script does the same
@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use taskq::{Queue, TaskName};
+use taskq::{EnqueueCall, Queue, TaskName};
 use testkit::{RedisServer, Spent, Window};
 
 use tokio::process::Command;
@@ -35,16 +35,6 @@ pub const CLIENTS: u32 = 64;
 /// Range of the random numbers in names: wide enough that few repeat.
 const RANDOM_RANGE: u64 = 100_000_000;
 
-/// The library's enqueue script as `taskq::scripts` assembles it: `enqueue.lua`'s flags line
-/// (Redis reads flags only on a script's first line), the prelude's `PUBLISH` line, `prelude.lua`,
-/// then `enqueue.lua`'s body.
-fn enqueue_script() -> String {
-    let file = include_str!("../../taskq/src/lua/enqueue.lua");
-    let (flags, body) = file.split_once('\n').unwrap_or_default();
-    let prelude = include_str!("../../taskq/src/lua/prelude.lua");
-    format!("{flags}\nlocal PUBLISH = 'PUBLISH'\n{prelude}{body}")
-}
-
 /// One `redis-benchmark` run.
 #[derive(Debug, Clone)]
 pub struct LimitRun {
@@ -54,23 +44,19 @@ pub struct LimitRun {
     pub spent: Spent,
 }
 
-/// Checks that the library's enqueue script is [`enqueue_script`] and answers its SHA: after a
-/// `SCRIPT FLUSH` Redis does not know that SHA, and after one `Queue::enqueue` it does. Leaves
-/// one task in `queue` ([`run`] empties Redis first).
-pub async fn enqueue_sha(conn: &mut MultiplexedConnection, queue: &Queue) -> Result<String> {
-    let sha = redis::Script::new(&enqueue_script()).get_hash().to_owned();
-    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(conn).await?;
-    if script_exists(conn, &sha).await? {
-        bail!("Redis knows the enqueue script after SCRIPT FLUSH");
-    }
+/// The library's call enqueueing a new task named `rb-__rand_int__` (`redis-benchmark` draws a
+/// new number for each call), with its script loaded: Redis knows the SHA after one
+/// `Queue::enqueue`. Leaves that one task in `queue` ([`run`] empties Redis first).
+pub async fn loaded_call(conn: &mut MultiplexedConnection, queue: &Queue) -> Result<EnqueueCall> {
+    let call = queue.enqueue_call(&TaskName::parse("rb-__rand_int__")?);
     queue.enqueue(&TaskName::parse("limit-probe")?).await?;
-    if !script_exists(conn, &sha).await? {
+    if !script_exists(conn, &call.sha).await? {
         bail!(
-            "after Queue::enqueue Redis does not know {sha}: the library's enqueue script is no \
-             longer enqueue.lua's flags, prelude.lua and enqueue.lua's body"
+            "after Queue::enqueue Redis does not know the enqueue call's SHA {}",
+            call.sha
         );
     }
-    Ok(sha)
+    Ok(call)
 }
 
 async fn script_exists(conn: &mut MultiplexedConnection, sha: &str) -> Result<bool> {
@@ -87,7 +73,7 @@ pub async fn run(
     redis: &RedisServer,
     program: &str,
     queue: &Queue,
-    sha: &str,
+    call: &EnqueueCall,
     pipeline: u32,
 ) -> Result<LimitRun> {
     redis.try_flush_all().await?;
@@ -98,7 +84,7 @@ pub async fn run(
             .args(["-c", &CLIENTS.to_string(), "-n", &REQUESTS.to_string()])
             .args(["-r", &RANDOM_RANGE.to_string(), "-P", &pipeline.to_string()])
             .arg("--csv")
-            .args(evalsha(queue, sha))
+            .args(evalsha(call))
             .stderr(Stdio::piped()),
         Duration::from_secs(300),
         "Debian's redis-tools; scripts/setup installs it",
@@ -114,36 +100,16 @@ pub async fn run(
     })
 }
 
-/// The `EVALSHA` command `redis-benchmark` repeats, as `taskq`'s `enqueue` module calls the
-/// script for one new task named `rb-__rand_int__` (a new number in each call): the queue's
-/// keys, one task per call answering its record if it was already there, under the queue's
-/// memory mark and limit, not the looking-up form; no payload, due now, no callback.
-fn evalsha(queue: &Queue, sha: &str) -> Vec<String> {
-    let (queue_keys, policy) = (queue.keys(), queue.enqueue_policy());
-    let prefix = queue_keys.task_prefix();
-    let task = format!("{prefix}rb-__rand_int__");
-    let keys = [
-        queue_keys.due_key(),
-        queue_keys.stats_key(),
-        queue_keys.wake_channel(),
-        queue_keys.leased_key(),
-        queue_keys.memory(false),
-        &task,
+/// The `EVALSHA` command `redis-benchmark` repeats: `call`, by its script's SHA.
+fn evalsha(call: &EnqueueCall) -> Vec<String> {
+    let head = [
+        "EVALSHA".to_owned(),
+        call.sha.clone(),
+        call.keys.len().to_string(),
     ];
-    let args = [
-        policy.result_ttl.as_millis().to_string(),
-        "1".into(),
-        prefix.into(),
-        policy.high_water_ppm().to_string(),
-        policy.max_queued.unwrap_or(0).to_string(),
-        "0".into(),
-    ];
-    let head = ["EVALSHA".to_owned(), sha.to_owned(), keys.len().to_string()];
-    let task_args = ["", "", ""].map(String::from);
     head.into_iter()
-        .chain(keys.map(String::from))
-        .chain(args)
-        .chain(task_args)
+        .chain(call.keys.iter().cloned())
+        .chain(call.args.iter().cloned())
         .collect()
 }
 
@@ -208,17 +174,17 @@ mod tests {
         assert_eq!(csv_rps("\"test\",\"avg\"\n\"x\",\"1\"\n"), None);
     }
 
-    /// The command `redis-benchmark` repeats is the library's enqueue of a new task: the SHA is
-    /// the library's script's, and one call, its number drawn, leaves a queued task the library
-    /// reads. (W1b once failed for months of commits when the script's contract moved.)
+    /// The command `redis-benchmark` repeats is the library's enqueue of a new task: one call, its
+    /// number drawn, leaves a queued task the library reads. (W1b once failed for months of
+    /// commits when it built the call itself and the script's contract moved.)
     #[tokio::test]
     async fn the_benchmarked_call_is_the_library_enqueue_of_a_new_task() {
         let redis = RedisServer::start();
         let queue = crate::workloads::queue_on(&redis.url(), "limit-test").unwrap();
         let mut conn = redis.try_async_connection().await.unwrap();
-        let sha = enqueue_sha(&mut conn, &queue).await.unwrap();
+        let call = loaded_call(&mut conn, &queue).await.unwrap();
 
-        let drawn = evalsha(&queue, &sha)
+        let drawn = evalsha(&call)
             .into_iter()
             .map(|arg| arg.replace("__rand_int__", "000000042"));
         let mut call = redis::cmd(&drawn.clone().next().unwrap());

@@ -3,7 +3,9 @@
 //! ([`Full`]: Redis' memory past the enqueuing side's high-water mark, or the most tasks it may
 //! hold). Single enqueues are gathered by the queue handle's batcher ([`crate::batcher`]), which
 //! shares script calls between enqueues made at the same time; [`Queue::enqueue_many`] and
-//! [`Queue::submit_many`] send their own calls. Every call goes through [`Writer::write`].
+//! [`Queue::submit_many`] send their own calls. Every call goes through [`Writer::write`];
+//! [`Queue::enqueue_call`] hands the same call, as text, to a tool that sends it itself (the
+//! benchmark's `redis-benchmark` run), built by the same filler so that it cannot drift.
 //!
 //! Admission lives in the script, where every enqueue of every producer passes: the estimate is
 //! the latest reading of Redis' memory plus what enqueues wrote since, so neither a burst nor
@@ -11,7 +13,7 @@
 
 use std::sync::Arc;
 
-use redis::Value;
+use redis::{ToRedisArgs, Value};
 use serde_json::value::RawValue;
 use tracing::instrument;
 
@@ -115,8 +117,20 @@ impl Writer {
         } else {
             &scripts::ENQUEUE
         };
-        let mut invocation = script.on(&self.conn).key(&self.keys.due);
+        let mut invocation = script.on(&self.conn).prepare_invoke();
+        self.fill(&mut invocation, tasks, existing, looking_up);
         invocation
+    }
+
+    /// Puts the script's keys and arguments for `tasks` into `call`, in order.
+    fn fill(
+        &self,
+        call: &mut impl CallParts,
+        tasks: &[TaskArgs<'_>],
+        existing: Existing,
+        looking_up: bool,
+    ) {
+        call.key(&self.keys.due)
             .key(&self.keys.stats)
             .key(&self.keys.wake)
             .key(&self.keys.leased)
@@ -132,14 +146,63 @@ impl Writer {
             .arg(self.policy.max_queued.unwrap_or(0))
             .arg(u8::from(looking_up));
         for task in tasks {
-            invocation
-                .key(self.keys.task(task.name))
+            call.key(self.keys.task(task.name))
                 .arg(task.payload.map_or("", RawValue::get))
                 .arg(task.run_at.as_arg())
                 .arg(task.callback_url.unwrap_or(""));
         }
-        invocation
     }
+}
+
+/// Where [`Writer::fill`] puts a call's keys and arguments: the invocation the library sends, or
+/// an [`EnqueueCall`] for a tool that sends the call itself. One filler for both, so the two
+/// cannot drift apart.
+trait CallParts {
+    fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self;
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self;
+}
+
+impl CallParts for redis::ScriptInvocation<'_> {
+    fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        redis::ScriptInvocation::key(self, key)
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        redis::ScriptInvocation::arg(self, arg)
+    }
+}
+
+/// The script call that enqueues one task, for a tool that drives Redis itself: the benchmark
+/// measures Redis' own limit by having `redis-benchmark` repeat it. Its parts are text: every key
+/// and argument of an enqueue without a payload is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnqueueCall {
+    /// The SHA1 of the script, for `EVALSHA`: Redis knows it once this process has enqueued.
+    pub sha: String,
+    /// `KEYS`, in order.
+    pub keys: Vec<String>,
+    /// `ARGV`, in order.
+    pub args: Vec<String>,
+}
+
+impl CallParts for EnqueueCall {
+    fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        self.keys.extend(text(&key));
+        self
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.args.extend(text(&arg));
+        self
+    }
+}
+
+/// The Redis arguments `value` makes, as text.
+fn text(value: &impl ToRedisArgs) -> impl Iterator<Item = String> {
+    value
+        .to_redis_args()
+        .into_iter()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Reads the script's reply: `{created, reason, figure, limit, r1, r2, ...}`.
@@ -402,6 +465,34 @@ impl Queue {
                 Reply::Refused(full) => Err(Error::Full(full)),
             })
             .collect()
+    }
+
+    /// The script call [`Queue::enqueue`] makes for a new task `name` alone (no payload, due at
+    /// once, no callback), for a tool that sends it itself.
+    pub fn enqueue_call(&self, name: &TaskName) -> EnqueueCall {
+        let task = TaskArgs {
+            name,
+            payload: None,
+            run_at: RunAt::Now,
+            callback_url: None,
+        };
+        let mut call = EnqueueCall {
+            sha: scripts::ENQUEUE.on(&self.conn).get_hash().to_owned(),
+            keys: Vec::new(),
+            args: Vec::new(),
+        };
+        self.writer()
+            .fill(&mut call, &[task], Existing::Record, false);
+        call
+    }
+
+    /// What an enqueue call of this handle needs.
+    pub(crate) fn writer(&self) -> Writer {
+        Writer {
+            conn: self.conn.clone(),
+            keys: Arc::clone(&self.keys),
+            policy: Arc::clone(&self.enqueue_policy),
+        }
     }
 }
 

@@ -134,16 +134,6 @@ impl QueueKeys {
         &self.due
     }
 
-    /// The leased set's key: tasks claimed and not yet recorded, scored by lease expiry.
-    pub fn leased_key(&self) -> &str {
-        &self.leased
-    }
-
-    /// The queue's counters (a hash).
-    pub fn stats_key(&self) -> &str {
-        &self.stats
-    }
-
     /// The channel of the queue's task changes.
     pub fn events_channel(&self) -> &str {
         &self.events

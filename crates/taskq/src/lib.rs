@@ -63,7 +63,7 @@ pub use backoff::Backoff;
 pub use cancel::Cancel;
 pub use claim::Claim;
 pub use connect::{ConnectOptions, RedisConnection, RedisUrl, WaitForReplicas};
-pub use enqueue::{MAX_PAYLOAD_BYTES, MAX_TASKS_PER_CALL, check_payload};
+pub use enqueue::{EnqueueCall, MAX_PAYLOAD_BYTES, MAX_TASKS_PER_CALL, check_payload};
 pub use error::{Error, Full, NameError, Result};
 pub use finish::{Ack, Finish, WAIT_FOR_ROOM};
 pub use hurry::Hurry;

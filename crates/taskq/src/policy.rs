@@ -47,7 +47,7 @@ impl Default for EnqueuePolicy {
 
 impl EnqueuePolicy {
     /// The memory mark as the enqueue script takes it: millionths of `maxmemory`, 0 for none.
-    pub fn high_water_ppm(&self) -> u64 {
+    pub(crate) fn high_water_ppm(&self) -> u64 {
         match self.memory_high_water {
             // In (0, 1): the product is in (0, 1e6), exact enough, and never negative.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]

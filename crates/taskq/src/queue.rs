@@ -13,10 +13,8 @@
 //! dropped. Delivery is therefore at-least-once: a task whose worker vanished mid-call is called
 //! again.
 //!
-//! The handle knows no operation but one: `Queue::writer` builds `enqueue`'s `Writer` from the
-//! handle's private parts, so `queue` and `enqueue` name each other (the only two modules of
-//! the crate that do). The constructor belongs in `enqueue.rs`, beside the script it serves, and
-//! moves there with that file's next change.
+//! The handle knows no operation: `enqueue.rs` builds its `Writer` from the handle's connection,
+//! keys and enqueuing policy, which the crate may read (`pub(crate)`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +23,6 @@ use redis::AsyncCommands;
 
 use crate::batcher::Enqueuer;
 use crate::connect::{ConnectOptions, RedisConnection, RedisUrl, connect};
-use crate::enqueue::Writer;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 use crate::policy::{DEFAULT_DEAD_TTL, EnqueuePolicy, WorkerPolicy};
@@ -34,9 +31,9 @@ use crate::scripts::once_more_if_dropped;
 /// A handle on one queue; cheap to clone (all clones share one connection).
 #[derive(Clone)]
 pub struct Queue {
-    conn: RedisConnection,
-    keys: Arc<QueueKeys>,
-    enqueue_policy: Arc<EnqueuePolicy>,
+    pub(crate) conn: RedisConnection,
+    pub(crate) keys: Arc<QueueKeys>,
+    pub(crate) enqueue_policy: Arc<EnqueuePolicy>,
     worker_policy: Arc<WorkerPolicy>,
     dead_ttl: Duration,
     enqueuer: Arc<Enqueuer>,
@@ -159,15 +156,6 @@ impl Queue {
     /// Gathers this handle's single enqueues into shared calls (see [`crate::batcher`]).
     pub(crate) fn enqueuer(&self) -> &Enqueuer {
         &self.enqueuer
-    }
-
-    /// What an enqueue call of this handle needs.
-    pub(crate) fn writer(&self) -> Writer {
-        Writer {
-            conn: self.conn.clone(),
-            keys: Arc::clone(&self.keys),
-            policy: Arc::clone(&self.enqueue_policy),
-        }
     }
 
     /// The members with the lowest scores of each sorted set, in one pipelined round trip.

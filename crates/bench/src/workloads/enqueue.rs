@@ -57,10 +57,10 @@ pub async fn run(bench: &Bench<'_>, run: u32) -> Result<Vec<Metric>> {
 
     let queue = bench.queue("bench-w1b-limit")?;
     let mut conn = bench.redis.try_async_connection().await?;
-    let sha = redis_limit::enqueue_sha(&mut conn, &queue).await?;
+    let call = redis_limit::loaded_call(&mut conn, &queue).await?;
     let program = &bench.settings.redis_benchmark;
-    let limit = redis_limit::run(bench.redis, program, &queue, &sha, 1).await?;
-    let pipelined = redis_limit::run(bench.redis, program, &queue, &sha, 16).await?;
+    let limit = redis_limit::run(bench.redis, program, &queue, &call, 1).await?;
+    let pipelined = redis_limit::run(bench.redis, program, &queue, &call, 16).await?;
 
     let enqueue_per_s = n as f64 / one_by_one.elapsed.as_secs_f64();
     let many_per_s = n as f64 / batched.elapsed.as_secs_f64();

@@ -12,6 +12,7 @@
 //! queue's credential fail, which holds the queue's calls, never its tasks' attempts.
 
 use std::fmt;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -174,14 +175,20 @@ impl SecretFile {
 /// A file's modification time and length.
 type Stamp = (Option<SystemTime>, u64);
 
-/// A secret file's text, without the one line break an editor or `echo` leaves at its end.
+/// A secret file's text, without the one line break an editor or `echo` leaves at its end, and
+/// the stamp of the very file read: taken from the opened file, so that a rotation landing
+/// between the read and the stamp (a rename over the path) cannot pair the old text with the new
+/// stamp, which would keep the old secret until the file changed again.
 fn read_file(path: &Path) -> Result<(Arc<str>, Stamp), SecretError> {
     let unreadable = |reason: String| SecretError::File {
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| unreadable(e.kind().to_string()))?;
-    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.kind().to_string()))?;
+    let io = |e: std::io::Error| unreadable(e.kind().to_string());
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
     let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8".into()))?;
     let text = text
         .strip_suffix("\r\n")

@@ -263,7 +263,7 @@ impl Poller {
             if let Some(credential) = &self.credential
                 && call_on_base
             {
-                if refuses_credential(response.status, &response.body) {
+                if credential.refused_by(response.status, &response.body) {
                     if stale.is_none() && credential.refreshes() && sent.is_some() {
                         stale = sent;
                         continue;
@@ -399,22 +399,4 @@ impl Poller {
         }?;
         Ok((response, sent))
     }
-}
-
-/// Whether an answer refuses the credential rather than the task: a 401, or AWS's 403 for a
-/// signature or key it does not accept (a 403 for a resource the key may not touch is the
-/// task's).
-fn refuses_credential(status: StatusCode, body: &[u8]) -> bool {
-    const AWS_CREDENTIAL_ERRORS: [&str; 5] = [
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-    ];
-    status == StatusCode::UNAUTHORIZED
-        || (status == StatusCode::FORBIDDEN && {
-            let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-            AWS_CREDENTIAL_ERRORS.iter().any(|code| text.contains(code))
-        })
 }

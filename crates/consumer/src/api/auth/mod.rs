@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
-use reqwest::{Client, Method, Url};
+use reqwest::{Client, Method, StatusCode, Url};
 
 pub(crate) use spec::Secrets;
 pub use spec::{AuthError, AuthSpec};
@@ -148,6 +148,16 @@ impl Credential {
     /// not be read: the credential is failing until it works again.
     pub fn refused(&self, reason: String) {
         self.health.fail(&CredentialError::Refused(reason));
+    }
+
+    /// Whether an answer refuses this credential rather than the task: a 401, or for AWS
+    /// signatures AWS's 403 for a signature or key it does not accept (a 403 for a resource the
+    /// key may not touch is the task's, as is any other credential's 403).
+    pub fn refused_by(&self, status: StatusCode, body: &[u8]) -> bool {
+        status == StatusCode::UNAUTHORIZED
+            || (status == StatusCode::FORBIDDEN
+                && matches!(self.kind, Kind::SigV4(_))
+                && sigv4::refuses_the_key(body))
     }
 
     /// A call went through with the credential.
@@ -269,5 +279,51 @@ impl Health {
                 at.saturating_duration_since(Instant::now())
             })
             .max(Duration::from_millis(100))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::secret::secret_text;
+
+    /// A client as the consumer builds one (no call is made with it here).
+    fn client() -> Client {
+        crate::client::build(&crate::client::ClientSettings {
+            timeout: Duration::from_secs(5),
+            connections: 1,
+            https: false,
+            ca_files: Vec::new(),
+        })
+        .expect("a client")
+    }
+
+    fn sigv4() -> Credential {
+        let text = |value: &str| {
+            Arc::new(secret_text(value, |_| None, Duration::from_secs(10)).expect("a secret"))
+        };
+        let signer = sigv4::Signer::new(
+            "eu-west-1".into(),
+            "textract".into(),
+            text("AKIDEXAMPLE"),
+            text("secret"),
+            None,
+        );
+        Credential::new(Some(&Auth::SigV4(Arc::new(signer))), client())
+    }
+
+    #[test]
+    fn a_401_refuses_any_credential_and_awss_key_errors_only_a_signature() {
+        let files = Credential::new(None, client());
+        let signed = sigv4();
+        let expired = br#"{"__type": "ExpiredTokenException", "message": "..."}"#;
+        let denied = br#"{"__type": "AccessDeniedException", "message": "..."}"#;
+        for credential in [&files, &signed] {
+            assert!(credential.refused_by(StatusCode::UNAUTHORIZED, b""));
+            assert!(!credential.refused_by(StatusCode::FORBIDDEN, denied));
+            assert!(!credential.refused_by(StatusCode::BAD_REQUEST, expired));
+        }
+        assert!(signed.refused_by(StatusCode::FORBIDDEN, expired));
+        assert!(!files.refused_by(StatusCode::FORBIDDEN, expired));
     }
 }

@@ -125,6 +125,20 @@ impl Signer {
     }
 }
 
+/// Whether a 403's body is AWS refusing the signature or the key itself (its error codes for a
+/// bad signature, an unknown or expired key), rather than what the key may touch.
+pub(super) fn refuses_the_key(body: &[u8]) -> bool {
+    const KEY_ERRORS: [&str; 5] = [
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+    ];
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    KEY_ERRORS.iter().any(|code| text.contains(code))
+}
+
 /// The `Host` header reqwest will send for `url`: the host, and the port unless it is the
 /// scheme's default.
 fn host_header(url: &reqwest::Url) -> String {

@@ -41,6 +41,18 @@ pub(crate) struct TaskArgs<'a> {
     pub callback_url: Option<&'a str>,
 }
 
+impl<'a> TaskArgs<'a> {
+    /// Task `name` alone: no payload, due at once, no callback.
+    fn bare(name: &'a TaskName) -> Self {
+        Self {
+            name,
+            payload: None,
+            run_at: RunAt::Now,
+            callback_url: None,
+        }
+    }
+}
+
 impl NewTask {
     fn args(&self) -> TaskArgs<'_> {
         TaskArgs {
@@ -446,15 +458,7 @@ impl Queue {
     /// [`Error::Full`] when the queue refused a task (the tasks before it are written);
     /// [`Error::Redis`] when Redis fails: the batch is then either wholly written or not at all.
     pub async fn enqueue_many(&self, names: &[TaskName]) -> Result<Vec<bool>> {
-        let tasks: Vec<TaskArgs<'_>> = names
-            .iter()
-            .map(|name| TaskArgs {
-                name,
-                payload: None,
-                run_at: RunAt::Now,
-                callback_url: None,
-            })
-            .collect();
+        let tasks: Vec<TaskArgs<'_>> = names.iter().map(TaskArgs::bare).collect();
         self.writer()
             .write(&tasks, Existing::Nothing)
             .await?
@@ -470,12 +474,7 @@ impl Queue {
     /// The script call [`Queue::enqueue`] makes for a new task `name` alone (no payload, due at
     /// once, no callback), for a tool that sends it itself.
     pub fn enqueue_call(&self, name: &TaskName) -> EnqueueCall {
-        let task = TaskArgs {
-            name,
-            payload: None,
-            run_at: RunAt::Now,
-            callback_url: None,
-        };
+        let task = TaskArgs::bare(name);
         let mut call = EnqueueCall {
             sha: scripts::ENQUEUE.on(&self.conn).get_hash().to_owned(),
             keys: Vec::new(),

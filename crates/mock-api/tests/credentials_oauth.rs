@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -311,13 +311,6 @@ fn jwt(der: &[u8], claims: &Value) -> String {
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
 #[tokio::test]
 async fn a_service_account_assertion_signed_with_the_key_is_exchanged_for_a_token() {
     let key = testkit::RsaKey::generate();
@@ -327,7 +320,7 @@ async fn a_service_account_assertion_signed_with_the_key_is_exchanged_for_a_toke
         ..Settings::default()
     };
     let api = start(config(Shape::Google, settings)).await;
-    let now = unix_now();
+    let now = testkit::epoch_ms() / 1000;
     let claims = |iat: u64, exp: u64, aud: &str| {
         json!({
             "iss": "robot@project.iam.gserviceaccount.com",

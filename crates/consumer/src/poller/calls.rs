@@ -229,10 +229,7 @@ impl Poller {
             let call = match request::render(profile, step, request, values, page) {
                 Ok(call) => call,
                 Err(request::RequestError::Credential(error)) => {
-                    if let Some(credential) = &self.credential {
-                        credential.refused(error.to_string());
-                    }
-                    return Err(self.held(CredentialError::Refused(error.to_string())));
+                    return Err(self.refused(error.to_string()));
                 }
                 Err(why) => {
                     return Ok(Err(Outcome::Failed(Failure::permanent(format!(
@@ -278,8 +275,7 @@ impl Poller {
                         response.status.as_u16(),
                         step.name(),
                     );
-                    credential.refused(reason.clone());
-                    return Err(self.held(CredentialError::Refused(reason)));
+                    return Err(self.refused(reason));
                 }
                 credential.accepted();
             }
@@ -298,8 +294,16 @@ impl Poller {
         }
     }
 
+    /// The credential refused (`reason`): noted as failing, and the task held.
+    fn refused(&self, reason: String) -> CallFailed {
+        if let Some(credential) = &self.credential {
+            credential.refused(reason.clone());
+        }
+        self.held(CredentialError::Refused(reason))
+    }
+
     /// The task held while the queue's credential fails.
-    pub(super) fn held(&self, error: CredentialError) -> CallFailed {
+    fn held(&self, error: CredentialError) -> CallFailed {
         let retry_in = self
             .credential
             .as_ref()
@@ -333,10 +337,7 @@ impl Poller {
                 credential
                     .authorize(&outgoing, stale)
                     .await
-                    .map_err(|error| CallFailed::Credential {
-                        error,
-                        retry_in: credential.retry_in(),
-                    })?
+                    .map_err(|error| self.held(error))?
             }
             _ => Vec::new(),
         };

@@ -173,6 +173,11 @@ const MAX_URI_BYTES: usize = 65_534;
 /// the system does not trust, a refused connection, a URL too long to send, ...), without the
 /// URL.
 pub fn describe(err: &reqwest::Error) -> String {
+    describe_call_to(err, "the API")
+}
+
+/// [`describe`] for a call to `peer` ("the API", "the token endpoint").
+pub fn describe_call_to(err: &reqwest::Error, peer: &str) -> String {
     let mut text = if err.is_builder() {
         let mut text = "the call cannot be made".to_owned();
         if let Some(url) = err.url().filter(|url| url.as_str().len() > MAX_URI_BYTES) {
@@ -184,11 +189,11 @@ pub fn describe(err: &reqwest::Error) -> String {
         }
         text
     } else if err.is_timeout() {
-        "the API did not answer in time".to_owned()
+        format!("{peer} did not answer in time")
     } else if err.is_connect() {
-        "could not connect to the API".to_owned()
+        format!("could not connect to {peer}")
     } else {
-        "calling the API failed".to_owned()
+        format!("calling {peer} failed")
     };
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(err);

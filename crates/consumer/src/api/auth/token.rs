@@ -19,6 +19,7 @@ use super::google::ServiceAccount;
 use super::spec::ClientAuth;
 use super::{CredentialError, Health};
 use crate::api::secret::SecretText;
+use crate::client::describe_call_to;
 
 /// How a token is minted.
 #[derive(Debug)]
@@ -292,16 +293,14 @@ impl TokenSource {
         if let Some((id, secret)) = basic {
             request = request.header(AUTHORIZATION, basic_authorization(&id, &secret));
         }
+        // What went wrong on the way, with its cause, never the URL.
+        let unavailable = |e: reqwest::Error| {
+            CredentialError::Unavailable(describe_call_to(&e, "the token endpoint"))
+        };
         let started = Instant::now();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| CredentialError::Unavailable(transport(&e)))?;
+        let response = request.send().await.map_err(unavailable)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| CredentialError::Unavailable(transport(&e)))?;
+        let body = response.bytes().await.map_err(unavailable)?;
         if status.is_success() {
             let minted: Minted = serde_json::from_slice(&body).map_err(|_| {
                 CredentialError::Unavailable(
@@ -351,17 +350,6 @@ fn basic_authorization(id: &str, secret: &str) -> HeaderValue {
     .expect("base64 is a valid header value");
     value.set_sensitive(true);
     value
-}
-
-/// What went wrong on the way, without the URL's query.
-fn transport(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "the token request timed out".into()
-    } else if error.is_connect() {
-        "the token endpoint could not be reached".into()
-    } else {
-        "the token request failed".into()
-    }
 }
 
 #[cfg(test)]

@@ -199,3 +199,25 @@ async fn an_unavailable_token_endpoint_is_tried_again_after_a_backoff() {
         assert_eq!(requests.load(Ordering::SeqCst), 2);
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_unavailable_with_its_cause() {
+    // A port nothing listens on: bound, then let go.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = Url::parse(&format!("http://{addr}/oauth/token?tenant=x")).unwrap();
+    let error = source(url, "s/cret").bearer(None).await.unwrap_err();
+    let CredentialError::Unavailable(said) = error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        said.starts_with("could not connect to the token endpoint: "),
+        "{said}"
+    );
+    assert!(
+        !said.contains("tenant") && !said.contains("s/cret"),
+        "{said}"
+    );
+}

@@ -84,6 +84,18 @@ impl fmt::Debug for SecretText {
 }
 
 impl SecretText {
+    /// The text of the file at `path` (absolute), read now and again whenever it changes,
+    /// looked at every `reload`.
+    ///
+    /// # Errors
+    /// [`SecretError::File`] when it cannot be read now.
+    pub fn file(path: PathBuf, reload: Duration) -> Result<Self, SecretError> {
+        let file = SecretFile::open(path, reload)?;
+        Ok(Self {
+            pieces: vec![Piece::File(file)],
+        })
+    }
+
     /// The text now: each file read again if it changed since it was last looked at (at most
     /// every reload interval).
     ///

@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
-use super::auth::{AuthSpec, Secrets};
+use super::auth::AuthSpec;
 use super::profile::{DEFAULT_HTTP_ERROR, Profile};
 use super::secret;
 use super::template::Placeholder;
@@ -109,10 +109,11 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// A header value as written in the file: it may hold a credential, so it never prints.
+/// A value as written in the file (a header's, an `auth` block's): it may hold or name a
+/// credential, so it never prints.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub(super) struct Unexpanded(String);
+pub(in crate::api) struct Unexpanded(pub(in crate::api) String);
 
 impl fmt::Debug for Unexpanded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -131,14 +132,27 @@ pub struct ProfileError {
 }
 
 /// Where a profile's `${VAR}` and `${file:...}` are read from.
-pub(super) struct Env<'a> {
+pub(in crate::api) struct Env<'a> {
     /// The environment.
-    pub(super) lookup: &'a dyn Fn(&str) -> Option<String>,
+    pub(in crate::api) lookup: &'a dyn Fn(&str) -> Option<String>,
     /// How often a secret file is looked at again.
-    pub(super) reload: Duration,
+    pub(in crate::api) reload: Duration,
 }
 
-fn refuse(field: impl Into<String>, message: impl fmt::Display) -> ProfileError {
+impl Env<'_> {
+    /// `value` as a secret's text (`${VAR}` read, `${file:...}` opened), refused as `field`.
+    pub(in crate::api) fn text(
+        &self,
+        field: &str,
+        value: &Unexpanded,
+    ) -> Result<Arc<secret::SecretText>, ProfileError> {
+        secret::secret_text(&value.0, self.lookup, self.reload)
+            .map(Arc::new)
+            .map_err(|e| refuse(field, e))
+    }
+}
+
+pub(in crate::api) fn refuse(field: impl Into<String>, message: impl fmt::Display) -> ProfileError {
     ProfileError {
         field: field.into(),
         message: message.to_string(),
@@ -184,21 +198,34 @@ fn headers(
         .collect()
 }
 
-/// An origin a call may go to: an http(s) URL with a host and nothing a path would add to,
-/// `${VAR}` read from the environment (a resource's host or a project's path, never a secret:
-/// the URL shows in logs).
-fn origin(field: &str, text: &str, env: &Env<'_>) -> Result<Url, ProfileError> {
+/// A URL a profile names: http(s) with a host, `${VAR}` read from the environment (a resource's
+/// host or a project's path, never a secret: the URL shows in logs); `credentials` says where
+/// credentials go instead of its user and password.
+pub(in crate::api) fn http_url(
+    field: &str,
+    text: &str,
+    env: &Env<'_>,
+    credentials: &str,
+) -> Result<Url, ProfileError> {
     let text = secret::expand(text, env.lookup).map_err(|e| refuse(field, e))?;
     let url = Url::parse(&text).map_err(|e| refuse(field, e))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(refuse(field, "use an http:// or https:// URL with a host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse(
-            field,
-            "credentials go in headers (with ${VAR}), not in the URL",
-        ));
+        return Err(refuse(field, credentials));
     }
+    Ok(url)
+}
+
+/// An origin a call may go to: an [`http_url`] with nothing a path would add to.
+fn origin(field: &str, text: &str, env: &Env<'_>) -> Result<Url, ProfileError> {
+    let url = http_url(
+        field,
+        text,
+        env,
+        "credentials go in headers (with ${VAR}), not in the URL",
+    )?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(refuse(field, "no query or fragment: put them in the paths"));
     }
@@ -328,14 +355,7 @@ impl ApiSpec {
         let auth = self
             .auth
             .as_ref()
-            .map(|spec| {
-                spec.compile(&Secrets {
-                    lookup: env.lookup,
-                    reload: env.reload,
-                })
-                .map(Arc::new)
-                .map_err(|e| refuse(format!("auth.{}", e.field), e.message))
-            })
+            .map(|spec| spec.compile(env).map(Arc::new))
             .transpose()?;
         Ok(Profile {
             headers: headers("headers", &self.headers, env)?,

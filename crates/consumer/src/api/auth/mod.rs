@@ -31,8 +31,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Client, Method, StatusCode, Url};
 
-pub(crate) use spec::Secrets;
-pub use spec::{AuthError, AuthSpec};
+pub use spec::AuthSpec;
 use token::TokenSource;
 
 /// A compiled `auth` block.

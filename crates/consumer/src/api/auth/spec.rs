@@ -2,11 +2,8 @@
 //! compilation: every value's `${VAR}` read and every `${file:...}` opened now, so a mistake
 //! stops the start naming its key (`auth.oauth2.client_secret: ...`), never a value.
 
-use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use reqwest::Url;
 use serde::Deserialize;
 
 use super::Auth;
@@ -14,6 +11,7 @@ use super::google::ServiceAccount;
 use super::sigv4::Signer;
 use super::token::{Grant, Minter};
 use crate::api::secret::{self, SecretText};
+use crate::api::spec::{Env, ProfileError, Unexpanded, http_url, refuse};
 
 /// A profile's `auth` block: one kind of credential.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,11 +31,11 @@ pub enum AuthSpec {
 pub struct OAuth2Spec {
     token_url: String,
     grant: GrantSpec,
-    client_id: Hidden,
+    client_id: Unexpanded,
     #[serde(default)]
-    client_secret: Option<Hidden>,
+    client_secret: Option<Unexpanded>,
     #[serde(default)]
-    refresh_token: Option<Hidden>,
+    refresh_token: Option<Unexpanded>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -68,7 +66,7 @@ pub enum ClientAuth {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleSpec {
-    key_file: Hidden,
+    key_file: Unexpanded,
     scopes: Vec<String>,
 }
 
@@ -78,101 +76,45 @@ pub struct GoogleSpec {
 pub struct SigV4Spec {
     region: String,
     service: String,
-    access_key_id: Hidden,
-    secret_access_key: Hidden,
+    access_key_id: Unexpanded,
+    secret_access_key: Unexpanded,
     #[serde(default)]
-    session_token: Option<Hidden>,
-}
-
-/// A value as written: it may name or hold a credential, so it never prints.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-struct Hidden(String);
-
-impl fmt::Debug for Hidden {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// Why an `auth` block was refused: the key under `auth` and what is wrong (never a value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthError {
-    /// The key's path under `auth` (`oauth2.client_secret`).
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn refuse(field: &str, message: impl fmt::Display) -> AuthError {
-    AuthError {
-        field: field.to_owned(),
-        message: message.to_string(),
-    }
-}
-
-/// The values' environment and how often their files are looked at again.
-pub(crate) struct Secrets<'a> {
-    pub(crate) lookup: &'a dyn Fn(&str) -> Option<String>,
-    pub(crate) reload: Duration,
-}
-
-impl Secrets<'_> {
-    fn text(&self, field: &str, value: &Hidden) -> Result<Arc<SecretText>, AuthError> {
-        secret::secret_text(&value.0, self.lookup, self.reload)
-            .map(Arc::new)
-            .map_err(|e| refuse(field, e))
-    }
+    session_token: Option<Unexpanded>,
 }
 
 impl AuthSpec {
     /// Compiles the block.
     ///
     /// # Errors
-    /// [`AuthError`] naming the first key that is wrong.
-    pub(crate) fn compile(&self, secrets: &Secrets<'_>) -> Result<Auth, AuthError> {
+    /// [`ProfileError`] naming the first key that is wrong (`auth.oauth2.client_secret`).
+    pub(in crate::api) fn compile(&self, env: &Env<'_>) -> Result<Auth, ProfileError> {
         match self {
-            Self::Oauth2(spec) => spec.compile(secrets).map(|m| Auth::Token(Arc::new(m))),
-            Self::GoogleServiceAccount(spec) => {
-                spec.compile(secrets).map(|m| Auth::Token(Arc::new(m)))
-            }
-            Self::AwsSigv4(spec) => spec.compile(secrets).map(|s| Auth::SigV4(Arc::new(s))),
+            Self::Oauth2(spec) => spec.compile(env).map(|m| Auth::Token(Arc::new(m))),
+            Self::GoogleServiceAccount(spec) => spec.compile(env).map(|m| Auth::Token(Arc::new(m))),
+            Self::AwsSigv4(spec) => spec.compile(env).map(|s| Auth::SigV4(Arc::new(s))),
         }
     }
 }
 
-/// A token endpoint: an http(s) URL with a host, no credentials in it.
-fn token_url(field: &str, text: &str, secrets: &Secrets<'_>) -> Result<Url, AuthError> {
-    let text = secret::expand(text, secrets.lookup).map_err(|e| refuse(field, e))?;
-    let url = Url::parse(&text).map_err(|e| refuse(field, e))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(refuse(field, "use an http:// or https:// URL with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse(field, "no credentials in the URL"));
-    }
-    Ok(url)
-}
-
 impl OAuth2Spec {
-    fn compile(&self, secrets: &Secrets<'_>) -> Result<Minter, AuthError> {
-        let at = |key: &str| format!("oauth2.{key}");
+    fn compile(&self, env: &Env<'_>) -> Result<Minter, ProfileError> {
+        let at = |key: &str| format!("auth.oauth2.{key}");
         let client_secret = self
             .client_secret
             .as_ref()
-            .map(|v| secrets.text(&at("client_secret"), v))
+            .map(|v| env.text(&at("client_secret"), v))
             .transpose()?;
         let grant = match self.grant {
             GrantSpec::ClientCredentials => {
                 let Some(secret) = client_secret.clone() else {
                     return Err(refuse(
-                        &at("client_secret"),
+                        at("client_secret"),
                         "the client_credentials grant needs a client secret",
                     ));
                 };
                 if self.refresh_token.is_some() {
                     return Err(refuse(
-                        &at("refresh_token"),
+                        at("refresh_token"),
                         "only the refresh_token grant takes one",
                     ));
                 }
@@ -181,19 +123,24 @@ impl OAuth2Spec {
             GrantSpec::RefreshToken => {
                 let Some(token) = &self.refresh_token else {
                     return Err(refuse(
-                        &at("refresh_token"),
+                        at("refresh_token"),
                         "the refresh_token grant needs one",
                     ));
                 };
                 Grant::RefreshToken {
                     secret: client_secret.clone(),
-                    token: secrets.text(&at("refresh_token"), token)?,
+                    token: env.text(&at("refresh_token"), token)?,
                 }
             }
         };
         Ok(Minter::OAuth2 {
-            token_url: token_url(&at("token_url"), &self.token_url, secrets)?,
-            client_id: secrets.text(&at("client_id"), &self.client_id)?,
+            token_url: http_url(
+                &at("token_url"),
+                &self.token_url,
+                env,
+                "no credentials in the URL",
+            )?,
+            client_id: env.text(&at("client_id"), &self.client_id)?,
             client_auth: self.client_auth,
             grant,
             scope: self.scope.clone(),
@@ -203,22 +150,22 @@ impl OAuth2Spec {
 }
 
 impl GoogleSpec {
-    fn compile(&self, secrets: &Secrets<'_>) -> Result<Minter, AuthError> {
+    fn compile(&self, env: &Env<'_>) -> Result<Minter, ProfileError> {
         if self.scopes.is_empty() {
             return Err(refuse(
-                "google_service_account.scopes",
+                "auth.google_service_account.scopes",
                 "name at least one scope (https://www.googleapis.com/auth/cloud-platform)",
             ));
         }
-        let field = "google_service_account.key_file";
+        let field = "auth.google_service_account.key_file";
         // The path, `${VAR}` read (GOOGLE_APPLICATION_CREDENTIALS names one); the file is the
         // secret, read now and again whenever it changes.
-        let path =
-            secret::expand(&self.key_file.0, secrets.lookup).map_err(|e| refuse(field, e))?;
+        let path = secret::expand(&self.key_file.0, env.lookup).map_err(|e| refuse(field, e))?;
         if !path.starts_with('/') {
             return Err(refuse(field, "give the key file's absolute path"));
         }
-        let key = secrets.text(field, &Hidden(format!("${{file:{path}}}")))?;
+        let key = SecretText::file(path.into(), env.reload).map_err(|e| refuse(field, e))?;
+        let key = Arc::new(key);
         // Read now, so that a key file that is not one stops the start.
         let text = key.current().map_err(|e| refuse(field, e))?;
         ServiceAccount::parse(&text).map_err(|e| refuse(field, e))?;
@@ -230,13 +177,13 @@ impl GoogleSpec {
 }
 
 impl SigV4Spec {
-    fn compile(&self, secrets: &Secrets<'_>) -> Result<Signer, AuthError> {
-        let at = |key: &str| format!("aws_sigv4.{key}");
+    fn compile(&self, env: &Env<'_>) -> Result<Signer, ProfileError> {
+        let at = |key: &str| format!("auth.aws_sigv4.{key}");
         let scope = |key: &str, written: &str| {
-            let value = secret::expand(written, secrets.lookup).map_err(|e| refuse(&at(key), e))?;
+            let value = secret::expand(written, env.lookup).map_err(|e| refuse(at(key), e))?;
             if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(refuse(
-                    &at(key),
+                    at(key),
                     "letters, digits and '-' (us-east-1, textract)",
                 ));
             }
@@ -245,11 +192,11 @@ impl SigV4Spec {
         Ok(Signer::new(
             scope("region", &self.region)?,
             scope("service", &self.service)?,
-            secrets.text(&at("access_key_id"), &self.access_key_id)?,
-            secrets.text(&at("secret_access_key"), &self.secret_access_key)?,
+            env.text(&at("access_key_id"), &self.access_key_id)?,
+            env.text(&at("secret_access_key"), &self.secret_access_key)?,
             self.session_token
                 .as_ref()
-                .map(|v| secrets.text(&at("session_token"), v))
+                .map(|v| env.text(&at("session_token"), v))
                 .transpose()?,
         ))
     }

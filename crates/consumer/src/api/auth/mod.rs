@@ -195,8 +195,8 @@ impl Credential {
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     state: Mutex<HealthState>,
-    /// Whether a problem is noted: read without the lock by every call that went through, so
-    /// a working credential costs its calls one atomic load.
+    /// Whether a problem is noted: read without the lock by every call that went through and
+    /// before every claim, so a working credential costs them one atomic load.
     failing: AtomicBool,
 }
 
@@ -258,8 +258,11 @@ impl Health {
         }
     }
 
-    /// How long the backoff of a failing credential still lasts.
+    /// How long the backoff of a failing credential still lasts (a working one: no lock).
     fn held_for(&self) -> Option<Duration> {
+        if !self.failing.load(Ordering::Relaxed) {
+            return None;
+        }
         let state = self.state();
         state.problem.as_ref()?;
         let left = state.retry_at?.saturating_duration_since(Instant::now());

@@ -288,11 +288,17 @@ async fn signed(
     }
 }
 
-/// The token of an `Authorization: Bearer` header (the scheme in any case), if any.
+/// The token of an `Authorization: Bearer` header, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    after_scheme(value, "bearer").map(str::trim)
+}
+
+/// What follows `scheme` and a space in a credential header's value (`Bearer TOKEN`), the
+/// scheme compared in any case as RFC 9110 has it; `None` for another scheme.
+pub(crate) fn after_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 /// Whether two secrets are equal, compared by their SHA-256 digests so that how long the
@@ -300,11 +306,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn same(given: &str, secret: &Secret) -> bool {
     let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
     digest(given).as_ref() == digest(&secret.0).as_ref()
-}
-
-/// A JSON answer.
-fn json_answer(status: StatusCode, body: &serde_json::Value) -> Response {
-    (status, axum::Json(body)).into_response()
 }
 
 /// Lowercase hex of `bytes`.

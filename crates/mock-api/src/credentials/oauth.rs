@@ -29,7 +29,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
 
 use super::jwt::{self, PublicKey};
-use super::{Settings, bump, json_answer, same};
+use super::{Settings, after_scheme, bump, same};
+use crate::shapes::json_response;
 use crate::{Mock, Secret};
 
 /// The grant type of a JWT bearer assertion (RFC 7523).
@@ -213,7 +214,7 @@ impl IntoResponse for TokenError {
             ),
         };
         let body = json!({"error": error, "error_description": description});
-        let mut response = json_answer(status, &body);
+        let mut response = json_response(status, body);
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -247,9 +248,8 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, To
     let encoded = value
         .to_str()
         .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .map(|(_, encoded)| encoded.trim())
+        .and_then(|v| after_scheme(v, "basic"))
+        .map(str::trim)
         .ok_or(TokenError::InvalidClient)?;
     let decoded = STANDARD
         .decode(encoded)
@@ -276,7 +276,7 @@ pub async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Byte
             bump(&credentials.counts.tokens_issued);
             let ttl = credentials.tokens.ttl.as_secs();
             let body = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl});
-            let mut response = json_answer(StatusCode::OK, &body);
+            let mut response = json_response(StatusCode::OK, body);
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -67,6 +67,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use serde_json::{Value, json};
 
+use crate::credentials::after_scheme;
 use crate::jobs::{Job, Progress};
 use crate::multipart::{self, Form, FormError};
 use crate::{Mock, Shape};
@@ -144,8 +145,10 @@ fn credential(shape: Shape) -> (&'static str, Option<&'static str>) {
     }
 }
 
-/// Whether `headers` carry `shape`'s credential for `key`: the one place that decides. A
-/// scheme is compared in any case, as RFC 9110 has it.
+/// Whether `headers` carry `shape`'s API key `key`, as its provider sends it: the one place that
+/// decides the key, which each shape's calls check ([`check`]) unless a token or a signature
+/// stands in for it (then the credentials gate in front of the routes decides). A scheme is
+/// compared in any case ([`after_scheme`]).
 fn authorized(shape: Shape, headers: &HeaderMap, key: &str) -> bool {
     let (name, scheme) = credential(shape);
     let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
@@ -153,9 +156,7 @@ fn authorized(shape: Shape, headers: &HeaderMap, key: &str) -> bool {
     };
     match scheme {
         None => value == key,
-        Some(scheme) => value
-            .split_once(' ')
-            .is_some_and(|(given, token)| given.eq_ignore_ascii_case(scheme) && token == key),
+        Some(scheme) => after_scheme(value, scheme) == Some(key),
     }
 }
 
@@ -380,7 +381,7 @@ fn stage(done: u32, of: u32, n: u32) -> u32 {
         .min(n.saturating_sub(1))
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 

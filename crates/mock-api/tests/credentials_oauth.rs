@@ -14,7 +14,7 @@ use mock_api::credentials::Settings;
 use mock_api::{Config, Secret, Shape};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Answer, Api, json_body, start};
+use support::{Answer, Api, start};
 
 const CLIENT_ID: &str = "client-7";
 const CLIENT_SECRET: &str = "s3cret:with&odd=chars";
@@ -221,14 +221,11 @@ async fn a_token_is_refused_once_its_lifetime_has_passed() {
         StatusCode::NOT_FOUND
     );
 
-    let deadline = issued_at + Duration::from_secs(5);
-    let refused = loop {
+    let refused = testkit::eventually(Duration::from_secs(5), "the token refused", || async {
         let answer = api.poll_with(Some(&bearer)).await;
-        if answer.status != StatusCode::NOT_FOUND || Instant::now() > deadline {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (answer.status != StatusCode::NOT_FOUND).then_some(answer)
+    })
+    .await;
 
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
     assert!(issued_at.elapsed() >= Duration::from_secs(1));
@@ -421,14 +418,7 @@ async fn the_binary_logs_no_secret_at_trace_level() {
         api.poll_with(Some(&format!("Bearer {token}"))).await.status,
         StatusCode::NOT_FOUND
     );
-    let stats = json_body(
-        api.http
-            .get(format!("{}/stats", api.base))
-            .send()
-            .await
-            .expect("stats"),
-    )
-    .await;
+    let stats = api.stats().await;
     assert_eq!(stats["tokens_issued"], 1, "{stats}");
     drop(mock);
 

@@ -122,6 +122,23 @@ impl Stack {
             .try_spawn("consumer", &self.consumer_env(env), &label)
     }
 
+    /// Starts a consumer as [`Stack::try_consumer`] does, serving `/healthz` and `/metrics` on
+    /// `addr`, and waits until it listens there.
+    ///
+    /// # Errors
+    /// When it cannot start, or exits or does not listen in time.
+    pub fn try_serving_consumer(
+        &self,
+        addr: SocketAddr,
+        env: &[(&str, String)],
+        name: &str,
+    ) -> Result<Process> {
+        let mut vars = self.consumer_env(env);
+        vars.push(("CONSUMER_ADDR", addr.to_string()));
+        let label = format!("{}-{name}", self.label);
+        self.binaries.try_serve("consumer", addr, &vars, &label)
+    }
+
     /// Starts a consumer as [`Stack::try_consumer`] does, kept and stopped with the stack.
     ///
     /// # Errors

@@ -2,6 +2,7 @@
 //! HTTPS, with a profile whose credential is read from a file, minted by a token endpoint or
 //! signed.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -9,25 +10,25 @@ use serde_json::{Value, json};
 use base64::Engine as _;
 
 use crate::api_steps::{consumer_of, queues_file};
+use crate::profiles::profiles_dir;
 use crate::real_apis::{KEY_VAR, SECRET, TempFile, mock_for};
-use crate::stack::{Stack, everything_in_redis};
+use crate::stack::{Stack, everything_in_redis, names};
 
-/// The consumer's `/healthz` answer for the queue's credential; `None` while the consumer does
-/// not answer yet (it is started without waiting for its listener).
-async fn credential_health(stack: &Stack, consumer: std::net::SocketAddr) -> Option<Value> {
+/// The consumer's `/healthz` answer for the queue's credential.
+async fn credential_health(stack: &Stack, consumer: SocketAddr) -> Value {
     let url = format!("http://{consumer}/healthz");
-    let (_, health) = testkit::try_get_json(&stack.client, url).await.ok()?;
-    Some(health["credentials"][&stack.queue_name].clone())
+    let (_, health) = testkit::get_json(&stack.client, url).await;
+    health["credentials"][&stack.queue_name].clone()
 }
 
 /// The problem the consumer's `/healthz` names for the queue's credential, once it names one
 /// (within 20 s).
-async fn credential_problem(stack: &Stack, consumer: std::net::SocketAddr) -> String {
+async fn credential_problem(stack: &Stack, consumer: SocketAddr) -> String {
     testkit::eventually(
         Duration::from_secs(20),
         "the credential's problem",
         || async {
-            let health = credential_health(stack, consumer).await?;
+            let health = credential_health(stack, consumer).await;
             (health["ok"] == false).then_some(health["problem"].as_str()?.to_owned())
         },
     )
@@ -35,11 +36,16 @@ async fn credential_problem(stack: &Stack, consumer: std::net::SocketAddr) -> St
 }
 
 /// `taskq_credentials_ok` of the queue on the consumer's `/metrics`.
-async fn credentials_ok(stack: &Stack, consumer: std::net::SocketAddr) -> Option<f64> {
+async fn credentials_ok(stack: &Stack, consumer: SocketAddr) -> Option<f64> {
     let (_, page) = testkit::get_text(&stack.client, format!("http://{consumer}/metrics")).await;
     let series = format!("taskq_credentials_ok{{queue=\"{}\"}} ", stack.queue_name);
     page.lines()
         .find_map(|line| line.strip_prefix(&series)?.parse().ok())
+}
+
+/// A URL of the mock at `stack`: its base, then `path`.
+fn mock_url(stack: &Stack, path: &str) -> String {
+    format!("{}{path}", stack.services.mock.base())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,18 +54,17 @@ async fn a_wrong_secret_file_holds_the_queue_and_its_rotation_is_used_without_a_
     let key = TempFile::write(&format!("{}-key", stack.queue_name), "a-revoked-key\n");
     let mut api = testkit::replicate_profile(&stack.services.mock.base(), KEY_VAR);
     api["headers"]["Authorization"] = json!(format!("Bearer ${{file:{}}}", key.path()));
-    let file = TempFile::write(
-        &format!("{}.json", stack.queue_name),
-        &json!({ &stack.queue_name: {"poll_interval_ms": 100, "api": api} }).to_string(),
-    );
+    let file = queues_file(&stack, api, json!({}));
     let metrics = testkit::free_addr();
-    let _consumer = stack.consumer(&[
-        ("QUEUES_FILE", &file.path()),
-        ("SECRETS_RELOAD_MS", "200"),
-        ("MAX_ATTEMPTS", "1"),
-        ("CONSUMER_ADDR", &metrics.to_string()),
-    ]);
-    let names: Vec<String> = (0..20).map(|i| format!("rot-{i}")).collect();
+    let _consumer = stack.serving_consumer(
+        metrics,
+        &[
+            ("QUEUES_FILE", &file.path()),
+            ("SECRETS_RELOAD_MS", "200"),
+            ("MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let names = names("rot", 20);
     submit_all(&stack, &names).await;
 
     // Act 1: the provider refuses the key in the file.
@@ -77,13 +82,9 @@ async fn a_wrong_secret_file_holds_the_queue_and_its_rotation_is_used_without_a_
     let rotated = std::path::PathBuf::from(format!("{}.new", key.path()));
     std::fs::write(&rotated, SECRET).unwrap();
     std::fs::rename(&rotated, key.path()).unwrap();
-    for name in &names {
-        let view = stack.wait_final(name, Duration::from_secs(30)).await;
-        assert_eq!(view["state"], "done", "{view}");
-        assert_eq!(view["attempts"], 0, "{view}");
-    }
+    all_done(&stack, &names, Duration::from_secs(30)).await;
     let health = credential_health(&stack, metrics).await;
-    assert_eq!(health, Some(json!({"ok": true, "problem": null})));
+    assert_eq!(health, json!({"ok": true, "problem": null}));
     assert_eq!(credentials_ok(&stack, metrics).await, Some(1.0));
 }
 
@@ -102,22 +103,28 @@ fn profile_with(stack: &Stack, auth: Value) -> Value {
 /// `oauth2` client credentials at the mock's token endpoint, the secret from `CLIENT_SECRET_VAR`.
 fn client_credentials(stack: &Stack, client_auth: &str) -> Value {
     json!({"oauth2": {
-        "token_url": format!("{}/oauth/token", stack.services.mock.base().trim_end_matches('/')),
+        "token_url": mock_url(stack, "/oauth/token"),
         "grant": "client_credentials", "client_id": CLIENT_ID,
         "client_secret": "${TASKQ_TEST_CLIENT_SECRET}", "client_auth": client_auth}})
 }
 
 /// A consumer of the mock at `stack` whose profile takes [`client_credentials`] (its secret
-/// given), with `env` on top.
+/// given), with `env` on top, once it serves `/healthz` and `/metrics` at the address answered.
 fn client_credentials_consumer(
     stack: &Stack,
     client_auth: &str,
     env: &[(&str, &str)],
-) -> (testkit::Process, TempFile) {
-    let mut all = vec![("TASKQ_TEST_CLIENT_SECRET", CLIENT_SECRET)];
-    all.extend_from_slice(env);
+) -> (testkit::Process, TempFile, SocketAddr) {
     let profile = profile_with(stack, client_credentials(stack, client_auth));
-    consumer_of(stack, profile, json!({}), &all)
+    let file = queues_file(stack, profile, json!({}));
+    let path = file.path();
+    let mut all = vec![
+        ("QUEUES_FILE", path.as_str()),
+        ("TASKQ_TEST_CLIENT_SECRET", CLIENT_SECRET),
+    ];
+    all.extend_from_slice(env);
+    let addr = testkit::free_addr();
+    (stack.serving_consumer(addr, &all), file, addr)
 }
 
 fn oauth_mock(extra: &[(&str, &str)]) -> Stack {
@@ -153,9 +160,9 @@ async fn tokens_are_refreshed_across_lifetimes_and_a_hundred_first_calls_ask_onc
         ("MOCK_JOB_MS", "7000"),
         ("MOCK_POLLS_UNTIL_DONE", "1000000"),
     ]);
-    let (_consumer, _file) =
+    let (_consumer, _file, _) =
         client_credentials_consumer(&stack, "basic", &[("CONCURRENCY", "100")]);
-    let names: Vec<String> = (0..100).map(|i| format!("tok-{i}")).collect();
+    let names = names("tok", 100);
     submit_all(&stack, &names).await;
     all_done(&stack, &names, Duration::from_secs(40)).await;
 
@@ -176,9 +183,10 @@ async fn tokens_are_refreshed_across_lifetimes_and_a_hundred_first_calls_ask_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_first_calls_at_once_cause_one_token_request() {
     let stack = oauth_mock(&[("MOCK_TOKEN_DELAY_MS", "500")]);
-    let names: Vec<String> = (0..100).map(|i| format!("first-{i}")).collect();
+    let names = names("first", 100);
     submit_all(&stack, &names).await;
-    let (_consumer, _file) = client_credentials_consumer(&stack, "body", &[("CONCURRENCY", "100")]);
+    let (_consumer, _file, _) =
+        client_credentials_consumer(&stack, "body", &[("CONCURRENCY", "100")]);
     all_done(&stack, &names, Duration::from_secs(30)).await;
     let stats = stack.mock_stats().await;
     assert_eq!(stats["token_requests"], 1, "{stats}");
@@ -191,17 +199,11 @@ async fn a_revoked_client_under_load_holds_the_queue_and_every_task_ends_once_re
         ("MOCK_JOB_MS", "1500"),
         ("MOCK_POLLS_UNTIL_DONE", "1000000"),
     ]);
-    let metrics = testkit::free_addr();
-    let metrics_addr = metrics.to_string();
-    let env = [
-        ("MAX_ATTEMPTS", "1"),
-        ("CONSUMER_ADDR", metrics_addr.as_str()),
-    ];
-    let (_consumer, _file) = client_credentials_consumer(&stack, "basic", &env);
-    let names: Vec<String> = (0..60).map(|i| format!("rev-{i}")).collect();
+    let (_consumer, _file, metrics) =
+        client_credentials_consumer(&stack, "basic", &[("MAX_ATTEMPTS", "1")]);
+    let names = names("rev", 60);
     submit_all(&stack, &names).await;
-    let mock = stack.services.mock.base();
-    let revoke = format!("{}/oauth/revoke", mock.trim_end_matches('/'));
+    let revoke = mock_url(&stack, "/oauth/revoke");
     let answer = stack.client.post(&revoke).send().await.unwrap();
     assert_eq!(answer.status(), 204);
 
@@ -214,7 +216,7 @@ async fn a_revoked_client_under_load_holds_the_queue_and_every_task_ends_once_re
         assert_eq!(view["attempts"], 0, "{view}");
     }
 
-    let restore = format!("{}/oauth/restore", mock.trim_end_matches('/'));
+    let restore = mock_url(&stack, "/oauth/restore");
     assert_eq!(
         stack.client.post(&restore).send().await.unwrap().status(),
         204
@@ -222,7 +224,7 @@ async fn a_revoked_client_under_load_holds_the_queue_and_every_task_ends_once_re
     all_done(&stack, &names, Duration::from_secs(90)).await;
     assert_eq!(
         credential_health(&stack, metrics).await,
-        Some(json!({"ok": true, "problem": null}))
+        json!({"ok": true, "problem": null})
     );
 }
 
@@ -231,15 +233,12 @@ async fn a_service_account_key_mints_tokens_with_a_signed_jwt() {
     let key = testkit::RsaKey::generate();
     let public = key.public_pem().display().to_string();
     let stack = mock_for("replicate", &[("MOCK_JWT_PUBLIC_KEY_FILE", &public)]);
-    let token_uri = format!(
-        "{}/oauth/token",
-        stack.services.mock.base().trim_end_matches('/')
-    );
+    let token_uri = mock_url(&stack, "/oauth/token");
     let account = key.service_account_file("runner@test.iam.gserviceaccount.com", &token_uri);
     let auth = json!({"google_service_account": {"key_file": account.display().to_string(),
         "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}});
     let (_consumer, _file) = consumer_of(&stack, profile_with(&stack, auth), json!({}), &[]);
-    let names: Vec<String> = (0..10).map(|i| format!("sa-{i}")).collect();
+    let names = names("sa", 10);
     submit_all(&stack, &names).await;
     all_done(&stack, &names, Duration::from_secs(30)).await;
     let stats = stack.mock_stats().await;
@@ -258,10 +257,7 @@ async fn every_textract_call_is_signed_and_verifies() {
             ("MOCK_AWS_REGION", "eu-west-1"),
         ],
     );
-    let profile = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/aws-textract.json"),
-    )
-    .unwrap();
+    let profile = std::fs::read_to_string(profiles_dir().join("aws-textract.json")).unwrap();
     let mut api: Value =
         serde_json::from_str::<Value>(&profile).unwrap()["aws-textract"]["api"].clone();
     api["base_url"] = json!(stack.services.mock.base());
@@ -275,7 +271,7 @@ async fn every_textract_call_is_signed_and_verifies() {
             ("AWS_SECRET_ACCESS_KEY", SECRET),
         ],
     );
-    let names: Vec<String> = (0..5).map(|i| format!("sig-{i}")).collect();
+    let names = names("sig", 5);
     for name in &names {
         let payload = json!({"bucket": "docs", "name": format!("{name}.pdf")});
         let (status, view) = stack.submit(name, &payload).await;
@@ -317,7 +313,7 @@ async fn no_client_secret_token_or_basic_credential_shows_in_trace_logs_redis_or
         ],
         std::path::Path::new(&log.path()),
     );
-    let names: Vec<String> = (0..5).map(|i| format!("quiet-{i}")).collect();
+    let names = names("quiet", 5);
     submit_all(&stack, &names).await;
     all_done(&stack, &names, Duration::from_secs(30)).await;
     let (_, page) = testkit::get_text(&stack.client, format!("http://{metrics}/metrics")).await;

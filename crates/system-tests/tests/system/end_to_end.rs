@@ -282,11 +282,7 @@ async fn help_never_shows_a_secret_from_the_environment() {
 async fn each_binary_healthcheck_exits_0_while_it_serves_and_1_once_it_is_gone() {
     let mut stack = Stack::start(&[]);
     let consumer_addr = testkit::free_addr();
-    let mut consumer = stack.consumer(&[("CONSUMER_ADDR", &consumer_addr.to_string())]);
-    testkit::eventually(Duration::from_secs(10), "the consumer listens", || async {
-        testkit::listening(consumer_addr).then_some(())
-    })
-    .await;
+    let mut consumer = stack.serving_consumer(consumer_addr, &[]);
     let probes = [
         ("producer", "PRODUCER_ADDR", stack.producer()),
         ("consumer", "CONSUMER_ADDR", consumer_addr),

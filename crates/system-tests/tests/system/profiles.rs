@@ -13,7 +13,7 @@ use testkit::{RedisServer, run_to_end};
 use crate::real_apis::{SECRET, TempFile, mock_for};
 use crate::stack::Stack;
 
-fn profiles_dir() -> PathBuf {
+pub(crate) fn profiles_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles")
 }
 

@@ -297,6 +297,15 @@ impl<R: Topology> Stack<R> {
         started(self.services.try_consumer(&owned(env), "consumer"))
     }
 
+    /// Starts a consumer serving `/healthz` and `/metrics` on `addr`, `env` on top of the
+    /// defaults, once it listens there.
+    pub fn serving_consumer(&self, addr: SocketAddr, env: &[(&str, &str)]) -> Process {
+        started(
+            self.services
+                .try_serving_consumer(addr, &owned(env), "consumer"),
+        )
+    }
+
     /// Starts a consumer process whose log (stderr) goes to the file `log`.
     pub fn consumer_logged(&self, env: &[(&str, &str)], log: &Path) -> Process {
         Process::spawn_logged("consumer", &self.consumer_env(env), log)
